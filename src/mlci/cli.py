@@ -1,0 +1,187 @@
+"""The command line: argparse and dispatch only.
+
+Each command's module is imported when that command runs, so `mlci --help` and
+`mlci gate` never import mlflow, dvc or matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mlci import __version__
+from mlci.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, MlciError
+
+DESCRIPTION = """\
+Continuous integration and delivery for machine-learning models: train, gate the
+candidate against a baseline, report on the pull request, promote in the registry.
+
+Exit codes: 0 passed, 1 gate failed, 2 usage or config error, 3 external system
+failed, 4 internal error, 5 training failed or timed out, 130 interrupted.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit with 2 and say how to get help."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"mlci: error: {message}\nRun `{self.prog} --help` for help.\n")
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        metavar="PATH",
+        help="mlci.yaml to use (default: mlci.yaml in this folder or the nearest one above)",
+    )
+
+
+def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="mlci", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"mlci {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run",
+        help="train, evaluate, gate, report and (on the main branch) promote",
+        description="Run the whole pipeline: train, read metrics, compare with the baseline, "
+        "write the report to .mlci/out/, publish it, and on the branches in "
+        "registry.promote_on promote a passing model in the registry.",
+    )
+    _config_option(run)
+    run.add_argument(
+        "--no-promote", action="store_true", help="never promote, even on a promoting branch"
+    )
+    _json_option(run, "gate.json")
+
+    gate = commands.add_parser(
+        "gate",
+        help="gate the metrics already on disk (no training, no promotion)",
+        description="Read the metrics files, compare them with the baseline by the rules of "
+        "gate.rules, and write the report. Exit 0 when the gate passes, 1 when it fails.",
+    )
+    _config_option(gate)
+    gate.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="compare against this metrics file instead of the registry's champion",
+    )
+    _json_option(gate, "gate.json")
+
+    init = commands.add_parser(
+        "init",
+        help="write mlci.yaml (or a whole example project with --example)",
+        description="Write a commented mlci.yaml into the folder. With --example, write a "
+        "small, complete scikit-learn project (train.py, params.yaml, mlci.yaml) to start from.",
+    )
+    init.add_argument("--example", action="store_true", help="write the example project too")
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
+    init.add_argument("--dir", type=Path, default=Path(), metavar="DIR", help="where (default: .)")
+
+    demo = commands.add_parser(
+        "demo",
+        help="show the whole flow on a throwaway repository",
+        description="Build a throwaway git repository from the example project and run a "
+        "main-branch build, a pull request that makes the model worse (gate fails), one "
+        "that makes it better (gate passes) and its merge (new champion). No network needed.",
+    )
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        metavar="DIR",
+        help="where to build it (default: a new temporary folder)",
+    )
+
+    registry = commands.add_parser(
+        "registry",
+        help="inspect the model registry",
+        description="Inspect the model registry configured in mlci.yaml.",
+    )
+    registry_commands = registry.add_subparsers(
+        dest="registry_command", metavar="COMMAND", parser_class=_Parser
+    )
+    show = registry_commands.add_parser(
+        "show",
+        help="list the versions of the model, their aliases and metrics",
+        description="List the registered versions of the configured model, newest first, "
+        "with their aliases, commits and the metrics they were promoted with.",
+    )
+    _config_option(show)
+    _json_option(show, "the versions")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command: str | None = args.command
+    if command == "run":
+        from mlci.commands import run_command
+
+        return run_command(config=args.config, promote=not args.no_promote, as_json=args.json)
+    if command == "gate":
+        from mlci.commands import gate_command
+
+        return gate_command(config=args.config, baseline=args.baseline, as_json=args.json)
+    if command == "init":
+        from mlci.init import init_command
+
+        return init_command(folder=args.dir, example=args.example, force=args.force)
+    if command == "demo":
+        from mlci.demo import demo_command
+
+        return demo_command(folder=args.dir)
+    if command == "registry" and args.registry_command == "show":
+        from mlci.commands import registry_show_command
+
+        return registry_show_command(config=args.config, as_json=args.json)
+    raise _MissingCommand(command)
+
+
+class _MissingCommand(Exception):
+    def __init__(self, command: str | None) -> None:
+        super().__init__(command)
+        self.command = command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except _MissingCommand as missing:
+        sub: Callable[[], None] = parser.print_help
+        if missing.command == "registry":
+            sub = _subparser(parser, "registry").print_help
+        sub()
+        return EXIT_USAGE
+    except MlciError as exc:
+        sys.stderr.write(f"mlci: error: {exc.message}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("mlci: interrupted\n")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: say so, with what to report
+        sys.stderr.write(
+            f"mlci: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in mlci; please report it with the command you ran.\n"
+        )
+        return EXIT_INTERNAL
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    raise KeyError(name)

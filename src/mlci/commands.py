@@ -1,0 +1,134 @@
+"""`mlci run`, `mlci gate` and `mlci registry show`: keyword arguments in, exit code out."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+from mlci import pipeline
+from mlci.config import find_config, load_config
+from mlci.console import Console, columns
+from mlci.core import report as report_module
+from mlci.core.gate import format_number
+from mlci.core.report import ReportInput
+from mlci.errors import EXIT_OK
+from mlci.registry.base import ModelVersion
+from mlci.registry.mlflow import redact_uri
+
+
+def _config_path(config: Path | None) -> Path:
+    return config if config is not None else find_config(Path.cwd())
+
+
+def run_command(*, config: Path | None, promote: bool, as_json: bool) -> int:
+    outcome = pipeline.run(config_path=_config_path(config), promote="auto" if promote else "never")
+    _print_outcome(outcome, as_json=as_json)
+    return outcome.exit_code
+
+
+def gate_command(*, config: Path | None, baseline: Path | None, as_json: bool) -> int:
+    outcome = pipeline.run(
+        config_path=_config_path(config), train=False, promote="never", baseline_file=baseline
+    )
+    _print_outcome(outcome, as_json=as_json)
+    return outcome.exit_code
+
+
+def _print_outcome(outcome: pipeline.Outcome, *, as_json: bool, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    if as_json:
+        out.write(report_module.dumps(report_module.render_json(outcome.report)))
+        return
+    out.write(summary_text(outcome.report, outcome.out_dir, Console(out)))
+
+
+def summary_text(report: ReportInput, out_dir: Path, console: Console) -> str:
+    """The short human summary printed after a run: verdict, table, where the files are."""
+    icon = {"pass": "✔", "warn": "!", "fail": "✘", "error": "✘"}[report.status]
+    kind = {"pass": "ok", "warn": "warn"}.get(report.status, "fail")
+    lines = [console.paint(f"{icon} {report_module.headline(report)}", kind)]
+    if report.gate is not None and report.gate.results:
+        rows = [("metric", "baseline", "candidate", "change", "verdict")]
+        for result in report.gate.results:
+            rows.append(
+                (
+                    result.metric,
+                    _plain(result.baseline),
+                    _plain(result.candidate),
+                    "—" if result.change is None else format_number(result.change),
+                    result.verdict,
+                )
+            )
+        lines += columns(rows)
+    lines.append(f"report: {out_dir / 'report.md'} (also report.html, gate.json)")
+    if report.promotion is not None:
+        lines.append(f"registry: {report.promotion.describe()}")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _plain(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return format_number(value)
+    return str(value)[:30]
+
+
+def registry_show_command(*, config: Path | None, as_json: bool) -> int:
+    loaded = load_config(_config_path(config))
+    registry = pipeline.open_registry(loaded, os.environ)
+    versions = registry.versions(loaded.model_name)
+    if as_json:
+        payload = {
+            "model": loaded.model_name,
+            "tracking_uri": redact_uri(registry.tracking_uri),
+            "versions": [_version_json(v) for v in versions],
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return EXIT_OK
+    if not versions:
+        where = redact_uri(registry.tracking_uri)
+        sys.stdout.write(
+            f"{loaded.model_name}: no versions registered yet in {where}\n"
+            f"A passing `mlci run` on a branch in registry.promote_on registers the first one.\n"
+        )
+        return EXIT_OK
+    sys.stdout.write(f"{loaded.model_name} in {redact_uri(registry.tracking_uri)}\n")
+    metric_names = sorted({name for v in versions for name in v.metrics})[:4]
+    rows = [("version", "aliases", "commit", "branch", "registered", *metric_names)]
+    for v in versions:
+        rows.append(
+            (
+                v.version,
+                ", ".join(f"@{a}" for a in v.aliases) or "—",
+                (v.commit or "—")[:10],
+                v.branch or "—",
+                _when(v.created_ms),
+                *(_plain(v.metrics.get(name)) for name in metric_names),
+            )
+        )
+    sys.stdout.write("\n".join(columns(rows)) + "\n")
+    return EXIT_OK
+
+
+def _when(created_ms: int | None) -> str:
+    if created_ms is None:
+        return "—"
+    return datetime.fromtimestamp(created_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _version_json(version: ModelVersion) -> dict[str, object]:
+    return {
+        "version": version.version,
+        "aliases": list(version.aliases),
+        "commit": version.commit,
+        "branch": version.branch,
+        "created_ms": version.created_ms,
+        "gate": version.gate_verdict,
+        "metrics": dict(version.metrics),
+        "source": version.source,
+    }

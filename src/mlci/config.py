@@ -1,0 +1,397 @@
+"""mlci.yaml: the schema, its defaults, and validation messages with key paths.
+
+Every problem in the file is reported at once, each as `key.path: what is wrong`, and
+unknown keys are errors (with a suggestion when one is close), never ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+import yaml
+
+from mlci.core.gate import RELATIVE_CHECKS, MissingBaseline, Rule
+from mlci.errors import ConfigError
+
+CONFIG_NAME = "mlci.yaml"
+DEFAULT_TRACKING_URI = "sqlite:///.mlci/mlflow.db"
+BaselineMode = Literal["auto", "registry", "none"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    command: str | tuple[str, ...]
+    timeout_minutes: float = 60.0
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    baseline: BaselineMode = "auto"
+    on_missing_baseline: MissingBaseline = "pass"
+    rules: tuple[Rule, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    kind: Literal["mlflow"] = "mlflow"
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    model: str | None = None
+    promote_on: tuple[str, ...] = ("main",)
+    alias: str = "champion"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated mlci.yaml. `root` is the folder holding it; paths are relative to it."""
+
+    root: Path
+    model_name: str
+    train: TrainConfig | None
+    evaluate: EvaluateConfig
+    gate: GateConfig
+    registry: RegistryConfig
+    version: int = 1
+
+
+class _Problems:
+    """Collects every validation problem so the user sees them all at once."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.lines.append(f"{path}: {message}" if path else message)
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+class _Section:
+    """Typed access to one mapping of the file; each getter records its own problems."""
+
+    def __init__(self, data: object, path: str, problems: _Problems, allowed: tuple[str, ...]):
+        self.path = path
+        self.problems = problems
+        self.data: dict[str, Any] = {}
+        if isinstance(data, dict):
+            self.data = data
+        elif data is not None:
+            problems.add(path, f"expected a mapping, got {_describe(data)}")
+        for key in self.data:
+            if key not in allowed:
+                self._unknown(str(key), allowed)
+
+    def _unknown(self, key: str, allowed: tuple[str, ...]) -> None:
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"expected one of {', '.join(allowed)}"
+        self.problems.add(self._at(key), f"unknown key; {hint}")
+
+    def _at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def _get(self, key: str, default: T, check: Callable[[Any], bool], expected: str) -> T:
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        if check(value):
+            return cast(T, value)
+        self.problems.add(self._at(key), f"expected {expected}, got {_describe(value)}")
+        return default
+
+    def string(self, key: str, default: str) -> str:
+        return self._get(key, default, lambda v: isinstance(v, str) and v.strip() != "", "a text")
+
+    def optional_string(self, key: str) -> str | None:
+        return self._get(key, None, lambda v: isinstance(v, str) and v.strip() != "", "a text")
+
+    def number(
+        self, key: str, *, positive: bool = False, minimum: float | None = None
+    ) -> float | None:
+        value = self._get(key, None, _is_plain_number, "a number")
+        if value is None:
+            return None
+        if positive and value <= 0:
+            self.problems.add(self._at(key), f"expected a number above 0, got {_describe(value)}")
+            return None
+        if minimum is not None and value < minimum:
+            self.problems.add(
+                self._at(key), f"expected a number of at least {minimum:g}, got {_describe(value)}"
+            )
+            return None
+        return float(value)
+
+    def choice(self, key: str, default: str, options: tuple[str, ...]) -> str:
+        value = self._get(key, default, lambda v: v in options, f"one of {', '.join(options)}")
+        return value
+
+    def string_list(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        if isinstance(value, str) and value.strip():
+            return (value,)
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            return tuple(value)
+        self.problems.add(
+            self._at(key), f"expected a text or a list of texts, got {_describe(value)}"
+        )
+        return default
+
+
+def _is_plain_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise ConfigError(f"{CONFIG_NAME}, line {line}: the key {key!r} appears twice")
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _mapping_without_duplicates,
+)
+
+
+def find_config(start: Path) -> Path:
+    """mlci.yaml in `start` or the nearest folder above it."""
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_NAME} in {start} or any folder above it; run `mlci init` to write one "
+        f"(or `mlci init --example` for a complete example project)"
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate mlci.yaml; raises ConfigError listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; run `mlci init` to write one") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    return parse_config(text, root=path.parent.resolve(), name=path.name)
+
+
+def parse_config(text: str, *, root: Path, name: str = CONFIG_NAME) -> Config:
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{name}{where}: {problem}") from None
+    if data is None:
+        raise ConfigError(f"{name}: the file is empty; run `mlci init` for a starting point")
+    problems = _Problems()
+    config = _parse(data, root, problems)
+    if problems.lines:
+        listed = "\n".join(f"  {line}" for line in problems.lines)
+        count = len(problems.lines)
+        raise ConfigError(f"{name} has {count} problem{'s' if count > 1 else ''}:\n{listed}")
+    assert config is not None
+    return config
+
+
+def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
+    top = _Section(
+        data, "", problems, ("version", "model", "train", "evaluate", "gate", "registry")
+    )
+    if not isinstance(data, dict):
+        return None
+    version = top.data.get("version", 1)
+    if version != 1:
+        problems.add("version", f"expected 1 (the only version so far), got {_describe(version)}")
+    model = _Section(top.data.get("model"), "model", problems, ("name",))
+    model_name = model.string("name", "")
+    if not model_name and not model.has("name"):
+        problems.add("model.name", "required: the registered model's name, e.g. digits-classifier")
+    evaluate = _parse_evaluate(top.data.get("evaluate"), problems)
+    return Config(
+        root=root,
+        model_name=model_name,
+        train=_parse_train(top.data.get("train"), problems) if top.has("train") else None,
+        evaluate=evaluate,
+        gate=_parse_gate(top.data.get("gate"), problems),
+        registry=_parse_registry(top.data.get("registry"), problems),
+    )
+
+
+def _parse_train(data: object, problems: _Problems) -> TrainConfig | None:
+    section = _Section(data, "train", problems, ("command", "timeout_minutes"))
+    raw = section.data.get("command")
+    command: str | tuple[str, ...] = ""
+    if isinstance(raw, str) and raw.strip():
+        command = raw
+    elif isinstance(raw, list) and raw and all(isinstance(v, str) for v in raw):
+        command = tuple(raw)
+    elif raw is None:
+        problems.add("train.command", "required: the command that trains, e.g. python train.py")
+    else:
+        problems.add("train.command", f"expected a text or a list of texts, got {_describe(raw)}")
+    timeout = section.number("timeout_minutes", positive=True)
+    return TrainConfig(command=command, timeout_minutes=timeout or 60.0)
+
+
+def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
+    section = _Section(data, "evaluate", problems, ("metrics",))
+    metrics = section.string_list("metrics", ())
+    if not metrics and not section.has("metrics"):
+        problems.add(
+            "evaluate.metrics", "required: the metrics files training writes, e.g. [metrics.json]"
+        )
+    return EvaluateConfig(metrics=metrics)
+
+
+_RULE_KEYS = ("metric", "direction", "min", "max", *RELATIVE_CHECKS, "severity")
+
+
+def _parse_gate(data: object, problems: _Problems) -> GateConfig:
+    section = _Section(data, "gate", problems, ("baseline", "on_missing_baseline", "rules"))
+    baseline = section.choice("baseline", "auto", ("auto", "registry", "none"))
+    missing = section.choice("on_missing_baseline", "pass", ("pass", "fail"))
+    raw_rules = section.data.get("rules", [])
+    rules: list[Rule] = []
+    if not isinstance(raw_rules, list):
+        problems.add("gate.rules", f"expected a list of rules, got {_describe(raw_rules)}")
+        raw_rules = []
+    for index, raw in enumerate(raw_rules):
+        rule = _parse_rule(raw, f"gate.rules[{index}]", problems)
+        if rule is not None:
+            rules.append(rule)
+    return GateConfig(
+        baseline=cast(BaselineMode, baseline),
+        on_missing_baseline=cast(MissingBaseline, missing),
+        rules=tuple(rules),
+    )
+
+
+def _parse_rule(raw: object, path: str, problems: _Problems) -> Rule | None:
+    if not isinstance(raw, dict):
+        problems.add(
+            path, f"expected a mapping like {{metric: accuracy, min: 0.9}}, got {_describe(raw)}"
+        )
+        return None
+    section = _Section(raw, path, problems, _RULE_KEYS)
+    metric = section.string("metric", "")
+    if not metric:
+        if not section.has("metric"):
+            problems.add(f"{path}.metric", "required: the metric's name as in the metrics file")
+        return None
+    direction = section.choice("direction", "", ("higher", "lower")) or None
+    values = {name: section.number(name, minimum=0) for name in RELATIVE_CHECKS}
+    rule = Rule(
+        metric=metric,
+        direction=cast(Any, direction),
+        min=section.number("min"),
+        max=section.number("max"),
+        severity=cast(Any, section.choice("severity", "fail", ("fail", "warn"))),
+        **values,
+    )
+    if not rule.thresholds():
+        problems.add(
+            path, f"rule for {metric} sets no limit; add min, max, max_drop, max_rise or min_gain"
+        )
+    _check_direction(rule, path, problems)
+    return rule
+
+
+def _check_direction(rule: Rule, path: str, problems: _Problems) -> None:
+    better = rule.better
+    for name, _ in rule.thresholds():
+        wanted = RELATIVE_CHECKS.get(name)
+        if name in ("min_gain", "min_gain_pct") and better is None:
+            problems.add(
+                f"{path}.direction",
+                f"required for {name}: mlci cannot tell whether higher or lower {rule.metric} "
+                f"is better; add direction: higher or direction: lower",
+            )
+        elif wanted is not None and better is not None and wanted != better:
+            other = name.replace("drop", "rise") if "drop" in name else name.replace("rise", "drop")
+            kind = "lower" if better == "lower" else "higher"
+            move = "drop" if better == "lower" else "rise"
+            problems.add(
+                f"{path}.{name}",
+                f"{rule.metric} is a {kind}-is-better metric, so {name} does not apply "
+                f"(it limits how far it may {move}); use {other}",
+            )
+
+
+_RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+
+
+def _parse_registry(data: object, problems: _Problems) -> RegistryConfig:
+    section = _Section(
+        data, "registry", problems, ("kind", "tracking_uri", "model", "promote_on", "alias")
+    )
+    section.choice("kind", "mlflow", ("mlflow",))
+    alias = section.string("alias", "champion")
+    if _RESERVED_ALIAS.match(alias):
+        problems.add("registry.alias", f'"{alias}" is reserved by MLflow; use e.g. champion')
+    return RegistryConfig(
+        tracking_uri=section.string("tracking_uri", DEFAULT_TRACKING_URI),
+        model=section.optional_string("model"),
+        promote_on=section.string_list("promote_on", ("main",)),
+        alias=alias,
+    )
+
+
+def config_as_mapping(config: Config) -> Mapping[str, object]:
+    """The effective settings, defaults included (for `--json` and the report)."""
+    return {
+        "model": {"name": config.model_name},
+        "train": None
+        if config.train is None
+        else {"command": config.train.command, "timeout_minutes": config.train.timeout_minutes},
+        "evaluate": {"metrics": list(config.evaluate.metrics)},
+        "gate": {
+            "baseline": config.gate.baseline,
+            "on_missing_baseline": config.gate.on_missing_baseline,
+            "rules": [r.describe() for r in config.gate.rules],
+        },
+        "registry": {
+            "kind": config.registry.kind,
+            "tracking_uri": config.registry.tracking_uri,
+            "model": config.registry.model,
+            "promote_on": list(config.registry.promote_on),
+            "alias": config.registry.alias,
+        },
+    }

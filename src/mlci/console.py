@@ -1,0 +1,44 @@
+"""Diagnostics on stderr: one line per stage, colour only on a terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+_COLOURS = {"ok": "32", "fail": "31", "warn": "33", "step": "36", "dim": "2"}
+
+
+class Console:
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.quiet = quiet
+        isatty = getattr(self.stream, "isatty", lambda: False)()
+        self.colour = isatty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+    def paint(self, text: str, kind: str) -> str:
+        return f"\033[{_COLOURS[kind]}m{text}\033[0m" if self.colour else text
+
+    def step(self, stage: str, text: str) -> None:
+        if not self.quiet:
+            self._write(f"{self.paint('mlci', 'step')} {stage}: {text}")
+
+    def warn(self, text: str) -> None:
+        self._write(f"{self.paint('mlci: warning:', 'warn')} {text}")
+
+    def error(self, text: str) -> None:
+        self._write(f"{self.paint('mlci: error:', 'fail')} {text}")
+
+    def _write(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def columns(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    """Rows of cells as left-aligned columns (the first row is the header)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        (indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))).rstrip()
+        for row in rows
+    ]

@@ -1,0 +1,1 @@
+"""Pure functions: values in, values out. No network, subprocess, clock or environment."""

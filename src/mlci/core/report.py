@@ -1,0 +1,402 @@
+"""The report: one run's outcome as Markdown (PR comment, job summary), HTML and JSON.
+
+Everything a pull request controls (metric names, branch names, commands, error text,
+training output) is escaped for the format it goes into: Markdown cells cannot break
+the table, inject HTML or mention people; HTML is escaped; code blocks use a fence
+longer than any backtick run inside them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mlci.core.gate import GateResult, RuleResult, format_number
+from mlci.core.metrics import MetricValue, is_number
+
+SCHEMA_VERSION = 1
+_ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️", "error": "💥"}
+_HEADLINES = {
+    "pass": "gate passed",
+    "fail": "gate failed",
+    "warn": "gate passed with warnings",
+    "error": "run failed",
+}
+_VERDICT_ORDER = {"fail": 0, "warn": 1, "pass": 2}
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What happened (or will not happen) in the registry for this run."""
+
+    eligible: bool
+    reason: str
+    version: str | None = None
+    alias: str | None = None
+    previous: str | None = None
+    created: bool | None = None
+
+    def describe(self) -> str:
+        if self.version is None:
+            return ("will promote if the gate passes: " if self.eligible else "not promoted: ") + (
+                self.reason
+            )
+        verb = "registered" if self.created else "reused (already registered for this commit)"
+        moved = f"; @{self.alias} moved from v{self.previous}" if self.previous else ""
+        if self.previous == self.version:
+            moved = f"; @{self.alias} already pointed at it"
+        elif self.previous is None and self.alias:
+            moved = f"; @{self.alias} set (first champion)"
+        return f"version {self.version} {verb}{moved}"
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """Everything the report shows; plain values, so this module stays pure."""
+
+    model: str
+    gate: GateResult | None
+    candidate: Mapping[str, MetricValue] = field(default_factory=dict)
+    metric_sources: Mapping[str, str] = field(default_factory=dict)
+    commit: str | None = None
+    branch: str | None = None
+    dirty: bool = False
+    ci: str = "local"
+    event: str = "local"
+    run_url: str | None = None
+    training_command: str | None = None
+    training_seconds: float | None = None
+    promotion: Promotion | None = None
+    error: str | None = None
+    error_stage: str | None = None
+    exit_code: int = 0
+    output_tail: tuple[str, ...] = ()
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "error"
+        return self.gate.verdict if self.gate is not None else "error"
+
+
+# -- Escaping --------------------------------------------------------------------------
+
+
+def md_text(text: str) -> str:
+    """Escape untrusted text for Markdown (and the HTML that Markdown allows)."""
+    escaped = html.escape(text, quote=False)
+    escaped = re.sub(r"([\\`*_\[\]|~#!{}])", r"\\\1", escaped)
+    escaped = escaped.replace("@", "&#64;")
+    return re.sub(r"[\r\n\t]+", " ", escaped)
+
+
+def md_code_block(lines: tuple[str, ...] | list[str]) -> str:
+    body = "\n".join(lines)
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{body}\n{fence}"
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A table as plain-text cells; each format escapes and decorates them itself."""
+
+    header: tuple[str, ...]
+    numeric: tuple[bool, ...]
+    rows: tuple[tuple[str, ...], ...]
+    verdicts: tuple[str, ...] = ()  # per row, for the verdict table
+
+
+def _gate_table(gate: GateResult) -> _Table:
+    ordered = sorted(gate.results, key=lambda r: _VERDICT_ORDER[r.verdict])
+    return _Table(
+        header=("", "Metric", "Baseline", "Candidate", "Change", "Rule", "Verdict"),
+        numeric=(False, False, True, True, True, False, False),
+        rows=tuple(
+            (
+                _ICONS[r.verdict],
+                r.metric,
+                _value(r.baseline),
+                _value(r.candidate),
+                _change(r),
+                r.rule.describe(),
+                _verdict_text(r),
+            )
+            for r in ordered
+        ),
+        verdicts=tuple(r.verdict for r in ordered),
+    )
+
+
+def _verdict_text(result: RuleResult) -> str:
+    if result.verdict == "pass":
+        return "pass (no baseline yet)" if result.unchecked else "pass"
+    return f"{result.verdict}: {result.message}"
+
+
+def _other_table(report: ReportInput) -> _Table | None:
+    gated = {r.metric for r in report.gate.results} if report.gate else set()
+    baseline = report.gate.baseline.metrics if report.gate and report.gate.baseline else {}
+    names = [name for name in report.candidate if name not in gated]
+    if not names:
+        return None
+    return _Table(
+        header=("Metric", "Baseline", "Candidate", "Change"),
+        numeric=(False, True, True, True),
+        rows=tuple(
+            (
+                name,
+                _value(baseline.get(name)),
+                _value(report.candidate[name]),
+                _difference(report.candidate[name], baseline.get(name)),
+            )
+            for name in names
+        ),
+    )
+
+
+def headline(report: ReportInput) -> str:
+    """The one-line verdict: what decided it, or why the run failed."""
+    if report.error is not None:
+        stage = f" at {report.error_stage}" if report.error_stage else ""
+        return f"failed{stage}: {report.error}"
+    assert report.gate is not None
+    if not report.gate.results:
+        return "no gate rules configured: add gate.rules to mlci.yaml to decide pass or fail"
+    return report.gate.summary()
+
+
+def _details(report: ReportInput) -> list[str]:
+    """Run facts as plain-text lines (escaped by each format)."""
+    lines = []
+    if report.commit:
+        dirty = " (with uncommitted changes)" if report.dirty else ""
+        on = f" on {report.branch}" if report.branch else ""
+        lines.append(f"Commit: {report.commit[:12]}{on}{dirty}")
+    lines.append(f"Build: {report.event} ({report.ci})")
+    if report.gate is not None:
+        baseline = report.gate.baseline
+        lines.append(f"Baseline: {baseline.label if baseline else 'none (first run)'}")
+    if report.training_command is not None:
+        took = f", {report.training_seconds:.1f} s" if report.training_seconds is not None else ""
+        lines.append(f"Training: {report.training_command}{took}")
+    if report.metric_sources:
+        lines.append(f"Metrics files: {', '.join(sorted(set(report.metric_sources.values())))}")
+    if report.promotion is not None:
+        lines.append(f"Registry: {report.promotion.describe()}")
+    if report.run_url:
+        lines.append(f"CI run: {report.run_url}")
+    return lines
+
+
+def _value(value: MetricValue) -> str:
+    if value is None:
+        return "—"
+    if is_number(value):
+        assert isinstance(value, int | float)
+        return format_number(value)
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return str(value)
+
+
+def _signed(value: float) -> str:
+    text = format_number(value)
+    return text if text.startswith("-") or text == "0" else f"+{text}"
+
+
+def _change(result: RuleResult) -> str:
+    if result.change is None:
+        return "—"
+    text = _signed(result.change)
+    if result.change_pct is not None:
+        text += f" ({_signed(round(result.change_pct, 2))}%)"
+    return text
+
+
+def _difference(cand: MetricValue, base: MetricValue) -> str:
+    if not (is_number(cand) and is_number(base)):
+        return "—"
+    assert isinstance(cand, int | float) and isinstance(base, int | float)
+    return _signed(float(cand) - float(base))
+
+
+# -- Markdown ---------------------------------------------------------------------------
+
+
+def render_markdown(report: ReportInput) -> str:
+    """The report as GitHub/GitLab-flavoured Markdown."""
+    status = report.status
+    parts = [
+        f"## {_ICONS[status]} mlci · {md_text(report.model)} · {_HEADLINES[status]}",
+        "",
+        f"**{md_text(headline(report))}**",
+        "",
+    ]
+    if report.gate is not None and report.gate.results:
+        parts += [_markdown_table(_gate_table(report.gate)), ""]
+    if report.gate is not None and report.gate.notes:
+        parts += [*(f"> {md_text(note)}" for note in report.gate.notes), ""]
+    if report.error is not None and report.output_tail:
+        tail = md_code_block(report.output_tail)
+        parts += _md_details("Last lines of the training output", tail, opened=True)
+    other = _other_table(report)
+    if other is not None:
+        parts += _md_details("Other metrics (not gated)", _markdown_table(other))
+    facts = "\n".join(f"- {md_text(line)}" for line in _details(report))
+    parts += _md_details("Run details", facts)
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _md_details(summary: str, body: str, *, opened: bool = False) -> list[str]:
+    tag = "<details open>" if opened else "<details>"
+    return [f"{tag}<summary>{summary}</summary>", "", body, "", "</details>", ""]
+
+
+def _markdown_table(table: _Table) -> str:
+    lines = [
+        "| " + " | ".join(table.header) + " |",
+        "|" + "|".join("--:" if num else "---" for num in table.numeric) + "|",
+    ]
+    for index, row in enumerate(table.rows):
+        cells = [md_text(cell) for cell in row]
+        if table.verdicts and table.verdicts[index] != "pass":
+            verdict, _, message = row[-1].partition(": ")
+            cells[-1] = f"**{verdict}**: {md_text(message)}"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# -- HTML -------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:1000px;padding:0 1rem;color:#1f2328}
+h1{font-size:1.4rem}.headline{font-weight:600;padding:.6rem .8rem;border-radius:6px}
+.pass{background:#dafbe1}.fail,.error{background:#ffebe9}.warn{background:#fff8c5}
+table{border-collapse:collapse;margin:1rem 0;width:100%}
+th,td{border:1px solid #d0d7de;padding:.35rem .6rem;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.fail td{background:#fff5f5}tr.warn td{background:#fffdf0}
+pre{background:#f6f8fa;padding:.8rem;overflow-x:auto}
+.note{color:#59636e}
+"""
+
+
+def render_html(report: ReportInput) -> str:
+    """A self-contained HTML page (no external resources)."""
+    esc = html.escape
+    status = report.status
+    body = [
+        f"<h1>{_ICONS[status]} mlci · {esc(report.model)} · {_HEADLINES[status]}</h1>",
+        f'<p class="headline {status}">{esc(headline(report))}</p>',
+    ]
+    if report.gate is not None and report.gate.results:
+        body.append(_html_table(_gate_table(report.gate)))
+    if report.gate is not None:
+        body += [f'<p class="note">{esc(note)}</p>' for note in report.gate.notes]
+    if report.error is not None and report.output_tail:
+        tail = esc("\n".join(report.output_tail))
+        body += ["<h2>Last lines of the training output</h2>", f"<pre>{tail}</pre>"]
+    other = _other_table(report)
+    if other is not None:
+        body += ["<h2>Other metrics (not gated)</h2>", _html_table(other)]
+    facts = "".join(f"<li>{esc(line)}</li>" for line in _details(report))
+    body += ["<h2>Run details</h2>", f"<ul>{facts}</ul>"]
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        f"<title>mlci report · {esc(report.model)}</title><style>{_CSS}</style></head>"
+        "<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _html_table(table: _Table) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(cell)}</th>" for cell in table.header)
+    rows = [f"<table><tr>{head}</tr>"]
+    for index, row in enumerate(table.rows):
+        verdict = table.verdicts[index] if table.verdicts else ""
+        cells = "".join(
+            f"<td class=num>{esc(cell)}</td>" if num else f"<td>{esc(cell)}</td>"
+            for cell, num in zip(row, table.numeric, strict=True)
+        )
+        rows.append(f'<tr class="{verdict}">{cells}</tr>' if verdict else f"<tr>{cells}</tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+# -- JSON -------------------------------------------------------------------------------
+
+
+def render_json(report: ReportInput) -> dict[str, object]:
+    """The public contract written to `.mlci/out/gate.json` (see docs/gate-json.md)."""
+    gate = report.gate
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": report.model,
+        "passed": bool(gate is not None and gate.passed and report.error is None),
+        "verdict": report.status,
+        "summary": headline(report),
+        "baseline": None
+        if gate is None or gate.baseline is None
+        else {"source": gate.baseline.source, "label": gate.baseline.label},
+        "results": [_result_json(r) for r in gate.results] if gate else [],
+        "notes": list(gate.notes) if gate else [],
+        "metrics": {name: _json_value(value) for name, value in report.candidate.items()},
+        "commit": report.commit,
+        "branch": report.branch,
+        "event": report.event,
+        "ci": report.ci,
+        "run_url": report.run_url,
+        "training": None
+        if report.training_command is None
+        else {"command": report.training_command, "seconds": report.training_seconds},
+        "promotion": None if report.promotion is None else _promotion_json(report.promotion),
+        "error": None
+        if report.error is None
+        else {"stage": report.error_stage, "message": report.error, "exit_code": report.exit_code},
+    }
+
+
+def _result_json(result: RuleResult) -> dict[str, object]:
+    return {
+        "metric": result.metric,
+        "candidate": _json_value(result.candidate),
+        "baseline": _json_value(result.baseline),
+        "verdict": result.verdict,
+        "change": result.change,
+        "change_pct": result.change_pct,
+        "rule": result.rule.describe(),
+        "severity": result.rule.severity,
+        "message": result.message,
+        "checks": [
+            {"name": c.name, "threshold": c.threshold, "passed": c.passed, "message": c.message}
+            for c in result.checks
+        ],
+    }
+
+
+def _promotion_json(promotion: Promotion) -> dict[str, object]:
+    return {
+        "eligible": promotion.eligible,
+        "reason": promotion.reason,
+        "version": promotion.version,
+        "alias": promotion.alias,
+        "previous_version": promotion.previous,
+        "created": promotion.created,
+    }
+
+
+def _json_value(value: MetricValue) -> MetricValue:
+    """JSON has no NaN or infinity: those become the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+def dumps(data: Mapping[str, object]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

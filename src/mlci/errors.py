@@ -1,0 +1,56 @@
+"""mlci's exceptions and exit codes.
+
+Each external system's exceptions are translated into one of these at the adapter that
+talks to it, so the CLI maps every failure to an exit code in one place. A failed gate is
+a value (`GateResult`), not an exception.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_GATE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_EXTERNAL = 3
+EXIT_INTERNAL = 4
+EXIT_TRAINING = 5
+EXIT_INTERRUPTED = 130
+
+
+class MlciError(Exception):
+    """A failure with a message for the user; the message names the fix."""
+
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(MlciError):
+    """Wrong command-line use, missing files or bad input the user controls."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """mlci.yaml is missing, malformed or invalid."""
+
+
+class MetricsError(UsageError):
+    """A metrics file is missing or malformed."""
+
+
+class ExternalError(MlciError):
+    """An external system (git, the registry, a forge) failed or refused."""
+
+    exit_code = EXIT_EXTERNAL
+
+
+class TrainingError(MlciError):
+    """The training command failed or timed out."""
+
+    exit_code = EXIT_TRAINING
+
+    def __init__(self, message: str, *, output_tail: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.output_tail = output_tail

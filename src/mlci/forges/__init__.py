@@ -1,0 +1,1 @@
+"""Where reports are published: forges behind one Protocol (`base.Forge`)."""

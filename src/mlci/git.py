@@ -1,0 +1,81 @@
+"""The only place that runs git."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from mlci.errors import ExternalError, UsageError
+
+
+def run_git(*args: str, cwd: Path) -> str:
+    """Run git and return its stdout without the trailing newline."""
+    if shutil.which("git") is None:
+        raise ExternalError("git is not installed or not on PATH; install git and run again")
+    completed = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        detail = completed.stderr.strip().splitlines()
+        raise ExternalError(
+            f"`git {' '.join(args)}` failed in {cwd}: {detail[-1] if detail else 'no message'}"
+        )
+    return completed.stdout.rstrip("\n")
+
+
+def repo_root(start: Path) -> Path:
+    """The top folder of the git work tree that holds `start`."""
+    try:
+        return Path(run_git("rev-parse", "--show-toplevel", cwd=start))
+    except ExternalError as exc:
+        if "not a git repository" in exc.message:
+            raise UsageError(
+                f"{start} is not inside a git repository; mlci records the commit of every "
+                f"model, so run `git init` and commit your project first"
+            ) from None
+        raise
+
+
+def head_sha(root: Path) -> str | None:
+    """The checked-out commit, or None in a repository with no commit yet."""
+    try:
+        return run_git("rev-parse", "--verify", "--quiet", "HEAD", cwd=root)
+    except ExternalError:
+        return None
+
+
+def current_branch(root: Path) -> str | None:
+    """The checked-out branch, or None on a detached HEAD."""
+    try:
+        return run_git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=root)
+    except ExternalError:
+        return None
+
+
+def is_dirty(root: Path) -> bool:
+    """True when tracked files differ from the commit."""
+    return run_git("status", "--porcelain", "--untracked-files=no", cwd=root) != ""
+
+
+# -- writing: used by `mlci demo` and the tests' repositories ------------------------------
+
+_IDENTITY = ("-c", "user.name=mlci", "-c", "user.email=mlci@localhost.invalid")
+
+
+def init_repo(root: Path, *, branch: str = "main") -> None:
+    run_git("init", "--quiet", f"--initial-branch={branch}", str(root), cwd=root)
+
+
+def commit_all(root: Path, message: str) -> str:
+    """Stage everything and commit; returns the new commit's sha."""
+    run_git("add", "--all", cwd=root)
+    run_git(*_IDENTITY, "commit", "--quiet", "--no-verify", "-m", message, cwd=root)
+    return run_git("rev-parse", "HEAD", cwd=root)
+
+
+def switch(root: Path, branch: str, *, create: bool = False) -> None:
+    run_git("switch", "--quiet", *(["-c"] if create else []), branch, cwd=root)
+
+
+def merge(root: Path, branch: str, message: str) -> str:
+    run_git(*_IDENTITY, "merge", "--quiet", "--no-ff", "-m", message, branch, cwd=root)
+    return run_git("rev-parse", "HEAD", cwd=root)

@@ -1,0 +1,1 @@
+"""Model registries behind one Protocol (`base.Registry`)."""

@@ -1,0 +1,73 @@
+"""The registry seam: what mlci needs from a model registry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a model came from; recorded on every registered version."""
+
+    commit: str
+    branch: str | None
+    dirty: bool
+    ci: str
+    event: str
+    metrics: Mapping[str, float]
+    gate_verdict: str
+    gate_summary: str
+    baseline: str | None
+    run_url: str | None = None
+    pr_number: int | None = None
+    training_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model: str
+    version: str
+    aliases: tuple[str, ...] = ()
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    commit: str | None = None
+    branch: str | None = None
+    created_ms: int | None = None
+    source: str | None = None
+    gate_verdict: str | None = None
+
+    @property
+    def label(self) -> str:
+        aliases = ", ".join(f"@{alias}" for alias in self.aliases)
+        return f"{self.model} v{self.version}" + (f" ({aliases})" if aliases else "")
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    alias: str
+    from_version: str | None
+    to_version: str
+
+
+class Registry(Protocol):
+    def by_alias(self, model: str, alias: str) -> ModelVersion | None:
+        """The version `alias` points to, or None when the model or alias does not exist."""
+        ...
+
+    def register(self, model: str, artifact: Path, lineage: Lineage) -> tuple[ModelVersion, bool]:
+        """Register `artifact` as a new version; idempotent per commit.
+
+        Returns the version and whether it was created (False: this commit's version
+        already existed and was reused).
+        """
+        ...
+
+    def move_alias(self, model: str, alias: str, to: ModelVersion) -> AliasMove:
+        """Point `alias` at `to`, returning where it pointed before."""
+        ...
+
+    def versions(self, model: str) -> list[ModelVersion]:
+        """Every version of `model`, newest first, with aliases and metrics."""
+        ...

@@ -1,0 +1,271 @@
+"""The MLflow model registry (sqlite by default, or an `mlflow server`).
+
+mlflow is imported on first use, so commands that never touch the registry stay fast,
+and a sqlite registry that does not exist yet is read as empty without importing it.
+Every MLflow failure becomes an `ExternalError` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from mlci.errors import ExternalError, UsageError
+from mlci.registry.base import AliasMove, Lineage, ModelVersion
+
+EXPERIMENT = "mlci"
+_TAG_LIMIT = 5000  # MLflow's limit on a tag value
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without user and password, safe to print."""
+    parts = urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def resolve_tracking_uri(uri: str, root: Path) -> str:
+    """A relative `sqlite:///` path is relative to the project folder, not the cwd."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str((root / uri[len(prefix) :]).resolve())
+    return uri
+
+
+class MlflowRegistry:
+    """`Registry` on MLflow. Metrics and lineage live on the version's MLflow run and tags."""
+
+    def __init__(self, tracking_uri: str, *, artifact_root: Path | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        self._client_instance: Any = None
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def by_alias(self, model: str, alias: str) -> ModelVersion | None:
+        if self._sqlite_missing():
+            return None
+        client = self._client()
+        with self._errors(f"reading {model}@{alias}"):
+            try:
+                found = client.get_model_version_by_alias(model, alias)
+            except Exception as exc:
+                if _not_found(exc):
+                    return None
+                raise
+            aliases = self._aliases(model)
+            return self._version(found, aliases)
+
+    def versions(self, model: str) -> list[ModelVersion]:
+        if self._sqlite_missing():
+            return []
+        client = self._client()
+        with self._errors(f"listing the versions of {model}"):
+            found = client.search_model_versions(
+                f"name = '{model}'", order_by=["version_number DESC"]
+            )
+            if not found:
+                return []
+            # search_model_versions leaves aliases empty on SQL stores: read them here.
+            aliases = self._aliases(model)
+            return [self._version(item, aliases) for item in found]
+
+    # -- writes --------------------------------------------------------------------------
+
+    def register(self, model: str, artifact: Path, lineage: Lineage) -> tuple[ModelVersion, bool]:
+        client = self._client()
+        with self._errors(f"registering {model}"):
+            existing = client.search_model_versions(
+                f"name = '{model}' and tags.`mlci.commit` = '{lineage.commit}'",
+                order_by=["version_number DESC"],
+            )
+            ready = [item for item in existing if item.status == "READY"]
+            if ready:
+                return self._version(ready[0], self._aliases(model)), False
+            self._ensure_model(model)
+            run_id, artifact_uri = self._log_run(model, artifact, lineage)
+            try:
+                created = client.create_model_version(
+                    model,
+                    source=f"{artifact_uri}/model",
+                    run_id=run_id,
+                    tags=_lineage_tags(lineage),
+                    description=lineage.gate_summary[:_TAG_LIMIT],
+                )
+            except Exception:
+                client.set_terminated(run_id, status="FAILED")
+                raise
+            return self._version(created, self._aliases(model)), True
+
+    def move_alias(self, model: str, alias: str, to: ModelVersion) -> AliasMove:
+        before = self.by_alias(model, alias)
+        client = self._client()
+        with self._errors(f"moving @{alias} of {model}"):
+            client.set_registered_model_alias(model, alias, to.version)
+        return AliasMove(
+            alias=alias, from_version=before.version if before else None, to_version=to.version
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _sqlite_missing(self) -> bool:
+        prefix = "sqlite:///"
+        return (
+            self.tracking_uri.startswith(prefix)
+            and not Path(self.tracking_uri[len(prefix) :]).exists()
+        )
+
+    def _client(self) -> Any:
+        if self._client_instance is None:
+            os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+            prefix = "sqlite:///"
+            if self.tracking_uri.startswith(prefix):
+                Path(self.tracking_uri[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                from mlflow import MlflowClient
+            except ImportError:
+                raise UsageError("the registry needs MLflow: pip install 'mlci[mlflow]'") from None
+            for name in ("mlflow", "alembic"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+            with self._errors("connecting to the registry"):
+                self._client_instance = MlflowClient(
+                    tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+                )
+        return self._client_instance
+
+    def _aliases(self, model: str) -> dict[str, str]:
+        registered = self._client().get_registered_model(model)
+        return {alias: str(version) for alias, version in registered.aliases.items()}
+
+    def _version(self, item: Any, aliases: Mapping[str, str]) -> ModelVersion:
+        version = str(item.version)
+        metrics: dict[str, float] = {}
+        if item.run_id:
+            metrics = dict(self._client().get_run(item.run_id).data.metrics)
+        tags = item.tags or {}
+        return ModelVersion(
+            model=item.name,
+            version=version,
+            aliases=tuple(sorted(a for a, v in aliases.items() if v == version)),
+            metrics=metrics,
+            commit=tags.get("mlci.commit"),
+            branch=tags.get("mlci.branch"),
+            created_ms=item.creation_timestamp,
+            source=item.source,
+            gate_verdict=tags.get("mlci.gate"),
+        )
+
+    def _ensure_model(self, model: str) -> None:
+        client = self._client()
+        try:
+            client.create_registered_model(model)
+        except Exception as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+
+    def _experiment_id(self) -> str:
+        client = self._client()
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        location = self.artifact_root.resolve().as_uri() if self.artifact_root else None
+        return str(client.create_experiment(EXPERIMENT, artifact_location=location))
+
+    def _log_run(self, model: str, artifact: Path, lineage: Lineage) -> tuple[str, str]:
+        from mlflow.entities import Metric, RunTag
+
+        client = self._client()
+        run = client.create_run(
+            self._experiment_id(),
+            run_name=f"{model}@{lineage.commit[:8]}",
+            tags={"mlflow.source.git.commit": lineage.commit},
+        )
+        run_id = run.info.run_id
+        try:
+            client.log_batch(
+                run_id,
+                metrics=[Metric(name, value, 0, 0) for name, value in lineage.metrics.items()],
+                tags=[RunTag(key, value) for key, value in _lineage_tags(lineage).items()],
+            )
+            if artifact.is_dir():
+                client.log_artifacts(run_id, str(artifact), artifact_path="model")
+            else:
+                client.log_artifact(run_id, str(artifact), artifact_path="model")
+        except Exception:
+            client.set_terminated(run_id, status="FAILED")
+            raise
+        client.set_terminated(run_id)
+        return run_id, str(run.info.artifact_uri)
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except ExternalError:
+            raise
+        except Exception as exc:
+            raise ExternalError(_explain(exc, doing, redact_uri(self.tracking_uri))) from None
+
+
+def _not_found(exc: Exception) -> bool:
+    code = getattr(exc, "error_code", "")
+    text = str(exc)
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "alias" in text and "not found" in text
+    )
+
+
+def _explain(exc: Exception, doing: str, where: str) -> str:
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if "database is locked" in text:
+        return (
+            f"the MLflow registry {where} is locked while {doing}: another process is "
+            f"writing to the sqlite file; wait for it, or use an MLflow server for parallel jobs"
+        )
+    if re.search(r"error code 401|status code 401|\b401\b.*(auth|Unauthorized)", text):
+        return (
+            f"the MLflow server {where} refused the credentials while {doing} (401): set "
+            f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+        )
+    if re.search(r"error code 403|status code 403|Permission denied", text):
+        return (
+            f"the MLflow server {where} denied {doing} (403): the user needs EDIT permission "
+            f"on the registered model and on the '{EXPERIMENT}' experiment"
+        )
+    if any(
+        s in text for s in ("Connection refused", "Max retries exceeded", "Failed to establish")
+    ):
+        return (
+            f"cannot reach the MLflow server {where} while {doing}: check that it is running "
+            f"and that MLFLOW_TRACKING_URI (or registry.tracking_uri) is right"
+        )
+    return f"MLflow failed while {doing} at {where}: {first}"
+
+
+def _lineage_tags(lineage: Lineage) -> dict[str, str]:
+    tags = {
+        "mlci.commit": lineage.commit,
+        "mlci.branch": lineage.branch or "",
+        "mlci.dirty": str(lineage.dirty).lower(),
+        "mlci.ci": lineage.ci,
+        "mlci.event": lineage.event,
+        "mlci.gate": lineage.gate_verdict,
+        "mlci.gate_summary": lineage.gate_summary,
+        "mlci.baseline": lineage.baseline or "",
+        "mlci.run_url": lineage.run_url or "",
+        "mlci.pr": str(lineage.pr_number or ""),
+        "mlci.training_seconds": ""
+        if lineage.training_seconds is None
+        else f"{lineage.training_seconds:.1f}",
+    }
+    return {key: value[:_TAG_LIMIT] for key, value in tags.items() if value}
