@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from mlci import __version__
@@ -156,14 +156,13 @@ class _MissingCommand(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # name the subcommand whose options were wrong, not just `mlci`
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return _dispatch(args)
-    except _MissingCommand as missing:
-        sub: Callable[[], None] = parser.print_help
-        if missing.command == "registry":
-            sub = _subparser(parser, "registry").print_help
-        sub()
+    except _MissingCommand:
+        _command_parser(parser, args).print_help()
         return EXIT_USAGE
     except MlciError as exc:
         sys.stderr.write(f"mlci: error: {exc.message}\n")
@@ -179,9 +178,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            found: argparse.ArgumentParser = action.choices[name]
-            return found
-    raise KeyError(name)
+def _command_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The parser of the (sub)command that `args` selected, deepest first."""
+    for name in (getattr(args, "command", None), getattr(args, "registry_command", None)):
+        if name is None:
+            break
+        parser = next(
+            action.choices[name]
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+        )
+    return parser

@@ -223,10 +223,11 @@ def parse_config(text: str, *, root: Path, name: str = CONFIG_NAME) -> Config:
         raise ConfigError(f"{name}: the file is empty; run `mlci init` for a starting point")
     problems = _Problems()
     config = _parse(data, root, problems)
+    if len(problems.lines) == 1:
+        raise ConfigError(f"{name}: {problems.lines[0]}")
     if problems.lines:
         listed = "\n".join(f"  {line}" for line in problems.lines)
-        count = len(problems.lines)
-        raise ConfigError(f"{name} has {count} problem{'s' if count > 1 else ''}:\n{listed}")
+        raise ConfigError(f"{name} has {len(problems.lines)} problems:\n{listed}")
     assert config is not None
     return config
 

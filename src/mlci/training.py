@@ -73,7 +73,6 @@ def run_training(
         exit_code = process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         _stop(process)
-        reader.join(timeout=_GRACE_SECONDS)
         raise TrainingError(
             f"training timed out after {_minutes(timeout_s)} ({shown}); make it faster or "
             f"raise train.timeout_minutes in mlci.yaml",
@@ -82,7 +81,11 @@ def run_training(
     except KeyboardInterrupt:
         _stop(process)
         raise
-    reader.join()
+    finally:
+        # A child that outlives the command may hold the pipe open: don't wait forever.
+        reader.join(timeout=_GRACE_SECONDS)
+        assert process.stdout is not None
+        process.stdout.close()
     duration = time.monotonic() - started
     if exit_code != 0:
         raise TrainingError(

@@ -163,11 +163,18 @@ def headline(report: ReportInput) -> str:
     """The one-line verdict: what decided it, or why the run failed."""
     if report.error is not None:
         stage = f" at {report.error_stage}" if report.error_stage else ""
-        return f"failed{stage}: {report.error}"
+        return f"failed{stage}: {report.error.splitlines()[0]}"
     assert report.gate is not None
     if not report.gate.results:
         return "no gate rules configured: add gate.rules to mlci.yaml to decide pass or fail"
     return report.gate.summary()
+
+
+def _error_details(report: ReportInput) -> list[str]:
+    """The lines of a multi-line error after the first (e.g. each problem in mlci.yaml)."""
+    if report.error is None:
+        return []
+    return [line.strip() for line in report.error.splitlines()[1:] if line.strip()]
 
 
 def _details(report: ReportInput) -> list[str]:
@@ -237,6 +244,8 @@ def render_markdown(report: ReportInput) -> str:
         f"**{md_text(headline(report))}**",
         "",
     ]
+    if _error_details(report):
+        parts += [*(f"- {md_text(line)}" for line in _error_details(report)), ""]
     if report.gate is not None and report.gate.results:
         parts += [_markdown_table(_gate_table(report.gate)), ""]
     if report.gate is not None and report.gate.notes:
@@ -295,6 +304,9 @@ def render_html(report: ReportInput) -> str:
         f"<h1>{_ICONS[status]} mlci · {esc(report.model)} · {_HEADLINES[status]}</h1>",
         f'<p class="headline {status}">{esc(headline(report))}</p>',
     ]
+    if _error_details(report):
+        items = "".join(f"<li>{esc(line)}</li>" for line in _error_details(report))
+        body.append(f"<ul>{items}</ul>")
     if report.gate is not None and report.gate.results:
         body.append(_html_table(_gate_table(report.gate)))
     if report.gate is not None:

@@ -1,0 +1,109 @@
+"""Which build this is: from CI variables, or from git outside CI."""
+
+from __future__ import annotations
+
+from mlci.ci import CiContext, detect_context
+from tests.conftest import Project
+
+
+def test_local_build_reads_branch_and_commit_from_git(project: Project) -> None:
+    context = detect_context(project.root, {})
+    assert context.ci == "local"
+    assert context.event == "local"
+    assert context.branch == "main"
+    assert context.sha is not None and len(context.sha) == 40
+    assert context.dirty is False
+
+
+def test_local_build_notices_uncommitted_changes(project: Project) -> None:
+    project.write("train.py", "print('edited')\n")
+    assert detect_context(project.root, {}).dirty is True
+
+
+def test_github_push(project: Project) -> None:
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_REF_NAME": "main",
+        "GITHUB_REF_TYPE": "branch",
+        "GITHUB_SHA": "f" * 40,
+        "GITHUB_SERVER_URL": "https://ghes.example",
+        "GITHUB_REPOSITORY": "team/models",
+        "GITHUB_RUN_ID": "42",
+    }
+    context = detect_context(project.root, env)
+    assert (context.ci, context.event, context.branch, context.sha) == (
+        "github",
+        "push",
+        "main",
+        "f" * 40,
+    )
+    assert context.run_url == "https://ghes.example/team/models/actions/runs/42"
+    assert context.promotes(("main",)) == (True, "branch main is in registry.promote_on")
+
+
+def test_github_pull_request_uses_the_head_branch_and_never_promotes(project: Project) -> None:
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_REF_NAME": "12/merge",
+        "GITHUB_HEAD_REF": "feature/x",
+        "GITHUB_BASE_REF": "main",
+    }
+    context = detect_context(project.root, env)
+    assert (context.event, context.branch, context.base_ref) == (
+        "pull_request",
+        "feature/x",
+        "main",
+    )
+    assert context.promotes(("main", "feature/x"))[0] is False
+
+
+def test_github_tag_push_does_not_promote(project: Project) -> None:
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "push",
+        "GITHUB_REF_TYPE": "tag",
+        "GITHUB_REF_NAME": "main",
+    }
+    context = detect_context(project.root, env)
+    assert context.event == "other"
+    assert context.promotes(("main",)) == (False, "only pushes to the configured branches promote")
+
+
+def test_gitlab_merge_request(project: Project) -> None:
+    env = {
+        "GITLAB_CI": "true",
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_MERGE_REQUEST_IID": "17",
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "fix-loss",
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+        "CI_COMMIT_SHA": "e" * 40,
+        "CI_PIPELINE_URL": "https://gitlab.example/p/-/pipelines/9",
+    }
+    context = detect_context(project.root, env)
+    assert (context.ci, context.event, context.branch, context.pr_number) == (
+        "gitlab",
+        "pull_request",
+        "fix-loss",
+        17,
+    )
+    assert context.run_url == "https://gitlab.example/p/-/pipelines/9"
+
+
+def test_gitlab_push_to_main_promotes(project: Project) -> None:
+    env = {
+        "GITLAB_CI": "true",
+        "CI_PIPELINE_SOURCE": "push",
+        "CI_COMMIT_BRANCH": "main",
+        "CI_COMMIT_SHA": "e" * 40,
+    }
+    assert detect_context(project.root, env).promotes(("main",))[0] is True
+
+
+def test_branch_outside_promote_on_is_explained() -> None:
+    context = CiContext(ci="local", event="local", branch="dev", sha="a" * 40)
+    assert context.promotes(("main", "release")) == (
+        False,
+        "branch dev is not in registry.promote_on (main, release)",
+    )

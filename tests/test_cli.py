@@ -1,0 +1,145 @@
+"""The command line as users meet it: help, version, exit codes, and a fast start."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mlci import __version__
+from mlci.cli import main
+from tests.conftest import Project
+
+COMMANDS = [["run"], ["gate"], ["init"], ["demo"], ["registry"], ["registry", "show"]]
+HEAVY = ("mlflow", "dvc", "matplotlib", "pandas", "sklearn")
+
+
+def mlci(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlci", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+
+
+def test_version() -> None:
+    result = mlci("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"mlci {__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: mlci {' '.join(command)}")
+    assert len(out.splitlines()) > 4  # a description, not just the usage line
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_unknown_option_exits_2_and_points_at_help() -> None:
+    result = mlci("run", "--frobnicate")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --frobnicate" in result.stderr
+    assert "mlci run --help" in result.stderr
+
+
+def test_missing_config_exits_2_and_names_mlci_init(tmp_path: Path) -> None:
+    result = mlci("run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no mlci.yaml" in result.stderr
+    assert "mlci init" in result.stderr
+
+
+def _imported_heavy_modules(args: list[str], cwd: Path) -> list[str]:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from mlci.cli import main
+        try:
+            main({args!r})
+        except SystemExit:
+            pass
+        print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})), file=sys.stderr)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    last_line = result.stderr.strip().splitlines()[-1]
+    loaded: list[str] = json.loads(last_line.replace("'", '"'))
+    return loaded
+
+
+def test_help_imports_no_heavy_library(tmp_path: Path) -> None:
+    assert _imported_heavy_modules(["--help"], tmp_path) == []
+
+
+def test_gate_imports_no_heavy_library(project: Project, tmp_path: Path) -> None:
+    project.write("metrics.json", json.dumps({"accuracy": 0.9, "log_loss": 0.3}))
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"accuracy": 0.9, "log_loss": 0.3}))
+
+    assert _imported_heavy_modules(["gate", "--baseline", str(baseline)], project.root) == []
+    assert json.loads((project.out / "gate.json").read_text())["passed"] is True
+
+
+def test_gate_without_a_registry_yet_imports_no_heavy_library(project: Project) -> None:
+    (project.root / ".mlci" / "mlflow.db").unlink()  # a fresh clone: no registry file
+    project.write("metrics.json", json.dumps({"accuracy": 0.9, "log_loss": 0.3}))
+
+    assert _imported_heavy_modules(["gate"], project.root) == []
+    assert not (project.root / ".mlci" / "mlflow.db").exists()
+
+
+def test_run_prints_a_summary_and_exits_with_the_verdict(project: Project) -> None:
+    result = mlci("run", cwd=project.root)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("✔ passed with no baseline")
+    assert any(line.split()[:2] == ["accuracy", "—"] for line in lines)
+    assert "report: " in result.stdout
+    assert "registry: version 1 registered; @champion set (first champion)" in result.stdout
+    assert "mlci train: python train.py" in result.stderr
+
+
+def test_gate_json_output_is_the_gate_file(project: Project, tmp_path: Path) -> None:
+    project.write("metrics.json", json.dumps({"accuracy": 0.7, "log_loss": 0.3}))
+
+    result = mlci("gate", "--json", cwd=project.root)
+
+    assert result.returncode == 1
+    printed = json.loads(result.stdout)
+    assert printed == json.loads((project.out / "gate.json").read_text())
+    assert printed["results"][0]["message"] == "accuracy 0.7 is below the minimum 0.8"
+
+
+def test_registry_show_lists_versions_with_aliases_and_metrics(project: Project) -> None:
+    assert mlci("run", cwd=project.root).returncode == 0
+
+    text = mlci("registry", "show", cwd=project.root)
+    data = json.loads(mlci("registry", "show", "--json", cwd=project.root).stdout)
+
+    assert text.returncode == 0
+    header, row = text.stdout.splitlines()[1:3]
+    assert header.split()[:5] == ["version", "aliases", "commit", "branch", "registered"]
+    assert row.split()[:2] == ["1", "@champion"]
+    assert data["model"] == "tiny-model"
+    assert data["versions"][0]["aliases"] == ["champion"]
+    assert data["versions"][0]["metrics"]["accuracy"] == 0.9
+    assert data["versions"][0]["gate"] == "pass"
+
+
+def test_registry_show_on_an_empty_registry_says_how_to_fill_it(project: Project) -> None:
+    result = mlci("registry", "show", cwd=project.root)
+    assert result.returncode == 0
+    assert "no versions registered yet" in result.stdout

@@ -1,0 +1,324 @@
+"""`mlci run` end to end: real git repositories, a real training subprocess, real MLflow."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mlci import pipeline
+from mlci.console import Console
+from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK, EXIT_TRAINING, EXIT_USAGE
+from mlci.registry.mlflow import MlflowRegistry
+from tests.conftest import Project
+
+
+def run(project: Project, **options: object) -> tuple[pipeline.Outcome, str]:
+    log = io.StringIO()
+    outcome = pipeline.run(
+        config_path=project.config,
+        env=dict(os.environ),
+        console=Console(log),
+        **options,  # type: ignore[arg-type]
+    )
+    return outcome, log.getvalue()
+
+
+def registry_of(project: Project) -> MlflowRegistry:
+    return MlflowRegistry(f"sqlite:///{project.root / '.mlci' / 'mlflow.db'}")
+
+
+def test_first_run_on_main_passes_on_absolute_rules_and_becomes_champion(project: Project) -> None:
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_OK
+    gate = project.gate_json()
+    assert gate["passed"] is True
+    assert gate["baseline"] is None
+    assert "first run" in " ".join(gate["notes"])  # type: ignore[arg-type]
+    champion = registry_of(project).by_alias("tiny-model", "champion")
+    assert champion is not None and champion.version == "1"
+    assert champion.metrics["accuracy"] == pytest.approx(0.9)
+    assert champion.commit == outcome.report.commit
+    assert "training with" in log  # the training's output was streamed
+    assert "version 1 registered" in (project.out / "report.md").read_text()
+
+
+def test_failing_pull_request_exits_1_says_why_and_is_not_promoted(project: Project) -> None:
+    run(project)
+    project.branch("pr/worse")
+    project.set_params(metrics={"accuracy": 0.85, "log_loss": 0.31})
+    project.commit("worse model")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    gate = project.gate_json()
+    assert gate["passed"] is False
+    results = {r["metric"]: r for r in gate["results"]}  # type: ignore[union-attr, index]
+    assert results["accuracy"]["verdict"] == "fail"
+    assert results["accuracy"]["baseline"] == 0.9
+    assert results["log_loss"]["verdict"] == "pass"
+    summary = str(gate["summary"])
+    assert "accuracy dropped 0.05 from 0.9 to 0.85" in summary
+    assert "tiny-model v1 (@champion)" in summary
+    report = (project.out / "report.md").read_text()
+    assert "accuracy dropped 0.05" in report.splitlines()[2]  # the one-line verdict
+    assert "pr/worse is not in registry.promote\\_on" in report
+    assert [v.version for v in registry_of(project).versions("tiny-model")] == ["1"]
+    status = json.loads((project.out / "status.json").read_text())
+    assert status["state"] == "failure"
+    assert (
+        (project.out / "comment.md").read_text().startswith("<!-- mlci:report key=tiny-model -->")
+    )
+
+
+def test_passing_pull_request_exits_0_without_promotion(project: Project) -> None:
+    run(project)
+    project.branch("pr/better")
+    project.set_params(metrics={"accuracy": 0.93, "log_loss": 0.25})
+    project.commit("better model")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_OK
+    assert outcome.report.promotion is not None
+    assert outcome.report.promotion.eligible is False
+    assert outcome.report.promotion.version is None
+    champion = registry_of(project).by_alias("tiny-model", "champion")
+    assert champion is not None and champion.version == "1"
+
+
+def test_merge_to_main_promotes_the_better_model(project: Project) -> None:
+    run(project)
+    project.set_params(metrics={"accuracy": 0.95, "log_loss": 0.2})
+    project.commit("better model on main")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_OK
+    registry = registry_of(project)
+    champion = registry.by_alias("tiny-model", "champion")
+    assert champion is not None and champion.version == "2"
+    assert champion.metrics["accuracy"] == pytest.approx(0.95)
+    promotion = project.gate_json()["promotion"]
+    assert promotion == {
+        "eligible": True,
+        "reason": "branch main is in registry.promote_on",
+        "version": "2",
+        "alias": "champion",
+        "previous_version": "1",
+        "created": True,
+    }
+
+
+def test_warning_rule_does_not_fail_the_gate(project: Project) -> None:
+    run(project)
+    project.branch("pr/slower")
+    project.set_params(metrics={"accuracy": 0.9, "log_loss": 0.5})
+    project.commit("higher loss")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_OK
+    assert project.gate_json()["verdict"] == "warn"
+    assert "passed with warnings" in (project.out / "report.md").read_text()
+
+
+def test_rerun_of_the_same_commit_reuses_its_version(project: Project) -> None:
+    run(project)
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_OK
+    assert outcome.report.promotion is not None
+    assert outcome.report.promotion.created is False
+    assert [v.version for v in registry_of(project).versions("tiny-model")] == ["1"]
+
+
+def test_failing_training_exits_5_and_reports_its_last_output(project: Project) -> None:
+    project.set_params(crash=True, metrics={})
+    project.commit("crash")
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_TRAINING
+    gate = project.gate_json()
+    assert gate["passed"] is False
+    assert gate["verdict"] == "error"
+    assert gate["error"] == {
+        "stage": "train",
+        "message": "training failed: `python train.py` exited with code 3 after "
+        + str(gate["error"]["message"]).split("after ")[1],  # type: ignore[index]
+        "exit_code": EXIT_TRAINING,
+    }
+    report = (project.out / "report.md").read_text()
+    assert "CUDA out of memory (simulated)" in report
+    assert "failed at train" in report
+    assert "mlci: error: training failed" in log
+    assert registry_of(project).versions("tiny-model") == []
+
+
+def test_training_timeout_exits_5_and_names_the_setting(project: Project) -> None:
+    project.write(
+        "mlci.yaml",
+        (project.config.read_text()).replace("timeout_minutes: 1", "timeout_minutes: 0.01"),
+    )
+    project.set_params(sleep=30, metrics={"accuracy": 1.0})
+    project.commit("slow")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_TRAINING
+    message = str(project.gate_json()["error"]["message"])  # type: ignore[index]
+    assert "timed out after 0.6 s" in message
+    assert "train.timeout_minutes" in message
+
+
+def test_malformed_config_exits_2_and_still_writes_the_report(project: Project) -> None:
+    project.write(
+        "mlci.yaml", project.config.read_text().replace("max_drop: 0.01", 'max_drop: "1%"')
+    )
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_USAGE
+    assert 'gate.rules[0].max_drop: expected a number, got "1%"' in log
+    gate = project.gate_json()
+    assert gate["passed"] is False
+    assert gate["error"]["stage"] == "config"  # type: ignore[index]
+    report = (project.out / "report.md").read_text()
+    assert 'gate.rules\\[0\\].max\\_drop: expected a number, got "1%"' in report
+
+
+@pytest.mark.parametrize(
+    ("metrics_text", "expected"),
+    [
+        ("{accuracy: 0.9", "metrics.json: not valid JSON (line 1, column 2"),
+        ('["accuracy", 0.9]', "expected a mapping of metric names to values"),
+    ],
+)
+def test_malformed_metrics_file_exits_2_with_the_file_named(
+    project: Project, metrics_text: str, expected: str
+) -> None:
+    project.write(
+        "mlci.yaml",
+        project.config.read_text().replace(
+            "train:\n  command: python train.py\n  timeout_minutes: 1\n", ""
+        ),
+    )
+    project.write("metrics.json", metrics_text)
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_USAGE
+    assert expected in log
+    assert project.gate_json()["error"]["stage"] == "evaluate"  # type: ignore[index]
+
+
+def test_missing_metrics_file_names_the_fix(project: Project) -> None:
+    project.write("train.py", "print('forgot to write metrics')\n")
+    project.commit("no metrics")
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_USAGE
+    assert "metrics.json: metrics file not found" in log
+    assert "make the training write it" in log
+
+
+def test_nan_metric_fails_the_gate_with_a_clear_message(project: Project) -> None:
+    project.write(
+        "train.py", "open('metrics.json','w').write('{\"accuracy\": NaN, \"log_loss\": 0.3}')\n"
+    )
+    project.commit("nan")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    results = {r["metric"]: r for r in project.gate_json()["results"]}  # type: ignore[union-attr, index]
+    assert results["accuracy"]["candidate"] == "NaN"
+    assert results["accuracy"]["message"] == "accuracy is NaN, not a number"
+
+
+def test_missing_model_artifact_exits_2_after_writing_the_report(project: Project) -> None:
+    project.write(
+        "mlci.yaml",
+        project.config.read_text().replace("model: model/", "model: models/missing.pkl"),
+    )
+    project.commit("wrong model path")
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_USAGE
+    assert "registry.model: models/missing.pkl does not exist after training" in log
+    assert project.gate_json()["error"]["stage"] == "promote"  # type: ignore[index]
+
+
+def test_no_promote_option_keeps_the_registry_untouched(project: Project) -> None:
+    outcome, _ = run(project, promote="never")
+
+    assert outcome.exit_code == EXIT_OK
+    assert registry_of(project).versions("tiny-model") == []
+    assert "promotion turned off" in (project.out / "report.md").read_text()
+
+
+def test_detached_head_is_never_promoted(project: Project) -> None:
+    from mlci import git
+
+    git.run_git("checkout", "--quiet", "--detach", "HEAD", cwd=project.root)
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_OK
+    assert outcome.report.promotion is not None
+    assert "detached HEAD" in outcome.report.promotion.reason
+    assert registry_of(project).versions("tiny-model") == []
+
+
+def test_github_pull_request_event_never_promotes_even_from_main(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    monkeypatch.setenv("GITHUB_HEAD_REF", "main")
+    monkeypatch.setenv("GITHUB_REF_NAME", "7/merge")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_OK
+    assert outcome.report.promotion is not None
+    assert outcome.report.promotion.reason.startswith("pull-request builds never promote")
+    assert registry_of(project).versions("tiny-model") == []
+
+
+def test_unreachable_registry_exits_3_and_names_the_variable(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://ci-bot:s3cret-token@127.0.0.1:9")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_EXTERNAL
+    assert "cannot reach the MLflow server http://***@127.0.0.1:9" in log
+    assert "MLFLOW_TRACKING_URI" in log
+    everything = log + "".join(p.read_text() for p in project.out.iterdir())
+    assert "s3cret-token" not in everything
+    assert project.gate_json()["error"]["stage"] == "baseline"  # type: ignore[index]
+
+
+def test_gate_with_a_baseline_file_needs_no_registry(project: Project, tmp_path: Path) -> None:
+    project.write("metrics.json", json.dumps({"accuracy": 0.95, "log_loss": 0.2}))
+    baseline = tmp_path / "main-metrics.yaml"
+    baseline.write_text("accuracy: 0.97\nlog_loss: 0.2\n")
+
+    outcome, _ = run(project, train=False, promote="never", baseline_file=baseline)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    gate = project.gate_json()
+    assert gate["baseline"] == {"source": "file", "label": str(baseline)}
+    assert "accuracy dropped 0.02 from 0.97 to 0.95" in str(gate["summary"])
