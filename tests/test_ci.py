@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from mlci.ci import CiContext, detect_context
+from mlci.errors import UsageError
 from tests.conftest import Project
 
 
@@ -107,3 +112,10 @@ def test_branch_outside_promote_on_is_explained() -> None:
         False,
         "branch dev is not in registry.promote_on (main, release)",
     )
+
+
+def test_outside_a_git_repository_the_error_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as refused:
+        detect_context(tmp_path, {})
+    assert "not inside a git repository" in refused.value.message
+    assert "git init" in refused.value.message

@@ -143,3 +143,32 @@ def test_registry_show_on_an_empty_registry_says_how_to_fill_it(project: Project
     result = mlci("registry", "show", cwd=project.root)
     assert result.returncode == 0
     assert "no versions registered yet" in result.stdout
+
+
+def test_interrupt_stops_training_exits_130_and_leaves_a_report(project: Project) -> None:
+    import signal
+    import time
+
+    project.set_params(sleep=60, metrics={"accuracy": 1.0})
+    project.commit("slow training")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlci", "run"],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:  # wait until the training really runs
+        if "training with" in line:
+            break
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130
+    assert time.monotonic() - started < 15
+    assert "mlci: interrupted" in stderr
+    gate = json.loads((project.out / "gate.json").read_text())
+    assert gate["passed"] is False
+    assert gate["error"]["message"] == "interrupted during train"

@@ -47,6 +47,7 @@ def detect_context(root: Path, env: Mapping[str, str]) -> CiContext:
         return _github(env, root)
     if env.get("GITLAB_CI") == "true":
         return _gitlab(env, root)
+    git.repo_root(root)  # outside CI, a git repository is required: it gives the lineage
     return CiContext(
         ci="local",
         event="local",

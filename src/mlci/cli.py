@@ -7,7 +7,9 @@ Each command's module is imported when that command runs, so `mlci --help` and
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -171,9 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("mlci: interrupted\n")
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: say so, with what to report
+        if os.environ.get("MLCI_DEBUG"):
+            traceback.print_exc()
         sys.stderr.write(
             f"mlci: internal error: {type(exc).__name__}: {exc}\n"
-            "This is a bug in mlci; please report it with the command you ran.\n"
+            "This is a bug in mlci; please report it with the command you ran "
+            "(MLCI_DEBUG=1 shows the traceback).\n"
         )
         return EXIT_INTERNAL
 

@@ -46,6 +46,12 @@ class ExternalError(MlciError):
     exit_code = EXIT_EXTERNAL
 
 
+class Interrupted(MlciError):
+    """The user or the CI stopped the run (Ctrl-C, SIGINT)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class TrainingError(MlciError):
     """The training command failed or timed out."""
 

@@ -21,7 +21,14 @@ from mlci.core import report as report_module
 from mlci.core.gate import Baseline, GateResult, evaluate_gate
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.report import Promotion, ReportInput
-from mlci.errors import EXIT_GATE_FAILED, EXIT_OK, MlciError, TrainingError, UsageError
+from mlci.errors import (
+    EXIT_GATE_FAILED,
+    EXIT_OK,
+    Interrupted,
+    MlciError,
+    TrainingError,
+    UsageError,
+)
 from mlci.forges.local import LocalForge
 from mlci.registry.base import Lineage, Registry
 from mlci.registry.mlflow import MlflowRegistry, resolve_tracking_uri
@@ -148,6 +155,9 @@ def run(
         files = _write_outputs(failed, out_dir)
         _publish(failed, out_dir)
         return Outcome(exit_code=exc.exit_code, report=failed, out_dir=out_dir, files=files)
+    except KeyboardInterrupt:
+        _write_outputs(state.report(Interrupted(f"interrupted during {state.stage}")), out_dir)
+        raise
 
 
 def _describe_context(context: ci.CiContext, console: Console) -> None:
