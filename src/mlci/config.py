@@ -7,6 +7,7 @@ unknown keys are errors (with a suggestion when one is close), never ignored.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, Literal, TypeVar, cast
 
 import yaml
 
+from mlci.core import yamlsafe
 from mlci.core.gate import RELATIVE_CHECKS, MissingBaseline, Rule
 from mlci.errors import ConfigError
 
@@ -164,28 +166,7 @@ class _Section:
 
 
 def _is_plain_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
-
-
-def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[object] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            line = key_node.start_mark.line + 1
-            raise ConfigError(f"{CONFIG_NAME}, line {line}: the key {key!r} appears twice")
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _mapping_without_duplicates,
-)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def find_config(start: Path) -> Path:
@@ -213,12 +194,10 @@ def load_config(path: Path) -> Config:
 
 def parse_config(text: str, *, root: Path, name: str = CONFIG_NAME) -> Config:
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
+        data = yamlsafe.load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{name}{where}: {problem}") from None
+        separator = ", " if getattr(exc, "problem_mark", None) else ": "
+        raise ConfigError(f"{name}{separator}{yamlsafe.describe_error(exc)}") from None
     if data is None:
         raise ConfigError(f"{name}: the file is empty; run `mlci init` for a starting point")
     problems = _Problems()
@@ -327,7 +306,7 @@ def _parse_rule(raw: object, path: str, problems: _Problems) -> Rule | None:
         severity=cast(Any, section.choice("severity", "fail", ("fail", "warn"))),
         **values,
     )
-    if not rule.thresholds():
+    if not any(key in raw for key in ("min", "max", *RELATIVE_CHECKS)):
         problems.add(
             path, f"rule for {metric} sets no limit; add min, max, max_drop, max_rise or min_gain"
         )

@@ -83,11 +83,14 @@ ABSOLUTE_CHECKS = ("min", "max")
 def infer_direction(metric: str) -> Direction | None:
     """`lower` for names like `log_loss` or `latency_ms`, `higher` for `accuracy`, else None."""
     words = set(re.split(r"[^a-z0-9]+", metric.lower()))
+    found: Direction | None = None
     if words & _LOWER_WORDS:
-        return "lower"
-    if words & _HIGHER_WORDS:
-        return "higher"
-    return None
+        found = "lower"
+    elif words & _HIGHER_WORDS:
+        found = "higher"
+    if found is not None and "neg" in words:  # scikit-learn's negated scorers: neg_log_loss
+        return "higher" if found == "lower" else "lower"
+    return found
 
 
 @dataclass(frozen=True)
@@ -297,7 +300,9 @@ def _check(
             return Check(
                 name, threshold, None, f"{why}: {_describe_check(name, threshold)} not checked"
             )
-        return Check(name, threshold, False, f"{why} to compare with (on_missing_baseline: fail)")
+        return Check(
+            name, threshold, False, f"{metric}: {why} to compare with (on_missing_baseline: fail)"
+        )
     return _relative_check(rule, name, threshold, cand, base)
 
 

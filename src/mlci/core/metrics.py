@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from mlci.core import yamlsafe
 from mlci.errors import MetricsError
 
 MetricValue = float | int | str | bool | None
@@ -59,6 +60,8 @@ def format_for(path: Path) -> str:
 
 def parse_metrics(text: str, *, fmt: str, source: str) -> dict[str, MetricValue]:
     """Parse one metrics file's text into flat `name -> value`."""
+    if not text.strip():
+        raise MetricsError(f"{source}: the file is empty; expected metric names and values")
     if fmt == "json":
         try:
             data = json.loads(text)
@@ -68,9 +71,11 @@ def parse_metrics(text: str, *, fmt: str, source: str) -> dict[str, MetricValue]
             ) from None
     elif fmt == "yaml":
         try:
-            data = yaml.safe_load(text)
+            data = yamlsafe.load(text)
         except yaml.YAMLError as exc:
-            raise MetricsError(f"{source}: not valid YAML ({_yaml_problem(exc)})") from None
+            raise MetricsError(
+                f"{source}: not valid YAML ({yamlsafe.describe_error(exc)})"
+            ) from None
     elif fmt in ("csv", "tsv"):
         return _parse_table(text, delimiter="," if fmt == "csv" else "\t", source=source)
     else:
@@ -112,8 +117,9 @@ def _parse_table(text: str, *, delimiter: str, source: str) -> dict[str, MetricV
     header = [cell.strip().lower() for cell in rows[0]]
     if header in (["name", "value"], ["metric", "value"]):
         return _pairs(rows[1:], source)
-    if len(rows[0]) == 2 and is_number(_to_value(rows[0][1])):
-        return _pairs(rows, source)
+    header_and_values = len(rows) == 2 and _numeric(rows[1][0])
+    if len(rows[0]) == 2 and (_numeric(rows[0][1]) or not header_and_values):
+        return _pairs(rows, source)  # name,value rows without a header
     if len(rows) != 2:
         raise MetricsError(
             f"{source}: expected either name,value rows or a header row and one row of "
@@ -136,6 +142,12 @@ def _pairs(rows: Iterable[list[str]], source: str) -> dict[str, MetricValue]:
     return metrics
 
 
+def _numeric(cell: str) -> bool:
+    """True for any number, NaN and infinity included (a diverged `loss,nan` row)."""
+    value = _to_value(cell)
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _to_value(cell: str) -> MetricValue:
     text = cell.strip()
     if text == "":
@@ -146,14 +158,6 @@ def _to_value(cell: str) -> MetricValue:
         except ValueError:
             continue
     return text
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    if mark is None:
-        return str(problem)
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def read_metrics(paths: Iterable[Path], *, root: Path) -> Metrics:

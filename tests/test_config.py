@@ -1,0 +1,573 @@
+"""mlci.yaml: the example loads, defaults apply, every mistake is named with its key path."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import mlci
+from mlci.config import (
+    DEFAULT_TRACKING_URI,
+    Config,
+    config_as_mapping,
+    find_config,
+    load_config,
+    parse_config,
+)
+from mlci.core.gate import Rule
+from mlci.errors import EXIT_USAGE, ConfigError
+
+EXAMPLE = Path(mlci.__file__).parent / "examples" / "sklearn" / "mlci.yaml"
+
+# The smallest valid file: everything else has a default.
+MINIMAL = """\
+model: {name: digits}
+evaluate: {metrics: [metrics.json]}
+"""
+
+
+def parse(text: str) -> Config:
+    return parse_config(textwrap.dedent(text), root=Path("/project"))
+
+
+def problem(text: str) -> str:
+    """The message of the ConfigError that `text` raises."""
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    assert caught.value.exit_code == EXIT_USAGE == 2
+    return caught.value.message
+
+
+def with_rules(*rules: str) -> str:
+    return MINIMAL + "gate:\n  rules:\n" + "".join(f"    - {rule}\n" for rule in rules)
+
+
+# -- The example and the defaults ------------------------------------------------------
+
+
+def test_the_example_config_loads() -> None:
+    config = load_config(EXAMPLE)
+
+    assert config.root == EXAMPLE.parent.resolve()
+    assert config.version == 1
+    assert config.model_name == "digits-classifier"
+    assert config.train is not None
+    assert config.train.command == "python train.py"
+    assert config.train.timeout_minutes == 10
+    assert config.evaluate.metrics == ("metrics.json",)
+    assert config.gate.baseline == "auto"
+    assert config.gate.on_missing_baseline == "pass"
+    assert config.gate.rules == (
+        Rule("accuracy", min=0.90, max_drop=0.01),
+        Rule("f1_macro", max_drop=0.01),
+        Rule("log_loss", max_rise_pct=10, severity="warn"),
+    )
+    assert config.registry.kind == "mlflow"
+    assert config.registry.tracking_uri == "sqlite:///.mlci/mlflow.db"
+    assert config.registry.model == "model/"
+    assert config.registry.promote_on == ("main",)
+    assert config.registry.alias == "champion"
+
+
+def test_defaults() -> None:
+    config = parse(MINIMAL + "train: {command: python train.py}\n")
+
+    assert config.train is not None
+    assert config.train.timeout_minutes == 60
+    assert config.gate.baseline == "auto"
+    assert config.gate.on_missing_baseline == "pass"
+    assert config.gate.rules == ()
+    assert config.registry.tracking_uri == DEFAULT_TRACKING_URI == "sqlite:///.mlci/mlflow.db"
+    assert config.registry.model is None
+    assert config.registry.promote_on == ("main",)
+    assert config.registry.alias == "champion"
+
+
+def test_a_rule_defaults_to_severity_fail_and_an_inferred_direction() -> None:
+    (rule,) = parse(with_rules("{metric: accuracy, min: 0.9}")).gate.rules
+
+    assert rule.severity == "fail"
+    assert rule.direction is None
+    assert rule.better == "higher"
+
+
+def test_no_train_section_means_no_training() -> None:
+    assert parse(MINIMAL).train is None
+
+
+def test_train_command_as_text() -> None:
+    config = parse(MINIMAL + "train: {command: python train.py --epochs 3}\n")
+
+    assert config.train is not None
+    assert config.train.command == "python train.py --epochs 3"
+
+
+def test_train_command_as_list() -> None:
+    config = parse(MINIMAL + "train:\n  command: [python, train.py, --epochs, '3']\n")
+
+    assert config.train is not None
+    assert config.train.command == ("python", "train.py", "--epochs", "3")
+
+
+def test_text_or_list_settings() -> None:
+    config = parse(
+        """\
+        model: {name: digits}
+        evaluate: {metrics: scores.csv}
+        registry: {promote_on: [main, release]}
+        """
+    )
+
+    assert config.evaluate.metrics == ("scores.csv",)
+    assert config.registry.promote_on == ("main", "release")
+
+
+def test_every_setting_can_be_given() -> None:
+    config = parse(
+        """\
+        version: 1
+        model: {name: digits}
+        train: {command: make train, timeout_minutes: 2.5}
+        evaluate: {metrics: [a.json, b.yaml]}
+        gate:
+          baseline: none
+          on_missing_baseline: fail
+          rules:
+            - {metric: throughput, direction: higher, min_gain_pct: 5, severity: warn}
+        registry:
+          tracking_uri: http://mlflow.internal:5000
+          model: out/model
+          promote_on: release
+          alias: production
+        """
+    )
+
+    assert config.train is not None and config.train.timeout_minutes == 2.5
+    assert config.gate.baseline == "none"
+    assert config.gate.on_missing_baseline == "fail"
+    assert config.gate.rules == (
+        Rule("throughput", direction="higher", min_gain_pct=5, severity="warn"),
+    )
+    assert config.registry.tracking_uri == "http://mlflow.internal:5000"
+    assert config.registry.promote_on == ("release",)
+    assert config.registry.alias == "production"
+
+
+def test_config_as_mapping_shows_the_effective_settings() -> None:
+    settings = config_as_mapping(load_config(EXAMPLE))
+
+    assert settings["gate"] == {
+        "baseline": "auto",
+        "on_missing_baseline": "pass",
+        "rules": ["≥ 0.9, drop ≤ 0.01", "drop ≤ 0.01", "rise ≤ 10%"],
+    }
+    assert settings["train"] == {"command": "python train.py", "timeout_minutes": 10}
+
+
+# -- Messages name the key path and what was expected -----------------------------------
+
+
+def test_a_wrong_type_names_the_key_path_and_the_expectation() -> None:
+    message = problem(with_rules("{metric: accuracy, min: 0.9}", "{metric: f1, max_drop: 1%}"))
+
+    assert message.startswith("mlci.yaml")
+    assert 'gate.rules[1].max_drop: expected a number, got "1%"' in message
+
+
+@pytest.mark.parametrize("limit", ["max_drop: 1%", "max_drop: -0.01", "min: true"])
+def test_a_rejected_limit_is_reported_once(limit: str) -> None:
+    message = problem(with_rules(f"{{metric: f1, {limit}}}"))
+
+    assert "sets no limit" not in message
+
+
+def test_a_misspelt_key_suggests_the_right_one() -> None:
+    message = problem(with_rules("{metric: accuracy, min: 0.9, max_dorp: 0.01}"))
+
+    assert message == "mlci.yaml: gate.rules[0].max_dorp: unknown key; did you mean max_drop?"
+
+
+def test_a_misspelt_top_level_key_suggests_the_right_one() -> None:
+    message = problem(MINIMAL + "registy: {alias: champion}\n")
+
+    assert message == "mlci.yaml: registy: unknown key; did you mean registry?"
+
+
+def test_an_unknown_key_lists_the_allowed_ones() -> None:
+    message = problem(MINIMAL + "notifications: {slack: true}\n")
+
+    assert message == (
+        "mlci.yaml: notifications: unknown key; "
+        "expected one of version, model, train, evaluate, gate, registry"
+    )
+
+
+def test_an_unknown_nested_key_names_its_section() -> None:
+    message = problem(MINIMAL + "train: {command: x, timeout: 5}\n")
+
+    assert message.startswith("mlci.yaml: train.timeout: unknown key;")
+
+
+def test_a_duplicate_key_names_its_line() -> None:
+    message = problem(
+        """\
+        model: {name: digits}
+        evaluate: {metrics: [metrics.json]}
+        model: {name: other}
+        """
+    )
+
+    assert message == "mlci.yaml, line 3, column 1: the key 'model' appears twice"
+
+
+def test_a_duplicate_key_inside_a_rule_is_caught() -> None:
+    message = problem(with_rules("{metric: accuracy, min: 0.9, min: 0.8}"))
+
+    assert message == "mlci.yaml, line 5, column 36: the key 'min' appears twice"
+
+
+def test_a_yaml_syntax_error_names_line_and_column() -> None:
+    message = problem(
+        """\
+        model:
+          name: [digits
+        evaluate: {metrics: [metrics.json]}
+        """
+    )
+
+    assert message.startswith("mlci.yaml, line 3, column 9: ")
+    assert "expected ',' or ']'" in message
+
+
+def test_a_tab_indent_is_a_syntax_error_with_a_position() -> None:
+    message = problem("model:\n\tname: digits\n")
+
+    assert message.startswith("mlci.yaml, line 2, column 1: ")
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# just a comment\n"])
+def test_an_empty_file(text: str) -> None:
+    message = problem(text)
+
+    assert message == "mlci.yaml: the file is empty; run `mlci init` for a starting point"
+
+
+@pytest.mark.parametrize(
+    ("text", "got"), [("- model\n- evaluate\n", "a list"), ("just text\n", '"just text"')]
+)
+def test_a_file_that_is_not_a_mapping(text: str, got: str) -> None:
+    assert problem(text) == f"mlci.yaml: expected a mapping, got {got}"
+
+
+def test_a_section_that_is_not_a_mapping() -> None:
+    message = problem("model: digits\nevaluate: {metrics: [m.json]}\n")
+
+    assert 'model: expected a mapping, got "digits"' in message
+    assert "model.name: required" in message
+
+
+def test_missing_required_settings_are_listed_with_examples() -> None:
+    message = problem("version: 1\n")
+
+    assert message == (
+        "mlci.yaml has 2 problems:\n"
+        "  model.name: required: the registered model's name, e.g. digits-classifier\n"
+        "  evaluate.metrics: required: the metrics files training writes, e.g. [metrics.json]"
+    )
+
+
+@pytest.mark.parametrize("train", ["train:\n", "train: {timeout_minutes: 5}\n"])
+def test_a_train_section_needs_a_command(train: str) -> None:
+    message = problem(MINIMAL + train)
+
+    assert message == (
+        "mlci.yaml: train.command: required: the command that trains, e.g. python train.py"
+    )
+
+
+@pytest.mark.parametrize(("command", "got"), [("42", "42"), ("[python, 3]", "a list")])
+def test_a_train_command_of_the_wrong_type(command: str, got: str) -> None:
+    message = problem(MINIMAL + f"train: {{command: {command}}}\n")
+
+    assert message == f"mlci.yaml: train.command: expected a text or a list of texts, got {got}"
+
+
+@pytest.mark.parametrize(("timeout", "got"), [("0", "0"), ("-5", "-5")])
+def test_a_timeout_must_be_positive(timeout: str, got: str) -> None:
+    message = problem(MINIMAL + f"train: {{command: x, timeout_minutes: {timeout}}}\n")
+
+    assert message == f"mlci.yaml: train.timeout_minutes: expected a number above 0, got {got}"
+
+
+def test_a_rule_needs_a_metric() -> None:
+    message = problem(with_rules("{min: 0.9}"))
+
+    assert message == (
+        "mlci.yaml: gate.rules[0].metric: required: the metric's name as in the metrics file"
+    )
+
+
+def test_a_rule_needs_a_limit() -> None:
+    message = problem(with_rules("{metric: accuracy, severity: warn}"))
+
+    assert message == (
+        "mlci.yaml: gate.rules[0]: rule for accuracy sets no limit; "
+        "add min, max, max_drop, max_rise or min_gain"
+    )
+
+
+def test_a_rule_that_is_not_a_mapping() -> None:
+    message = problem(with_rules("accuracy >= 0.9"))
+
+    assert message == (
+        "mlci.yaml: gate.rules[0]: expected a mapping like {metric: accuracy, min: 0.9}, "
+        'got "accuracy >= 0.9"'
+    )
+
+
+def test_rules_must_be_a_list() -> None:
+    message = problem(MINIMAL + "gate: {rules: {metric: accuracy, min: 0.9}}\n")
+
+    assert message == "mlci.yaml: gate.rules: expected a list of rules, got a mapping"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "options"),
+    [
+        ("baseline", "latest", "auto, registry, none"),
+        ("on_missing_baseline", "warn", "pass, fail"),
+    ],
+)
+def test_gate_choices(key: str, value: str, options: str) -> None:
+    message = problem(MINIMAL + f"gate: {{{key}: {value}}}\n")
+
+    assert message == f'mlci.yaml: gate.{key}: expected one of {options}, got "{value}"'
+
+
+def test_rule_choices() -> None:
+    message = problem(with_rules("{metric: accuracy, min: 0.9, severity: error}"))
+
+    assert message == 'mlci.yaml: gate.rules[0].severity: expected one of fail, warn, got "error"'
+
+
+# -- Rules that contradict the metric's direction ---------------------------------------
+
+
+def test_max_drop_on_a_lower_is_better_metric_suggests_max_rise() -> None:
+    message = problem(with_rules("{metric: log_loss, max_drop: 0.01}"))
+
+    assert message.startswith("mlci.yaml: gate.rules[0].max_drop: ")
+    assert "log_loss is a lower-is-better metric" in message
+    assert message.endswith("use max_rise")
+
+
+def test_max_rise_on_a_higher_is_better_metric_suggests_max_drop() -> None:
+    message = problem(with_rules("{metric: accuracy, max_rise: 0.01}"))
+
+    assert message.startswith("mlci.yaml: gate.rules[0].max_rise: ")
+    assert "accuracy is a higher-is-better metric" in message
+    assert message.endswith("use max_drop")
+
+
+def test_the_pct_variant_suggests_the_pct_variant() -> None:
+    message = problem(with_rules("{metric: accuracy, max_rise_pct: 1}"))
+
+    assert message.endswith("use max_drop_pct")
+
+
+def test_an_explicit_direction_allows_the_check() -> None:
+    (rule,) = parse(with_rules("{metric: log_loss, direction: higher, max_drop: 0.01}")).gate.rules
+
+    assert rule.better == "higher"
+    assert rule.max_drop == 0.01
+
+
+def test_a_contradicting_explicit_direction_is_caught() -> None:
+    message = problem(with_rules("{metric: accuracy, direction: lower, max_drop: 0.01}"))
+
+    assert message.startswith("mlci.yaml: gate.rules[0].max_drop: accuracy is a lower-is-better")
+
+
+def test_min_gain_on_an_unknown_metric_requires_a_direction() -> None:
+    message = problem(with_rules("{metric: throughput, min_gain: 10}"))
+
+    assert message == (
+        "mlci.yaml: gate.rules[0].direction: required for min_gain: mlci cannot tell whether "
+        "higher or lower throughput is better; add direction: higher or direction: lower"
+    )
+
+
+def test_min_gain_on_a_known_metric_needs_no_direction() -> None:
+    rules = parse(with_rules("{metric: accuracy, min_gain: 0.01}")).gate.rules
+
+    assert rules == (Rule("accuracy", min_gain=0.01),)
+
+
+def test_a_direction_must_be_higher_or_lower() -> None:
+    message = problem(with_rules("{metric: throughput, direction: up, min_gain: 1}"))
+
+    assert 'gate.rules[0].direction: expected one of higher, lower, got "up"' in message
+
+
+# -- Numbers ---------------------------------------------------------------------------
+
+
+def test_a_negative_allowed_change_is_refused() -> None:
+    message = problem(with_rules("{metric: accuracy, min: 0.5, max_drop: -0.01}"))
+
+    assert (
+        message == "mlci.yaml: gate.rules[0].max_drop: expected a number of at least 0, got -0.01"
+    )
+
+
+def test_min_and_max_may_be_negative() -> None:
+    (rule,) = parse(with_rules("{metric: r2, min: -0.5, max: -0.1}")).gate.rules
+
+    assert (rule.min, rule.max) == (-0.5, -0.1)
+
+
+@pytest.mark.parametrize(("value", "got"), [("true", "true"), ("no", "false"), (".nan", "nan")])
+def test_booleans_and_nan_are_not_numbers(value: str, got: str) -> None:
+    message = problem(with_rules(f"{{metric: accuracy, max: 1, min: {value}}}"))
+
+    assert message == f"mlci.yaml: gate.rules[0].min: expected a number, got {got}"
+
+
+def test_infinity_is_not_a_threshold() -> None:
+    message = problem(with_rules("{metric: accuracy, max: .inf}"))
+
+    assert "gate.rules[0].max: expected a number" in message
+
+
+def test_integers_become_floats() -> None:
+    (rule,) = parse(with_rules("{metric: log_loss, max: 1, max_rise_pct: 10}")).gate.rules
+
+    assert rule.max == 1.0 and isinstance(rule.max, float)
+    assert rule.max_rise_pct == 10.0
+
+
+# -- Registry -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alias", ["latest", "v2", "V10", "LATEST"])
+def test_aliases_reserved_by_mlflow_are_refused(alias: str) -> None:
+    message = problem(MINIMAL + f"registry: {{alias: {alias}}}\n")
+
+    assert message == (
+        f'mlci.yaml: registry.alias: "{alias}" is reserved by MLflow; use e.g. champion'
+    )
+
+
+@pytest.mark.parametrize("alias", ["champion", "v2-candidate", "production"])
+def test_ordinary_aliases_are_accepted(alias: str) -> None:
+    assert parse(MINIMAL + f"registry: {{alias: {alias}}}\n").registry.alias == alias
+
+
+def test_only_mlflow_is_a_registry_kind() -> None:
+    message = problem(MINIMAL + "registry: {kind: wandb}\n")
+
+    assert message == 'mlci.yaml: registry.kind: expected one of mlflow, got "wandb"'
+
+
+def test_version_must_be_1() -> None:
+    message = problem(MINIMAL + "version: 2\n")
+
+    assert message == "mlci.yaml: version: expected 1 (the only version so far), got 2"
+
+
+# -- All problems at once ---------------------------------------------------------------
+
+
+def test_several_problems_are_all_listed() -> None:
+    message = problem(
+        """\
+        model: {}
+        evaluate: {metrics: [metrics.json]}
+        gate:
+          baseline: sometimes
+          rules:
+            - {metric: log_loss, max_drop: 0.01}
+            - {metric: accuracy, min: 0.9, max_dorp: 0.01}
+        registry: {alias: latest}
+        """
+    )
+
+    assert message == (
+        "mlci.yaml has 5 problems:\n"
+        "  model.name: required: the registered model's name, e.g. digits-classifier\n"
+        '  gate.baseline: expected one of auto, registry, none, got "sometimes"\n'
+        "  gate.rules[0].max_drop: log_loss is a lower-is-better metric, so max_drop does not "
+        "apply (it limits how far it may drop); use max_rise\n"
+        "  gate.rules[1].max_dorp: unknown key; did you mean max_drop?\n"
+        '  registry.alias: "latest" is reserved by MLflow; use e.g. champion'
+    )
+
+
+# -- Finding and loading the file -------------------------------------------------------
+
+
+def test_find_config_in_the_folder_itself(tmp_path: Path) -> None:
+    (tmp_path / "mlci.yaml").write_text(MINIMAL)
+
+    assert find_config(tmp_path) == tmp_path / "mlci.yaml"
+
+
+def test_find_config_walks_up_from_a_subfolder(tmp_path: Path) -> None:
+    (tmp_path / "mlci.yaml").write_text(MINIMAL)
+    deep = tmp_path / "src" / "models" / "vision"
+    deep.mkdir(parents=True)
+
+    assert find_config(deep) == tmp_path / "mlci.yaml"
+
+
+def test_find_config_takes_the_nearest_file(tmp_path: Path) -> None:
+    (tmp_path / "mlci.yaml").write_text(MINIMAL)
+    inner = tmp_path / "sub"
+    inner.mkdir()
+    (inner / "mlci.yaml").write_text(MINIMAL)
+
+    assert find_config(inner) == inner / "mlci.yaml"
+
+
+def test_find_config_ignores_a_folder_named_like_the_file(tmp_path: Path) -> None:
+    (tmp_path / "mlci.yaml").write_text(MINIMAL)
+    inner = tmp_path / "sub"
+    (inner / "mlci.yaml").mkdir(parents=True)
+
+    assert find_config(inner) == tmp_path / "mlci.yaml"
+
+
+def test_find_config_without_a_file_says_to_run_mlci_init(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        find_config(tmp_path)
+
+    assert caught.value.exit_code == 2
+    assert caught.value.message.startswith(f"no mlci.yaml in {tmp_path} or any folder above it")
+    assert "`mlci init`" in caught.value.message
+
+
+def test_load_config_of_a_missing_file_says_to_run_mlci_init(tmp_path: Path) -> None:
+    path = tmp_path / "mlci.yaml"
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert caught.value.message == f"{path}: not found; run `mlci init` to write one"
+
+
+def test_load_config_roots_paths_at_the_file(tmp_path: Path) -> None:
+    (tmp_path / "mlci.yaml").write_text(MINIMAL)
+
+    assert load_config(tmp_path / "mlci.yaml").root == tmp_path.resolve()
+
+
+def test_load_config_of_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "mlci.yaml"
+    path.write_bytes(b"model: {name: \xff}\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert caught.value.message.startswith(f"{path}: cannot read it (")
