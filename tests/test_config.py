@@ -274,7 +274,8 @@ def test_missing_required_settings_are_listed_with_examples() -> None:
     assert message == (
         "mlci.yaml has 2 problems:\n"
         "  model.name: required: the registered model's name, e.g. digits-classifier\n"
-        "  evaluate.metrics: required: the metrics files training writes, e.g. [metrics.json]"
+        "  evaluate.metrics: required: the metrics files training writes, e.g. [metrics.json] "
+        "(or evaluate.predictions, from which mlci computes the metrics)"
     )
 
 
@@ -336,7 +337,7 @@ def test_rules_must_be_a_list() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "options"),
     [
-        ("baseline", "latest", "auto, registry, none"),
+        ("baseline", "latest", "auto, registry, git, none or file:PATH"),
         ("on_missing_baseline", "warn", "pass, fail"),
     ],
 )
@@ -359,7 +360,7 @@ def test_max_drop_on_a_lower_is_better_metric_suggests_max_rise() -> None:
     message = problem(with_rules("{metric: log_loss, max_drop: 0.01}"))
 
     assert message.startswith("mlci.yaml: gate.rules[0].max_drop: ")
-    assert "log_loss is a lower-is-better metric" in message
+    assert "log_loss is lower-is-better, so limit how far it may rise" in message
     assert message.endswith("use max_rise")
 
 
@@ -367,7 +368,7 @@ def test_max_rise_on_a_higher_is_better_metric_suggests_max_drop() -> None:
     message = problem(with_rules("{metric: accuracy, max_rise: 0.01}"))
 
     assert message.startswith("mlci.yaml: gate.rules[0].max_rise: ")
-    assert "accuracy is a higher-is-better metric" in message
+    assert "accuracy is higher-is-better, so limit how far it may drop" in message
     assert message.endswith("use max_drop")
 
 
@@ -387,7 +388,7 @@ def test_an_explicit_direction_allows_the_check() -> None:
 def test_a_contradicting_explicit_direction_is_caught() -> None:
     message = problem(with_rules("{metric: accuracy, direction: lower, max_drop: 0.01}"))
 
-    assert message.startswith("mlci.yaml: gate.rules[0].max_drop: accuracy is a lower-is-better")
+    assert message.startswith("mlci.yaml: gate.rules[0].max_drop: accuracy is lower-is-better")
 
 
 def test_min_gain_on_an_unknown_metric_requires_a_direction() -> None:
@@ -497,9 +498,10 @@ def test_several_problems_are_all_listed() -> None:
     assert message == (
         "mlci.yaml has 5 problems:\n"
         "  model.name: required: the registered model's name, e.g. digits-classifier\n"
-        '  gate.baseline: expected one of auto, registry, none, got "sometimes"\n'
-        "  gate.rules[0].max_drop: log_loss is a lower-is-better metric, so max_drop does not "
-        "apply (it limits how far it may drop); use max_rise\n"
+        "  gate.baseline: expected one of auto, registry, git, none or file:PATH, "
+        'got "sometimes"\n'
+        "  gate.rules[0].max_drop: log_loss is lower-is-better, so limit how far it may rise: "
+        "use max_rise\n"
         "  gate.rules[1].max_dorp: unknown key; did you mean max_drop?\n"
         '  registry.alias: "latest" is reserved by MLflow; use e.g. champion'
     )

@@ -10,19 +10,19 @@ from pathlib import Path
 import pytest
 
 from mlci import pipeline
+from mlci.baselines import BaselineRequest
 from mlci.console import Console
 from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK, EXIT_TRAINING, EXIT_USAGE
 from mlci.registry.mlflow import MlflowRegistry
 from tests.conftest import Project
 
 
-def run(project: Project, **options: object) -> tuple[pipeline.Outcome, str]:
+def run(
+    project: Project, options: pipeline.RunOptions | None = None
+) -> tuple[pipeline.Outcome, str]:
     log = io.StringIO()
     outcome = pipeline.run(
-        config_path=project.config,
-        env=dict(os.environ),
-        console=Console(log),
-        **options,  # type: ignore[arg-type]
+        config_path=project.config, env=dict(os.environ), console=Console(log), options=options
     )
     return outcome, log.getvalue()
 
@@ -258,7 +258,7 @@ def test_missing_model_artifact_exits_2_after_writing_the_report(project: Projec
 
 
 def test_no_promote_option_keeps_the_registry_untouched(project: Project) -> None:
-    outcome, _ = run(project, promote="never")
+    outcome, _ = run(project, options=pipeline.RunOptions(promote="never"))
 
     assert outcome.exit_code == EXIT_OK
     assert registry_of(project).versions("tiny-model") == []
@@ -316,7 +316,9 @@ def test_gate_with_a_baseline_file_needs_no_registry(project: Project, tmp_path:
     baseline = tmp_path / "main-metrics.yaml"
     baseline.write_text("accuracy: 0.97\nlog_loss: 0.2\n")
 
-    outcome, _ = run(project, train=False, promote="never", baseline_file=baseline)
+    request = BaselineRequest(mode="file", file=baseline)
+    options = pipeline.RunOptions(train=False, promote="never", baseline=request)
+    outcome, _ = run(project, options=options)
 
     assert outcome.exit_code == EXIT_GATE_FAILED
     gate = project.gate_json()

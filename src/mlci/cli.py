@@ -75,10 +75,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_option(gate)
     gate.add_argument(
-        "--baseline",
+        "--candidate",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="the candidate's metrics files (default: evaluate.metrics of mlci.yaml)",
+    )
+    gate.add_argument(
+        "--predictions",
         type=Path,
         metavar="FILE",
-        help="compare against this metrics file instead of the registry's champion",
+        help="the candidate's predictions (default: evaluate.predictions of mlci.yaml)",
+    )
+    source = gate.add_mutually_exclusive_group()
+    source.add_argument(
+        "--baseline", type=Path, metavar="FILE", help="compare with the metrics in this file"
+    )
+    source.add_argument(
+        "--baseline-ref",
+        metavar="REF",
+        help="compare with the metrics files committed at the merge base of REF and HEAD",
+    )
+    source.add_argument(
+        "--baseline-registry",
+        action="store_true",
+        help="compare with the registry's champion (registry.alias)",
+    )
+    source.add_argument(
+        "--no-baseline", action="store_true", help="apply the absolute limits (min, max) only"
+    )
+    gate.add_argument(
+        "--baseline-predictions",
+        type=Path,
+        metavar="FILE",
+        help="the baseline's predictions on the same rows, with --baseline (paired intervals)",
     )
     _json_option(gate, "gate.json")
 
@@ -134,7 +164,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "gate":
         from mlci.commands import gate_command
 
-        return gate_command(config=args.config, baseline=args.baseline, as_json=args.json)
+        return gate_command(
+            config=args.config,
+            candidate=args.candidate,
+            predictions=args.predictions,
+            baseline=args.baseline,
+            baseline_ref=args.baseline_ref,
+            baseline_registry=args.baseline_registry,
+            no_baseline=args.no_baseline,
+            baseline_predictions=args.baseline_predictions,
+            as_json=args.json,
+        )
     if command == "init":
         from mlci.init import init_command
 

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import TextIO
 
 from mlci import pipeline
+from mlci.baselines import BaselineRequest
 from mlci.config import find_config, load_config
 from mlci.console import Console, columns
 from mlci.core import report as report_module
 from mlci.core.gate import format_number
 from mlci.core.report import ReportInput
-from mlci.errors import EXIT_OK
+from mlci.errors import EXIT_OK, UsageError
 from mlci.registry.base import ModelVersion
 from mlci.registry.mlflow import redact_uri
 
@@ -25,15 +26,45 @@ def _config_path(config: Path | None) -> Path:
 
 
 def run_command(*, config: Path | None, promote: bool, as_json: bool) -> int:
-    outcome = pipeline.run(config_path=_config_path(config), promote="auto" if promote else "never")
+    options = pipeline.RunOptions(promote="auto" if promote else "never")
+    outcome = pipeline.run(config_path=_config_path(config), options=options)
     _print_outcome(outcome, as_json=as_json)
     return outcome.exit_code
 
 
-def gate_command(*, config: Path | None, baseline: Path | None, as_json: bool) -> int:
-    outcome = pipeline.run(
-        config_path=_config_path(config), train=False, promote="never", baseline_file=baseline
+def gate_command(
+    *,
+    config: Path | None,
+    candidate: list[Path] | None,
+    predictions: Path | None,
+    baseline: Path | None,
+    baseline_ref: str | None,
+    baseline_registry: bool,
+    no_baseline: bool,
+    baseline_predictions: Path | None,
+    as_json: bool,
+) -> int:
+    request = None
+    if baseline is not None:
+        request = BaselineRequest(mode="file", file=baseline, predictions=baseline_predictions)
+    elif baseline_ref is not None:
+        request = BaselineRequest(mode="git", ref=baseline_ref)
+    elif baseline_registry:
+        request = BaselineRequest(mode="registry")
+    elif no_baseline:
+        request = BaselineRequest(mode="none")
+    elif baseline_predictions is not None:
+        raise UsageError(
+            "--baseline-predictions goes with --baseline FILE (the baseline's metrics)"
+        )
+    options = pipeline.RunOptions(
+        train=False,
+        promote="never",
+        baseline=request,
+        metrics=tuple(candidate) if candidate else None,
+        predictions=predictions,
     )
+    outcome = pipeline.run(config_path=_config_path(config), options=options)
     _print_outcome(outcome, as_json=as_json)
     return outcome.exit_code
 

@@ -22,7 +22,8 @@ from mlci.errors import ConfigError
 
 CONFIG_NAME = "mlci.yaml"
 DEFAULT_TRACKING_URI = "sqlite:///.mlci/mlflow.db"
-BaselineMode = Literal["auto", "registry", "none"]
+BaselineMode = Literal["auto", "registry", "git", "file", "none"]
+Task = Literal["classification", "regression"]
 T = TypeVar("T")
 
 
@@ -35,13 +36,19 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EvaluateConfig:
     metrics: tuple[str, ...]
+    predictions: str | None = None
+    task: Task = "classification"
 
 
 @dataclass(frozen=True)
 class GateConfig:
     baseline: BaselineMode = "auto"
+    baseline_file: str | None = None  # with baseline "file": `baseline: file:PATH`
+    base_ref: str | None = None  # the branch a pull request is compared with (git baseline)
     on_missing_baseline: MissingBaseline = "pass"
     rules: tuple[Rule, ...] = ()
+    resamples: int = 2000
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,20 @@ class _Section:
             )
             return None
         return float(value)
+
+    def integer(self, key: str, default: int, *, minimum: int) -> int:
+        value = self._get(
+            key, default, lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"
+        )
+        if value < minimum:
+            self.problems.add(
+                self._at(key), f"expected a whole number of at least {minimum}, got {value}"
+            )
+            return default
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        return self._get(key, default, lambda v: isinstance(v, bool), "true or false")
 
     def choice(self, key: str, default: str, options: tuple[str, ...]) -> str:
         value = self._get(key, default, lambda v: v in options, f"one of {', '.join(options)}")
@@ -252,22 +273,41 @@ def _parse_train(data: object, problems: _Problems) -> TrainConfig | None:
 
 
 def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
-    section = _Section(data, "evaluate", problems, ("metrics",))
+    section = _Section(data, "evaluate", problems, ("metrics", "predictions", "task"))
     metrics = section.string_list("metrics", ())
-    if not metrics and not section.has("metrics"):
+    predictions = section.optional_string("predictions")
+    if not metrics and not section.has("metrics") and predictions is None:
         problems.add(
-            "evaluate.metrics", "required: the metrics files training writes, e.g. [metrics.json]"
+            "evaluate.metrics",
+            "required: the metrics files training writes, e.g. [metrics.json] "
+            "(or evaluate.predictions, from which mlci computes the metrics)",
         )
-    return EvaluateConfig(metrics=metrics)
+    task = section.choice("task", "classification", ("classification", "regression"))
+    return EvaluateConfig(metrics=metrics, predictions=predictions, task=cast(Task, task))
 
 
-_RULE_KEYS = ("metric", "direction", "min", "max", *RELATIVE_CHECKS, "severity")
+_RULE_KEYS = (
+    "metric",
+    "direction",
+    "min",
+    "max",
+    *RELATIVE_CHECKS,
+    "severity",
+    "confidence",
+    "require_proof",
+    "on_missing_metric",
+)
+
+
+_GATE_KEYS = ("baseline", "base_ref", "on_missing_baseline", "rules", "resamples", "seed")
 
 
 def _parse_gate(data: object, problems: _Problems) -> GateConfig:
-    section = _Section(data, "gate", problems, ("baseline", "on_missing_baseline", "rules"))
-    baseline = section.choice("baseline", "auto", ("auto", "registry", "none"))
+    section = _Section(data, "gate", problems, _GATE_KEYS)
+    baseline, baseline_file = _parse_baseline(section.data.get("baseline", "auto"), problems)
     missing = section.choice("on_missing_baseline", "pass", ("pass", "fail"))
+    resamples = section.integer("resamples", 2000, minimum=100)
+    seed = section.integer("seed", 0, minimum=0)
     raw_rules = section.data.get("rules", [])
     rules: list[Rule] = []
     if not isinstance(raw_rules, list):
@@ -278,10 +318,26 @@ def _parse_gate(data: object, problems: _Problems) -> GateConfig:
         if rule is not None:
             rules.append(rule)
     return GateConfig(
-        baseline=cast(BaselineMode, baseline),
+        baseline=baseline,
+        baseline_file=baseline_file,
+        base_ref=section.optional_string("base_ref"),
         on_missing_baseline=cast(MissingBaseline, missing),
         rules=tuple(rules),
+        resamples=resamples,
+        seed=seed,
     )
+
+
+def _parse_baseline(value: object, problems: _Problems) -> tuple[BaselineMode, str | None]:
+    if isinstance(value, str) and value.startswith("file:") and value[5:].strip():
+        return "file", value[5:].strip()
+    if value in ("auto", "registry", "git", "none"):
+        return value, None
+    problems.add(
+        "gate.baseline",
+        f"expected one of auto, registry, git, none or file:PATH, got {_describe(value)}",
+    )
+    return "auto", None
 
 
 def _parse_rule(raw: object, path: str, problems: _Problems) -> Rule | None:
@@ -298,13 +354,30 @@ def _parse_rule(raw: object, path: str, problems: _Problems) -> Rule | None:
         return None
     direction = section.choice("direction", "", ("higher", "lower")) or None
     values = {name: section.number(name, minimum=0) for name in RELATIVE_CHECKS}
+    confidence = section.number("confidence")
+    if confidence is not None and not 0.5 <= confidence < 1:
+        problems.add(
+            f"{path}.confidence", f"expected a level like 0.95 (0.5 to 0.999), got {confidence:g}"
+        )
+        confidence = None
+    require_proof = section.boolean("require_proof", False)
+    if require_proof and confidence is None and not section.has("confidence"):
+        problems.add(f"{path}.require_proof", "needs confidence too, e.g. confidence: 0.95")
     rule = Rule(
         metric=metric,
         direction=cast(Any, direction),
         min=section.number("min"),
         max=section.number("max"),
+        max_drop=values["max_drop"],
+        max_drop_pct=values["max_drop_pct"],
+        max_rise=values["max_rise"],
+        max_rise_pct=values["max_rise_pct"],
+        min_gain=values["min_gain"],
+        min_gain_pct=values["min_gain_pct"],
         severity=cast(Any, section.choice("severity", "fail", ("fail", "warn"))),
-        **values,
+        confidence=confidence,
+        require_proof=require_proof,
+        on_missing_metric=cast(Any, section.choice("on_missing_metric", "fail", ("fail", "skip"))),
     )
     if not any(key in raw for key in ("min", "max", *RELATIVE_CHECKS)):
         problems.add(
@@ -326,12 +399,11 @@ def _check_direction(rule: Rule, path: str, problems: _Problems) -> None:
             )
         elif wanted is not None and better is not None and wanted != better:
             other = name.replace("drop", "rise") if "drop" in name else name.replace("rise", "drop")
-            kind = "lower" if better == "lower" else "higher"
-            move = "drop" if better == "lower" else "rise"
+            worse = "rise" if better == "lower" else "drop"
             problems.add(
                 f"{path}.{name}",
-                f"{rule.metric} is a {kind}-is-better metric, so {name} does not apply "
-                f"(it limits how far it may {move}); use {other}",
+                f"{rule.metric} is {better}-is-better, so limit how far it may {worse}: "
+                f"use {other}",
             )
 
 

@@ -79,3 +79,44 @@ def switch(root: Path, branch: str, *, create: bool = False) -> None:
 def merge(root: Path, branch: str, message: str) -> str:
     run_git(*_IDENTITY, "merge", "--quiet", "--no-ff", "-m", message, branch, cwd=root)
     return run_git("rev-parse", "HEAD", cwd=root)
+
+
+# -- reading other commits: the git baseline ------------------------------------------------
+
+
+def is_shallow(root: Path) -> bool:
+    return run_git("rev-parse", "--is-shallow-repository", cwd=root) == "true"
+
+
+def resolve_commit(root: Path, ref: str) -> str | None:
+    """The commit `ref` names, or None when it does not exist here."""
+    try:
+        return run_git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=root) or None
+    except ExternalError:
+        return None
+
+
+def merge_base(root: Path, a: str, b: str) -> str | None:
+    try:
+        return run_git("merge-base", a, b, cwd=root) or None
+    except ExternalError:
+        return None
+
+
+def prefix(root: Path) -> str:
+    """The path of `root` inside its repository ("" at the top, "sub/dir/" below it)."""
+    return run_git("rev-parse", "--show-prefix", cwd=root)
+
+
+def read_file_at(root: Path, commit: str, path: str) -> bytes | None:
+    """The content of `path` (relative to the repository's top) at `commit`, or None."""
+    top = repo_root(root)
+    completed = subprocess.run(
+        ["git", "show", f"{commit}:{path}"], cwd=top, capture_output=True, check=False
+    )
+    if completed.returncode == 0:
+        return completed.stdout
+    error = completed.stderr.decode("utf-8", errors="replace")
+    if "does not exist in" in error or "exists on disk, but not in" in error:
+        return None
+    raise ExternalError(f"`git show {commit}:{path}` failed: {error.strip() or 'no message'}")

@@ -7,24 +7,27 @@ promoted, and again whenever a later stage fails, so a run never ends without th
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from mlci import ci
+from mlci import baselines, ci
 from mlci import config as config_module
+from mlci.baselines import BaselineRequest
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core import report as report_module
-from mlci.core.gate import Baseline, GateResult, evaluate_gate
+from mlci.core.gate import GateResult, MetricIntervals, evaluate_gate, format_number
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.report import Promotion, ReportInput
 from mlci.errors import (
     EXIT_GATE_FAILED,
     EXIT_OK,
     Interrupted,
+    MetricsError,
     MlciError,
     TrainingError,
     UsageError,
@@ -32,6 +35,9 @@ from mlci.errors import (
 from mlci.forges.local import LocalForge
 from mlci.registry.base import Lineage, Registry
 from mlci.registry.mlflow import MlflowRegistry, resolve_tracking_uri
+
+if TYPE_CHECKING:
+    from mlci.predictions import Predictions
 
 OUT_DIR = Path(".mlci") / "out"
 PromoteMode = Literal["auto", "never"]
@@ -92,23 +98,33 @@ class _State:
         )
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What `mlci run` and `mlci gate` change about the stages."""
+
+    train: bool = True
+    promote: PromoteMode = "auto"
+    baseline: BaselineRequest | None = None  # None: gate.baseline from mlci.yaml
+    metrics: tuple[Path, ...] | None = None  # None: evaluate.metrics from mlci.yaml
+    predictions: Path | None = None  # None: evaluate.predictions from mlci.yaml
+
+
 def run(
     *,
     config_path: Path,
     env: Mapping[str, str] | None = None,
     console: Console | None = None,
-    train: bool = True,
-    promote: PromoteMode = "auto",
-    baseline_file: Path | None = None,
+    options: RunOptions | None = None,
     open_registry: RegistryFactory = open_registry,
 ) -> Outcome:
     """Run every stage for the project of `config_path`; never raises MlciError.
 
-    `train=False` and `baseline_file` serve `mlci gate` (metrics already on disk, the
-    baseline from a file: no registry is opened, so mlflow is never imported).
+    With `mlci gate` (no training, a baseline from a file) no registry is opened, so
+    mlflow is never imported.
     """
     env = os.environ if env is None else env
     console = console or Console()
+    options = options or RunOptions()
     state = _State(root=config_path.parent.resolve())
     out_dir = state.root / OUT_DIR
     try:
@@ -117,34 +133,44 @@ def run(
         state.stage = "context"
         state.context = ci.detect_context(config.root, env)
         _describe_context(state.context, console)
-        registry = None if baseline_file else open_registry(config, env)
-        if train and config.train is not None:
+        request = options.baseline or baselines.request_from_config(config)
+        registry = _registry_for(request, options, config, env, open_registry)
+        if options.train and config.train is not None:
             state.stage = "train"
             _train(config, state, console, env)
         state.stage = "evaluate"
-        state.metrics = read_metrics([Path(p) for p in config.evaluate.metrics], root=config.root)
-        console.step(
-            "evaluate",
-            f"{len(state.metrics.values)} metrics from {', '.join(config.evaluate.metrics)}",
-        )
+        evaluation = _evaluate(config, options, state, console)
         state.stage = "baseline"
-        baseline = _baseline(config, registry, baseline_file, console)
-        state.stage = "gate"
-        state.gate = evaluate_gate(
-            config.gate.rules,
-            state.metrics.values,
-            baseline,
-            on_missing_baseline=config.gate.on_missing_baseline,
+        choice = baselines.find_baseline(
+            config,
+            state.context,
+            registry,
+            request,
+            cache=out_dir.parent / "cache",
+            console=console,
         )
+        if choice.baseline is not None:
+            console.step("baseline", f"{choice.baseline.label} ({choice.baseline.source})")
+        state.stage = "gate"
+        intervals, interval_notes = _intervals(config, evaluation, choice.predictions, console)
+        gate = evaluate_gate(
+            config.gate.rules,
+            state.metrics.values if state.metrics else {},
+            choice.baseline,
+            on_missing_baseline=config.gate.on_missing_baseline,
+            intervals=intervals,
+        )
+        notes = (*choice.notes, *evaluation.notes, *interval_notes, *gate.notes)
+        state.gate = dataclasses.replace(gate, notes=notes)
         console.step("gate", state.gate.summary() if state.gate.results else "no rules configured")
-        state.promotion = _promotion_plan(config, state, promote)
+        state.promotion = _promotion_plan(config, state, options.promote)
         state.stage = "report"
         files = _write_outputs(state.report(), out_dir)
         state.stage = "publish"
         _publish(state.report(), out_dir)
         if registry is not None and state.promotion.eligible and state.gate.passed:
             state.stage = "promote"
-            state.promotion = _promote(config, state, registry, console)
+            state.promotion = _promote(config, state, registry, evaluation.predictions, console)
             files = _write_outputs(state.report(), out_dir)
             _publish(state.report(), out_dir)
         exit_code = EXIT_OK if state.gate.passed else EXIT_GATE_FAILED
@@ -158,6 +184,106 @@ def run(
     except KeyboardInterrupt:
         _write_outputs(state.report(Interrupted(f"interrupted during {state.stage}")), out_dir)
         raise
+
+
+def _registry_for(
+    request: BaselineRequest,
+    options: RunOptions,
+    config: Config,
+    env: Mapping[str, str],
+    factory: RegistryFactory,
+) -> Registry | None:
+    """The registry, when this run reads its champion or may promote; else None."""
+    reads = request.mode in ("auto", "registry")
+    writes = options.promote != "never"
+    return factory(config, env) if reads or writes else None
+
+
+@dataclass(frozen=True)
+class _Evaluation:
+    predictions: Path | None  # the candidate's predictions file
+    loaded: Predictions | None  # loaded once, for the metrics and the intervals
+    notes: tuple[str, ...] = ()
+
+
+def _evaluate(config: Config, options: RunOptions, state: _State, console: Console) -> _Evaluation:
+    """Read the metrics files, and compute metrics from the predictions when given."""
+    files = (
+        options.metrics
+        if options.metrics is not None
+        else tuple(Path(p) for p in config.evaluate.metrics)
+    )
+    metrics = read_metrics(files, root=config.root)
+    name = options.predictions or (
+        Path(config.evaluate.predictions) if config.evaluate.predictions else None
+    )
+    if name is None:
+        state.metrics = metrics
+        console.step("evaluate", f"{len(metrics.values)} metrics from {', '.join(map(str, files))}")
+        return _Evaluation(predictions=None, loaded=None)
+    from mlci.core import stats
+    from mlci.predictions import load_predictions
+
+    path = name if name.is_absolute() else config.root / name
+    loaded = load_predictions(path, task=config.evaluate.task)
+    computed = stats.compute_metrics(loaded, config.evaluate.task)
+    values = dict(metrics.values)
+    sources = dict(metrics.sources)
+    differing = []
+    for metric, value in computed.items():
+        old = values.get(metric)
+        if isinstance(old, int | float) and is_number(old) and not math.isclose(old, value):
+            shown = f"{sources[metric]}: {format_number(old)}, predictions: {format_number(value)}"
+            differing.append(f"{metric} ({shown})")
+        values[metric] = value
+        sources[metric] = f"{name} (computed by mlci)"
+    state.metrics = Metrics(values=values, sources=sources)
+    console.step(
+        "evaluate",
+        f"{len(metrics.values)} metrics from files, {len(computed)} computed from {name}",
+    )
+    notes: tuple[str, ...] = ()
+    if differing:
+        listed = ", ".join(differing)
+        notes = (f"The predictions disagree with the metrics files; using them for {listed}.",)
+    return _Evaluation(predictions=path, loaded=loaded, notes=notes)
+
+
+def _intervals(
+    config: Config, evaluation: _Evaluation, baseline_predictions: Path | None, console: Console
+) -> tuple[dict[float, MetricIntervals], tuple[str, ...]]:
+    """Intervals at each confidence level the rules use (and 0.95 for the report)."""
+    if evaluation.loaded is None:
+        return {}, ()
+    from mlci.core import stats
+    from mlci.predictions import align, load_predictions
+
+    candidate = evaluation.loaded
+    task = config.evaluate.task
+    paired: tuple[Predictions, Predictions] | None = None
+    notes: tuple[str, ...] = ()
+    if baseline_predictions is not None:
+        try:
+            paired = align(candidate, load_predictions(baseline_predictions, task=task))
+        except MetricsError as exc:
+            notes = (f"Intervals are not paired: {exc.message}",)
+    levels = sorted({rule.confidence for rule in config.gate.rules if rule.confidence} | {0.95})
+    shown = ", ".join(f"{level:.0%}" for level in levels)
+    kind = "paired with the baseline" if paired else "candidate only"
+    console.step("gate", f"intervals at {shown}, {config.gate.resamples} resamples, {kind}")
+    result = {}
+    for level in levels:
+        draws, seed = config.gate.resamples, config.gate.seed
+        value = stats.metric_intervals(
+            candidate, task, confidence=level, resamples=draws, seed=seed
+        )
+        change = {}
+        if paired is not None:
+            change = stats.paired_difference_intervals(
+                *paired, task, confidence=level, resamples=draws, seed=seed
+            )
+        result[level] = MetricIntervals(value=value, change=change)
+    return result, notes
 
 
 def _describe_context(context: ci.CiContext, console: Console) -> None:
@@ -182,26 +308,6 @@ def _train(config: Config, state: _State, console: Console, env: Mapping[str, st
     console.step("train", f"done in {info.duration_s:.1f} s")
 
 
-def _baseline(
-    config: Config, registry: Registry | None, baseline_file: Path | None, console: Console
-) -> Baseline | None:
-    if baseline_file is not None:
-        metrics = read_metrics([baseline_file], root=config.root)
-        console.step("baseline", f"metrics from {baseline_file}")
-        return Baseline(source="file", label=str(baseline_file), metrics=metrics.values)
-    if config.gate.baseline == "none" or registry is None:
-        console.step("baseline", "none (gate.baseline: none)")
-        return None
-    champion = registry.by_alias(config.model_name, config.registry.alias)
-    if champion is None:
-        console.step(
-            "baseline", f"none: {config.model_name} has no @{config.registry.alias} yet (first run)"
-        )
-        return None
-    console.step("baseline", champion.label)
-    return Baseline(source="registry", label=champion.label, metrics=champion.metrics)
-
-
 def _promotion_plan(config: Config, state: _State, promote: PromoteMode) -> Promotion:
     assert state.context is not None
     if promote == "never":
@@ -216,7 +322,13 @@ def _promotion_plan(config: Config, state: _State, promote: PromoteMode) -> Prom
     return Promotion(eligible=eligible, reason=reason, alias=config.registry.alias)
 
 
-def _promote(config: Config, state: _State, registry: Registry, console: Console) -> Promotion:
+def _promote(
+    config: Config,
+    state: _State,
+    registry: Registry,
+    predictions: Path | None,
+    console: Console,
+) -> Promotion:
     assert state.context is not None and state.context.sha is not None
     assert state.gate is not None and state.metrics is not None and state.promotion is not None
     assert config.registry.model is not None
@@ -240,7 +352,9 @@ def _promote(config: Config, state: _State, registry: Registry, console: Console
         pr_number=state.context.pr_number,
         training_seconds=state.training_seconds,
     )
-    version, created = registry.register(config.model_name, artifact, lineage)
+    version, created = registry.register(
+        config.model_name, artifact, lineage, predictions=predictions
+    )
     move = registry.move_alias(config.model_name, config.registry.alias, version)
     promotion = dataclasses.replace(
         state.promotion, version=version.version, previous=move.from_version, created=created

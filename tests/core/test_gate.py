@@ -352,7 +352,7 @@ def test_first_run_applies_only_absolute_checks() -> None:
         "No baseline yet (first run): only absolute rules (min, max) were applied.",
     )
     assert gate.summary() == (
-        "passed with no baseline: 1 of 2 rules met, 1 not checked until there is a baseline"
+        "passed with no baseline: 1 rule met, 1 not checked until there is a baseline"
     )
 
 
@@ -368,7 +368,7 @@ def test_no_note_when_every_rule_is_absolute() -> None:
     gate = evaluate_gate([Rule("accuracy", min=0.9)], {"accuracy": 0.95}, None)
 
     assert gate.notes == ()
-    assert gate.summary() == "passed: 1 rule met with no baseline"
+    assert gate.summary() == "passed with no baseline: 1 rule met"
 
 
 def test_on_missing_baseline_fail_fails_relative_checks() -> None:
@@ -459,7 +459,7 @@ def test_all_pass() -> None:
 
     assert gate.passed
     assert gate.verdict == "pass"
-    assert gate.summary() == f"passed: 3 rules met against {BASELINE_LABEL}"
+    assert gate.summary() == f"passed against {BASELINE_LABEL}: 3 rules met"
 
 
 def test_a_warning_passes_and_says_so() -> None:

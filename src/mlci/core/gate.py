@@ -3,6 +3,10 @@
 Arithmetic on thresholds uses `Decimal` built from each float's shortest repr, so a
 rule like `max_drop: 0.01` with baseline 0.95 accepts a candidate of exactly 0.94
 (binary floats would say 0.95 - 0.01 = 0.9400000000000001 and fail it).
+
+A rule with `confidence` is decided on an interval instead of a point: it fails only
+when the interval lies wholly beyond the limit, passes "within noise" when the interval
+straddles it, and with `require_proof` passes only when the interval clears the limit.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from typing import Literal
 from mlci.core.metrics import MetricValue, is_number
 
 Direction = Literal["higher", "lower"]
-Verdict = Literal["pass", "fail", "warn"]
+Verdict = Literal["pass", "fail", "warn", "skip"]
 Severity = Literal["fail", "warn"]
 MissingBaseline = Literal["pass", "fail"]
+MissingMetric = Literal["fail", "skip"]
 
 # Names whose words say which way is better; anything else needs `direction:`.
 _LOWER_WORDS = frozenset(
@@ -108,6 +113,9 @@ class Rule:
     min_gain: float | None = None
     min_gain_pct: float | None = None
     severity: Severity = "fail"
+    confidence: float | None = None
+    require_proof: bool = False
+    on_missing_metric: MissingMetric = "fail"
 
     @property
     def better(self) -> Direction | None:
@@ -119,15 +127,40 @@ class Rule:
         return [(name, value) for name in names if (value := getattr(self, name)) is not None]
 
     def describe(self) -> str:
-        """Short text for the report's rule column, e.g. `≥ 0.9, drop ≤ 0.01`."""
-        return ", ".join(_describe_check(name, value) for name, value in self.thresholds())
+        """Short text for the report's rule column, e.g. `≥ 0.9, drop ≤ 0.01 @95%`."""
+        text = ", ".join(_describe_check(name, value) for name, value in self.thresholds())
+        if self.confidence is not None:
+            text += f" @{format_number(self.confidence * 100)}%"
+            text += ", proven" if self.require_proof else ""
+        return text
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A confidence interval for a metric's value, or for a candidate - baseline change."""
+
+    low: float
+    high: float
+    confidence: float  # e.g. 0.95
+    method: str  # "bootstrap", "delong", "normal", "paired bootstrap", ...
+
+    def describe(self) -> str:
+        return f"[{format_number(self.low)}, {format_number(self.high)}]"
+
+
+@dataclass(frozen=True)
+class MetricIntervals:
+    """Intervals at one confidence level: of each candidate value, and of each change."""
+
+    value: Mapping[str, Interval] = field(default_factory=dict)
+    change: Mapping[str, Interval] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Baseline:
     """What the candidate is compared against."""
 
-    source: str  # "registry", "file", ...
+    source: str  # "registry", "git", "file", ...
     label: str  # e.g. "digits-classifier v3 (@champion)"
     metrics: Mapping[str, MetricValue]
 
@@ -140,6 +173,8 @@ class Check:
     threshold: float
     passed: bool | None
     message: str
+    interval: Interval | None = None
+    within_noise: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,11 +188,16 @@ class RuleResult:
     message: str
     change: float | None = None
     change_pct: float | None = None
+    interval: Interval | None = None  # of the change when known, else of the value
 
     @property
     def unchecked(self) -> bool:
         """True when every check of a passing rule waited for a baseline."""
         return bool(self.checks) and all(check.passed is None for check in self.checks)
+
+    @property
+    def within_noise(self) -> bool:
+        return self.verdict == "pass" and any(check.within_noise for check in self.checks)
 
 
 @dataclass(frozen=True)
@@ -180,19 +220,27 @@ class GateResult:
     def summary(self) -> str:
         """One line: the verdict and the metrics that decided it."""
         against = f"against {self.baseline.label}" if self.baseline else "with no baseline"
-        deciding = [r for r in self.results if r.verdict == self.verdict]
         if self.verdict == "pass":
-            count = len(self.results)
-            unchecked = sum(1 for r in self.results if r.unchecked)
-            if unchecked:
-                return (
-                    f"passed {against}: {count - unchecked} of {count} rules met, {unchecked} "
-                    f"not checked until there is a baseline"
-                )
-            return f"passed: {count} rule{'s' if count != 1 else ''} met {against}"
+            return f"passed {against}: {self._pass_counts()}"
+        deciding = [r for r in self.results if r.verdict == self.verdict]
         head = "failed" if self.verdict == "fail" else "passed with warnings"
         more = f" (and {len(deciding) - 1} more)" if len(deciding) > 1 else ""
         return f"{head} {against}: {deciding[0].message}{more}"
+
+    def _pass_counts(self) -> str:
+        judged = [r for r in self.results if r.verdict == "pass"]
+        unchecked = sum(1 for r in judged if r.unchecked)
+        noisy = sum(1 for r in judged if r.within_noise)
+        met = len(judged) - unchecked
+        parts = [f"{met} rule{'s' if met != 1 else ''} met"]
+        if noisy:
+            parts.append(f"{noisy} of them within noise")
+        if unchecked:
+            parts.append(f"{unchecked} not checked until there is a baseline")
+        skipped = len(self.results) - len(judged)
+        if skipped:
+            parts.append(f"{skipped} skipped (metric missing)")
+        return ", ".join(parts)
 
 
 def evaluate_gate(
@@ -201,18 +249,43 @@ def evaluate_gate(
     baseline: Baseline | None,
     *,
     on_missing_baseline: MissingBaseline = "pass",
+    intervals: Mapping[float, MetricIntervals] | None = None,
 ) -> GateResult:
-    """Apply every rule; the result says per metric what passed, failed or warned."""
+    """Apply every rule; the result says per metric what passed, failed, warned or skipped.
+
+    `intervals` maps a confidence level (0.95) to the intervals computed at that level;
+    rules with that `confidence` are decided on them.
+    """
+    intervals = intervals or {}
     results = tuple(
-        _evaluate_rule(rule, candidate, baseline, on_missing_baseline) for rule in rules
+        _evaluate_rule(
+            rule,
+            candidate,
+            baseline,
+            on_missing_baseline,
+            intervals.get(rule.confidence or 0.95, MetricIntervals()),
+        )
+        for rule in rules
     )
-    notes: tuple[str, ...] = ()
+    notes: list[str] = []
     if baseline is None and any(_relative(rule) for rule in rules):
         if on_missing_baseline == "pass":
-            notes = ("No baseline yet (first run): only absolute rules (min, max) were applied.",)
+            notes.append(
+                "No baseline yet (first run): only absolute rules (min, max) were applied."
+            )
         else:
-            notes = ("No baseline, and gate.on_missing_baseline is fail.",)
-    return GateResult(results=results, baseline=baseline, notes=notes)
+            notes.append("No baseline, and gate.on_missing_baseline is fail.")
+    pointwise = [
+        r.metric
+        for r in results
+        if r.rule.confidence is not None and r.checks and all(c.interval is None for c in r.checks)
+    ]
+    if pointwise:
+        notes.append(
+            f"No interval for {', '.join(pointwise)}: decided on point values. Intervals come "
+            f"from evaluate.predictions for the metrics mlci computes from predictions."
+        )
+    return GateResult(results=results, baseline=baseline, notes=tuple(notes))
 
 
 def _relative(rule: Rule) -> bool:
@@ -224,27 +297,35 @@ def _evaluate_rule(
     candidate: Mapping[str, MetricValue],
     baseline: Baseline | None,
     on_missing_baseline: MissingBaseline,
+    intervals: MetricIntervals,
 ) -> RuleResult:
     name = rule.metric
     base_value = baseline.metrics.get(name) if baseline else None
     if name not in candidate:
+        if rule.on_missing_metric == "skip":
+            message = f"{name} is missing from the candidate's metrics: skipped"
+            return _broken(rule, None, base_value, message, verdict="skip")
         return _broken(rule, None, base_value, f"{name} is missing from the candidate's metrics")
     value = candidate[name]
     if not is_number(value):
         return _broken(rule, value, base_value, f"{name} is {_describe_bad(value)}, not a number")
     cand = _dec(value)
     base = _dec(base_value) if is_number(base_value) else None
-    checks = [
-        _check(rule, check, threshold, cand, base, baseline, on_missing_baseline)
-        for check, threshold in rule.thresholds()
-    ]
+    value_interval = intervals.value.get(name)
+    change_interval = intervals.change.get(name)
+    if change_interval is None and value_interval is not None and base is not None:
+        change_interval = _unpaired_change(value_interval, float(base))
+    context = _Context(
+        rule, cand, base, baseline, on_missing_baseline, value_interval, change_interval
+    )
+    checks = [_check(context, check, threshold) for check, threshold in rule.thresholds()]
     failed = [c for c in checks if c.passed is False]
     verdict: Verdict = ("fail" if rule.severity == "fail" else "warn") if failed else "pass"
     if failed:
         message = "; ".join(c.message for c in failed)
     else:
-        skipped = [c.message for c in checks if c.passed is None]
-        message = "within limits" + (f" ({skipped[0]})" if skipped else "")
+        notes = [c.message for c in checks if c.passed is None or c.within_noise]
+        message = "within limits" + (f" ({'; '.join(notes)})" if notes else "")
     change = change_pct = None
     if base is not None:
         change = float(cand - base)
@@ -259,70 +340,135 @@ def _evaluate_rule(
         message=message,
         change=change,
         change_pct=change_pct,
+        interval=change_interval or value_interval,
     )
 
 
-def _broken(rule: Rule, value: MetricValue, base: MetricValue, message: str) -> RuleResult:
-    verdict: Verdict = "fail" if rule.severity == "fail" else "warn"
+def _unpaired_change(value: Interval, base: float) -> Interval:
+    """The change's interval when only the candidate's is known (baseline taken as exact)."""
+    return Interval(
+        low=value.low - base,
+        high=value.high - base,
+        confidence=value.confidence,
+        method=f"{value.method}, baseline taken as exact",
+    )
+
+
+def _broken(
+    rule: Rule, value: MetricValue, base: MetricValue, message: str, verdict: Verdict | None = None
+) -> RuleResult:
     return RuleResult(
         metric=rule.metric,
         rule=rule,
         candidate=value,
         baseline=base,
-        verdict=verdict,
+        verdict=verdict or ("fail" if rule.severity == "fail" else "warn"),
         checks=(),
         message=message,
     )
 
 
-def _check(
-    rule: Rule,
-    name: str,
-    threshold: float,
-    cand: Decimal,
-    base: Decimal | None,
-    baseline: Baseline | None,
-    on_missing_baseline: MissingBaseline,
-) -> Check:
-    metric = rule.metric
-    limit = _dec(threshold)
-    if name == "min":
-        ok = cand >= limit
-        relation = "is at least" if ok else "is below"
-        return Check(name, threshold, ok, f"{metric} {_n(cand)} {relation} the minimum {_n(limit)}")
-    if name == "max":
-        ok = cand <= limit
-        relation = "is at most" if ok else "is above"
-        return Check(name, threshold, ok, f"{metric} {_n(cand)} {relation} the maximum {_n(limit)}")
-    if base is None:
-        why = "no baseline" if baseline is None else f"the baseline has no numeric {metric}"
-        if on_missing_baseline == "pass":
+@dataclass(frozen=True)
+class _Context:
+    rule: Rule
+    cand: Decimal
+    base: Decimal | None
+    baseline: Baseline | None
+    on_missing_baseline: MissingBaseline
+    value_interval: Interval | None
+    change_interval: Interval | None
+
+
+def _check(ctx: _Context, name: str, threshold: float) -> Check:
+    """One threshold: as a bound `x >= limit` or `x <= limit` on the value or the change."""
+    metric = ctx.rule.metric
+    if name in ABSOLUTE_CHECKS:
+        at_least = name == "min"
+        limit = _dec(threshold)
+        word = "minimum" if at_least else "maximum"
+        point = f"{metric} {_n(ctx.cand)}"
+        ok_text, bad_text = ("is at least", "is below") if at_least else ("is at most", "is above")
+        return _decide(
+            ctx,
+            name,
+            threshold,
+            at_least=at_least,
+            point=ctx.cand,
+            limit=limit,
+            interval=ctx.value_interval,
+            texts=(
+                f"{point} {ok_text} the {word} {_n(limit)}",
+                f"{point} {bad_text} the {word} {_n(limit)}",
+            ),
+            of="the value",
+        )
+    if ctx.base is None:
+        why = "no baseline" if ctx.baseline is None else f"the baseline has no numeric {metric}"
+        if ctx.on_missing_baseline == "pass":
             return Check(
                 name, threshold, None, f"{why}: {_describe_check(name, threshold)} not checked"
             )
         return Check(
             name, threshold, False, f"{metric}: {why} to compare with (on_missing_baseline: fail)"
         )
-    return _relative_check(rule, name, threshold, cand, base)
-
-
-def _relative_check(rule: Rule, name: str, threshold: float, cand: Decimal, base: Decimal) -> Check:
+    base = ctx.base
     margin = _dec(threshold)
     if name.endswith("_pct"):
         margin = abs(base) * margin / 100
+    higher = ctx.rule.better != "lower"
     if name.startswith("max_drop"):
-        ok = cand >= base - margin
-        word = "allowed"
+        at_least, limit = True, -margin
     elif name.startswith("max_rise"):
-        ok = cand <= base + margin
-        word = "allowed"
+        at_least, limit = False, margin
     else:
-        higher = rule.better != "lower"
-        gain = cand - base if higher else base - cand
-        ok = gain >= margin
-        word = "required"
-    moved = _movement(rule.metric, cand, base, name)
-    return Check(name, threshold, ok, f"{moved} ({word}: {_describe_check(name, threshold)})")
+        at_least, limit = (True, margin) if higher else (False, -margin)
+    word = "required" if name.startswith("min_gain") else "allowed"
+    moved = _movement(metric, ctx.cand, base, name)
+    text = f"{moved} ({word}: {_describe_check(name, threshold)})"
+    return _decide(
+        ctx,
+        name,
+        threshold,
+        at_least=at_least,
+        point=ctx.cand - base,
+        limit=limit,
+        interval=ctx.change_interval,
+        texts=(text, text),
+        of="the change",
+    )
+
+
+def _decide(
+    ctx: _Context,
+    name: str,
+    threshold: float,
+    *,
+    at_least: bool,
+    point: Decimal,
+    limit: Decimal,
+    interval: Interval | None,
+    texts: tuple[str, str],
+    of: str,
+) -> Check:
+    """Pass or fail a bound, on the point value or, with `confidence`, on the interval."""
+    if ctx.rule.confidence is None or interval is None:
+        ok = point >= limit if at_least else point <= limit
+        return Check(name, threshold, ok, texts[0] if ok else texts[1], interval)
+    low, high = _dec(interval.low), _dec(interval.high)
+    clears = low >= limit if at_least else high <= limit
+    beyond = high < limit if at_least else low > limit
+    level = f"{format_number(interval.confidence * 100)}% interval of {of} {interval.describe()}"
+    if clears:
+        return Check(name, threshold, True, f"{texts[0]}; {level} clears the limit", interval)
+    if beyond:
+        return Check(
+            name, threshold, False, f"{texts[1]}; {level} is wholly beyond the limit", interval
+        )
+    if ctx.rule.require_proof:
+        message = f"{texts[1]}; not proven: {level} reaches past the limit {_n(limit)}"
+        return Check(name, threshold, False, message, interval)
+    message = f"within noise: {texts[0]}; {level} straddles the limit {_n(limit)}"
+    return Check(name, threshold, True, message, interval, within_noise=True)
 
 
 def _movement(metric: str, cand: Decimal, base: Decimal, name: str) -> str:

@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
@@ -185,3 +186,41 @@ def read_metrics(paths: Iterable[Path], *, root: Path) -> Metrics:
             values[name] = value
             sources[name] = shown
     return Metrics(values=values, sources=sources)
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One row of a metrics diff, as `dvc metrics diff --json` has it (old, new, diff)."""
+
+    name: str
+    old: MetricValue
+    new: MetricValue
+    status: str  # "changed", "unchanged", "new", "removed"
+    diff: float | None = None
+
+
+def diff_metrics(
+    old: Mapping[str, MetricValue] | None, new: Mapping[str, MetricValue]
+) -> list[MetricChange]:
+    """Every metric of either side, sorted by name, with the numeric difference.
+
+    Like `dvc metrics diff --all --json`, but nothing is dropped: null and text values
+    stay (a metric that became null shows as changed), booleans are not numbers, and
+    `diff` is exact (0.795 - 0.78 is 0.015, not 0.015000000000000013).
+    """
+    old = old or {}
+    rows = []
+    for name in sorted(set(old) | set(new)):
+        if name not in new:
+            rows.append(MetricChange(name, old[name], None, "removed"))
+            continue
+        if name not in old:
+            rows.append(MetricChange(name, None, new[name], "new"))
+            continue
+        before, after = old[name], new[name]
+        diff = None
+        if is_number(before) and is_number(after):
+            diff = float(Decimal(repr(after)) - Decimal(repr(before)))
+        same = (before == after and type(before) is type(after)) or diff == 0
+        rows.append(MetricChange(name, before, after, "unchanged" if same else "changed", diff))
+    return rows

@@ -37,6 +37,7 @@ class ModelVersion:
     created_ms: int | None = None
     source: str | None = None
     gate_verdict: str | None = None
+    run_id: str | None = None
 
     @property
     def label(self) -> str:
@@ -56,12 +57,19 @@ class Registry(Protocol):
         """The version `alias` points to, or None when the model or alias does not exist."""
         ...
 
-    def register(self, model: str, artifact: Path, lineage: Lineage) -> tuple[ModelVersion, bool]:
+    def register(
+        self, model: str, artifact: Path, lineage: Lineage, *, predictions: Path | None = None
+    ) -> tuple[ModelVersion, bool]:
         """Register `artifact` as a new version; idempotent per commit.
 
-        Returns the version and whether it was created (False: this commit's version
+        `predictions` is stored with the version so later gates can pair their rows with
+        it. Returns the version and whether it was created (False: this commit's version
         already existed and was reused).
         """
+        ...
+
+    def predictions(self, version: ModelVersion, dest: Path) -> Path | None:
+        """Download the predictions stored with `version` into `dest`, or None."""
         ...
 
     def move_alias(self, model: str, alias: str, to: ModelVersion) -> AliasMove:

@@ -21,6 +21,7 @@ from mlci.registry.base import AliasMove, Lineage, ModelVersion
 
 EXPERIMENT = "mlci"
 _TAG_LIMIT = 5000  # MLflow's limit on a tag value
+_PREDICTIONS_DIR = "mlci-predictions"  # where a version's predictions are stored in its run
 
 
 def redact_uri(uri: str) -> str:
@@ -81,7 +82,9 @@ class MlflowRegistry:
 
     # -- writes --------------------------------------------------------------------------
 
-    def register(self, model: str, artifact: Path, lineage: Lineage) -> tuple[ModelVersion, bool]:
+    def register(
+        self, model: str, artifact: Path, lineage: Lineage, *, predictions: Path | None = None
+    ) -> tuple[ModelVersion, bool]:
         client = self._client()
         with self._errors(f"registering {model}"):
             existing = client.search_model_versions(
@@ -92,7 +95,7 @@ class MlflowRegistry:
             if ready:
                 return self._version(ready[0], self._aliases(model)), False
             self._ensure_model(model)
-            run_id, artifact_uri = self._log_run(model, artifact, lineage)
+            run_id, artifact_uri = self._log_run(model, artifact, lineage, predictions)
             try:
                 created = client.create_model_version(
                     model,
@@ -105,6 +108,18 @@ class MlflowRegistry:
                 client.set_terminated(run_id, status="FAILED")
                 raise
             return self._version(created, self._aliases(model)), True
+
+    def predictions(self, version: ModelVersion, dest: Path) -> Path | None:
+        if version.run_id is None:
+            return None
+        client = self._client()
+        with self._errors(f"downloading the predictions of {version.label}"):
+            stored = client.list_artifacts(version.run_id, _PREDICTIONS_DIR)
+            if not stored:
+                return None
+            dest.mkdir(parents=True, exist_ok=True)
+            local = client.download_artifacts(version.run_id, stored[0].path, str(dest))
+            return Path(local)
 
     def move_alias(self, model: str, alias: str, to: ModelVersion) -> AliasMove:
         before = self.by_alias(model, alias)
@@ -162,6 +177,7 @@ class MlflowRegistry:
             created_ms=item.creation_timestamp,
             source=item.source,
             gate_verdict=tags.get("mlci.gate"),
+            run_id=item.run_id,
         )
 
     def _ensure_model(self, model: str) -> None:
@@ -180,7 +196,9 @@ class MlflowRegistry:
         location = self.artifact_root.resolve().as_uri() if self.artifact_root else None
         return str(client.create_experiment(EXPERIMENT, artifact_location=location))
 
-    def _log_run(self, model: str, artifact: Path, lineage: Lineage) -> tuple[str, str]:
+    def _log_run(
+        self, model: str, artifact: Path, lineage: Lineage, predictions: Path | None
+    ) -> tuple[str, str]:
         from mlflow.entities import Metric, RunTag
 
         client = self._client()
@@ -200,6 +218,8 @@ class MlflowRegistry:
                 client.log_artifacts(run_id, str(artifact), artifact_path="model")
             else:
                 client.log_artifact(run_id, str(artifact), artifact_path="model")
+            if predictions is not None:
+                client.log_artifact(run_id, str(predictions), artifact_path=_PREDICTIONS_DIR)
         except Exception:
             client.set_terminated(run_id, status="FAILED")
             raise

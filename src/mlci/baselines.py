@@ -1,0 +1,185 @@
+"""Find the baseline: the registry's champion, the pull request's base in git, a file, or none.
+
+`auto` tries the registry, then git, then none, and says which one it used and why the
+others were not. An explicit source that cannot be read is an error that names the fix;
+`auto` falls through to the next source instead, with a note in the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlci import git
+from mlci.ci import CiContext
+from mlci.config import BaselineMode, Config
+from mlci.console import Console
+from mlci.core.gate import Baseline
+from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metrics
+from mlci.errors import UsageError
+from mlci.registry.base import Registry
+
+
+@dataclass(frozen=True)
+class BaselineRequest:
+    """Where to look: from mlci.yaml, or overridden on the command line."""
+
+    mode: BaselineMode
+    file: Path | None = None
+    ref: str | None = None
+    predictions: Path | None = None  # the baseline's predictions, with mode "file"
+
+
+@dataclass(frozen=True)
+class BaselineChoice:
+    baseline: Baseline | None
+    predictions: Path | None = None  # the baseline's predictions on disk, when known
+    notes: tuple[str, ...] = ()
+
+
+def request_from_config(config: Config) -> BaselineRequest:
+    file = Path(config.gate.baseline_file) if config.gate.baseline_file else None
+    return BaselineRequest(mode=config.gate.baseline, file=file)
+
+
+def find_baseline(
+    config: Config,
+    context: CiContext,
+    registry: Registry | None,
+    request: BaselineRequest,
+    *,
+    cache: Path,
+    console: Console,
+) -> BaselineChoice:
+    """The baseline this run is compared against, by `request.mode`."""
+    if request.mode == "none":
+        return BaselineChoice(None, notes=("No baseline: gate.baseline is none.",))
+    if request.mode == "file":
+        assert request.file is not None
+        return _from_file(config, request.file, request.predictions)
+    if request.mode == "registry":
+        return _from_registry(config, registry, cache) or BaselineChoice(
+            None, notes=(f"No baseline: {config.model_name} has no @{config.registry.alias} yet.",)
+        )
+    if request.mode == "git":
+        return _from_git(config, context, request.ref, cache, strict=True)
+    notes = []
+    found = _from_registry(config, registry, cache)
+    if found is not None:
+        return found
+    notes.append(f"{config.model_name} has no @{config.registry.alias} in the registry yet")
+    from_git = _from_git(config, context, request.ref, cache, strict=False)
+    if from_git.baseline is not None:
+        return BaselineChoice(from_git.baseline, from_git.predictions, (*notes, *from_git.notes))
+    notes += from_git.notes
+    console.step("baseline", "none: " + "; ".join(notes))
+    return BaselineChoice(None, notes=(f"No baseline ({'; '.join(notes)}).",))
+
+
+def _from_file(config: Config, file: Path, predictions: Path | None) -> BaselineChoice:
+    metrics = read_metrics([file], root=config.root)
+    return BaselineChoice(
+        Baseline(source="file", label=str(file), metrics=metrics.values), predictions=predictions
+    )
+
+
+def _from_registry(config: Config, registry: Registry | None, cache: Path) -> BaselineChoice | None:
+    if registry is None:
+        return None
+    champion = registry.by_alias(config.model_name, config.registry.alias)
+    if champion is None:
+        return None
+    predictions = (
+        registry.predictions(champion, cache / "registry") if config.evaluate.predictions else None
+    )
+    baseline = Baseline(source="registry", label=champion.label, metrics=champion.metrics)
+    notes: tuple[str, ...] = ()
+    if config.evaluate.predictions and predictions is None:
+        notes = (f"{champion.label} has no stored predictions: intervals are not paired.",)
+    return BaselineChoice(baseline, predictions, notes)
+
+
+def _from_git(
+    config: Config, context: CiContext, ref: str | None, cache: Path, *, strict: bool
+) -> BaselineChoice:
+    try:
+        commit, label = _base_commit(config, context, ref)
+    except UsageError as exc:
+        if strict:
+            raise
+        return BaselineChoice(None, notes=(f"no git baseline: {exc.message}",))
+    if commit is None:
+        return BaselineChoice(None, notes=(f"no git baseline: {label}",))
+    prefix = git.prefix(config.root)
+    values: dict[str, MetricValue] = {}
+    missing = []
+    for name in config.evaluate.metrics:
+        content = git.read_file_at(config.root, commit, prefix + name)
+        if content is None:
+            missing.append(name)
+            continue
+        text = content.decode("utf-8", errors="replace")
+        values.update(
+            parse_metrics(text, fmt=format_for(Path(name)), source=f"{name} at {commit[:8]}")
+        )
+    predictions = _predictions_at(config, commit, prefix, cache)
+    if not values and predictions is None:
+        files = ", ".join(config.evaluate.metrics)
+        why = f"{files} {'is' if len(missing) == 1 else 'are'} not committed at {label}"
+        if strict:
+            raise UsageError(
+                f"gate.baseline is git, but {why}; commit the metrics files (or use the "
+                f"registry baseline)"
+            )
+        return BaselineChoice(None, notes=(f"no git baseline: {why}",))
+    notes = (f"Not committed at {label}: {', '.join(missing)}.",) if missing else ()
+    return BaselineChoice(Baseline(source="git", label=label, metrics=values), predictions, notes)
+
+
+def _predictions_at(config: Config, commit: str, prefix: str, cache: Path) -> Path | None:
+    name = config.evaluate.predictions
+    if name is None:
+        return None
+    content = git.read_file_at(config.root, commit, prefix + name)
+    if content is None:
+        return None
+    path = cache / "git" / commit[:12] / Path(name).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def _base_commit(config: Config, context: CiContext, ref: str | None) -> tuple[str | None, str]:
+    """The commit to compare with, and a label for the report."""
+    root = config.root
+    branch = ref or config.gate.base_ref or context.base_ref or config.registry.promote_on[0]
+    if ref is None and context.branch == branch:
+        # A build of the base branch itself: compare with the commit before it.
+        parent = git.resolve_commit(root, "HEAD^")
+        if parent is None:
+            if git.is_shallow(root):
+                raise UsageError(_shallow_fix("the previous commit is not in this shallow clone"))
+            return None, f"{branch} has no earlier commit"
+        return parent, f"{branch} before this commit ({parent[:8]})"
+    for candidate in (f"origin/{branch}", branch):
+        found = git.resolve_commit(root, candidate)
+        if found is not None:
+            base = git.merge_base(root, found, "HEAD")
+            if base is None:
+                if git.is_shallow(root):
+                    raise UsageError(_shallow_fix(f"the merge base with {candidate} is missing"))
+                raise UsageError(f"{candidate} and HEAD have no common commit to compare with")
+            return base, f"{candidate} at the merge base {base[:8]}"
+    if git.is_shallow(root):
+        raise UsageError(_shallow_fix(f"the base branch {branch} was not fetched"))
+    raise UsageError(
+        f"the base branch {branch} is not in this repository; fetch it (git fetch origin "
+        f"{branch}) or set gate.base_ref"
+    )
+
+
+def _shallow_fix(problem: str) -> str:
+    return (
+        f"{problem}: this is a shallow clone; fetch the history, e.g. `fetch-depth: 0` on "
+        f"actions/checkout (GitLab: GIT_DEPTH: 0), or `git fetch --unshallow`"
+    )
