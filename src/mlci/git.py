@@ -62,6 +62,7 @@ _IDENTITY = ("-c", "user.name=mlci", "-c", "user.email=mlci@localhost.invalid")
 
 
 def init_repo(root: Path, *, branch: str = "main") -> None:
+    root.mkdir(parents=True, exist_ok=True)
     run_git("init", "--quiet", f"--initial-branch={branch}", str(root), cwd=root)
 
 

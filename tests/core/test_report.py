@@ -166,9 +166,9 @@ def test_markdown_other_metrics_table_lists_the_ungated_ones() -> None:
     assert "<details><summary>Other metrics (not gated)</summary>" in markdown
     other = markdown.split("Other metrics (not gated)")[1].split("</details>")[0]
     assert [[c.strip() for c in cells(row)] for row in table_rows(other)[2:]] == [
+        ["model\\_type", "—", "svc", "new"],  # not in the baseline
         ["precision", "0.93", "0.935", "+0.005"],
-        ["train.seconds", "—", "14", "—"],  # not in the baseline
-        ["model\\_type", "—", "svc", "—"],  # text: no change to compute
+        ["train.seconds", "—", "14", "new"],
     ]
 
 
@@ -495,6 +495,8 @@ def test_json_results() -> None:
         "rule",
         "severity",
         "message",
+        "within_noise",
+        "interval",
         "checks",
     }
     assert accuracy["metric"] == "accuracy"

@@ -189,6 +189,7 @@ class RuleResult:
     change: float | None = None
     change_pct: float | None = None
     interval: Interval | None = None  # of the change when known, else of the value
+    interval_of: Literal["change", "value"] | None = None
 
     @property
     def unchecked(self) -> bool:
@@ -341,6 +342,7 @@ def _evaluate_rule(
         change=change,
         change_pct=change_pct,
         interval=change_interval or value_interval,
+        interval_of="change" if change_interval else "value" if value_interval else None,
     )
 
 

@@ -16,17 +16,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mlci.core.gate import GateResult, RuleResult, format_number
-from mlci.core.metrics import MetricValue, is_number
+from mlci.core.metrics import MetricChange, MetricValue, diff_metrics, is_number
 
 SCHEMA_VERSION = 1
-_ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️", "error": "💥"}
+_ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skip": "⏭️", "error": "💥"}
 _HEADLINES = {
     "pass": "gate passed",
     "fail": "gate failed",
     "warn": "gate passed with warnings",
     "error": "run failed",
 }
-_VERDICT_ORDER = {"fail": 0, "warn": 1, "pass": 2}
+_VERDICT_ORDER = {"fail": 0, "warn": 1, "pass": 2, "skip": 3}
 
 
 @dataclass(frozen=True)
@@ -114,50 +114,81 @@ class _Table:
 
 def _gate_table(gate: GateResult) -> _Table:
     ordered = sorted(gate.results, key=lambda r: _VERDICT_ORDER[r.verdict])
-    return _Table(
-        header=("", "Metric", "Baseline", "Candidate", "Change", "Rule", "Verdict"),
-        numeric=(False, False, True, True, True, False, False),
-        rows=tuple(
-            (
-                _ICONS[r.verdict],
-                r.metric,
-                _value(r.baseline),
-                _value(r.candidate),
-                _change(r),
-                r.rule.describe(),
-                _verdict_text(r),
-            )
-            for r in ordered
-        ),
-        verdicts=tuple(r.verdict for r in ordered),
-    )
+    with_intervals = any(r.interval is not None for r in ordered)
+    header: tuple[str, ...] = ("", "Metric", "Baseline", "Candidate", "Change", "Rule", "Verdict")
+    numeric: tuple[bool, ...] = (False, False, True, True, True, False, False)
+    if with_intervals:
+        header = (*header[:5], "Interval", *header[5:])
+        numeric = (*numeric[:5], True, *numeric[5:])
+    rows = []
+    for r in ordered:
+        cells = [
+            _ICONS[r.verdict],
+            r.metric,
+            _value(r.baseline),
+            _value(r.candidate),
+            _change(r),
+            r.rule.describe(),
+            _verdict_text(r),
+        ]
+        if with_intervals:
+            cells.insert(5, _interval_text(r))
+        rows.append(tuple(cells))
+    return _Table(header, numeric, tuple(rows), tuple(r.verdict for r in ordered))
+
+
+def _interval_text(result: RuleResult) -> str:
+    """`Δ [-0.012, +0.006] 95%` for a change, `[0.93, 0.95] 95%` for a value."""
+    interval = result.interval
+    if interval is None:
+        return "—"
+    level = f"{format_number(interval.confidence * 100)}%"
+    if result.interval_of == "change":
+        return f"Δ [{_signed(interval.low)}, {_signed(interval.high)}] {level}"
+    return f"{interval.describe()} {level}"
 
 
 def _verdict_text(result: RuleResult) -> str:
     if result.verdict == "pass":
-        return "pass (no baseline yet)" if result.unchecked else "pass"
+        if result.unchecked:
+            return "pass (no baseline yet)"
+        return "pass (within noise)" if result.within_noise else "pass"
     return f"{result.verdict}: {result.message}"
 
 
 def _other_table(report: ReportInput) -> _Table | None:
     gated = {r.metric for r in report.gate.results} if report.gate else set()
-    baseline = report.gate.baseline.metrics if report.gate and report.gate.baseline else {}
-    names = [name for name in report.candidate if name not in gated]
-    if not names:
+    rows = [change for change in _diff(report) if change.name not in gated]
+    if not rows:
         return None
     return _Table(
         header=("Metric", "Baseline", "Candidate", "Change"),
         numeric=(False, True, True, True),
         rows=tuple(
             (
-                name,
-                _value(baseline.get(name)),
-                _value(report.candidate[name]),
-                _difference(report.candidate[name], baseline.get(name)),
+                change.name,
+                _value(change.old) if change.status != "new" else "—",
+                _value(change.new) if change.status != "removed" else "—",
+                _signed(change.diff)
+                if change.diff is not None
+                else _STATUS_WORDS.get(change.status, "—"),
             )
-            for name in names
+            for change in rows
         ),
     )
+
+
+_STATUS_WORDS = {"new": "new", "removed": "removed"}
+
+
+def _diff(report: ReportInput) -> list[MetricChange]:
+    baseline = report.gate.baseline.metrics if report.gate and report.gate.baseline else None
+    if baseline is None:
+        return [
+            MetricChange(name, None, value, "no baseline")
+            for name, value in report.candidate.items()
+        ]
+    return diff_metrics(baseline, report.candidate)
 
 
 def headline(report: ReportInput) -> str:
@@ -224,13 +255,6 @@ def _change(result: RuleResult) -> str:
     if result.change_pct is not None:
         text += f" ({_signed(round(result.change_pct, 2))}%)"
     return text
-
-
-def _difference(cand: MetricValue, base: MetricValue) -> str:
-    if not (is_number(cand) and is_number(base)):
-        return "—"
-    assert isinstance(cand, int | float) and isinstance(base, int | float)
-    return _signed(float(cand) - float(base))
 
 
 # -- Markdown ---------------------------------------------------------------------------
@@ -360,6 +384,16 @@ def render_json(report: ReportInput) -> dict[str, object]:
         "results": [_result_json(r) for r in gate.results] if gate else [],
         "notes": list(gate.notes) if gate else [],
         "metrics": {name: _json_value(value) for name, value in report.candidate.items()},
+        "diff": [
+            {
+                "metric": change.name,
+                "old": _json_value(change.old),
+                "new": _json_value(change.new),
+                "diff": change.diff,
+                "status": change.status,
+            }
+            for change in _diff(report)
+        ],
         "commit": report.commit,
         "branch": report.branch,
         "event": report.event,
@@ -386,6 +420,16 @@ def _result_json(result: RuleResult) -> dict[str, object]:
         "rule": result.rule.describe(),
         "severity": result.rule.severity,
         "message": result.message,
+        "within_noise": result.within_noise,
+        "interval": None
+        if result.interval is None
+        else {
+            "of": result.interval_of,
+            "low": result.interval.low,
+            "high": result.interval.high,
+            "confidence": result.interval.confidence,
+            "method": result.interval.method,
+        },
         "checks": [
             {"name": c.name, "threshold": c.threshold, "passed": c.passed, "message": c.message}
             for c in result.checks
