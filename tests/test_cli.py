@@ -172,3 +172,29 @@ def test_interrupt_stops_training_exits_130_and_leaves_a_report(project: Project
     gate = json.loads((project.out / "gate.json").read_text())
     assert gate["passed"] is False
     assert gate["error"]["message"] == "interrupted during train"
+
+
+def test_gate_baseline_sources_are_exclusive(project: Project) -> None:
+    result = mlci("gate", "--baseline", "a.json", "--baseline-ref", "main", cwd=project.root)
+    assert result.returncode == 2
+    assert "not allowed with argument" in result.stderr
+
+
+def test_gate_baseline_predictions_need_a_baseline_file(project: Project) -> None:
+    result = mlci("gate", "--baseline-predictions", "p.csv", cwd=project.root)
+    assert result.returncode == 2
+    assert "--baseline-predictions goes with --baseline FILE" in result.stderr
+
+
+def test_gate_candidate_files_replace_the_configured_ones(project: Project, tmp_path: Path) -> None:
+    candidate = tmp_path / "eval.yaml"
+    candidate.write_text("accuracy: 0.95\nlog_loss: 0.2\n")
+
+    result = mlci(
+        "gate", "--candidate", str(candidate), "--no-baseline", "--json", cwd=project.root
+    )
+
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["metrics"] == {"accuracy": 0.95, "log_loss": 0.2}
+    assert printed["baseline"] is None

@@ -151,3 +151,20 @@ def test_relative_sqlite_paths_are_relative_to_the_project(tmp_path: Path) -> No
     assert resolved == f"sqlite:///{tmp_path.resolve()}/.mlci/mlflow.db"
     assert resolve_tracking_uri("sqlite:////abs/x.db", tmp_path) == "sqlite:////abs/x.db"
     assert resolve_tracking_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
+
+
+def test_predictions_are_stored_with_the_version_and_read_back(
+    registry: MlflowRegistry, model_dir: Path, tmp_path: Path
+) -> None:
+    predictions = tmp_path / "predictions.csv"
+    predictions.write_text("y_true,y_pred\n1,1\n0,1\n")
+    with_predictions, _ = registry.register(
+        "clf", model_dir, lineage("a" * 40, accuracy=0.5), predictions=predictions
+    )
+    without, _ = registry.register("clf", model_dir, lineage("b" * 40, accuracy=0.5))
+
+    fetched = registry.predictions(with_predictions, tmp_path / "download")
+
+    assert fetched is not None
+    assert fetched.read_text() == "y_true,y_pred\n1,1\n0,1\n"
+    assert registry.predictions(without, tmp_path / "download2") is None
