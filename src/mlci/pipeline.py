@@ -37,7 +37,7 @@ from mlci.registry.base import Lineage, Registry
 from mlci.registry.mlflow import MlflowRegistry, resolve_tracking_uri
 
 if TYPE_CHECKING:
-    from mlci.predictions import Predictions
+    from mlci.core.stats import Predictions
 
 OUT_DIR = Path(".mlci") / "out"
 PromoteMode = Literal["auto", "never"]

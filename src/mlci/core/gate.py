@@ -147,6 +147,9 @@ class Interval:
     def describe(self) -> str:
         return f"[{format_number(self.low)}, {format_number(self.high)}]"
 
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
 
 @dataclass(frozen=True)
 class MetricIntervals:

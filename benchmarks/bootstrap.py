@@ -1,0 +1,136 @@
+"""Paired bootstrap intervals of count-based classification metrics: mlci against the naive loop.
+
+Run from the repository root with the Python that has mlci and scikit-learn installed:
+
+    .venv/bin/python benchmarks/bootstrap.py [--rows 1000000] [--classes 10] [--resamples 2000]
+
+It makes synthetic labels (the candidate right 80% of the time, the baseline 78%, their
+mistakes correlated) and times:
+
+- mlci: `paired_difference_intervals` on the two models' predictions without probabilities,
+  which gives a paired interval for every count-based metric (accuracy, balanced accuracy,
+  precision, recall and F1 averaged three ways and per class): the median of --repeat runs.
+- naive: per resample, draw row indices with numpy and call sklearn's `accuracy_score` and
+  `f1_score(average="macro")` for both models (two metrics, not all of them). Only
+  --naive-resamples resamples are timed; the total is extrapolated to --resamples.
+
+It prints both times, their ratio (naive / mlci) and the peak memory of the mlci path
+(numpy's allocations as tracemalloc sees them). It asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Sequence
+
+import numpy as np
+import sklearn
+from sklearn.metrics import accuracy_score, f1_score
+
+from mlci.core.stats import Interval, paired_difference_intervals
+from mlci.predictions import Predictions
+
+
+def synthetic(rows: int, classes: int, seed: int) -> tuple[Predictions, Predictions]:
+    """Candidate and baseline predictions on the same rows, with correlated mistakes."""
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, classes, rows)
+    hard = rng.random(rows) < 0.15  # rows both models tend to get wrong
+    candidate_right = np.where(hard, rng.random(rows) < 0.3, rng.random(rows) < 0.888)
+    baseline_right = np.where(hard, rng.random(rows) < 0.25, rng.random(rows) < 0.874)
+    labels = tuple(range(classes))
+
+    def predictions(right: np.ndarray) -> Predictions:
+        wrong = (y_true + rng.integers(1, classes, rows)) % classes
+        return Predictions(y_true, np.where(right, y_true, wrong), None, labels, None)
+
+    return predictions(candidate_right), predictions(baseline_right)
+
+
+def time_mlci(
+    candidate: Predictions, baseline: Predictions, resamples: int, repeat: int
+) -> tuple[float, dict[str, Interval]]:
+    """Median seconds of `repeat` runs of mlci's paired intervals, and the intervals."""
+    times = []
+    intervals: dict[str, Interval] = {}
+    for _ in range(repeat):
+        started = time.perf_counter()
+        intervals = paired_difference_intervals(
+            candidate, baseline, "classification", resamples=resamples
+        )
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), intervals
+
+
+def peak_memory_mlci(candidate: Predictions, baseline: Predictions, resamples: int) -> int:
+    """Bytes allocated at the peak of one run of mlci's paired intervals."""
+    tracemalloc.start()
+    paired_difference_intervals(candidate, baseline, "classification", resamples=resamples)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def time_naive(candidate: Predictions, baseline: Predictions, resamples: int) -> float:
+    """Seconds for `resamples` resamples of the naive loop (accuracy and macro F1 of both)."""
+    rng = np.random.default_rng(0)
+    rows = len(candidate)
+    y_true, first, second = candidate.y_true, candidate.y_pred, baseline.y_pred
+    started = time.perf_counter()
+    for _ in range(resamples):
+        index = rng.integers(0, rows, rows)
+        truth = y_true[index]
+        accuracy_score(truth, first[index]) - accuracy_score(truth, second[index])
+        (
+            f1_score(truth, first[index], average="macro", zero_division=0)
+            - f1_score(truth, second[index], average="macro", zero_division=0)
+        )
+    return time.perf_counter() - started
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--naive-resamples", type=int, default=10, help="timed, then scaled")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of mlci (median)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    candidate, baseline = synthetic(args.rows, args.classes, args.seed)
+    mlci_seconds, intervals = time_mlci(candidate, baseline, args.resamples, args.repeat)
+    peak = peak_memory_mlci(candidate, baseline, args.resamples)
+    naive_sample = time_naive(candidate, baseline, args.naive_resamples)
+    naive_seconds = naive_sample / args.naive_resamples * args.resamples
+
+    versions = (
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"scikit-learn {sklearn.__version__}"
+    )
+    accuracy = intervals["accuracy"]
+    print(f"{args.rows:,} rows, {args.classes} classes, {args.resamples:,} resamples ({versions})")
+    print(
+        f"mlci, paired intervals of {len(intervals)} count-based metrics: "
+        f"{mlci_seconds:.3f} s (median of {args.repeat})"
+    )
+    print(
+        f"naive, accuracy and macro F1 only: {naive_seconds:.1f} s "
+        f"(extrapolated from {args.naive_resamples} resamples: {naive_sample:.2f} s)"
+    )
+    print(f"ratio naive / mlci: {naive_seconds / mlci_seconds:,.0f}x")
+    print(f"peak memory of the mlci path: {peak / 2**20:.1f} MiB (tracemalloc)")
+    print(
+        f"accuracy difference, 95% interval: [{accuracy.low:+.4f}, {accuracy.high:+.4f}] "
+        f"({accuracy.method})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,733 @@
+"""Read a predictions file: the true values, the model's predictions, and class probabilities.
+
+One row per evaluated example, in CSV, TSV, JSON Lines (`.jsonl`, `.ndjson`) or Parquet:
+
+- `y_true`, `y_pred`: labels (classification) or numbers (regression);
+- `id` (optional): pairs the candidate's rows with the baseline's (see `align`);
+- classification only, optional: one probability column per class named `p_<label>` or
+  `proba_<label>` (`p_0` ... `p_9`, `p_cat`, `p_dog`), or for two classes a single `score`
+  column holding the probability of the positive class (the larger label).
+
+Labels are integers when every y_true and y_pred value is one (`3`, `3.0` or `"3"`), text
+otherwise. Rows are counted from 1, not counting a header. Numbers stay in numpy arrays and
+pyarrow (used when installed; required for Parquet) reads the columns, so ten million rows
+fit in memory; without pyarrow the csv and json modules read the file in chunks. When
+pyarrow refuses a file, it is read again with those modules, which say which row is wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from itertools import islice
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from mlci.core.stats import Predictions
+from mlci.errors import MetricsError, UsageError
+
+Task = Literal["classification", "regression"]
+Array = npt.NDArray[Any]
+_Row = TypeVar("_Row")
+
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+}
+SCORE_PREFIXES = ("p_", "proba_")
+# Probabilities written with 4 decimals still sum to 1 within this, for up to 20 classes.
+SUM_TOLERANCE = 1e-3
+_CHUNK_ROWS = 100_000
+_LABELS = ("y_true", "y_pred")
+
+
+@dataclass(frozen=True)
+class _Table:
+    """The columns mlci reads from a file, and the names of all its columns."""
+
+    found: tuple[str, ...]
+    columns: dict[str, Array]
+    rows: int
+
+
+def load_predictions(path: Path, *, task: Task) -> Predictions:
+    """Read and check a predictions file; errors name the file, the problem and the fix."""
+    source = str(path)
+    fmt = format_for(path)
+    if not path.is_file():
+        raise MetricsError(
+            f"{source}: predictions file not found; make the training write it, or fix "
+            f"the path in mlci.yaml"
+        )
+    try:
+        table = _read(path, fmt, task=task, source=source)
+    except UnicodeDecodeError:
+        raise MetricsError(
+            f"{source}: the file is not UTF-8 text; write the predictions file as UTF-8"
+        ) from None
+    return _build(table, task=task, source=source)
+
+
+def format_for(path: Path) -> str:
+    """`csv`, `tsv`, `jsonl` or `parquet`, from the file's extension."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(FORMATS)
+        raise MetricsError(
+            f"{path}: unknown predictions file type {path.suffix or '(no extension)'!r}; "
+            f"use one of {known}"
+        )
+    return fmt
+
+
+def align(candidate: Predictions, baseline: Predictions) -> tuple[Predictions, Predictions]:
+    """The two models' predictions on the same rows, in the same order.
+
+    Rows are paired by `ids` when both files have an `id` column (the candidate's order is
+    kept), else by position. y_true must then agree row by row. When one model's labels are
+    integers and the other's text, both become text.
+    """
+    candidate, baseline = _same_label_type(candidate, baseline)
+    by_id = candidate.ids is not None and baseline.ids is not None
+    if by_id:
+        baseline = _reorder_by_id(candidate, baseline)
+    else:
+        _check_same_length(candidate, baseline)
+    _check_same_truth(candidate, baseline, by_id=by_id)
+    return candidate, baseline
+
+
+# -- Reading -----------------------------------------------------------------------------
+
+
+def _wanted(name: str, task: Task) -> bool:
+    if name in ("y_true", "y_pred", "id"):
+        return True
+    return task == "classification" and _is_score(name)
+
+
+def _is_score(name: str) -> bool:
+    return name == "score" or name.startswith(SCORE_PREFIXES)
+
+
+def _is_numeric(name: str, task: Task) -> bool:
+    if task == "regression":
+        return name in _LABELS
+    return _is_score(name)
+
+
+def _read(path: Path, fmt: str, *, task: Task, source: str) -> _Table:
+    if fmt == "parquet":
+        return _read_parquet(path, task=task, source=source)
+    if fmt == "jsonl":
+        return _read_jsonl(path, task=task, source=source)
+    return _read_delimited(path, "," if fmt == "csv" else "\t", task=task, source=source)
+
+
+def _arrow() -> Any:
+    try:
+        import pyarrow  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return pyarrow
+
+
+def _read_delimited(path: Path, delimiter: str, *, task: Task, source: str) -> _Table:
+    header = _csv_header(path, delimiter, source)
+    wanted = [name for name in header if _wanted(name, task)]
+    pa = _arrow()
+    if pa is not None:
+        try:
+            return _arrow_csv(path, delimiter, header, wanted, task=task, source=source)
+        except pa.ArrowInvalid:
+            pass  # the csv module's reader below says which row is wrong
+    return _python_csv(path, delimiter, wanted, task=task, source=source)
+
+
+def _csv_header(path: Path, delimiter: str, source: str) -> tuple[str, ...]:
+    with _open(path, source) as file:
+        rows = (row for row in csv.reader(file, delimiter=delimiter) if row)
+        header = next(rows, None)
+    if header is None:
+        raise _empty(source)
+    names = tuple(name.strip() for name in header)
+    duplicated = sorted({name for name in names if names.count(name) > 1 and name})
+    if duplicated:
+        raise MetricsError(
+            f"{source}: the header names {', '.join(duplicated)} more than once; "
+            f"give each column a distinct name"
+        )
+    return names
+
+
+def _open(path: Path, source: str) -> Any:
+    try:
+        return path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise MetricsError(f"{source}: cannot read the predictions file ({exc})") from None
+
+
+def _arrow_csv(
+    path: Path,
+    delimiter: str,
+    header: tuple[str, ...],
+    wanted: list[str],
+    *,
+    task: Task,
+    source: str,
+) -> _Table:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv  # type: ignore[import-untyped]
+
+    types = {name: pa.float64() if _is_numeric(name, task) else pa.string() for name in wanted}
+    table = pacsv.read_csv(
+        str(path),
+        read_options=pacsv.ReadOptions(column_names=list(header), skip_rows=1),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        convert_options=pacsv.ConvertOptions(column_types=types, include_columns=wanted),
+    )
+    return _from_arrow(table, found=header, source=source)
+
+
+def _python_csv(
+    path: Path, delimiter: str, wanted: list[str], *, task: Task, source: str
+) -> _Table:
+    with _open(path, source) as file:
+        rows = (row for row in csv.reader(file, delimiter=delimiter) if row)
+        header = [name.strip() for name in next(rows)]
+        positions = {name: header.index(name) for name in wanted}
+        parts: dict[str, list[Array]] = {name: [] for name in wanted}
+        count = 0
+        for block in _batched(rows, _CHUNK_ROWS):
+            for offset, row in enumerate(block, start=count + 1):
+                if len(row) != len(header):
+                    raise MetricsError(
+                        f"{source}: row {offset} has {_count(len(row), 'value')} but the header "
+                        f"has {len(header)} columns ({', '.join(header)}); write one value per "
+                        f"column in every row"
+                    )
+            for name, position in positions.items():
+                cells = [row[position] for row in block]
+                parts[name].append(_cells(cells, name, task, first=count + 1, source=source))
+            count += len(block)
+    return _Table(tuple(header), _concatenated(parts, wanted), count)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _cells(cells: list[Any], name: str, task: Task, *, first: int, source: str) -> Array:
+    if _is_numeric(name, task):
+        return _floats(cells, name, first=first, source=source)
+    return np.array([_text(cell) for cell in cells], dtype=str)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _floats(cells: list[Any], name: str, *, first: int, source: str) -> Array:
+    try:
+        return np.array(cells, dtype=np.float64)
+    except (ValueError, TypeError):
+        pass
+    values = []
+    for row, cell in enumerate(cells, start=first):
+        try:
+            values.append(float("nan") if cell is None else float(cell))
+        except (ValueError, TypeError):
+            raise _not_a_number(source, name, row, cell) from None
+    return np.array(values, dtype=np.float64)
+
+
+def _batched(rows: Iterable[_Row], size: int) -> Iterator[list[_Row]]:
+    iterator = iter(rows)
+    while block := list(islice(iterator, size)):
+        yield block
+
+
+def _concatenated(parts: dict[str, list[Array]], names: Iterable[str]) -> dict[str, Array]:
+    return {name: np.concatenate(parts[name]) if parts[name] else np.array([]) for name in names}
+
+
+def _read_jsonl(path: Path, *, task: Task, source: str) -> _Table:
+    pa = _arrow()
+    if pa is not None:
+        import pyarrow.json as pajson  # type: ignore[import-untyped]
+
+        try:
+            table = pajson.read_json(str(path))
+        except pa.ArrowInvalid:
+            pass  # the json module's reader below says which line is wrong
+        except OSError as exc:
+            raise MetricsError(f"{source}: cannot read the predictions file ({exc})") from None
+        else:
+            wanted = [name for name in table.column_names if _wanted(name, task)]
+            found = tuple(table.column_names)
+            return _from_arrow(table.select(wanted), found=found, source=source)
+    return _python_jsonl(path, task=task, source=source)
+
+
+def _python_jsonl(path: Path, *, task: Task, source: str) -> _Table:
+    with _open(path, source) as file:
+        records = _json_records(file, source)
+        first = next(records, None)
+        if first is None:
+            raise _empty(source)
+        found = tuple(first)
+        wanted = [name for name in found if _wanted(name, task)]
+        parts: dict[str, list[Array]] = {name: [] for name in wanted}
+        count = 0
+        for block in _batched(_chain(first, records), _CHUNK_ROWS):
+            for name in wanted:
+                cells = [record.get(name) for record in block]
+                parts[name].append(_cells(cells, name, task, first=count + 1, source=source))
+            count += len(block)
+    return _Table(found, _concatenated(parts, wanted), count)
+
+
+def _json_records(lines: Iterable[str], source: str) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MetricsError(
+                f"{source}: line {number} is not valid JSON ({exc.msg}); write one JSON "
+                f'object per line, e.g. {{"y_true": 1, "y_pred": 0}}'
+            ) from None
+        if not isinstance(record, dict):
+            raise MetricsError(
+                f"{source}: line {number} is a JSON {type(record).__name__}, not an object; "
+                f'write one object per line, e.g. {{"y_true": 1, "y_pred": 0}}'
+            )
+        yield record
+
+
+def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    yield first
+    yield from rest
+
+
+def _read_parquet(path: Path, *, task: Task, source: str) -> _Table:
+    pa = _arrow()
+    if pa is None:
+        raise UsageError(
+            f"{source}: reading Parquet needs pyarrow, which is not installed; "
+            f"run `pip install pyarrow`"
+        )
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    try:
+        names = tuple(pq.read_schema(path).names)
+        wanted = [name for name in names if _wanted(name, task)]
+        table = pq.read_table(path, columns=wanted)
+    except (pa.ArrowException, OSError) as exc:
+        raise MetricsError(f"{source}: cannot read the file as Parquet ({exc})") from None
+    return _from_arrow(table, found=names, source=source)
+
+
+def _from_arrow(table: Any, *, found: tuple[str, ...], source: str) -> _Table:
+    columns = {
+        name: _arrow_column(table.column(index), name, source)
+        for index, name in enumerate(table.column_names)
+    }
+    return _Table(found, columns, table.num_rows)
+
+
+def _arrow_column(column: Any, name: str, source: str) -> Array:
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column = column.cast(kind.value_type)
+        kind = kind.value_type
+    if pa.types.is_null(kind):
+        return np.full(len(column), np.nan)
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        if column.null_count:
+            return np.asarray(column.cast(pa.float64()).to_numpy(), dtype=np.float64)
+        return np.asarray(column.to_numpy(), dtype=np.int64)
+    if pa.types.is_floating(kind):
+        return np.asarray(column.cast(pa.float64()).to_numpy(), dtype=np.float64)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _arrow_text(column)
+    raise MetricsError(f"{source}: column {name} holds {kind} values; write numbers or text in it")
+
+
+def _arrow_text(column: Any) -> Array:
+    """Text as a numpy str array, converting each distinct value once."""
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    # One chunk, so one dictionary: per chunk, pyarrow repeats every value seen so far.
+    encoded = pc.dictionary_encode(column.combine_chunks().fill_null(""))
+    distinct = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=str)
+    return np.asarray(distinct[encoded.indices.to_numpy()])
+
+
+# -- Checking and building ---------------------------------------------------------------
+
+
+def _build(table: _Table, *, task: Task, source: str) -> Predictions:
+    if table.rows == 0:
+        raise _empty(source)
+    for name in _LABELS:
+        if name not in table.columns:
+            raise _missing_column(source, name, table.found, task)
+    columns = table.columns
+    ids = _ids(columns["id"], source) if "id" in columns else None
+    if task == "regression":
+        y_true = _numbers(columns["y_true"], "y_true", source)
+        y_pred = _numbers(columns["y_pred"], "y_pred", source)
+        return Predictions(y_true, y_pred, None, (), ids, source)
+    y_true, y_pred = _label_pair(columns["y_true"], columns["y_pred"], source)
+    scores, classes = _scores(columns, y_true, y_pred, source)
+    return Predictions(y_true, y_pred, scores, classes, ids, source)
+
+
+def _missing_column(source: str, name: str, found: tuple[str, ...], task: Task) -> MetricsError:
+    shown = ", ".join(found) if found else "none"
+    what = "true values" if task == "regression" else "true labels"
+    return MetricsError(
+        f"{source}: no {name} column (columns found: {shown}); write the {what} as y_true "
+        f"and the model's predictions as y_pred"
+    )
+
+
+def _empty(source: str) -> MetricsError:
+    return MetricsError(
+        f"{source}: the file has no predictions; write a header with y_true and y_pred and "
+        f"one row per evaluated example"
+    )
+
+
+def _not_a_number(source: str, name: str, row: int, value: object) -> MetricsError:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        described = "empty"
+    elif isinstance(value, float) and np.isnan(value):
+        described = "empty or NaN"
+    else:
+        described = f"{value!r}, not a number"
+    return MetricsError(
+        f"{source}: {name} in row {row} is {described}; write a finite number in every "
+        f"row (drop or fill in the rows the model could not predict)"
+    )
+
+
+def _numbers(values: Array, name: str, source: str) -> Array:
+    if values.dtype.kind in "USO":
+        values = _floats(list(values), name, first=1, source=source)
+    numbers = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        row = int(np.argmax(bad))
+        value: object = float(numbers[row]) if np.isnan(numbers[row]) else "infinity"
+        raise _not_a_number(source, name, row + 1, value)
+    return numbers
+
+
+def _labels(values: Array, name: str, source: str) -> Array:
+    """int64 labels when every value is an integer, else str labels."""
+    kind = values.dtype.kind
+    if kind in "iub":
+        return values.astype(np.int64)
+    if kind == "f":
+        if np.isnan(values).any():
+            raise _empty_label(source, name, int(np.argmax(np.isnan(values))) + 1)
+        if np.all(np.mod(values, 1) == 0) and np.all(np.abs(values) < 2**53):
+            return values.astype(np.int64)
+        return values.astype(str)
+    values = values.astype(str)
+    distinct, inverse = np.unique(values, return_inverse=True)
+    blank = np.char.str_len(np.char.strip(distinct)) == 0
+    if blank.any():
+        empty = np.flatnonzero(blank)
+        raise _empty_label(source, name, int(np.argmax(np.isin(inverse, empty))) + 1)
+    numbers = [_as_int(text) for text in distinct]
+    if all(number is not None for number in numbers):
+        return np.asarray(numbers, dtype=np.int64)[inverse]
+    return values
+
+
+def _as_int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def _empty_label(source: str, name: str, row: int) -> MetricsError:
+    return MetricsError(
+        f"{source}: {name} in row {row} is empty; write a label in every row (drop the rows "
+        f"the model could not predict)"
+    )
+
+
+def _label_pair(y_true: Array, y_pred: Array, source: str) -> tuple[Array, Array]:
+    true = _labels(y_true, "y_true", source)
+    pred = _labels(y_pred, "y_pred", source)
+    if true.dtype.kind != pred.dtype.kind:  # one is text: compare them as text
+        true, pred = true.astype(str), pred.astype(str)
+    return true, pred
+
+
+def _ids(values: Array, source: str) -> Array:
+    kind = values.dtype.kind
+    if kind == "f":
+        if np.isnan(values).any():
+            raise _empty_id(source, int(np.argmax(np.isnan(values))) + 1)
+        values = values.astype(np.int64) if np.all(np.mod(values, 1) == 0) else values
+    if values.dtype.kind in "iub":
+        width = len(str(int(np.abs(values).max()))) + 1
+        return values.astype(f"U{width}")
+    values = values.astype(str)
+    empty = np.char.str_len(values) == 0
+    if empty.any():
+        raise _empty_id(source, int(np.argmax(empty)) + 1)
+    return values
+
+
+def _empty_id(source: str, row: int) -> MetricsError:
+    return MetricsError(f"{source}: id in row {row} is empty; write an id in every row")
+
+
+def _scores(
+    columns: dict[str, Array], y_true: Array, y_pred: Array, source: str
+) -> tuple[Array | None, tuple[object, ...]]:
+    seen = np.union1d(np.unique(y_true), np.unique(y_pred))
+    named = [name for name in columns if name.startswith(SCORE_PREFIXES)]
+    if "score" in columns and named:
+        raise MetricsError(
+            f"{source}: has both a score column and {', '.join(named)}; keep the p_<label> "
+            f"columns (one per class) or, for two classes, the single score column"
+        )
+    if "score" in columns:
+        return _binary_score(columns["score"], seen, source)
+    if not named:
+        return None, _as_tuple(seen)
+    integer = seen.dtype.kind == "i"
+    by_label = _score_labels(named, integer=integer, source=source)
+    named_labels = np.asarray(list(by_label))
+    classes = np.union1d(seen, named_labels.astype(np.int64 if integer else str))
+    missing = [label for label in classes.tolist() if label not in by_label]
+    if missing:
+        raise MetricsError(
+            f"{source}: no probability column for class {', '.join(map(str, missing))} "
+            f"(found {', '.join(named)}); write one p_<label> column per class"
+        )
+    scores = np.empty((len(y_true), len(classes)), dtype=np.float64)
+    for index, label in enumerate(classes.tolist()):
+        name = by_label[label]
+        scores[:, index] = _probabilities(columns[name], name, source)
+    _check_sums(scores, [by_label[label] for label in classes.tolist()], source)
+    return scores, _as_tuple(classes)
+
+
+def _binary_score(
+    values: Array, seen: Array, source: str
+) -> tuple[Array | None, tuple[object, ...]]:
+    if len(seen) != 2:
+        shown = ", ".join(map(str, seen.tolist()))
+        raise MetricsError(
+            f"{source}: a single score column needs exactly two classes, but y_true and "
+            f"y_pred hold {len(seen)} ({shown}); write one p_<label> column per class instead"
+        )
+    positive = _probabilities(values, "score", source)
+    return np.column_stack([1.0 - positive, positive]), _as_tuple(seen)
+
+
+def _score_labels(names: list[str], *, integer: bool, source: str) -> dict[object, str]:
+    by_label: dict[object, str] = {}
+    for name in names:
+        text = name.split("_", 1)[1]
+        label: object = _as_int(text) if integer else text
+        if label is None:
+            raise MetricsError(
+                f"{source}: column {name} does not name a class: the labels in y_true and "
+                f"y_pred are integers; name the column p_<integer label>, e.g. p_0"
+            )
+        if label in by_label:
+            raise MetricsError(
+                f"{source}: columns {by_label[label]} and {name} are both probabilities of "
+                f"class {label}; keep one"
+            )
+        by_label[label] = name
+    return by_label
+
+
+def _probabilities(values: Array, name: str, source: str) -> Array:
+    numbers = _numbers(values, name, source)
+    outside = (numbers < 0) | (numbers > 1)
+    if outside.any():
+        row = int(np.argmax(outside))
+        raise MetricsError(
+            f"{source}: {name} in row {row + 1} is {numbers[row]:g}, not a probability; "
+            f"write probabilities between 0 and 1 (predict_proba), not raw scores or logits"
+        )
+    return numbers
+
+
+def _check_sums(scores: Array, names: list[str], source: str) -> None:
+    sums = _row_sums(scores)
+    bad = np.abs(sums - 1.0) > SUM_TOLERANCE
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise MetricsError(
+            f"{source}: the probabilities in row {row + 1} sum to {sums[row]:.6g}, not 1 "
+            f"({', '.join(names)}); write predict_proba's output with one p_<label> column "
+            f"per class, rounded to at least 4 decimals"
+        )
+
+
+def _row_sums(scores: Array) -> Array:
+    sums = np.zeros(len(scores))
+    for column in scores.T:  # column by column: no (n, k) temporary
+        sums += column
+    return sums
+
+
+def _as_tuple(labels: Array) -> tuple[object, ...]:
+    return tuple(labels.tolist())
+
+
+# -- Pairing candidate and baseline ------------------------------------------------------
+
+
+def _name(pred: Predictions, role: str) -> str:
+    return f"the {role} ({pred.source})" if pred.source else f"the {role}"
+
+
+def _same_label_type(
+    candidate: Predictions, baseline: Predictions
+) -> tuple[Predictions, Predictions]:
+    kinds = {candidate.y_true.dtype.kind, baseline.y_true.dtype.kind}
+    if kinds == {"i", "U"}:
+        return _as_text_labels(candidate), _as_text_labels(baseline)
+    return candidate, baseline
+
+
+def _as_text_labels(pred: Predictions) -> Predictions:
+    if pred.y_true.dtype.kind == "U":
+        return pred
+    names = [str(label) for label in pred.classes]
+    order = sorted(range(len(names)), key=names.__getitem__)
+    scores = None if pred.scores is None else pred.scores[:, order]
+    return replace(
+        pred,
+        y_true=pred.y_true.astype(str),
+        y_pred=pred.y_pred.astype(str),
+        scores=scores,
+        classes=tuple(names[index] for index in order),
+    )
+
+
+def _reorder_by_id(candidate: Predictions, baseline: Predictions) -> Predictions:
+    assert candidate.ids is not None and baseline.ids is not None
+    _check_unique_ids(candidate, "candidate")
+    _check_unique_ids(baseline, "baseline")
+    order = np.argsort(baseline.ids, kind="stable")
+    sorted_ids = baseline.ids[order]
+    position = np.minimum(np.searchsorted(sorted_ids, candidate.ids), len(sorted_ids) - 1)
+    found = sorted_ids[position] == candidate.ids
+    only_candidate = int(np.count_nonzero(~found))
+    only_baseline = len(baseline) - (len(candidate) - only_candidate)
+    if only_candidate or only_baseline:
+        example = candidate.ids[np.argmax(~found)] if only_candidate else None
+        shown = f" (e.g. id {str(example)!r})" if example is not None else ""
+        raise MetricsError(
+            f"{_name(candidate, 'candidate')} has {only_candidate} ids that "
+            f"{_name(baseline, 'baseline')} lacks{shown}, and the baseline has "
+            f"{only_baseline} the candidate lacks; evaluate both models on the same rows"
+        )
+    return _take(baseline, order[position])
+
+
+def _check_unique_ids(pred: Predictions, role: str) -> None:
+    assert pred.ids is not None
+    ordered = np.sort(pred.ids)
+    repeated = ordered[1:] == ordered[:-1]
+    if repeated.any():
+        value = str(ordered[1:][repeated][0])
+        raise MetricsError(
+            f"{_name(pred, role)}: id {value!r} appears more than once; ids must be unique "
+            f"to pair the candidate's rows with the baseline's"
+        )
+
+
+def _take(pred: Predictions, index: Array) -> Predictions:
+    return replace(
+        pred,
+        y_true=pred.y_true[index],
+        y_pred=pred.y_pred[index],
+        scores=None if pred.scores is None else pred.scores[index],
+        ids=None if pred.ids is None else pred.ids[index],
+    )
+
+
+def _check_same_length(candidate: Predictions, baseline: Predictions) -> None:
+    if len(candidate) == len(baseline):
+        return
+    one_side = candidate.ids is not None or baseline.ids is not None
+    hint = (
+        "write the id column in both files"
+        if one_side
+        else "write an id column in both files so mlci can pair the rows by id"
+    )
+    raise MetricsError(
+        f"{_name(candidate, 'candidate')} has {len(candidate)} rows but "
+        f"{_name(baseline, 'baseline')} has {len(baseline)}; paired comparison needs the "
+        f"same rows: {hint}, or evaluate both models on the same rows in the same order"
+    )
+
+
+def _check_same_truth(candidate: Predictions, baseline: Predictions, *, by_id: bool) -> None:
+    differs: Callable[[Array, Array], Array]
+    if candidate.y_true.dtype.kind == "f" or baseline.y_true.dtype.kind == "f":
+        differs = _differ_numbers
+    else:
+        differs = _differ_labels
+    different = differs(candidate.y_true, baseline.y_true)
+    count = int(np.count_nonzero(different))
+    if not count:
+        return
+    total = len(candidate)
+    if by_id:
+        assert candidate.ids is not None
+        example = str(candidate.ids[np.argmax(different)])
+        raise MetricsError(
+            f"y_true differs for {count} of {total} ids between {_name(candidate, 'candidate')} "
+            f"and {_name(baseline, 'baseline')} (e.g. id {example!r}); the files disagree "
+            f"about the true values: evaluate both models on the same data"
+        )
+    raise MetricsError(
+        f"y_true differs in {count} of {total} rows between {_name(candidate, 'candidate')} "
+        f"and {_name(baseline, 'baseline')}: they are not the same rows in the same order; "
+        f"write an id column in both files so mlci can pair the rows by id"
+    )
+
+
+def _differ_numbers(first: Array, second: Array) -> Array:
+    return ~np.isclose(first, second, rtol=1e-6, atol=1e-12)
+
+
+def _differ_labels(first: Array, second: Array) -> Array:
+    return np.asarray(first != second)

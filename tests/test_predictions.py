@@ -1,0 +1,433 @@
+"""Reading predictions files in every format, pairing two models' rows, and the messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlci.errors import EXIT_USAGE, MetricsError, UsageError
+from mlci.predictions import Predictions, align, load_predictions
+
+ROWS = [
+    {"id": "a", "y_true": 0, "y_pred": 1, "p_0": 0.4, "p_1": 0.6},
+    {"id": "b", "y_true": 1, "y_pred": 1, "p_0": 0.2, "p_1": 0.8},
+    {"id": "c", "y_true": 0, "y_pred": 0, "p_0": 0.7, "p_1": 0.3},
+]
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_rows(folder: Path, name: str, rows: list[dict[str, Any]]) -> Path:
+    path = folder / name
+    names = list(rows[0])
+    if path.suffix in (".csv", ".tsv"):
+        sep = "," if path.suffix == ".csv" else "\t"
+        lines = [sep.join(names)] + [sep.join(str(row[n]) for n in names) for row in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    elif path.suffix == ".parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def load_error(path: Path, task: str = "classification") -> str:
+    with pytest.raises(MetricsError) as caught:
+        load_predictions(path, task=task)  # type: ignore[arg-type]
+    assert caught.value.exit_code == EXIT_USAGE
+    return caught.value.message
+
+
+@pytest.fixture
+def without_pyarrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if pyarrow were not installed: the csv and json modules read the file."""
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+
+
+# -- Formats -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.tsv", "p.jsonl", "p.ndjson", "p.parquet"])
+def test_every_format_reads_the_same_predictions(tmp_path: Path, name: str) -> None:
+    pred = load_predictions(write_rows(tmp_path, name, ROWS), task="classification")
+
+    assert pred.y_true.tolist() == [0, 1, 0]
+    assert pred.y_pred.tolist() == [1, 1, 0]
+    assert pred.classes == (0, 1)
+    assert pred.scores is not None
+    assert pred.scores.tolist() == [[0.4, 0.6], [0.2, 0.8], [0.7, 0.3]]
+    assert pred.ids is not None and pred.ids.tolist() == ["a", "b", "c"]
+    assert len(pred) == 3
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.jsonl"])
+def test_without_pyarrow_the_standard_library_reads_the_same(
+    tmp_path: Path, name: str, without_pyarrow: None
+) -> None:
+    pred = load_predictions(write_rows(tmp_path, name, ROWS), task="classification")
+
+    assert pred.y_true.tolist() == [0, 1, 0]
+    assert pred.scores is not None and pred.scores.tolist()[2] == [0.7, 0.3]
+    assert pred.ids is not None and pred.ids.tolist() == ["a", "b", "c"]
+
+
+def test_parquet_without_pyarrow_says_how_to_install_it(
+    tmp_path: Path, without_pyarrow: None
+) -> None:
+    path = tmp_path / "p.parquet"
+    path.write_bytes(b"PAR1")
+
+    with pytest.raises(UsageError) as caught:
+        load_predictions(path, task="classification")
+
+    assert "pip install pyarrow" in caught.value.message
+    assert caught.value.exit_code == EXIT_USAGE
+
+
+def test_string_labels_and_their_probability_columns(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "p.csv",
+        "y_true,y_pred,proba_dog,proba_cat,proba_bird\ncat,dog,0.5,0.3,0.2\ndog,dog,0.7,0.2,0.1\n",
+    )
+
+    pred = load_predictions(path, task="classification")
+
+    assert pred.classes == ("bird", "cat", "dog")
+    assert pred.y_true.tolist() == ["cat", "dog"]
+    assert pred.scores is not None
+    assert pred.scores.tolist() == [[0.2, 0.3, 0.5], [0.1, 0.2, 0.7]]  # in classes order
+
+
+def test_integer_labels_sort_as_numbers(tmp_path: Path) -> None:
+    rows = "".join(
+        f"{label},{label},{0.1 if label != 10 else 0.9},{0.9 if label != 10 else 0.1}\n"
+        for label in (2, 10)
+    )
+    pred = load_predictions(
+        write(tmp_path, "p.csv", f"y_true,y_pred,p_10,p_2\n{rows}"), task="classification"
+    )
+
+    assert pred.classes == (2, 10)
+    assert pred.scores is not None and pred.scores.tolist() == [[0.9, 0.1], [0.1, 0.9]]
+
+
+def test_labels_written_as_floats_are_integers(tmp_path: Path) -> None:
+    pred = load_predictions(
+        write(tmp_path, "p.csv", "y_true,y_pred\n1.0,0\n0.0,1\n"), task="classification"
+    )
+
+    assert pred.y_true.tolist() == [1, 0]
+    assert pred.classes == (0, 1)
+
+
+def test_one_text_label_makes_every_label_text(tmp_path: Path) -> None:
+    # pyarrow refuses a JSON column that changes type; the json module reads it.
+    path = write(
+        tmp_path, "p.jsonl", '{"y_true": 1, "y_pred": 1}\n{"y_true": 0, "y_pred": "unknown"}\n'
+    )
+
+    pred = load_predictions(path, task="classification")
+
+    assert pred.y_true.tolist() == ["1", "0"]
+    assert pred.classes == ("0", "1", "unknown")
+
+
+def test_binary_score_column_is_the_larger_labels_probability(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "y_true,y_pred,score\nham,spam,0.9\nspam,spam,0.6\n")
+
+    pred = load_predictions(path, task="classification")
+
+    assert pred.classes == ("ham", "spam")
+    assert pred.scores is not None
+    assert pred.scores[:, 1].tolist() == [0.9, 0.6]
+    assert pred.scores.sum(axis=1).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_a_class_only_in_the_probability_columns_is_a_class(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "y_true,y_pred,p_0,p_1,p_2\n0,1,0.5,0.4,0.1\n1,1,0.1,0.8,0.1\n")
+
+    assert load_predictions(path, task="classification").classes == (0, 1, 2)
+
+
+def test_regression_values_and_integer_ids(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "id,y_true,y_pred,note\n7,1.5,2,x\n8,2,1.25,y\n")
+
+    pred = load_predictions(path, task="regression")
+
+    assert pred.y_true.dtype == np.float64
+    assert pred.y_pred.tolist() == [2.0, 1.25]
+    assert pred.classes == () and pred.scores is None
+    assert pred.ids is not None and pred.ids.tolist() == ["7", "8"]
+
+
+def test_an_extra_column_is_ignored(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "feature,y_true,y_pred\nabc,1,1\n,0,1\n")
+
+    assert load_predictions(path, task="classification").y_pred.tolist() == [1, 1]
+
+
+# -- Messages for broken files -------------------------------------------------------------
+
+
+def test_missing_column_lists_the_columns_found(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "p.csv", "y_true,prediction\n1,1\n"))
+
+    assert "p.csv: no y_pred column (columns found: y_true, prediction)" in message
+    assert "write" in message
+
+
+@pytest.mark.parametrize("text", ["", "y_true,y_pred\n", "\n\n"])
+def test_empty_file(tmp_path: Path, text: str) -> None:
+    message = load_error(write(tmp_path, "p.csv", text))
+
+    assert "p.csv: the file has no predictions" in message
+
+
+def test_empty_jsonl_file(tmp_path: Path) -> None:
+    assert "no predictions" in load_error(write(tmp_path, "p.jsonl", "\n"))
+
+
+def test_a_row_with_fewer_values_than_the_header(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "p.csv", "y_true,y_pred\n1,1\n0\n"))
+
+    assert "p.csv: row 2 has 1 value but the header has 2 columns (y_true, y_pred)" in message
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.jsonl"])
+def test_nan_in_a_regression_column_names_the_row(tmp_path: Path, name: str) -> None:
+    rows = [{"y_true": 1.0, "y_pred": 1.0}, {"y_true": 2.0, "y_pred": float("nan")}]
+
+    message = load_error(write_rows(tmp_path, name, rows), task="regression")
+
+    assert f"{name}: y_pred in row 2 is empty or NaN" in message
+
+
+def test_empty_value_in_a_regression_column_names_the_row(
+    tmp_path: Path, without_pyarrow: None
+) -> None:
+    message = load_error(write(tmp_path, "p.csv", "y_true,y_pred\n1,2\n3,\n"), task="regression")
+
+    assert "y_pred in row 2 is empty" in message
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.jsonl"])
+def test_text_in_a_regression_column_names_the_row(tmp_path: Path, name: str) -> None:
+    rows = [{"y_true": 1.0, "y_pred": 1.0}, {"y_true": "n/a?", "y_pred": 2.0}]
+
+    message = load_error(write_rows(tmp_path, name, rows), task="regression")
+
+    assert f"{name}: y_true in row 2 is 'n/a?', not a number" in message
+
+
+def test_text_in_a_score_column_names_the_row(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "y_true,y_pred,p_0,p_1\n0,0,0.9,0.1\n1,1,high,0.8\n")
+
+    assert "p.csv: p_0 in row 2 is 'high', not a number" in load_error(path)
+
+
+def test_nan_in_a_score_column_names_the_row(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "y_true,y_pred,p_0,p_1\n0,0,0.9,0.1\n1,1,nan,0.8\n")
+
+    assert "p.csv: p_0 in row 2 is empty or NaN" in load_error(path)
+
+
+def test_probabilities_that_do_not_sum_to_one_name_the_row(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "y_true,y_pred,p_0,p_1\n0,0,0.9,0.1\n1,1,0.3,0.8\n")
+
+    message = load_error(path)
+
+    assert "p.csv: the probabilities in row 2 sum to 1.1, not 1 (p_0, p_1)" in message
+
+
+def test_a_score_that_is_not_a_probability(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "y_true,y_pred,score\n0,0,-2.5\n1,1,3.1\n")
+
+    assert "score in row 1 is -2.5, not a probability" in load_error(path)
+
+
+def test_a_class_without_a_probability_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "y_true,y_pred,p_0,p_1\n0,2,0.9,0.1\n")
+
+    assert "no probability column for class 2 (found p_0, p_1)" in load_error(path)
+
+
+def test_a_single_score_column_needs_two_classes(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "y_true,y_pred,score\n0,1,0.5\n2,2,0.5\n")
+
+    assert "a single score column needs exactly two classes" in load_error(path)
+
+
+def test_score_and_probability_columns_together(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "y_true,y_pred,score,p_0,p_1\n0,1,0.5,0.5,0.5\n")
+
+    assert "both a score column and p_0, p_1" in load_error(path)
+
+
+def test_a_probability_column_that_names_no_integer_class(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "y_true,y_pred,p_0,p_one\n0,1,0.5,0.5\n")
+
+    assert "column p_one does not name a class" in load_error(path)
+
+
+def test_an_empty_label_names_the_row(tmp_path: Path) -> None:
+    assert "y_true in row 2 is empty" in load_error(
+        write(tmp_path, "p.csv", "y_true,y_pred\ncat,cat\n,dog\n")
+    )
+
+
+def test_invalid_json_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.jsonl", '{"y_true": 1, "y_pred": 1}\n{"y_true": 1,\n')
+
+    assert "p.jsonl: line 2 is not valid JSON" in load_error(path)
+
+
+def test_unknown_extension_and_missing_file(tmp_path: Path) -> None:
+    assert "unknown predictions file type '.xlsx'" in load_error(tmp_path / "p.xlsx")
+    assert "p.csv: predictions file not found" in load_error(tmp_path / "p.csv")
+
+
+def test_not_a_parquet_file(tmp_path: Path) -> None:
+    assert "cannot read the file as Parquet" in load_error(write(tmp_path, "p.parquet", "y_true\n"))
+
+
+# -- Pairing candidate and baseline ------------------------------------------------------
+
+
+def predictions(
+    y_true: list[Any], y_pred: list[Any], ids: list[str] | None = None, **kw: Any
+) -> Predictions:
+    labels = sorted(set(y_true) | set(y_pred))
+    return Predictions(
+        np.asarray(y_true),
+        np.asarray(y_pred),
+        kw.get("scores"),
+        tuple(kw.get("classes", labels)),
+        None if ids is None else np.asarray(ids),
+        kw.get("source", ""),
+    )
+
+
+def test_align_by_position() -> None:
+    candidate = predictions([0, 1, 1], [0, 1, 0])
+    baseline = predictions([0, 1, 1], [1, 1, 1])
+
+    first, second = align(candidate, baseline)
+
+    assert first.y_pred.tolist() == [0, 1, 0]
+    assert second.y_pred.tolist() == [1, 1, 1]
+
+
+def test_align_by_id_reorders_the_baseline() -> None:
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    candidate = predictions([0, 1, 0], [0, 1, 1], ["a", "b", "c"])
+    baseline = predictions([0, 0, 1], [1, 0, 1], ["c", "a", "b"], scores=scores)
+
+    _, second = align(candidate, baseline)
+
+    assert second.ids is not None and second.ids.tolist() == ["a", "b", "c"]
+    assert second.y_pred.tolist() == [0, 1, 1]
+    assert second.scores is not None and second.scores.tolist() == [
+        [0.2, 0.8],
+        [0.6, 0.4],
+        [0.9, 0.1],
+    ]
+
+
+def test_different_row_counts_suggest_an_id_column() -> None:
+    candidate = predictions([0, 1, 1], [0, 1, 0], source="new.csv")
+    baseline = predictions([0, 1], [1, 1], source="old.csv")
+
+    with pytest.raises(MetricsError) as caught:
+        align(candidate, baseline)
+
+    message = caught.value.message
+    assert "the candidate (new.csv) has 3 rows but the baseline (old.csv) has 2" in message
+    assert "write an id column in both files" in message
+
+
+def test_different_y_true_by_position_counts_the_rows_and_suggests_an_id_column() -> None:
+    candidate = predictions([0, 1, 1, 0], [0, 1, 0, 0])
+    baseline = predictions([0, 0, 1, 1], [1, 1, 1, 0])
+
+    with pytest.raises(MetricsError) as caught:
+        align(candidate, baseline)
+
+    assert "y_true differs in 2 of 4 rows" in caught.value.message
+    assert "id column" in caught.value.message
+
+
+def test_ids_missing_on_either_side_are_counted() -> None:
+    candidate = predictions([0, 1, 1], [0, 1, 0], ["a", "b", "c"])
+    baseline = predictions([0, 1], [1, 1], ["a", "z"])
+
+    with pytest.raises(MetricsError) as caught:
+        align(candidate, baseline)
+
+    message = caught.value.message
+    assert "has 2 ids that the baseline lacks (e.g. id 'b'), and the baseline has 1" in message
+
+
+def test_different_y_true_for_the_same_id() -> None:
+    candidate = predictions([0, 1], [0, 1], ["a", "b"])
+    baseline = predictions([0, 0], [0, 1], ["a", "b"])
+
+    with pytest.raises(MetricsError) as caught:
+        align(candidate, baseline)
+
+    assert "y_true differs for 1 of 2 ids" in caught.value.message
+    assert "id 'b'" in caught.value.message
+
+
+def test_duplicate_ids_cannot_pair_rows() -> None:
+    candidate = predictions([0, 1], [0, 1], ["a", "a"], source="new.csv")
+
+    with pytest.raises(MetricsError) as caught:
+        align(candidate, predictions([0, 1], [0, 1], ["a", "b"]))
+
+    assert "the candidate (new.csv): id 'a' appears more than once" in caught.value.message
+
+
+def test_integer_and_text_labels_are_paired_as_text() -> None:
+    scores = np.array([[0.1, 0.9], [0.8, 0.2]])
+    candidate = predictions([2, 10], [10, 10], scores=scores, classes=[2, 10])
+    baseline = predictions(["2", "10"], ["unknown", "10"])
+
+    first, second = align(candidate, baseline)
+
+    assert first.classes == ("10", "2")
+    assert first.scores is not None and first.scores.tolist() == [[0.9, 0.1], [0.2, 0.8]]
+    assert first.y_true.tolist() == second.y_true.tolist() == ["2", "10"]
+
+
+def test_regression_y_true_may_differ_by_rounding() -> None:
+    candidate = Predictions(np.array([0.1, 2.0]), np.array([0.0, 2.0]), None, (), None)
+    baseline = Predictions(np.array([0.1 + 1e-12, 2.0]), np.array([0.2, 2.0]), None, (), None)
+
+    _, second = align(candidate, baseline)
+
+    assert second.y_pred.tolist() == [0.2, 2.0]
+
+
+def test_importing_the_loader_and_stats_imports_no_pyarrow_or_sklearn() -> None:
+    code = (
+        "import sys, mlci.predictions, mlci.core.stats; "
+        "print(sorted(m for m in ('pyarrow', 'sklearn', 'scipy', 'pandas') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.strip() == "[]"
