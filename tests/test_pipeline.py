@@ -324,3 +324,67 @@ def test_gate_with_a_baseline_file_needs_no_registry(project: Project, tmp_path:
     gate = project.gate_json()
     assert gate["baseline"] == {"source": "file", "label": str(baseline)}
     assert "accuracy dropped 0.02 from 0.97 to 0.95" in str(gate["summary"])
+
+
+PREDICTING_TRAIN = """\
+import json, pathlib
+params = json.loads(pathlib.Path("params.json").read_text())
+rows = ["y_true,y_pred"] + [f"{t},{p}" for t, p in params["rows"]]
+pathlib.Path("predictions.csv").write_text("\\n".join(rows) + "\\n")
+pathlib.Path("metrics.json").write_text(json.dumps({"n_rows": len(params["rows"])}))
+pathlib.Path("model").mkdir(exist_ok=True)
+pathlib.Path("model/model.bin").write_text("weights")
+"""
+
+
+def rows_with_mistakes(wrong: set[int], n: int = 200) -> list[tuple[int, int]]:
+    truth = [i % 2 for i in range(n)]
+    return [(t, 1 - t if i in wrong else t) for i, t in enumerate(truth)]
+
+
+def noise_aware_project(project: Project, *, require_proof: bool) -> None:
+    proof = ", require_proof: true" if require_proof else ""
+    config = project.config.read_text()
+    config = config.replace(
+        "  metrics: [metrics.json]\n",
+        "  metrics: [metrics.json]\n  predictions: predictions.csv\n",
+    ).replace(
+        "    - {metric: accuracy, min: 0.8, max_drop: 0.01}\n"
+        "    - {metric: log_loss, max_rise_pct: 10, severity: warn}\n",
+        f"    - {{metric: accuracy, max_drop: 0.01, confidence: 0.95{proof}}}\n",
+    )
+    project.write("mlci.yaml", config)
+    project.write("train.py", PREDICTING_TRAIN)
+    project.set_params(rows=rows_with_mistakes(set(range(0, 200, 10))))  # 20 wrong: 0.90
+    project.commit("noise-aware gate")
+
+
+@pytest.mark.parametrize(("require_proof", "verdict"), [(False, "pass"), (True, "fail")])
+def test_a_small_drop_on_few_rows_is_within_noise(
+    project: Project, require_proof: bool, verdict: str
+) -> None:
+    noise_aware_project(project, require_proof=require_proof)
+    assert run(project)[0].exit_code == EXIT_OK  # main: first champion, predictions stored
+    project.branch("pr/slightly-worse")
+    # 5 rows newly wrong, 2 rows newly right: accuracy 0.90 -> 0.885, a drop of 0.015.
+    wrong = (set(range(0, 200, 10)) - {0, 10}) | {1, 3, 5, 7, 9}
+    project.set_params(rows=rows_with_mistakes(wrong))
+    project.commit("slightly worse")
+
+    outcome, log = run(project)
+
+    assert "paired with the baseline" in log
+    (result,) = project.gate_json()["results"]  # type: ignore[misc]
+    assert result["candidate"] == pytest.approx(0.885)
+    assert result["baseline"] == pytest.approx(0.90)
+    assert result["verdict"] == verdict
+    assert result["interval"]["of"] == "change"
+    assert result["interval"]["low"] < -0.01 < result["interval"]["high"]
+    assert result["within_noise"] is (not require_proof)
+    report = (project.out / "report.md").read_text()
+    if require_proof:
+        assert outcome.exit_code == EXIT_GATE_FAILED
+        assert "not proven" in report
+    else:
+        assert outcome.exit_code == EXIT_OK
+        assert "pass (within noise)" in report

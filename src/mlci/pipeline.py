@@ -232,7 +232,13 @@ def _evaluate(config: Config, options: RunOptions, state: _State, console: Conso
     differing = []
     for metric, value in computed.items():
         old = values.get(metric)
-        if isinstance(old, int | float) and is_number(old) and not math.isclose(old, value):
+        # Files round what they write (probabilities to a few decimals): only a real
+        # disagreement, such as a different test set, is worth a note.
+        if (
+            isinstance(old, int | float)
+            and is_number(old)
+            and not math.isclose(old, value, rel_tol=1e-3, abs_tol=1e-6)
+        ):
             shown = f"{sources[metric]}: {format_number(old)}, predictions: {format_number(value)}"
             differing.append(f"{metric} ({shown})")
         values[metric] = value

@@ -127,6 +127,6 @@ def test_skipped_missing_metric() -> None:
 
 
 def test_describe_shows_confidence_and_proof() -> None:
-    assert Rule("accuracy", max_drop=0.01, confidence=0.95).describe() == "drop ≤ 0.01 @95%"
+    assert Rule("accuracy", max_drop=0.01, confidence=0.95).describe() == "drop ≤ 0.01 at 95%"
     rule = Rule("accuracy", max_drop=0.01, confidence=0.9, require_proof=True)
-    assert rule.describe() == "drop ≤ 0.01 @90%, proven"
+    assert rule.describe() == "drop ≤ 0.01 at 90%, proven"

@@ -127,10 +127,10 @@ class Rule:
         return [(name, value) for name in names if (value := getattr(self, name)) is not None]
 
     def describe(self) -> str:
-        """Short text for the report's rule column, e.g. `≥ 0.9, drop ≤ 0.01 @95%`."""
+        """Short text for the report's rule column, e.g. `≥ 0.9, drop ≤ 0.01 at 95%`."""
         text = ", ".join(_describe_check(name, value) for name, value in self.thresholds())
         if self.confidence is not None:
-            text += f" @{format_number(self.confidence * 100)}%"
+            text += f" at {format_number(self.confidence * 100)}%"
             text += ", proven" if self.require_proof else ""
         return text
 

@@ -142,6 +142,7 @@ class MlflowRegistry:
     def _client(self) -> Any:
         if self._client_instance is None:
             os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             prefix = "sqlite:///"
             if self.tracking_uri.startswith(prefix):
                 Path(self.tracking_uri[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
