@@ -11,7 +11,6 @@ import mlci
 from mlci.config import (
     DEFAULT_TRACKING_URI,
     Config,
-    config_as_mapping,
     find_config,
     load_config,
     parse_config,
@@ -57,11 +56,13 @@ def test_the_example_config_loads() -> None:
     assert config.train.command == "python train.py"
     assert config.train.timeout_minutes == 10
     assert config.evaluate.metrics == ("metrics.json",)
+    assert config.evaluate.predictions == "predictions.csv"
+    assert config.evaluate.task == "classification"
     assert config.gate.baseline == "auto"
     assert config.gate.on_missing_baseline == "pass"
     assert config.gate.rules == (
-        Rule("accuracy", min=0.90, max_drop=0.01),
-        Rule("f1_macro", max_drop=0.01),
+        Rule("accuracy", min=0.90, max_drop=0.01, confidence=0.95),
+        Rule("f1_macro", max_drop=0.01, confidence=0.95),
         Rule("log_loss", max_rise_pct=10, severity="warn"),
     )
     assert config.registry.kind == "mlflow"
@@ -153,20 +154,6 @@ def test_every_setting_can_be_given() -> None:
     assert config.registry.tracking_uri == "http://mlflow.internal:5000"
     assert config.registry.promote_on == ("release",)
     assert config.registry.alias == "production"
-
-
-def test_config_as_mapping_shows_the_effective_settings() -> None:
-    settings = config_as_mapping(load_config(EXAMPLE))
-
-    assert settings["gate"] == {
-        "baseline": "auto",
-        "on_missing_baseline": "pass",
-        "rules": ["≥ 0.9, drop ≤ 0.01", "drop ≤ 0.01", "rise ≤ 10%"],
-    }
-    assert settings["train"] == {"command": "python train.py", "timeout_minutes": 10}
-
-
-# -- Messages name the key path and what was expected -----------------------------------
 
 
 def test_a_wrong_type_names_the_key_path_and_the_expectation() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
@@ -424,26 +424,3 @@ def _parse_registry(data: object, problems: _Problems) -> RegistryConfig:
         promote_on=section.string_list("promote_on", ("main",)),
         alias=alias,
     )
-
-
-def config_as_mapping(config: Config) -> Mapping[str, object]:
-    """The effective settings, defaults included (for `--json` and the report)."""
-    return {
-        "model": {"name": config.model_name},
-        "train": None
-        if config.train is None
-        else {"command": config.train.command, "timeout_minutes": config.train.timeout_minutes},
-        "evaluate": {"metrics": list(config.evaluate.metrics)},
-        "gate": {
-            "baseline": config.gate.baseline,
-            "on_missing_baseline": config.gate.on_missing_baseline,
-            "rules": [r.describe() for r in config.gate.rules],
-        },
-        "registry": {
-            "kind": config.registry.kind,
-            "tracking_uri": config.registry.tracking_uri,
-            "model": config.registry.model,
-            "promote_on": list(config.registry.promote_on),
-            "alias": config.registry.alias,
-        },
-    }
