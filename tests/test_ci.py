@@ -52,6 +52,7 @@ def test_github_pull_request_uses_the_head_branch_and_never_promotes(project: Pr
         "GITHUB_ACTIONS": "true",
         "GITHUB_EVENT_NAME": "pull_request",
         "GITHUB_REF_NAME": "12/merge",
+        "GITHUB_REF": "refs/pull/12/merge",
         "GITHUB_HEAD_REF": "feature/x",
         "GITHUB_BASE_REF": "main",
     }
@@ -61,6 +62,7 @@ def test_github_pull_request_uses_the_head_branch_and_never_promotes(project: Pr
         "feature/x",
         "main",
     )
+    assert context.pr_number == 12
     assert context.promotes(("main", "feature/x"))[0] is False
 
 

@@ -198,3 +198,23 @@ def test_gate_candidate_files_replace_the_configured_ones(project: Project, tmp_
     printed = json.loads(result.stdout)
     assert printed["metrics"] == {"accuracy": 0.95, "log_loss": 0.2}
     assert printed["baseline"] is None
+
+
+def test_a_missing_config_file_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    result = mlci("run", "--config", "nope/mlci.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--config nope/mlci.yaml: no such file" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gate_paths_are_relative_to_the_current_folder(project: Project) -> None:
+    project.write("metrics.json", json.dumps({"accuracy": 0.9, "log_loss": 0.3}))
+    sub = project.root / "eval"
+    sub.mkdir()
+    (sub / "main.json").write_text(json.dumps({"accuracy": 0.95, "log_loss": 0.3}))
+
+    result = mlci("gate", "--baseline", "main.json", "--config", "../mlci.yaml", cwd=sub)
+
+    assert result.returncode == 1, result.stderr
+    gate = json.loads((project.out / "gate.json").read_text())
+    assert gate["baseline"]["label"] == str(sub / "main.json")

@@ -560,3 +560,63 @@ def test_load_config_of_a_file_that_is_not_utf8(tmp_path: Path) -> None:
         load_config(path)
 
     assert caught.value.message.startswith(f"{path}: cannot read it (")
+
+
+# -- Noise-aware settings, baselines, and the edges of the schema ------------------------
+
+
+def test_noise_aware_settings_load() -> None:
+    config = parse(
+        MINIMAL.replace("evaluate: {metrics: [metrics.json]}", "")
+        + "evaluate: {predictions: preds.parquet, task: regression}\n"
+        + "gate:\n  baseline: file:main-metrics.json\n  base_ref: develop\n"
+        + "  resamples: 500\n  seed: 7\n  rules:\n"
+        + "    - {metric: mae, max_rise: 0.1, confidence: 0.9, require_proof: true,"
+        + " on_missing_metric: skip}\n"
+    )
+    assert (config.evaluate.predictions, config.evaluate.task) == ("preds.parquet", "regression")
+    assert config.evaluate.metrics == ()
+    assert (config.gate.baseline, config.gate.baseline_file) == ("file", "main-metrics.json")
+    assert (config.gate.base_ref, config.gate.resamples, config.gate.seed) == ("develop", 500, 7)
+    (rule,) = config.gate.rules
+    assert (rule.confidence, rule.require_proof, rule.on_missing_metric) == (0.9, True, "skip")
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ("{metric: accuracy, max_drop: 0.01, confidence: 0.9999}", "0.5 to 0.999), got 0.9999"),
+        ("{metric: accuracy, max_drop: 0.01, confidence: 95}", "0.5 to 0.999), got 95"),
+        ("{metric: accuracy, max_drop: 0.01, require_proof: true}", "needs confidence too"),
+        ("{metric: accuracy, max_drop: 0.01, require_proof: yes please}", "true or false"),
+        ("{metric: accuracy, min: 0.9, on_missing_metric: ignore}", "one of fail, skip"),
+    ],
+)
+def test_noise_aware_rule_errors(rule: str, expected: str) -> None:
+    assert expected in problem(with_rules(rule))
+
+
+def test_version_true_is_not_version_1() -> None:
+    assert problem("version: true\n" + MINIMAL) == (
+        "mlci.yaml: version: expected 1 (the only version so far), got true"
+    )
+
+
+def test_null_means_not_set() -> None:
+    config = parse(MINIMAL + "registry: {model: null, tracking_uri: }\ngate: {base_ref: null}\n")
+    assert config.registry.model is None
+    assert config.registry.tracking_uri == "sqlite:///.mlci/mlflow.db"
+    assert config.gate.base_ref is None
+
+
+def test_an_empty_list_says_so() -> None:
+    message = problem(MINIMAL + "registry: {promote_on: []}\n")
+    assert message == (
+        "mlci.yaml: registry.promote_on: expected a text or a list of texts, got an empty list"
+    )
+
+
+def test_gate_seed_and_resamples_are_whole_numbers() -> None:
+    message = problem(MINIMAL + "gate: {resamples: 10, seed: 1.5}\n")
+    assert "gate.resamples: expected a whole number of at least 100, got 10" in message
+    assert "gate.seed: expected a whole number, got 1.5" in message

@@ -112,6 +112,7 @@ def test_merge_to_main_promotes_the_better_model(project: Project) -> None:
         "alias": "champion",
         "previous_version": "1",
         "created": True,
+        "alias_kept": None,
     }
 
 
@@ -388,3 +389,59 @@ def test_a_small_drop_on_few_rows_is_within_noise(
     else:
         assert outcome.exit_code == EXIT_OK
         assert "pass (within noise)" in report
+
+
+def test_on_missing_baseline_fail_still_lets_main_seed_an_empty_registry(project: Project) -> None:
+    project.write(
+        "mlci.yaml",
+        project.config.read_text().replace("gate:\n", "gate:\n  on_missing_baseline: fail\n"),
+    )
+    project.commit("strict gate")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_OK
+    assert "First champion: this build seeds the empty registry" in " ".join(
+        project.gate_json()["notes"]
+    )  # type: ignore[arg-type]
+    assert registry_of(project).by_alias("tiny-model", "champion") is not None
+    project.branch("pr/next")
+    # A pull request is then held to the strict rule.
+    project.write("mlci.yaml", project.config.read_text().replace("tiny-model", "other-model"))
+    project.commit("a model with no champion")
+    outcome, _ = run(project)
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    assert "on_missing_baseline: fail" in str(project.gate_json()["summary"])
+
+
+def test_a_failed_gate_on_main_says_it_was_not_promoted(project: Project) -> None:
+    run(project)
+    project.set_params(metrics={"accuracy": 0.5, "log_loss": 0.3})
+    project.commit("much worse on main")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    assert outcome.report.promotion is not None
+    assert outcome.report.promotion.describe() == "not promoted: the gate failed"
+
+
+def test_an_older_commit_built_last_does_not_replace_a_newer_champion(project: Project) -> None:
+    from mlci import git
+
+    project.set_params(metrics={"accuracy": 0.96, "log_loss": 0.2})
+    older = project.commit("older commit, its build is slow")
+    project.set_params(metrics={"accuracy": 0.95, "log_loss": 0.2})
+    project.commit("newer commit, its build finishes first")
+    run(project)  # the newer commit becomes the champion
+    git.run_git("switch", "--quiet", "-C", "main", older, cwd=project.root)
+
+    outcome, _ = run(project)  # the older build finishes last
+
+    assert outcome.exit_code == EXIT_OK
+    champion = registry_of(project).by_alias("tiny-model", "champion")
+    assert champion is not None and champion.version == "1"
+    promotion = outcome.report.promotion
+    assert promotion is not None
+    assert promotion.describe().startswith("version 2 registered; @champion stays on v1")
+    assert project.gate_json()["promotion"]["alias_kept"].startswith("@champion stays on v1")  # type: ignore[index]

@@ -6,6 +6,7 @@ a pull-request build is never mistaken for a build of the main branch.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,11 +70,14 @@ def _github(env: Mapping[str, str], root: Path) -> CiContext:
     run_url = None
     if env.get("GITHUB_REPOSITORY") and env.get("GITHUB_RUN_ID"):
         run_url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    # Pull-request builds check out refs/pull/<number>/merge.
+    pr = re.fullmatch(r"refs/pull/(\d+)/(?:merge|head)", env.get("GITHUB_REF", ""))
     return CiContext(
         ci="github",
         event=event,
         branch=branch or None,
         sha=env.get("GITHUB_SHA") or git.head_sha(root),
+        pr_number=int(pr.group(1)) if pr and event == "pull_request" else None,
         base_ref=env.get("GITHUB_BASE_REF") or None,
         run_url=run_url,
     )

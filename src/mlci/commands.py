@@ -15,14 +15,24 @@ from mlci.config import find_config, load_config
 from mlci.console import Console, columns
 from mlci.core import report as report_module
 from mlci.core.gate import format_number
+from mlci.core.metrics import MetricValue
 from mlci.core.report import ReportInput
-from mlci.errors import EXIT_OK, UsageError
+from mlci.errors import EXIT_OK, ConfigError, UsageError
 from mlci.registry.base import ModelVersion
 from mlci.registry.mlflow import redact_uri
 
 
 def _config_path(config: Path | None) -> Path:
-    return config if config is not None else find_config(Path.cwd())
+    if config is None:
+        return find_config(Path.cwd())
+    if not config.is_file():
+        raise ConfigError(f"--config {config}: no such file")
+    return config
+
+
+def _from_cwd(path: Path | None) -> Path | None:
+    """Paths on the command line are relative to where the command runs."""
+    return None if path is None else path.resolve()
 
 
 def run_command(*, config: Path | None, promote: bool, as_json: bool) -> int:
@@ -44,6 +54,8 @@ def gate_command(
     baseline_predictions: Path | None,
     as_json: bool,
 ) -> int:
+    baseline, baseline_predictions = _from_cwd(baseline), _from_cwd(baseline_predictions)
+    predictions = _from_cwd(predictions)
     request = None
     if baseline is not None:
         request = BaselineRequest(mode="file", file=baseline, predictions=baseline_predictions)
@@ -61,7 +73,7 @@ def gate_command(
         train=False,
         promote="never",
         baseline=request,
-        metrics=tuple(candidate) if candidate else None,
+        metrics=tuple(path.resolve() for path in candidate) if candidate else None,
         predictions=predictions,
     )
     outcome = pipeline.run(config_path=_config_path(config), options=options)
@@ -101,12 +113,8 @@ def summary_text(report: ReportInput, out_dir: Path, console: Console) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def _plain(value: object) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return format_number(value)
-    return str(value)[:30]
+def _plain(value: MetricValue) -> str:
+    return report_module.format_value(value)[:30]
 
 
 def registry_show_command(*, config: Path | None, as_json: bool) -> int:
@@ -129,7 +137,11 @@ def registry_show_command(*, config: Path | None, as_json: bool) -> int:
         )
         return EXIT_OK
     sys.stdout.write(f"{loaded.model_name} in {redact_uri(registry.tracking_uri)}\n")
-    metric_names = sorted({name for v in versions for name in v.metrics})[:4]
+    gated = [rule.metric for rule in loaded.gate.rules]
+    recorded = {name for v in versions for name in v.metrics}
+    metric_names = [name for name in dict.fromkeys(gated) if name in recorded]
+    metric_names += sorted(recorded - set(metric_names))
+    metric_names = metric_names[:4]
     rows = [("version", "aliases", "commit", "branch", "registered", *metric_names)]
     for v in versions:
         rows.append(

@@ -93,7 +93,7 @@ def _describe(value: object) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
-        return "a list"
+        return "a list" if value else "an empty list"
     return repr(value)
 
 
@@ -124,7 +124,7 @@ class _Section:
         return key in self.data
 
     def _get(self, key: str, default: T, check: Callable[[Any], bool], expected: str) -> T:
-        if key not in self.data:
+        if self.data.get(key) is None:  # absent, or `key:` / `key: null`: the default
             return default
         value = self.data[key]
         if check(value):
@@ -239,7 +239,7 @@ def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
     if not isinstance(data, dict):
         return None
     version = top.data.get("version", 1)
-    if version != 1:
+    if version != 1 or isinstance(version, bool):
         problems.add("version", f"expected 1 (the only version so far), got {_describe(version)}")
     model = _Section(top.data.get("model"), "model", problems, ("name",))
     model_name = model.string("name", "")
@@ -355,7 +355,7 @@ def _parse_rule(raw: object, path: str, problems: _Problems) -> Rule | None:
     direction = section.choice("direction", "", ("higher", "lower")) or None
     values = {name: section.number(name, minimum=0) for name in RELATIVE_CHECKS}
     confidence = section.number("confidence")
-    if confidence is not None and not 0.5 <= confidence < 1:
+    if confidence is not None and not 0.5 <= confidence <= 0.999:
         problems.add(
             f"{path}.confidence", f"expected a level like 0.95 (0.5 to 0.999), got {confidence:g}"
         )

@@ -104,6 +104,17 @@ def merge_base(root: Path, a: str, b: str) -> str | None:
         return None
 
 
+def is_ancestor(root: Path, older: str, newer: str) -> bool | None:
+    """Whether `older` is an ancestor of `newer`; None when git cannot tell (missing commit)."""
+    completed = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", older, newer],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    return {0: True, 1: False}.get(completed.returncode)
+
+
 def prefix(root: Path) -> str:
     """The path of `root` inside its repository ("" at the top, "sub/dir/" below it)."""
     return run_git("rev-parse", "--show-prefix", cwd=root)

@@ -21,9 +21,10 @@ train:
   command: python train.py     # trains and writes the metrics file (and the model)
   timeout_minutes: 60
 evaluate:
-  metrics: [metrics.json]      # JSON, YAML or CSV files that the training writes
+  metrics: [metrics.json]      # JSON, YAML, CSV or TSV files that the training writes
+  # predictions: predictions.csv  # y_true, y_pred[, p_<class>...]: noise-aware rules
 gate:
-  baseline: auto               # the registry's champion; none on the first run
+  baseline: auto               # the registry's champion, else git, else none (first run)
   on_missing_baseline: pass    # first run: only absolute rules (min, max) apply
   rules:
     - {{metric: accuracy, min: 0.80, max_drop: 0.01}}

@@ -14,13 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from mlci import baselines, ci
+from mlci import baselines, ci, git
 from mlci import config as config_module
 from mlci.baselines import BaselineRequest
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core import report as report_module
-from mlci.core.gate import GateResult, MetricIntervals, evaluate_gate, format_number
+from mlci.core.gate import (
+    GateResult,
+    MetricIntervals,
+    MissingBaseline,
+    evaluate_gate,
+    format_number,
+)
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.report import Promotion, ReportInput
 from mlci.errors import (
@@ -152,18 +158,22 @@ def run(
         if choice.baseline is not None:
             console.step("baseline", f"{choice.baseline.label} ({choice.baseline.source})")
         state.stage = "gate"
+        plan = _promotion_plan(config, state, options.promote)
+        on_missing, seed_note = _missing_baseline_policy(config, request, choice, plan)
         intervals, interval_notes = _intervals(config, evaluation, choice.predictions, console)
         gate = evaluate_gate(
             config.gate.rules,
             state.metrics.values if state.metrics else {},
             choice.baseline,
-            on_missing_baseline=config.gate.on_missing_baseline,
+            on_missing_baseline=on_missing,
             intervals=intervals,
         )
-        notes = (*choice.notes, *evaluation.notes, *interval_notes, *gate.notes)
+        notes = (*choice.notes, *seed_note, *evaluation.notes, *interval_notes, *gate.notes)
         state.gate = dataclasses.replace(gate, notes=notes)
         console.step("gate", state.gate.summary() if state.gate.results else "no rules configured")
-        state.promotion = _promotion_plan(config, state, options.promote)
+        if plan.eligible and not state.gate.passed:
+            plan = dataclasses.replace(plan, eligible=False, reason="the gate failed")
+        state.promotion = plan
         state.stage = "report"
         files = _write_outputs(state.report(), out_dir)
         state.stage = "publish"
@@ -314,6 +324,26 @@ def _train(config: Config, state: _State, console: Console, env: Mapping[str, st
     console.step("train", f"done in {info.duration_s:.1f} s")
 
 
+def _missing_baseline_policy(
+    config: Config, request: BaselineRequest, choice: baselines.BaselineChoice, plan: Promotion
+) -> tuple[MissingBaseline, tuple[str, ...]]:
+    """gate.on_missing_baseline, except for the build that seeds an empty registry.
+
+    With `fail`, a registry without a champion could never get one: the first build of
+    the main branch would fail for want of a baseline. That build is judged on its
+    absolute limits and becomes the first champion.
+    """
+    policy = config.gate.on_missing_baseline
+    seeding = plan.eligible and choice.baseline is None and request.mode in ("auto", "registry")
+    if policy == "fail" and seeding:
+        note = (
+            "First champion: this build seeds the empty registry on its absolute limits; "
+            "gate.on_missing_baseline: fail applies from the next build on."
+        )
+        return "pass", (note,)
+    return policy, ()
+
+
 def _promotion_plan(config: Config, state: _State, promote: PromoteMode) -> Promotion:
     assert state.context is not None
     if promote == "never":
@@ -361,12 +391,25 @@ def _promote(
     version, created = registry.register(
         config.model_name, artifact, lineage, predictions=predictions
     )
-    move = registry.move_alias(config.model_name, config.registry.alias, version)
-    promotion = dataclasses.replace(
-        state.promotion, version=version.version, previous=move.from_version, created=created
-    )
+    promotion = dataclasses.replace(state.promotion, version=version.version, created=created)
+    current = registry.by_alias(config.model_name, config.registry.alias)
+    if current is not None and _is_newer(config.root, current.commit, state.context.sha):
+        # An older commit's build finished last: it must not replace a newer champion.
+        kept = f"@{config.registry.alias} stays on v{current.version}, from the newer commit "
+        kept += f"{(current.commit or '')[:8]}"
+        promotion = dataclasses.replace(promotion, previous=current.version, kept=kept)
+    else:
+        move = registry.move_alias(config.model_name, config.registry.alias, version)
+        promotion = dataclasses.replace(promotion, previous=move.from_version)
     console.step("promote", f"{config.model_name} {promotion.describe()}")
     return promotion
+
+
+def _is_newer(root: Path, champion_commit: str | None, commit: str) -> bool:
+    """True when the champion's commit descends from `commit` (so it is newer)."""
+    if champion_commit is None or champion_commit == commit:
+        return False
+    return git.is_ancestor(root, commit, champion_commit) is True
 
 
 def _write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:

@@ -352,7 +352,7 @@ def test_first_run_applies_only_absolute_checks() -> None:
         "No baseline yet (first run): only absolute rules (min, max) were applied.",
     )
     assert gate.summary() == (
-        "passed with no baseline: 1 rule met, 1 not checked until there is a baseline"
+        "passed with no baseline: 1 rule met, 1 not checked (no baseline value)"
     )
 
 

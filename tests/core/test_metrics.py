@@ -324,3 +324,8 @@ def test_is_number_for_finite_numbers(value: float) -> None:
 @pytest.mark.parametrize("value", [True, False, math.nan, math.inf, -math.inf, None, "0.9", ""])
 def test_is_number_rejects_booleans_non_finite_and_text(value: object) -> None:
     assert not is_number(value)  # type: ignore[arg-type]
+
+
+def test_two_columns_with_a_header_and_several_rows_is_an_error_not_pairs(tmp_path: Path) -> None:
+    message = read_error(tmp_path, "metrics.csv", "a,b\n1,2\n3,4\n")
+    assert "got 2 rows of values" in message

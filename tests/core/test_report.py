@@ -476,6 +476,7 @@ def test_json_has_the_documented_keys() -> None:
         "alias": None,
         "previous_version": None,
         "created": None,
+        "alias_kept": None,
     }
     assert data["error"] is None
 
@@ -644,6 +645,7 @@ def test_promotion_is_in_the_run_details() -> None:
         "alias": "champion",
         "previous_version": "3",
         "created": True,
+        "alias_kept": None,
     }
 
 

@@ -240,7 +240,7 @@ class GateResult:
         if noisy:
             parts.append(f"{noisy} of them within noise")
         if unchecked:
-            parts.append(f"{unchecked} not checked until there is a baseline")
+            parts.append(f"{unchecked} not checked (no baseline value)")
         skipped = len(self.results) - len(judged)
         if skipped:
             parts.append(f"{skipped} skipped (metric missing)")

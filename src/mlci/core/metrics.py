@@ -118,9 +118,11 @@ def _parse_table(text: str, *, delimiter: str, source: str) -> dict[str, MetricV
     header = [cell.strip().lower() for cell in rows[0]]
     if header in (["name", "value"], ["metric", "value"]):
         return _pairs(rows[1:], source)
-    header_and_values = len(rows) == 2 and _numeric(rows[1][0])
-    if len(rows[0]) == 2 and (_numeric(rows[0][1]) or not header_and_values):
-        return _pairs(rows, source)  # name,value rows without a header
+    # Two columns are name,value rows unless the first row is a header of names above
+    # rows of numbers (`accuracy,f1` then `0.9,0.8`).
+    header_above_numbers = len(rows) > 1 and all(_numeric(row[0]) for row in rows[1:])
+    if len(rows[0]) == 2 and (_numeric(rows[0][1]) or not header_above_numbers):
+        return _pairs(rows, source)
     if len(rows) != 2:
         raise MetricsError(
             f"{source}: expected either name,value rows or a header row and one row of "
@@ -173,7 +175,7 @@ def read_metrics(paths: Iterable[Path], *, root: Path) -> Metrics:
         except FileNotFoundError:
             raise MetricsError(
                 f"{shown}: metrics file not found (looked in {full.parent}); make the "
-                f"training write it, or fix evaluate.metrics in mlci.yaml"
+                f"training write it, or fix the path (evaluate.metrics in mlci.yaml)"
             ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise MetricsError(f"{shown}: cannot read the metrics file ({exc})") from None

@@ -39,6 +39,7 @@ class Promotion:
     alias: str | None = None
     previous: str | None = None
     created: bool | None = None
+    kept: str | None = None  # why the alias was not moved to this version
 
     def describe(self) -> str:
         if self.version is None:
@@ -46,6 +47,8 @@ class Promotion:
                 self.reason
             )
         verb = "registered" if self.created else "reused (already registered for this commit)"
+        if self.kept is not None:
+            return f"version {self.version} {verb}; {self.kept}"
         moved = f"; @{self.alias} moved from v{self.previous}" if self.previous else ""
         if self.previous == self.version:
             moved = f"; @{self.alias} already pointed at it"
@@ -125,8 +128,8 @@ def _gate_table(gate: GateResult) -> _Table:
         cells = [
             _ICONS[r.verdict],
             r.metric,
-            _value(r.baseline),
-            _value(r.candidate),
+            format_value(r.baseline),
+            format_value(r.candidate),
             _change(r),
             r.rule.describe(),
             _verdict_text(r),
@@ -167,8 +170,8 @@ def _other_table(report: ReportInput) -> _Table | None:
         rows=tuple(
             (
                 change.name,
-                _value(change.old) if change.status != "new" else "—",
-                _value(change.new) if change.status != "removed" else "—",
+                format_value(change.old) if change.status != "new" else "—",
+                format_value(change.new) if change.status != "removed" else "—",
                 _signed(change.diff)
                 if change.diff is not None
                 else _STATUS_WORDS.get(change.status, "—"),
@@ -232,7 +235,8 @@ def _details(report: ReportInput) -> list[str]:
     return lines
 
 
-def _value(value: MetricValue) -> str:
+def format_value(value: MetricValue) -> str:
+    """A metric value for people: 4 significant digits, NaN and inf spelled out."""
     if value is None:
         return "—"
     if is_number(value):
@@ -445,6 +449,7 @@ def _promotion_json(promotion: Promotion) -> dict[str, object]:
         "alias": promotion.alias,
         "previous_version": promotion.previous,
         "created": promotion.created,
+        "alias_kept": promotion.kept,
     }
 
 

@@ -22,6 +22,16 @@ from mlci.registry.base import AliasMove, Lineage, ModelVersion
 EXPERIMENT = "mlci"
 _TAG_LIMIT = 5000  # MLflow's limit on a tag value
 _PREDICTIONS_DIR = "mlci-predictions"  # where a version's predictions are stored in its run
+# MLflow's defaults, changed where a CI job needs otherwise; a variable already set wins.
+_MLFLOW_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # MLflow prints run URLs, credentials included, to stdout (which `--json` owns).
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    # 7 retries with backoff factor 2 take 4 minutes to report a server that is down.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
 
 
 def redact_uri(uri: str) -> str:
@@ -141,8 +151,8 @@ class MlflowRegistry:
 
     def _client(self) -> Any:
         if self._client_instance is None:
-            os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+            for name, value in _MLFLOW_DEFAULTS.items():
+                os.environ.setdefault(name, value)
             prefix = "sqlite:///"
             if self.tracking_uri.startswith(prefix):
                 Path(self.tracking_uri[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
@@ -194,7 +204,9 @@ class MlflowRegistry:
         experiment = client.get_experiment_by_name(EXPERIMENT)
         if experiment is not None:
             return str(experiment.experiment_id)
-        location = self.artifact_root.resolve().as_uri() if self.artifact_root else None
+        # A local registry keeps artifacts beside it; a server decides where its go.
+        local = self.tracking_uri.startswith(("sqlite:", "file:"))
+        location = self.artifact_root.resolve().as_uri() if self.artifact_root and local else None
         return str(client.create_experiment(EXPERIMENT, artifact_location=location))
 
     def _log_run(
