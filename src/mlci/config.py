@@ -73,6 +73,28 @@ class Config:
     version: int = 1
 
 
+# Every key of mlci.yaml, by section ("" is the top level); docs/config.md documents each.
+KEYS: dict[str, tuple[str, ...]] = {
+    "": ("version", "model", "train", "evaluate", "gate", "registry"),
+    "model": ("name",),
+    "train": ("command", "timeout_minutes"),
+    "evaluate": ("metrics", "predictions", "task"),
+    "gate": ("baseline", "base_ref", "on_missing_baseline", "rules", "resamples", "seed"),
+    "gate.rules[]": (
+        "metric",
+        "direction",
+        "min",
+        "max",
+        *RELATIVE_CHECKS,
+        "severity",
+        "confidence",
+        "require_proof",
+        "on_missing_metric",
+    ),
+    "registry": ("kind", "tracking_uri", "model", "promote_on", "alias"),
+}
+
+
 class _Problems:
     """Collects every validation problem so the user sees them all at once."""
 
@@ -233,9 +255,7 @@ def parse_config(text: str, *, root: Path, name: str = CONFIG_NAME) -> Config:
 
 
 def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
-    top = _Section(
-        data, "", problems, ("version", "model", "train", "evaluate", "gate", "registry")
-    )
+    top = _Section(data, "", problems, KEYS[""])
     if not isinstance(data, dict):
         return None
     version = top.data.get("version", 1)
@@ -257,7 +277,7 @@ def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
 
 
 def _parse_train(data: object, problems: _Problems) -> TrainConfig | None:
-    section = _Section(data, "train", problems, ("command", "timeout_minutes"))
+    section = _Section(data, "train", problems, KEYS["train"])
     raw = section.data.get("command")
     command: str | tuple[str, ...] = ""
     if isinstance(raw, str) and raw.strip():
@@ -273,7 +293,7 @@ def _parse_train(data: object, problems: _Problems) -> TrainConfig | None:
 
 
 def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
-    section = _Section(data, "evaluate", problems, ("metrics", "predictions", "task"))
+    section = _Section(data, "evaluate", problems, KEYS["evaluate"])
     metrics = section.string_list("metrics", ())
     predictions = section.optional_string("predictions")
     if not metrics and not section.has("metrics") and predictions is None:
@@ -286,24 +306,8 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
     return EvaluateConfig(metrics=metrics, predictions=predictions, task=cast(Task, task))
 
 
-_RULE_KEYS = (
-    "metric",
-    "direction",
-    "min",
-    "max",
-    *RELATIVE_CHECKS,
-    "severity",
-    "confidence",
-    "require_proof",
-    "on_missing_metric",
-)
-
-
-_GATE_KEYS = ("baseline", "base_ref", "on_missing_baseline", "rules", "resamples", "seed")
-
-
 def _parse_gate(data: object, problems: _Problems) -> GateConfig:
-    section = _Section(data, "gate", problems, _GATE_KEYS)
+    section = _Section(data, "gate", problems, KEYS["gate"])
     baseline, baseline_file = _parse_baseline(section.data.get("baseline", "auto"), problems)
     missing = section.choice("on_missing_baseline", "pass", ("pass", "fail"))
     resamples = section.integer("resamples", 2000, minimum=100)
@@ -346,7 +350,7 @@ def _parse_rule(raw: object, path: str, problems: _Problems) -> Rule | None:
             path, f"expected a mapping like {{metric: accuracy, min: 0.9}}, got {_describe(raw)}"
         )
         return None
-    section = _Section(raw, path, problems, _RULE_KEYS)
+    section = _Section(raw, path, problems, KEYS["gate.rules[]"])
     metric = section.string("metric", "")
     if not metric:
         if not section.has("metric"):
@@ -411,9 +415,7 @@ _RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
 
 
 def _parse_registry(data: object, problems: _Problems) -> RegistryConfig:
-    section = _Section(
-        data, "registry", problems, ("kind", "tracking_uri", "model", "promote_on", "alias")
-    )
+    section = _Section(data, "registry", problems, KEYS["registry"])
     section.choice("kind", "mlflow", ("mlflow",))
     alias = section.string("alias", "champion")
     if _RESERVED_ALIAS.match(alias):

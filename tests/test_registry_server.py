@@ -1,0 +1,98 @@
+"""The MLflow adapter against a real `mlflow server` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlci.registry.mlflow import MlflowRegistry
+from tests.test_registry_mlflow import lineage
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A real MLflow server with its own artifact store; yields (URL, artifact folder)."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    artifacts = folder / "artifacts"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(artifacts),
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start within 90 s")
+        yield url, artifacts
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_promotion_through_a_server_stores_the_model_on_the_server(
+    server: tuple[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    url, artifacts = server
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"weights")
+    predictions = tmp_path / "predictions.csv"
+    predictions.write_text("y_true,y_pred\n1,1\n")
+    registry = MlflowRegistry(url, artifact_root=tmp_path / "local-artifacts")
+
+    version, created = registry.register(
+        "served", model, lineage("e" * 40, accuracy=0.9), predictions=predictions
+    )
+    registry.move_alias("served", "champion", version)
+
+    assert created
+    assert version.source is not None and version.source.startswith("mlflow-artifacts:")
+    assert [p.read_bytes() for p in artifacts.rglob("weights.bin")] == [b"weights"]
+    assert not (tmp_path / "local-artifacts").exists()  # nothing left on the CI runner
+    champion = registry.by_alias("served", "champion")
+    assert champion is not None and champion.metrics == {"accuracy": 0.9}
+    fetched = registry.predictions(champion, tmp_path / "download")
+    assert fetched is not None and fetched.read_text() == "y_true,y_pred\n1,1\n"
+    assert "View run" not in capfd.readouterr().out  # MLflow's URL printing is off
