@@ -7,6 +7,7 @@ others were not. An explicit source that cannot be read is an error that names t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class BaselineChoice:
     baseline: Baseline | None
     predictions: Path | None = None  # the baseline's predictions on disk, when known
     notes: tuple[str, ...] = ()
+    params: Mapping[str, str] | None = None  # the baseline's params (report.params), if known
 
 
 def request_from_config(config: Config) -> BaselineRequest:
@@ -96,7 +98,32 @@ def _from_registry(config: Config, registry: Registry | None, cache: Path) -> Ba
     notes: tuple[str, ...] = ()
     if config.evaluate.predictions and predictions is None:
         notes = (f"{champion.label} has no stored predictions: intervals are not paired.",)
-    return BaselineChoice(baseline, predictions, notes)
+    return BaselineChoice(baseline, predictions, notes, params=champion.params)
+
+
+def read_params(config: Config) -> dict[str, str]:
+    """The candidate's params: report.params files, flattened, values as text."""
+    values: dict[str, str] = {}
+    for name in config.report.params:
+        path = config.root / name
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            values.update(_param_texts(text, name))
+    return values
+
+
+def _param_texts(text: str, name: str) -> dict[str, str]:
+    parsed = parse_metrics(text, fmt=format_for(Path(name)), source=name)
+    return {key: param_text(value) for key, value in parsed.items()}
+
+
+def param_text(value: MetricValue) -> str:
+    """A param as text, the same whether read from a file or from the registry."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _from_git(
@@ -133,7 +160,13 @@ def _from_git(
             )
         return BaselineChoice(None, notes=(f"no git baseline: {why}",))
     notes = (f"Not committed at {label}: {', '.join(missing)}.",) if missing else ()
-    return BaselineChoice(Baseline(source="git", label=label, metrics=values), predictions, notes)
+    params: dict[str, str] = {}
+    for name in config.report.params:
+        content = git.read_file_at(config.root, commit, prefix + name)
+        if content is not None:
+            params.update(_param_texts(content.decode("utf-8", errors="replace"), name))
+    baseline = Baseline(source="git", label=label, metrics=values)
+    return BaselineChoice(baseline, predictions, notes, params=params)
 
 
 def _predictions_at(config: Config, commit: str, prefix: str, cache: Path) -> Path | None:

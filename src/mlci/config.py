@@ -61,6 +61,13 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    params: tuple[str, ...] = ("params.yaml",)  # diffed against the baseline's, when present
+    training_log: str | None = None  # a per-epoch CSV/JSON log: training curves
+    plots: bool = True  # PNG plots in report.html and .mlci/out/plots/ (needs mlci[plots])
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated mlci.yaml. `root` is the folder holding it; paths are relative to it."""
 
@@ -70,12 +77,13 @@ class Config:
     evaluate: EvaluateConfig
     gate: GateConfig
     registry: RegistryConfig
+    report: ReportConfig = ReportConfig()
     version: int = 1
 
 
 # Every key of mlci.yaml, by section ("" is the top level); docs/config.md documents each.
 KEYS: dict[str, tuple[str, ...]] = {
-    "": ("version", "model", "train", "evaluate", "gate", "registry"),
+    "": ("version", "model", "train", "evaluate", "gate", "registry", "report"),
     "model": ("name",),
     "train": ("command", "timeout_minutes"),
     "evaluate": ("metrics", "predictions", "task"),
@@ -92,6 +100,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "on_missing_metric",
     ),
     "registry": ("kind", "tracking_uri", "model", "promote_on", "alias"),
+    "report": ("params", "training_log", "plots"),
 }
 
 
@@ -273,6 +282,19 @@ def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
         evaluate=evaluate,
         gate=_parse_gate(top.data.get("gate"), problems),
         registry=_parse_registry(top.data.get("registry"), problems),
+        report=_parse_report(top.data.get("report"), problems),
+    )
+
+
+def _parse_report(data: object, problems: _Problems) -> ReportConfig:
+    section = _Section(data, "report", problems, KEYS["report"])
+    params = (
+        () if section.data.get("params") == [] else section.string_list("params", ("params.yaml",))
+    )
+    return ReportConfig(
+        params=params,
+        training_log=section.optional_string("training_log"),
+        plots=section.boolean("plots", True),
     )
 
 

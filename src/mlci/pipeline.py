@@ -28,7 +28,7 @@ from mlci.core.gate import (
     format_number,
 )
 from mlci.core.metrics import Metrics, is_number, read_metrics
-from mlci.core.report import Promotion, ReportInput
+from mlci.core.report import Figure, Promotion, ReportInput
 from mlci.errors import (
     EXIT_GATE_FAILED,
     EXIT_OK,
@@ -80,6 +80,9 @@ class _State:
     training_command: str | None = None
     training_seconds: float | None = None
     promotion: Promotion | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    baseline_params: Mapping[str, str] | None = None
+    figures: tuple[Figure, ...] = ()
 
     def report(self, error: MlciError | None = None) -> ReportInput:
         context = self.context
@@ -101,6 +104,9 @@ class _State:
             error_stage=self.stage if error else None,
             exit_code=error.exit_code if error else 0,
             output_tail=error.output_tail if isinstance(error, TrainingError) else (),
+            params=self.params,
+            baseline_params=self.baseline_params,
+            figures=self.figures,
         )
 
 
@@ -157,6 +163,8 @@ def run(
         )
         if choice.baseline is not None:
             console.step("baseline", f"{choice.baseline.label} ({choice.baseline.source})")
+        state.params = baselines.read_params(config)
+        state.baseline_params = choice.params
         state.stage = "gate"
         plan = _promotion_plan(config, state, options.promote)
         on_missing, seed_note = _missing_baseline_policy(config, request, choice, plan)
@@ -387,6 +395,7 @@ def _promote(
         run_url=state.context.run_url,
         pr_number=state.context.pr_number,
         training_seconds=state.training_seconds,
+        params=state.params,
     )
     version, created = registry.register(
         config.model_name, artifact, lineage, predictions=predictions
@@ -429,5 +438,6 @@ def _write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:
 
 def _publish(report: ReportInput, out_dir: Path) -> None:
     forge = LocalForge(out_dir)
-    forge.upsert_comment(report.model, report_module.render_markdown(report))
+    body = report_module.render_markdown(report, max_chars=forge.max_comment_chars)
+    forge.upsert_comment(report.model, body)
     forge.set_status(report.commit, report.status, report_module.headline(report))

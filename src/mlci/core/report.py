@@ -8,6 +8,7 @@ longer than any backtick run inside them.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import math
@@ -58,6 +59,17 @@ class Promotion:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """A plot: what renders without hosting in Markdown, and a PNG for the HTML report."""
+
+    key: str  # "confusion_matrix", "roc", "pr", "calibration", "residuals", "training"
+    title: str
+    markdown: str  # a table or a ```mermaid block, already safe for Markdown
+    png: bytes | None = None
+    caption: str = ""
+
+
+@dataclass(frozen=True)
 class ReportInput:
     """Everything the report shows; plain values, so this module stays pure."""
 
@@ -78,6 +90,9 @@ class ReportInput:
     error_stage: str | None = None
     exit_code: int = 0
     output_tail: tuple[str, ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)
+    baseline_params: Mapping[str, str] | None = None  # None: the baseline's are unknown
+    figures: tuple[Figure, ...] = ()
 
     @property
     def status(self) -> str:
@@ -212,6 +227,28 @@ def _error_details(report: ReportInput) -> list[str]:
     return [line.strip() for line in report.error.splitlines()[1:] if line.strip()]
 
 
+def _params_table(report: ReportInput) -> tuple[_Table, str] | None:
+    """The params that changed since the baseline, and a one-line summary."""
+    if not report.params and not report.baseline_params:
+        return None
+    if report.baseline_params is None:
+        return _Table(("Param", "Value"), (False, False), tuple(report.params.items())), (
+            f"Params ({len(report.params)}; the baseline's are unknown)"
+        )
+    changes = [
+        c for c in diff_metrics(report.baseline_params, report.params) if c.status != "unchanged"
+    ]
+    same = len(set(report.params) & set(report.baseline_params)) - sum(
+        1 for c in changes if c.status == "changed"
+    )
+    rows = tuple(
+        (c.name, "—" if c.old is None else str(c.old), "—" if c.new is None else str(c.new))
+        for c in changes
+    )
+    summary = f"Params: {len(changes)} changed since the baseline, {same} unchanged"
+    return _Table(("Param", "Baseline", "Candidate"), (False, False, False), rows), summary
+
+
 def _details(report: ReportInput) -> list[str]:
     """Run facts as plain-text lines (escaped by each format)."""
     lines = []
@@ -264,8 +301,44 @@ def _change(result: RuleResult) -> str:
 # -- Markdown ---------------------------------------------------------------------------
 
 
-def render_markdown(report: ReportInput) -> str:
-    """The report as GitHub/GitLab-flavoured Markdown."""
+# Optional sections, dropped in this order when the Markdown is over the forge's limit.
+_FOLDABLE = ("figures", "other", "params", "output")
+
+
+def render_markdown(report: ReportInput, *, max_chars: int | None = None) -> str:
+    """The report as GitHub/GitLab-flavoured Markdown, within `max_chars` when given.
+
+    Over the limit, the optional sections go first (plots, other metrics, params, the
+    training output), each replaced by a line pointing at report.html; if it is still too
+    long, the text is cut at a line boundary with a note saying so.
+    """
+    omit: set[str] = set()
+    text = _markdown(report, omit)
+    for section in _FOLDABLE:
+        if max_chars is None or len(text) <= max_chars:
+            return text
+        omit.add(section)
+        text = _markdown(report, omit)
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    return _cut(text, max_chars)
+
+
+def _cut(text: str, max_chars: int) -> str:
+    note = (
+        "\n\n> ✂️ The report was cut to fit this page's limit of "
+        f"{max_chars:,} characters; the full report is report.html in the CI artifacts.\n"
+    )
+    keep = text[: max(0, max_chars - len(note) - len("</details>\n") * 8)]
+    keep = keep[: keep.rfind("\n") + 1] if "\n" in keep else ""
+    # Close what the cut left open so the rest of the page renders normally.
+    unclosed = keep.count("<details") - keep.count("</details>")
+    if keep.count("```") % 2:
+        keep += "```\n"
+    return keep + "</details>\n" * max(0, unclosed) + note
+
+
+def _markdown(report: ReportInput, omit: set[str]) -> str:
     status = report.status
     parts = [
         f"## {_ICONS[status]} mlci · {md_text(report.model)} · {_HEADLINES[status]}",
@@ -279,12 +352,33 @@ def render_markdown(report: ReportInput) -> str:
         parts += [_markdown_table(_gate_table(report.gate)), ""]
     if report.gate is not None and report.gate.notes:
         parts += [*(f"> {md_text(note)}" for note in report.gate.notes), ""]
+    folded = []
     if report.error is not None and report.output_tail:
-        tail = md_code_block(report.output_tail)
-        parts += _md_details("Last lines of the training output", tail, opened=True)
+        if "output" in omit:
+            folded.append("the training output")
+        else:
+            tail = md_code_block(report.output_tail)
+            parts += _md_details("Last lines of the training output", tail, opened=True)
     other = _other_table(report)
     if other is not None:
-        parts += _md_details("Other metrics (not gated)", _markdown_table(other))
+        if "other" in omit:
+            folded.append("the other metrics")
+        else:
+            parts += _md_details("Other metrics (not gated)", _markdown_table(other))
+    params = _params_table(report)
+    if params is not None:
+        table, summary = params
+        if table.rows and "params" not in omit:
+            parts += _md_details(summary, _markdown_table(table))
+        else:
+            parts += [summary, ""]
+    if report.figures and "figures" in omit:
+        folded.append("the plots")
+    for figure in () if "figures" in omit else report.figures:
+        caption = f"\n\n{md_text(figure.caption)}" if figure.caption else ""
+        parts += _md_details(md_text(figure.title), figure.markdown + caption)
+    if folded:
+        parts += [f"> Left out to fit this page: {', '.join(folded)}; see report.html.", ""]
     facts = "\n".join(f"- {md_text(line)}" for line in _details(report))
     parts += _md_details("Run details", facts)
     return "\n".join(parts).rstrip("\n") + "\n"
@@ -346,6 +440,17 @@ def render_html(report: ReportInput) -> str:
     other = _other_table(report)
     if other is not None:
         body += ["<h2>Other metrics (not gated)</h2>", _html_table(other)]
+    params = _params_table(report)
+    if params is not None:
+        table, summary = params
+        body += [f"<h2>{esc(summary)}</h2>", _html_table(table) if table.rows else ""]
+    for figure in report.figures:
+        body.append(f"<h2>{esc(figure.title)}</h2>")
+        if figure.png is not None:
+            encoded = base64.b64encode(figure.png).decode("ascii")
+            body.append(f'<img alt="{esc(figure.title)}" src="data:image/png;base64,{encoded}">')
+        if figure.caption:
+            body.append(f'<p class="note">{esc(figure.caption)}</p>')
     facts = "".join(f"<li>{esc(line)}</li>" for line in _details(report))
     body += ["<h2>Run details</h2>", f"<ul>{facts}</ul>"]
     return (

@@ -24,6 +24,7 @@ class Lineage:
     run_url: str | None = None
     pr_number: int | None = None
     training_seconds: float | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class ModelVersion:
     source: str | None = None
     gate_verdict: str | None = None
     run_id: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -21,6 +21,7 @@ from mlci.registry.base import AliasMove, Lineage, ModelVersion
 
 EXPERIMENT = "mlci"
 _TAG_LIMIT = 5000  # MLflow's limit on a tag value
+_PARAM_KEY_LIMIT, _PARAM_VALUE_LIMIT = 250, 6000  # MLflow's limits on a param
 _PREDICTIONS_DIR = "mlci-predictions"  # where a version's predictions are stored in its run
 # MLflow's defaults, changed where a CI job needs otherwise; a variable already set wins.
 _MLFLOW_DEFAULTS = {
@@ -175,8 +176,10 @@ class MlflowRegistry:
     def _version(self, item: Any, aliases: Mapping[str, str]) -> ModelVersion:
         version = str(item.version)
         metrics: dict[str, float] = {}
+        params: dict[str, str] = {}
         if item.run_id:
-            metrics = dict(self._client().get_run(item.run_id).data.metrics)
+            data = self._client().get_run(item.run_id).data
+            metrics, params = dict(data.metrics), dict(data.params)
         tags = item.tags or {}
         return ModelVersion(
             model=item.name,
@@ -189,6 +192,7 @@ class MlflowRegistry:
             source=item.source,
             gate_verdict=tags.get("mlci.gate"),
             run_id=item.run_id,
+            params=params,
         )
 
     def _ensure_model(self, model: str) -> None:
@@ -212,7 +216,7 @@ class MlflowRegistry:
     def _log_run(
         self, model: str, artifact: Path, lineage: Lineage, predictions: Path | None
     ) -> tuple[str, str]:
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import Metric, Param, RunTag
 
         client = self._client()
         run = client.create_run(
@@ -222,11 +226,18 @@ class MlflowRegistry:
         )
         run_id = run.info.run_id
         try:
-            client.log_batch(
-                run_id,
-                metrics=[Metric(name, value, 0, 0) for name, value in lineage.metrics.items()],
-                tags=[RunTag(key, value) for key, value in _lineage_tags(lineage).items()],
-            )
+            metrics = [Metric(name, value, 0, 0) for name, value in lineage.metrics.items()]
+            params = [
+                Param(name[:_PARAM_KEY_LIMIT], value[:_PARAM_VALUE_LIMIT])
+                for name, value in lineage.params.items()
+            ]
+            tags = [RunTag(key, value) for key, value in _lineage_tags(lineage).items()]
+            # MLflow takes at most 1000 metrics, 100 params and 100 tags per batch.
+            for start in range(0, len(metrics), 1000):
+                client.log_batch(run_id, metrics=metrics[start : start + 1000])
+            for start in range(0, len(params), 100):
+                client.log_batch(run_id, params=params[start : start + 100])
+            client.log_batch(run_id, tags=tags)
             if artifact.is_dir():
                 client.log_artifacts(run_id, str(artifact), artifact_path="model")
             else:

@@ -1,0 +1,372 @@
+"""The data behind the report's plots: ROC, precision-recall and calibration curves,
+regression residuals, and per-epoch training logs.
+
+Points and areas follow scikit-learn (the tests compare them with sklearn):
+
+- `roc_curves`: `roc_curve`'s points (with its default `drop_intermediate=True`) and
+  `roc_auc_score` as the area.
+- `pr_curves`: `precision_recall_curve`'s points, in the opposite order (recall rising,
+  from the (0, 1) point sklearn appends), and `average_precision_score` as the area.
+- `calibration`: `calibration.calibration_curve(strategy="uniform")`, non-empty bins only.
+
+Two classes: one curve, for the larger label (the positive class, as in `stats`). More:
+one curve per class, one-vs-rest, for each class that has both positive and negative rows
+in y_true (ROC) or positive rows (PR); a class that cannot have a curve is left out, where
+sklearn would warn and return NaN. Without `scores` there are no curves.
+
+Every curve's x is non-decreasing, so a chart can resample it (see `mermaid.line_chart`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from mlci.core.stats import Array, FloatArray, IntArray, Predictions
+from mlci.errors import MetricsError
+
+LOG_FORMATS = ("csv", "json")
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A named line of (x, y) points; `area` is its AUC or average precision, if any."""
+
+    name: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    area: float | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise ValueError(f"curve {self.name!r} has {len(self.x)} x and {len(self.y)} y")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def _curve(name: str, x: FloatArray, y: FloatArray, area: float | None) -> Curve:
+    return Curve(name, tuple(x.tolist()), tuple(y.tolist()), area)
+
+
+# -- ROC and precision-recall -----------------------------------------------------------
+
+
+def roc_curves(pred: Predictions) -> list[Curve]:
+    """ROC curves (x: false positive rate, y: true positive rate), area = ROC AUC."""
+    curves = []
+    for label, positive, score in _one_vs_rest(pred):
+        if positive.all() or not positive.any():
+            continue
+        fpr, tpr = _roc_points(positive, score)
+        area = float((np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0).sum())  # trapezoids
+        curves.append(_curve(f"class {label}", fpr, tpr, area))
+    return curves
+
+
+def pr_curves(pred: Predictions) -> list[Curve]:
+    """Precision-recall curves (x: recall, y: precision), area = average precision."""
+    curves = []
+    for label, positive, score in _one_vs_rest(pred):
+        if not positive.any():
+            continue
+        recall, precision = _pr_points(positive, score)
+        area = max(0.0, float(np.sum(np.diff(recall) * precision[1:])))
+        curves.append(_curve(f"class {label}", recall, precision, area))
+    return curves
+
+
+def _one_vs_rest(pred: Predictions) -> Iterable[tuple[str, Array, FloatArray]]:
+    """(label, y_true == label, that label's probability) for each class with a curve."""
+    if pred.scores is None or len(pred.classes) < 2:
+        return
+    y_true = np.asarray(pred.y_true)
+    columns = [1] if len(pred.classes) == 2 else range(len(pred.classes))
+    for column in columns:
+        label = pred.classes[column]
+        yield str(label), y_true == np.asarray(label), pred.scores[:, column]
+
+
+def _counts_at_thresholds(positive: Array, score: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """False and true positives when predicting positive at score >= each distinct score.
+
+    Thresholds run from the highest score down, as sklearn's `confusion_matrix_at_thresholds`.
+    """
+    order = np.argsort(-score, kind="stable")
+    ranked = score[order]
+    last = np.append(np.flatnonzero(np.diff(ranked)), len(ranked) - 1)
+    tps = np.cumsum(positive[order], dtype=np.float64)[last]
+    fps = 1 + last.astype(np.float64) - tps
+    return fps, tps
+
+
+def _roc_points(positive: Array, score: FloatArray) -> tuple[FloatArray, FloatArray]:
+    fps, tps = _counts_at_thresholds(positive, score)
+    if len(fps) > 2:  # drop the points inside straight segments, as sklearn does
+        corner = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
+        keep = np.concatenate([[True], corner, [True]])
+        fps, tps = fps[keep], tps[keep]
+    fps, tps = np.append(0.0, fps), np.append(0.0, tps)
+    return fps / fps[-1], tps / tps[-1]
+
+
+def _pr_points(positive: Array, score: FloatArray) -> tuple[FloatArray, FloatArray]:
+    fps, tps = _counts_at_thresholds(positive, score)
+    precision = tps / (tps + fps)  # tps + fps >= 1: each threshold is some row's score
+    return np.append(0.0, tps / tps[-1]), np.append(1.0, precision)
+
+
+# -- Calibration ------------------------------------------------------------------------
+
+
+def calibration(pred: Predictions, bins: int = 10) -> Curve | None:
+    """Reliability diagram: mean predicted probability (x) vs observed frequency (y).
+
+    Two classes: the positive class's probability vs how often it is the true label.
+    More: the top-label confidence (highest probability) vs how often that class (the
+    first column on a tie) is the true label. `bins` equal-width bins over [0, 1]; only
+    the non-empty ones give a point. None without scores or rows.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, not {bins}")
+    if pred.scores is None or len(pred.classes) < 2 or len(pred) == 0:
+        return None
+    classes = np.asarray(pred.classes)
+    if len(classes) == 2:
+        name, probability = f"class {classes[1]}", pred.scores[:, 1]
+        hit = np.asarray(pred.y_true) == classes[1]
+    else:
+        top = np.argmax(pred.scores, axis=1)
+        name, probability = "top label", pred.scores[np.arange(len(top)), top]
+        hit = np.asarray(pred.y_true) == classes[top]
+    return _reliability(name, probability, hit, bins)
+
+
+def _reliability(name: str, probability: FloatArray, hit: Array, bins: int) -> Curve:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.searchsorted(edges[1:-1], probability)
+    total = np.bincount(index, minlength=bins)
+    sums = np.bincount(index, weights=probability, minlength=bins)
+    hits = np.bincount(index, weights=hit.astype(np.float64), minlength=bins)
+    filled = total != 0
+    return _curve(name, sums[filled] / total[filled], hits[filled] / total[filled], None)
+
+
+# -- Regression -------------------------------------------------------------------------
+
+
+def residuals(
+    pred: Predictions, *, max_points: int | None = None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Regression: (y_pred, y_true - y_pred), row by row.
+
+    With `max_points`, a random sample of that many rows (the same rows every time, kept
+    in file order), so a plot of millions of rows stays small.
+    """
+    if pred.classes:
+        raise ValueError("residuals need a regression model's predictions, not a classifier's")
+    y_pred = np.asarray(pred.y_pred, dtype=np.float64)
+    error = np.asarray(pred.y_true, dtype=np.float64) - y_pred
+    if max_points is not None and len(y_pred) > max_points:
+        rows = np.sort(np.random.default_rng(0).choice(len(y_pred), max_points, replace=False))
+        y_pred, error = y_pred[rows], error[rows]
+    return tuple(y_pred.tolist()), tuple(error.tolist())
+
+
+# -- Downsampling -----------------------------------------------------------------------
+
+
+def downsample(curve: Curve, points: int = 50) -> Curve:
+    """At most `points` of the curve's points, chosen to keep its shape.
+
+    Largest-Triangle-Three-Buckets (Steinarsson, 2013): the first and last points stay, and
+    each of `points - 2` buckets of the points between keeps the one that makes the largest
+    triangle with the point kept before it and the mean of the next bucket. Points with a
+    NaN or infinite coordinate are dropped first. `area` is the full curve's, unchanged.
+    """
+    if points < 2:
+        raise ValueError(f"a curve needs at least 2 points, not {points}")
+    x, y = np.asarray(curve.x, dtype=np.float64), np.asarray(curve.y, dtype=np.float64)
+    finite = np.isfinite(x) & np.isfinite(y)
+    x, y = x[finite], y[finite]
+    if len(x) > points:
+        keep = _largest_triangles(x, y, points)
+        x, y = x[keep], y[keep]
+    return replace(curve, x=tuple(x.tolist()), y=tuple(y.tolist()))
+
+
+def _largest_triangles(x: FloatArray, y: FloatArray, points: int) -> IntArray:
+    n = len(x)
+    edges = np.linspace(1, n - 1, points - 1).astype(np.int64)  # points - 2 inner buckets
+    keep = [0]
+    for bucket in range(points - 2):
+        start, stop = edges[bucket], edges[bucket + 1]
+        after_start, after_stop = (stop, edges[bucket + 2]) if bucket < points - 3 else (n - 1, n)
+        next_x, next_y = x[after_start:after_stop].mean(), y[after_start:after_stop].mean()
+        last_x, last_y = x[keep[-1]], y[keep[-1]]
+        area = np.abs(
+            (last_x - next_x) * (y[start:stop] - last_y)
+            - (last_x - x[start:stop]) * (next_y - last_y)
+        )
+        keep.append(int(start + np.argmax(area)))
+    keep.append(n - 1)
+    return np.asarray(keep, dtype=np.int64)
+
+
+# -- Training logs ----------------------------------------------------------------------
+
+
+def read_training_log(
+    text: str, fmt: str, *, source: str = "training log"
+) -> dict[str, tuple[float, ...]]:
+    """Per-epoch columns (`epoch`, `loss`, `val_loss`, ...) from a training log's text.
+
+    `fmt` is `csv` (a header row naming the columns, then one row per epoch, as Keras'
+    CSVLogger and Lightning's CSVLogger write) or `json`: a list of objects (one per epoch)
+    or an object of equally long lists (Keras' `history.history`). Empty cells, missing
+    keys and nulls are NaN (Lightning logs training and validation on separate rows).
+    Columns keep the file's order. `source` names the file in error messages.
+    """
+    if fmt not in LOG_FORMATS:
+        raise MetricsError(
+            f"{source}: unknown training log format {fmt!r}; use one of {', '.join(LOG_FORMATS)}"
+        )
+    columns = _read_csv_log(text, source) if fmt == "csv" else _read_json_log(text, source)
+    if not columns or not next(iter(columns.values())):
+        raise MetricsError(f"{source}: the training log has no epochs; write one row per epoch")
+    return {name: tuple(values) for name, values in columns.items()}
+
+
+def _read_csv_log(text: str, source: str) -> dict[str, list[float]]:
+    reader = csv.reader(text.splitlines())
+    header = next((row for row in reader if row), None)
+    if header is None:
+        return {}
+    names = _column_names([cell.strip() for cell in header], source)
+    columns: dict[str, list[float]] = {name: [] for name in names}
+    for row in reader:
+        if not row:
+            continue
+        where = f"{source}, line {reader.line_num}"
+        if len(row) != len(names):
+            raise MetricsError(
+                f"{where}: {len(row)} cells where the header names {len(names)} columns; "
+                f"write one value per column (an empty cell for a missing one)"
+            )
+        for name, cell in zip(names, row, strict=True):
+            columns[name].append(_csv_number(cell, name, where))
+    return columns
+
+
+def _column_names(names: list[str], source: str) -> list[str]:
+    if all(_is_number_text(name) for name in names):
+        raise MetricsError(
+            f"{source}: the first line holds numbers, not column names; start the log "
+            f"with a header such as epoch,loss,val_loss"
+        )
+    for index, name in enumerate(names):
+        if not name:
+            raise MetricsError(f"{source}: column {index + 1} of the header has no name")
+        if name in names[:index]:
+            raise MetricsError(f"{source}: the header names column {name!r} twice")
+    return names
+
+
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_number(cell: str, name: str, where: str) -> float:
+    if not cell.strip():
+        return math.nan
+    try:
+        return float(cell)
+    except ValueError:
+        raise MetricsError(
+            f"{where}: {name} is {cell!r}, not a number; write numbers (or leave the cell empty)"
+        ) from None
+
+
+def _read_json_log(text: str, source: str) -> dict[str, list[float]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MetricsError(
+            f"{source}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+        ) from None
+    if isinstance(data, list):
+        return _json_records(data, source)
+    if isinstance(data, dict):
+        return _json_columns(data, source)
+    raise MetricsError(
+        f'{source}: a JSON training log is a list of objects ([{{"epoch": 1, "loss": '
+        f'0.5}}, ...]) or an object of lists ({{"loss": [0.5, 0.4]}}), not a '
+        f"{_json_type(data)}"
+    )
+
+
+def _json_records(records: list[Any], source: str) -> dict[str, list[float]]:
+    names: dict[str, None] = {}
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise MetricsError(
+                f"{source}: item {index + 1} of the list is a {_json_type(record)}, not an "
+                f'object of numbers such as {{"epoch": 1, "loss": 0.5}}'
+            )
+        names.update(dict.fromkeys(record))
+    return {
+        name: [
+            _json_number(record.get(name), name, f"{source}, item {index + 1}")
+            for index, record in enumerate(records)
+        ]
+        for name in names
+    }
+
+
+def _json_columns(data: dict[str, Any], source: str) -> dict[str, list[float]]:
+    columns: dict[str, list[float]] = {}
+    for name, values in data.items():
+        if not isinstance(values, list):
+            raise MetricsError(
+                f"{source}: {name!r} is a {_json_type(values)}; in an object of lists each "
+                f"key holds a list of per-epoch numbers"
+            )
+        where = f"{source}, {name!r}"
+        columns[name] = [
+            _json_number(value, name, f"{where}[{i}]") for i, value in enumerate(values)
+        ]
+    _check_lengths(columns, source)
+    return columns
+
+
+def _check_lengths(columns: dict[str, list[float]], source: str) -> None:
+    lengths = {name: len(values) for name, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        described = ", ".join(f"{name} {length}" for name, length in lengths.items())
+        raise MetricsError(
+            f"{source}: the lists have different lengths ({described}); write one value "
+            f"per epoch in each (null for a missing one)"
+        )
+
+
+def _json_number(value: object, name: str, where: str) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MetricsError(f"{where}: {name} is {json.dumps(value)[:60]}, not a number")
+    return float(value)
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
