@@ -13,7 +13,7 @@ import html
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mlci.core.gate import GateResult, RuleResult, format_number
@@ -21,6 +21,8 @@ from mlci.core.metrics import MetricChange, MetricValue, diff_metrics, is_number
 
 SCHEMA_VERSION = 1
 _ICONS = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skip": "⏭️", "error": "💥"}
+# Emoji need an emoji font; the HTML report uses symbols every text font has.
+_HTML_ICONS = {"pass": "✔", "fail": "✘", "warn": "⚠", "skip": "–", "error": "✘"}
 _HEADLINES = {
     "pass": "gate passed",
     "fail": "gate failed",
@@ -415,7 +417,10 @@ th,td{border:1px solid #d0d7de;padding:.35rem .6rem;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.fail td{background:#fff5f5}tr.warn td{background:#fffdf0}
 pre{background:#f6f8fa;padding:.8rem;overflow-x:auto}
-.note{color:#59636e}
+.note{color:#59636e}.icon.pass{color:#1a7f37}.icon.fail,.icon.error{color:#cf222e}
+.icon.warn{color:#9a6700}
+tr.fail td:first-child{color:#cf222e}tr.pass td:first-child{color:#1a7f37}
+tr.warn td:first-child{color:#9a6700}
 """
 
 
@@ -424,7 +429,8 @@ def render_html(report: ReportInput) -> str:
     esc = html.escape
     status = report.status
     body = [
-        f"<h1>{_ICONS[status]} mlci · {esc(report.model)} · {_HEADLINES[status]}</h1>",
+        f'<h1><span class="icon {status}">{_HTML_ICONS[status]}</span> mlci · '
+        f"{esc(report.model)} · {_HEADLINES[status]}</h1>",
         f'<p class="headline {status}">{esc(headline(report))}</p>',
     ]
     if _error_details(report):
@@ -466,6 +472,8 @@ def _html_table(table: _Table) -> str:
     rows = [f"<table><tr>{head}</tr>"]
     for index, row in enumerate(table.rows):
         verdict = table.verdicts[index] if table.verdicts else ""
+        if verdict:
+            row = (_HTML_ICONS[verdict], *row[1:])
         cells = "".join(
             f"<td class=num>{esc(cell)}</td>" if num else f"<td>{esc(cell)}</td>"
             for cell, num in zip(row, table.numeric, strict=True)
@@ -567,3 +575,40 @@ def _json_value(value: MetricValue) -> MetricValue:
 
 def dumps(data: Mapping[str, object]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+# -- Figures that need no image hosting ---------------------------------------------------
+
+
+def confusion_markdown(
+    classes: Sequence[object],
+    candidate: Sequence[Sequence[int]],
+    baseline: Sequence[Sequence[int]] | None = None,
+) -> str:
+    """The confusion matrix as two Markdown tables: counts, and each true class's share.
+
+    Rows are true classes, columns predicted ones; with a baseline each cell reads
+    `candidate (baseline)`. The diagonal (correct predictions) is bold.
+    """
+    names = [md_text(str(label)) for label in classes]
+    header = "| true \\\\ predicted | " + " | ".join(names) + " |"
+    rule = "|---|" + "--:|" * len(names)
+    counts, shares = [header, rule], [header, rule]
+    for i, name in enumerate(names):
+        count_cells, share_cells = [], []
+        total = sum(candidate[i]) or 1
+        base_total = (sum(baseline[i]) or 1) if baseline is not None else 1
+        for j in range(len(names)):
+            count = f"{candidate[i][j]}"
+            share = f"{candidate[i][j] / total:.0%}"
+            if baseline is not None:
+                count += f" ({baseline[i][j]})"
+                share += f" ({baseline[i][j] / base_total:.0%})"
+            if i == j:
+                count, share = f"**{count}**", f"**{share}**"
+            count_cells.append(count)
+            share_cells.append(share)
+        counts.append(f"| {name} | " + " | ".join(count_cells) + " |")
+        shares.append(f"| {name} | " + " | ".join(share_cells) + " |")
+    legend = "Cells: candidate (baseline). " if baseline is not None else ""
+    return "\n".join(counts) + f"\n\n{legend}Share of each true class:\n\n" + "\n".join(shares)
