@@ -1,0 +1,362 @@
+"""PNG images of the report's plots, drawn with matplotlib (`pip install 'mlci[plots]'`).
+
+matplotlib is imported inside the functions, so mlci starts without it. Figures are made
+with `matplotlib.figure.Figure` on an Agg canvas, never pyplot, so no GUI backend or global
+figure is involved. The output is deterministic: the same inputs give the same bytes (fixed
+size, dpi and style, no timestamp or version in the PNG's metadata), on one matplotlib
+version. Text from users (class labels, column and curve names) is drawn as plain text:
+no mathtext, control characters made spaces, long labels shortened; glyphs the font lacks
+are drawn as boxes, without a warning.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import unicodedata
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlci.core.curves import Curve, downsample
+from mlci.core.mermaid import PALETTE
+from mlci.core.stats import Array, FloatArray
+from mlci.errors import UsageError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+DPI = 100
+MAX_ANNOTATED_CLASSES = 20  # more classes: cells too small to write counts in
+MAX_CURVE_POINTS = 2_000  # per drawn line; more cannot be told apart at this size
+MAX_SCATTER_POINTS = 20_000
+MAX_PANELS = 6
+# Counters and clocks in training logs: not worth a panel.
+COUNTERS = frozenset({"epoch", "step", "global_step", "iteration", "iter", "batch", "time"})
+# matplotlib's tab10, the colours mlci.core.mermaid's captions name.
+_COLOURS = tuple(colour for _, colour in PALETTE)
+_STYLE: dict[str, Any] = {
+    "font.family": "DejaVu Sans",  # ships with matplotlib: the same glyphs everywhere
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "text.parse_math": False,  # a label like "$x" or "\alpha" is text, not TeX
+    "savefig.dpi": DPI,
+    "path.simplify": True,
+}
+_TRAINING_PREFIX = re.compile(r"^(train|training|val|valid|validation|test|eval)[_/.]", re.I)
+_TRAINING_SUFFIX = re.compile(
+    r"[_/.](train|training|val|valid|validation|test|eval|epoch|step)$", re.I
+)
+
+
+# -- Public API --------------------------------------------------------------------------
+
+
+def confusion_matrix_png(
+    classes: Sequence[object],
+    candidate: Array,
+    baseline: Array | None,
+    *,
+    normalize: bool,
+) -> bytes:
+    """Confusion matrices (rows: true label, columns: predicted), candidate's beside baseline's.
+
+    `candidate` and `baseline` are (k, k) counts in `classes` order (`stats.confusion_matrix`).
+    With `normalize`, each row is divided by its total (so the diagonal is each class's
+    recall) and cells read as percentages; one colour scale serves both matrices.
+    """
+    k = len(classes)
+    tables = [("candidate", _square(candidate, k, "candidate"))]
+    if baseline is not None:
+        tables.append(("baseline", _square(baseline, k, "baseline")))
+    side = min(max(2.6 + 0.38 * k, 4.0), 9.0)
+    size = (side * len(tables) + 1.0, side * 0.9 + 0.2 * (k > 4))
+
+    def draw(figure: Figure) -> None:
+        shown = [(title, _rates(table) if normalize else table) for title, table in tables]
+        top = 1.0 if normalize else max(float(table.max()) for _, table in shown) or 1.0
+        axes = figure.subplots(1, len(shown), squeeze=False)[0]
+        for index, (ax, (title, table), (_, counts)) in enumerate(
+            zip(axes, shown, tables, strict=True)
+        ):
+            ax.imshow(table, cmap="Blues", vmin=0.0, vmax=top)
+            _confusion_axes(ax, title, classes, counts, row_labels=index == 0)
+            if k <= MAX_ANNOTATED_CLASSES:
+                _annotate(ax, table, counts, top, normalize=normalize, k=k)
+        label = "share of the true class" if normalize else "rows"
+        figure.colorbar(axes[0].images[0], ax=list(axes), shrink=0.8, label=label)
+
+    return _render(size, draw)
+
+
+def curves_png(
+    title: str,
+    curves: Sequence[Curve],
+    *,
+    x_label: str,
+    y_label: str,
+    diagonal: bool = False,
+    area_label: str = "area",
+) -> bytes:
+    """Curves on one chart with a legend (area shown as `area_label` when a curve has one).
+
+    `diagonal` draws the y = x reference (chance for ROC, perfect calibration) and fixes
+    both axes to [0, 1].
+    """
+
+    def draw(figure: Figure) -> None:
+        ax = figure.subplots()
+        if diagonal:
+            ax.plot([0, 1], [0, 1], linestyle="--", color="#999999", linewidth=1)
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_ylim(-0.02, 1.02)
+        for index, curve in enumerate(curves):
+            small = downsample(curve, MAX_CURVE_POINTS)
+            ax.plot(
+                small.x,
+                small.y,
+                label=_curve_label(curve, area_label),
+                color=_COLOURS[index % len(_COLOURS)],
+                linestyle=("-", "--", ":")[index // len(_COLOURS) % 3],
+                marker="o" if len(small) <= 25 else None,
+                markersize=3,
+                linewidth=1.6,
+            )
+        ax.set_title(_text(title, 64))
+        ax.set_xlabel(_text(x_label, 70))
+        ax.set_ylabel(_text(y_label, 50))
+        if curves:
+            columns = 1 if len(curves) <= 3 else min(4, math.ceil(len(curves) / 3))
+            figure.legend(loc="outside lower center", ncols=columns)
+        else:
+            _no_data(ax)
+
+    rows = math.ceil(len(curves) / 4) if len(curves) > 3 else len(curves)
+    return _render((6.0, 4.6 + 0.18 * min(rows, 8)), draw)
+
+
+def residuals_png(y_pred: Sequence[float] | Array, residuals: Sequence[float] | Array) -> bytes:
+    """Residuals (true - predicted) against the prediction, and their histogram.
+
+    Above `MAX_SCATTER_POINTS` rows the scatter shows a fixed random sample (the title says
+    so); the histogram counts every row. Rows with a NaN or infinity are left out.
+    """
+    predicted = np.asarray(y_pred, dtype=np.float64)
+    errors = np.asarray(residuals, dtype=np.float64)
+    if predicted.shape != errors.shape:
+        raise ValueError(f"{len(predicted)} predictions but {len(errors)} residuals")
+    finite = np.isfinite(predicted) & np.isfinite(errors)
+    predicted, errors = predicted[finite], errors[finite]
+
+    def draw(figure: Figure) -> None:
+        scatter, histogram = figure.subplots(1, 2, width_ratios=(3, 1.2), sharey=True)
+        shown = _sample(len(errors))
+        scatter.scatter(
+            predicted[shown],
+            errors[shown],
+            s=6,
+            alpha=_alpha(len(shown)),
+            color=_COLOURS[0],
+            linewidths=0,
+        )
+        scatter.axhline(0.0, color="#555555", linewidth=1)
+        sampled = f" ({len(shown):,} of {len(errors):,} rows)" if len(shown) < len(errors) else ""
+        scatter.set_title(f"Residuals{sampled}")
+        scatter.set_xlabel("predicted")
+        scatter.set_ylabel("residual (true − predicted)")
+        histogram.hist(errors, bins=40, orientation="horizontal", color=_COLOURS[0])
+        histogram.axhline(0.0, color="#555555", linewidth=1)
+        histogram.set_title("Distribution")
+        histogram.set_xlabel("rows")
+        if not len(errors):
+            _no_data(scatter)
+
+    return _render((7.5, 4.2), draw)
+
+
+def training_curves_png(columns: Mapping[str, Sequence[float]], x: str = "epoch") -> bytes:
+    """Per-epoch training curves, one panel per metric (`loss` with `val_loss`, ...).
+
+    Columns are grouped by name without a train/val/test prefix or suffix (`val_loss`,
+    `train/loss`, `loss_epoch` all go with `loss`). `x` is the horizontal axis; a log
+    without it is plotted against 1, 2, 3, .... Counters and clocks (`COUNTERS`) get no
+    panel; after `MAX_PANELS` panels the rest are named in a note. NaN cells (a row that
+    logged other columns) are skipped.
+    """
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"training log columns differ in length: {sorted(lengths)}")
+    length = lengths.pop() if lengths else 0
+    horizontal = np.asarray(columns.get(x, np.arange(1, length + 1)), dtype=np.float64)
+    groups = _training_groups([name for name in columns if name != x])
+    shown, hidden = groups[:MAX_PANELS], groups[MAX_PANELS:]
+    per_row = min(3, max(1, len(shown)))
+    rows = max(1, math.ceil(len(shown) / per_row))
+
+    def draw(figure: Figure) -> None:
+        axes = figure.subplots(rows, per_row, squeeze=False).ravel()
+        for ax, (key, names) in zip(axes, shown, strict=False):
+            for index, name in enumerate(names):
+                values = np.asarray(columns[name], dtype=np.float64)
+                logged = np.isfinite(values) & np.isfinite(horizontal)
+                ax.plot(
+                    horizontal[logged],
+                    values[logged],
+                    label=_text(name, 30),
+                    color=_COLOURS[index % len(_COLOURS)],
+                    marker="o" if np.count_nonzero(logged) <= 30 else None,
+                    markersize=3,
+                )
+            ax.set_title(_text(key, 40))
+            ax.set_xlabel(_text(x, 30))
+            if names != [key]:  # a lone line named as its panel needs no legend
+                ax.legend(loc="best")
+        for ax in axes[len(shown) :]:
+            ax.set_axis_off()
+        if not shown:
+            _no_data(axes[0])
+        if hidden:
+            left_out = ", ".join(key for key, _ in hidden)
+            figure.suptitle(f"not shown: {_text(left_out, 100)}", fontsize=8, color="#555555")
+
+    return _render((3.6 * per_row + 0.4, 3.0 * rows + 0.3), draw)
+
+
+# -- Rendering ---------------------------------------------------------------------------
+
+
+def _render(size: tuple[float, float], draw: Callable[[Figure], None]) -> bytes:
+    """Draw on a fresh Agg figure of `size` inches in mlci's fixed style; PNG bytes."""
+    with _drawing():
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=size, dpi=DPI, layout="constrained")
+        FigureCanvasAgg(figure)
+        draw(figure)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+@contextmanager
+def _drawing() -> Iterator[None]:
+    """matplotlib's default style plus mlci's, whatever the user's matplotlibrc says."""
+    try:
+        import matplotlib.style
+    except ImportError:
+        raise UsageError(
+            "drawing the report's plots needs matplotlib: pip install 'mlci[plots]'"
+        ) from None
+    with warnings.catch_warnings(), matplotlib.style.context(["default", _STYLE]):
+        # A label in a script DejaVu Sans lacks is drawn as boxes; no need to warn.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Matplotlib currently does not support")
+        yield
+
+
+# -- Helpers -----------------------------------------------------------------------------
+
+
+def _text(text: object, limit: int) -> str:
+    """User text as one plain line of at most `limit` characters."""
+    line = "".join(
+        " " if unicodedata.category(char)[0] in "CZ" and char != " " else char for char in str(text)
+    )
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _square(table: Array, k: int, name: str) -> FloatArray:
+    values = np.asarray(table, dtype=np.float64)
+    if values.shape != (k, k):
+        raise ValueError(f"the {name} confusion matrix is {values.shape}, not {k}x{k}")
+    return values
+
+
+def _rates(table: FloatArray) -> FloatArray:
+    totals = table.sum(axis=1, keepdims=True)
+    rates = np.divide(table, totals, out=np.zeros_like(table), where=totals > 0)
+    return np.asarray(rates, dtype=np.float64)
+
+
+def _confusion_axes(
+    ax: Axes, title: str, classes: Sequence[object], counts: FloatArray, *, row_labels: bool
+) -> None:
+    """Titles and class labels; the second matrix shares the first one's row labels."""
+    k = len(classes)
+    labels = [_text(label, 18 if k <= 10 else 10) for label in classes]
+    slanted = k > 4 or any(len(label) > 6 for label in labels)
+    ax.set_title(f"{title} ({int(counts.sum()):,} rows)")
+    ax.set_xticks(
+        range(k), labels, rotation=40 if slanted else 0, ha="right" if slanted else "center"
+    )
+    ax.set_yticks(range(k), labels if row_labels else [])
+    ax.set_xlabel("predicted")
+    if row_labels:
+        ax.set_ylabel("true")
+    ax.grid(False)
+    ax.tick_params(labelsize=8 if k <= 10 else 7)
+
+
+def _annotate(
+    ax: Axes, shown: FloatArray, counts: FloatArray, top: float, *, normalize: bool, k: int
+) -> None:
+    empty_rows = counts.sum(axis=1) == 0
+    size = 9 if k <= 6 else (7 if k <= 12 else 5)
+    for row in range(k):
+        for column in range(k):
+            value = shown[row, column]
+            text = _cell_text(value, normalize=normalize, empty_row=bool(empty_rows[row]))
+            colour = "white" if value > top * 0.55 else "#1f2328"
+            ax.text(column, row, text, ha="center", va="center", color=colour, fontsize=size)
+
+
+def _cell_text(value: float, *, normalize: bool, empty_row: bool) -> str:
+    if not normalize:
+        return f"{int(value):,}"
+    return "–" if empty_row else f"{value:.0%}"
+
+
+def _curve_label(curve: Curve, area_label: str) -> str:
+    name = _text(curve.name, 40) or "(unnamed)"
+    if curve.area is None or not math.isfinite(curve.area):
+        return name
+    return f"{name} ({_text(area_label, 20)} {curve.area:.3f})"
+
+
+def _sample(rows: int) -> Array:
+    if rows <= MAX_SCATTER_POINTS:
+        return np.arange(rows)
+    return np.sort(np.random.default_rng(0).choice(rows, MAX_SCATTER_POINTS, replace=False))
+
+
+def _alpha(points: int) -> float:
+    return float(min(0.8, max(0.15, 300 / math.sqrt(max(points, 1)) / 10)))
+
+
+def _no_data(ax: Axes) -> None:
+    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="#555555")
+
+
+def _training_groups(names: list[str]) -> list[tuple[str, list[str]]]:
+    """(metric, its columns) in first-seen order, counters left out."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        if name.lower() in COUNTERS:
+            continue
+        key = _TRAINING_SUFFIX.sub("", _TRAINING_PREFIX.sub("", name)) or name
+        groups.setdefault(key, []).append(name)
+    return list(groups.items())
