@@ -445,3 +445,53 @@ def test_an_older_commit_built_last_does_not_replace_a_newer_champion(project: P
     assert promotion is not None
     assert promotion.describe().startswith("version 2 registered; @champion stays on v1")
     assert project.gate_json()["promotion"]["alias_kept"].startswith("@champion stays on v1")  # type: ignore[index]
+
+
+SCORING_TRAIN = """\
+import json, pathlib
+rows = json.loads(pathlib.Path("params.json").read_text())["rows"]
+lines = ["y_true,y_pred,score"] + [f"{t},{int(s >= 0.5)},{s}" for t, s in rows]
+pathlib.Path("predictions.csv").write_text("\\n".join(lines) + "\\n")
+log = ["epoch,loss,val_loss"] + [f"{e},{1 / (e + 1)},{1.2 / (e + 1)}" for e in range(5)]
+pathlib.Path("train_log.csv").write_text("\\n".join(log) + "\\n")
+pathlib.Path("metrics.json").write_text("{}")
+"""
+
+
+def test_plots_land_in_both_reports_and_in_the_plots_folder(project: Project) -> None:
+    config = project.config.read_text().replace(
+        "  metrics: [metrics.json]\n", "  metrics: [metrics.json]\n  predictions: predictions.csv\n"
+    )
+    project.write("mlci.yaml", config + "report: {training_log: train_log.csv}\n")
+    project.write("train.py", SCORING_TRAIN)
+    rows = [(i % 2, round(0.2 + 0.6 * (i % 2) + 0.05 * ((i * 7) % 5 - 2), 3)) for i in range(120)]
+    project.set_params(rows=rows)
+    project.commit("scores and a training log")
+
+    outcome, _ = run(project, pipeline.RunOptions(promote="never"))
+
+    assert outcome.exit_code in (EXIT_OK, EXIT_GATE_FAILED)
+    markdown = (project.out / "report.md").read_text()
+    for title in (
+        "Confusion matrix",
+        "ROC curve",
+        "Precision-recall curve",
+        "Calibration",
+        "Training curves",
+    ):
+        assert f"<summary>{title}</summary>" in markdown, title
+    assert markdown.count("```mermaid") == 4
+    assert "| true \\\\ predicted | 0 | 1 |" in markdown
+    html = (project.out / "report.html").read_text()
+    assert (
+        html.count("data:image/png;base64,") == 6
+    )  # confusion (counts, shares), roc, pr, calibration, training
+    plots = sorted(p.name for p in (project.out / "plots").iterdir())
+    assert plots == [
+        "calibration.png",
+        "confusion_matrix-2.png",
+        "confusion_matrix.png",
+        "pr.png",
+        "roc.png",
+        "training.png",
+    ]

@@ -168,7 +168,9 @@ def run(
         state.stage = "gate"
         plan = _promotion_plan(config, state, options.promote)
         on_missing, seed_note = _missing_baseline_policy(config, request, choice, plan)
-        intervals, interval_notes = _intervals(config, evaluation, choice.predictions, console)
+        intervals, interval_notes, baseline_loaded = _intervals(
+            config, evaluation, choice.predictions, console
+        )
         gate = evaluate_gate(
             config.gate.rules,
             state.metrics.values if state.metrics else {},
@@ -183,6 +185,9 @@ def run(
             plan = dataclasses.replace(plan, eligible=False, reason="the gate failed")
         state.promotion = plan
         state.stage = "report"
+        state.figures, figure_notes = _figures(config, evaluation.loaded, baseline_loaded, out_dir)
+        if figure_notes:
+            state.gate = dataclasses.replace(state.gate, notes=(*state.gate.notes, *figure_notes))
         files = _write_outputs(state.report(), out_dir)
         state.stage = "publish"
         _publish(state.report(), out_dir)
@@ -202,6 +207,18 @@ def run(
     except KeyboardInterrupt:
         _write_outputs(state.report(Interrupted(f"interrupted during {state.stage}")), out_dir)
         raise
+
+
+def _figures(
+    config: Config, candidate: Predictions | None, baseline: Predictions | None, out_dir: Path
+) -> tuple[tuple[Figure, ...], tuple[str, ...]]:
+    if candidate is None and config.report.training_log is None:
+        return (), ()
+    from mlci.figures import build_figures, write_pngs
+
+    figures, notes = build_figures(config, candidate, baseline)
+    write_pngs(figures, out_dir / "plots")
+    return figures, notes
 
 
 def _registry_for(
@@ -275,20 +292,25 @@ def _evaluate(config: Config, options: RunOptions, state: _State, console: Conso
 
 def _intervals(
     config: Config, evaluation: _Evaluation, baseline_predictions: Path | None, console: Console
-) -> tuple[dict[float, MetricIntervals], tuple[str, ...]]:
-    """Intervals at each confidence level the rules use (and 0.95 for the report)."""
+) -> tuple[dict[float, MetricIntervals], tuple[str, ...], Predictions | None]:
+    """Intervals at each confidence level the rules use (and 0.95 for the report).
+
+    Also returns the baseline's predictions, loaded, for the plots.
+    """
     if evaluation.loaded is None:
-        return {}, ()
+        return {}, (), None
     from mlci.core import stats
     from mlci.predictions import align, load_predictions
 
     candidate = evaluation.loaded
     task = config.evaluate.task
     paired: tuple[Predictions, Predictions] | None = None
+    baseline: Predictions | None = None
     notes: tuple[str, ...] = ()
     if baseline_predictions is not None:
         try:
-            paired = align(candidate, load_predictions(baseline_predictions, task=task))
+            baseline = load_predictions(baseline_predictions, task=task)
+            paired = align(candidate, baseline)
         except MetricsError as exc:
             notes = (f"Intervals are not paired: {exc.message}",)
     levels = sorted({rule.confidence for rule in config.gate.rules if rule.confidence} | {0.95})
@@ -307,7 +329,7 @@ def _intervals(
                 *paired, task, confidence=level, resamples=draws, seed=seed
             )
         result[level] = MetricIntervals(value=value, change=change)
-    return result, notes
+    return result, notes, baseline
 
 
 def _describe_context(context: ci.CiContext, console: Console) -> None:

@@ -426,9 +426,9 @@ def test_html_is_self_contained() -> None:
 def test_html_marks_rows_by_verdict() -> None:
     page = render_html(failing_report())
 
-    assert '<tr class="fail"><td>❌</td><td>accuracy</td>' in page
-    assert '<tr class="warn"><td>⚠️</td><td>log_loss</td>' in page
-    assert '<tr class="pass"><td>✅</td><td>f1_macro</td>' in page
+    assert '<tr class="fail"><td>✘</td><td>accuracy</td>' in page
+    assert '<tr class="warn"><td>⚠</td><td>log_loss</td>' in page
+    assert '<tr class="pass"><td>✔</td><td>f1_macro</td>' in page
     assert page.index('<tr class="fail">') < page.index('<tr class="warn">')
     assert page.index('<tr class="warn">') < page.index('<tr class="pass">')
 

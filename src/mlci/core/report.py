@@ -67,7 +67,7 @@ class Figure:
     key: str  # "confusion_matrix", "roc", "pr", "calibration", "residuals", "training"
     title: str
     markdown: str  # a table or a ```mermaid block, already safe for Markdown
-    png: bytes | None = None
+    pngs: tuple[bytes, ...] = ()
     caption: str = ""
 
 
@@ -416,7 +416,7 @@ table{border-collapse:collapse;margin:1rem 0;width:100%}
 th,td{border:1px solid #d0d7de;padding:.35rem .6rem;text-align:left}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.fail td{background:#fff5f5}tr.warn td{background:#fffdf0}
-pre{background:#f6f8fa;padding:.8rem;overflow-x:auto}
+pre{background:#f6f8fa;padding:.8rem;overflow-x:auto}img{max-width:100%}
 .note{color:#59636e}.icon.pass{color:#1a7f37}.icon.fail,.icon.error{color:#cf222e}
 .icon.warn{color:#9a6700}
 tr.fail td:first-child{color:#cf222e}tr.pass td:first-child{color:#1a7f37}
@@ -452,9 +452,11 @@ def render_html(report: ReportInput) -> str:
         body += [f"<h2>{esc(summary)}</h2>", _html_table(table) if table.rows else ""]
     for figure in report.figures:
         body.append(f"<h2>{esc(figure.title)}</h2>")
-        if figure.png is not None:
-            encoded = base64.b64encode(figure.png).decode("ascii")
+        for png in figure.pngs:
+            encoded = base64.b64encode(png).decode("ascii")
             body.append(f'<img alt="{esc(figure.title)}" src="data:image/png;base64,{encoded}">')
+        if not figure.pngs:
+            body.append(f"<pre>{esc(figure.markdown)}</pre>")
         if figure.caption:
             body.append(f'<p class="note">{esc(figure.caption)}</p>')
     facts = "".join(f"<li>{esc(line)}</li>" for line in _details(report))

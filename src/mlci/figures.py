@@ -1,0 +1,255 @@
+"""The report's plots, chosen from what the run provides.
+
+Each figure has a Markdown form that needs no image hosting (a table, or a Mermaid chart
+that GitHub and GitLab draw) and, with `report.plots` and matplotlib, PNG images that the
+HTML report embeds and `.mlci/out/plots/` keeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mlci.config import Config
+from mlci.core import curves as curve_module
+from mlci.core import mermaid
+from mlci.core.report import Figure, confusion_markdown
+from mlci.core.stats import Predictions, confusion_matrix
+from mlci.errors import MetricsError, UsageError
+
+
+def build_figures(
+    config: Config, candidate: Predictions | None, baseline: Predictions | None
+) -> tuple[tuple[Figure, ...], tuple[str, ...]]:
+    """The figures for this run, and notes on what could not be drawn."""
+    painter = _Painter.make(config.report.plots)
+    figures: list[Figure] = []
+    notes: list[str] = []
+    if candidate is not None and config.evaluate.task == "classification":
+        figures += _classification(candidate, baseline, painter)
+    elif candidate is not None:
+        figures.append(_residuals(candidate, painter))
+    if config.report.training_log:
+        try:
+            figures.append(_training(config.root / config.report.training_log, painter))
+        except MetricsError as exc:
+            notes.append(f"No training curves: {exc.message}")
+    if painter.missing:
+        notes.append(painter.missing)
+    return tuple(figures), tuple(notes)
+
+
+def write_pngs(figures: tuple[Figure, ...], folder: Path) -> list[Path]:
+    """Each figure's PNG images into `folder` (emptied first); returns the files."""
+    if folder.exists():
+        for old in folder.glob("*.png"):
+            old.unlink()
+    written = []
+    for figure in figures:
+        for index, png in enumerate(figure.pngs):
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{figure.key}{'' if index == 0 else f'-{index + 1}'}.png"
+            path.write_bytes(png)
+            written.append(path)
+    return written
+
+
+@dataclasses.dataclass
+class _Painter:
+    """Makes PNGs when plots are on and matplotlib is there; else says why not, once."""
+
+    enabled: bool
+    missing: str = ""
+
+    @classmethod
+    def make(cls, wanted: bool) -> _Painter:
+        if not wanted:
+            return cls(enabled=False)
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            note = "No PNG plots in report.html: matplotlib is missing (pip install 'mlci[plots]')."
+            return cls(enabled=False, missing=note)
+        return cls(enabled=True)
+
+    def draw(self, *makers: Callable[[], bytes]) -> tuple[bytes, ...]:
+        if not self.enabled:
+            return ()
+        try:
+            return tuple(make() for make in makers)
+        except UsageError as exc:
+            self.enabled, self.missing = False, f"No PNG plots in report.html: {exc.message}"
+            return ()
+
+
+def _classification(
+    candidate: Predictions, baseline: Predictions | None, painter: _Painter
+) -> list[Figure]:
+    from mlci import plots
+
+    if baseline is not None:
+        from mlci.predictions import align
+
+        try:
+            candidate, baseline = align(candidate, baseline)
+        except MetricsError:
+            baseline = None  # not the same rows: show the candidate alone
+    classes = candidate.classes
+    cand_cm = confusion_matrix(candidate.y_true, candidate.y_pred, classes)
+    base_cm = confusion_matrix(baseline.y_true, baseline.y_pred, classes) if baseline else None
+    figures = [
+        Figure(
+            key="confusion_matrix",
+            title="Confusion matrix",
+            markdown=confusion_markdown(classes, cand_cm.tolist(), _listed(base_cm)),
+            pngs=painter.draw(
+                lambda: plots.confusion_matrix_png(classes, cand_cm, base_cm, normalize=False),
+                lambda: plots.confusion_matrix_png(classes, cand_cm, base_cm, normalize=True),
+            ),
+        )
+    ]
+    if candidate.scores is None:
+        return figures
+    figures.append(_curve_figure("roc", "ROC curve", candidate, baseline, painter))
+    figures.append(_curve_figure("pr", "Precision-recall curve", candidate, baseline, painter))
+    calibration = _calibration(candidate, baseline, painter)
+    if calibration is not None:
+        figures.append(calibration)
+    return figures
+
+
+def _listed(table: np.ndarray | None) -> list[list[int]] | None:
+    return None if table is None else [[int(v) for v in row] for row in table]
+
+
+_AXES = {
+    "roc": ("False positive rate", "True positive rate", "AUC", True),
+    "pr": ("Recall", "Precision", "AP", False),
+}
+
+
+def _curve_figure(
+    key: str, title: str, candidate: Predictions, baseline: Predictions | None, painter: _Painter
+) -> Figure:
+    from mlci import plots
+
+    make = curve_module.roc_curves if key == "roc" else curve_module.pr_curves
+    x_label, y_label, area, diagonal = _AXES[key]
+    curves = _compare(make(candidate), make(baseline) if baseline is not None else [])
+    shown = [curve_module.downsample(curve, 200) for curve in curves]
+    return Figure(
+        key=key,
+        title=title,
+        markdown=_chart(title, shown, x_label, y_label),
+        pngs=painter.draw(
+            lambda: plots.curves_png(
+                title, curves, x_label=x_label, y_label=y_label, diagonal=diagonal, area_label=area
+            )
+        ),
+        caption=mermaid.legend(shown, area_label=area) if shown else "",
+    )
+
+
+def _compare(
+    candidate: list[curve_module.Curve], baseline: list[curve_module.Curve]
+) -> list[curve_module.Curve]:
+    """Binary: candidate beside baseline. Multiclass: the candidate's one-vs-rest curves."""
+    if len(candidate) == 1:
+        named = [dataclasses.replace(candidate[0], name="candidate")]
+        if len(baseline) == 1:
+            named.append(dataclasses.replace(baseline[0], name="baseline"))
+        return named
+    return candidate
+
+
+def _calibration(
+    candidate: Predictions, baseline: Predictions | None, painter: _Painter
+) -> Figure | None:
+    from mlci import plots
+
+    found = curve_module.calibration(candidate)
+    if found is None:
+        return None
+    curves = [dataclasses.replace(found, name="candidate")]
+    base = curve_module.calibration(baseline) if baseline is not None else None
+    if base is not None:
+        curves.append(dataclasses.replace(base, name="baseline"))
+    title, x_label, y_label = "Calibration", "Mean predicted probability", "Observed frequency"
+    return Figure(
+        key="calibration",
+        title=title,
+        markdown=_chart(title, curves, x_label, y_label),
+        pngs=painter.draw(
+            lambda: plots.curves_png(title, curves, x_label=x_label, y_label=y_label, diagonal=True)
+        ),
+        caption=mermaid.legend(curves),
+    )
+
+
+def _chart(title: str, curves: list[curve_module.Curve], x_label: str, y_label: str) -> str:
+    try:
+        body = mermaid.line_chart(title, curves, x_label=x_label, y_label=y_label)
+    except ValueError:
+        return "(no points to draw)"
+    return f"```mermaid\n{body}\n```"
+
+
+def _residuals(candidate: Predictions, painter: _Painter) -> Figure:
+    from mlci import plots
+
+    predicted, residual = curve_module.residuals(candidate, max_points=20_000)
+    values = np.asarray(residual, dtype=float)
+    quantiles = np.quantile(values, [0.05, 0.5, 0.95]) if values.size else [np.nan] * 3
+    rows = [
+        ("mean", float(values.mean()) if values.size else float("nan")),
+        ("standard deviation", float(values.std()) if values.size else float("nan")),
+        ("5th percentile", float(quantiles[0])),
+        ("median", float(quantiles[1])),
+        ("95th percentile", float(quantiles[2])),
+    ]
+    table = "| residual (y_true - y_pred) | value |\n|---|--:|\n" + "\n".join(
+        f"| {name} | {value:.4g} |" for name, value in rows
+    )
+    return Figure(
+        key="residuals",
+        title="Residuals",
+        markdown=table,
+        pngs=painter.draw(lambda: plots.residuals_png(predicted, residual)),
+    )
+
+
+def _training(path: Path, painter: _Painter) -> Figure:
+    from mlci import plots
+
+    if not path.is_file():
+        raise MetricsError(f"report.training_log: {path.name} was not found after training")
+    fmt = "json" if path.suffix.lower() == ".json" else "csv"
+    columns = curve_module.read_training_log(
+        path.read_text(encoding="utf-8", errors="replace"), fmt, source=path.name
+    )
+    x_name = "epoch" if "epoch" in columns else "step" if "step" in columns else ""
+    x_values = columns.get(x_name) or tuple(
+        float(i) for i in range(len(next(iter(columns.values()), ())))
+    )
+    lines = [
+        curve_module.Curve(name, tuple(x_values), tuple(values))
+        for name, values in columns.items()
+        if name != x_name
+    ]
+    try:
+        body = mermaid.line_chart(
+            "Training", lines, x_label=x_name or "row", y_label="value", x_range=None, y_range=None
+        )
+        markdown = f"```mermaid\n{body}\n```"
+    except ValueError:
+        markdown = "(no points to draw)"
+    return Figure(
+        key="training",
+        title="Training curves",
+        markdown=markdown,
+        pngs=painter.draw(lambda: plots.training_curves_png(columns, x=x_name or "epoch")),
+        caption=mermaid.legend(lines),
+    )
