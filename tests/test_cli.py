@@ -14,7 +14,7 @@ from mlci import __version__
 from mlci.cli import main
 from tests.conftest import Project
 
-COMMANDS = [["run"], ["gate"], ["init"], ["demo"], ["registry"], ["registry", "show"]]
+COMMANDS = [["run"], ["gate"], ["report"], ["init"], ["demo"], ["registry"], ["registry", "show"]]
 HEAVY = ("mlflow", "dvc", "matplotlib", "pandas", "sklearn")
 
 
@@ -218,3 +218,25 @@ def test_gate_paths_are_relative_to_the_current_folder(project: Project) -> None
     assert result.returncode == 1, result.stderr
     gate = json.loads((project.out / "gate.json").read_text())
     assert gate["baseline"]["label"] == str(sub / "main.json")
+
+
+def test_report_renders_the_last_run_again_elsewhere(project: Project, tmp_path: Path) -> None:
+    project.write("metrics.json", json.dumps({"accuracy": 0.7, "log_loss": 0.3}))
+    assert mlci("gate", "--no-baseline", cwd=project.root).returncode == 1
+
+    result = mlci("report", "--out", str(tmp_path / "again"), cwd=project.root)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(
+        "✘ failed with no baseline: accuracy 0.7 is below the minimum 0.8"
+    )
+    for name in ("report.md", "report.html", "gate.json", "report.json"):
+        assert (tmp_path / "again" / name).read_text() == (project.out / name).read_text(), name
+
+
+def test_report_without_a_run_names_the_fix(project: Project) -> None:
+    result = mlci("report", cwd=project.root)
+    assert result.returncode == 2
+    assert (
+        "report.json: not found; `mlci run` or `mlci gate` writes the report first" in result.stderr
+    )

@@ -112,6 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _json_option(gate, "gate.json")
 
+    report = commands.add_parser(
+        "report",
+        help="render the last run's report again, without training or gating",
+        description="Render report.md, report.html, gate.json and the plots again from "
+        ".mlci/out/report.json, the record of the last `mlci run` or `mlci gate`: after "
+        "upgrading mlci, or into another folder with --out.",
+    )
+    _config_option(report)
+    report.add_argument(
+        "--out", type=Path, metavar="DIR", help="where to write (default: .mlci/out/)"
+    )
+    _json_option(report, "gate.json")
+
     init = commands.add_parser(
         "init",
         help="write mlci.yaml (or a whole example project with --example)",
@@ -175,6 +188,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             baseline_predictions=args.baseline_predictions,
             as_json=args.json,
         )
+    if command == "report":
+        from mlci.commands import report_command
+
+        return report_command(config=args.config, out=args.out, as_json=args.json)
     if command == "init":
         from mlci.init import init_command
 

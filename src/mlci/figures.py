@@ -42,21 +42,6 @@ def build_figures(
     return tuple(figures), tuple(notes)
 
 
-def write_pngs(figures: tuple[Figure, ...], folder: Path) -> list[Path]:
-    """Each figure's PNG images into `folder` (emptied first); returns the files."""
-    if folder.exists():
-        for old in folder.glob("*.png"):
-            old.unlink()
-    written = []
-    for figure in figures:
-        for index, png in enumerate(figure.pngs):
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{figure.key}{'' if index == 0 else f'-{index + 1}'}.png"
-            path.write_bytes(png)
-            written.append(path)
-    return written
-
-
 @dataclasses.dataclass
 class _Painter:
     """Makes PNGs when plots are on and matplotlib is there; else says why not, once."""

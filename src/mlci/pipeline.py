@@ -188,24 +188,24 @@ def run(
         state.figures, figure_notes = _figures(config, evaluation.loaded, baseline_loaded, out_dir)
         if figure_notes:
             state.gate = dataclasses.replace(state.gate, notes=(*state.gate.notes, *figure_notes))
-        files = _write_outputs(state.report(), out_dir)
+        files = write_outputs(state.report(), out_dir)
         state.stage = "publish"
         _publish(state.report(), out_dir)
         if registry is not None and state.promotion.eligible and state.gate.passed:
             state.stage = "promote"
             state.promotion = _promote(config, state, registry, evaluation.predictions, console)
-            files = _write_outputs(state.report(), out_dir)
+            files = write_outputs(state.report(), out_dir)
             _publish(state.report(), out_dir)
         exit_code = EXIT_OK if state.gate.passed else EXIT_GATE_FAILED
         return Outcome(exit_code=exit_code, report=state.report(), out_dir=out_dir, files=files)
     except MlciError as exc:
         console.error(exc.message)
         failed = state.report(exc)
-        files = _write_outputs(failed, out_dir)
+        files = write_outputs(failed, out_dir)
         _publish(failed, out_dir)
         return Outcome(exit_code=exc.exit_code, report=failed, out_dir=out_dir, files=files)
     except KeyboardInterrupt:
-        _write_outputs(state.report(Interrupted(f"interrupted during {state.stage}")), out_dir)
+        write_outputs(state.report(Interrupted(f"interrupted during {state.stage}")), out_dir)
         raise
 
 
@@ -214,10 +214,9 @@ def _figures(
 ) -> tuple[tuple[Figure, ...], tuple[str, ...]]:
     if candidate is None and config.report.training_log is None:
         return (), ()
-    from mlci.figures import build_figures, write_pngs
+    from mlci.figures import build_figures
 
     figures, notes = build_figures(config, candidate, baseline)
-    write_pngs(figures, out_dir / "plots")
     return figures, notes
 
 
@@ -443,12 +442,21 @@ def _is_newer(root: Path, champion_commit: str | None, commit: str) -> bool:
     return git.is_ancestor(root, commit, champion_commit) is True
 
 
-def _write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:
+def write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:
+    """report.md, report.html, gate.json, report.json and plots/*.png into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    plots = out_dir / "plots"
+    for old in plots.glob("*.png"):
+        old.unlink()
+    for figure in report.figures:
+        for name, png in zip(report_module.png_names(figure), figure.pngs, strict=True):
+            plots.mkdir(exist_ok=True)
+            (plots / name).write_bytes(png)
     files = {
         "report.md": report_module.render_markdown(report),
         "report.html": report_module.render_html(report),
         "gate.json": report_module.dumps(report_module.render_json(report)),
+        "report.json": report_module.dumps(report_module.to_document(report)),
     }
     written = {}
     for name, text in files.items():

@@ -9,14 +9,24 @@ longer than any backtick run inside them.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from mlci.core.gate import GateResult, RuleResult, format_number
+from mlci.core.gate import (
+    Baseline,
+    Check,
+    GateResult,
+    Interval,
+    Rule,
+    RuleResult,
+    format_number,
+)
 from mlci.core.metrics import MetricChange, MetricValue, diff_metrics, is_number
 
 SCHEMA_VERSION = 1
@@ -614,3 +624,90 @@ def confusion_markdown(
         shares.append(f"| {name} | " + " | ".join(share_cells) + " |")
     legend = "Cells: candidate (baseline). " if baseline is not None else ""
     return "\n".join(counts) + f"\n\n{legend}Share of each true class:\n\n" + "\n".join(shares)
+
+
+# -- report.json: everything, to render again later ---------------------------------------
+
+DOCUMENT_VERSION = 1
+
+
+def png_names(figure: Figure) -> list[str]:
+    """The file names of a figure's PNGs in `.mlci/out/plots/`."""
+    return [f"{figure.key}{'' if i == 0 else f'-{i + 1}'}.png" for i in range(len(figure.pngs))]
+
+
+def to_document(report: ReportInput) -> dict[str, object]:
+    """Everything in the report as JSON-ready data (PNGs by their names in plots/)."""
+    data = dataclasses.asdict(report)
+    for figure, source in zip(data["figures"], report.figures, strict=True):
+        figure["pngs"] = png_names(source)
+    encoded = _encode(data)
+    assert isinstance(encoded, dict)
+    return {"document_version": DOCUMENT_VERSION, **encoded}
+
+
+def from_document(document: Mapping[str, Any], read_png: Callable[[str], bytes]) -> ReportInput:
+    """The ReportInput that `to_document` wrote; raises ValueError if it is not one."""
+    if document.get("document_version") != DOCUMENT_VERSION:
+        raise ValueError(f"not a version {DOCUMENT_VERSION} report document")
+    data = _decode(dict(document))
+    data.pop("document_version")
+    gate = data.pop("gate")
+    figures = data.pop("figures")
+    promotion = data.pop("promotion")
+    return ReportInput(
+        gate=None if gate is None else _gate_from(gate),
+        figures=tuple(
+            Figure(**{**f, "pngs": tuple(read_png(name) for name in f["pngs"])}) for f in figures
+        ),
+        promotion=None if promotion is None else Promotion(**promotion),
+        output_tail=tuple(data.pop("output_tail")),
+        **data,
+    )
+
+
+def _gate_from(data: dict[str, Any]) -> GateResult:
+    results = []
+    for item in data["results"]:
+        checks = tuple(Check(**{**c, "interval": _interval(c["interval"])}) for c in item["checks"])
+        results.append(
+            RuleResult(
+                **{
+                    **item,
+                    "rule": Rule(**item["rule"]),
+                    "checks": checks,
+                    "interval": _interval(item["interval"]),
+                }
+            )
+        )
+    baseline = data["baseline"]
+    return GateResult(
+        results=tuple(results),
+        baseline=None if baseline is None else Baseline(**baseline),
+        notes=tuple(data["notes"]),
+    )
+
+
+def _interval(data: dict[str, Any] | None) -> Interval | None:
+    return None if data is None else Interval(**data)
+
+
+def _encode(value: object) -> object:
+    """JSON-ready: non-finite floats tagged, tuples as lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}
+    if isinstance(value, dict):
+        return {str(key): _encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$float"}:
+            return float(value["$float"])
+        return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
