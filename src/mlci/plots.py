@@ -138,12 +138,14 @@ def curves_png(
         ax.set_xlabel(_text(x_label, 70))
         ax.set_ylabel(_text(y_label, 50))
         if curves:
-            columns = 1 if len(curves) <= 3 else min(4, math.ceil(len(curves) / 3))
-            figure.legend(loc="outside lower center", ncols=columns)
+            # Three columns of "class 9 (AUC 0.999)" fit the figure's width; four do not.
+            columns = 1 if len(curves) <= 3 else 3
+            size = "medium" if len(curves) <= 3 else "small"
+            figure.legend(loc="outside lower center", ncols=columns, fontsize=size)
         else:
             _no_data(ax)
 
-    rows = math.ceil(len(curves) / 4) if len(curves) > 3 else len(curves)
+    rows = math.ceil(len(curves) / 3) if len(curves) > 3 else len(curves)
     return _render((6.0, 4.6 + 0.18 * min(rows, 8)), draw)
 
 
