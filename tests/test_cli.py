@@ -14,7 +14,17 @@ from mlci import __version__
 from mlci.cli import main
 from tests.conftest import Project
 
-COMMANDS = [["run"], ["gate"], ["report"], ["init"], ["demo"], ["registry"], ["registry", "show"]]
+COMMANDS = [
+    ["run"],
+    ["gate"],
+    ["report"],
+    ["init"],
+    ["demo"],
+    ["rollback"],
+    ["registry"],
+    ["registry", "show"],
+    ["registry", "history"],
+]
 HEAVY = ("mlflow", "dvc", "matplotlib", "pandas", "sklearn")
 
 
@@ -240,3 +250,39 @@ def test_report_without_a_run_names_the_fix(project: Project) -> None:
     assert (
         "report.json: not found; `mlci run` or `mlci gate` writes the report first" in result.stderr
     )
+
+
+def test_rollback_moves_the_champion_back_and_history_shows_it(project: Project) -> None:
+    assert mlci("run", cwd=project.root).returncode == 0
+    project.set_params(metrics={"accuracy": 0.95, "log_loss": 0.2})
+    project.commit("better")
+    assert mlci("run", cwd=project.root).returncode == 0
+
+    rolled = mlci("rollback", cwd=project.root)
+    again = mlci("rollback", "--to", "2", "--json", cwd=project.root)
+    history = mlci("registry", "history", cwd=project.root)
+
+    assert rolled.returncode == 0, rolled.stderr
+    assert rolled.stdout.startswith("tiny-model@champion moved back from v2 to v1")
+    assert json.loads(again.stdout)["to_version"] == "2"
+    lines = history.stdout.splitlines()
+    assert lines[0] == "tiny-model@champion, oldest first"
+    moves = [line.split()[3:6] for line in lines[2:]]  # after the date and time columns
+    assert moves == [
+        ["—", "v1", "promote"],
+        ["v1", "v2", "promote"],
+        ["v2", "v1", "rollback"],
+        ["v1", "v2", "rollback"],
+    ]
+
+
+def test_rollback_errors_name_the_fix(project: Project) -> None:
+    nothing = mlci("rollback", cwd=project.root)
+    assert nothing.returncode == 2
+    assert "tiny-model has no @champion to roll back" in nothing.stderr
+    assert mlci("run", cwd=project.root).returncode == 0
+    first = mlci("rollback", cwd=project.root)
+    assert first.returncode == 2
+    assert "has no version before v1; name one with --to VERSION" in first.stderr
+    missing = mlci("rollback", "--to", "9", cwd=project.root)
+    assert "tiny-model has no version 9" in missing.stderr

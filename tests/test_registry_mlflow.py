@@ -168,3 +168,32 @@ def test_predictions_are_stored_with_the_version_and_read_back(
     assert fetched is not None
     assert fetched.read_text() == "y_true,y_pred\n1,1\n0,1\n"
     assert registry.predictions(without, tmp_path / "download2") is None
+
+
+def test_every_alias_move_is_recorded(registry: MlflowRegistry, model_dir: Path) -> None:
+    v1, _ = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
+    v2, _ = registry.register("clf", model_dir, lineage("b" * 40, accuracy=0.95))
+    registry.move_alias("clf", "champion", v1, run_url="https://ci.example/run/1")
+    registry.move_alias("clf", "champion", v2)
+    registry.move_alias("clf", "champion", v1, reason="rollback")
+
+    history = registry.history("clf", "champion")
+
+    assert [(m.from_version, m.to_version, m.reason) for m in history] == [
+        (None, "1", "promote"),
+        ("1", "2", "promote"),
+        ("2", "1", "rollback"),
+    ]
+    assert history[0].run_url == "https://ci.example/run/1"
+    assert history[1].commit == "b" * 40
+    assert all(m.when_ms for m in history)
+    assert registry.history("clf", "challenger") == []
+    assert registry.history("no-such-model", "champion") == []
+
+
+def test_a_version_is_found_by_number(registry: MlflowRegistry, model_dir: Path) -> None:
+    registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
+    found = registry.version("clf", "1")
+    assert found is not None and found.commit == "a" * 40
+    assert registry.version("clf", "7") is None
+    assert registry.version("nothing", "1") is None

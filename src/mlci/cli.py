@@ -165,6 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_option(show)
     _json_option(show, "the versions")
+    history = registry_commands.add_parser(
+        "history",
+        help="every move of the alias: when, from which version to which, and why",
+        description="List every recorded move of the alias (registry.alias by default), "
+        "oldest first: promotions and rollbacks, with the commit and the CI run.",
+    )
+    _config_option(history)
+    history.add_argument("--alias", metavar="NAME", help="another alias than registry.alias")
+    _json_option(history, "the moves")
+
+    rollback = commands.add_parser(
+        "rollback",
+        help="move the champion back to an earlier version",
+        description="Move the alias (registry.alias by default) back to --to VERSION or, "
+        "without it, to the version it held before the current one. The move is recorded "
+        "in the history like a promotion.",
+    )
+    _config_option(rollback)
+    rollback.add_argument("--to", metavar="VERSION", help="the version to move the alias to")
+    rollback.add_argument("--alias", metavar="NAME", help="another alias than registry.alias")
+    _json_option(rollback, "the move")
     return parser
 
 
@@ -200,6 +221,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mlci.demo import demo_command
 
         return demo_command(folder=args.dir)
+    if command == "rollback":
+        from mlci.commands import rollback_command
+
+        return rollback_command(config=args.config, to=args.to, alias=args.alias, as_json=args.json)
+    if command == "registry" and args.registry_command == "history":
+        from mlci.commands import registry_history_command
+
+        return registry_history_command(config=args.config, alias=args.alias, as_json=args.json)
     if command == "registry" and args.registry_command == "show":
         from mlci.commands import registry_show_command
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -18,7 +19,7 @@ from mlci.core.gate import format_number
 from mlci.core.metrics import MetricValue
 from mlci.core.report import ReportInput
 from mlci.errors import EXIT_OK, ConfigError, UsageError
-from mlci.registry.base import ModelVersion
+from mlci.registry.base import AliasMove, ModelVersion
 from mlci.registry.mlflow import redact_uri
 
 
@@ -201,3 +202,77 @@ def report_command(*, config: Path | None, out: Path | None, as_json: bool) -> i
         pipeline.Outcome(exit_code=EXIT_OK, report=report, out_dir=target), as_json=as_json
     )
     return EXIT_OK
+
+
+def registry_history_command(*, config: Path | None, alias: str | None, as_json: bool) -> int:
+    loaded = load_config(_config_path(config))
+    alias = alias or loaded.registry.alias
+    registry = pipeline.open_registry(loaded, os.environ)
+    moves = registry.history(loaded.model_name, alias)
+    if as_json:
+        payload = {
+            "model": loaded.model_name,
+            "alias": alias,
+            "moves": [dataclasses.asdict(move) for move in moves],
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return EXIT_OK
+    if not moves:
+        sys.stdout.write(f"{loaded.model_name}@{alias}: no moves recorded yet\n")
+        return EXIT_OK
+    sys.stdout.write(f"{loaded.model_name}@{alias}, oldest first\n")
+    rows = [("when", "from", "to", "why", "commit", "CI run")]
+    for move in moves:
+        rows.append(
+            (
+                _when(move.when_ms),
+                f"v{move.from_version}" if move.from_version else "—",
+                f"v{move.to_version}",
+                move.reason,
+                (move.commit or "—")[:10],
+                move.run_url or "—",
+            )
+        )
+    sys.stdout.write("\n".join(columns(rows)) + "\n")
+    return EXIT_OK
+
+
+def rollback_command(
+    *, config: Path | None, to: str | None, alias: str | None, as_json: bool
+) -> int:
+    """Move the alias back: to `to`, or to the version it held before the current one."""
+    loaded = load_config(_config_path(config))
+    alias = alias or loaded.registry.alias
+    model = loaded.model_name
+    registry = pipeline.open_registry(loaded, os.environ)
+    current = registry.by_alias(model, alias)
+    if current is None:
+        raise UsageError(f"{model} has no @{alias} to roll back")
+    target_version = to or _previous(registry.history(model, alias), current.version)
+    if target_version is None:
+        raise UsageError(
+            f"the history of {model}@{alias} has no version before v{current.version}; "
+            f"name one with --to VERSION (see `mlci registry show`)"
+        )
+    target = registry.version(model, target_version.removeprefix("v"))
+    if target is None:
+        raise UsageError(f"{model} has no version {target_version}; see `mlci registry show`")
+    if target.version == current.version:
+        raise UsageError(f"@{alias} already points at v{current.version}")
+    move = registry.move_alias(model, alias, target, reason="rollback")
+    if as_json:
+        sys.stdout.write(json.dumps(dataclasses.asdict(move), indent=2) + "\n")
+    else:
+        sys.stdout.write(
+            f"{model}@{alias} moved back from v{move.from_version} to v{move.to_version} "
+            f"(commit {(target.commit or '—')[:10]})\n"
+        )
+    return EXIT_OK
+
+
+def _previous(moves: list[AliasMove], current: str) -> str | None:
+    """The version the alias held before it last moved to `current`."""
+    for move in reversed(moves):
+        if move.to_version == current:
+            return move.from_version
+    return None

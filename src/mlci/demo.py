@@ -164,7 +164,8 @@ def demo_command(*, folder: Path | None) -> int:
         why = failing.gate.summary() if failing.gate else failing.error
         out.write(f"\nWhy build 2 failed: {why}\n")
     out.write(
-        f"\nLook around: cd {target} && mlci registry show\n"
+        f"\nLook around: cd {target} && mlci registry show"
+        f" (then mlci registry history, mlci rollback)\n"
         f"Open a report: {builds[-1].saved_to / 'report.html'}\n"
     )
     unexpected = [b for b in builds if b.outcome.exit_code != b.expected_exit]

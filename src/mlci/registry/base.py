@@ -49,9 +49,15 @@ class ModelVersion:
 
 @dataclass(frozen=True)
 class AliasMove:
+    """One move of an alias, as the registry's history records it."""
+
     alias: str
     from_version: str | None
     to_version: str
+    reason: str = "promote"  # "promote" or "rollback"
+    when_ms: int | None = None
+    commit: str | None = None  # the commit of the version moved to
+    run_url: str | None = None  # the CI run that moved it
 
 
 class Registry(Protocol):
@@ -74,8 +80,24 @@ class Registry(Protocol):
         """Download the predictions stored with `version` into `dest`, or None."""
         ...
 
-    def move_alias(self, model: str, alias: str, to: ModelVersion) -> AliasMove:
-        """Point `alias` at `to`, returning where it pointed before."""
+    def move_alias(
+        self,
+        model: str,
+        alias: str,
+        to: ModelVersion,
+        *,
+        reason: str = "promote",
+        run_url: str | None = None,
+    ) -> AliasMove:
+        """Point `alias` at `to` and record the move in the history; returns the move."""
+        ...
+
+    def history(self, model: str, alias: str) -> list[AliasMove]:
+        """Every recorded move of `alias`, oldest first."""
+        ...
+
+    def version(self, model: str, version: str) -> ModelVersion | None:
+        """One version of `model`, or None when it does not exist."""
         ...
 
     def versions(self, model: str) -> list[ModelVersion]:

@@ -8,9 +8,12 @@ Every MLflow failure becomes an `ExternalError` here and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import re
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from mlci.registry.base import AliasMove, Lineage, ModelVersion
 EXPERIMENT = "mlci"
 _TAG_LIMIT = 5000  # MLflow's limit on a tag value
 _PARAM_KEY_LIMIT, _PARAM_VALUE_LIMIT = 250, 6000  # MLflow's limits on a param
+_HISTORY_PREFIX = "mlci.history."  # + alias + "." + milliseconds: one tag per alias move
 _PREDICTIONS_DIR = "mlci-predictions"  # where a version's predictions are stored in its run
 # MLflow's defaults, changed where a CI job needs otherwise; a variable already set wins.
 _MLFLOW_DEFAULTS = {
@@ -132,14 +136,60 @@ class MlflowRegistry:
             local = client.download_artifacts(version.run_id, stored[0].path, str(dest))
             return Path(local)
 
-    def move_alias(self, model: str, alias: str, to: ModelVersion) -> AliasMove:
+    def move_alias(
+        self,
+        model: str,
+        alias: str,
+        to: ModelVersion,
+        *,
+        reason: str = "promote",
+        run_url: str | None = None,
+    ) -> AliasMove:
         before = self.by_alias(model, alias)
+        move = AliasMove(
+            alias=alias,
+            from_version=before.version if before else None,
+            to_version=to.version,
+            reason=reason,
+            when_ms=int(time.time() * 1000),
+            commit=to.commit,
+            run_url=run_url,
+        )
         client = self._client()
         with self._errors(f"moving @{alias} of {model}"):
             client.set_registered_model_alias(model, alias, to.version)
-        return AliasMove(
-            alias=alias, from_version=before.version if before else None, to_version=to.version
-        )
+            # MLflow keeps no alias history: each move is a tag on the registered model.
+            key = f"{_HISTORY_PREFIX}{alias}.{move.when_ms:013d}"
+            client.set_registered_model_tag(model, key, json.dumps(dataclasses.asdict(move)))
+        return move
+
+    def history(self, model: str, alias: str) -> list[AliasMove]:
+        if self._sqlite_missing():
+            return []
+        client = self._client()
+        with self._errors(f"reading the history of {model}@{alias}"):
+            try:
+                tags = client.get_registered_model(model).tags
+            except Exception as exc:
+                if _not_found(exc):
+                    return []
+                raise
+        prefix = f"{_HISTORY_PREFIX}{alias}."
+        moves = [json.loads(value) for key, value in sorted(tags.items()) if key.startswith(prefix)]
+        return [AliasMove(**move) for move in moves]
+
+    def version(self, model: str, version: str) -> ModelVersion | None:
+        if self._sqlite_missing():
+            return None
+        client = self._client()
+        with self._errors(f"reading {model} v{version}"):
+            try:
+                found = client.get_model_version(model, version)
+            except Exception as exc:
+                if _not_found(exc) or getattr(exc, "error_code", "") == "INVALID_PARAMETER_VALUE":
+                    return None
+                raise
+            return self._version(found, self._aliases(model))
 
     # -- helpers -------------------------------------------------------------------------
 
