@@ -24,7 +24,11 @@ from mlci.errors import MetricsError, UsageError
 def build_figures(
     config: Config, candidate: Predictions | None, baseline: Predictions | None
 ) -> tuple[tuple[Figure, ...], tuple[str, ...]]:
-    """The figures for this run, and notes on what could not be drawn."""
+    """The figures for this run, and notes on what could not be drawn.
+
+    `baseline`, when given, holds the baseline's predictions aligned row by row with the
+    candidate's (`mlci.predictions.align`).
+    """
     painter = _Painter.make(config.report.plots)
     figures: list[Figure] = []
     notes: list[str] = []
@@ -75,13 +79,6 @@ def _classification(
 ) -> list[Figure]:
     from mlci import plots
 
-    if baseline is not None:
-        from mlci.predictions import align
-
-        try:
-            candidate, baseline = align(candidate, baseline)
-        except MetricsError:
-            baseline = None  # not the same rows: show the candidate alone
     classes = candidate.classes
     cand_cm = confusion_matrix(candidate.y_true, candidate.y_pred, classes)
     base_cm = confusion_matrix(baseline.y_true, baseline.y_pred, classes) if baseline else None

@@ -168,7 +168,7 @@ def run(
         state.stage = "gate"
         plan = _promotion_plan(config, state, options.promote)
         on_missing, seed_note = _missing_baseline_policy(config, request, choice, plan)
-        intervals, interval_notes, baseline_loaded = _intervals(
+        intervals, interval_notes, paired = _intervals(
             config, evaluation, choice.predictions, console
         )
         gate = evaluate_gate(
@@ -185,7 +185,8 @@ def run(
             plan = dataclasses.replace(plan, eligible=False, reason="the gate failed")
         state.promotion = plan
         state.stage = "report"
-        state.figures, figure_notes = _figures(config, evaluation.loaded, baseline_loaded, out_dir)
+        candidate, baseline = paired or (evaluation.loaded, None)
+        state.figures, figure_notes = _figures(config, candidate, baseline)
         if figure_notes:
             state.gate = dataclasses.replace(state.gate, notes=(*state.gate.notes, *figure_notes))
         files = write_outputs(state.report(), out_dir)
@@ -210,14 +211,13 @@ def run(
 
 
 def _figures(
-    config: Config, candidate: Predictions | None, baseline: Predictions | None, out_dir: Path
+    config: Config, candidate: Predictions | None, baseline: Predictions | None
 ) -> tuple[tuple[Figure, ...], tuple[str, ...]]:
     if candidate is None and config.report.training_log is None:
         return (), ()
     from mlci.figures import build_figures
 
-    figures, notes = build_figures(config, candidate, baseline)
-    return figures, notes
+    return build_figures(config, candidate, baseline)
 
 
 def _registry_for(
@@ -291,10 +291,11 @@ def _evaluate(config: Config, options: RunOptions, state: _State, console: Conso
 
 def _intervals(
     config: Config, evaluation: _Evaluation, baseline_predictions: Path | None, console: Console
-) -> tuple[dict[float, MetricIntervals], tuple[str, ...], Predictions | None]:
+) -> tuple[dict[float, MetricIntervals], tuple[str, ...], tuple[Predictions, Predictions] | None]:
     """Intervals at each confidence level the rules use (and 0.95 for the report).
 
-    Also returns the baseline's predictions, loaded, for the plots.
+    Also returns the candidate's and the baseline's predictions aligned row by row, when
+    the baseline's are known, for the plots.
     """
     if evaluation.loaded is None:
         return {}, (), None
@@ -304,12 +305,10 @@ def _intervals(
     candidate = evaluation.loaded
     task = config.evaluate.task
     paired: tuple[Predictions, Predictions] | None = None
-    baseline: Predictions | None = None
     notes: tuple[str, ...] = ()
     if baseline_predictions is not None:
         try:
-            baseline = load_predictions(baseline_predictions, task=task)
-            paired = align(candidate, baseline)
+            paired = align(candidate, load_predictions(baseline_predictions, task=task))
         except MetricsError as exc:
             notes = (f"Intervals are not paired: {exc.message}",)
     levels = sorted({rule.confidence for rule in config.gate.rules if rule.confidence} | {0.95})
@@ -328,7 +327,7 @@ def _intervals(
                 *paired, task, confidence=level, resamples=draws, seed=seed
             )
         result[level] = MetricIntervals(value=value, change=change)
-    return result, notes, baseline
+    return result, notes, paired
 
 
 def _describe_context(context: ci.CiContext, console: Console) -> None:
