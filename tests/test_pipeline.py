@@ -495,3 +495,19 @@ def test_plots_land_in_both_reports_and_in_the_plots_folder(project: Project) ->
         "roc.png",
         "training.png",
     ]
+
+
+def test_force_promote_promotes_from_another_branch_and_says_so(project: Project) -> None:
+    project.branch("hotfix")
+    outcome, _ = run(project, pipeline.RunOptions(promote="force"))
+
+    assert outcome.exit_code == EXIT_OK
+    promotion = outcome.report.promotion
+    assert promotion is not None and promotion.version == "1"
+    assert promotion.reason == (
+        "forced with --force-promote, although branch hotfix is not in registry.promote_on (main)"
+    )
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=registry_of(project).tracking_uri)
+    assert client.get_model_version("tiny-model", "1").tags["mlci.forced"] == "true"

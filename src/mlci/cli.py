@@ -62,8 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
         "registry.promote_on promote a passing model in the registry.",
     )
     _config_option(run)
-    run.add_argument(
+    promotion = run.add_mutually_exclusive_group()
+    promotion.add_argument(
         "--no-promote", action="store_true", help="never promote, even on a promoting branch"
+    )
+    promotion.add_argument(
+        "--force-promote",
+        action="store_true",
+        help="promote a passing model even from a branch or event outside registry.promote_on "
+        "(the version is tagged mlci.forced=true)",
     )
     _json_option(run, "gate.json")
 
@@ -193,8 +200,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     command: str | None = args.command
     if command == "run":
         from mlci.commands import run_command
+        from mlci.pipeline import PromoteMode
 
-        return run_command(config=args.config, promote=not args.no_promote, as_json=args.json)
+        promote: PromoteMode = "auto"
+        if args.no_promote or args.force_promote:
+            promote = "never" if args.no_promote else "force"
+        return run_command(config=args.config, promote=promote, as_json=args.json)
     if command == "gate":
         from mlci.commands import gate_command
 

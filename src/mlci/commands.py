@@ -36,8 +36,8 @@ def _from_cwd(path: Path | None) -> Path | None:
     return None if path is None else path.resolve()
 
 
-def run_command(*, config: Path | None, promote: bool, as_json: bool) -> int:
-    options = pipeline.RunOptions(promote="auto" if promote else "never")
+def run_command(*, config: Path | None, promote: pipeline.PromoteMode, as_json: bool) -> int:
+    options = pipeline.RunOptions(promote=promote)
     outcome = pipeline.run(config_path=_config_path(config), options=options)
     _print_outcome(outcome, as_json=as_json)
     return outcome.exit_code

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from mlci.core.stats import Predictions
 
 OUT_DIR = Path(".mlci") / "out"
-PromoteMode = Literal["auto", "never"]
+PromoteMode = Literal["auto", "never", "force"]
 RegistryFactory = Callable[[Config, Mapping[str, str]], Registry]
 
 
@@ -383,6 +383,8 @@ def _promotion_plan(config: Config, state: _State, promote: PromoteMode) -> Prom
     if state.context.sha is None:
         return Promotion(eligible=False, reason="the repository has no commit yet")
     eligible, reason = state.context.promotes(config.registry.promote_on)
+    if promote == "force" and not eligible:
+        eligible, reason = True, f"forced with --force-promote, although {reason}"
     return Promotion(eligible=eligible, reason=reason, alias=config.registry.alias)
 
 
@@ -416,6 +418,7 @@ def _promote(
         pr_number=state.context.pr_number,
         training_seconds=state.training_seconds,
         params=state.params,
+        forced=state.promotion.reason.startswith("forced"),
     )
     version, created = registry.register(
         config.model_name, artifact, lineage, predictions=predictions

@@ -25,6 +25,7 @@ class Lineage:
     pr_number: int | None = None
     training_seconds: float | None = None
     params: Mapping[str, str] = field(default_factory=dict)
+    forced: bool = False  # promoted from outside registry.promote_on (--force-promote)
 
 
 @dataclass(frozen=True)

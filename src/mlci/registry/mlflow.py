@@ -351,6 +351,7 @@ def _lineage_tags(lineage: Lineage) -> dict[str, str]:
         "mlci.commit": lineage.commit,
         "mlci.branch": lineage.branch or "",
         "mlci.dirty": str(lineage.dirty).lower(),
+        "mlci.forced": "true" if lineage.forced else "",
         "mlci.ci": lineage.ci,
         "mlci.event": lineage.event,
         "mlci.gate": lineage.gate_verdict,
