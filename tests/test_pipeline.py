@@ -113,6 +113,7 @@ def test_merge_to_main_promotes_the_better_model(project: Project) -> None:
         "previous_version": "1",
         "created": True,
         "alias_kept": None,
+        "role": "champion",
     }
 
 
@@ -511,3 +512,36 @@ def test_force_promote_promotes_from_another_branch_and_says_so(project: Project
 
     client = MlflowClient(tracking_uri=registry_of(project).tracking_uri)
     assert client.get_model_version("tiny-model", "1").tags["mlci.forced"] == "true"
+
+
+def test_a_passing_pull_request_becomes_the_challenger(project: Project) -> None:
+    project.write(
+        "mlci.yaml",
+        project.config.read_text().replace(
+            "  promote_on: [main]\n", "  promote_on: [main]\n  challenger: challenger\n"
+        ),
+    )
+    project.commit("challenger alias")
+    run(project)  # main: the champion
+    project.branch("pr/better")
+    project.set_params(metrics={"accuracy": 0.93, "log_loss": 0.25})
+    project.commit("better")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_OK
+    registry = registry_of(project)
+    champion = registry.by_alias("tiny-model", "champion")
+    challenger = registry.by_alias("tiny-model", "challenger")
+    assert champion is not None and champion.version == "1"
+    assert challenger is not None and challenger.version == "2"
+    assert outcome.report.promotion is not None
+    assert (
+        outcome.report.promotion.describe()
+        == "version 2 registered; @challenger set (first challenger)"
+    )
+    project.set_params(metrics={"accuracy": 0.5, "log_loss": 0.25})
+    project.commit("much worse")
+    run(project)  # a failing candidate does not move the challenger
+    challenger = registry.by_alias("tiny-model", "challenger")
+    assert challenger is not None and challenger.version == "2"

@@ -58,6 +58,7 @@ class RegistryConfig:
     model: str | None = None
     promote_on: tuple[str, ...] = ("main",)
     alias: str = "champion"
+    challenger: str | None = None  # alias for passing pull-request candidates; None: off
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "require_proof",
         "on_missing_metric",
     ),
-    "registry": ("kind", "tracking_uri", "model", "promote_on", "alias"),
+    "registry": ("kind", "tracking_uri", "model", "promote_on", "alias", "challenger"),
     "report": ("params", "training_log", "plots"),
 }
 
@@ -442,9 +443,17 @@ def _parse_registry(data: object, problems: _Problems) -> RegistryConfig:
     alias = section.string("alias", "champion")
     if _RESERVED_ALIAS.match(alias):
         problems.add("registry.alias", f'"{alias}" is reserved by MLflow; use e.g. champion')
+    challenger = section.optional_string("challenger")
+    if challenger is not None and (_RESERVED_ALIAS.match(challenger) or challenger == alias):
+        problems.add(
+            "registry.challenger",
+            f'"{challenger}" is reserved or already registry.alias; use e.g. challenger',
+        )
+        challenger = None
     return RegistryConfig(
         tracking_uri=section.string("tracking_uri", DEFAULT_TRACKING_URI),
         model=section.optional_string("model"),
         promote_on=section.string_list("promote_on", ("main",)),
         alias=alias,
+        challenger=challenger,
     )

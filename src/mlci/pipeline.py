@@ -362,7 +362,12 @@ def _missing_baseline_policy(
     absolute limits and becomes the first champion.
     """
     policy = config.gate.on_missing_baseline
-    seeding = plan.eligible and choice.baseline is None and request.mode in ("auto", "registry")
+    seeding = (
+        plan.eligible
+        and plan.alias == config.registry.alias
+        and choice.baseline is None
+        and request.mode in ("auto", "registry")
+    )
     if policy == "fail" and seeding:
         note = (
             "First champion: this build seeds the empty registry on its absolute limits; "
@@ -385,6 +390,12 @@ def _promotion_plan(config: Config, state: _State, promote: PromoteMode) -> Prom
     eligible, reason = state.context.promotes(config.registry.promote_on)
     if promote == "force" and not eligible:
         eligible, reason = True, f"forced with --force-promote, although {reason}"
+    if not eligible and config.registry.challenger:
+        # A candidate that does not promote can still be registered as the challenger.
+        why = f"a candidate from outside registry.promote_on becomes @{config.registry.challenger}"
+        return Promotion(
+            eligible=True, reason=why, alias=config.registry.challenger, role="challenger"
+        )
     return Promotion(eligible=eligible, reason=reason, alias=config.registry.alias)
 
 
@@ -424,16 +435,20 @@ def _promote(
         config.model_name, artifact, lineage, predictions=predictions
     )
     promotion = dataclasses.replace(state.promotion, version=version.version, created=created)
-    current = registry.by_alias(config.model_name, config.registry.alias)
-    if current is not None and _is_newer(config.root, current.commit, state.context.sha):
+    alias = state.promotion.alias or config.registry.alias
+    current = registry.by_alias(config.model_name, alias)
+    champion = alias == config.registry.alias
+    if (
+        champion
+        and current is not None
+        and _is_newer(config.root, current.commit, state.context.sha)
+    ):
         # An older commit's build finished last: it must not replace a newer champion.
-        kept = f"@{config.registry.alias} stays on v{current.version}, from the newer commit "
+        kept = f"@{alias} stays on v{current.version}, from the newer commit "
         kept += f"{(current.commit or '')[:8]}"
         promotion = dataclasses.replace(promotion, previous=current.version, kept=kept)
     else:
-        move = registry.move_alias(
-            config.model_name, config.registry.alias, version, run_url=state.context.run_url
-        )
+        move = registry.move_alias(config.model_name, alias, version, run_url=state.context.run_url)
         promotion = dataclasses.replace(promotion, previous=move.from_version)
     console.step("promote", f"{config.model_name} {promotion.describe()}")
     return promotion

@@ -477,6 +477,7 @@ def test_json_has_the_documented_keys() -> None:
         "previous_version": None,
         "created": None,
         "alias_kept": None,
+        "role": "champion",
     }
     assert data["error"] is None
 
@@ -646,6 +647,7 @@ def test_promotion_is_in_the_run_details() -> None:
         "previous_version": "3",
         "created": True,
         "alias_kept": None,
+        "role": "champion",
     }
 
 

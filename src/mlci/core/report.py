@@ -53,6 +53,7 @@ class Promotion:
     previous: str | None = None
     created: bool | None = None
     kept: str | None = None  # why the alias was not moved to this version
+    role: str = "champion"  # or "challenger": a candidate from outside registry.promote_on
 
     def describe(self) -> str:
         if self.version is None:
@@ -66,7 +67,7 @@ class Promotion:
         if self.previous == self.version:
             moved = f"; @{self.alias} already pointed at it"
         elif self.previous is None and self.alias:
-            moved = f"; @{self.alias} set (first champion)"
+            moved = f"; @{self.alias} set (first {self.role})"
         return f"version {self.version} {verb}{moved}"
 
 
@@ -575,6 +576,7 @@ def _promotion_json(promotion: Promotion) -> dict[str, object]:
         "previous_version": promotion.previous,
         "created": promotion.created,
         "alias_kept": promotion.kept,
+        "role": promotion.role,
     }
 
 
