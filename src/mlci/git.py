@@ -122,9 +122,9 @@ def prefix(root: Path) -> str:
 
 def read_file_at(root: Path, commit: str, path: str) -> bytes | None:
     """The content of `path` (relative to the repository's top) at `commit`, or None."""
-    top = repo_root(root)
+    # `git show REV:PATH` reads PATH from the top of the tree whatever the working folder.
     completed = subprocess.run(
-        ["git", "show", f"{commit}:{path}"], cwd=top, capture_output=True, check=False
+        ["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, check=False
     )
     if completed.returncode == 0:
         return completed.stdout

@@ -389,7 +389,8 @@ def _promotion_plan(config: Config, state: _State, promote: PromoteMode) -> Prom
         return Promotion(eligible=False, reason="the repository has no commit yet")
     eligible, reason = state.context.promotes(config.registry.promote_on)
     if promote == "force" and not eligible:
-        eligible, reason = True, f"forced with --force-promote, although {reason}"
+        reason = f"forced with --force-promote, although {reason}"
+        return Promotion(eligible=True, reason=reason, alias=config.registry.alias, forced=True)
     if not eligible and config.registry.challenger:
         # A candidate that does not promote can still be registered as the challenger.
         why = f"a candidate from outside registry.promote_on becomes @{config.registry.challenger}"
@@ -429,7 +430,7 @@ def _promote(
         pr_number=state.context.pr_number,
         training_seconds=state.training_seconds,
         params=state.params,
-        forced=state.promotion.reason.startswith("forced"),
+        forced=state.promotion.forced,
     )
     version, created = registry.register(
         config.model_name, artifact, lineage, predictions=predictions

@@ -54,6 +54,7 @@ class Promotion:
     created: bool | None = None
     kept: str | None = None  # why the alias was not moved to this version
     role: str = "champion"  # or "challenger": a candidate from outside registry.promote_on
+    forced: bool = False  # eligible only because of --force-promote
 
     def describe(self) -> str:
         if self.version is None:
