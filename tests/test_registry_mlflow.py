@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mlci.errors import ExternalError
 from mlci.registry.base import Lineage
 from mlci.registry.mlflow import MlflowRegistry, redact_uri, resolve_tracking_uri
+from mlci.registry.packaging import package_model
 
 
 def lineage(commit: str, **metrics: float) -> Lineage:
@@ -197,3 +202,194 @@ def test_a_version_is_found_by_number(registry: MlflowRegistry, model_dir: Path)
     assert found is not None and found.commit == "a" * 40
     assert registry.version("clf", "7") is None
     assert registry.version("nothing", "1") is None
+
+
+# -- the model as an MLflow model -----------------------------------------------------------
+
+
+def _trained() -> tuple[Any, Any]:
+    """A small scikit-learn pipeline and the rows to predict."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features, labels = load_iris(return_X_y=True)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    return model.fit(features, labels), features[::7]
+
+
+def _load_champion(
+    registry: MlflowRegistry, monkeypatch: pytest.MonkeyPatch, loader: str = "pyfunc"
+) -> Any:
+    import mlflow.pyfunc
+    import mlflow.sklearn
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
+    load = mlflow.sklearn.load_model if loader == "sklearn" else mlflow.pyfunc.load_model
+    return load("models:/clf@champion")
+
+
+def test_a_pickled_sklearn_model_loads_back_from_the_champion_alias(
+    registry: MlflowRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, rows = _trained()
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.pkl").write_bytes(pickle.dumps(model))  # as the example's train.py
+    (folder / "labels.txt").write_text("setosa\n")
+
+    version, _ = registry.register("clf", folder, lineage("a" * 40, accuracy=0.9))
+    registry.move_alias("clf", "champion", version)
+
+    assert version.model_format == "sklearn"
+    loaded = _load_champion(registry, monkeypatch)
+    assert list(loaded.predict(rows)) == list(model.predict(rows))
+    estimator = _load_champion(registry, monkeypatch, loader="sklearn")
+    assert (estimator.predict_proba(rows) == model.predict_proba(rows)).all()
+    stored = next((tmp_path / "artifacts").rglob("MLmodel")).parent
+    assert (stored / "labels.txt").read_text() == "setosa\n"  # the folder's other files stay
+    requirements = (stored / "requirements.txt").read_text().splitlines()
+    assert {r.split("==")[0] for r in requirements} == {"mlflow", "numpy", "scikit-learn"}
+    assert all("==" in r for r in requirements)
+
+
+def test_a_joblib_model_loads_back_through_the_shipped_loader(
+    registry: MlflowRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import joblib
+
+    model, rows = _trained()
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+
+    version, _ = registry.register("clf", path, lineage("a" * 40, accuracy=0.9))
+    registry.move_alias("clf", "champion", version)
+
+    assert version.model_format == "pyfunc"
+    loaded = _load_champion(registry, monkeypatch)
+    assert list(loaded.predict(rows)) == list(model.predict(rows))
+
+
+def test_an_mlflow_model_folder_is_logged_as_it_is(
+    registry: MlflowRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, rows = _trained()
+    folder = tmp_path / "mlflow-model"
+    folder.mkdir()
+    (folder / "model.pkl").write_bytes(pickle.dumps(model))
+    generated = package_model(folder / "model.pkl", tmp_path / "work").generated
+    assert generated is not None
+    for name in ("MLmodel", "requirements.txt"):
+        (folder / name).write_bytes((generated / name).read_bytes())
+    (folder / "requirements.txt").write_text("scikit-learn\n")  # the training's own choice
+
+    version, _ = registry.register("clf", folder, lineage("a" * 40, accuracy=0.9))
+    registry.move_alias("clf", "champion", version)
+
+    assert version.model_format == "mlflow"
+    assert list(_load_champion(registry, monkeypatch).predict(rows)) == list(model.predict(rows))
+    stored = next((tmp_path / "artifacts").rglob("MLmodel")).parent
+    assert (stored / "requirements.txt").read_text() == "scikit-learn\n"
+
+
+class Local:
+    """Pickled from the test's module: loadable, but no scikit-learn class."""
+
+    def predict(self, rows: list[int]) -> list[int]:
+        return rows
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "format_", "note"),
+    [
+        ("weights.onnx", b"\x08\x07onnx", "files", "weights.onnx is not a pickle or joblib file"),
+        ("model.pkl", b"not a pickle", "files", "model.pkl is not a pickle mlci can read"),
+        ("model.pkl", pickle.dumps({"weights": [1, 2]}), "files", "not a pickled object"),
+        ("model.pkl", pickle.dumps(Local(), protocol=2), "pyfunc", None),
+        ("model.pkl", pickle.dumps(Local()), "pyfunc", None),
+    ],
+)
+def test_what_is_not_a_scikit_learn_pickle(
+    tmp_path: Path, name: str, content: bytes, format_: str, note: str | None
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    packaged = package_model(path, tmp_path / "work")
+    assert packaged.format == format_
+    assert (packaged.note is None) if note is None else (note in (packaged.note or ""))
+    if format_ == "pyfunc":
+        assert "numpy" not in " ".join(packaged.requirements)  # only what the pickle names
+        assert any(r.startswith("mlflow==") for r in packaged.requirements)
+
+
+def test_a_class_of_the_training_script_is_named_as_the_reason(tmp_path: Path) -> None:
+    script = "import pickle\nclass Model: pass\npickle.dump(Model(), open('m.pkl', 'wb'))\n"
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True)
+    packaged = package_model(tmp_path / "m.pkl", tmp_path / "work")
+    assert packaged.format == "files"
+    assert "classes of the training script (__main__)" in (packaged.note or "")
+
+
+def test_a_folder_with_two_model_files_is_logged_as_files(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("a.pkl", "b.joblib"):
+        (folder / name).write_bytes(pickle.dumps(Local()))
+    packaged = package_model(folder, tmp_path / "work")
+    assert (packaged.format, packaged.note) == (
+        "files",
+        "model/ has no MLmodel file and 2 pickle or joblib files",
+    )
+
+
+# -- failed attempts leave nothing behind ---------------------------------------------------
+
+
+def test_a_failed_upload_leaves_no_version_and_the_retry_registers_cleanly(
+    tmp_path: Path, empty_registry_db: Path, model_dir: Path
+) -> None:
+    db = tmp_path / "mlflow.db"
+    shutil.copy(empty_registry_db, db)
+    blocked = tmp_path / "artifacts"
+    blocked.write_text("a file where the artifact folder should be")
+    registry = MlflowRegistry(f"sqlite:///{db}", artifact_root=blocked)
+
+    with pytest.raises(ExternalError) as failed:
+        registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
+
+    assert failed.value.exit_code == 3
+    assert registry.versions("clf") == []
+    client = registry._client()
+    runs = client.search_runs([client.get_experiment_by_name("mlci").experiment_id])
+    assert [run.info.status for run in runs] == ["FAILED"]
+    blocked.unlink()
+    version, created = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
+    registry.move_alias("clf", "champion", version)
+    assert (version.version, created) == ("1", True)
+    champion = registry.by_alias("clf", "champion")
+    assert champion is not None and champion.version == "1"
+
+
+def test_a_version_left_by_a_failed_attempt_is_not_reused_but_deleted(
+    registry: MlflowRegistry, model_dir: Path
+) -> None:
+    # What an attempt that died after creating its version leaves: the version, tagged
+    # with the commit, and its run marked FAILED (or never finished).
+    registry.register("clf", model_dir, lineage("0" * 40, accuracy=0.5))  # v1, complete
+    client = registry._client()
+    experiment = client.get_experiment_by_name("mlci").experiment_id
+    for status in ("FAILED", "RUNNING"):
+        run = client.create_run(experiment)
+        if status == "FAILED":
+            client.set_terminated(run.info.run_id, status="FAILED")
+        client.create_model_version(
+            "clf", source="file:///nowhere", run_id=run.info.run_id, tags={"mlci.commit": "a" * 40}
+        )  # v2 (failed), v3 (still running)
+
+    version, created = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
+
+    assert (version.version, created) == ("4", True)
+    assert [v.version for v in registry.versions("clf")] == ["4", "3", "1"]  # v2 deleted
+    again, created = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
+    assert (again.version, created) == ("4", False)

@@ -259,7 +259,7 @@ def rollback_command(
         raise UsageError(f"{model} has no version {target_version}; see `mlci registry show`")
     if target.version == current.version:
         raise UsageError(f"@{alias} already points at v{current.version}")
-    move = registry.move_alias(model, alias, target, reason="rollback")
+    move = registry.move_alias(model, alias, target, reason="rollback", current=current)
     if as_json:
         sys.stdout.write(json.dumps(dataclasses.asdict(move), indent=2) + "\n")
     else:

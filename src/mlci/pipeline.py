@@ -449,7 +449,9 @@ def _promote(
         kept += f"{(current.commit or '')[:8]}"
         promotion = dataclasses.replace(promotion, previous=current.version, kept=kept)
     else:
-        move = registry.move_alias(config.model_name, alias, version, run_url=state.context.run_url)
+        move = registry.move_alias(
+            config.model_name, alias, version, run_url=state.context.run_url, current=current
+        )
         promotion = dataclasses.replace(promotion, previous=move.from_version)
     console.step("promote", f"{config.model_name} {promotion.describe()}")
     return promotion

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
+
+
+class Unread(enum.Enum):
+    UNREAD = "unread"
+
+
+UNREAD: Literal[Unread.UNREAD] = Unread.UNREAD  # move_alias: read where the alias points
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class ModelVersion:
     gate_verdict: str | None = None
     run_id: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
+    model_format: str | None = None  # "mlflow", "sklearn", "pyfunc" or "files" (packaging.py)
 
     @property
     def label(self) -> str:
@@ -89,8 +98,12 @@ class Registry(Protocol):
         *,
         reason: str = "promote",
         run_url: str | None = None,
+        current: ModelVersion | Literal[Unread.UNREAD] | None = UNREAD,
     ) -> AliasMove:
-        """Point `alias` at `to` and record the move in the history; returns the move."""
+        """Point `alias` at `to` and record the move in the history; returns the move.
+
+        `current` is where the alias points now, when the caller has just read it.
+        """
         ...
 
     def history(self, model: str, alias: str) -> list[AliasMove]:

@@ -13,19 +13,22 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from mlci.errors import ExternalError, UsageError
-from mlci.registry.base import AliasMove, Lineage, ModelVersion
+from mlci.registry.base import UNREAD, AliasMove, Lineage, ModelVersion, Unread
+from mlci.registry.packaging import PackagedModel, package_model
 
 EXPERIMENT = "mlci"
 _TAG_LIMIT = 5000  # MLflow's limit on a tag value
 _PARAM_KEY_LIMIT, _PARAM_VALUE_LIMIT = 250, 6000  # MLflow's limits on a param
 _HISTORY_PREFIX = "mlci.history."  # + alias + "." + milliseconds: one tag per alias move
+_FAILED_TAG = "mlci.failed"  # on a version a failed attempt left and could not delete
 _PREDICTIONS_DIR = "mlci-predictions"  # where a version's predictions are stored in its run
 # MLflow's defaults, changed where a CI job needs otherwise; a variable already set wins.
 _MLFLOW_DEFAULTS = {
@@ -93,7 +96,8 @@ class MlflowRegistry:
                 return []
             # search_model_versions leaves aliases empty on SQL stores: read them here.
             aliases = self._aliases(model)
-            return [self._version(item, aliases) for item in found]
+            runs = self._runs([item.run_id for item in found if item.run_id])
+            return [self._version(item, aliases, run=runs.get(item.run_id)) for item in found]
 
     # -- writes --------------------------------------------------------------------------
 
@@ -102,27 +106,62 @@ class MlflowRegistry:
     ) -> tuple[ModelVersion, bool]:
         client = self._client()
         with self._errors(f"registering {model}"):
-            existing = client.search_model_versions(
-                f"name = '{model}' and tags.`mlci.commit` = '{lineage.commit}'",
-                order_by=["version_number DESC"],
-            )
-            ready = [item for item in existing if item.status == "READY"]
-            if ready:
-                return self._version(ready[0], self._aliases(model)), False
+            reused = self._registered(model, lineage.commit)
+            if reused is not None:
+                return reused, False
             self._ensure_model(model)
-            run_id, artifact_uri = self._log_run(model, artifact, lineage, predictions)
+            with tempfile.TemporaryDirectory(prefix="mlci-model-") as work:
+                packaged = package_model(artifact, Path(work))
+                run_id, uri = self._log_run(model, artifact, lineage, predictions, packaged)
+            tags = {**_lineage_tags(lineage), "mlci.model_format": packaged.format}
             try:
                 created = client.create_model_version(
                     model,
-                    source=f"{artifact_uri}/model",
+                    source=f"{uri}/model",
                     run_id=run_id,
-                    tags=_lineage_tags(lineage),
+                    tags=tags,
                     description=lineage.gate_summary[:_TAG_LIMIT],
                 )
-            except Exception:
-                client.set_terminated(run_id, status="FAILED")
+                # The run is finished only once its version exists: a version whose run
+                # is not FINISHED is what a failed attempt left behind, never reused.
+                client.set_terminated(run_id)
+            except BaseException as exc:
+                self._discard(model, run_id, f"registration failed: {type(exc).__name__}")
                 raise
             return self._version(created, self._aliases(model)), True
+
+    def _registered(self, model: str, commit: str) -> ModelVersion | None:
+        """The complete version registered for `commit`; discards what failed attempts left."""
+        client = self._client()
+        existing = client.search_model_versions(
+            f"name = '{model}' and tags.`mlci.commit` = '{commit}'",
+            order_by=["version_number DESC"],
+        )
+        for item in existing:
+            if item.status != "READY" or (item.tags or {}).get(_FAILED_TAG):
+                continue
+            run = client.get_run(item.run_id) if item.run_id else None
+            if run is None or run.info.status == "FINISHED":
+                return self._version(item, self._aliases(model), run=run)
+            if run.info.status == "FAILED":
+                self._discard(model, item.run_id, "registration failed in an earlier attempt")
+        return None
+
+    def _discard(self, model: str, run_id: str, why: str) -> None:
+        """Mark the run FAILED and delete its versions (or tag them, without MANAGE)."""
+        client = self._client()
+        with contextlib.suppress(Exception):
+            client.set_terminated(run_id, status="FAILED")
+        try:
+            left = client.search_model_versions(f"name = '{model}' and run_id = '{run_id}'")
+        except Exception:
+            return  # the server is gone: the next attempt finds the FAILED run
+        for item in left:
+            try:
+                client.delete_model_version(model, item.version)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    client.set_model_version_tag(model, item.version, _FAILED_TAG, why)
 
     def predictions(self, version: ModelVersion, dest: Path) -> Path | None:
         if version.run_id is None:
@@ -144,8 +183,9 @@ class MlflowRegistry:
         *,
         reason: str = "promote",
         run_url: str | None = None,
+        current: ModelVersion | Literal[Unread.UNREAD] | None = UNREAD,
     ) -> AliasMove:
-        before = self.by_alias(model, alias)
+        before = self.by_alias(model, alias) if current is UNREAD else current
         move = AliasMove(
             alias=alias,
             from_version=before.version if before else None,
@@ -223,12 +263,29 @@ class MlflowRegistry:
         registered = self._client().get_registered_model(model)
         return {alias: str(version) for alias, version in registered.aliases.items()}
 
-    def _version(self, item: Any, aliases: Mapping[str, str]) -> ModelVersion:
+    def _runs(self, run_ids: list[str]) -> dict[str, Any]:
+        """The runs of many versions in one search per 100, not one request per version."""
+        client = self._client()
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        if experiment is None or not run_ids:
+            return {}
+        runs: dict[str, Any] = {}
+        for start in range(0, len(run_ids), 100):
+            chunk = ", ".join(f"'{run_id}'" for run_id in run_ids[start : start + 100])
+            found = client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"attributes.run_id IN ({chunk})",
+                max_results=100,
+            )
+            runs.update((run.info.run_id, run) for run in found)
+        return runs
+
+    def _version(self, item: Any, aliases: Mapping[str, str], *, run: Any = None) -> ModelVersion:
         version = str(item.version)
         metrics: dict[str, float] = {}
         params: dict[str, str] = {}
         if item.run_id:
-            data = self._client().get_run(item.run_id).data
+            data = (run or self._client().get_run(item.run_id)).data
             metrics, params = dict(data.metrics), dict(data.params)
         tags = item.tags or {}
         return ModelVersion(
@@ -243,6 +300,7 @@ class MlflowRegistry:
             gate_verdict=tags.get("mlci.gate"),
             run_id=item.run_id,
             params=params,
+            model_format=tags.get("mlci.model_format"),
         )
 
     def _ensure_model(self, model: str) -> None:
@@ -264,8 +322,14 @@ class MlflowRegistry:
         return str(client.create_experiment(EXPERIMENT, artifact_location=location))
 
     def _log_run(
-        self, model: str, artifact: Path, lineage: Lineage, predictions: Path | None
+        self,
+        model: str,
+        artifact: Path,
+        lineage: Lineage,
+        predictions: Path | None,
+        packaged: PackagedModel,
     ) -> tuple[str, str]:
+        """A RUNNING run with the metrics, lineage and the model; FAILED when anything fails."""
         from mlflow.entities import Metric, Param, RunTag
 
         client = self._client()
@@ -282,6 +346,7 @@ class MlflowRegistry:
                 for name, value in lineage.params.items()
             ]
             tags = [RunTag(key, value) for key, value in _lineage_tags(lineage).items()]
+            tags.append(RunTag("mlci.model_format", packaged.format))
             # MLflow takes at most 1000 metrics, 100 params and 100 tags per batch.
             for start in range(0, len(metrics), 1000):
                 client.log_batch(run_id, metrics=metrics[start : start + 1000])
@@ -292,12 +357,15 @@ class MlflowRegistry:
                 client.log_artifacts(run_id, str(artifact), artifact_path="model")
             else:
                 client.log_artifact(run_id, str(artifact), artifact_path="model")
+            if packaged.generated is not None:
+                # MLmodel and the requirements, beside the model file: an MLflow model.
+                client.log_artifacts(run_id, str(packaged.generated), artifact_path="model")
             if predictions is not None:
                 client.log_artifact(run_id, str(predictions), artifact_path=_PREDICTIONS_DIR)
-        except Exception:
-            client.set_terminated(run_id, status="FAILED")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.set_terminated(run_id, status="FAILED")
             raise
-        client.set_terminated(run_id)
         return run_id, str(run.info.artifact_uri)
 
     @contextlib.contextmanager
