@@ -207,7 +207,7 @@ def test_a_version_is_found_by_number(registry: MlflowRegistry, model_dir: Path)
 # -- the model as an MLflow model -----------------------------------------------------------
 
 
-def _trained() -> tuple[Any, Any]:
+def trained() -> tuple[Any, Any]:
     """A small scikit-learn pipeline and the rows to predict."""
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -233,7 +233,7 @@ def _load_champion(
 def test_a_pickled_sklearn_model_loads_back_from_the_champion_alias(
     registry: MlflowRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model, rows = _trained()
+    model, rows = trained()
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "model.pkl").write_bytes(pickle.dumps(model))  # as the example's train.py
@@ -259,7 +259,7 @@ def test_a_joblib_model_loads_back_through_the_shipped_loader(
 ) -> None:
     import joblib
 
-    model, rows = _trained()
+    model, rows = trained()
     path = tmp_path / "model.joblib"
     joblib.dump(model, path)
 
@@ -274,7 +274,7 @@ def test_a_joblib_model_loads_back_through_the_shipped_loader(
 def test_an_mlflow_model_folder_is_logged_as_it_is(
     registry: MlflowRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model, rows = _trained()
+    model, rows = trained()
     folder = tmp_path / "mlflow-model"
     folder.mkdir()
     (folder / "model.pkl").write_bytes(pickle.dumps(model))

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from mlci.registry.mlflow import MlflowRegistry
-from tests.test_registry_mlflow import lineage
+from tests.test_registry_mlflow import lineage, trained
 
 
 def _free_port() -> int:
@@ -24,11 +26,9 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A real MLflow server with its own artifact store; yields (URL, artifact folder)."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    artifacts = folder / "artifacts"
+@contextlib.contextmanager
+def mlflow_server(folder: Path, *args: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 keeping its data in `folder`; yields its URL."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -46,12 +46,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             "--backend-store-uri",
             f"sqlite:///{folder / 'server.db'}",
             "--artifacts-destination",
-            str(artifacts),
+            str(folder / "artifacts"),
+            *args,
         ],
         cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})},
     )
     try:
         deadline = time.monotonic() + 90
@@ -61,13 +62,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
                     if answer.status == 200:
                         break
             except OSError:
+                if process.poll() is not None:
+                    pytest.fail(f"mlflow server exited with {process.returncode}")
                 time.sleep(0.5)
         else:
             pytest.fail("mlflow server did not start within 90 s")
-        yield url, artifacts
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A real MLflow server with its own artifact store; yields (URL, artifact folder)."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    with mlflow_server(folder) as url:
+        yield url, folder / "artifacts"
 
 
 @pytest.mark.slow
@@ -96,3 +107,24 @@ def test_promotion_through_a_server_stores_the_model_on_the_server(
     fetched = registry.predictions(champion, tmp_path / "download")
     assert fetched is not None and fetched.read_text() == "y_true,y_pred\n1,1\n"
     assert "View run" not in capfd.readouterr().out  # MLflow's URL printing is off
+
+
+@pytest.mark.slow
+def test_the_champion_loads_from_the_server_and_predicts_as_trained(
+    server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.pyfunc
+
+    url, _ = server
+    model, rows = trained()
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(model))
+    registry = MlflowRegistry(url)
+    version, _ = registry.register("served-sklearn", path, lineage("f" * 40, accuracy=0.9))
+    registry.move_alias("served-sklearn", "champion", version)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    loaded = mlflow.pyfunc.load_model("models:/served-sklearn@champion")
+
+    assert version.model_format == "sklearn"
+    assert list(loaded.predict(rows)) == list(model.predict(rows))
