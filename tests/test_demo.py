@@ -16,7 +16,7 @@ from mlci.registry.mlflow import MlflowRegistry
 
 @pytest.mark.slow
 def test_demo_runs_the_four_builds_with_the_expected_verdicts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "demo"
 
@@ -41,6 +41,15 @@ def test_demo_runs_the_four_builds_with_the_expected_verdicts(
     ]
     for build in ("1-main", "2-pr-less-data", "3-pr-less-regularisation", "4-main"):
         assert (folder / ".mlci" / "demo" / build / "report.html").exists()
+    # The example's model/model.pkl became a scikit-learn MLflow model.
+    assert registry.versions("digits-classifier")[0].model_format == "sklearn"
+    import mlflow.pyfunc
+    from sklearn.datasets import load_digits
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
+    champion = mlflow.pyfunc.load_model("models:/digits-classifier@champion")
+    features, labels = load_digits(return_X_y=True)
+    assert (champion.predict(features) == labels).mean() > 0.95
 
 
 def test_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:

@@ -104,6 +104,10 @@ def test_promotion_through_a_server_stores_the_model_on_the_server(
     assert not (tmp_path / "local-artifacts").exists()  # nothing left on the CI runner
     champion = registry.by_alias("served", "champion")
     assert champion is not None and champion.metrics == {"accuracy": 0.9}
+    listed = registry.versions("served")  # runs read with one search, not one per version
+    assert [(v.version, v.metrics, v.commit) for v in listed] == [
+        ("1", {"accuracy": 0.9}, "e" * 40)
+    ]
     fetched = registry.predictions(champion, tmp_path / "download")
     assert fetched is not None and fetched.read_text() == "y_true,y_pred\n1,1\n"
     assert "View run" not in capfd.readouterr().out  # MLflow's URL printing is off
