@@ -18,7 +18,8 @@ new version and point `@champion` at it, each run in a fresh subprocess:
 Each side's time runs from before its first MLflow import to the alias being set; the
 process's whole wall time is shown too. Afterwards both champions are loaded back with
 `mlflow.pyfunc.load_model` and must predict the same as the trained model. It prints the
-medians and their ratio; it asserts nothing.
+medians and their ratio, and, as the floor of both, the time of importing MLflow's client
+alone; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ MLCI = textwrap.dedent(
     current = registry.by_alias("mlci-bench", "champion")
     registry.move_alias("mlci-bench", "champion", version, current=current)
     print(json.dumps({"seconds": time.perf_counter() - started, "format": version.model_format}))
+    """
+)
+
+
+IMPORT = textwrap.dedent(
+    """\
+    import json, time
+    started = time.perf_counter()
+    from mlflow import MlflowClient
+    print(json.dumps({"seconds": time.perf_counter() - started}))
     """
 )
 
@@ -154,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             env = {**os.environ, "MLFLOW_TRACKING_URI": url, "MLFLOW_DISABLE_TELEMETRY": "true"}
             plain: list[tuple[float, float]] = []
             mlci: list[tuple[float, float]] = []
+            floor: list[tuple[float, float]] = []
             model_format = ""
             for run in range(runs + 1):  # the first of each warms the caches, untimed
                 seconds, wall, _ = timed(PLAIN, [str(path)], env)
@@ -164,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 model_format = result["format"]
                 if run:
                     mlci.append((seconds, wall))
+                    floor.append(timed(IMPORT, [], env)[:2])
             same = _loads_back(url, model, rows)
     print(f"promote step: median of {runs} runs each, after one warm-up run; local mlflow server")
     print(f"Python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs")
@@ -176,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     ratio = statistics.median(t[0] for t in plain) / statistics.median(t[0] for t in mlci)
     wall_ratio = statistics.median(t[1] for t in plain) / statistics.median(t[1] for t in mlci)
     print(f"{'mlci is faster by':34}{ratio:7.1f}x{wall_ratio:8.1f}x")
+    step = statistics.median(t[0] for t in floor)
+    wall = statistics.median(t[1] for t in floor)
+    print(f"{'(from mlflow import MlflowClient)':34}{step:7.2f}s{wall:8.2f}s")
     print()
     print(f"mlci registered the model as: {model_format}")
     print(f"both @champion models load and predict as trained: {same}")
@@ -184,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _loads_back(url: str, model: object, rows: object) -> bool:
     os.environ["MLFLOW_TRACKING_URI"] = url
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     import mlflow.pyfunc
 
     expected = list(model.predict(rows))  # type: ignore[attr-defined]

@@ -128,7 +128,12 @@ class MlflowRegistry:
             except BaseException as exc:
                 self._discard(model, run_id, f"registration failed: {type(exc).__name__}")
                 raise
-            return self._version(created, self._aliases(model)), True
+            # A new version has no alias yet, and its run holds what `lineage` has.
+            params = {
+                name[:_PARAM_KEY_LIMIT]: value[:_PARAM_VALUE_LIMIT]
+                for name, value in lineage.params.items()
+            }
+            return self._version(created, {}, data=(dict(lineage.metrics), params)), True
 
     def _registered(self, model: str, commit: str) -> ModelVersion | None:
         """The complete version registered for `commit`; discards what failed attempts left."""
@@ -280,13 +285,23 @@ class MlflowRegistry:
             runs.update((run.info.run_id, run) for run in found)
         return runs
 
-    def _version(self, item: Any, aliases: Mapping[str, str], *, run: Any = None) -> ModelVersion:
+    def _version(
+        self,
+        item: Any,
+        aliases: Mapping[str, str],
+        *,
+        run: Any = None,
+        data: tuple[dict[str, float], dict[str, str]] | None = None,
+    ) -> ModelVersion:
+        """`item` as a ModelVersion; reads its run unless given the run or its data."""
         version = str(item.version)
         metrics: dict[str, float] = {}
         params: dict[str, str] = {}
-        if item.run_id:
-            data = (run or self._client().get_run(item.run_id)).data
-            metrics, params = dict(data.metrics), dict(data.params)
+        if data is not None:
+            metrics, params = data
+        elif item.run_id:
+            found = (run or self._client().get_run(item.run_id)).data
+            metrics, params = dict(found.metrics), dict(found.params)
         tags = item.tags or {}
         return ModelVersion(
             model=item.name,
