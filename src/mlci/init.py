@@ -348,7 +348,7 @@ def write_plan(plan: Plan, *, force: bool, out: TextIO | None = None) -> list[Pa
             if current != text:
                 differing.append(path)
                 if not force:
-                    out.writelines(_diff(path, current, text))
+                    out.writelines(_diff(_shown(path), current, text))
     if differing and not force:
         names = ", ".join(str(path) for path in differing)
         verb = "exists" if len(differing) == 1 else "exist"
@@ -413,14 +413,22 @@ def init_command(
     plan = plan_project(folder, example=example, options=options)
     written = write_plan(plan, force=force)
     for path in plan.kept:
-        sys.stdout.write(f"kept {path} (the workflow follows it)\n")
+        sys.stdout.write(f"kept {_shown(path)} (the workflow follows it)\n")
     for path in written:
-        sys.stdout.write(f"wrote {path}\n")
+        sys.stdout.write(f"wrote {_shown(path)}\n")
     for path in plan.files:
         if path not in written:
-            sys.stdout.write(f"unchanged {path}\n")
+            sys.stdout.write(f"unchanged {_shown(path)}\n")
     sys.stdout.write(_next_steps(plan, example=example))
     return EXIT_OK
+
+
+def _shown(path: Path) -> Path:
+    """The path relative to the working folder when it is below it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def _next_steps(plan: Plan, *, example: bool) -> str:
