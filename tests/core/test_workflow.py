@@ -75,16 +75,17 @@ def _every_combination() -> list[WorkflowSettings]:
     """All option sets `mlci init` can write for GitHub (--free-disk never on self-hosted)."""
     runners = [(("ubuntu-latest",), False), (("self-hosted", "gpu"), True), (("gpu-4c",), True)]
     combos = []
-    for (runs_on, gpu), free_disk, fork_safe, action, remote, server, subfolder in (
-        itertools.product(
-            runners,
-            (False, True),
-            (False, True),
-            (None, f"acme/mlci@{ACTION_SHA}"),
-            workflow.DVC_REMOTES,
-            (False, True),
-            ("", "ml/model"),
-        )
+    for (
+        runs_on,
+        gpu,
+    ), free_disk, fork_safe, action, remote, server, subfolder in itertools.product(
+        runners,
+        (False, True),
+        (False, True),
+        (None, f"acme/mlci@{ACTION_SHA}"),
+        workflow.DVC_REMOTES,
+        (False, True),
+        ("", "ml/model"),
     ):
         if free_disk and runs_on[0] == "self-hosted":
             continue
@@ -187,7 +188,8 @@ def test_the_workflow_run_exception_is_the_only_ignored_finding(tmp_path: Path) 
     assert "workflow_run:  # zizmor: ignore[dangerous-triggers]" in text
     folder = tmp_path / ".github" / "workflows"
     folder.mkdir(parents=True)
-    (folder / "ml-report.yml").write_text(text.replace("  # zizmor: ignore[dangerous-triggers]", ""))
+    unignored = text.replace("  # zizmor: ignore[dangerous-triggers]", "")
+    (folder / "ml-report.yml").write_text(unignored)
 
     audited = _zizmor(folder)
 
@@ -298,9 +300,9 @@ def test_pull_requests_never_promote_and_main_does() -> None:
     assert "mlci run --no-promote" in runs["pull-request"]
     assert jobs["main"]["if"] == "github.event_name == 'push'"
     assert "mlci run" in runs["main"]
-    data = yaml.safe_load(github_files(WorkflowSettings(promote_on=("main", "prod")))[
-        workflow.GITHUB_WORKFLOW
-    ])
+    data = yaml.safe_load(
+        github_files(WorkflowSettings(promote_on=("main", "prod")))[workflow.GITHUB_WORKFLOW]
+    )
     triggers = data[True]  # YAML 1.1 reads the key `on` as true
     assert triggers["push"] == {"branches": ["main", "prod"]}
     assert "pull_request" in triggers
