@@ -8,6 +8,7 @@ warnings never stop a run.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from mlci import git
 from mlci.config import Config, find_config, load_config
@@ -191,10 +193,18 @@ def check_registry(ctx: DoctorContext) -> CheckResult:
 
 
 def _check_server(uri: str, shown: str) -> CheckResult:
-    url = uri.rstrip("/") + "/health"
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{parts.port}" if parts.port else ""
+    url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", ""))
+    request = urllib.request.Request(url)
+    if parts.username is not None:  # user:password@ in the URI: basic auth, as MLflow does
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode())
     fix = "start the server, or correct registry.tracking_uri / MLFLOW_TRACKING_URI"
     try:
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
         return CheckResult("registry", "fail", f"{shown} answered {exc.code} on /health", fix)
@@ -222,7 +232,7 @@ def _check_writable(path: Path, shown: str) -> CheckResult:
     folder = path.parent
     while not folder.exists():
         folder = folder.parent
-    if not os.access(folder, os.W_OK):
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
         return CheckResult("registry", "fail", f"{shown}: cannot create it in {folder}", fix)
     return CheckResult("registry", "ok", f"{shown} will be created on the first promotion")
 
