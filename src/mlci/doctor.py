@@ -47,7 +47,7 @@ class CheckResult:
     exit_code: int = EXIT_EXTERNAL  # what `mlci run` exits with when this check fails
 
     def line(self) -> str:
-        fix = f" Fix: {self.fix}" if self.fix and self.status in ("fail", "warn") else ""
+        fix = f"; fix: {self.fix}" if self.fix and self.status in ("fail", "warn") else ""
         return f"{self.name}: {self.detail}{fix}"
 
 

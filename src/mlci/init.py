@@ -448,5 +448,8 @@ def _next_steps(plan: Plan, *, example: bool) -> str:
             secrets.append(workflow.GCP_KEY_SECRET)
         if secrets:
             lines += [f"Add these repository secrets for the CI: {', '.join(secrets)}."]
-        lines += ["Check the runner with `mlci doctor` (docs/workflows.md explains the files)."]
+        lines += [
+            "Commit the workflow too; `mlci doctor` checks a runner (docs/workflows.md "
+            "explains the files)."
+        ]
     return "\n".join(lines) + "\n"

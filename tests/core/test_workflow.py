@@ -441,3 +441,16 @@ def test_scalars_that_yaml_would_misread_are_quoted() -> None:
     data = yaml.safe_load(github_files(settings)[workflow.GITHUB_WORKFLOW])
     setup = next(s for s in data["jobs"]["main"]["steps"] if "setup-python" in s.get("uses", ""))
     assert setup["with"]["python-version"] == "3.10"  # not the float 3.1
+
+
+@pytest.mark.parametrize(
+    "golden",
+    [
+        "default/.github/workflows/ml-pipeline.yml",
+        "fork-safe/.github/workflows/ml-report.yml",
+        "gitlab-gpu-dvc-s3/.gitlab-ci.yml",
+    ],
+)
+def test_docs_show_the_generated_files_as_they_are(golden: str) -> None:
+    docs = (ROOT / "docs" / "workflows.md").read_text()
+    assert (GOLDEN / golden).read_text() in docs, f"docs/workflows.md is out of date: {golden}"

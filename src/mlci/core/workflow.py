@@ -351,7 +351,7 @@ def _report_workflow(s: WorkflowSettings) -> str:
         *_header(s, "Post the report of pull-request runs, forks included (--fork-safe)."),
         "#",
         f'# The "{WORKFLOW_NAME}" workflow evaluates pull requests with a read-only token',
-        "# and no secrets, and uploads the report as an artifact. This workflow runs",
+        "# (and, from forks, no secrets) and uploads the report as an artifact. This runs",
         "# afterwards with the right to comment. It never checks out or runs the pull",
         "# request's code: the artifact is untrusted data, read as a number (checked",
         "# against the run's commit) and a Markdown text (posted, never executed).",
