@@ -8,14 +8,11 @@ warnings never stop a run.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -193,6 +190,10 @@ def check_registry(ctx: DoctorContext) -> CheckResult:
 
 
 def _check_server(uri: str, shown: str) -> CheckResult:
+    import base64  # only here: `mlci gate` imports this module and starts fast
+    import urllib.error
+    import urllib.request
+
     parts = urlsplit(uri)
     host = parts.hostname or ""
     netloc = f"[{host}]" if ":" in host else host
