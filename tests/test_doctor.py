@@ -273,7 +273,8 @@ def test_a_gpu_asked_for_without_nvidia_smi_fails(tmp_path: Path) -> None:
 
 
 def test_a_gpu_listed_by_nvidia_smi_passes(tmp_path: Path) -> None:
-    """A stand-in nvidia-smi printing what the real one prints for `-L`."""
+    """A stand-in nvidia-smi printing what the real one prints for `-L` (seen on an H200:
+    `GPU 0: NVIDIA H200 (UUID: GPU-1897da62-...)`)."""
     (tmp_path / "mlci.yaml").write_text(CONFIG)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

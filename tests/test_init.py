@@ -218,6 +218,7 @@ def test_the_example_installs_its_training_dependencies(tmp_path: Path) -> None:
         ({"gpu": "self-hosted", "free_disk": True}, "must not run on a self-hosted machine"),
         ({"gpu": "gpu runner"}, "is not a runner label"),
         ({"action": "acme/mlci@v1"}, "pin mlci's action by its full commit SHA"),
+        ({"python_version": "3.11\nx: y"}, "expected a version like 3.11"),
     ],
 )
 def test_options_that_cannot_work_are_refused(

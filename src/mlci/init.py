@@ -179,6 +179,10 @@ def parse_action(value: str) -> tuple[str, str | None]:
 
 def _check_combination(options: InitOptions) -> None:
     gpu = options.gpu or ""
+    if not re.fullmatch(r"(pypy)?[0-9][0-9.]*[a-z0-9-]*", options.python_version):
+        raise UsageError(
+            f"--python {options.python_version!r}: expected a version like 3.11 or pypy3.10"
+        )
     if options.forge == "gitlab":
         for flag, used in (
             ("--fork-safe", options.fork_safe),
@@ -279,7 +283,7 @@ def describe_options(options: InitOptions) -> str:
     if options.fork_safe:
         words.append("--fork-safe")
     if options.action:
-        words.append("--action '<this repository's action>'")
+        words.append(f"--action '{options.action}'")
     if options.python_version != "3.11":
         words.append(f"--python {options.python_version}")
     if options.dvc_remote:

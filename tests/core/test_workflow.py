@@ -454,3 +454,17 @@ def test_scalars_that_yaml_would_misread_are_quoted() -> None:
 def test_docs_show_the_generated_files_as_they_are(golden: str) -> None:
     docs = (ROOT / "docs" / "workflows.md").read_text()
     assert (GOLDEN / golden).read_text() in docs, f"docs/workflows.md is out of date: {golden}"
+
+
+def test_a_folder_name_yaml_would_misread_stays_one_value() -> None:
+    folder = 'odd: "name" #1'
+    files = github_files(WorkflowSettings(project_dir=folder, requirements="a: b.txt"))
+    data = yaml.safe_load(files[workflow.GITHUB_WORKFLOW])
+    job = data["jobs"]["main"]
+    assert job["defaults"]["run"]["working-directory"] == folder
+    assert job["steps"][-1]["with"]["path"] == f"{folder}/.mlci/out/"
+    settings = WorkflowSettings(project_dir=folder, requirements="a: b.txt")
+    gitlab = yaml.safe_load(gitlab_ci(settings))
+    assert gitlab[".mlci"]["artifacts"]["paths"] == [f"{folder}/.mlci/out/"]
+    assert gitlab[".mlci"]["before_script"][0] == "cd 'odd: \"name\" #1'"
+    assert gitlab[".mlci"]["before_script"][-1] == "python -m pip install -r 'a: b.txt'"

@@ -223,7 +223,7 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         f"        uses: {pin('actions/upload-artifact')}",
         "        with:",
         f"          name: {ARTIFACT}",
-        f"          path: {_project_path(s, '.mlci/out/')}",
+        f"          path: {_scalar(_project_path(s, '.mlci/out/'))}",
         "          if-no-files-found: warn",
         "          retention-days: 30",
     ]
@@ -285,7 +285,7 @@ def _install_steps(s: WorkflowSettings) -> list[str]:
         "        with:",
         f"          python-version: {_scalar(s.python_version)}",
         "          cache: pip",
-        f"          cache-dependency-path: {_project_path(s, 'mlci.yaml')}",
+        f"          cache-dependency-path: {_scalar(_project_path(s, 'mlci.yaml'))}",
         _step("Install mlci"),
         "        run: |",
         f"          python -m pip install {requirements}",
@@ -484,17 +484,18 @@ def gitlab_ci(s: WorkflowSettings) -> str:
         "  before_script:",
     ]
     if s.project_dir:
-        lines += [f"    - cd {_shell_word(s.project_dir)}"]
+        lines += [f"    - {_item('cd ' + _shell_word(s.project_dir))}"]
     if s.gpu:
         lines += ["    - nvidia-smi  # fails at once on a runner without a GPU"]
-    lines += [f"    - python -m pip install {' '.join(_shell_word(r) for r in s.install)}"]
+    install = " ".join(_shell_word(r) for r in s.install)
+    lines += [f"    - {_item('python -m pip install ' + install)}"]
     if s.requirements:
-        lines += [f"    - python -m pip install -r {_shell_word(s.requirements)}"]
+        lines += [f"    - {_item('python -m pip install -r ' + _shell_word(s.requirements))}"]
     lines += [
         "  artifacts:",
         "    when: always  # the report, also when a step failed",
         "    paths:",
-        f"      - {_project_path(s, '.mlci/out/')}",
+        f"      - {_scalar(_project_path(s, '.mlci/out/'))}",
         "    expire_in: 30 days",
         "",
         "merge-request:",
@@ -519,17 +520,25 @@ def gitlab_ci(s: WorkflowSettings) -> str:
 # -- quoting ---------------------------------------------------------------------------------
 
 _PLAIN_YAML = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")
-_PLAIN_TEXT = re.compile(r"[A-Za-z][\w .,()'/+-]*")
+_PLAIN_TEXT = re.compile(r"[A-Za-z._][\w .,()'/+-]*")
 _YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
 
 
 def _scalar(value: str) -> str:
     """A YAML scalar: plain when that reads back as the same text, double-quoted otherwise."""
     plain = _PLAIN_TEXT.fullmatch(value) and not value.endswith(" ")
-    if plain and value.lower() not in _YAML_WORDS:
+    if plain and value.lower() not in _YAML_WORDS and value.lower() not in (".inf", ".nan"):
         return value
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+def _item(command: str) -> str:
+    """A one-line script item: plain when YAML reads it back as this text, else quoted."""
+    risky = ": " in command or " #" in command or command.endswith(":")
+    if not risky and command[:1] not in "[]{}#&*!|>'\"%@`-?,":
+        return command
+    return "'" + command.replace("'", "''") + "'"
 
 
 def _shell_word(value: str) -> str:
