@@ -136,9 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
         "init",
         help="write mlci.yaml (or a whole example project with --example)",
         description="Write a commented mlci.yaml into the folder. With --example, write a "
-        "small, complete scikit-learn project (train.py, params.yaml, mlci.yaml) to start from.",
+        "small, complete project (train.py, params.yaml, mlci.yaml) to start from: "
+        "scikit-learn (the default), or torch (a PyTorch model that trains on a GPU when "
+        "there is one).",
     )
-    init.add_argument("--example", action="store_true", help="write the example project too")
+    init.add_argument(
+        "--example",
+        nargs="?",
+        const="sklearn",
+        choices=("sklearn", "torch"),
+        metavar="{sklearn,torch}",
+        help="write an example project (default: sklearn)",
+    )
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.add_argument("--dir", type=Path, default=Path(), metavar="DIR", help="where (default: .)")
 

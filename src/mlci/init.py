@@ -52,10 +52,10 @@ def model_name_for(folder: Path) -> str:
     return slug or "my-model"
 
 
-def write_project(folder: Path, *, example: bool, force: bool) -> list[Path]:
-    """Write mlci.yaml (and the example project); returns the files written."""
-    if example:
-        files = example_files()
+def write_project(folder: Path, *, example: str | None, force: bool) -> list[Path]:
+    """Write mlci.yaml (or the example project of that name); returns the files written."""
+    if example is not None:
+        files = example_files(example)
     else:
         files = {"mlci.yaml": CONFIG_TEMPLATE.format(name=model_name_for(folder))}
     gitignore = files.pop(".gitignore", f"{_IGNORED}\n")
@@ -88,11 +88,13 @@ def _extend_gitignore(path: Path, wanted: str) -> bool:
     return True
 
 
-def init_command(*, folder: Path, example: bool, force: bool) -> int:
+def init_command(*, folder: Path, example: str | None, force: bool) -> int:
     written = write_project(folder, example=example, force=force)
     for path in written:
         sys.stdout.write(f"wrote {path}\n")
-    if example:
+    if example == "torch":
+        sys.stdout.write("\nThe torch example needs PyTorch: pip install 'mlci[torch]'\n")
+    if example is not None:
         sys.stdout.write(
             "\nNext: commit the project and run the pipeline once on the main branch:\n"
             "  git init -b main && git add . && git commit -m 'Example project'\n"
