@@ -74,6 +74,9 @@ def test_cuda_visible_devices_selects_by_index_or_uuid_and_can_hide_all(
     hidden = device.probe(os.environ)
     assert hidden.gpus == ()
     assert hidden.problem == "CUDA_VISIBLE_DEVICES='' hides all 2 GPU(s) of this machine"
+    with pytest.raises(TrainingError) as caught:
+        device.Monitor("cuda", os.environ, cwd=Path())
+    assert "unset CUDA_VISIBLE_DEVICES in the job" in caught.value.message
 
 
 def test_cuda_without_nvidia_smi_fails_before_training_and_names_the_fix(

@@ -51,6 +51,7 @@ class Probe:
     driver: str | None = None
     cuda: str | None = None
     problem: str | None = None
+    hidden: bool = False  # GPUs there, but CUDA_VISIBLE_DEVICES hides them all
 
 
 def probe(env: Mapping[str, str]) -> Probe:
@@ -77,6 +78,7 @@ def probe(env: Mapping[str, str]) -> Probe:
         return Probe(
             driver=driver,
             problem=f"CUDA_VISIBLE_DEVICES={hidden!r} hides all {len(gpus)} GPU(s) of this machine",
+            hidden=True,
         )
     header, _ = _smi(smi, env)  # the plain table is the one place that names CUDA's version
     match = re.search(r"CUDA Version:\s*([\d.]+)", header)
@@ -178,6 +180,11 @@ def torch_build(env: Mapping[str, str], cwd: Path) -> dict[str, object] | None:
 
 def require_cuda(found: Probe, env: Mapping[str, str], cwd: Path) -> None:
     """Fail before training when train.device is cuda and the training cannot reach a GPU."""
+    if found.hidden:
+        raise TrainingError(
+            f"train.device is cuda, but {found.problem}: unset CUDA_VISIBLE_DEVICES in the job, "
+            f"or set it to the indices of the GPUs the training may use (e.g. 0)"
+        )
     if found.problem is not None:
         raise TrainingError(f"train.device is cuda, but {found.problem}: {FIX}")
     build = torch_build(env, cwd)
