@@ -3,7 +3,6 @@ server answering /health; every check seen passing and failing; `mlci run` faili
 
 from __future__ import annotations
 
-import dataclasses
 import http.server
 import json
 import os
@@ -21,6 +20,7 @@ from mlci import doctor
 from mlci.config import load_config
 from mlci.doctor import CheckResult, DoctorContext, context_for, context_of
 from tests.conftest import CONFIG, Project
+from tests.test_device import FakeGpu
 
 DVC = str(Path(sys.executable).parent / "dvc")
 
@@ -265,32 +265,30 @@ def test_no_gpu_asked_for_skips(tmp_path: Path) -> None:
     assert doctor.check_gpu(_ctx(tmp_path)).status == "skip"
 
 
+CUDA_CONFIG = CONFIG.replace("  timeout_minutes: 1\n", "  timeout_minutes: 1\n  device: cuda\n")
+
+
 def test_a_gpu_asked_for_without_nvidia_smi_fails(tmp_path: Path) -> None:
-    (tmp_path / "mlci.yaml").write_text(CONFIG)
-    ctx = dataclasses.replace(_ctx(tmp_path, {"PATH": str(tmp_path)}), gpu_requested=True)
-    result = doctor.check_gpu(ctx)
-    assert result.status == "fail" and "nvidia-smi is not here" in result.detail
+    (tmp_path / "mlci.yaml").write_text(CUDA_CONFIG)
+    result = doctor.check_gpu(_ctx(tmp_path, {"PATH": str(tmp_path)}))
+    assert result.status == "fail" and "nvidia-smi was not found" in result.detail
+    assert "mlci init --gpu" in result.line()
 
 
+@pytest.fixture
+def fake_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeGpu:
+    return FakeGpu(tmp_path / "fake-gpu", monkeypatch)
+
+
+@pytest.mark.usefixtures("fake_gpu")
 def test_a_gpu_listed_by_nvidia_smi_passes(tmp_path: Path) -> None:
-    """A stand-in nvidia-smi printing what the real one prints for `-L` (seen on an H200:
-    `GPU 0: NVIDIA H200 (UUID: GPU-1897da62-...)`)."""
-    (tmp_path / "mlci.yaml").write_text(CONFIG)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    smi = bin_dir / "nvidia-smi"
-    smi.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = -L ]; then echo "GPU 0: NVIDIA H200 (UUID: GPU-1234)"; exit 0; fi\nexit 9\n'
-    )
-    smi.chmod(0o755)
-    ctx = dataclasses.replace(_ctx(tmp_path, {"PATH": str(bin_dir)}), gpu_requested=True)
-    assert _status(doctor.check_gpu(ctx)) == ("ok", "gpu: GPU 0: NVIDIA H200")
+    """The stand-in nvidia-smi of tests/test_device.py, answering like the real one."""
+    (tmp_path / "mlci.yaml").write_text(CUDA_CONFIG)
+    result = doctor.check_gpu(_ctx(tmp_path, dict(os.environ)))
+    assert _status(result) == ("ok", "gpu: GPU 0: NVIDIA H200 (driver 580.159.03, CUDA 13.0)")
 
-    broken = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver"
-    smi.write_text(f'#!/bin/sh\necho "{broken}"\nexit 9\n')
-    failed = doctor.check_gpu(ctx)
-    assert failed.status == "fail" and "couldn't communicate" in failed.detail
+    hidden = doctor.check_gpu(_ctx(tmp_path, {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}))
+    assert hidden.status == "fail" and "unset CUDA_VISIBLE_DEVICES" in hidden.line()
 
 
 # -- the command -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from tests.conftest import CONFIG
 
 def test_init_writes_a_valid_config_named_after_the_folder(tmp_path: Path) -> None:
     folder = tmp_path / "Fraud Detector"
-    assert init_command(folder=folder, example=False, force=False) == 0
+    assert init_command(folder=folder, example=None, force=False) == 0
 
     config = load_config(folder / "mlci.yaml")
     assert config.model_name == "Fraud-Detector"
@@ -29,7 +29,7 @@ def test_init_writes_a_valid_config_named_after_the_folder(tmp_path: Path) -> No
 
 
 def test_example_writes_a_project_that_trains(tmp_path: Path) -> None:
-    written = write_project(tmp_path, example=True, force=False)
+    written = write_project(tmp_path, example="sklearn", force=False)
 
     assert {p.name for p in written} == {"mlci.yaml", "train.py", "params.yaml", ".gitignore"}
     config = load_config(tmp_path / "mlci.yaml")
@@ -43,7 +43,7 @@ def test_existing_files_are_not_overwritten_without_force(tmp_path: Path) -> Non
     (tmp_path / "mlci.yaml").write_text("mine: true\n")
 
     with pytest.raises(UsageError) as refused:
-        write_project(tmp_path, example=True, force=False)
+        write_project(tmp_path, example="sklearn", force=False)
 
     assert "mlci.yaml already exists" in refused.value.message
     assert "--force" in refused.value.message
@@ -53,19 +53,19 @@ def test_existing_files_are_not_overwritten_without_force(tmp_path: Path) -> Non
 
 def test_force_overwrites(tmp_path: Path) -> None:
     (tmp_path / "mlci.yaml").write_text("mine: true\n")
-    write_project(tmp_path, example=True, force=True)
+    write_project(tmp_path, example="sklearn", force=True)
     assert "digits-classifier" in (tmp_path / "mlci.yaml").read_text()
 
 
 def test_an_existing_config_is_kept_without_example(tmp_path: Path) -> None:
     (tmp_path / "mlci.yaml").write_text("mine: true\n")
-    assert write_project(tmp_path, example=False, force=True) == [tmp_path / ".gitignore"]
+    assert write_project(tmp_path, example=None, force=True) == [tmp_path / ".gitignore"]
     assert (tmp_path / "mlci.yaml").read_text() == "mine: true\n"
 
 
 def test_an_existing_gitignore_keeps_its_lines(tmp_path: Path) -> None:
     (tmp_path / ".gitignore").write_text("data/\n.mlci/")
-    write_project(tmp_path, example=True, force=False)
+    write_project(tmp_path, example="sklearn", force=False)
     lines = (tmp_path / ".gitignore").read_text().splitlines()
     assert lines[:2] == ["data/", ".mlci/"]
     assert lines.count(".mlci/") == 1
@@ -80,7 +80,7 @@ WORKFLOW = Path(".github/workflows/ml-pipeline.yml")
 def _init(folder: Path, **options: object) -> int:
     return init_command(
         folder=folder,
-        example=False,
+        example=None,
         force=bool(options.pop("force", False)),
         options=InitOptions(**options),  # type: ignore[arg-type]
     )
@@ -203,7 +203,7 @@ def test_dvc_remote_types_are_read_from_the_dvc_config(tmp_path: Path, url: str,
 def test_the_example_installs_its_training_dependencies(tmp_path: Path) -> None:
     init_command(
         folder=tmp_path,
-        example=True,
+        example="sklearn",
         force=False,
         options=InitOptions(forge="github", gpu="", free_disk=False, fork_safe=False),
     )

@@ -139,10 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
         "that runs mlci: .github/workflows/ml-pipeline.yml, or .gitlab-ci.yml with --forge "
         "gitlab. On a terminal, mlci asks for the options not given. A file that exists and "
         "differs is not overwritten without --force: mlci prints the diff and exits 2. "
-        "With --example, write a small, complete scikit-learn project to start from. "
-        "docs/workflows.md explains the generated files.",
+        "With --example, write a small, complete project (train.py, params.yaml, mlci.yaml) "
+        "to start from: scikit-learn (the default), or torch (a PyTorch model that trains on "
+        "a GPU when there is one). docs/workflows.md explains the generated files.",
     )
-    init.add_argument("--example", action="store_true", help="write the example project too")
+    init.add_argument(
+        "--example",
+        nargs="?",
+        const="sklearn",
+        choices=("sklearn", "torch"),
+        metavar="{sklearn,torch}",
+        help="write an example project (default: sklearn)",
+    )
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.add_argument("--dir", type=Path, default=Path(), metavar="DIR", help="where (default: .)")
     init.add_argument(

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar, cast
 import yaml
 
 from mlci.core import yamlsafe
+from mlci.core.device import DeviceSetting
 from mlci.core.gate import RELATIVE_CHECKS, MissingBaseline, Rule
 from mlci.errors import ConfigError
 
@@ -31,6 +32,8 @@ T = TypeVar("T")
 class TrainConfig:
     command: str | tuple[str, ...]
     timeout_minutes: float = 60.0
+    stall_minutes: float | None = None  # stop a training silent this long; None: off
+    device: DeviceSetting = "auto"
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class Config:
 KEYS: dict[str, tuple[str, ...]] = {
     "": ("version", "model", "train", "evaluate", "gate", "registry", "report"),
     "model": ("name",),
-    "train": ("command", "timeout_minutes"),
+    "train": ("command", "timeout_minutes", "stall_minutes", "device"),
     "evaluate": ("metrics", "predictions", "task"),
     "gate": ("baseline", "base_ref", "on_missing_baseline", "rules", "resamples", "seed"),
     "gate.rules[]": (
@@ -312,7 +315,14 @@ def _parse_train(data: object, problems: _Problems) -> TrainConfig | None:
     else:
         problems.add("train.command", f"expected a text or a list of texts, got {_describe(raw)}")
     timeout = section.number("timeout_minutes", positive=True)
-    return TrainConfig(command=command, timeout_minutes=timeout or 60.0)
+    stall = section.number("stall_minutes", positive=True)
+    device = section.choice("device", "auto", ("auto", "cuda", "cpu"))
+    return TrainConfig(
+        command=command,
+        timeout_minutes=timeout or 60.0,
+        stall_minutes=stall,
+        device=cast(DeviceSetting, device),
+    )
 
 
 def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:

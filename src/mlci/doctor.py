@@ -361,29 +361,30 @@ def check_forge_token(ctx: DoctorContext) -> CheckResult:
 
 
 def check_gpu(ctx: DoctorContext) -> CheckResult:
+    """With `train.device: cuda`: the GPUs nvidia-smi shows the training (mlci.device)."""
     if not ctx.gpu_requested:
-        return CheckResult("gpu", "skip", "the configuration asks for no GPU")
-    fix = "run on a GPU runner (`mlci init --gpu ...`) with the NVIDIA driver installed"
-    smi = shutil.which("nvidia-smi", path=ctx.env.get("PATH"))
-    if smi is None:
-        return CheckResult("gpu", "fail", "a GPU is asked for, but nvidia-smi is not here", fix)
-    try:
-        listed = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return CheckResult("gpu", "fail", f"nvidia-smi failed ({exc})", fix)
-    lines = listed.stdout.splitlines()
-    gpus = [line.split(" (UUID")[0] for line in lines if line.startswith("GPU")]
-    if listed.returncode != 0 or not gpus:
-        message = (listed.stderr or listed.stdout).strip().splitlines()
-        why = message[-1] if message else f"exit {listed.returncode}"
-        return CheckResult("gpu", "fail", f"nvidia-smi sees no GPU ({why})", fix)
-    return CheckResult("gpu", "ok", "; ".join(gpus))
+        return CheckResult("gpu", "skip", "the configuration asks for no GPU (train.device)")
+    from mlci import device
+
+    found = device.probe(ctx.env)
+    if found.problem is not None:
+        fix = (
+            "unset CUDA_VISIBLE_DEVICES in the job, or set it to the GPUs the training may use"
+            if found.hidden
+            else device.FIX
+        )
+        return CheckResult("gpu", "fail", f"train.device is cuda, but {found.problem}", fix)
+    listed = "; ".join(f"GPU {gpu.index}: {gpu.name}" for gpu in found.gpus)
+    versions = ", ".join(
+        f"{what} {version}"
+        for what, version in (("driver", found.driver), ("CUDA", found.cuda))
+        if version
+    )
+    return CheckResult("gpu", "ok", f"{listed} ({versions})" if versions else listed)
 
 
 def _gpu_requested(config: Config | None) -> bool:
-    # The GPU issue (#10) adds train.device; until then no configuration asks for a GPU.
-    device = getattr(config.train, "device", None) if config and config.train else None
-    return isinstance(device, str) and device.lower().startswith(("cuda", "gpu"))
+    return config is not None and config.train is not None and config.train.device == "cuda"
 
 
 # In the order they print. The forges work (issue #5) adds its permission probe (a read

@@ -232,7 +232,7 @@ def settings_for(
     *,
     project_dir: str,
     repo: Path,
-    example: bool,
+    example: str | None,
 ) -> WorkflowSettings:
     """The workflow's settings: what mlci.yaml and the repository ask for, and the flags."""
     dvc = uses_dvc(config.root, repo)
@@ -242,8 +242,8 @@ def settings_for(
         extras.append("dvc")
     if config.report.plots:
         extras.append("plots")
-    if example:
-        extras.append("example")
+    if example is not None:  # the example's training needs scikit-learn (and torch)
+        extras.append("torch" if example == "torch" else "example")
     install = [f"mlci[{','.join(extras)}]=={__version__}"]
     if remote in ("s3", "gs", "azure"):
         install.append(f"dvc[{remote}]")
@@ -307,13 +307,13 @@ def _repository_of(folder: Path) -> tuple[Path, str]:
 # -- planning and writing --------------------------------------------------------------------
 
 
-def plan_project(folder: Path, *, example: bool, options: InitOptions) -> Plan:
-    """What `mlci init` writes into `folder` with these (resolved) options."""
+def plan_project(folder: Path, *, example: str | None, options: InitOptions) -> Plan:
+    """What `mlci init` writes into `folder` (with the example project of that name)."""
     plan = Plan()
-    files = example_files() if example else {}
+    files = example_files(example) if example is not None else {}
     gitignore = files.pop(".gitignore", f"{_IGNORED}\n")
     config_path = folder / CONFIG_NAME
-    if example:
+    if example is not None:
         config_text = files[CONFIG_NAME]
     elif config_path.exists():
         config_text = config_path.read_text(encoding="utf-8")
@@ -385,7 +385,7 @@ def _diff(path: Path, current: str, wanted: str) -> list[str]:
     return [line if line.endswith("\n") else line + "\n" for line in lines]
 
 
-def write_project(folder: Path, *, example: bool, force: bool) -> list[Path]:
+def write_project(folder: Path, *, example: str | None, force: bool) -> list[Path]:
     """Write mlci.yaml (and the example project), no workflow; returns the files written."""
     plan = plan_project(folder, example=example, options=InitOptions(forge="none"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -408,7 +408,7 @@ def _extend_gitignore(path: Path, wanted: str) -> bool:
 def init_command(
     *,
     folder: Path,
-    example: bool,
+    example: str | None,
     force: bool,
     options: InitOptions | None = None,
     ask: Ask | None = None,
@@ -435,9 +435,11 @@ def _shown(path: Path) -> Path:
         return path
 
 
-def _next_steps(plan: Plan, *, example: bool) -> str:
+def _next_steps(plan: Plan, *, example: str | None) -> str:
     lines = [""]
-    if example:
+    if example == "torch":
+        lines += ["The torch example needs PyTorch: pip install 'mlci[torch]'", ""]
+    if example is not None:
         lines += [
             "Next: commit the project and run the pipeline once on the main branch:",
             "  git init -b main && git add . && git commit -m 'Example project'",

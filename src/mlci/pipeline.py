@@ -20,6 +20,7 @@ from mlci.baselines import BaselineRequest
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core import report as report_module
+from mlci.core.device import DeviceInfo
 from mlci.core.gate import (
     GateResult,
     MetricIntervals,
@@ -79,6 +80,8 @@ class _State:
     gate: GateResult | None = None
     training_command: str | None = None
     training_seconds: float | None = None
+    device: DeviceInfo | None = None
+    notes: list[str] = field(default_factory=list)  # from stages before the gate
     promotion: Promotion | None = None
     params: dict[str, str] = field(default_factory=dict)
     baseline_params: Mapping[str, str] | None = None
@@ -99,6 +102,8 @@ class _State:
             run_url=context.run_url if context else None,
             training_command=self.training_command,
             training_seconds=self.training_seconds,
+            device=self.device,
+            stopped_by=error.stopped_by if isinstance(error, TrainingError) else None,
             promotion=self.promotion,
             error=error.message if error else None,
             error_stage=self.stage if error else None,
@@ -182,7 +187,14 @@ def run(
             on_missing_baseline=on_missing,
             intervals=intervals,
         )
-        notes = (*choice.notes, *seed_note, *evaluation.notes, *interval_notes, *gate.notes)
+        notes = (
+            *state.notes,
+            *choice.notes,
+            *seed_note,
+            *evaluation.notes,
+            *interval_notes,
+            *gate.notes,
+        )
         state.gate = dataclasses.replace(gate, notes=notes)
         console.step("gate", state.gate.summary() if state.gate.results else "no rules configured")
         if plan.eligible and not state.gate.passed:
@@ -342,18 +354,41 @@ def _describe_context(context: ci.CiContext, console: Console) -> None:
 
 
 def _train(config: Config, state: _State, console: Console, env: Mapping[str, str]) -> None:
+    from mlci.device import Monitor
     from mlci.training import run_training
 
-    assert config.train is not None
-    command = config.train.command
-    state.training_command = command if isinstance(command, str) else " ".join(command)
-    timeout = config.train.timeout_minutes * 60
-    console.step(
-        "train", f"{state.training_command} (timeout {config.train.timeout_minutes:g} min)"
+    train = config.train
+    assert train is not None
+    state.training_command = (
+        train.command if isinstance(train.command, str) else " ".join(train.command)
     )
-    info = run_training(command, cwd=config.root, timeout_s=timeout, echo=console.stream, env=env)
+    monitor = Monitor(train.device, env, cwd=config.root)
+    state.device = monitor.info()
+    limits = f"timeout {train.timeout_minutes:g} min"
+    if train.stall_minutes is not None:
+        limits += f", stall {train.stall_minutes:g} min"
+    console.step("train", f"{state.training_command} on {state.device.describe()} ({limits})")
+    try:
+        with monitor:
+            info = run_training(
+                train.command,
+                cwd=config.root,
+                timeout_s=train.timeout_minutes * 60,
+                stall_s=None if train.stall_minutes is None else train.stall_minutes * 60,
+                echo=console.stream,
+                env=monitor.env,
+            )
+    finally:
+        state.device = monitor.info()
     state.training_seconds = info.duration_s
-    console.step("train", f"done in {info.duration_s:.1f} s")
+    if state.device.idle:
+        gpu = state.device.gpus[0].name
+        state.notes.append(
+            f"The GPU ({gpu}) was visible but idle during training (0% utilisation in "
+            f"{state.device.samples} samples): the training probably ran on the CPU. Check "
+            f"that it moves the model and data to the GPU and that its torch is a CUDA build."
+        )
+    console.step("train", f"done in {info.duration_s:.1f} s on {state.device.describe()}")
 
 
 def _missing_baseline_policy(
@@ -433,6 +468,7 @@ def _promote(
         run_url=state.context.run_url,
         pr_number=state.context.pr_number,
         training_seconds=state.training_seconds,
+        device=state.device,
         params=state.params,
         forced=state.promotion.forced,
     )

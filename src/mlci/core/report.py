@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlci.core.device import DeviceInfo
 from mlci.core.gate import (
     Baseline,
     Check,
@@ -99,6 +100,8 @@ class ReportInput:
     run_url: str | None = None
     training_command: str | None = None
     training_seconds: float | None = None
+    device: DeviceInfo | None = None  # what the training ran on
+    stopped_by: str | None = None  # "timeout" or "stall": why mlci stopped the training
     promotion: Promotion | None = None
     error: str | None = None
     error_stage: str | None = None
@@ -277,6 +280,8 @@ def _details(report: ReportInput) -> list[str]:
     if report.training_command is not None:
         took = f", {report.training_seconds:.1f} s" if report.training_seconds is not None else ""
         lines.append(f"Training: {report.training_command}{took}")
+    if report.device is not None:
+        lines.append(f"Device: {report.device.describe()}")
     if report.metric_sources:
         lines.append(f"Metrics files: {', '.join(sorted(set(report.metric_sources.values())))}")
     if report.promotion is not None:
@@ -532,7 +537,12 @@ def render_json(report: ReportInput) -> dict[str, object]:
         "run_url": report.run_url,
         "training": None
         if report.training_command is None
-        else {"command": report.training_command, "seconds": report.training_seconds},
+        else {
+            "command": report.training_command,
+            "seconds": report.training_seconds,
+            "device": None if report.device is None else report.device.to_json(),
+            "stopped_by": report.stopped_by,
+        },
         "promotion": None if report.promotion is None else _promotion_json(report.promotion),
         "error": None
         if report.error is None
@@ -658,7 +668,9 @@ def from_document(document: Mapping[str, Any], read_png: Callable[[str], bytes])
     gate = data.pop("gate")
     figures = data.pop("figures")
     promotion = data.pop("promotion")
+    device = data.pop("device", None)
     return ReportInput(
+        device=None if device is None else DeviceInfo.from_json(device),
         gate=None if gate is None else _gate_from(gate),
         figures=tuple(
             Figure(**{**f, "pngs": tuple(read_png(name) for name in f["pngs"])}) for f in figures
