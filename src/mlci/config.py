@@ -69,6 +69,17 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class PublishConfig:
+    """How the report reaches the pull request (docs/forges.md)."""
+
+    comment: Literal["update", "new", "hide", "off"] = "update"
+    status: bool = True  # a commit status with the verdict, on the pull request's head
+    check_run: bool = False  # GitHub only: also a check run (needs `checks: write`)
+    summary: bool = True  # GitHub Actions job summary (GITHUB_STEP_SUMMARY)
+    max_wait_seconds: float = 120.0  # all rate-limit and retry waits of one publish, together
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated mlci.yaml. `root` is the folder holding it; paths are relative to it."""
 
@@ -80,11 +91,12 @@ class Config:
     registry: RegistryConfig
     report: ReportConfig = ReportConfig()
     version: int = 1
+    publish: PublishConfig = PublishConfig()
 
 
 # Every key of mlci.yaml, by section ("" is the top level); docs/config.md documents each.
 KEYS: dict[str, tuple[str, ...]] = {
-    "": ("version", "model", "train", "evaluate", "gate", "registry", "report"),
+    "": ("version", "model", "train", "evaluate", "gate", "registry", "report", "publish"),
     "model": ("name",),
     "train": ("command", "timeout_minutes"),
     "evaluate": ("metrics", "predictions", "task"),
@@ -102,6 +114,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     ),
     "registry": ("kind", "tracking_uri", "model", "promote_on", "alias", "challenger"),
     "report": ("params", "training_log", "plots"),
+    "publish": ("comment", "status", "check_run", "summary", "max_wait_seconds"),
 }
 
 
@@ -284,6 +297,22 @@ def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
         gate=_parse_gate(top.data.get("gate"), problems),
         registry=_parse_registry(top.data.get("registry"), problems),
         report=_parse_report(top.data.get("report"), problems),
+        publish=_parse_publish(top.data.get("publish"), problems),
+    )
+
+
+def _parse_publish(data: object, problems: _Problems) -> PublishConfig:
+    section = _Section(data, "publish", problems, KEYS["publish"])
+    comment = "off"  # YAML 1.1 reads `comment: off` (and false) as false
+    if section.data.get("comment") is not False:
+        comment = section.choice("comment", "update", ("update", "new", "hide", "off"))
+    wait = section.number("max_wait_seconds", minimum=0)
+    return PublishConfig(
+        comment=cast(Any, comment),
+        status=section.boolean("status", True),
+        check_run=section.boolean("check_run", False),
+        summary=section.boolean("summary", True),
+        max_wait_seconds=120.0 if wait is None else wait,
     )
 
 

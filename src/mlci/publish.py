@@ -1,0 +1,238 @@
+"""The publish stage: job summary, sticky comment, commit status (and check run).
+
+The report files are already in `.mlci/out/` when this runs. Each part is tried on its
+own, so a refused comment still leaves the status and the job summary; every failure
+becomes one line naming the fix, and `publish.json` records what went where. Pull
+requests from forks skip the comment with one line instead of failing on a read-only
+token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlci.ci import CiContext
+from mlci.config import PublishConfig
+from mlci.console import Console
+from mlci.core import report as report_module
+from mlci.core.report import ReportInput
+from mlci.errors import ExternalError
+from mlci.forges import ForgeChoice, HttpFactory, open_forge
+from mlci.forges.base import CommentMode, sticky_marker
+from mlci.forges.local import LocalForge
+
+STEP_SUMMARY_LIMIT = 1_048_576  # bytes per step (forge.md §1.4)
+
+
+@dataclass
+class PublishResult:
+    published: dict[str, str] = field(default_factory=dict)  # "comment" -> URL, ...
+    skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors)
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fit_markdown(report: ReportInput, limit: int, measure: Callable[[str], int] = len) -> str:
+    """The report's Markdown, folded and cut until `measure` of it is within `limit`."""
+    budget = limit
+    text = report_module.render_markdown(report, max_chars=budget)
+    while measure(text) > limit and budget > 1000:
+        budget = int(budget * limit / measure(text) * 0.95)
+        text = report_module.render_markdown(report, max_chars=budget)
+    return text
+
+
+def write_job_summary(path: Path, key: str, markdown: str) -> None:
+    """Replace this model's section of the step summary file (others' text is kept)."""
+    start = f"<!-- mlci:summary key={key} -->"
+    end = f"<!-- /mlci:summary key={key} -->"
+    try:
+        existing = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        existing = ""
+    section = f"{start}\n{markdown.rstrip()}\n{end}\n"
+    if start in existing and end in existing:
+        before, rest = existing.split(start, 1)
+        after = rest.split(end, 1)[1].lstrip("\n")
+        existing = before + section + after
+    else:
+        existing = existing + ("\n" if existing and not existing.endswith("\n") else "") + section
+    path.write_text(existing, encoding="utf-8")
+
+
+class Publisher:
+    """Publishes one run's report; reused when the run publishes again after promoting."""
+
+    def __init__(
+        self,
+        *,
+        context: CiContext | None,
+        settings: PublishConfig,
+        env: Mapping[str, str],
+        console: Console,
+        http_factory: HttpFactory | None = None,
+    ) -> None:
+        self.context = context
+        self.settings = settings
+        self.env = env
+        self.console = console
+        self.http_factory = http_factory
+        self._choice: ForgeChoice | None = None
+        self._open_error: str | None = None
+        self._pr: tuple[int, str] | bool | None = False  # False: not looked up yet
+        self._commented = False
+
+    def publish(self, report: ReportInput, out_dir: Path) -> PublishResult:
+        result = PublishResult()
+        local = LocalForge(out_dir)
+        body = report_module.render_markdown(report)
+        result.published["local"] = local.upsert_comment(report.model, body)
+        local.set_status(
+            report.commit, report.status, report_module.headline(report), report.run_url
+        )
+        context = self.context
+        if context is None or context.ci == "local":
+            self._record(result, out_dir)
+            return result
+        self._summary(report, result)
+        choice = self._open()
+        if choice is None:
+            assert self._open_error is not None
+            result.errors.append(self._open_error)
+        elif choice.forge is None:
+            if choice.skip:
+                result.skipped.append(choice.skip)
+        else:
+            self._to_forge(choice, report, result)
+        for line in result.skipped:
+            if choice is not None and choice.no_token:
+                self.console.warn(line)
+            else:
+                self.console.step("publish", line)
+        for name, where in result.published.items():
+            if name != "local":
+                self.console.step("publish", f"{name}: {where}")
+        for line in result.errors:
+            self.console.error(line)
+        self._record(result, out_dir)
+        return result
+
+    def _open(self) -> ForgeChoice | None:
+        if self._choice is None and self._open_error is None:
+            assert self.context is not None
+            try:
+                self._choice = open_forge(
+                    self.context,
+                    self.env,
+                    needed=self._needed(),
+                    max_wait_s=self.settings.max_wait_seconds,
+                    http_factory=self.http_factory,
+                )
+            except ExternalError as exc:
+                self._open_error = exc.message
+        return self._choice
+
+    def _needed(self) -> dict[str, str]:
+        needed = {"pull-requests": "write"} if self.settings.comment != "off" else {}
+        if self.settings.status:
+            needed["statuses"] = "write"
+        if self.settings.check_run:
+            needed["checks"] = "write"
+        return needed
+
+    def _summary(self, report: ReportInput, result: PublishResult) -> None:
+        name = self.env.get("GITHUB_STEP_SUMMARY")
+        if not name or not self.settings.summary:
+            return
+        path = Path(name)
+        try:
+            others = path.read_bytes() if path.exists() else b""
+        except OSError:
+            others = b""
+        room = max(STEP_SUMMARY_LIMIT - len(others) - 2000, 20_000)
+        text = fit_markdown(report, room, lambda t: len(t.encode("utf-8")))
+        try:
+            write_job_summary(path, report.model, text)
+        except OSError as exc:
+            result.errors.append(f"cannot write the job summary to {name}: {exc.strerror}")
+            return
+        result.published["summary"] = name
+
+    def _to_forge(self, choice: ForgeChoice, report: ReportInput, result: PublishResult) -> None:
+        from mlci.forges.http import ForgeError
+
+        forge = choice.forge
+        assert forge is not None and self.context is not None
+        forge.status_context = f"mlci/{report.model}"
+        try:
+            pr = self._pull_request(forge)
+        except ForgeError as exc:
+            result.errors.append(exc.message)
+            pr = None
+        head = pr[1] if pr else (self.context.head_sha or report.commit)
+        mode: CommentMode = self.settings.comment
+        if mode != "off" and pr is not None:
+            if self._commented and mode == "hide":
+                mode = "update"  # the second publish of one run refreshes its own comment
+            limit = (forge.max_comment_chars or 1_000_000) - len(sticky_marker(report.model)) - 1
+            body = fit_markdown(report, limit, _utf16_len)
+            try:
+                result.published["comment"] = forge.upsert_comment(report.model, body, mode)
+                self._commented = True
+            except ForgeError as exc:
+                result.errors.append(exc.message)
+        elif mode != "off":
+            result.skipped.append("no open pull request for this commit: no comment")
+        if self.settings.status and head:
+            headline = report_module.headline(report)
+            try:
+                result.published["status"] = forge.set_status(
+                    head, report.status, headline, report.run_url
+                )
+            except ForgeError as exc:
+                result.errors.append(exc.message)
+        if self.settings.check_run and head and hasattr(forge, "create_check_run"):
+            try:
+                result.published["check_run"] = forge.create_check_run(
+                    head,
+                    report.status,
+                    report_module.headline(report),
+                    report_module.render_markdown(report, max_chars=60_000),
+                    report.run_url,
+                )
+            except ForgeError as exc:
+                result.errors.append(exc.message)
+
+    def _pull_request(self, forge: object) -> tuple[int, str] | None:
+        """The pull request to comment on and its head sha; looked up once per run."""
+        if self._pr is not False:
+            return self._pr  # type: ignore[return-value]
+        context = self.context
+        assert context is not None
+        found: tuple[int, str] | None = None
+        if context.pr_number is not None:
+            found = (context.pr_number, context.head_sha or context.sha or "")
+        elif context.event == "push" and context.sha and hasattr(forge, "find_pull_request"):
+            found = forge.find_pull_request(context.sha)
+            if found is not None:
+                forge.pr_number = found[0]  # type: ignore[attr-defined]
+        self._pr = found
+        return found
+
+    def _record(self, result: PublishResult, out_dir: Path) -> None:
+        record = {
+            "published": result.published,
+            "skipped": result.skipped,
+            "errors": result.errors,
+        }
+        (out_dir / "publish.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
