@@ -197,7 +197,7 @@ class Publisher:
             headline = report_module.headline(report)
             try:
                 result.published["status"] = forge.set_status(
-                    head, report.status, headline, report.run_url
+                    head, report.status, headline, self.context.run_url or report.run_url
                 )
             except ForgeError as exc:
                 result.errors.append(exc.message)
@@ -208,7 +208,7 @@ class Publisher:
                     report.status,
                     report_module.headline(report),
                     report_module.render_markdown(report, max_chars=60_000),
-                    report.run_url,
+                    self.context.run_url or report.run_url,
                 )
             except ForgeError as exc:
                 result.errors.append(exc.message)
