@@ -69,6 +69,20 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class S3Config:
+    """The bucket for `publish.images: s3` (credentials come from AWS_* variables)."""
+
+    bucket: str
+    prefix: str = "mlci"
+    endpoint_url: str | None = None  # None: AWS; else any S3-compatible server
+    public_url: str | None = None  # None: presigned links (7 days)
+    region: str | None = None  # None: AWS_REGION, else us-east-1
+
+
+ImageStore = Literal["inline", "branch", "gitlab", "gitea", "s3"]
+
+
+@dataclass(frozen=True)
 class PublishConfig:
     """How the report reaches the pull request (docs/forges.md)."""
 
@@ -77,6 +91,9 @@ class PublishConfig:
     check_run: bool = False  # GitHub only: also a check run (needs `checks: write`)
     summary: bool = True  # GitHub Actions job summary (GITHUB_STEP_SUMMARY)
     max_wait_seconds: float = 120.0  # all rate-limit and retry waits of one publish, together
+    images: ImageStore = "inline"  # where the comment's PNG plots are hosted (mlci.assets)
+    branch: str = "mlci-assets"  # with images: branch
+    s3: S3Config | None = None  # with images: s3
 
 
 @dataclass(frozen=True)
@@ -114,7 +131,17 @@ KEYS: dict[str, tuple[str, ...]] = {
     ),
     "registry": ("kind", "tracking_uri", "model", "promote_on", "alias", "challenger"),
     "report": ("params", "training_log", "plots"),
-    "publish": ("comment", "status", "check_run", "summary", "max_wait_seconds"),
+    "publish": (
+        "comment",
+        "status",
+        "check_run",
+        "summary",
+        "max_wait_seconds",
+        "images",
+        "branch",
+        "s3",
+    ),
+    "publish.s3": ("bucket", "prefix", "endpoint_url", "public_url", "region"),
 }
 
 
@@ -307,12 +334,29 @@ def _parse_publish(data: object, problems: _Problems) -> PublishConfig:
     if section.data.get("comment") is not False:
         comment = section.choice("comment", "update", ("update", "new", "hide", "off"))
     wait = section.number("max_wait_seconds", minimum=0)
+    images = section.choice("images", "inline", ("inline", "branch", "gitlab", "gitea", "s3"))
+    s3 = None
+    if section.has("s3") or images == "s3":
+        bucket = _Section(section.data.get("s3"), "publish.s3", problems, KEYS["publish.s3"])
+        name = bucket.string("bucket", "")
+        if not name and not bucket.has("bucket"):
+            problems.add("publish.s3.bucket", "required with publish.images: s3, e.g. ml-reports")
+        s3 = S3Config(
+            bucket=name,
+            prefix=bucket.string("prefix", "mlci"),
+            endpoint_url=bucket.optional_string("endpoint_url"),
+            public_url=bucket.optional_string("public_url"),
+            region=bucket.optional_string("region"),
+        )
     return PublishConfig(
         comment=cast(Any, comment),
         status=section.boolean("status", True),
         check_run=section.boolean("check_run", False),
         summary=section.boolean("summary", True),
         max_wait_seconds=120.0 if wait is None else wait,
+        images=cast(ImageStore, images),
+        branch=section.string("branch", "mlci-assets"),
+        s3=s3,
     )
 
 

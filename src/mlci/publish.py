@@ -9,10 +9,14 @@ token.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlci.ci import CiContext
 from mlci.config import PublishConfig
@@ -23,6 +27,9 @@ from mlci.errors import ExternalError
 from mlci.forges import ForgeChoice, HttpFactory, open_forge
 from mlci.forges.base import CommentMode, sticky_marker
 from mlci.forges.local import LocalForge
+
+if TYPE_CHECKING:
+    from mlci.assets import AssetStore
 
 STEP_SUMMARY_LIMIT = 1_048_576  # bytes per step (forge.md §1.4)
 
@@ -91,6 +98,7 @@ class Publisher:
         self._open_error: str | None = None
         self._pr: tuple[int, str] | bool | None = False  # False: not looked up yet
         self._commented = False
+        self._uploaded: dict[str, str] = {}  # sha256 of a PNG -> its URL, once per run
 
     def publish(self, report: ReportInput, out_dir: Path) -> PublishResult:
         result = PublishResult()
@@ -148,6 +156,8 @@ class Publisher:
             needed["statuses"] = "write"
         if self.settings.check_run:
             needed["checks"] = "write"
+        if self.settings.images == "branch":
+            needed["contents"] = "write"
         return needed
 
     def _summary(self, report: ReportInput, result: PublishResult) -> None:
@@ -185,7 +195,12 @@ class Publisher:
             if self._commented and mode == "hide":
                 mode = "update"  # the second publish of one run refreshes its own comment
             limit = (forge.max_comment_chars or 1_000_000) - len(sticky_marker(report.model)) - 1
-            body = fit_markdown(report, limit, _utf16_len)
+            try:
+                shown = self._with_images(forge, report, head)
+            except ForgeError as exc:
+                result.errors.append(exc.message)
+                shown = report
+            body = fit_markdown(shown, limit, _utf16_len)
             try:
                 result.published["comment"] = forge.upsert_comment(report.model, body, mode)
                 self._commented = True
@@ -212,6 +227,59 @@ class Publisher:
                 )
             except ForgeError as exc:
                 result.errors.append(exc.message)
+
+    def _with_images(self, forge: object, report: ReportInput, head: str | None) -> ReportInput:
+        """The report with each figure's PNGs uploaded to the asset store and linked."""
+        if self.settings.images == "inline" or not any(f.pngs for f in report.figures):
+            return report
+        store = self._store(forge, report, head)
+        figures = []
+        for figure in report.figures:
+            links = []
+            for name, png in zip(report_module.png_names(figure), figure.pngs, strict=True):
+                digest = hashlib.sha256(png).hexdigest()
+                if digest not in self._uploaded:
+                    url = store.url_for(name, png)
+                    if url is None:
+                        continue
+                    self._uploaded[digest] = url
+                alt = report_module.md_text(figure.title)
+                links.append(f"![{alt}]({self._uploaded[digest]})")
+            markdown = "\n\n".join([*links, figure.markdown]) if links else figure.markdown
+            figures.append(dataclasses.replace(figure, markdown=markdown))
+        return dataclasses.replace(report, figures=tuple(figures))
+
+    def _store(self, forge: object, report: ReportInput, head: str | None) -> AssetStore:
+        from mlci import assets
+        from mlci.forges.github import GitHubForge
+        from mlci.forges.gitlab import GitLabForge
+        from mlci.forges.http import ForgeError, HttpClient
+
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "-", report.model).strip("-.") or "model"
+        folder = f"{folder}/{(head or 'nocommit')[:12]}"
+        kind = self.settings.images
+        if kind == "branch" and isinstance(forge, GitHubForge) and forge.flavour == "github":
+            return assets.BranchStore(forge, branch=self.settings.branch, folder=folder)
+        if kind == "gitea" and isinstance(forge, GitHubForge) and forge.flavour == "gitea":
+            return assets.GiteaAttachmentStore(forge)
+        if kind == "gitlab" and isinstance(forge, GitLabForge):
+            return assets.GitLabUploadStore(forge)
+        if kind == "s3" and self.settings.s3 is not None:
+            credentials = assets.S3Credentials.from_env(self.env, self.settings.s3.region)
+            make = self.http_factory or HttpClient
+            http = make(
+                base_url=self.settings.s3.endpoint_url or "",
+                secrets=tuple(s for s in (credentials.secret_key, credentials.session_token) if s),
+                max_wait_s=self.settings.max_wait_seconds,
+            )
+            http.forge_name = "the S3 bucket"
+            return assets.S3Store(self.settings.s3, credentials, folder=folder, http=http)
+        where = {"branch": "GitHub and GHES", "gitlab": "GitLab", "gitea": "Gitea and Forgejo"}
+        raise ForgeError(
+            f"publish.images: {kind} works on {where.get(kind, 'any forge')} only, not on "
+            f"{getattr(forge, 'name', 'this forge')}; the comment shows the plots as tables "
+            f"and charts instead"
+        )
 
     def _pull_request(self, forge: object) -> tuple[int, str] | None:
         """The pull request to comment on and its head sha; looked up once per run."""

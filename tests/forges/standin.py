@@ -108,7 +108,8 @@ class StandIn:
                 url = urllib.parse.urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
+                kind = self.headers.get("Content-Type") or ""
+                body = json.loads(raw) if raw and "json" in kind else raw or None
                 query = dict(urllib.parse.parse_qsl(url.query))
                 path = url.path
                 fault = standin._fault(self.command, path)
@@ -182,6 +183,7 @@ class GitHubToken:
     login: str  # the comments' author
     write: bool = True
     app: bool = True  # an installation token (GITHUB_TOKEN): GET /user is refused
+    contents: bool = True  # `contents: write` (the asset branch)
 
 
 class GitHubStandIn(StandIn):
@@ -202,6 +204,9 @@ class GitHubStandIn(StandIn):
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.check_runs: list[dict[str, Any]] = []
         self.pulls: dict[int, dict[str, Any]] = {}
+        self.branches: dict[str, dict[str, bytes]] = {}  # branch -> path -> content
+        self.objects: dict[str, Any] = {}  # git trees and commits by sha
+        self.attachments: dict[int, list[bytes]] = {}
         super().__init__()
 
     def add_pull(self, number: int, head_sha: str, state: str = "open") -> None:
@@ -368,6 +373,9 @@ class GitHubStandIn(StandIn):
             }
             self.check_runs.append(run)
             return 201, {}, run
+        answer = self._assets(method, rest, query, token, body)
+        if answer is not None:
+            return answer
         match = re.fullmatch(r"/commits/([0-9a-f]{40})/pulls?", rest)
         if match and method == "GET":
             sha = match.group(1)
@@ -381,6 +389,107 @@ class GitHubStandIn(StandIn):
             return 200, {}, found
         return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
 
+    def _sha(self, thing: object) -> str:
+        import hashlib
+
+        sha = hashlib.sha1(json.dumps(thing, sort_keys=True).encode() + str(self.new_id()).encode())
+        self.objects[sha.hexdigest()] = thing
+        return sha.hexdigest()
+
+    def _assets(
+        self, method: str, rest: str, query: dict[str, str], token: GitHubToken, body: Any
+    ) -> Answer | None:
+        """Branches and the contents API (GitHub), issue attachments (Gitea)."""
+        import base64
+
+        write_denied = self._denied(
+            "repos/contents#create-or-update-file-contents", "contents=write"
+        )
+        match = re.fullmatch(r"/branches/([^/]+)", rest)
+        if match and method == "GET":
+            name = urllib.parse.unquote(match.group(1))
+            if name not in self.branches:
+                return (
+                    404,
+                    {},
+                    {"message": "Branch not found", "documentation_url": DOCS, "status": "404"},
+                )
+            return 200, {}, {"name": name}
+        if rest in ("/git/trees", "/git/commits") and method == "POST":
+            if not (token.write and token.contents):
+                return write_denied
+            return 201, {}, {"sha": self._sha(body)}
+        if rest == "/git/refs" and method == "POST":
+            if not (token.write and token.contents):
+                return write_denied
+            name = body["ref"].removeprefix("refs/heads/")
+            if name in self.branches:
+                return 422, {}, {"message": "Reference already exists"}
+            commit = self.objects[body["sha"]]
+            assert commit["parents"] == [], "the asset branch must be an orphan"
+            self.branches[name] = {"README.md": b"readme"}
+            return 201, {}, {"ref": body["ref"], "object": {"sha": body["sha"]}}
+        match = re.fullmatch(r"/contents/(.+)", rest)
+        if match:
+            path = urllib.parse.unquote(match.group(1))
+            branch = (body or {}).get("branch") if method == "PUT" else query.get("ref")
+            files = self.branches.get(branch or "")
+            if files is None:
+                return 404, {}, {"message": "No commit found for the ref", "status": "404"}
+            if method == "GET":
+                if path not in files:
+                    return 404, {}, {"message": "Not Found", "status": "404"}
+                return 200, {}, {"path": path, "sha": self._blob_sha(files[path])}
+            if method == "PUT":
+                if not (token.write and token.contents):
+                    return write_denied
+                if path in files and body.get("sha") != self._blob_sha(files[path]):
+                    return (
+                        422,
+                        {},
+                        {"message": 'Invalid request.\n\n"sha" wasn\'t supplied.', "status": "422"},
+                    )
+                created = path not in files
+                files[path] = base64.b64decode(body["content"])
+                commit_sha = self._sha({"path": path})
+                return (
+                    (201 if created else 200),
+                    {},
+                    {"content": {"path": path}, "commit": {"sha": commit_sha}},
+                )
+        match = re.fullmatch(r"/issues/(\d+)/assets", rest)
+        if match and method == "POST" and self.flavour == "gitea":
+            number = int(match.group(1))
+            data = _multipart_file(body, "attachment")
+            self.attachments.setdefault(number, []).append(data)
+            uuid = self.new_id()
+            return (
+                201,
+                {},
+                {
+                    "id": uuid,
+                    "name": query.get("name"),
+                    "browser_download_url": f"https://gitea.example/attachments/{uuid}",
+                },
+            )
+        return None
+
+    @staticmethod
+    def _blob_sha(data: bytes) -> str:
+        import hashlib
+
+        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _multipart_file(body: Any, field: str) -> bytes:
+    """The file of one multipart/form-data field (the stand-ins get the raw body)."""
+    raw: bytes = body
+    marker = f'name="{field}"'.encode()
+    start = raw.index(marker)
+    start = raw.index(b"\r\n\r\n", start) + 4
+    end = raw.index(b"\r\n--", start)
+    return raw[start:end]
+
 
 class GitLabStandIn(StandIn):
     """GitLab's v4 API: merge request notes and commit statuses of one project."""
@@ -393,6 +502,7 @@ class GitLabStandIn(StandIn):
         self.tokens = {"glpat-write": "project_7_bot"}
         self.notes: dict[int, list[dict[str, Any]]] = {}
         self.statuses: dict[str, list[dict[str, Any]]] = {}
+        self.uploads: list[bytes] = []
         super().__init__()
 
     def add_mr(self, iid: int) -> None:
@@ -424,6 +534,23 @@ class GitLabStandIn(StandIn):
         rest = path[len(base) :]
         if rest == "" and method == "GET":
             return 200, {}, {"id": int(self.project)}
+        if rest == "/uploads" and method == "POST":
+            if job is not None:
+                return unauthorized
+            data = _multipart_file(body, "file")
+            self.uploads.append(data)
+            secret = f"{self.new_id():032x}"
+            url = f"/uploads/{secret}/plot.png"
+            return (
+                201,
+                {},
+                {
+                    "alt": "plot",
+                    "url": url,
+                    "full_path": f"/-/project/7{url}",
+                    "markdown": f"![plot]({url})",
+                },
+            )
         match = re.fullmatch(r"/merge_requests/(\d+)/notes(?:/(\d+))?", rest)
         if match:
             iid = int(match.group(1))
