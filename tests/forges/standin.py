@@ -373,6 +373,12 @@ class GitHubStandIn(StandIn):
             }
             self.check_runs.append(run)
             return 201, {}, run
+        match = re.fullmatch(r"/pulls/(\d+)", rest)
+        if match and method == "GET":
+            pull = self.pulls.get(int(match.group(1)))
+            if pull is None:
+                return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+            return 200, {}, pull
         answer = self._assets(method, rest, query, token, body)
         if answer is not None:
             return answer

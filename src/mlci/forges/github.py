@@ -191,6 +191,14 @@ class GitHubForge(RemoteForge):
                     return int(pull["number"]), str(head.get("sha") or sha)
         return None
 
+    def pull_request_head(self, number: int) -> str | None:
+        """The head commit of pull request `number`."""
+        response = self.http.request("GET", f"{self._repo_path}/pulls/{number}")
+        if response.status >= 300:
+            self.fail(response, f"read pull request #{number}")
+        head = _dict(_dict(response.json()).get("head"))
+        return str(head["sha"]) if head.get("sha") else None
+
     def check_access(self) -> list[tuple[bool, str]]:
         """One read of the repository: does the token see it, and what may it do there."""
         response = self.http.request("GET", self._repo_path)
