@@ -179,13 +179,25 @@ class Publisher:
         result.published["summary"] = name
 
     def _to_forge(self, choice: ForgeChoice, report: ReportInput, result: PublishResult) -> None:
-        from mlci.forges.http import ForgeError
+        from mlci.forges.http import Unreachable
+
+        try:
+            self._to_forge_parts(choice, report, result)
+        except Unreachable as exc:  # the other parts would only wait and fail the same way
+            result.errors.append(exc.message)
+
+    def _to_forge_parts(
+        self, choice: ForgeChoice, report: ReportInput, result: PublishResult
+    ) -> None:
+        from mlci.forges.http import ForgeError, Unreachable
 
         forge = choice.forge
         assert forge is not None and self.context is not None
         forge.status_context = f"mlci/{report.model}"
         try:
             pr = self._pull_request(forge)
+        except Unreachable:
+            raise
         except ForgeError as exc:
             result.errors.append(exc.message)
             pr = None
@@ -197,6 +209,8 @@ class Publisher:
             limit = (forge.max_comment_chars or 1_000_000) - len(sticky_marker(report.model)) - 1
             try:
                 shown = self._with_images(forge, report, head)
+            except Unreachable:
+                raise
             except ForgeError as exc:
                 result.errors.append(exc.message)
                 shown = report
@@ -204,6 +218,8 @@ class Publisher:
             try:
                 result.published["comment"] = forge.upsert_comment(report.model, body, mode)
                 self._commented = True
+            except Unreachable:
+                raise
             except ForgeError as exc:
                 result.errors.append(exc.message)
         elif mode != "off":
@@ -214,6 +230,8 @@ class Publisher:
                 result.published["status"] = forge.set_status(
                     head, report.status, headline, self.context.run_url or report.run_url
                 )
+            except Unreachable:
+                raise
             except ForgeError as exc:
                 result.errors.append(exc.message)
         if self.settings.check_run and head and hasattr(forge, "create_check_run"):
@@ -225,6 +243,8 @@ class Publisher:
                     report_module.render_markdown(report, max_chars=60_000),
                     self.context.run_url or report.run_url,
                 )
+            except Unreachable:
+                raise
             except ForgeError as exc:
                 result.errors.append(exc.message)
 

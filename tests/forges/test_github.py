@@ -387,3 +387,19 @@ def test_check_access_for_doctor(github: GitHubStandIn, tmp_path: Path, clock: C
     assert check_access(local, {}) == [
         (True, "outside CI: reports go to .mlci/out/ (comment.md, status.json)")
     ]
+
+
+def test_the_http_client_repr_never_shows_the_token(github: GitHubStandIn, clock: Clock) -> None:
+    client = http_factory(clock)(
+        base_url=github.api_url,
+        headers={"Authorization": "Bearer ghs_TOPSECRET"},
+        secrets=("ghs_TOPSECRET",),
+    )
+    assert "ghs_TOPSECRET" not in repr(client)
+
+
+def test_unreachable_api_names_the_url_variable(tmp_path: Path, clock: Clock) -> None:
+    env = github_env(tmp_path, "http://127.0.0.1:9/api/v3")  # nothing listens on port 9
+    done = publish(tmp_path, env, clock)
+    assert "cannot reach GitHub" in done.result.errors[0]
+    assert clock.slept == [1.0, 2.0, 4.0]

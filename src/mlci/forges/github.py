@@ -245,8 +245,8 @@ class GitHubForge(RemoteForge):
                 f"{self.name} refused to {action} (403 {text}): the token lacks a "
                 f"permission{needs}. Give the job these permissions in the workflow:\n"
                 f"{_indent(block)}\n"
-                "A pull request from a fork always gets a read-only token: see "
-                "docs/forges.md#pull-requests-from-forks",
+                "Pull requests from forks and from Dependabot always get a read-only "
+                "token: see docs/forges.md#pull-requests-from-forks",
                 status=status,
             )
         if status == 404:

@@ -43,6 +43,10 @@ class Ambiguous(ForgeError):
     """A non-idempotent request timed out or got a 5xx: it may or may not have happened."""
 
 
+class Unreachable(ForgeError):
+    """No answer at all after the retries: the other calls would fail the same way."""
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -90,12 +94,13 @@ class HttpClient:
     """A small JSON client with one retry policy; `sleep` and `now` are injectable."""
 
     base_url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # repr=False: the headers hold the token; a repr must never show it.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     timeout_s: float = 20.0
     max_wait_s: float = 120.0
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], float] = time.time
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     forge_name: str = "the forge"
     waited_s: float = 0.0
 
@@ -147,7 +152,7 @@ class HttpClient:
                         f"{self.forge_name} did not answer {method} {self._where(url)} ({reason})"
                     ) from None
                 if server_errors >= len(BACKOFF_S):
-                    raise ForgeError(
+                    raise Unreachable(
                         f"cannot reach {self.forge_name} at {self._where(url)} ({reason}) "
                         f"after {server_errors + 1} tries; check the API URL and the network"
                     ) from None
