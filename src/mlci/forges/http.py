@@ -156,7 +156,7 @@ class HttpClient:
                         f"cannot reach {self.forge_name} at {self._where(url)} ({reason}) "
                         f"after {server_errors + 1} tries; check the API URL and the network"
                     ) from None
-                self._wait(BACKOFF_S[server_errors], url, "no answer")
+                self._wait(BACKOFF_S[server_errors], url, "not answering")
                 server_errors += 1
                 continue
             if response.status >= 500:
@@ -168,7 +168,7 @@ class HttpClient:
                     )
                 if server_errors >= len(BACKOFF_S):
                     return response
-                self._wait(BACKOFF_S[server_errors], url, f"HTTP {response.status}")
+                self._wait(BACKOFF_S[server_errors], url, f"failing (HTTP {response.status})")
                 server_errors += 1
                 continue
             wait = self._rate_limit_wait(response, limited)
@@ -219,8 +219,8 @@ class HttpClient:
             when = datetime.fromtimestamp(self.now() + seconds, tz=timezone.utc)
             detail = f" ({response.status}: {self.redact(response.message)})" if response else ""
             raise ForgeError(
-                f"{self.forge_name} is {why} at {self._where(url)}{detail}; it asks to wait "
-                f"{seconds:.0f} s (until {when:%H:%M:%S} UTC), more than the "
+                f"{self.forge_name} is {why} at {self._where(url)}{detail}; waiting "
+                f"{seconds:.0f} s more (until {when:%H:%M:%S} UTC) would pass the "
                 f"{self.max_wait_s:.0f} s publish.max_wait_seconds allows; rerun the job "
                 f"later, or raise publish.max_wait_seconds",
                 status=response.status if response else None,
