@@ -122,6 +122,9 @@ class StandIn:
                 if fault is not None:
                     status, headers, payload = fault.status, fault.headers, fault.body
                     time.sleep(fault.delay_s)
+                elif path.endswith("/graphql") and hasattr(standin, "graphql"):
+                    with standin.lock:
+                        status, headers, payload = standin.graphql(path, self.headers, body)
                 elif not path.startswith(standin.prefix):
                     status, headers, payload = 404, {}, {"message": "Not Found"}
                 else:
@@ -208,6 +211,37 @@ class GitHubStandIn(StandIn):
         self.objects: dict[str, Any] = {}  # git trees and commits by sha
         self.attachments: dict[int, list[bytes]] = {}
         super().__init__()
+
+    def graphql(self, path: str, headers: Any, body: Any) -> Answer:
+        """`minimizeComment` only, at /graphql (GitHub) or /api/graphql (GHES)."""
+        expected = "/api/graphql" if self.prefix == "/api/v3" else "/graphql"
+        if path != expected:
+            return 404, {}, {"message": "Not Found"}
+        token = self._token(headers)
+        if token is None:
+            return 401, {}, {"message": "Bad credentials"}
+        if "minimizeComment" not in body["query"]:
+            return 200, {}, {"errors": [{"message": "unsupported by the stand-in"}]}
+        node = body["variables"]["id"]
+        for comments in self.comments.values():
+            for comment in comments:
+                if comment["node_id"] == node and token.write:
+                    comment["is_minimized"] = True
+                    return (
+                        200,
+                        {},
+                        {"data": {"minimizeComment": {"minimizedComment": {"isMinimized": True}}}},
+                    )
+        return (
+            200,
+            {},
+            {
+                "data": {"minimizeComment": None},
+                "errors": [
+                    {"type": "FORBIDDEN", "message": "Resource not accessible by integration"}
+                ],
+            },
+        )
 
     def add_pull(self, number: int, head_sha: str, state: str = "open") -> None:
         self.pulls[number] = {"number": number, "state": state, "head": {"sha": head_sha}}

@@ -133,6 +133,8 @@ def test_mode_new_always_creates_and_hide_folds_the_old_ones(
     assert all(b.startswith("<!-- mlci:outdated key=tiny-model -->") for b in bodies[:2])
     assert "<details><summary>Outdated mlci report" in bodies[0]
     assert bodies[2].startswith(MARKER)
+    minimized = [c.get("is_minimized", False) for c in github.comments[12]]
+    assert minimized == [True, True, False]
 
 
 def test_comment_off_and_status_off_touch_nothing(
@@ -403,3 +405,14 @@ def test_unreachable_api_names_the_url_variable(tmp_path: Path, clock: Clock) ->
     done = publish(tmp_path, env, clock)
     assert "cannot reach GitHub" in done.result.errors[0]
     assert clock.slept == [1.0, 2.0, 4.0]
+
+
+def test_hide_on_ghes_minimizes_through_its_graphql_url(tmp_path: Path, clock: Clock) -> None:
+    with GitHubStandIn(prefix="/api/v3").running() as server:
+        assert isinstance(server, GitHubStandIn)
+        server.add_pull(12, HEAD)
+        env = github_env(tmp_path, server.api_url)
+        publish(tmp_path, env, clock)
+        publish(tmp_path, env, clock, settings=PublishConfig(comment="hide"))
+        assert [c.get("is_minimized", False) for c in server.comments[12]] == [True, False]
+        assert server.requests("POST", "^/api/graphql$")

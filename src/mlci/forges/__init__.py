@@ -69,7 +69,7 @@ def open_forge(
             None, skip=f"no {variable} in the environment: nothing to publish to", no_token=True
         )
     if context.ci in ("github", "gitea"):
-        from mlci.forges.github import GitHubForge
+        from mlci.forges.github import GitHubForge, graphql_url
 
         gitea = context.ci == "gitea"
         names = (
@@ -116,6 +116,7 @@ def open_forge(
             pr_number=context.pr_number,
             flavour="gitea" if gitea else "github",
             needed=needed,
+            graphql_url=graphql_url(http.base_url, env.get("GITHUB_GRAPHQL_URL")),
         )
         return ForgeChoice(forge)
     if context.ci == "gitlab":

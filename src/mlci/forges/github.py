@@ -63,8 +63,10 @@ class GitHubForge(RemoteForge):
         pr_number: int | None,
         flavour: str = "github",  # or "gitea" (also Forgejo)
         needed: dict[str, str] | None = None,
+        graphql_url: str | None = None,
     ) -> None:
         super().__init__(http)
+        self.graphql_url = graphql_url
         self.repository = repository
         self.pr_number = pr_number
         self.flavour = flavour
@@ -102,6 +104,19 @@ class GitHubForge(RemoteForge):
         if response.status >= 300:
             self.fail(response, f"update comment {comment.id} on pull request #{self.pr_number}")
         return _comment(response.json())
+
+    def _minimize(self, comment: Comment) -> None:
+        """Hide it as outdated (GraphQL `minimizeComment`); its body is already folded."""
+        if self.flavour != "github" or not self.graphql_url or not comment.node_id:
+            return
+        query = (
+            "mutation($id: ID!) { minimizeComment(input: {subjectId: $id, classifier: OUTDATED})"
+            " { minimizedComment { isMinimized } } }"
+        )
+        # Best effort: if GitHub says no, the folded body still marks it outdated.
+        self.http.request(
+            "POST", self.graphql_url, body={"query": query, "variables": {"id": comment.node_id}}
+        )
 
     def _my_names(self) -> frozenset[str]:
         response = self.http.request("GET", "/user")
@@ -277,6 +292,7 @@ def _comment(item: object) -> Comment:
         body=str(data.get("body") or ""),
         author=str(user.get("login")) if user.get("login") else None,
         url=str(data.get("html_url") or data.get("url") or f"comment {data.get('id')}"),
+        node_id=str(data["node_id"]) if data.get("node_id") else None,
     )
 
 
@@ -308,3 +324,13 @@ def _fit_utf16(text: str, limit: int) -> str:
 
 def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def graphql_url(api_url: str, env_value: str | None) -> str:
+    """GITHUB_GRAPHQL_URL, else derived: api.github.com/graphql, GHES HOST/api/graphql."""
+    if env_value:
+        return env_value
+    base = api_url.rstrip("/")
+    if base.endswith("/api/v3"):
+        return base[: -len("/v3")] + "/graphql"
+    return base + "/graphql"

@@ -28,6 +28,7 @@ class Comment:
     body: str
     author: str | None  # login or account id; None when the forge did not say
     url: str
+    node_id: str | None = None  # GitHub's GraphQL id (to minimize an outdated comment)
 
 
 def outdated_body(key: str, body: str) -> str:
@@ -71,6 +72,9 @@ class RemoteForge:
         """Raise a ForgeError for an error answer, naming the fix."""
         raise NotImplementedError
 
+    def _minimize(self, comment: Comment) -> None:
+        """Collapse an outdated comment where the forge can (GitHub); else nothing."""
+
     def set_status(
         self, sha: str | None, verdict: str, summary: str, url: str | None = None
     ) -> str:
@@ -107,6 +111,7 @@ class RemoteForge:
         if mode == "hide":
             for comment in existing:
                 self._edit(comment, outdated_body(key, comment.body))
+                self._minimize(comment)
         return self._create_once(key, full).url
 
     def _create_once(self, key: str, full: str) -> Comment:
