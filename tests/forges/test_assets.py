@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mlci.config import PublishConfig, S3Config
-from mlci.core.report import Figure
+from mlci.core.report import Figure, ReportInput
 from tests.forges.conftest import HEAD, Clock, github_env, make_report, publish
 from tests.forges.standin import GitHubStandIn, GitHubToken, GitLabStandIn
 from tests.forges.test_gitlab_bitbucket import gitlab_env
@@ -25,7 +25,7 @@ from tests.forges.test_gitlab_bitbucket import gitlab_env
 PNG = b"\x89PNG\r\n\x1a\n" + b"plot-bytes" * 10
 
 
-def report_with_plot(png: bytes = PNG):  # type: ignore[no-untyped-def]
+def report_with_plot(png: bytes = PNG) -> ReportInput:
     figure = Figure(
         key="confusion_matrix",
         title="Confusion matrix",
