@@ -44,7 +44,10 @@ def test_github_push(project: Project) -> None:
         "f" * 40,
     )
     assert context.run_url == "https://ghes.example/team/models/actions/runs/42"
+    assert context.report_url == context.run_url  # the run page lists its artifacts
     assert context.promotes(("main",)) == (True, "branch main is in registry.promote_on")
+    hosted = detect_context(project.root, {**env, "MLCI_REPORT_URL": "https://r.example/42.html"})
+    assert hosted.report_url == "https://r.example/42.html"
 
 
 def test_github_pull_request_uses_the_head_branch_and_never_promotes(project: Project) -> None:
@@ -87,6 +90,7 @@ def test_gitlab_merge_request(project: Project) -> None:
         "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
         "CI_COMMIT_SHA": "e" * 40,
         "CI_PIPELINE_URL": "https://gitlab.example/p/-/pipelines/9",
+        "CI_JOB_URL": "https://gitlab.example/p/-/jobs/31",
     }
     context = detect_context(project.root, env)
     assert (context.ci, context.event, context.branch, context.pr_number) == (
@@ -96,6 +100,10 @@ def test_gitlab_merge_request(project: Project) -> None:
         17,
     )
     assert context.run_url == "https://gitlab.example/p/-/pipelines/9"
+    # GitLab serves one file of a job's artifacts at a stable address.
+    assert context.report_url == (
+        "https://gitlab.example/p/-/jobs/31/artifacts/file/.mlci/out/report.html"
+    )
 
 
 def test_gitlab_push_to_main_promotes(project: Project) -> None:

@@ -6,6 +6,7 @@ a pull-request build is never mistaken for a build of the main branch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ class CiContext:
     repository: str | None = None
     head_sha: str | None = None
     fork: bool = False
+    # Where people find the full report.html: MLCI_REPORT_URL, else the CI's artifacts.
+    report_url: str | None = None
 
     def promotes(self, promote_on: tuple[str, ...]) -> tuple[bool, str]:
         """Whether a passing model from this build may be promoted, and why (not)."""
@@ -52,12 +55,15 @@ class CiContext:
 
 def detect_context(root: Path, env: Mapping[str, str]) -> CiContext:
     """The context of this build, from CI variables or, outside CI, from git."""
+    context = None
     if env.get("GITHUB_ACTIONS") == "true":
-        return _github(env, root)
-    if env.get("GITLAB_CI") == "true":
-        return _gitlab(env, root)
-    if env.get("BITBUCKET_BUILD_NUMBER"):
-        return _bitbucket(env, root)
+        context = _github(env, root)
+    elif env.get("GITLAB_CI") == "true":
+        context = _gitlab(env, root)
+    elif env.get("BITBUCKET_BUILD_NUMBER"):
+        context = _bitbucket(env, root)
+    if context is not None:
+        return dataclasses.replace(context, report_url=_report_url(context, env))
     git.repo_root(root)  # outside CI, a git repository is required: it gives the lineage
     return CiContext(
         ci="local",
@@ -66,6 +72,21 @@ def detect_context(root: Path, env: Mapping[str, str]) -> CiContext:
         sha=git.head_sha(root),
         dirty=git.is_dirty(root) if git.head_sha(root) else False,
     )
+
+
+def _report_url(context: CiContext, env: Mapping[str, str]) -> str | None:
+    """The full report's address: MLCI_REPORT_URL, GitLab's artifact file, or the run page.
+
+    GitHub, Gitea and Bitbucket list a run's artifacts on its page; the artifact's own
+    address is only known after the upload step, which runs after mlci.
+    """
+    given = env.get("MLCI_REPORT_URL", "")
+    if given.startswith(("https://", "http://")):
+        return given
+    job = env.get("CI_JOB_URL", "")
+    if context.ci == "gitlab" and job.startswith(("https://", "http://")):
+        return f"{job}/artifacts/file/.mlci/out/report.html"
+    return context.run_url
 
 
 def _github(env: Mapping[str, str], root: Path) -> CiContext:

@@ -102,6 +102,7 @@ class _State:
             ci=context.ci if context else "local",
             event=context.event if context else "local",
             run_url=context.run_url if context else None,
+            report_url=context.report_url if context else None,
             training_command=self.training_command,
             training_seconds=self.training_seconds,
             device=self.device,
