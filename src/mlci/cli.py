@@ -132,6 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _json_option(report, "gate.json")
 
+    publish = commands.add_parser(
+        "publish",
+        help="publish a report written earlier (the fork-safe two-workflow setup)",
+        description="Post the report in DIR (report.json, plots/, publish.json, as `mlci run` "
+        "writes them to .mlci/out/) as the pull request's comment and status, from a CI job "
+        "that does not run the pull request's code: a workflow_run job that downloaded the "
+        "artifact. See docs/forges.md.",
+    )
+    _config_option(publish)
+    publish.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the folder holding report.json (default: .mlci/out/)",
+    )
+    _json_option(publish, "where the report went")
+
     init = commands.add_parser(
         "init",
         help="write mlci.yaml and the CI workflow (or a whole example project with --example)",
@@ -286,6 +305,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mlci.commands import report_command
 
         return report_command(config=args.config, out=args.out, as_json=args.json)
+    if command == "publish":
+        from mlci.publish import publish_command
+
+        source = args.source.resolve() if args.source else Path.cwd() / ".mlci" / "out"
+        return publish_command(source=source, config=args.config, as_json=args.json)
     if command == "init":
         from mlci.init import InitOptions, init_command, terminal_ask
 

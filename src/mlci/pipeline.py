@@ -31,6 +31,7 @@ from mlci.core.gate import (
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.report import Figure, Promotion, ReportInput
 from mlci.errors import (
+    EXIT_EXTERNAL,
     EXIT_GATE_FAILED,
     EXIT_OK,
     Interrupted,
@@ -39,7 +40,7 @@ from mlci.errors import (
     TrainingError,
     UsageError,
 )
-from mlci.forges.local import LocalForge
+from mlci.publish import Publisher
 from mlci.registry.base import Lineage, Registry
 from mlci.registry.mlflow import MlflowRegistry, resolve_tracking_uri
 
@@ -86,6 +87,7 @@ class _State:
     params: dict[str, str] = field(default_factory=dict)
     baseline_params: Mapping[str, str] | None = None
     figures: tuple[Figure, ...] = ()
+    publisher: Publisher | None = None
 
     def report(self, error: MlciError | None = None) -> ReportInput:
         context = self.context
@@ -100,6 +102,7 @@ class _State:
             ci=context.ci if context else "local",
             event=context.event if context else "local",
             run_url=context.run_url if context else None,
+            report_url=context.report_url if context else None,
             training_command=self.training_command,
             training_seconds=self.training_seconds,
             device=self.device,
@@ -144,6 +147,7 @@ def run(
     options = options or RunOptions()
     state = _State(root=config_path.parent.resolve())
     out_dir = state.root / OUT_DIR
+    config: Config | None = None
     try:
         config = config_module.load_config(config_path)
         state.model = config.model_name
@@ -207,19 +211,22 @@ def run(
             state.gate = dataclasses.replace(state.gate, notes=(*state.gate.notes, *figure_notes))
         files = write_outputs(state.report(), out_dir)
         state.stage = "publish"
-        _publish(state.report(), out_dir)
+        publish_failed = _publish(state, out_dir, env, console, config)
         if registry is not None and state.promotion.eligible and state.gate.passed:
             state.stage = "promote"
             state.promotion = _promote(config, state, registry, evaluation.predictions, console)
             files = write_outputs(state.report(), out_dir)
-            _publish(state.report(), out_dir)
+            publish_failed = _publish(state, out_dir, env, console, config)
         exit_code = EXIT_OK if state.gate.passed else EXIT_GATE_FAILED
+        if publish_failed and exit_code == EXIT_OK:
+            # The gate passed but the pull request did not get the report: say so (3).
+            exit_code = EXIT_EXTERNAL
         return Outcome(exit_code=exit_code, report=state.report(), out_dir=out_dir, files=files)
     except MlciError as exc:
         console.error(exc.message)
         failed = state.report(exc)
         files = write_outputs(failed, out_dir)
-        _publish(failed, out_dir)
+        _publish(state, out_dir, env, console, config, report=failed)
         return Outcome(exit_code=exc.exit_code, report=failed, out_dir=out_dir, files=files)
     except KeyboardInterrupt:
         write_outputs(state.report(Interrupted(f"interrupted during {state.stage}")), out_dir)
@@ -526,8 +533,21 @@ def write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:
     return written
 
 
-def _publish(report: ReportInput, out_dir: Path) -> None:
-    forge = LocalForge(out_dir)
-    body = report_module.render_markdown(report, max_chars=forge.max_comment_chars)
-    forge.upsert_comment(report.model, body)
-    forge.set_status(report.commit, report.status, report_module.headline(report))
+def _publish(
+    state: _State,
+    out_dir: Path,
+    env: Mapping[str, str],
+    console: Console,
+    config: Config | None,
+    *,
+    report: ReportInput | None = None,
+) -> bool:
+    """Job summary, comment and status (mlci.publish); True when a part of it failed."""
+    if state.publisher is None:
+        state.publisher = Publisher(
+            context=state.context,
+            settings=config.publish if config else config_module.PublishConfig(),
+            env=env,
+            console=console,
+        )
+    return state.publisher.publish(report or state.report(), out_dir).failed

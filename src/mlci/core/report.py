@@ -98,6 +98,7 @@ class ReportInput:
     ci: str = "local"
     event: str = "local"
     run_url: str | None = None
+    report_url: str | None = None  # where the full report.html can be found
     training_command: str | None = None
     training_seconds: float | None = None
     device: DeviceInfo | None = None  # what the training ran on
@@ -288,6 +289,10 @@ def _details(report: ReportInput) -> list[str]:
         lines.append(f"Registry: {report.promotion.describe()}")
     if report.run_url:
         lines.append(f"CI run: {report.run_url}")
+    if report.report_url and report.report_url != report.run_url:
+        lines.append(f"Full report: {report.report_url}")
+    elif report.report_url:
+        lines.append("Full report: report.html in the CI run's artifacts")
     return lines
 
 
@@ -340,13 +345,16 @@ def render_markdown(report: ReportInput, *, max_chars: int | None = None) -> str
         text = _markdown(report, omit)
     if max_chars is None or len(text) <= max_chars:
         return text
-    return _cut(text, max_chars)
+    return _cut(text, max_chars, report.report_url)
 
 
-def _cut(text: str, max_chars: int) -> str:
+def _cut(text: str, max_chars: int, full_url: str | None = None) -> str:
+    where = "report.html in the CI artifacts"
+    if full_url:
+        where = f"[report.html]({_safe_url(full_url)}) (the CI run's artifacts)"
     note = (
         "\n\n> ✂️ The report was cut to fit this page's limit of "
-        f"{max_chars:,} characters; the full report is report.html in the CI artifacts.\n"
+        f"{max_chars:,} characters; the full report is {where}.\n"
     )
     keep = text[: max(0, max_chars - len(note) - len("</details>\n") * 8)]
     keep = keep[: keep.rfind("\n") + 1] if "\n" in keep else ""
@@ -355,6 +363,11 @@ def _cut(text: str, max_chars: int) -> str:
     if keep.count("```") % 2:
         keep += "```\n"
     return keep + "</details>\n" * max(0, unclosed) + note
+
+
+def _safe_url(url: str) -> str:
+    """A URL from the CI's environment, made safe to put inside a Markdown link."""
+    return re.sub(r"[\s()<>\[\]`\"']", lambda m: f"%{ord(m.group()):02X}", url)
 
 
 def _markdown(report: ReportInput, omit: set[str]) -> str:
