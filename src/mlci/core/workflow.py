@@ -207,16 +207,6 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         lines += _run_step(s, pull_request=pull_request)
     else:
         lines += _action_step(s, pull_request=pull_request)
-    if pull_request and s.fork_safe:
-        lines += [
-            _step("Record the pull request's number for the report workflow"),
-            "        if: always()",
-            "        env:",
-            "          PR_NUMBER: ${{ github.event.pull_request.number }}",
-            "        run: |",
-            "          mkdir -p .mlci/out",
-            "          printf '%s\\n' \"$PR_NUMBER\" > .mlci/out/pr-number",
-        ]
     lines += [
         _step("Upload the report (also when a step failed)"),
         "        if: always()",
@@ -347,14 +337,16 @@ def _action_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
 
 
 def _report_workflow(s: WorkflowSettings) -> str:
+    mlci = re.sub(r"\[[^\]]*\]", "", s.install[0])  # mlci itself: publishing needs no extra
     lines = [
         *_header(s, "Post the report of pull-request runs, forks included (--fork-safe)."),
         "#",
         f'# The "{WORKFLOW_NAME}" workflow evaluates pull requests with a read-only token',
         "# (and, from forks, no secrets) and uploads the report as an artifact. This runs",
         "# afterwards with the right to comment. It never checks out or runs the pull",
-        "# request's code: the artifact is untrusted data, read as a number (checked",
-        "# against the run's commit) and a Markdown text (posted, never executed).",
+        "# request's code: mlci comes from PyPI, and `mlci publish` reads the artifact as",
+        "# untrusted data (size-capped JSON and PNGs), posting only if the pull request it",
+        "# names is at the commit the pipeline evaluated.",
         "name: ML report",
         "",
         "on:",
@@ -368,7 +360,7 @@ def _report_workflow(s: WorkflowSettings) -> str:
         "permissions: {}",
         "",
         "jobs:",
-        "  comment:",
+        "  publish:",
         "    name: Post the report on the pull request",
         "    if: >-",
         "      github.event.workflow_run.event == 'pull_request' &&",
@@ -378,6 +370,7 @@ def _report_workflow(s: WorkflowSettings) -> str:
         "    permissions:",
         "      actions: read  # download the pipeline run's artifact",
         "      pull-requests: write  # post the report as a comment",
+        "      statuses: write  # set the commit status",
         "    steps:",
         _step("Download the report (untrusted: the pull request's code wrote it)"),
         f"        uses: {pin('actions/download-artifact')}",
@@ -386,35 +379,17 @@ def _report_workflow(s: WorkflowSettings) -> str:
         "          path: ${{ runner.temp }}/report",
         "          run-id: ${{ github.event.workflow_run.id }}",
         "          github-token: ${{ github.token }}",
-        _step("Check the pull request's number and post the report"),
+        _step("Set up Python"),
+        f"        uses: {pin('actions/setup-python')}",
+        "        with:",
+        f"          python-version: {_scalar(s.python_version)}",
+        _step("Install mlci"),
+        f"        run: python -m pip install {_shell_word(mlci)}",
+        _step("Post the report"),
+        '        run: mlci publish --from "$REPORT"',
         "        env:",
-        "          GH_TOKEN: ${{ github.token }}",
-        "          REPO: ${{ github.repository }}",
-        "          HEAD_SHA: ${{ github.event.workflow_run.head_sha }}",
+        "          GITHUB_TOKEN: ${{ github.token }}",
         "          REPORT: ${{ runner.temp }}/report",
-        "        run: |",
-        "          pr=$(head -c 20 \"$REPORT/pr-number\" | tr -d '\\n')",
-        '          case "$pr" in',
-        "            '' | *[!0-9]*) echo '::error::pr-number is not a number'; exit 1 ;;",
-        "          esac",
-        '          actual=$(gh api "repos/$REPO/pulls/$pr" --jq .head.sha)',
-        '          if [ "$actual" != "$HEAD_SHA" ]; then',
-        '            echo "::error::pull request $pr is not at the commit this run evaluated"',
-        "            exit 1",
-        "          fi",
-        '          body="$RUNNER_TEMP/comment.md"',
-        "          # GitHub refuses comments over 65536 characters.",
-        '          head -c 65000 "$REPORT/comment.md" > "$body"',
-        '          id=$(gh api --paginate "repos/$REPO/issues/$pr/comments" --jq \\',
-        '            \'.[] | select(.user.login == "github-actions[bot]")'
-        ' | select(.body | startswith("<!-- mlci:report")) | .id\' | tail -n 1)',
-        '          if [ -n "$id" ]; then',
-        '            gh api -X PATCH "repos/$REPO/issues/comments/$id" \\',
-        '              -F "body=@$body" > /dev/null',
-        "          else",
-        '            gh api -X POST "repos/$REPO/issues/$pr/comments" \\',
-        '              -F "body=@$body" > /dev/null',
-        "          fi",
     ]
     return "\n".join(lines) + "\n"
 
