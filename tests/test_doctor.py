@@ -319,8 +319,10 @@ def test_doctor_prints_one_line_per_check_and_exits_0(project: Project) -> None:
         "registry",
         "dvc",
         "forge",
+        "forge",
         "gpu",
     ]
+    assert "forge access: a local run: nothing is posted" in completed.stdout
 
 
 def test_doctor_json_and_exit_3_when_a_check_fails(project: Project) -> None:

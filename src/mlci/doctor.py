@@ -364,6 +364,41 @@ def check_forge_token(ctx: DoctorContext) -> CheckResult:
     )
 
 
+_TOKENS = (
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GITEA_TOKEN",
+    "FORGEJO_TOKEN",
+    "GITLAB_TOKEN",
+    "BITBUCKET_TOKEN",
+)
+
+
+def check_forge_access(ctx: DoctorContext) -> CheckResult:
+    """In CI with a token: one read of the repository shows whether publishing will work."""
+    env = ctx.env
+    in_ci = "true" in (env.get("GITHUB_ACTIONS"), env.get("GITLAB_CI")) or bool(
+        env.get("BITBUCKET_BUILD_NUMBER")
+    )
+    if not in_ci:
+        return CheckResult("forge access", "skip", "a local run: nothing is posted")
+    if not any(env.get(name) for name in _TOKENS):
+        return CheckResult("forge access", "skip", "no token to try (see forge token)")
+    from mlci import ci
+    from mlci.forges import check_access
+
+    try:
+        context = ci.detect_context(ctx.root, env)
+        lines = check_access(context, env)
+    except MlciError as exc:
+        return CheckResult("forge access", "fail", exc.message)
+    refused = [message for ok, message in lines if not ok]
+    if not refused:
+        return CheckResult("forge access", "ok", "; ".join(message for _, message in lines))
+    # A fork's read-only token is by design: the report still lands in the job summary.
+    return CheckResult("forge access", "warn" if context.fork else "fail", "; ".join(refused))
+
+
 def check_gpu(ctx: DoctorContext) -> CheckResult:
     """With `train.device: cuda`: the GPUs nvidia-smi shows the training (mlci.device)."""
     if not ctx.gpu_requested:
@@ -391,9 +426,7 @@ def _gpu_requested(config: Config | None) -> bool:
     return config is not None and config.train is not None and config.train.device == "cuda"
 
 
-# In the order they print. The forges work (issue #5) adds its permission probe (a read
-# that reveals missing scopes, e.g. X-Accepted-GitHub-Permissions) right after
-# check_forge_token.
+# In the order they print.
 CHECKS: list[Check] = [
     check_config,
     check_disk,
@@ -402,6 +435,7 @@ CHECKS: list[Check] = [
     check_registry,
     check_dvc,
     check_forge_token,
+    check_forge_access,
     check_gpu,
 ]
 # Cheap (no network, no subprocess but git): `mlci run` runs them before training.
