@@ -249,6 +249,7 @@ def settings_for(
         install.append(f"dvc[{remote}]")
     requirements = "requirements.txt" if (config.root / "requirements.txt").is_file() else None
     labels, gpu = runner_labels(options.gpu or "")
+    torch = example == "torch" or _requires_torch(config.root / "requirements.txt")
     action, action_version = parse_action(options.action) if options.action else (None, None)
     timeout = config.train.timeout_minutes if config.train else 60.0
     return WorkflowSettings(
@@ -260,6 +261,7 @@ def settings_for(
         promote_on=config.registry.promote_on,
         runs_on=labels,
         gpu=gpu,
+        torch=torch,
         free_disk=bool(options.free_disk),
         fork_safe=bool(options.fork_safe),
         action=action,
@@ -269,6 +271,15 @@ def settings_for(
         project_dir=project_dir,
         options=describe_options(options),
     )
+
+
+def _requires_torch(requirements: Path) -> bool:
+    """Whether the training's requirements file names torch (then the job installs the
+    build for its runner: CUDA on GPU runners, CPU elsewhere)."""
+    if not requirements.is_file():
+        return False
+    text = requirements.read_text(encoding="utf-8", errors="replace")
+    return re.search(r"^\s*torch\b", text, re.MULTILINE) is not None
 
 
 def describe_options(options: InitOptions) -> str:

@@ -36,6 +36,10 @@ VARIANTS: dict[str, WorkflowSettings] = {
     "default": WorkflowSettings(install=("mlci[mlflow,plots]==0.1.0",)),
     "fork-safe": WorkflowSettings(fork_safe=True),
     "gpu-self-hosted": WorkflowSettings(runs_on=("self-hosted", "gpu", "cuda"), gpu=True),
+    "gpu-torch": WorkflowSettings(runs_on=("self-hosted", "gpu"), gpu=True, torch=True),
+    "cpu-torch-action": WorkflowSettings(
+        torch=True, action=f"acme/mlci@{ACTION_SHA}", action_version="v1"
+    ),
     "gpu-larger-runner-free-disk": WorkflowSettings(
         runs_on=("gpu-t4-4core",), gpu=True, free_disk=True
     ),
@@ -101,6 +105,7 @@ def _every_combination() -> list[WorkflowSettings]:
                 action_version="v1" if action else None,
                 dvc_remote=remote,
                 registry_server=server,
+                torch=server,  # half the combinations, across every other option
                 project_dir=subfolder,
             )
         )
@@ -263,7 +268,11 @@ def test_every_gitlab_combination_passes_gitlabs_schema(tmp_path: Path) -> None:
         )
     ):
         settings = WorkflowSettings(
-            runs_on=runner[0], gpu=runner[1], dvc_remote=remote, project_dir=subfolder
+            runs_on=runner[0],
+            gpu=runner[1],
+            torch=remote != "none",
+            dvc_remote=remote,
+            project_dir=subfolder,
         )
         path = tmp_path / f"{index}.gitlab-ci.yml"
         path.write_text(gitlab_ci(settings))
@@ -478,3 +487,20 @@ def test_a_folder_name_yaml_would_misread_stays_one_value() -> None:
     assert gitlab[".mlci"]["artifacts"]["paths"] == [f"{folder}/.mlci/out/"]
     assert gitlab[".mlci"]["before_script"][0] == "cd 'odd: \"name\" #1'"
     assert gitlab[".mlci"]["before_script"][-1] == "python -m pip install -r 'a: b.txt'"
+
+
+def test_torch_is_the_cuda_build_on_gpu_runners_and_the_cpu_build_elsewhere() -> None:
+    def install(settings: WorkflowSettings) -> str:
+        return github_files(settings)[workflow.GITHUB_WORKFLOW]
+
+    gpu = install(WorkflowSettings(runs_on=("self-hosted", "gpu"), gpu=True, torch=True))
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cu126" in gpu
+    assert "whl/cpu" not in gpu
+    cpu = install(WorkflowSettings(torch=True))
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in cpu
+    assert "cu126" not in cpu
+    assert "torch" not in install(WorkflowSettings())
+    # The torch install comes first, so mlci's torch extra finds it satisfied.
+    assert cpu.index("pip install torch") < cpu.index('pip install "mlci[mlflow]"')
+    gitlab = gitlab_ci(WorkflowSettings(runs_on=("gpu",), gpu=True, torch=True))
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cu126" in gitlab

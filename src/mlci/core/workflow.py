@@ -40,6 +40,12 @@ FREE_DISK_PATHS = (
     "/opt/ghc",
     "/opt/hostedtoolcache/CodeQL",
 )
+# torch's own package indexes: PyPI's Linux wheel is a CUDA build of several GB, which a
+# CPU runner only pays for; a GPU runner gets a CUDA build that recent drivers support.
+TORCH_INDEX = {
+    "cuda": "https://download.pytorch.org/whl/cu126",
+    "cpu": "https://download.pytorch.org/whl/cpu",
+}
 SETUP_MINUTES = 15  # check-out, installs and the report's upload, on top of the training
 
 
@@ -81,6 +87,7 @@ class WorkflowSettings:
     promote_on: tuple[str, ...] = ("main",)
     runs_on: tuple[str, ...] = ("ubuntu-latest",)
     gpu: bool = False
+    torch: bool = False  # the training uses PyTorch: its CUDA build on GPU runners, else CPU
     free_disk: bool = False
     fork_safe: bool = False
     action: str | None = None  # "owner/repo@<sha>": use mlci's composite action
@@ -267,6 +274,21 @@ def _gcp_key_step(s: WorkflowSettings) -> list[str]:
     ]
 
 
+def torch_build(s: WorkflowSettings) -> str | None:
+    """Which build of torch the job installs: "cuda", "cpu", or None (no torch)."""
+    if not s.torch:
+        return None
+    return "cuda" if s.gpu else "cpu"
+
+
+def _torch_install(s: WorkflowSettings) -> list[str]:
+    build = torch_build(s)
+    if build is None:
+        return []
+    why = "the CUDA build, on GPU runners only" if build == "cuda" else "the CPU build: GBs less"
+    return [f"python -m pip install torch --index-url {TORCH_INDEX[build]}  # {why}"]
+
+
 def _install_steps(s: WorkflowSettings) -> list[str]:
     requirements = " ".join(_shell_word(req) for req in s.install)
     lines = [
@@ -278,6 +300,7 @@ def _install_steps(s: WorkflowSettings) -> list[str]:
         f"          cache-dependency-path: {_scalar(_project_path(s, 'mlci.yaml'))}",
         _step("Install mlci"),
         "        run: |",
+        *(f"          {line}" for line in _torch_install(s)),
         f"          python -m pip install {requirements}",
     ]
     if s.requirements:
@@ -329,6 +352,9 @@ def _action_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
     extra = [req for req in s.install if not req.startswith("mlci")]
     if extra:
         lines += [f"          packages: {_scalar(' '.join(extra))}"]
+    build = torch_build(s)
+    if build is not None:
+        lines += [f"          torch: {build}  # installed before mlci, from torch's own index"]
     if s.requirements:
         lines += [f"          requirements: {_scalar(s.requirements)}"]
     if s.project_dir:
@@ -463,6 +489,7 @@ def gitlab_ci(s: WorkflowSettings) -> str:
     if s.gpu:
         lines += ["    - nvidia-smi  # fails at once on a runner without a GPU"]
     install = " ".join(_shell_word(r) for r in s.install)
+    lines += [f"    - {_item(line.split('  # ')[0])}" for line in _torch_install(s)]
     lines += [f"    - {_item('python -m pip install ' + install)}"]
     if s.requirements:
         lines += [f"    - {_item('python -m pip install -r ' + _shell_word(s.requirements))}"]
