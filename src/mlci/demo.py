@@ -97,7 +97,7 @@ def run_demo(folder: Path, *, console: Console) -> list[DemoBuild]:
     if folder.exists() and any(folder.iterdir()):
         raise UsageError(f"{folder} is not empty; give `mlci demo --dir` an empty or new folder")
     folder.mkdir(parents=True, exist_ok=True)
-    write_project(folder, example=True, force=False)
+    write_project(folder, example="sklearn", force=False)
     git.init_repo(folder, branch="main")
     git.commit_all(folder, "Example project: digits classifier")
     env = isolated_env(os.environ)

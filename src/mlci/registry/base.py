@@ -15,6 +15,8 @@ class Unread(enum.Enum):
 
 UNREAD: Literal[Unread.UNREAD] = Unread.UNREAD  # move_alias: read where the alias points
 
+from mlci.core.device import DeviceInfo
+
 
 @dataclass(frozen=True)
 class Lineage:
@@ -34,6 +36,7 @@ class Lineage:
     training_seconds: float | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     forced: bool = False  # promoted from outside registry.promote_on (--force-promote)
+    device: DeviceInfo | None = None  # what it trained on
 
 
 @dataclass(frozen=True)

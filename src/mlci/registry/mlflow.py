@@ -445,5 +445,9 @@ def _lineage_tags(lineage: Lineage) -> dict[str, str]:
         "mlci.training_seconds": ""
         if lineage.training_seconds is None
         else f"{lineage.training_seconds:.1f}",
+        "mlci.device": lineage.device.describe() if lineage.device else "",
+        "mlci.device_json": json.dumps(lineage.device.to_json(), sort_keys=True)
+        if lineage.device
+        else "",
     }
     return {key: value[:_TAG_LIMIT] for key, value in tags.items() if value}
