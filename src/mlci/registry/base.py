@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from mlci.core.device import DeviceInfo
+
 
 class Unread(enum.Enum):
     UNREAD = "unread"
 
 
 UNREAD: Literal[Unread.UNREAD] = Unread.UNREAD  # move_alias: read where the alias points
-
-from mlci.core.device import DeviceInfo
 
 
 @dataclass(frozen=True)
