@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--alias", metavar="NAME", help="another alias than registry.alias")
     _json_option(history, "the moves")
 
+    _data_parser(commands)
+
     rollback = commands.add_parser(
         "rollback",
         help="move the champion back to an earlier version",
@@ -194,6 +196,38 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--alias", metavar="NAME", help="another alias than registry.alias")
     _json_option(rollback, "the move")
     return parser
+
+
+def _data_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
+    data = commands.add_parser(
+        "data",
+        help="DVC data: pull it, list the datasets and their hashes",
+        description="The data that DVC tracks (see docs/data.md): pull the version this "
+        "commit names, or list the datasets with their hashes.",
+    )
+    data_commands = data.add_subparsers(
+        dest="data_command", metavar="COMMAND", parser_class=_Parser
+    )
+    pull = data_commands.add_parser(
+        "pull",
+        help="dvc pull, with progress and errors that name the fix",
+        description="Pull the data this commit names from the DVC remote (data.remote, "
+        "data.jobs, data.run_cache and data.targets of mlci.yaml), as `mlci run` does "
+        "before training when data.dvc is true. Exit 3 when the remote fails.",
+    )
+    _config_option(pull)
+    _json_option(pull, "what was pulled")
+    status = data_commands.add_parser(
+        "status",
+        help="the tracked datasets, their hashes, and whether they changed since REF",
+        description="List the datasets DVC tracks (outputs of .dvc files, and stage outputs "
+        "other stages depend on) with their hashes from the .dvc files and dvc.lock, the "
+        "remote, and the CI secrets it needs. With --ref, compare with the hashes "
+        "committed at REF.",
+    )
+    _config_option(status)
+    status.add_argument("--ref", metavar="REF", help="compare with the datasets at this commit")
+    _json_option(status, "the datasets")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -244,6 +278,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mlci.commands import registry_show_command
 
         return registry_show_command(config=args.config, as_json=args.json)
+    if command == "data" and args.data_command == "pull":
+        from mlci.data_commands import data_pull_command
+
+        return data_pull_command(config=args.config, as_json=args.json)
+    if command == "data" and args.data_command == "status":
+        from mlci.data_commands import data_status_command
+
+        return data_status_command(config=args.config, ref=args.ref, as_json=args.json)
     raise _MissingCommand(command)
 
 
@@ -284,7 +326,11 @@ def _command_parser(
     parser: argparse.ArgumentParser, args: argparse.Namespace
 ) -> argparse.ArgumentParser:
     """The parser of the (sub)command that `args` selected, deepest first."""
-    for name in (getattr(args, "command", None), getattr(args, "registry_command", None)):
+    names = (
+        getattr(args, "command", None),
+        getattr(args, "registry_command", None) or getattr(args, "data_command", None),
+    )
+    for name in names:
         if name is None:
             break
         parser = next(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -40,11 +40,13 @@ def run_training(
     timeout_s: float,
     echo: TextIO | None = None,
     env: Mapping[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> TrainInfo:
     """Run `command` in `cwd`, echoing each output line; raise TrainingError on failure.
 
     A text command runs through the shell (so `python train.py && dvc push` works); a
     list runs as is. On timeout the whole process group is stopped, not just the shell.
+    `on_line` sees every output line (e.g. to read what `dvc repro` did).
     """
     echo = echo if echo is not None else sys.stderr
     shown = _shown(command)
@@ -67,7 +69,7 @@ def run_training(
             f"check the command in mlci.yaml"
         ) from None
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-    reader = threading.Thread(target=_pump, args=(process, tail, echo), daemon=True)
+    reader = threading.Thread(target=_pump, args=(process, tail, echo, on_line), daemon=True)
     reader.start()
     try:
         exit_code = process.wait(timeout=timeout_s)
@@ -96,11 +98,18 @@ def run_training(
     return TrainInfo(command=shown, duration_s=duration, exit_code=exit_code)
 
 
-def _pump(process: subprocess.Popen[bytes], tail: collections.deque[str], echo: TextIO) -> None:
+def _pump(
+    process: subprocess.Popen[bytes],
+    tail: collections.deque[str],
+    echo: TextIO,
+    on_line: Callable[[str], None] | None,
+) -> None:
     assert process.stdout is not None
     for raw in iter(process.stdout.readline, b""):
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         tail.append(line)
+        if on_line is not None:
+            on_line(line)
         echo.write(f"  │ {line}\n")
         echo.flush()
 

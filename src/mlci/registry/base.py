@@ -26,6 +26,8 @@ class Lineage:
     training_seconds: float | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     forced: bool = False  # promoted from outside registry.promote_on (--force-promote)
+    data: Mapping[str, str] = field(default_factory=dict)  # dataset path -> DVC hash
+    training_reused: bool = False  # `dvc repro` reused its cache instead of training
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class ModelVersion:
     gate_verdict: str | None = None
     run_id: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)  # dataset path -> DVC hash
 
     @property
     def label(self) -> str:

@@ -25,6 +25,7 @@ from mlci.registry.base import AliasMove, Lineage, ModelVersion
 EXPERIMENT = "mlci"
 _TAG_LIMIT = 5000  # MLflow's limit on a tag value
 _PARAM_KEY_LIMIT, _PARAM_VALUE_LIMIT = 250, 6000  # MLflow's limits on a param
+_DATA_PREFIX = "mlci.data."  # + dataset path: its DVC hash
 _HISTORY_PREFIX = "mlci.history."  # + alias + "." + milliseconds: one tag per alias move
 _PREDICTIONS_DIR = "mlci-predictions"  # where a version's predictions are stored in its run
 # MLflow's defaults, changed where a CI job needs otherwise; a variable already set wins.
@@ -243,6 +244,11 @@ class MlflowRegistry:
             gate_verdict=tags.get("mlci.gate"),
             run_id=item.run_id,
             params=params,
+            data={
+                key[len(_DATA_PREFIX) :]: value
+                for key, value in tags.items()
+                if key.startswith(_DATA_PREFIX)
+            },
         )
 
     def _ensure_model(self, model: str) -> None:
@@ -362,5 +368,14 @@ def _lineage_tags(lineage: Lineage) -> dict[str, str]:
         "mlci.training_seconds": ""
         if lineage.training_seconds is None
         else f"{lineage.training_seconds:.1f}",
+        "mlci.training_reused": "true" if lineage.training_reused else "",
     }
+    # MLflow allows 250 characters in a tag's name; longer dataset paths are left out.
+    tags.update(
+        {
+            f"{_DATA_PREFIX}{path}": digest
+            for path, digest in lineage.data.items()
+            if len(_DATA_PREFIX) + len(path) <= 250
+        }
+    )
     return {key: value[:_TAG_LIMIT] for key, value in tags.items() if value}
