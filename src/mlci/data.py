@@ -198,7 +198,9 @@ def _read_dvc_config(dvc_root: Path) -> dict[str, dict[str, str]]:
         except configparser.Error as exc:
             raise UsageError(f"{path}: DVC's config cannot be read ({exc})") from None
         for section in parser.sections():
-            key = section.strip().strip("'\"").strip()
+            key = section.strip()
+            if len(key) > 1 and key[0] == key[-1] == "'":
+                key = key[1:-1].strip()
             merged.setdefault(key, {}).update(
                 {k: v.strip().strip("'\"") for k, v in parser[section].items()}
             )
@@ -270,6 +272,7 @@ class PullResult:
     bytes: int = 0  # bytes that arrived in DVC's cache
     seconds: float = 0.0
     run_cache: bool = False
+    missing_outputs: tuple[str, ...] = ()  # stage outputs not on the remote (training makes them)
 
     def summary(self) -> str:
         parts = [f"{self.fetched} file{'s' if self.fetched != 1 else ''} fetched"]
@@ -282,6 +285,8 @@ class PullResult:
             parts.append(f"{self.deleted} deleted")
         source = self.remote.shown if self.remote.name else "the default remote"
         cache = " with the run cache" if self.run_cache else ""
+        if not (self.fetched or self.added or self.modified or self.deleted):
+            return f"up to date with {source}{cache} ({self.seconds:.1f} s)"
         return f"{', '.join(parts)} from {source}{cache} in {self.seconds:.1f} s"
 
     def to_json(self) -> dict[str, object]:
@@ -300,6 +305,7 @@ class PullResult:
             "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
             "run_cache": self.run_cache,
+            "missing_outputs": list(self.missing_outputs),
         }
 
 
@@ -337,8 +343,15 @@ def pull(
         completed = _run_dvc(args, cwd=root, env=env)
     seconds = time.monotonic() - started
     output = completed.stdout + "\n" + completed.stderr
+    missing_outputs: tuple[str, ...] = ()
     if completed.returncode != 0:
-        raise diagnose(output, completed.returncode, configured, env=env)
+        missing_outputs = _only_outputs_missing(output, root, dvc_root)
+        if not missing_outputs:
+            raise diagnose(output, completed.returncode, configured, env=env)
+        console.warn(
+            f"not on the remote: {', '.join(missing_outputs)}, output(s) of pipeline stages "
+            f"that training makes again; the datasets were pulled"
+        )
     counts = _summary_counts(output)
     return PullResult(
         remote=configured,
@@ -349,7 +362,25 @@ def pull(
         bytes=progress.bytes,
         seconds=seconds,
         run_cache=run_cache,
+        missing_outputs=missing_outputs,
     )
+
+
+def _only_outputs_missing(output: str, root: Path, dvc_root: Path) -> tuple[str, ...]:
+    """The failed targets, when the pull failed only for stage outputs, not datasets.
+
+    A stage that never ran (no dvc.lock entry), or whose outputs were not pushed, is
+    made again by training (`dvc repro`): that must not stop the run. A dataset that is
+    missing must.
+    """
+    errors = _dvc_errors(output)
+    if not errors or not all("Checkout failed" in line for line in errors):
+        return ()
+    targets = _missing_targets(output)
+    wanted = {os.path.relpath(dvc_root / d.path, root) for d in datasets(dvc_root)}
+    if not targets or any(target.rstrip("/") in wanted for target in targets):
+        return ()
+    return tuple(targets)
 
 
 def _summary_counts(output: str) -> dict[str, int]:
