@@ -345,9 +345,9 @@ def pull(
     output = completed.stdout + "\n" + completed.stderr
     missing_outputs: tuple[str, ...] = ()
     if completed.returncode != 0:
-        missing_outputs = _only_outputs_missing(output, root, dvc_root)
-        if not missing_outputs:
-            raise diagnose(output, completed.returncode, configured, env=env)
+        missing_data, missing_outputs = _missing_split(output, root, dvc_root)
+        if missing_data or not missing_outputs:
+            raise diagnose(output, completed.returncode, configured, env=env, missing=missing_data)
         console.warn(
             f"not on the remote: {', '.join(missing_outputs)}, output(s) of pipeline stages "
             f"that training makes again; the datasets were pulled"
@@ -366,21 +366,20 @@ def pull(
     )
 
 
-def _only_outputs_missing(output: str, root: Path, dvc_root: Path) -> tuple[str, ...]:
-    """The failed targets, when the pull failed only for stage outputs, not datasets.
+def _missing_split(output: str, root: Path, dvc_root: Path) -> tuple[list[str], tuple[str, ...]]:
+    """The datasets and the stage outputs that the pull could not check out.
 
     A stage that never ran (no dvc.lock entry), or whose outputs were not pushed, is
-    made again by training (`dvc repro`): that must not stop the run. A dataset that is
-    missing must.
+    made again by training (`dvc repro`): that alone must not stop the run. A missing
+    dataset must. Both are empty when the pull failed for another reason.
     """
     errors = _dvc_errors(output)
     if not errors or not all("Checkout failed" in line for line in errors):
-        return ()
-    targets = _missing_targets(output)
+        return [], ()
     wanted = {os.path.relpath(dvc_root / d.path, root) for d in datasets(dvc_root)}
-    if not targets or any(target.rstrip("/") in wanted for target in targets):
-        return ()
-    return tuple(targets)
+    targets = _missing_targets(output)
+    missing = [target for target in targets if target.rstrip("/") in wanted]
+    return missing, tuple(target for target in targets if target not in missing)
 
 
 def _summary_counts(output: str) -> dict[str, int]:
@@ -431,8 +430,20 @@ class _Progress:
     progress in CI logs too, whatever the remote.
     """
 
-    def __init__(self, cache: Path, expected: _Expected, console: Console) -> None:
+    def __init__(
+        self,
+        cache: Path,
+        expected: _Expected,
+        console: Console,
+        *,
+        interval: float = 1.0,
+        every: int | None = None,
+    ) -> None:
         self.cache = cache / "files" / "md5"
+        # On a terminal the line is redrawn each second; in a CI log a plain line every
+        # 10 seconds, so a slow pull shows it is moving without flooding the log.
+        self.interval = interval
+        self.every = every if every is not None else (1 if self._tty_of(console) else 10)
         self.expected = expected
         self.console = console
         self.files = self.bytes = 0
@@ -454,9 +465,13 @@ class _Progress:
                 self.console.stream.write("\r\033[K")
                 self.console.stream.flush()
 
+    @staticmethod
+    def _tty_of(console: Console) -> bool:
+        return bool(getattr(console.stream, "isatty", lambda: False)())
+
     @property
     def _tty(self) -> bool:
-        return bool(getattr(self.console.stream, "isatty", lambda: False)())
+        return self._tty_of(self.console)
 
     def _count(self) -> tuple[int, int]:
         files = size = 0
@@ -482,14 +497,11 @@ class _Progress:
         return f"pulling: {self.files}{total_files} files, {human_bytes(self.bytes)}{total_bytes}"
 
     def _watch(self) -> None:
-        # On a terminal the line is redrawn each second; in a CI log a plain line every
-        # 10 seconds, so a slow pull shows it is moving without flooding the log.
-        interval, every = (1.0, 1) if self._tty else (1.0, 10)
         ticks = 0
-        while not self._stop.wait(interval):
+        while not self._stop.wait(self.interval):
             ticks += 1
             self._update()
-            if self.console.quiet or ticks % every:
+            if self.console.quiet or ticks % self.every:
                 continue
             if self._tty:
                 self.console.stream.write("\r\033[K" + self.console.paint("mlci", "step"))
@@ -542,9 +554,17 @@ def _missing_targets(output: str) -> list[str]:
 
 
 def diagnose(
-    output: str, exit_code: int, remote: Remote, *, env: Mapping[str, str] | None = None
+    output: str,
+    exit_code: int,
+    remote: Remote,
+    *,
+    env: Mapping[str, str] | None = None,
+    missing: list[str] | None = None,
 ) -> MlciError:
-    """DVC's failure as an error that names the fix, for the remote's kind."""
+    """DVC's failure as an error that names the fix, for the remote's kind.
+
+    `missing`: the datasets among the files DVC could not check out, named first.
+    """
     errors = _dvc_errors(output)
     lines = [line for line in output.splitlines() if line.strip()]
     quoted = _redact(errors[0] if errors else (lines[-1] if lines else ""), env)
@@ -558,6 +578,12 @@ def diagnose(
             f"DVC cannot find a git revision ({quoted}): this is probably a shallow clone; "
             f"fetch the history, e.g. `fetch-depth: 0` on actions/checkout (GitLab: "
             f"GIT_DEPTH: 0), or `git fetch --unshallow`"
+        )
+    if "unsaved files without confirmation" in output:
+        return UsageError(
+            "dvc pull would overwrite files in the work tree that DVC has not saved (a "
+            "stage output made outside `dvc repro`, or an edited dataset): save them with "
+            "`dvc commit` or `dvc add`, or delete them; in CI, clone afresh"
         )
     if "No remote provided and no default remote set" in output:
         return UsageError(
@@ -589,7 +615,7 @@ def diagnose(
     if re.search(r"Permission denied \(publickey|Authentication failed|AuthenticationErr", output):
         return ExternalError(f"{where} refused the login: {_secrets_hint(remote)} ({quoted})")
     if "Checkout failed for following targets" in output or "Missing cache files" in output:
-        targets = _missing_targets(output)
+        targets = missing or _missing_targets(output)
         more = f" and {len(targets) - 10} more" if len(targets) > 10 else ""
         listed = ", ".join(targets[:10]) + more
         return ExternalError(
