@@ -618,10 +618,15 @@ def diagnose(
         targets = missing or _missing_targets(output)
         more = f" and {len(targets) - 10} more" if len(targets) > 10 else ""
         listed = ", ".join(targets[:10]) + more
+        url = (
+            f" (or the remote's URL is wrong: is {remote.bucket} the right bucket and path?)"
+            if remote.bucket
+            else ""
+        )
         return ExternalError(
             f"{where} lacks the data of {listed or 'some outputs'}: someone committed the "
-            f".dvc/dvc.lock change without `dvc push`. Run `dvc push` where the data was "
-            f"added or trained (or `dvc repro` and push), then run again"
+            f".dvc/dvc.lock change without `dvc push`{url}. Run `dvc push` where the data "
+            f"was added or trained (or `dvc repro` and push), then run again"
         )
     if re.search(r"Could not connect|Connection refused|Name or service not known", output):
         return ExternalError(
