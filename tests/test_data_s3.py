@@ -73,7 +73,8 @@ def s3_server() -> Iterator[S3Server]:
             iam.create_user(UserName=user)
             key = iam.create_access_key(UserName=user)["AccessKey"]
             keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
-        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}  # fmt: skip
+        allow_all = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
+        policy = {"Version": "2012-10-17", "Statement": [allow_all]}
         iam.put_user_policy(UserName="reader", PolicyName="s3", PolicyDocument=json.dumps(policy))
         s3.create_bucket(Bucket=BUCKET)
         # From here on every request is authenticated against the users above.
