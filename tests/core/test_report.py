@@ -468,7 +468,7 @@ def test_json_has_the_documented_keys() -> None:
     assert data["metrics"] == CANDIDATE
     assert data["commit"] == "0123456789abcdef0123456789abcdef01234567"
     assert data["branch"] == "feature/tune-svc"
-    assert data["training"] == {"command": "python train.py", "seconds": 12.34}
+    assert data["training"] == {"command": "python train.py", "seconds": 12.34, "reused": False}
     assert data["promotion"] == {
         "eligible": False,
         "reason": "the gate failed",
