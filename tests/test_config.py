@@ -187,7 +187,7 @@ def test_an_unknown_key_lists_the_allowed_ones() -> None:
 
     assert message == (
         "mlci.yaml: notifications: unknown key; "
-        "expected one of version, model, train, evaluate, gate, registry, report"
+        "expected one of version, model, train, evaluate, gate, registry, report, data"
     )
 
 
