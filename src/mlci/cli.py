@@ -138,7 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a commented mlci.yaml into the folder. With --example, write a "
         "small, complete scikit-learn project (train.py, params.yaml, mlci.yaml) to start from.",
     )
-    init.add_argument("--example", action="store_true", help="write the example project too")
+    init.add_argument(
+        "--example",
+        nargs="?",
+        const="sklearn",
+        choices=("sklearn", "sklearn-dvc"),
+        metavar="NAME",
+        help="write an example project too: sklearn (default), or sklearn-dvc with its data "
+        "tracked by DVC",
+    )
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.add_argument("--dir", type=Path, default=Path(), metavar="DIR", help="where (default: .)")
 
@@ -261,7 +269,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "init":
         from mlci.init import init_command
 
-        return init_command(folder=args.dir, example=args.example, force=args.force)
+        return init_command(
+            folder=args.dir,
+            example=args.example is not None,
+            force=args.force,
+            example_name=args.example or "sklearn",
+        )
     if command == "demo":
         from mlci.demo import demo_command
 

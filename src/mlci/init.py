@@ -10,6 +10,7 @@ from pathlib import Path
 from mlci.errors import EXIT_OK, UsageError
 
 EXAMPLE = "sklearn"
+EXAMPLES = ("sklearn", "sklearn-dvc")  # sklearn-dvc: the data tracked by DVC, a local remote
 _IGNORED = ".mlci/"
 
 CONFIG_TEMPLATE = """\
@@ -52,10 +53,12 @@ def model_name_for(folder: Path) -> str:
     return slug or "my-model"
 
 
-def write_project(folder: Path, *, example: bool, force: bool) -> list[Path]:
+def write_project(
+    folder: Path, *, example: bool, force: bool, example_name: str = EXAMPLE
+) -> list[Path]:
     """Write mlci.yaml (and the example project); returns the files written."""
     if example:
-        files = example_files()
+        files = example_files(example_name)
     else:
         files = {"mlci.yaml": CONFIG_TEMPLATE.format(name=model_name_for(folder))}
     gitignore = files.pop(".gitignore", f"{_IGNORED}\n")
@@ -88,11 +91,24 @@ def _extend_gitignore(path: Path, wanted: str) -> bool:
     return True
 
 
-def init_command(*, folder: Path, example: bool, force: bool) -> int:
-    written = write_project(folder, example=example, force=force)
+_DVC_STEPS = """
+Next: commit the project with its data tracked by DVC (a local remote beside it), and
+run the pipeline once on the main branch:
+  git init -b main && dvc init -q && dvc remote add -d local ../{name}-dvc-remote
+  python make_data.py && dvc add data/digits.csv && dvc push
+  git add . && git commit -m 'Example project with DVC'
+  mlci run
+Run `mlci run` again: DVC reuses the training, and the report says so (docs/data.md).
+"""
+
+
+def init_command(*, folder: Path, example: bool, force: bool, example_name: str = EXAMPLE) -> int:
+    written = write_project(folder, example=example, force=force, example_name=example_name)
     for path in written:
         sys.stdout.write(f"wrote {path}\n")
-    if example:
+    if example and example_name == "sklearn-dvc":
+        sys.stdout.write(_DVC_STEPS.format(name=model_name_for(folder)))
+    elif example:
         sys.stdout.write(
             "\nNext: commit the project and run the pipeline once on the main branch:\n"
             "  git init -b main && git add . && git commit -m 'Example project'\n"
