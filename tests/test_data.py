@@ -173,6 +173,12 @@ def test_progress_lines_count_files_and_bytes_arriving_in_the_cache(tmp_path: Pa
     assert "mlci data: pulling: 1 of ~2 files, 5 B of ~10 B" in stream.getvalue()
 
 
+def test_data_status_never_imports_dvc(project: DvcProject) -> None:
+    from tests.test_cli import _imported_heavy_modules
+
+    assert _imported_heavy_modules(["data", "status"], project.root) == []
+
+
 # -- lineage ---------------------------------------------------------------------------
 
 
@@ -371,6 +377,40 @@ def test_a_second_run_reuses_the_training_and_says_so(project: DvcProject) -> No
     outcome, log = run(project)
     assert outcome.exit_code == EXIT_OK, log
     assert "Running stage 'train'" not in log
+    assert outcome.report.training_reused == (
+        "training reused from cache: stage 'train' restored from the run cache"
+    )
+    assert outcome.report.candidate["rows"] == 100
+
+
+@pytest.mark.slow
+def test_another_runner_reuses_the_training_through_the_run_cache(
+    project: DvcProject,
+) -> None:
+    # What docs/data.md asks for: every output cached, outputs and run cache pushed,
+    # data.run_cache (dvc pull --run-cache) and dvc repro --pull.
+    (project.root / "dvc.yaml").write_text(
+        (project.root / "dvc.yaml")
+        .read_text()
+        .replace("metrics.json: {cache: false}", "metrics.json")
+    )
+    project.edit_config("command: dvc repro", "command: dvc repro --pull")
+    project.edit_config("data: {dvc: true}", "data: {dvc: true, run_cache: true}")
+    project.commit("pipeline ready for the run cache")
+    outcome, log = run(project)
+    assert outcome.exit_code == EXIT_OK, log
+    project.dvc("push", "-q", "--run-cache")  # CI on main, after training; no dvc.lock commit
+
+    runner = project.root.parent / "runner"  # a fresh clone: no cache, no outputs
+    subprocess.run(["git", "clone", "-q", str(project.root), str(runner)], check=True)
+    fresh = DvcProject(runner)
+    outcome, log = run(fresh)
+
+    assert outcome.exit_code == EXIT_OK, log
+    assert "Running stage 'train'" not in log
+    assert outcome.report.training_reused == (
+        "training reused from cache: stage 'train' restored from the run cache"
+    )
     assert outcome.report.candidate["rows"] == 100
 
 
@@ -425,3 +465,32 @@ def test_check_remote_for_doctor(project: DvcProject) -> None:
     ok, message = data.check_remote(project.root)
     assert not ok
     assert "dvc remote add -d NAME URL" in message
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("s3://bucket/store", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        ("gs://bucket/store", "set GOOGLE_APPLICATION_CREDENTIALS"),
+        ("azure://container/store", "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID"),
+        ("ssh://dvc@store.example.com/srv", "a private key the job writes to ~/.ssh/"),
+        ("https://files.example.com/dvc", "dvc remote modify --local REMOTE user"),
+    ],
+)
+def test_each_remote_kind_names_what_the_ci_job_needs(url: str, named: str) -> None:
+    output = (
+        "ERROR: failed to connect to remote (store) - Unable to locate credentials\n"
+        "ERROR: failed to pull data from the cloud - 2 files failed to download\n"
+    )
+    error = data.diagnose(output, 1, data.Remote("storage", url))
+    assert error.exit_code == EXIT_EXTERNAL
+    assert named in error.message
+
+
+def test_a_file_named_like_a_status_code_is_not_a_403() -> None:
+    output = (
+        "ERROR: failed to pull data from the cloud - Checkout failed for following targets:\n"
+        "data/403-forbidden.csv\nIs your cache up to date?\n"
+    )
+    error = data.diagnose(output, 1, data.Remote("storage", "s3://bucket/store"))
+    assert "lacks the data of data/403-forbidden.csv" in error.message

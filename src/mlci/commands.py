@@ -175,6 +175,7 @@ def _version_json(version: ModelVersion) -> dict[str, object]:
         "gate": version.gate_verdict,
         "metrics": dict(version.metrics),
         "source": version.source,
+        "data": dict(version.data),
     }
 
 

@@ -77,8 +77,9 @@ _KINDS: dict[str, RemoteKind] = {
         "ssh",
         "ssh",
         "dvc_ssh",
-        ("SSH_PRIVATE_KEY",),
-        "a private key the job writes to ~/.ssh/ from a secret, or a password set with "
+        (),
+        "a private key the job writes to ~/.ssh/ from a secret (e.g. SSH_PRIVATE_KEY), or a "
+        "password set with "
         '`dvc remote modify --local REMOTE password "$SSH_PASSWORD"`',
     ),
     "http": RemoteKind(
@@ -570,6 +571,7 @@ def diagnose(
     quoted = _redact(errors[0] if errors else (lines[-1] if lines else ""), env)
     quoted = quoted or f"dvc exited with code {exit_code}"
     where = remote.shown if remote.name else "the DVC remote"
+    said = "\n".join(errors) or output  # DVC's error lines: file names cannot match below
     plugin = re.search(r"requires '(dvc-[\w-]+)' to be installed", output)
     if plugin:
         return UsageError(_plugin_message(remote, plugin.group(1)))
@@ -590,21 +592,21 @@ def diagnose(
             "DVC has no remote to pull from: add one with `dvc remote add -d NAME URL` and "
             "commit .dvc/config, or name one in data.remote of mlci.yaml"
         )
-    if re.search(r"Unable to locate credentials|Unable to find AWS credentials", output) or (
-        re.search(r"DefaultCredentialsError|default credentials were not found", output)
-        or re.search(r"No credential|DefaultAzureCredential failed", output)
+    if re.search(r"Unable to locate credentials|Unable to find AWS credentials", said) or (
+        re.search(r"DefaultCredentialsError|default credentials were not found", said)
+        or re.search(r"No credential|DefaultAzureCredential failed", said)
     ):
         return ExternalError(
             f"DVC found no credentials for {where}: {_secrets_hint(remote)} ({quoted})"
         )
-    if re.search(r"NoSuchBucket|bucket does not exist|ContainerNotFound|NoSuchContainer", output):
+    if re.search(r"NoSuchBucket|bucket does not exist|ContainerNotFound|NoSuchContainer", said):
         bucket = remote.bucket or "the bucket"
         return ExternalError(
             f"the bucket of {where} does not exist ({bucket}): fix the remote's URL in "
             f".dvc/config (`dvc remote modify {remote.name or 'NAME'} url ...`), or check its "
             f"region or endpoint ({quoted})"
         )
-    if re.search(r"\b403\b|Forbidden|AccessDenied|Access Denied|AuthorizationFailure", output):
+    if re.search(r"\b403\b|Forbidden|AccessDenied|Access Denied|AuthorizationFailure", said):
         return ExternalError(
             f"{where} refused the credentials (403 Forbidden). DVC cannot tell whether the "
             f"key is wrong, the secret is wrong, or the key lacks permission: check "
@@ -612,7 +614,7 @@ def diagnose(
             f"that the key may read {remote.bucket or 'the remote'} (S3: s3:GetObject and "
             f"s3:ListBucket) ({quoted})"
         )
-    if re.search(r"Permission denied \(publickey|Authentication failed|AuthenticationErr", output):
+    if re.search(r"Permission denied \(publickey|Authentication failed|AuthenticationErr", said):
         return ExternalError(f"{where} refused the login: {_secrets_hint(remote)} ({quoted})")
     if "Checkout failed for following targets" in output or "Missing cache files" in output:
         targets = missing or _missing_targets(output)
@@ -628,7 +630,7 @@ def diagnose(
             f".dvc/dvc.lock change without `dvc push`{url}. Run `dvc push` where the data "
             f"was added or trained (or `dvc repro` and push), then run again"
         )
-    if re.search(r"Could not connect|Connection refused|Name or service not known", output):
+    if re.search(r"Could not connect|Connection refused|Name or service not known", said):
         return ExternalError(
             f"cannot reach {where}: check the URL or endpoint in .dvc/config and the runner's "
             f"network ({quoted})"
@@ -671,7 +673,7 @@ def datasets(
     if dvc_root is None:
         return ()
     if commit is None:
-        names = git.list_files(dvc_root)
+        names = _work_tree_files(dvc_root)
         read: Callable[[str], bytes | None] = lambda name: _read_disk(dvc_root / name)  # noqa: E731
     else:
         names = git.list_files(dvc_root, commit=commit)
@@ -679,6 +681,19 @@ def datasets(
         read = lambda name: git.read_file_at(dvc_root, commit, prefix + name)  # noqa: E731
     wanted = [n for n in names if n.endswith(".dvc") or PurePosixPath(n).name == "dvc.lock"]
     return _collect(wanted, read, everything=everything)
+
+
+def _work_tree_files(dvc_root: Path) -> list[str]:
+    """The work tree's files by git (which skips ignored folders), else by walking it."""
+    try:
+        return git.list_files(dvc_root)
+    except MlciError:  # git missing, or a DVC project outside git (`dvc init --no-scm`)
+        found = []
+        for folder, subfolders, files in os.walk(dvc_root):
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+            relative = Path(folder).relative_to(dvc_root)
+            found += [(relative / name).as_posix() for name in files]
+        return found
 
 
 def _read_disk(path: Path) -> bytes | None:
