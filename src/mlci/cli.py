@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to build it (default: a new temporary folder)",
     )
+    demo.add_argument(
+        "--dvc",
+        action="store_true",
+        help="keep the example's data in DVC (a local remote) and train with `dvc repro`: "
+        "the reports show the data's hashes and the last build reuses the training",
+    )
 
     registry = commands.add_parser(
         "registry",
@@ -278,7 +284,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "demo":
         from mlci.demo import demo_command
 
-        return demo_command(folder=args.dir)
+        return demo_command(folder=args.dir, dvc=args.dvc)
     if command == "rollback":
         from mlci.commands import rollback_command
 
