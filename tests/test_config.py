@@ -11,6 +11,7 @@ import mlci
 from mlci.config import (
     DEFAULT_TRACKING_URI,
     Config,
+    PublishConfig,
     find_config,
     load_config,
     parse_config,
@@ -187,7 +188,7 @@ def test_an_unknown_key_lists_the_allowed_ones() -> None:
 
     assert message == (
         "mlci.yaml: notifications: unknown key; "
-        "expected one of version, model, train, evaluate, gate, registry, report, data"
+        "expected one of version, model, train, evaluate, gate, registry, report, publish, data"
     )
 
 
@@ -620,3 +621,17 @@ def test_gate_seed_and_resamples_are_whole_numbers() -> None:
     message = problem(MINIMAL + "gate: {resamples: 10, seed: 1.5}\n")
     assert "gate.resamples: expected a whole number of at least 100, got 10" in message
     assert "gate.seed: expected a whole number, got 1.5" in message
+
+
+def test_publish_section_defaults_and_values() -> None:
+    assert parse_config(MINIMAL, root=Path()).publish == PublishConfig()
+    config = parse_config(
+        MINIMAL + "publish: {comment: off, status: false, check_run: true, max_wait_seconds: 5}\n",
+        root=Path(),
+    )
+    assert config.publish == PublishConfig(
+        comment="off", status=False, check_run=True, max_wait_seconds=5.0
+    )
+    assert problem(MINIMAL + "publish: {comment: sticky}\n") == (
+        'mlci.yaml: publish.comment: expected one of update, new, hide, off, got "sticky"'
+    )

@@ -21,7 +21,7 @@ from mlci.init import init_command, write_project
 
 def test_init_writes_a_valid_config_named_after_the_folder(tmp_path: Path) -> None:
     folder = tmp_path / "Fraud Detector"
-    assert init_command(folder=folder, example=False, force=False) == 0
+    assert init_command(folder=folder, example=None, force=False) == 0
 
     config = load_config(folder / "mlci.yaml")
     assert config.model_name == "Fraud-Detector"
@@ -32,7 +32,7 @@ def test_init_writes_a_valid_config_named_after_the_folder(tmp_path: Path) -> No
 
 
 def test_example_writes_a_project_that_trains(tmp_path: Path) -> None:
-    written = write_project(tmp_path, example=True, force=False)
+    written = write_project(tmp_path, example="sklearn", force=False)
 
     assert {p.name for p in written} == {"mlci.yaml", "train.py", "params.yaml", ".gitignore"}
     config = load_config(tmp_path / "mlci.yaml")
@@ -46,7 +46,7 @@ def test_existing_files_are_not_overwritten_without_force(tmp_path: Path) -> Non
     (tmp_path / "mlci.yaml").write_text("mine: true\n")
 
     with pytest.raises(UsageError) as refused:
-        write_project(tmp_path, example=True, force=False)
+        write_project(tmp_path, example="sklearn", force=False)
 
     assert "mlci.yaml already exists" in refused.value.message
     assert "--force" in refused.value.message
@@ -56,13 +56,13 @@ def test_existing_files_are_not_overwritten_without_force(tmp_path: Path) -> Non
 
 def test_force_overwrites(tmp_path: Path) -> None:
     (tmp_path / "mlci.yaml").write_text("mine: true\n")
-    write_project(tmp_path, example=False, force=True)
+    write_project(tmp_path, example=None, force=True)
     assert "version: 1" in (tmp_path / "mlci.yaml").read_text()
 
 
 def test_an_existing_gitignore_keeps_its_lines(tmp_path: Path) -> None:
     (tmp_path / ".gitignore").write_text("data/\n.mlci/")
-    write_project(tmp_path, example=True, force=False)
+    write_project(tmp_path, example="sklearn", force=False)
     lines = (tmp_path / ".gitignore").read_text().splitlines()
     assert lines[:2] == ["data/", ".mlci/"]
     assert lines.count(".mlci/") == 1

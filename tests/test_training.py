@@ -75,3 +75,53 @@ def test_the_environment_given_is_the_one_used(tmp_path: Path) -> None:
     env = {**os.environ, "MLCI_TEST_VALUE": "from-the-test"}
     run_training("echo $MLCI_TEST_VALUE", cwd=tmp_path, timeout_s=5, echo=echo, env=env)
     assert "from-the-test" in echo.getvalue()
+
+
+def test_a_silent_training_is_stopped_as_stalled_not_timed_out(tmp_path: Path) -> None:
+    script = "import time\nprint('epoch 1', flush=True)\ntime.sleep(60)"
+    (tmp_path / "train.py").write_text(script)
+    started = time.monotonic()
+    with pytest.raises(TrainingError) as caught:
+        run_training(
+            (sys.executable, "train.py"),
+            cwd=tmp_path,
+            timeout_s=60,
+            stall_s=0.6,
+            echo=io.StringIO(),
+        )
+    assert time.monotonic() - started < 20
+    assert caught.value.stopped_by == "stall"
+    assert "training stalled: no output for 0.6 s (train.stall_minutes)" in caught.value.message
+    assert caught.value.output_tail == ("epoch 1",)
+
+
+def test_a_progress_bar_without_newlines_is_not_a_stall(tmp_path: Path) -> None:
+    # tqdm redraws with carriage returns only: that output still shows the training lives.
+    script = (
+        "import sys, time\n"
+        "for i in range(12):\n"
+        "    sys.stdout.write(f'\\r{i * 10}%'); sys.stdout.flush(); time.sleep(0.15)\n"
+        "print()\nprint('done')"
+    )
+    (tmp_path / "train.py").write_text(script)
+    echo = io.StringIO()
+    info = run_training(
+        (sys.executable, "train.py"), cwd=tmp_path, timeout_s=60, stall_s=0.6, echo=echo
+    )
+    assert info.duration_s > 1.0
+    assert echo.getvalue().splitlines()[-1] == "  │ done"
+
+
+def test_the_overall_timeout_still_fires_when_output_keeps_coming(tmp_path: Path) -> None:
+    script = "import time\nwhile True:\n    print('step', flush=True); time.sleep(0.1)"
+    (tmp_path / "train.py").write_text(script)
+    with pytest.raises(TrainingError) as caught:
+        run_training(
+            (sys.executable, "train.py"),
+            cwd=tmp_path,
+            timeout_s=1.0,
+            stall_s=0.5,
+            echo=io.StringIO(),
+        )
+    assert caught.value.stopped_by == "timeout"
+    assert "timed out after 1 s" in caught.value.message

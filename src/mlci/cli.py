@@ -132,20 +132,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _json_option(report, "gate.json")
 
+    publish = commands.add_parser(
+        "publish",
+        help="publish a report written earlier (the fork-safe two-workflow setup)",
+        description="Post the report in DIR (report.json, plots/, publish.json, as `mlci run` "
+        "writes them to .mlci/out/) as the pull request's comment and status, from a CI job "
+        "that does not run the pull request's code: a workflow_run job that downloaded the "
+        "artifact. See docs/forges.md.",
+    )
+    _config_option(publish)
+    publish.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the folder holding report.json (default: .mlci/out/)",
+    )
+    _json_option(publish, "where the report went")
+
     init = commands.add_parser(
         "init",
         help="write mlci.yaml (or a whole example project with --example)",
         description="Write a commented mlci.yaml into the folder. With --example, write a "
-        "small, complete scikit-learn project (train.py, params.yaml, mlci.yaml) to start from.",
+        "small, complete project (train.py, params.yaml, mlci.yaml) to start from: "
+        "scikit-learn (the default), sklearn-dvc (the same with its data tracked by DVC and "
+        "a local remote), or torch (a PyTorch model that trains on a GPU when there is one).",
     )
     init.add_argument(
         "--example",
         nargs="?",
         const="sklearn",
-        choices=("sklearn", "sklearn-dvc"),
-        metavar="NAME",
-        help="write an example project too: sklearn (default), or sklearn-dvc with its data "
-        "tracked by DVC",
+        choices=("sklearn", "sklearn-dvc", "torch"),
+        metavar="{sklearn,sklearn-dvc,torch}",
+        help="write an example project (default: sklearn)",
     )
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.add_argument("--dir", type=Path, default=Path(), metavar="DIR", help="where (default: .)")
@@ -272,15 +292,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mlci.commands import report_command
 
         return report_command(config=args.config, out=args.out, as_json=args.json)
+    if command == "publish":
+        from mlci.publish import publish_command
+
+        source = args.source.resolve() if args.source else Path.cwd() / ".mlci" / "out"
+        return publish_command(source=source, config=args.config, as_json=args.json)
     if command == "init":
         from mlci.init import init_command
 
-        return init_command(
-            folder=args.dir,
-            example=args.example is not None,
-            force=args.force,
-            example_name=args.example or "sklearn",
-        )
+        return init_command(folder=args.dir, example=args.example, force=args.force)
     if command == "demo":
         from mlci.demo import demo_command
 

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar, cast
 import yaml
 
 from mlci.core import yamlsafe
+from mlci.core.device import DeviceSetting
 from mlci.core.gate import RELATIVE_CHECKS, MissingBaseline, Rule
 from mlci.errors import ConfigError
 
@@ -31,6 +32,8 @@ T = TypeVar("T")
 class TrainConfig:
     command: str | tuple[str, ...]
     timeout_minutes: float = 60.0
+    stall_minutes: float | None = None  # stop a training silent this long; None: off
+    device: DeviceSetting = "auto"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,34 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class S3Config:
+    """The bucket for `publish.images: s3` (credentials come from AWS_* variables)."""
+
+    bucket: str
+    prefix: str = "mlci"
+    endpoint_url: str | None = None  # None: AWS; else any S3-compatible server
+    public_url: str | None = None  # None: presigned links (7 days)
+    region: str | None = None  # None: AWS_REGION, else us-east-1
+
+
+ImageStore = Literal["inline", "branch", "gitlab", "gitea", "s3"]
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """How the report reaches the pull request (docs/forges.md)."""
+
+    comment: Literal["update", "new", "hide", "off"] = "update"
+    status: bool = True  # a commit status with the verdict, on the pull request's head
+    check_run: bool = False  # GitHub only: also a check run (needs `checks: write`)
+    summary: bool = True  # GitHub Actions job summary (GITHUB_STEP_SUMMARY)
+    max_wait_seconds: float = 120.0  # all rate-limit and retry waits of one publish, together
+    images: ImageStore = "inline"  # where the comment's PNG plots are hosted (mlci.assets)
+    branch: str = "mlci-assets"  # with images: branch
+    s3: S3Config | None = None  # with images: s3
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated mlci.yaml. `root` is the folder holding it; paths are relative to it."""
 
@@ -90,13 +121,24 @@ class Config:
     report: ReportConfig = ReportConfig()
     data: DataConfig = DataConfig()
     version: int = 1
+    publish: PublishConfig = PublishConfig()
 
 
 # Every key of mlci.yaml, by section ("" is the top level); docs/config.md documents each.
 KEYS: dict[str, tuple[str, ...]] = {
-    "": ("version", "model", "train", "evaluate", "gate", "registry", "report", "data"),
+    "": (
+        "version",
+        "model",
+        "train",
+        "evaluate",
+        "gate",
+        "registry",
+        "report",
+        "publish",
+        "data",
+    ),
     "model": ("name",),
-    "train": ("command", "timeout_minutes"),
+    "train": ("command", "timeout_minutes", "stall_minutes", "device"),
     "evaluate": ("metrics", "predictions", "task"),
     "gate": ("baseline", "base_ref", "on_missing_baseline", "rules", "resamples", "seed"),
     "gate.rules[]": (
@@ -113,6 +155,17 @@ KEYS: dict[str, tuple[str, ...]] = {
     "registry": ("kind", "tracking_uri", "model", "promote_on", "alias", "challenger"),
     "report": ("params", "training_log", "plots"),
     "data": ("dvc", "remote", "jobs", "run_cache", "targets"),
+    "publish": (
+        "comment",
+        "status",
+        "check_run",
+        "summary",
+        "max_wait_seconds",
+        "images",
+        "branch",
+        "s3",
+    ),
+    "publish.s3": ("bucket", "prefix", "endpoint_url", "public_url", "region"),
 }
 
 
@@ -295,7 +348,40 @@ def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
         gate=_parse_gate(top.data.get("gate"), problems),
         registry=_parse_registry(top.data.get("registry"), problems),
         report=_parse_report(top.data.get("report"), problems),
+        publish=_parse_publish(top.data.get("publish"), problems),
         data=_parse_data(top.data.get("data"), problems),
+    )
+
+
+def _parse_publish(data: object, problems: _Problems) -> PublishConfig:
+    section = _Section(data, "publish", problems, KEYS["publish"])
+    comment = "off"  # YAML 1.1 reads `comment: off` (and false) as false
+    if section.data.get("comment") is not False:
+        comment = section.choice("comment", "update", ("update", "new", "hide", "off"))
+    wait = section.number("max_wait_seconds", minimum=0)
+    images = section.choice("images", "inline", ("inline", "branch", "gitlab", "gitea", "s3"))
+    s3 = None
+    if section.has("s3") or images == "s3":
+        bucket = _Section(section.data.get("s3"), "publish.s3", problems, KEYS["publish.s3"])
+        name = bucket.string("bucket", "")
+        if not name and not bucket.has("bucket"):
+            problems.add("publish.s3.bucket", "required with publish.images: s3, e.g. ml-reports")
+        s3 = S3Config(
+            bucket=name,
+            prefix=bucket.string("prefix", "mlci"),
+            endpoint_url=bucket.optional_string("endpoint_url"),
+            public_url=bucket.optional_string("public_url"),
+            region=bucket.optional_string("region"),
+        )
+    return PublishConfig(
+        comment=cast(Any, comment),
+        status=section.boolean("status", True),
+        check_run=section.boolean("check_run", False),
+        summary=section.boolean("summary", True),
+        max_wait_seconds=120.0 if wait is None else wait,
+        images=cast(ImageStore, images),
+        branch=section.string("branch", "mlci-assets"),
+        s3=s3,
     )
 
 
@@ -336,7 +422,14 @@ def _parse_train(data: object, problems: _Problems) -> TrainConfig | None:
     else:
         problems.add("train.command", f"expected a text or a list of texts, got {_describe(raw)}")
     timeout = section.number("timeout_minutes", positive=True)
-    return TrainConfig(command=command, timeout_minutes=timeout or 60.0)
+    stall = section.number("stall_minutes", positive=True)
+    device = section.choice("device", "auto", ("auto", "cuda", "cpu"))
+    return TrainConfig(
+        command=command,
+        timeout_minutes=timeout or 60.0,
+        stall_minutes=stall,
+        device=cast(DeviceSetting, device),
+    )
 
 
 def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:

@@ -25,7 +25,7 @@ from mlci.console import Console, columns
 from mlci.core.gate import format_number
 from mlci.data import dvc_command
 from mlci.errors import EXIT_INTERNAL, EXIT_OK, ExternalError, UsageError
-from mlci.init import EXAMPLE, write_project
+from mlci.init import write_project
 
 # Variables that would make the demo talk to a real CI, forge or registry.
 _FOREIGN_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "MLFLOW_", "BITBUCKET_", "GIT_")
@@ -105,7 +105,7 @@ def run_demo(folder: Path, *, console: Console, dvc: bool = False) -> list[DemoB
     if folder.exists() and any(folder.iterdir()):
         raise UsageError(f"{folder} is not empty; give `mlci demo --dir` an empty or new folder")
     folder.mkdir(parents=True, exist_ok=True)
-    write_project(folder, example=True, force=False, example_name="sklearn-dvc" if dvc else EXAMPLE)
+    write_project(folder, example="sklearn-dvc" if dvc else "sklearn", force=False)
     git.init_repo(folder, branch="main")
     env = isolated_env(os.environ)
     if dvc:

@@ -57,6 +57,9 @@ class TrainingError(MlciError):
 
     exit_code = EXIT_TRAINING
 
-    def __init__(self, message: str, *, output_tail: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, *, output_tail: tuple[str, ...] = (), stopped_by: str | None = None
+    ) -> None:
         super().__init__(message)
         self.output_tail = output_tail
+        self.stopped_by = stopped_by  # "timeout" or "stall" when mlci stopped the training

@@ -10,7 +10,7 @@ from pathlib import Path
 from mlci.errors import EXIT_OK, UsageError
 
 EXAMPLE = "sklearn"
-EXAMPLES = ("sklearn", "sklearn-dvc")  # sklearn-dvc: the data tracked by DVC, a local remote
+EXAMPLES = ("sklearn", "sklearn-dvc", "torch")  # sklearn-dvc: its data in DVC, a local remote
 _IGNORED = ".mlci/"
 
 CONFIG_TEMPLATE = """\
@@ -53,12 +53,10 @@ def model_name_for(folder: Path) -> str:
     return slug or "my-model"
 
 
-def write_project(
-    folder: Path, *, example: bool, force: bool, example_name: str = EXAMPLE
-) -> list[Path]:
-    """Write mlci.yaml (and the example project); returns the files written."""
-    if example:
-        files = example_files(example_name)
+def write_project(folder: Path, *, example: str | None, force: bool) -> list[Path]:
+    """Write mlci.yaml (or the example project of that name); returns the files written."""
+    if example is not None:
+        files = example_files(example)
     else:
         files = {"mlci.yaml": CONFIG_TEMPLATE.format(name=model_name_for(folder))}
     gitignore = files.pop(".gitignore", f"{_IGNORED}\n")
@@ -102,13 +100,15 @@ Run `mlci run` again: DVC reuses the training, and the report says so (docs/data
 """
 
 
-def init_command(*, folder: Path, example: bool, force: bool, example_name: str = EXAMPLE) -> int:
-    written = write_project(folder, example=example, force=force, example_name=example_name)
+def init_command(*, folder: Path, example: str | None, force: bool) -> int:
+    written = write_project(folder, example=example, force=force)
     for path in written:
         sys.stdout.write(f"wrote {path}\n")
-    if example and example_name == "sklearn-dvc":
+    if example == "torch":
+        sys.stdout.write("\nThe torch example needs PyTorch: pip install 'mlci[torch]'\n")
+    if example == "sklearn-dvc":
         sys.stdout.write(_DVC_STEPS.format(name=model_name_for(folder)))
-    elif example:
+    elif example is not None:
         sys.stdout.write(
             "\nNext: commit the project and run the pipeline once on the main branch:\n"
             "  git init -b main && git add . && git commit -m 'Example project'\n"

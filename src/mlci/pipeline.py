@@ -20,6 +20,7 @@ from mlci.baselines import BaselineRequest
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core import report as report_module
+from mlci.core.device import DeviceInfo
 from mlci.core.gate import (
     GateResult,
     MetricIntervals,
@@ -30,6 +31,7 @@ from mlci.core.gate import (
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.report import Figure, Promotion, ReportInput
 from mlci.errors import (
+    EXIT_EXTERNAL,
     EXIT_GATE_FAILED,
     EXIT_OK,
     Interrupted,
@@ -38,7 +40,7 @@ from mlci.errors import (
     TrainingError,
     UsageError,
 )
-from mlci.forges.local import LocalForge
+from mlci.publish import Publisher
 from mlci.registry.base import Lineage, Registry
 from mlci.registry.mlflow import MlflowRegistry, resolve_tracking_uri
 
@@ -79,6 +81,8 @@ class _State:
     gate: GateResult | None = None
     training_command: str | None = None
     training_seconds: float | None = None
+    device: DeviceInfo | None = None
+    notes: list[str] = field(default_factory=list)  # from stages before the gate
     promotion: Promotion | None = None
     params: dict[str, str] = field(default_factory=dict)
     baseline_params: Mapping[str, str] | None = None
@@ -87,6 +91,7 @@ class _State:
     baseline_data: Mapping[str, str] | None = None
     data_pull: str | None = None
     training_reused: str | None = None
+    publisher: Publisher | None = None
 
     def report(self, error: MlciError | None = None) -> ReportInput:
         context = self.context
@@ -101,8 +106,11 @@ class _State:
             ci=context.ci if context else "local",
             event=context.event if context else "local",
             run_url=context.run_url if context else None,
+            report_url=context.report_url if context else None,
             training_command=self.training_command,
             training_seconds=self.training_seconds,
+            device=self.device,
+            stopped_by=error.stopped_by if isinstance(error, TrainingError) else None,
             promotion=self.promotion,
             error=error.message if error else None,
             error_stage=self.stage if error else None,
@@ -147,6 +155,7 @@ def run(
     options = options or RunOptions()
     state = _State(root=config_path.parent.resolve())
     out_dir = state.root / OUT_DIR
+    config: Config | None = None
     try:
         config = config_module.load_config(config_path)
         state.model = config.model_name
@@ -191,7 +200,14 @@ def run(
             on_missing_baseline=on_missing,
             intervals=intervals,
         )
-        notes = (*choice.notes, *seed_note, *evaluation.notes, *interval_notes, *gate.notes)
+        notes = (
+            *state.notes,
+            *choice.notes,
+            *seed_note,
+            *evaluation.notes,
+            *interval_notes,
+            *gate.notes,
+        )
         state.gate = dataclasses.replace(gate, notes=notes)
         console.step("gate", state.gate.summary() if state.gate.results else "no rules configured")
         if plan.eligible and not state.gate.passed:
@@ -204,19 +220,22 @@ def run(
             state.gate = dataclasses.replace(state.gate, notes=(*state.gate.notes, *figure_notes))
         files = write_outputs(state.report(), out_dir)
         state.stage = "publish"
-        _publish(state.report(), out_dir)
+        publish_failed = _publish(state, out_dir, env, console, config)
         if registry is not None and state.promotion.eligible and state.gate.passed:
             state.stage = "promote"
             state.promotion = _promote(config, state, registry, evaluation.predictions, console)
             files = write_outputs(state.report(), out_dir)
-            _publish(state.report(), out_dir)
+            publish_failed = _publish(state, out_dir, env, console, config)
         exit_code = EXIT_OK if state.gate.passed else EXIT_GATE_FAILED
+        if publish_failed and exit_code == EXIT_OK:
+            # The gate passed but the pull request did not get the report: say so (3).
+            exit_code = EXIT_EXTERNAL
         return Outcome(exit_code=exit_code, report=state.report(), out_dir=out_dir, files=files)
     except MlciError as exc:
         console.error(exc.message)
         failed = state.report(exc)
         files = write_outputs(failed, out_dir)
-        _publish(failed, out_dir)
+        _publish(state, out_dir, env, console, config, report=failed)
         return Outcome(exit_code=exc.exit_code, report=failed, out_dir=out_dir, files=files)
     except KeyboardInterrupt:
         write_outputs(state.report(Interrupted(f"interrupted during {state.stage}")), out_dir)
@@ -351,27 +370,45 @@ def _describe_context(context: ci.CiContext, console: Console) -> None:
 
 
 def _train(config: Config, state: _State, console: Console, env: Mapping[str, str]) -> None:
+    from mlci.device import Monitor
     from mlci.training import run_training
 
-    assert config.train is not None
-    command = config.train.command
-    state.training_command = command if isinstance(command, str) else " ".join(command)
-    timeout = config.train.timeout_minutes * 60
-    console.step(
-        "train", f"{state.training_command} (timeout {config.train.timeout_minutes:g} min)"
+    train = config.train
+    assert train is not None
+    state.training_command = (
+        train.command if isinstance(train.command, str) else " ".join(train.command)
     )
+    monitor = Monitor(train.device, env, cwd=config.root)
+    state.device = monitor.info()
+    limits = f"timeout {train.timeout_minutes:g} min"
+    if train.stall_minutes is not None:
+        limits += f", stall {train.stall_minutes:g} min"
+    console.step("train", f"{state.training_command} on {state.device.describe()} ({limits})")
     lines: list[str] = []
-    info = run_training(
-        command,
-        cwd=config.root,
-        timeout_s=timeout,
-        echo=console.stream,
-        env=env,
-        on_line=lines.append if data.is_repro(command) else None,
-    )
+    try:
+        with monitor:
+            info = run_training(
+                train.command,
+                cwd=config.root,
+                timeout_s=train.timeout_minutes * 60,
+                stall_s=None if train.stall_minutes is None else train.stall_minutes * 60,
+                echo=console.stream,
+                env=monitor.env,
+                on_line=lines.append if data.is_repro(train.command) else None,
+            )
+    finally:
+        state.device = monitor.info()
     state.training_seconds = info.duration_s
     state.training_reused = data.read_repro_output(lines).describe()
-    console.step("train", state.training_reused or f"done in {info.duration_s:.1f} s")
+    if state.device.idle:
+        gpu = state.device.gpus[0].name
+        state.notes.append(
+            f"The GPU ({gpu}) was visible but idle during training (0% utilisation in "
+            f"{state.device.samples} samples): the training probably ran on the CPU. Check "
+            f"that it moves the model and data to the GPU and that its torch is a CUDA build."
+        )
+    done = f"done in {info.duration_s:.1f} s on {state.device.describe()}"
+    console.step("train", state.training_reused or done)
 
 
 def _pull_data(config: Config, state: _State, console: Console, env: Mapping[str, str]) -> None:
@@ -478,6 +515,7 @@ def _promote(
         run_url=state.context.run_url,
         pr_number=state.context.pr_number,
         training_seconds=state.training_seconds,
+        device=state.device,
         params=state.params,
         forced=state.promotion.forced,
         data=state.data,
@@ -537,8 +575,21 @@ def write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:
     return written
 
 
-def _publish(report: ReportInput, out_dir: Path) -> None:
-    forge = LocalForge(out_dir)
-    body = report_module.render_markdown(report, max_chars=forge.max_comment_chars)
-    forge.upsert_comment(report.model, body)
-    forge.set_status(report.commit, report.status, report_module.headline(report))
+def _publish(
+    state: _State,
+    out_dir: Path,
+    env: Mapping[str, str],
+    console: Console,
+    config: Config | None,
+    *,
+    report: ReportInput | None = None,
+) -> bool:
+    """Job summary, comment and status (mlci.publish); True when a part of it failed."""
+    if state.publisher is None:
+        state.publisher = Publisher(
+            context=state.context,
+            settings=config.publish if config else config_module.PublishConfig(),
+            env=env,
+            console=console,
+        )
+    return state.publisher.publish(report or state.report(), out_dir).failed

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from mlci.core.device import DeviceInfo, Gpu
 from mlci.core.gate import Baseline, GateResult, Rule, evaluate_gate
 from mlci.core.report import (
     SCHEMA_VERSION,
@@ -46,6 +47,16 @@ BASELINE = Baseline(
     metrics={"accuracy": 0.95, "f1_macro": 0.94, "log_loss": 0.2, "precision": 0.93},
 )
 # accuracy fails (dropped 0.02), f1_macro passes, log_loss warns (rose 25%).
+H200 = DeviceInfo(
+    kind="cuda",
+    requested="cuda",
+    cpu="AMD EPYC 9654 96-Core Processor",
+    cpu_count=16,
+    gpus=(Gpu("0", "NVIDIA H200", 143771, peak_memory_mib=2150, mean_utilization=43.5),),
+    driver="580.159.03",
+    cuda="13.0",
+    samples=12,
+)
 CANDIDATE = {
     "accuracy": 0.93,
     "f1_macro": 0.945,
@@ -70,6 +81,7 @@ def failing_report() -> ReportInput:
         run_url="https://github.com/acme/digits/actions/runs/42",
         training_command="python train.py",
         training_seconds=12.34,
+        device=H200,
         promotion=Promotion(eligible=False, reason="the gate failed"),
     )
 
@@ -468,7 +480,17 @@ def test_json_has_the_documented_keys() -> None:
     assert data["metrics"] == CANDIDATE
     assert data["commit"] == "0123456789abcdef0123456789abcdef01234567"
     assert data["branch"] == "feature/tune-svc"
-    assert data["training"] == {"command": "python train.py", "seconds": 12.34, "reused": False}
+    assert data["training"] == {
+        "command": "python train.py",
+        "seconds": 12.34,
+        "device": H200.to_json(),
+        "stopped_by": None,
+        "reused": False,
+    }
+    assert data["training"]["device"]["summary"] == (
+        "NVIDIA H200 (140.4 GiB); driver 580.159.03, CUDA 13.0; peak memory 2.1 GiB; "
+        "mean utilisation 44%"
+    )
     assert data["promotion"] == {
         "eligible": False,
         "reason": "the gate failed",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from mlci.core.gate import Baseline, Rule, evaluate_gate
@@ -61,3 +63,30 @@ def test_any_limit_is_honoured(limit: int) -> None:
     folded = render_markdown(report_with(other_metrics=300, rules=50, figures=3), max_chars=limit)
     assert len(folded) <= limit
     assert balanced(folded)
+
+
+def test_the_cut_links_to_the_full_report_when_its_address_is_known() -> None:
+    report = dataclasses.replace(
+        report_with(rules=3000),
+        run_url="https://github.com/acme/digits/actions/runs/42",
+        report_url="https://gitlab.example/p/-/jobs/31/artifacts/file/.mlci/out/report.html",
+    )
+    folded = render_markdown(report, max_chars=LIMIT)
+    assert len(folded) <= LIMIT
+    assert folded.rstrip().endswith(
+        "the full report is [report.html](https://gitlab.example/p/-/jobs/31/artifacts/file/"
+        ".mlci/out/report.html) (the CI run's artifacts)."
+    )
+    # A hostile address cannot break out of the link.
+    hostile = dataclasses.replace(report, report_url="https://x.example/a) ![img](https://evil")
+    assert "](https://x.example/a%29%20!%5Bimg%5D%28https://evil)" in render_markdown(
+        hostile, max_chars=LIMIT
+    )
+
+
+def test_the_run_details_say_where_the_full_report_is() -> None:
+    run = "https://github.com/acme/digits/actions/runs/42"
+    on_run_page = dataclasses.replace(report_with(), run_url=run, report_url=run)
+    assert "- Full report: report.html in the CI run's artifacts" in render_markdown(on_run_page)
+    elsewhere = dataclasses.replace(on_run_page, report_url="https://r.example/42.html")
+    assert "- Full report: https://r.example/42.html" in render_markdown(elsewhere)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlci.core.device import DeviceInfo
 from mlci.core.gate import (
     Baseline,
     Check,
@@ -97,8 +98,11 @@ class ReportInput:
     ci: str = "local"
     event: str = "local"
     run_url: str | None = None
+    report_url: str | None = None  # where the full report.html can be found
     training_command: str | None = None
     training_seconds: float | None = None
+    device: DeviceInfo | None = None  # what the training ran on
+    stopped_by: str | None = None  # "timeout" or "stall": why mlci stopped the training
     promotion: Promotion | None = None
     error: str | None = None
     error_stage: str | None = None
@@ -328,6 +332,8 @@ def _details(report: ReportInput) -> list[str]:
         took = f", {report.training_seconds:.1f} s" if report.training_seconds is not None else ""
         reused = f" ({report.training_reused})" if report.training_reused else ""
         lines.append(f"Training: {report.training_command}{took}{reused}")
+    if report.device is not None:
+        lines.append(f"Device: {report.device.describe()}")
     if report.data_pull:
         lines.append(f"Data: {report.data_pull}")
     if report.metric_sources:
@@ -336,6 +342,10 @@ def _details(report: ReportInput) -> list[str]:
         lines.append(f"Registry: {report.promotion.describe()}")
     if report.run_url:
         lines.append(f"CI run: {report.run_url}")
+    if report.report_url and report.report_url != report.run_url:
+        lines.append(f"Full report: {report.report_url}")
+    elif report.report_url:
+        lines.append("Full report: report.html in the CI run's artifacts")
     return lines
 
 
@@ -388,13 +398,16 @@ def render_markdown(report: ReportInput, *, max_chars: int | None = None) -> str
         text = _markdown(report, omit)
     if max_chars is None or len(text) <= max_chars:
         return text
-    return _cut(text, max_chars)
+    return _cut(text, max_chars, report.report_url)
 
 
-def _cut(text: str, max_chars: int) -> str:
+def _cut(text: str, max_chars: int, full_url: str | None = None) -> str:
+    where = "report.html in the CI artifacts"
+    if full_url:
+        where = f"[report.html]({_safe_url(full_url)}) (the CI run's artifacts)"
     note = (
         "\n\n> ✂️ The report was cut to fit this page's limit of "
-        f"{max_chars:,} characters; the full report is report.html in the CI artifacts.\n"
+        f"{max_chars:,} characters; the full report is {where}.\n"
     )
     keep = text[: max(0, max_chars - len(note) - len("</details>\n") * 8)]
     keep = keep[: keep.rfind("\n") + 1] if "\n" in keep else ""
@@ -403,6 +416,11 @@ def _cut(text: str, max_chars: int) -> str:
     if keep.count("```") % 2:
         keep += "```\n"
     return keep + "</details>\n" * max(0, unclosed) + note
+
+
+def _safe_url(url: str) -> str:
+    """A URL from the CI's environment, made safe to put inside a Markdown link."""
+    return re.sub(r"[\s()<>\[\]`\"']", lambda m: f"%{ord(m.group()):02X}", url)
 
 
 def _markdown(report: ReportInput, omit: set[str]) -> str:
@@ -603,6 +621,8 @@ def render_json(report: ReportInput) -> dict[str, object]:
         else {
             "command": report.training_command,
             "seconds": report.training_seconds,
+            "device": None if report.device is None else report.device.to_json(),
+            "stopped_by": report.stopped_by,
             "reused": report.training_reused is not None,
         },
         "data": _data_json(report),
@@ -749,7 +769,9 @@ def from_document(document: Mapping[str, Any], read_png: Callable[[str], bytes])
     gate = data.pop("gate")
     figures = data.pop("figures")
     promotion = data.pop("promotion")
+    device = data.pop("device", None)
     return ReportInput(
+        device=None if device is None else DeviceInfo.from_json(device),
         gate=None if gate is None else _gate_from(gate),
         figures=tuple(
             Figure(**{**f, "pngs": tuple(read_png(name) for name in f["pngs"])}) for f in figures

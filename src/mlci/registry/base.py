@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from mlci.core.device import DeviceInfo
+
 
 @dataclass(frozen=True)
 class Lineage:
@@ -26,6 +28,7 @@ class Lineage:
     training_seconds: float | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     forced: bool = False  # promoted from outside registry.promote_on (--force-promote)
+    device: DeviceInfo | None = None  # what it trained on
     data: Mapping[str, str] = field(default_factory=dict)  # dataset path -> DVC hash
     training_reused: bool = False  # `dvc repro` reused its cache instead of training
 

@@ -368,6 +368,10 @@ def _lineage_tags(lineage: Lineage) -> dict[str, str]:
         "mlci.training_seconds": ""
         if lineage.training_seconds is None
         else f"{lineage.training_seconds:.1f}",
+        "mlci.device": lineage.device.describe() if lineage.device else "",
+        "mlci.device_json": json.dumps(lineage.device.to_json(), sort_keys=True)
+        if lineage.device
+        else "",
         "mlci.training_reused": "true" if lineage.training_reused else "",
     }
     # MLflow allows 250 characters in a tag's name; longer dataset paths are left out.

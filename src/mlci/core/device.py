@@ -1,0 +1,116 @@
+"""What the training ran on: the record the report shows and the registry keeps.
+
+Pure values; `mlci.device` fills them in from nvidia-smi and the operating system.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+DeviceSetting = Literal["auto", "cuda", "cpu"]
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU the training could see, with what was sampled during the training."""
+
+    index: str
+    name: str
+    memory_total_mib: int | None = None
+    peak_memory_mib: int | None = None  # highest memory.used sampled during training
+    mean_utilization: float | None = None  # mean utilization.gpu (%) over the samples
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The device block of a run.
+
+    `kind` is "cuda" when GPUs were visible to the training, else "cpu"; `requested` is
+    train.device. Peak memory is the GPU's memory.used, all processes included: on a
+    runner of its own that is the training's.
+    """
+
+    kind: Literal["cuda", "cpu"]
+    requested: DeviceSetting = "auto"
+    cpu: str | None = None
+    cpu_count: int | None = None
+    gpus: tuple[Gpu, ...] = ()
+    driver: str | None = None
+    cuda: str | None = None
+    samples: int = 0  # how many times utilization and memory were read
+
+    @property
+    def idle(self) -> bool:
+        """True when GPUs were visible and sampled, but none ever did any work."""
+        utilizations = [g.mean_utilization for g in self.gpus if g.mean_utilization is not None]
+        return self.samples >= 2 and bool(utilizations) and max(utilizations) == 0
+
+    def describe(self) -> str:
+        """One line for people: what trained, on how much, how busy."""
+        if self.kind == "cpu" or not self.gpus:
+            cores = f", {self.cpu_count} cores" if self.cpu_count else ""
+            return f"CPU ({self.cpu or 'unknown model'}{cores})"
+        return "; ".join([_gpus_text(self.gpus), *_usage_text(self)])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "requested": self.requested,
+            "cpu": self.cpu,
+            "cpu_count": self.cpu_count,
+            "gpus": [
+                {
+                    "index": g.index,
+                    "name": g.name,
+                    "memory_total_mib": g.memory_total_mib,
+                    "peak_memory_mib": g.peak_memory_mib,
+                    "mean_utilization": g.mean_utilization,
+                }
+                for g in self.gpus
+            ],
+            "driver": self.driver,
+            "cuda": self.cuda,
+            "samples": self.samples,
+            "summary": self.describe(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DeviceInfo:
+        fields = {k: v for k, v in data.items() if k not in ("gpus", "summary")}
+        return cls(gpus=tuple(Gpu(**g) for g in data.get("gpus", ())), **fields)
+
+
+def _gpus_text(gpus: tuple[Gpu, ...]) -> str:
+    names = sorted({g.name for g in gpus})
+    count = f"{len(gpus)}× " if len(gpus) > 1 else ""
+    memory = {g.memory_total_mib for g in gpus}
+    size = f" ({_gib(memory.pop())} each)" if len(memory) == 1 and None not in memory else ""
+    if len(gpus) == 1:
+        size = size.replace(" each", "")
+    return f"{count}{' + '.join(names)}{size}"
+
+
+def _usage_text(info: DeviceInfo) -> list[str]:
+    parts = []
+    versions = [
+        f"driver {info.driver}" if info.driver else "",
+        f"CUDA {info.cuda}" if info.cuda else "",
+    ]
+    if any(versions):
+        parts.append(", ".join(v for v in versions if v))
+    peaks = [g.peak_memory_mib for g in info.gpus if g.peak_memory_mib is not None]
+    if peaks:
+        parts.append(f"peak memory {_gib(max(peaks))}")
+    utilizations = [g.mean_utilization for g in info.gpus if g.mean_utilization is not None]
+    if utilizations:
+        parts.append(f"mean utilisation {sum(utilizations) / len(utilizations):.0f}%")
+    return parts
+
+
+def _gib(mib: int | None) -> str:
+    if mib is None:
+        return "?"
+    if mib < 1024:
+        return f"{mib} MiB"
+    return f"{mib / 1024:.1f} GiB"

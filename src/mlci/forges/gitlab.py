@@ -1,0 +1,158 @@
+"""GitLab (gitlab.com and self-managed): merge request notes and commit statuses.
+
+The API base is `CI_API_V4_URL`. The job token (`CI_JOB_TOKEN`) may read notes but not
+write them (forge.md §5): mlci says which token to create when GitLab refuses it.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+from mlci.forges.base import status_state
+from mlci.forges.http import ForgeError, HttpClient, Response
+from mlci.forges.remote import Comment, RemoteForge, shorten
+
+GITLAB_NOTE_LIMIT = 1_000_000
+
+JOB_TOKEN_FIX = (
+    "CI_JOB_TOKEN cannot post merge request notes or commit statuses. Create a project "
+    "access token (Settings > Access tokens) with the `api` scope and the Developer role, "
+    "and add it as a masked CI/CD variable named GITLAB_TOKEN (Settings > CI/CD > Variables)"
+)
+
+
+class GitLabForge(RemoteForge):
+    name = "GitLab"
+
+    def __init__(
+        self,
+        http: HttpClient,
+        *,
+        project: str,
+        mr_iid: int | None,
+        job_token: bool,
+        web_url: str | None = None,
+    ) -> None:
+        super().__init__(http)
+        self.project = project
+        self.mr_iid = mr_iid
+        self.job_token = job_token
+        self.web_url = web_url
+        self.max_comment_chars = GITLAB_NOTE_LIMIT
+        self.status_context = "mlci"
+        http.forge_name = self.name
+
+    @property
+    def _project_path(self) -> str:
+        return f"/projects/{urllib.parse.quote(self.project, safe='')}"
+
+    @property
+    def _notes(self) -> str:
+        return f"{self._project_path}/merge_requests/{self.mr_iid}/notes"
+
+    def _comments(self) -> Iterator[Comment]:
+        path = f"{self._notes}?per_page=100&sort=asc&order_by=created_at"
+        for _, page in self._pages(path, f"read the notes of merge request !{self.mr_iid}"):
+            for item in page if isinstance(page, list) else []:
+                if isinstance(item, dict) and not item.get("system"):
+                    yield self._note(item)
+
+    def _create(self, body: str) -> Comment:
+        response = self.http.request("POST", self._notes, body={"body": body})
+        if response.status != 201:
+            self.fail(response, f"comment on merge request !{self.mr_iid}")
+        return self._note(response.json())
+
+    def _edit(self, comment: Comment, body: str) -> Comment:
+        response = self.http.request("PUT", f"{self._notes}/{comment.id}", body={"body": body})
+        if response.status >= 300:
+            self.fail(response, f"update note {comment.id} on merge request !{self.mr_iid}")
+        return self._note(response.json())
+
+    def _my_names(self) -> frozenset[str]:
+        response = self.http.request("GET", "/user")
+        data = response.json()
+        if response.status == 200 and isinstance(data, dict) and data.get("username"):
+            return frozenset({str(data["username"])})
+        if response.status == 401:
+            self.fail(response, "find the token's user")
+        return frozenset()
+
+    def _note(self, item: object) -> Comment:
+        data = item if isinstance(item, dict) else {}
+        author = _dict(data.get("author"))
+        note_id = str(data.get("id"))
+        url = f"merge request !{self.mr_iid} note {note_id}"
+        if self.web_url:
+            url = f"{self.web_url}/-/merge_requests/{self.mr_iid}#note_{note_id}"
+        return Comment(
+            id=note_id,
+            body=str(data.get("body") or ""),
+            author=str(author.get("username")) if author.get("username") else None,
+            url=url,
+        )
+
+    def set_status(
+        self, sha: str | None, verdict: str, summary: str, url: str | None = None
+    ) -> str:
+        if sha is None:
+            return "no commit to set a status on"
+        state = "success" if status_state(verdict) == "success" else "failed"
+        payload: dict[str, object] = {
+            "state": state,
+            "name": self.status_context,
+            "description": shorten(summary, 140),
+        }
+        if url:
+            payload["target_url"] = url
+        path = f"{self._project_path}/statuses/{sha}"
+        response = self.http.request("POST", path, body=payload, idempotent=True)
+        if response.status >= 300:
+            self.fail(response, f"set the commit status on {sha[:12]}")
+        return f"status {state} on {sha[:12]}"
+
+    def check_access(self) -> list[tuple[bool, str]]:
+        if self.job_token:
+            return [(False, f"GitLab: only CI_JOB_TOKEN is set. {JOB_TOKEN_FIX}")]
+        response = self.http.request("GET", self._project_path)
+        if response.status >= 300:
+            try:
+                self.fail(response, f"read project {self.project}")
+            except ForgeError as exc:
+                return [(False, exc.message)]
+        return [(True, f"GitLab: GITLAB_TOKEN can read project {self.project}")]
+
+    def fail(self, response: Response, action: str) -> None:
+        status, text = response.status, self.http.redact(response.message)
+        if status == 401 and self.job_token:
+            raise ForgeError(
+                f"GitLab refused to {action} (401 {text}): {JOB_TOKEN_FIX}", status=status
+            )
+        if status == 401:
+            raise ForgeError(
+                f"GitLab refused the token in GITLAB_TOKEN to {action} (401 {text}): it is "
+                f"expired, revoked or wrong; create a new project access token with the "
+                f"`api` scope and update the GITLAB_TOKEN CI/CD variable",
+                status=status,
+            )
+        if status == 403:
+            raise ForgeError(
+                f"GitLab refused to {action} (403 {text}): the token in GITLAB_TOKEN needs "
+                f"the `api` scope and at least the Developer role in project {self.project}",
+                status=status,
+            )
+        if status == 404:
+            raise ForgeError(
+                f"GitLab answered 404 to {action} ({text}): project {self.project} or merge "
+                f"request !{self.mr_iid} is not visible to the token in GITLAB_TOKEN; give "
+                f"the token access to this project (a project or group access token of it, "
+                f"`api` scope), and check CI_API_V4_URL",
+                status=status,
+            )
+        raise ForgeError(f"GitLab answered {status} to {action}: {text}", status=status)
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

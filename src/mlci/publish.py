@@ -1,0 +1,436 @@
+"""The publish stage: job summary, sticky comment, commit status (and check run).
+
+The report files are already in `.mlci/out/` when this runs. Each part is tried on its
+own, so a refused comment still leaves the status and the job summary; every failure
+becomes one line naming the fix, and `publish.json` records what went where. Pull
+requests from forks skip the comment with one line instead of failing on a read-only
+token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlci.ci import CiContext
+from mlci.config import PublishConfig
+from mlci.console import Console
+from mlci.core import report as report_module
+from mlci.core.report import ReportInput
+from mlci.errors import ExternalError
+from mlci.forges import ForgeChoice, HttpFactory, open_forge
+from mlci.forges.base import CommentMode, sticky_marker
+from mlci.forges.local import LocalForge
+
+if TYPE_CHECKING:
+    from mlci.assets import AssetStore
+
+STEP_SUMMARY_LIMIT = 1_048_576  # bytes per step (forge.md §1.4)
+
+
+@dataclass
+class PublishResult:
+    published: dict[str, str] = field(default_factory=dict)  # "comment" -> URL, ...
+    skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors)
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fit_markdown(report: ReportInput, limit: int, measure: Callable[[str], int] = len) -> str:
+    """The report's Markdown, folded and cut until `measure` of it is within `limit`."""
+    budget = limit
+    text = report_module.render_markdown(report, max_chars=budget)
+    while measure(text) > limit and budget > 1000:
+        budget = int(budget * limit / measure(text) * 0.95)
+        text = report_module.render_markdown(report, max_chars=budget)
+    return text
+
+
+def write_job_summary(path: Path, key: str, markdown: str) -> None:
+    """Replace this model's section of the step summary file (others' text is kept)."""
+    start = f"<!-- mlci:summary key={key} -->"
+    end = f"<!-- /mlci:summary key={key} -->"
+    try:
+        existing = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        existing = ""
+    section = f"{start}\n{markdown.rstrip()}\n{end}\n"
+    if start in existing and end in existing:
+        before, rest = existing.split(start, 1)
+        after = rest.split(end, 1)[1].lstrip("\n")
+        existing = before + section + after
+    else:
+        existing = existing + ("\n" if existing and not existing.endswith("\n") else "") + section
+    path.write_text(existing, encoding="utf-8")
+
+
+class Publisher:
+    """Publishes one run's report; reused when the run publishes again after promoting."""
+
+    def __init__(
+        self,
+        *,
+        context: CiContext | None,
+        settings: PublishConfig,
+        env: Mapping[str, str],
+        console: Console,
+        http_factory: HttpFactory | None = None,
+    ) -> None:
+        self.context = context
+        self.settings = settings
+        self.env = env
+        self.console = console
+        self.http_factory = http_factory
+        self._choice: ForgeChoice | None = None
+        self._open_error: str | None = None
+        self._pr: tuple[int, str] | bool | None = False  # False: not looked up yet
+        self._commented = False
+        self._uploaded: dict[str, str] = {}  # sha256 of a PNG -> its URL, once per run
+
+    def publish(self, report: ReportInput, out_dir: Path) -> PublishResult:
+        result = PublishResult()
+        local = LocalForge(out_dir)
+        body = report_module.render_markdown(report)
+        result.published["local"] = local.upsert_comment(report.model, body)
+        local.set_status(
+            report.commit, report.status, report_module.headline(report), report.run_url
+        )
+        context = self.context
+        if context is None or context.ci == "local":
+            self._record(result, out_dir)
+            return result
+        self._summary(report, result)
+        choice = self._open()
+        if choice is None:
+            assert self._open_error is not None
+            result.errors.append(self._open_error)
+        elif choice.forge is None:
+            if choice.skip:
+                result.skipped.append(choice.skip)
+        else:
+            self._to_forge(choice, report, result)
+        for line in result.skipped:
+            if choice is not None and choice.no_token:
+                self.console.warn(line)
+            else:
+                self.console.step("publish", line)
+        for name, where in result.published.items():
+            if name != "local":
+                self.console.step("publish", f"{name}: {where}")
+        for line in result.errors:
+            self.console.error(line)
+        self._record(result, out_dir)
+        return result
+
+    def _open(self) -> ForgeChoice | None:
+        if self._choice is None and self._open_error is None:
+            assert self.context is not None
+            try:
+                self._choice = open_forge(
+                    self.context,
+                    self.env,
+                    needed=self._needed(),
+                    max_wait_s=self.settings.max_wait_seconds,
+                    http_factory=self.http_factory,
+                )
+            except ExternalError as exc:
+                self._open_error = exc.message
+        return self._choice
+
+    def _needed(self) -> dict[str, str]:
+        needed = {"pull-requests": "write"} if self.settings.comment != "off" else {}
+        if self.settings.status:
+            needed["statuses"] = "write"
+        if self.settings.check_run:
+            needed["checks"] = "write"
+        if self.settings.images == "branch":
+            needed["contents"] = "write"
+        return needed
+
+    def _summary(self, report: ReportInput, result: PublishResult) -> None:
+        name = self.env.get("GITHUB_STEP_SUMMARY")
+        if not name or not self.settings.summary:
+            return
+        path = Path(name)
+        try:
+            others = path.read_bytes() if path.exists() else b""
+        except OSError:
+            others = b""
+        room = max(STEP_SUMMARY_LIMIT - len(others) - 2000, 20_000)
+        text = fit_markdown(report, room, lambda t: len(t.encode("utf-8")))
+        try:
+            write_job_summary(path, report.model, text)
+        except OSError as exc:
+            result.errors.append(f"cannot write the job summary to {name}: {exc.strerror}")
+            return
+        result.published["summary"] = name
+
+    def _to_forge(self, choice: ForgeChoice, report: ReportInput, result: PublishResult) -> None:
+        from mlci.forges.http import Unreachable
+
+        try:
+            self._to_forge_parts(choice, report, result)
+        except Unreachable as exc:  # the other parts would only wait and fail the same way
+            result.errors.append(exc.message)
+
+    def _to_forge_parts(
+        self, choice: ForgeChoice, report: ReportInput, result: PublishResult
+    ) -> None:
+        from mlci.forges.http import ForgeError, Unreachable
+
+        forge = choice.forge
+        assert forge is not None and self.context is not None
+        forge.status_context = f"mlci/{report.model}"
+        try:
+            pr = self._pull_request(forge)
+        except Unreachable:
+            raise
+        except ForgeError as exc:
+            result.errors.append(exc.message)
+            pr = None
+        head = pr[1] if pr else (self.context.head_sha or report.commit)
+        mode: CommentMode = self.settings.comment
+        if mode != "off" and pr is not None:
+            if self._commented and mode == "hide":
+                mode = "update"  # the second publish of one run refreshes its own comment
+            limit = (forge.max_comment_chars or 1_000_000) - len(sticky_marker(report.model)) - 1
+            try:
+                shown = self._with_images(forge, report, head)
+            except Unreachable:
+                raise
+            except ForgeError as exc:
+                result.errors.append(exc.message)
+                shown = report
+            body = fit_markdown(shown, limit, _utf16_len)
+            try:
+                result.published["comment"] = forge.upsert_comment(report.model, body, mode)
+                self._commented = True
+            except Unreachable:
+                raise
+            except ForgeError as exc:
+                result.errors.append(exc.message)
+        elif mode != "off":
+            result.skipped.append("no open pull request for this commit: no comment")
+        if self.settings.status and head:
+            headline = report_module.headline(report)
+            try:
+                result.published["status"] = forge.set_status(
+                    head, report.status, headline, self.context.run_url or report.run_url
+                )
+            except Unreachable:
+                raise
+            except ForgeError as exc:
+                result.errors.append(exc.message)
+        if self.settings.check_run and head and hasattr(forge, "create_check_run"):
+            try:
+                result.published["check_run"] = forge.create_check_run(
+                    head,
+                    report.status,
+                    report_module.headline(report),
+                    report_module.render_markdown(report, max_chars=60_000),
+                    self.context.run_url or report.run_url,
+                )
+            except Unreachable:
+                raise
+            except ForgeError as exc:
+                result.errors.append(exc.message)
+
+    def _with_images(self, forge: object, report: ReportInput, head: str | None) -> ReportInput:
+        """The report with each figure's PNGs uploaded to the asset store and linked."""
+        if self.settings.images == "inline" or not any(f.pngs for f in report.figures):
+            return report
+        store = self._store(forge, report, head)
+        figures = []
+        for figure in report.figures:
+            links = []
+            for name, png in zip(report_module.png_names(figure), figure.pngs, strict=True):
+                digest = hashlib.sha256(png).hexdigest()
+                if digest not in self._uploaded:
+                    url = store.url_for(name, png)
+                    if url is None:
+                        continue
+                    self._uploaded[digest] = url
+                alt = report_module.md_text(figure.title)
+                links.append(f"![{alt}]({self._uploaded[digest]})")
+            markdown = "\n\n".join([*links, figure.markdown]) if links else figure.markdown
+            figures.append(dataclasses.replace(figure, markdown=markdown))
+        return dataclasses.replace(report, figures=tuple(figures))
+
+    def _store(self, forge: object, report: ReportInput, head: str | None) -> AssetStore:
+        from mlci import assets
+        from mlci.forges.github import GitHubForge
+        from mlci.forges.gitlab import GitLabForge
+        from mlci.forges.http import ForgeError, HttpClient
+
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "-", report.model).strip("-.") or "model"
+        folder = f"{folder}/{(head or 'nocommit')[:12]}"
+        kind = self.settings.images
+        if kind == "branch" and isinstance(forge, GitHubForge) and forge.flavour == "github":
+            return assets.BranchStore(forge, branch=self.settings.branch, folder=folder)
+        if kind == "gitea" and isinstance(forge, GitHubForge) and forge.flavour == "gitea":
+            return assets.GiteaAttachmentStore(forge)
+        if kind == "gitlab" and isinstance(forge, GitLabForge):
+            return assets.GitLabUploadStore(forge)
+        if kind == "s3" and self.settings.s3 is not None:
+            credentials = assets.S3Credentials.from_env(self.env, self.settings.s3.region)
+            make = self.http_factory or HttpClient
+            http = make(
+                base_url=self.settings.s3.endpoint_url or "",
+                secrets=tuple(s for s in (credentials.secret_key, credentials.session_token) if s),
+                max_wait_s=self.settings.max_wait_seconds,
+            )
+            http.forge_name = "the S3 bucket"
+            return assets.S3Store(self.settings.s3, credentials, folder=folder, http=http)
+        where = {"branch": "GitHub and GHES", "gitlab": "GitLab", "gitea": "Gitea and Forgejo"}
+        raise ForgeError(
+            f"publish.images: {kind} works on {where.get(kind, 'any forge')} only, not on "
+            f"{getattr(forge, 'name', 'this forge')}; the comment shows the plots as tables "
+            f"and charts instead"
+        )
+
+    def _pull_request(self, forge: object) -> tuple[int, str] | None:
+        """The pull request to comment on and its head sha; looked up once per run."""
+        if self._pr is not False:
+            return self._pr  # type: ignore[return-value]
+        context = self.context
+        assert context is not None
+        found: tuple[int, str] | None = None
+        if context.pr_number is not None:
+            found = (context.pr_number, context.head_sha or context.sha or "")
+        elif context.event == "push" and context.sha and hasattr(forge, "find_pull_request"):
+            found = forge.find_pull_request(context.sha)
+            if found is not None:
+                forge.pr_number = found[0]  # type: ignore[attr-defined]
+        self._pr = found
+        return found
+
+    def _record(self, result: PublishResult, out_dir: Path) -> None:
+        context = self.context
+        record = {
+            # The pull request this report is for: a later `mlci publish` in a
+            # workflow_run job (fork pull requests) reads it back and verifies it.
+            "pull_request": context.pr_number if context else None,
+            "head_sha": context.head_sha if context else None,
+            "published": result.published,
+            "skipped": result.skipped,
+            "errors": result.errors,
+        }
+        (out_dir / "publish.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+# -- `mlci publish`: the privileged half of the two-workflow pattern ---------------------
+
+MAX_DOCUMENT_BYTES = 20_000_000  # report.json from an artifact is untrusted: bounded
+
+
+def publish_command(*, source: Path, config: Path | None, as_json: bool) -> int:
+    """Publish a report that an earlier job wrote (`.mlci/out/` or a downloaded artifact).
+
+    In a `workflow_run` job for a pull request from a fork, GitHub does not say which pull
+    request it was: the number comes from the artifact's publish.json and is believed
+    only if that pull request's head is the commit the workflow ran on.
+    """
+    import os
+    import sys
+
+    from mlci import ci
+    from mlci.config import find_config, load_config
+    from mlci.errors import EXIT_EXTERNAL, EXIT_OK, UsageError
+
+    report = _load_report(source)
+    settings = PublishConfig()
+    found = config if config is not None else _optional_config(find_config)
+    if found is not None:
+        settings = load_config(found).publish
+    env = os.environ
+    context = ci.detect_context(Path.cwd(), env)
+    console = Console()
+    if context.ci == "local":
+        raise UsageError(
+            "mlci publish runs in CI (GitHub Actions, GitLab CI, Bitbucket Pipelines): outside "
+            f"CI there is nothing to publish to; the report is in {source}"
+        )
+    if context.pr_number is None and context.event == "other":
+        context = _pull_request_from_artifact(context, source, env)
+    publisher = Publisher(context=context, settings=settings, env=env, console=console)
+    result = publisher.publish(report, source)
+    if as_json:
+        record = {"published": result.published, "skipped": result.skipped, "errors": result.errors}
+        sys.stdout.write(json.dumps(record, indent=2) + "\n")
+    return EXIT_EXTERNAL if result.failed else EXIT_OK
+
+
+def _optional_config(find: Callable[[Path], Path]) -> Path | None:
+    from mlci.errors import ConfigError
+
+    try:
+        return find(Path.cwd())
+    except ConfigError:
+        return None  # a reporter job may have no checkout: the defaults apply
+
+
+def _load_report(source: Path) -> ReportInput:
+    from mlci.errors import UsageError
+
+    path = source / "report.json"
+    try:
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            raise UsageError(f"{path}: larger than {MAX_DOCUMENT_BYTES:,} bytes; not a report")
+        document = json.loads(path.read_text(encoding="utf-8"))
+        plots = source / "plots"
+
+        def read_png(name: str) -> bytes:
+            # Only plain file names inside plots/: the artifact may come from a fork.
+            if "/" in name or "\\" in name or name.startswith("."):
+                raise ValueError(f"bad plot name {name!r}")
+            return (plots / name).read_bytes()
+
+        return report_module.from_document(document, read_png)
+    except FileNotFoundError:
+        raise UsageError(
+            f"{path}: not found; `mlci run` or `mlci gate` writes it (download the job's "
+            f".mlci/out/ artifact into {source})"
+        ) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise UsageError(f"{path}: not a report this mlci can read ({exc})") from None
+
+
+def _pull_request_from_artifact(
+    context: CiContext, source: Path, env: Mapping[str, str]
+) -> CiContext:
+    """The pull request named in the artifact, checked against the forge."""
+    from mlci.errors import ExternalError
+
+    try:
+        record = json.loads((source / "publish.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return context
+    number = record.get("pull_request") if isinstance(record, dict) else None
+    if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+        return context
+    choice = open_forge(context, env)
+    forge = choice.forge
+    head = getattr(forge, "pull_request_head", None)
+    if head is None:
+        return context
+    actual = head(number)
+    if actual != context.head_sha:
+        raise ExternalError(
+            f"the artifact names pull request #{number}, but its head is "
+            f"{(actual or 'unknown')[:12]}, not {(context.head_sha or 'unknown')[:12]} "
+            f"that the workflow ran on: not publishing (the artifact may be stale or forged)"
+        )
+    return dataclasses.replace(context, pr_number=number)

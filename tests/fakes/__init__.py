@@ -1,0 +1,1 @@
+"""Working stand-ins for programs a test machine lacks (see STYLE.md: fakes, not mocks)."""

@@ -1,0 +1,739 @@
+"""Stand-ins for the forges' REST APIs on 127.0.0.1, shared by the forge tests.
+
+Each keeps state (comments, statuses, check runs), paginates the way the real API does
+(GitHub and Gitea with `Link` headers, GitLab with `Link` and `X-Next-Page`, Bitbucket
+with `next` in the JSON), enforces the documented limits (65,536-character comments,
+140-character status descriptions, 1,000,000-character GitLab notes, 100 per page), and
+answers errors with the bodies and headers of reference/forge.md. `faults` makes the next
+matching requests fail (5xx, 429, a slow answer after acting) to exercise the retries.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Answer = tuple[int, dict[str, str], object]
+
+DOCS = "https://docs.github.com/rest"
+NOT_ACCESSIBLE = "Resource not accessible by integration"
+TOO_LONG = "Body is too long (maximum is 65536 characters)"
+
+
+@dataclass
+class Fault:
+    """Answer the next `times` requests matching `method` and `path` (a regex) this way.
+
+    With `act`, the request is carried out first and the answer comes `delay_s` late:
+    a client that timed out does not know its comment was created.
+    """
+
+    method: str
+    path: str
+    status: int = 502
+    headers: dict[str, str] = field(default_factory=dict)
+    body: object = None
+    times: int = 1
+    act: bool = False
+    delay_s: float = 0.0
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    status: int
+
+
+class StandIn:
+    """Base: the HTTP plumbing, faults and a log of every request."""
+
+    prefix = ""
+
+    def __init__(self) -> None:
+        self.faults: list[Fault] = []
+        self.log: list[Request] = []
+        self.lock = threading.Lock()
+        self._next_id = 1000
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        return self.origin + self.prefix
+
+    def new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def requests(self, method: str, pattern: str = "") -> list[Request]:
+        return [r for r in self.log if r.method == method and re.search(pattern, r.path)]
+
+    def route(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: Any
+    ) -> Answer:
+        raise NotImplementedError
+
+    def _fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.method == method and re.search(fault.path, path) and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                kind = self.headers.get("Content-Type") or ""
+                body = json.loads(raw) if raw and "json" in kind else raw or None
+                query = dict(urllib.parse.parse_qsl(url.query))
+                path = url.path
+                fault = standin._fault(self.command, path)
+                entry = Request(self.command, self.path, 0)
+                standin.log.append(entry)
+                inner = path[len(standin.prefix) :]
+                if fault is not None and fault.act:
+                    with standin.lock:
+                        standin.route(self.command, inner, query, self.headers, body)
+                if fault is not None:
+                    status, headers, payload = fault.status, fault.headers, fault.body
+                    time.sleep(fault.delay_s)
+                elif path.endswith("/graphql") and hasattr(standin, "graphql"):
+                    with standin.lock:
+                        status, headers, payload = standin.graphql(path, self.headers, body)
+                elif not path.startswith(standin.prefix):
+                    status, headers, payload = 404, {}, {"message": "Not Found"}
+                else:
+                    with standin.lock:
+                        status, headers, payload = standin.route(
+                            self.command, inner, query, self.headers, body
+                        )
+                entry.status = status
+                data = b"" if payload is None else json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+        return Handler
+
+    @contextmanager
+    def running(self) -> Iterator[StandIn]:
+        self.thread.start()
+        try:
+            yield self
+        finally:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def _page(
+    items: list[Any], query: dict[str, str], default: int, maximum: int
+) -> tuple[list[Any], int, int]:
+    size = min(int(query.get("per_page") or query.get("limit") or default), maximum)
+    page = max(int(query.get("page") or 1), 1)
+    last = max((len(items) + size - 1) // size, 1)
+    return items[(page - 1) * size : page * size], page, last
+
+
+def _link(base: str, path: str, query: dict[str, str], page: int, last: int) -> dict[str, str]:
+    links = []
+    for rel, number in (("next", page + 1), ("last", last)):
+        if number <= last and (rel != "next" or page < last):
+            q = urllib.parse.urlencode({**query, "page": str(number)})
+            links.append(f'<{base}{path}?{q}>; rel="{rel}"')
+    return {"Link": ", ".join(links)} if links else {}
+
+
+def _utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass
+class GitHubToken:
+    login: str  # the comments' author
+    write: bool = True
+    app: bool = True  # an installation token (GITHUB_TOKEN): GET /user is refused
+    contents: bool = True  # `contents: write` (the asset branch)
+
+
+class GitHubStandIn(StandIn):
+    """GitHub (prefix ""), GHES (prefix "/api/v3"), or Gitea/Forgejo (flavour "gitea")."""
+
+    def __init__(
+        self, *, prefix: str = "", flavour: str = "github", repo: str = "team/models"
+    ) -> None:
+        self.prefix = prefix
+        self.flavour = flavour
+        self.repo = repo
+        bot = "github-actions[bot]" if flavour == "github" else "gitea-actions"
+        self.tokens: dict[str, GitHubToken] = {
+            "ghs_write": GitHubToken(bot),
+            "ghs_read": GitHubToken(bot, write=False),
+        }
+        self.comments: dict[int, list[dict[str, Any]]] = {}
+        self.statuses: dict[str, list[dict[str, Any]]] = {}
+        self.check_runs: list[dict[str, Any]] = []
+        self.pulls: dict[int, dict[str, Any]] = {}
+        self.branches: dict[str, dict[str, bytes]] = {}  # branch -> path -> content
+        self.objects: dict[str, Any] = {}  # git trees and commits by sha
+        self.attachments: dict[int, list[bytes]] = {}
+        super().__init__()
+
+    def graphql(self, path: str, headers: Any, body: Any) -> Answer:
+        """`minimizeComment` only, at /graphql (GitHub) or /api/graphql (GHES)."""
+        expected = "/api/graphql" if self.prefix == "/api/v3" else "/graphql"
+        if path != expected:
+            return 404, {}, {"message": "Not Found"}
+        token = self._token(headers)
+        if token is None:
+            return 401, {}, {"message": "Bad credentials"}
+        if "minimizeComment" not in body["query"]:
+            return 200, {}, {"errors": [{"message": "unsupported by the stand-in"}]}
+        node = body["variables"]["id"]
+        for comments in self.comments.values():
+            for comment in comments:
+                if comment["node_id"] == node and token.write:
+                    comment["is_minimized"] = True
+                    return (
+                        200,
+                        {},
+                        {"data": {"minimizeComment": {"minimizedComment": {"isMinimized": True}}}},
+                    )
+        return (
+            200,
+            {},
+            {
+                "data": {"minimizeComment": None},
+                "errors": [
+                    {"type": "FORBIDDEN", "message": "Resource not accessible by integration"}
+                ],
+            },
+        )
+
+    def add_pull(self, number: int, head_sha: str, state: str = "open") -> None:
+        self.pulls[number] = {"number": number, "state": state, "head": {"sha": head_sha}}
+        self.comments.setdefault(number, [])
+
+    def add_comment(self, number: int, body: str, login: str) -> dict[str, Any]:
+        comment_id = self.new_id()
+        comment = {
+            "id": comment_id,
+            "node_id": f"IC_{comment_id}",
+            "body": body,
+            "user": {"login": login, "type": "Bot" if "[bot]" in login else "User"},
+            "html_url": f"https://github.example/{self.repo}/pull/{number}#issuecomment-{comment_id}",
+        }
+        self.comments.setdefault(number, []).append(comment)
+        return comment
+
+    def _token(self, headers: Any) -> GitHubToken | None:
+        value = headers.get("Authorization") or ""
+        scheme = "token" if self.flavour == "gitea" else "Bearer"
+        if not value.startswith(f"{scheme} "):
+            return None
+        return self.tokens.get(value.split(" ", 1)[1])
+
+    def _denied(self, doc: str, accepted: str) -> Answer:
+        if self.flavour == "gitea":
+            return (
+                403,
+                {},
+                {"message": "user should have specific permission or be a site admin", "url": ""},
+            )
+        return (
+            403,
+            {"X-Accepted-GitHub-Permissions": accepted},
+            {"message": NOT_ACCESSIBLE, "documentation_url": f"{DOCS}/{doc}", "status": "403"},
+        )
+
+    def route(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: Any
+    ) -> Answer:
+        token = self._token(headers)
+        if token is None:
+            return (
+                401,
+                {},
+                {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"},
+            )
+        if method == "GET" and path == "/user":
+            if token.app:
+                return self._denied("users/users#get-the-authenticated-user", "")
+            return 200, {}, {"login": token.login}
+        repo = f"/repos/{self.repo}"
+        if not path.startswith(repo):
+            return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+        rest = path[len(repo) :]
+        if method == "GET" and rest == "":
+            return 200, {}, {"full_name": self.repo, "private": True}
+        match = re.fullmatch(r"/issues/(\d+)/comments", rest)
+        if match:
+            number = int(match.group(1))
+            if number not in self.pulls:
+                return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+            if method == "GET":
+                maximum = 50 if self.flavour == "gitea" else 100
+                items, page, last = _page(self.comments[number], query, 30, maximum)
+                return 200, _link(self.api_url, path, query, page, last), items
+            if method == "POST":
+                if not token.write:
+                    return self._denied(
+                        "issues/comments#create-an-issue-comment",
+                        "issues=write; pull_requests=write",
+                    )
+                if _utf16(body["body"]) > 65_536:
+                    return (
+                        422,
+                        {},
+                        {
+                            "message": "Validation Failed",
+                            "errors": [
+                                {
+                                    "resource": "IssueComment",
+                                    "code": "unprocessable",
+                                    "field": "data",
+                                    "message": TOO_LONG,
+                                }
+                            ],
+                            "documentation_url": f"{DOCS}/issues/comments#create-an-issue-comment",
+                        },
+                    )
+                return 201, {}, self.add_comment(number, body["body"], token.login)
+        match = re.fullmatch(r"/issues/comments/(\d+)", rest)
+        if match and method == "PATCH":
+            if not token.write:
+                return self._denied(
+                    "issues/comments#update-an-issue-comment", "issues=write; pull_requests=write"
+                )
+            for comments in self.comments.values():
+                for comment in comments:
+                    if comment["id"] == int(match.group(1)):
+                        if comment["user"]["login"] != token.login:
+                            return self._denied(
+                                "issues/comments#update-an-issue-comment", "issues=write"
+                            )
+                        if _utf16(body["body"]) > 65_536:
+                            return (
+                                422,
+                                {},
+                                {
+                                    "message": "Validation Failed",
+                                    "errors": [{"message": TOO_LONG}],
+                                },
+                            )
+                        comment["body"] = body["body"]
+                        return 200, {}, comment
+            return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+        match = re.fullmatch(r"/statuses/([0-9a-f]{40})", rest)
+        if match and method == "POST":
+            if not token.write:
+                return self._denied("commits/statuses#create-a-commit-status", "statuses=write")
+            if len(body.get("description") or "") > 140:
+                return (
+                    422,
+                    {},
+                    {
+                        "message": "Validation Failed",
+                        "errors": [
+                            {
+                                "resource": "Status",
+                                "field": "description",
+                                "code": "custom",
+                                "message": "description is too long (maximum is 140 characters)",
+                            }
+                        ],
+                    },
+                )
+            if body.get("state") not in (
+                "error",
+                "failure",
+                "pending",
+                "success",
+                *(("warning", "skipped") if self.flavour == "gitea" else ()),
+            ):
+                return 422, {}, {"message": "Validation Failed"}
+            self.statuses.setdefault(match.group(1), []).append(body)
+            return 201, {}, {"id": self.new_id(), **body}
+        if rest == "/check-runs" and method == "POST" and self.flavour == "github":
+            if not token.write or not token.app:
+                return self._denied("checks/runs#create-a-check-run", "checks=write")
+            summary = body.get("output", {}).get("summary", "")
+            if len(summary) > 65_535:
+                return (
+                    422,
+                    {},
+                    {
+                        "message": "Invalid request.\n\nOnly 65535 characters are allowed; "
+                        f"{len(summary)} were supplied."
+                    },
+                )
+            run = {
+                "id": self.new_id(),
+                "html_url": f"https://github.example/{self.repo}/runs/1",
+                **body,
+            }
+            self.check_runs.append(run)
+            return 201, {}, run
+        match = re.fullmatch(r"/pulls/(\d+)", rest)
+        if match and method == "GET":
+            pull = self.pulls.get(int(match.group(1)))
+            if pull is None:
+                return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+            return 200, {}, pull
+        answer = self._assets(method, rest, query, token, body)
+        if answer is not None:
+            return answer
+        match = re.fullmatch(r"/commits/([0-9a-f]{40})/pulls?", rest)
+        if match and method == "GET":
+            sha = match.group(1)
+            found = [p for p in self.pulls.values() if p["head"]["sha"] == sha]
+            if self.flavour == "gitea":
+                return (
+                    (200, {}, found[0])
+                    if found
+                    else (404, {}, {"message": "pull request does not exist"})
+                )
+            return 200, {}, found
+        return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+
+    def _sha(self, thing: object) -> str:
+        import hashlib
+
+        sha = hashlib.sha1(json.dumps(thing, sort_keys=True).encode() + str(self.new_id()).encode())
+        self.objects[sha.hexdigest()] = thing
+        return sha.hexdigest()
+
+    def _assets(
+        self, method: str, rest: str, query: dict[str, str], token: GitHubToken, body: Any
+    ) -> Answer | None:
+        """Branches and the contents API (GitHub), issue attachments (Gitea)."""
+        import base64
+
+        write_denied = self._denied(
+            "repos/contents#create-or-update-file-contents", "contents=write"
+        )
+        match = re.fullmatch(r"/branches/([^/]+)", rest)
+        if match and method == "GET":
+            name = urllib.parse.unquote(match.group(1))
+            if name not in self.branches:
+                return (
+                    404,
+                    {},
+                    {"message": "Branch not found", "documentation_url": DOCS, "status": "404"},
+                )
+            return 200, {}, {"name": name}
+        if rest in ("/git/trees", "/git/commits") and method == "POST":
+            if not (token.write and token.contents):
+                return write_denied
+            return 201, {}, {"sha": self._sha(body)}
+        if rest == "/git/refs" and method == "POST":
+            if not (token.write and token.contents):
+                return write_denied
+            name = body["ref"].removeprefix("refs/heads/")
+            if name in self.branches:
+                return 422, {}, {"message": "Reference already exists"}
+            commit = self.objects[body["sha"]]
+            assert commit["parents"] == [], "the asset branch must be an orphan"
+            self.branches[name] = {"README.md": b"readme"}
+            return 201, {}, {"ref": body["ref"], "object": {"sha": body["sha"]}}
+        match = re.fullmatch(r"/contents/(.+)", rest)
+        if match:
+            path = urllib.parse.unquote(match.group(1))
+            branch = (body or {}).get("branch") if method == "PUT" else query.get("ref")
+            files = self.branches.get(branch or "")
+            if files is None:
+                return 404, {}, {"message": "No commit found for the ref", "status": "404"}
+            if method == "GET":
+                if path not in files:
+                    return 404, {}, {"message": "Not Found", "status": "404"}
+                return 200, {}, {"path": path, "sha": self._blob_sha(files[path])}
+            if method == "PUT":
+                if not (token.write and token.contents):
+                    return write_denied
+                if path in files and body.get("sha") != self._blob_sha(files[path]):
+                    return (
+                        422,
+                        {},
+                        {"message": 'Invalid request.\n\n"sha" wasn\'t supplied.', "status": "422"},
+                    )
+                created = path not in files
+                files[path] = base64.b64decode(body["content"])
+                commit_sha = self._sha({"path": path})
+                return (
+                    (201 if created else 200),
+                    {},
+                    {"content": {"path": path}, "commit": {"sha": commit_sha}},
+                )
+        match = re.fullmatch(r"/issues/(\d+)/assets", rest)
+        if match and method == "POST" and self.flavour == "gitea":
+            number = int(match.group(1))
+            data = _multipart_file(body, "attachment")
+            self.attachments.setdefault(number, []).append(data)
+            uuid = self.new_id()
+            return (
+                201,
+                {},
+                {
+                    "id": uuid,
+                    "name": query.get("name"),
+                    "browser_download_url": f"https://gitea.example/attachments/{uuid}",
+                },
+            )
+        return None
+
+    @staticmethod
+    def _blob_sha(data: bytes) -> str:
+        import hashlib
+
+        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _multipart_file(body: Any, field: str) -> bytes:
+    """The file of one multipart/form-data field (the stand-ins get the raw body)."""
+    raw: bytes = body
+    marker = f'name="{field}"'.encode()
+    start = raw.index(marker)
+    start = raw.index(b"\r\n\r\n", start) + 4
+    end = raw.index(b"\r\n--", start)
+    return raw[start:end]
+
+
+class GitLabStandIn(StandIn):
+    """GitLab's v4 API: merge request notes and commit statuses of one project."""
+
+    prefix = "/api/v4"
+
+    def __init__(self, *, project: str = "7", job_token: str = "job-token-value") -> None:
+        self.project = project
+        self.job_token = job_token
+        self.tokens = {"glpat-write": "project_7_bot"}
+        self.notes: dict[int, list[dict[str, Any]]] = {}
+        self.statuses: dict[str, list[dict[str, Any]]] = {}
+        self.uploads: list[bytes] = []
+        super().__init__()
+
+    def add_mr(self, iid: int) -> None:
+        self.notes.setdefault(iid, [])
+
+    def add_note(self, iid: int, body: str, username: str, system: bool = False) -> dict[str, Any]:
+        note = {
+            "id": self.new_id(),
+            "body": body,
+            "author": {"id": 1, "username": username},
+            "system": system,
+        }
+        self.notes.setdefault(iid, []).append(note)
+        return note
+
+    def route(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: Any
+    ) -> Answer:
+        unauthorized: Answer = (401, {}, {"message": "401 Unauthorized"})
+        job = headers.get("JOB-TOKEN")
+        user = self.tokens.get(headers.get("PRIVATE-TOKEN") or "")
+        if (job is not None and job != self.job_token) or (job is None and user is None):
+            return unauthorized
+        if path == "/user":
+            return (200, {}, {"id": 99, "username": user}) if user else unauthorized
+        base = f"/projects/{self.project}"
+        if not path.startswith(base):
+            return 404, {}, {"message": "404 Project Not Found"}
+        rest = path[len(base) :]
+        if rest == "" and method == "GET":
+            return 200, {}, {"id": int(self.project)}
+        if rest == "/uploads" and method == "POST":
+            if job is not None:
+                return unauthorized
+            data = _multipart_file(body, "file")
+            self.uploads.append(data)
+            secret = f"{self.new_id():032x}"
+            url = f"/uploads/{secret}/plot.png"
+            return (
+                201,
+                {},
+                {
+                    "alt": "plot",
+                    "url": url,
+                    "full_path": f"/-/project/7{url}",
+                    "markdown": f"![plot]({url})",
+                },
+            )
+        match = re.fullmatch(r"/merge_requests/(\d+)/notes(?:/(\d+))?", rest)
+        if match:
+            iid = int(match.group(1))
+            if iid not in self.notes:
+                return 404, {}, {"message": "404 Not found"}
+            if method == "GET" and match.group(2) is None:
+                items, page, last = _page(self.notes[iid], query, 20, 100)
+                extra = {
+                    "X-Page": str(page),
+                    "X-Total-Pages": str(last),
+                    "X-Next-Page": str(page + 1) if page < last else "",
+                }
+                return 200, {**_link(self.api_url, path, query, page, last), **extra}, items
+            if job is not None:
+                return unauthorized  # the job token may only read notes
+            if len(body.get("body", "")) > 1_000_000:
+                return (
+                    400,
+                    {},
+                    {"message": {"note": ["is too long (maximum is 1000000 characters)"]}},
+                )
+            if method == "POST":
+                return 201, {}, self.add_note(iid, body["body"], str(user))
+            if method == "PUT":
+                for note in self.notes[iid]:
+                    if str(note["id"]) == match.group(2):
+                        if note["author"]["username"] != user:
+                            return 403, {}, {"message": "403 Forbidden"}
+                        note["body"] = body["body"]
+                        return 200, {}, note
+                return 404, {}, {"message": "404 Not found"}
+        match = re.fullmatch(r"/statuses/([0-9a-f]{40})", rest)
+        if match and method == "POST":
+            if job is not None:
+                return unauthorized
+            if body.get("state") not in ("pending", "running", "success", "failed", "canceled"):
+                return 400, {}, {"error": "state does not have a valid value"}
+            self.statuses.setdefault(match.group(1), []).append(body)
+            return 201, {}, {"id": self.new_id(), "status": body["state"], **body}
+        return 404, {}, {"message": "404 Not Found"}
+
+
+class BitbucketStandIn(StandIn):
+    """Bitbucket Cloud 2.0: pull request comments (paginated by `next`) and build statuses."""
+
+    prefix = "/2.0"
+
+    def __init__(self, *, repo: str = "team/models") -> None:
+        self.repo = repo
+        self.tokens = {"bb-token": "{bot-account}"}
+        self.comments: dict[int, list[dict[str, Any]]] = {}
+        self.statuses: dict[str, dict[str, dict[str, Any]]] = {}
+        super().__init__()
+
+    def add_pull(self, pr_id: int) -> None:
+        self.comments.setdefault(pr_id, [])
+
+    def add_comment(self, pr_id: int, raw: str, account: str) -> dict[str, Any]:
+        comment_id = self.new_id()
+        comment = {
+            "id": comment_id,
+            "content": {"raw": raw, "markup": "markdown"},
+            "user": {"account_id": account},
+            "deleted": False,
+            "links": {
+                "html": {
+                    "href": f"https://bitbucket.org/{self.repo}/pull-requests/{pr_id}#comment-{comment_id}"
+                }
+            },
+        }
+        self.comments.setdefault(pr_id, []).append(comment)
+        return comment
+
+    def route(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: Any
+    ) -> Answer:
+        value = headers.get("Authorization") or ""
+        account = self.tokens.get(value.removeprefix("Bearer "))
+        if account is None:
+            return (
+                401,
+                {},
+                {
+                    "type": "error",
+                    "error": {
+                        "message": "Token is invalid, expired, or not supported for this endpoint."
+                    },
+                },
+            )
+        if path == "/user":
+            return (
+                401,
+                {},
+                {
+                    "type": "error",
+                    "error": {"message": "Access tokens cannot access this endpoint."},
+                },
+            )
+        base = f"/repositories/{self.repo}"
+        if not path.startswith(base):
+            return 404, {}, {"type": "error", "error": {"message": "Repository not found"}}
+        rest = path[len(base) :]
+        if rest == "" and method == "GET":
+            return 200, {}, {"full_name": self.repo}
+        match = re.fullmatch(r"/pullrequests/(\d+)/comments(?:/(\d+))?", rest)
+        if match:
+            pr_id = int(match.group(1))
+            if pr_id not in self.comments:
+                return 404, {}, {"type": "error", "error": {"message": "Pull request not found"}}
+            if method == "GET":
+                size = min(int(query.get("pagelen") or 10), 100)
+                page = int(query.get("page") or 1)
+                items = self.comments[pr_id][(page - 1) * size : page * size]
+                data: dict[str, Any] = {
+                    "values": items,
+                    "pagelen": size,
+                    "page": page,
+                    "size": len(self.comments[pr_id]),
+                }
+                if page * size < len(self.comments[pr_id]):
+                    data["next"] = f"{self.api_url}{path}?" + urllib.parse.urlencode(
+                        {**query, "page": page + 1}
+                    )
+                return 200, {}, data
+            if method == "POST":
+                return 201, {}, self.add_comment(pr_id, body["content"]["raw"], account)
+            if method == "PUT":
+                for comment in self.comments[pr_id]:
+                    if str(comment["id"]) == match.group(2):
+                        comment["content"]["raw"] = body["content"]["raw"]
+                        return 200, {}, comment
+        match = re.fullmatch(r"/commit/([0-9a-f]{40})/statuses/build", rest)
+        if match and method == "POST":
+            if body.get("state") not in (
+                "SUCCESSFUL",
+                "FAILED",
+                "INPROGRESS",
+                "STOPPED",
+            ) or not body.get("url"):
+                return 400, {}, {"type": "error", "error": {"message": "Invalid build status"}}
+            self.statuses.setdefault(match.group(1), {})[body["key"]] = body
+            return 201, {}, body
+        return 404, {}, {"type": "error", "error": {"message": "Not found"}}
+
+
+Sleeper = Callable[[float], None]
