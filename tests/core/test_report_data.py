@@ -69,11 +69,7 @@ def test_a_reused_training_is_said_in_every_format() -> None:
     assert f"♻️ {reused}" in markdown
     assert f"- Training: dvc repro, 0.8 s ({reused})" in markdown
     assert html.escape(reused) in render_html(done)
-    assert render_json(done)["training"] == {
-        "command": "dvc repro",
-        "seconds": 0.8,
-        "reused": True,
-    }
+    assert render_json(done)["training"]["reused"] is True  # type: ignore[index]
 
 
 def test_the_data_part_survives_report_json() -> None:
