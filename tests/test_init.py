@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from mlci import pipeline
+from mlci import git, pipeline
 from mlci.cli import main
 from mlci.config import load_config
 from mlci.console import Console
 from mlci.errors import UsageError
-from mlci.init import init_command, write_project
+from mlci.init import InitOptions, dvc_remote_type, init_command, resolve_options, write_project
+from tests.conftest import CONFIG
 
 
 def test_init_writes_a_valid_config_named_after_the_folder(tmp_path: Path) -> None:
@@ -56,8 +58,14 @@ def test_existing_files_are_not_overwritten_without_force(tmp_path: Path) -> Non
 
 def test_force_overwrites(tmp_path: Path) -> None:
     (tmp_path / "mlci.yaml").write_text("mine: true\n")
-    write_project(tmp_path, example=None, force=True)
-    assert "version: 1" in (tmp_path / "mlci.yaml").read_text()
+    write_project(tmp_path, example="sklearn", force=True)
+    assert "digits-classifier" in (tmp_path / "mlci.yaml").read_text()
+
+
+def test_an_existing_config_is_kept_without_example(tmp_path: Path) -> None:
+    (tmp_path / "mlci.yaml").write_text("mine: true\n")
+    assert write_project(tmp_path, example=None, force=True) == [tmp_path / ".gitignore"]
+    assert (tmp_path / "mlci.yaml").read_text() == "mine: true\n"
 
 
 def test_an_existing_gitignore_keeps_its_lines(tmp_path: Path) -> None:
@@ -98,3 +106,211 @@ def test_the_dvc_example_runs_its_steps_and_then_reuses_the_training(
         "Data changed since the baseline: no (1 dataset)"
         in (folder / ".mlci" / "out" / "report.md").read_text()
     )
+
+
+# -- the CI workflow ---------------------------------------------------------------------------
+
+WORKFLOW = Path(".github/workflows/ml-pipeline.yml")
+
+
+def _init(folder: Path, **options: object) -> int:
+    return init_command(
+        folder=folder,
+        example=None,
+        force=bool(options.pop("force", False)),
+        options=InitOptions(**options),  # type: ignore[arg-type]
+    )
+
+
+def test_init_writes_the_workflow_that_follows_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git.init_repo(tmp_path)
+    (tmp_path / "mlci.yaml").write_text(
+        CONFIG.replace("timeout_minutes: 1", "timeout_minutes: 30").replace(
+            "promote_on: [main]", "promote_on: [trunk]"
+        )
+    )
+
+    assert _init(tmp_path, forge="github", gpu="", free_disk=False, fork_safe=False) == 0
+
+    data = yaml.safe_load((tmp_path / WORKFLOW).read_text())
+    assert data["jobs"]["main"]["timeout-minutes"] == 45
+    assert data[True]["push"] == {"branches": ["trunk"]}
+    assert "kept mlci.yaml" in capsys.readouterr().out.replace(str(tmp_path) + "/", "")
+    assert (tmp_path / "mlci.yaml").read_text().count("timeout_minutes: 30") == 1
+
+
+def test_a_project_in_a_subfolder_gets_the_workflow_at_the_repository_top(tmp_path: Path) -> None:
+    git.init_repo(tmp_path)
+    project = tmp_path / "models" / "churn"
+
+    _init(project, forge="github", gpu="", free_disk=False, fork_safe=False)
+
+    assert (project / "mlci.yaml").is_file()
+    assert not (project / ".github").exists()
+    data = yaml.safe_load((tmp_path / WORKFLOW).read_text())
+    job = data["jobs"]["pull-request"]
+    assert job["defaults"] == {"run": {"working-directory": "models/churn"}}
+    assert job["steps"][-1]["with"]["path"] == "models/churn/.mlci/out/"
+
+
+def test_a_changed_workflow_is_shown_as_a_diff_and_not_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _init(tmp_path, forge="github", gpu="", free_disk=False, fork_safe=False)
+    before = (tmp_path / WORKFLOW).read_text()
+    capsys.readouterr()
+
+    with pytest.raises(UsageError) as refused:
+        _init(tmp_path, forge="github", gpu="", free_disk=True, fork_safe=False)
+
+    out = capsys.readouterr().out
+    assert "--force" in refused.value.message and "nothing was written" in refused.value.message
+    assert "+          sudo rm -rf /usr/share/dotnet" in out
+    assert out.startswith("--- ") and "(mlci init)" in out
+    assert (tmp_path / WORKFLOW).read_text() == before
+
+    _init(tmp_path, forge="github", gpu="", free_disk=True, fork_safe=False, force=True)
+    assert "sudo rm -rf" in (tmp_path / WORKFLOW).read_text()
+
+
+def test_running_init_again_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = {"forge": "github", "gpu": "self-hosted:gpu", "fork_safe": True}
+    _init(tmp_path, free_disk=False, **options)
+    capsys.readouterr()
+    assert _init(tmp_path, free_disk=False, **options) == 0
+    out = capsys.readouterr().out
+    assert "wrote" not in out and out.count("unchanged") == 3
+
+
+def test_fork_safe_writes_the_report_workflow(tmp_path: Path) -> None:
+    _init(tmp_path, forge="github", gpu="", free_disk=False, fork_safe=True)
+    report = tmp_path / ".github" / "workflows" / "ml-report.yml"
+    assert "workflow_run:" in report.read_text()
+
+
+def test_gitlab_writes_gitlab_ci_only(tmp_path: Path) -> None:
+    _init(tmp_path, forge="gitlab", gpu="self-hosted:gpu", free_disk=False, fork_safe=False)
+    data = yaml.safe_load((tmp_path / ".gitlab-ci.yml").read_text())
+    assert data[".mlci"]["tags"] == ["gpu"]
+    assert not (tmp_path / ".github").exists()
+
+
+def test_the_dvc_remote_of_the_repository_brings_its_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git.init_repo(tmp_path)
+    dvc = str(Path(sys.executable).parent / "dvc")
+    subprocess.run([dvc, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(
+        [dvc, "remote", "add", "-d", "store", "s3://bucket/path"], cwd=tmp_path, check=True
+    )
+
+    _init(tmp_path, forge="github", gpu="", free_disk=False, fork_safe=False)
+
+    text = (tmp_path / WORKFLOW).read_text()
+    assert "AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}" in text
+    assert '"mlci[mlflow,dvc,plots]==' in text and '"dvc[s3]"' in text
+    assert "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("s3://b/p", "s3"),
+        ("gs://b/p", "gs"),
+        ("azure://c/p", "azure"),
+        ("../store", "local"),
+        ("ssh://host/p", "none"),
+    ],
+)
+def test_dvc_remote_types_are_read_from_the_dvc_config(tmp_path: Path, url: str, kind: str) -> None:
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text(
+        f"[core]\n    remote = main\n['remote \"other\"']\n    url = /tmp/x\n"
+        f"['remote \"main\"']\n    url = {url}\n"
+    )
+    assert dvc_remote_type(tmp_path) == kind
+
+
+def test_the_example_installs_its_training_dependencies(tmp_path: Path) -> None:
+    init_command(
+        folder=tmp_path,
+        example="sklearn",
+        force=False,
+        options=InitOptions(forge="github", gpu="", free_disk=False, fork_safe=False),
+    )
+    assert '"mlci[mlflow,plots,example]==' in (tmp_path / WORKFLOW).read_text()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"forge": "gitlab", "fork_safe": True}, "--fork-safe is for GitHub Actions"),
+        ({"forge": "gitlab", "free_disk": True}, "--free-disk is for GitHub Actions"),
+        ({"gpu": "self-hosted", "free_disk": True}, "must not run on a self-hosted machine"),
+        ({"gpu": "gpu runner"}, "is not a runner label"),
+        ({"action": "acme/mlci@v1"}, "pin mlci's action by its full commit SHA"),
+        ({"python_version": "3.11\nx: y"}, "expected a version like 3.11"),
+    ],
+)
+def test_options_that_cannot_work_are_refused(
+    tmp_path: Path, options: dict[str, object], message: str
+) -> None:
+    settings = {"forge": "github", "gpu": "", "free_disk": False, "fork_safe": False, **options}
+    with pytest.raises(UsageError) as refused:
+        _init(tmp_path, **settings)
+    assert message in refused.value.message
+    assert not (tmp_path / "mlci.yaml").exists()
+
+
+def test_the_questions_fill_what_the_flags_left_open() -> None:
+    asked: list[str] = []
+    answers = iter(["", "self-hosted:gpu,a100", "y"])
+
+    def ask(question: str, default: str) -> str:
+        asked.append(question)
+        return next(answers)
+
+    options = resolve_options(InitOptions(free_disk=None), ask)
+
+    assert options.forge == "github"
+    assert options.gpu == "self-hosted:gpu,a100"
+    assert options.free_disk is False  # never asked on a self-hosted runner
+    assert options.fork_safe is True
+    assert len(asked) == 3
+
+
+def test_without_a_terminal_nothing_is_asked(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "mlci", "init", "--dir", str(tmp_path)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""  # no prompt
+    assert (tmp_path / WORKFLOW).is_file()
+    assert (tmp_path / "mlci.yaml").is_file()
+
+
+def test_the_cli_prints_the_diff_and_exits_2(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mlci", "init", "--yes", "--dir", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert run().returncode == 0
+    refused = run("--gpu", "gpu-4core")
+    assert refused.returncode == 2
+    assert "+    runs-on: gpu-4core" in refused.stdout
+    assert "use --force to overwrite" in refused.stderr.lower()
+    assert run("--gpu", "gpu-4core", "--force").returncode == 0
+    assert "gpu-4core" in (tmp_path / ".github" / "actionlint.yaml").read_text()

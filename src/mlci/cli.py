@@ -153,11 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser(
         "init",
-        help="write mlci.yaml (or a whole example project with --example)",
-        description="Write a commented mlci.yaml into the folder. With --example, write a "
-        "small, complete project (train.py, params.yaml, mlci.yaml) to start from: "
-        "scikit-learn (the default), sklearn-dvc (the same with its data tracked by DVC and "
-        "a local remote), or torch (a PyTorch model that trains on a GPU when there is one).",
+        help="write mlci.yaml and the CI workflow (or a whole example project with --example)",
+        description="Write a commented mlci.yaml (an existing one is kept) and the CI workflow "
+        "that runs mlci: .github/workflows/ml-pipeline.yml, or .gitlab-ci.yml with --forge "
+        "gitlab. On a terminal, mlci asks for the options not given. A file that exists and "
+        "differs is not overwritten without --force: mlci prints the diff and exits 2. "
+        "With --example, write a small, complete project (train.py, params.yaml, mlci.yaml) "
+        "to start from: scikit-learn (the default), sklearn-dvc (the same with its data "
+        "tracked by DVC and a local remote), or torch (a PyTorch model that trains on a GPU "
+        "when there is one). docs/workflows.md explains the generated files.",
     )
     init.add_argument(
         "--example",
@@ -169,6 +173,56 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     init.add_argument("--dir", type=Path, default=Path(), metavar="DIR", help="where (default: .)")
+    init.add_argument(
+        "--forge",
+        choices=("github", "gitlab", "none"),
+        help="the CI system to write the workflow for (default: github; none: mlci.yaml only)",
+    )
+    init.add_argument(
+        "--gpu",
+        metavar="RUNNER",
+        help="run on a GPU runner: self-hosted[:LABEL,...] or a larger runner's label",
+    )
+    init.add_argument(
+        "--free-disk",
+        action="store_true",
+        default=None,
+        help="first remove the hosted runner's unused toolchains (about 30 GB more disk)",
+    )
+    init.add_argument(
+        "--fork-safe",
+        action="store_true",
+        default=None,
+        help="pull requests from forks: evaluate without secrets, post the report from a "
+        "second (workflow_run) workflow",
+    )
+    init.add_argument(
+        "--action",
+        metavar="'OWNER/REPO@SHA # vX'",
+        help="run mlci through its composite GitHub Action, pinned by commit SHA",
+    )
+    init.add_argument(
+        "--dvc-remote",
+        choices=("none", "local", "s3", "gs", "azure"),
+        help="the DVC remote's type, for its credentials (default: read from .dvc/config)",
+    )
+    init.add_argument(
+        "--python", default="3.11", metavar="VERSION", help="Python on the runner (default 3.11)"
+    )
+    init.add_argument(
+        "--yes", "-y", action="store_true", help="ask nothing: the defaults for what is not given"
+    )
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the runner and the project: disk, git history, registry, DVC, token, GPU",
+        description="Check what a run needs, one line per check with the fix when something is "
+        "wrong: free disk, git history for the baseline, the training timeout, the registry, "
+        "the DVC remote, the forge token and the GPU. Exit 0 when nothing failed (warnings "
+        "allowed), 3 when a check failed.",
+    )
+    _config_option(doctor)
+    _json_option(doctor, "the checks")
 
     demo = commands.add_parser(
         "demo",
@@ -298,9 +352,29 @@ def _dispatch(args: argparse.Namespace) -> int:
         source = args.source.resolve() if args.source else Path.cwd() / ".mlci" / "out"
         return publish_command(source=source, config=args.config, as_json=args.json)
     if command == "init":
-        from mlci.init import init_command
+        from mlci.init import InitOptions, init_command, terminal_ask
 
-        return init_command(folder=args.dir, example=args.example, force=args.force)
+        options = InitOptions(
+            forge=args.forge,
+            gpu=args.gpu,
+            free_disk=args.free_disk,
+            fork_safe=args.fork_safe,
+            action=args.action,
+            python_version=args.python,
+            dvc_remote=args.dvc_remote,
+        )
+        interactive = sys.stdin.isatty() and not args.yes
+        return init_command(
+            folder=args.dir,
+            example=args.example,
+            force=args.force,
+            options=options,
+            ask=terminal_ask if interactive else None,
+        )
+    if command == "doctor":
+        from mlci.doctor import doctor_command
+
+        return doctor_command(config=args.config, as_json=args.json)
     if command == "demo":
         from mlci.demo import demo_command
 

@@ -1,17 +1,35 @@
-"""`mlci init`: write mlci.yaml, or with --example a complete example project."""
+"""`mlci init`: write mlci.yaml and the CI workflow (or with --example a whole project).
+
+The workflow follows the configuration: its timeout, the extras to install, the DVC
+remote's credentials and the promoting branches come from mlci.yaml and the repository.
+An existing file is never overwritten silently: without --force, mlci prints the diff and
+writes nothing.
+"""
 
 from __future__ import annotations
 
+import configparser
+import dataclasses
+import difflib
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Literal, TextIO
 
-from mlci.errors import EXIT_OK, UsageError
+from mlci import __version__, git
+from mlci.config import CONFIG_NAME, Config, parse_config
+from mlci.core import workflow
+from mlci.core.workflow import DvcRemote, WorkflowSettings
+from mlci.errors import EXIT_OK, ExternalError, UsageError
 
 EXAMPLE = "sklearn"
-EXAMPLES = ("sklearn", "sklearn-dvc", "torch")  # sklearn-dvc: its data in DVC, a local remote
 _IGNORED = ".mlci/"
+ForgeName = Literal["github", "gitlab", "none"]
+FORGES: tuple[ForgeName, ...] = ("github", "gitlab", "none")
+Ask = Callable[[str, str], str]  # (question, default) -> answer
 
 CONFIG_TEMPLATE = """\
 # mlci configuration. Every key is described in docs/config.md.
@@ -38,6 +56,29 @@ registry:
 """
 
 
+@dataclass(frozen=True)
+class InitOptions:
+    """The choices of `mlci init`; None means: ask on a terminal, else the default."""
+
+    forge: ForgeName | None = None
+    gpu: str | None = None  # "" none, "self-hosted[:label,...]", or a larger runner's label
+    free_disk: bool | None = None
+    fork_safe: bool | None = None
+    action: str | None = None  # "OWNER/REPO@SHA # vX": mlci's composite action
+    python_version: str = "3.11"
+    dvc_remote: DvcRemote | None = None  # None: the default remote of .dvc/config
+
+
+@dataclass
+class Plan:
+    """The files `mlci init` would write, by path, and the ones it keeps as they are."""
+
+    files: dict[Path, str] = field(default_factory=dict)
+    kept: list[Path] = field(default_factory=list)
+    gitignore: tuple[Path, str] | None = None
+    settings: WorkflowSettings | None = None
+
+
 def example_files(name: str = EXAMPLE) -> dict[str, str]:
     """The example project's files, by relative path."""
     folder = resources.files("mlci") / "examples" / name
@@ -53,28 +94,313 @@ def model_name_for(folder: Path) -> str:
     return slug or "my-model"
 
 
-def write_project(folder: Path, *, example: str | None, force: bool) -> list[Path]:
-    """Write mlci.yaml (or the example project of that name); returns the files written."""
-    if example is not None:
-        files = example_files(example)
-    else:
-        files = {"mlci.yaml": CONFIG_TEMPLATE.format(name=model_name_for(folder))}
-    gitignore = files.pop(".gitignore", f"{_IGNORED}\n")
-    existing = sorted(name for name in files if (folder / name).exists())
-    if existing and not force:
-        raise UsageError(
-            f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''} in "
-            f"{folder}; use --force to overwrite"
+# -- choosing --------------------------------------------------------------------------------
+
+
+def resolve_options(options: InitOptions, ask: Ask | None) -> InitOptions:
+    """Fill the choices left open: by asking when `ask` is given, else with the defaults."""
+
+    def choose(question: str, default: str) -> str:
+        return (ask(question, default).strip() or default) if ask else default
+
+    forge = options.forge
+    if forge is None:
+        answer = choose("CI system: github, gitlab or none (mlci.yaml only)", "github")
+        if answer not in FORGES:
+            raise UsageError(f"unknown CI system {answer!r}; answer github, gitlab or none")
+        forge = answer
+    if forge == "none":
+        return _replace(options, forge=forge, gpu="", free_disk=False, fork_safe=False)
+    gpu = options.gpu
+    if gpu is None:
+        gpu = choose("GPU runner: none, self-hosted[:label,...] or a larger runner's label", "none")
+        gpu = "" if gpu == "none" else gpu
+    hosted = forge == "github" and not gpu.startswith("self-hosted")
+    free_disk = options.free_disk
+    if free_disk is None:
+        free_disk = hosted and _yes(
+            choose("Free disk space first (removes unused toolchains, ~30 GB)? y/n", "n")
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    fork_safe = options.fork_safe
+    if fork_safe is None:
+        fork_safe = forge == "github" and _yes(
+            choose("Pull requests from forks (report posted by a second workflow)? y/n", "n")
+        )
+    return _replace(options, forge=forge, gpu=gpu, free_disk=free_disk, fork_safe=fork_safe)
+
+
+def _replace(options: InitOptions, **changes: object) -> InitOptions:
+    return dataclasses.replace(options, **changes)  # type: ignore[arg-type]
+
+
+def _yes(answer: str) -> bool:
+    return answer.strip().lower() in ("y", "yes")
+
+
+def terminal_ask(question: str, default: str) -> str:
+    """Ask on the terminal (the prompt on stderr, so stdout stays the command's output)."""
+    sys.stderr.write(f"{question} [{default}]: ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip()
+
+
+def runner_labels(gpu: str) -> tuple[tuple[str, ...], bool]:
+    """runs-on labels for --gpu, and whether the job has a GPU."""
+    if not gpu:
+        return ("ubuntu-latest",), False
+    if gpu == "self-hosted" or gpu.startswith("self-hosted:"):
+        named = [label.strip() for label in gpu.partition(":")[2].split(",") if label.strip()]
+        labels = ("self-hosted", *(named or ["gpu"]))
+    else:
+        labels = (gpu,)
+    for label in labels:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
+            raise UsageError(
+                f"--gpu: {label!r} is not a runner label; use letters, digits, '-', '_' "
+                f"and '.', e.g. --gpu self-hosted:gpu,cuda or --gpu gpu-4core"
+            )
+    return labels, True
+
+
+_ACTION = re.compile(r"([\w.-]+/[\w.-]+)@([0-9a-f]{40})(?:\s*#\s*(\S+))?")
+
+
+def parse_action(value: str) -> tuple[str, str | None]:
+    """`OWNER/REPO@SHA [# vX]` -> the `uses:` reference and its version comment."""
+    found = _ACTION.fullmatch(value.strip())
+    if found is None:
+        raise UsageError(
+            f"--action {value!r}: pin mlci's action by its full commit SHA, e.g. "
+            f"--action 'OWNER/mlci@<40-hex sha> # v1' (a tag like @v1 can be moved "
+            f"under you; `git ls-remote https://github.com/OWNER/mlci v1` prints its SHA)"
+        )
+    return f"{found[1]}@{found[2]}", found[3]
+
+
+def _check_combination(options: InitOptions) -> None:
+    gpu = options.gpu or ""
+    if not re.fullmatch(r"(pypy)?[0-9][0-9.]*[a-z0-9-]*", options.python_version):
+        raise UsageError(
+            f"--python {options.python_version!r}: expected a version like 3.11 or pypy3.10"
+        )
+    if options.forge == "gitlab":
+        for flag, used in (
+            ("--fork-safe", options.fork_safe),
+            ("--free-disk", options.free_disk),
+            ("--action", options.action),
+        ):
+            if used:
+                raise UsageError(f"{flag} is for GitHub Actions; leave it out with --forge gitlab")
+    if options.free_disk and gpu.startswith("self-hosted"):
+        raise UsageError(
+            "--free-disk deletes toolchains of GitHub's hosted runner image; it must not run "
+            "on a self-hosted machine: leave out --free-disk or --gpu self-hosted"
+        )
+
+
+# -- reading the project ---------------------------------------------------------------------
+
+
+def dvc_remote_type(repo: Path) -> DvcRemote:
+    """The type of the default DVC remote in `.dvc/config`; "none" without DVC."""
+    parser = configparser.ConfigParser()
+    try:
+        parser.read([repo / ".dvc" / "config", repo / ".dvc" / "config.local"], encoding="utf-8")
+    except configparser.Error:
+        return "none"
+    default = parser.get("core", "remote", fallback=None)
+    urls = {  # DVC writes sections as ['remote "name"']
+        section.strip("'").split('"')[1]: parser.get(section, "url", fallback="")
+        for section in parser.sections()
+        if section.strip("'").startswith('remote "') and section.count('"') == 2
+    }
+    url = urls.get(default or "") or next(iter(urls.values()), "")
+    scheme = url.partition("://")[0] if "://" in url else ""
+    kinds: dict[str, DvcRemote] = {"s3": "s3", "gs": "gs", "azure": "azure", "file": "local"}
+    if not url:
+        return "none"
+    return kinds.get(scheme, "local" if not scheme else "none")
+
+
+def uses_dvc(project: Path, repo: Path) -> bool:
+    return any((folder / ".dvc").is_dir() for folder in (project, repo))
+
+
+def settings_for(
+    config: Config,
+    options: InitOptions,
+    *,
+    project_dir: str,
+    repo: Path,
+    example: str | None,
+) -> WorkflowSettings:
+    """The workflow's settings: what mlci.yaml and the repository ask for, and the flags."""
+    dvc = uses_dvc(config.root, repo) or example == "sklearn-dvc"
+    remote = options.dvc_remote or (dvc_remote_type(repo) if dvc else "none")
+    extras = ["mlflow"]
+    if dvc or remote != "none":
+        extras.append("dvc")
+    if config.report.plots:
+        extras.append("plots")
+    if example is not None:  # the example's training needs scikit-learn (and torch)
+        extras.append("torch" if example == "torch" else "example")
+    install = [f"mlci[{','.join(extras)}]=={__version__}"]
+    if remote in ("s3", "gs", "azure"):
+        install.append(f"dvc[{remote}]")
+    requirements = "requirements.txt" if (config.root / "requirements.txt").is_file() else None
+    labels, gpu = runner_labels(options.gpu or "")
+    torch = example == "torch" or _requires_torch(config.root / "requirements.txt")
+    action, action_version = parse_action(options.action) if options.action else (None, None)
+    timeout = config.train.timeout_minutes if config.train else 60.0
+    return WorkflowSettings(
+        install=tuple(install),
+        extras=tuple(extras),
+        requirements=requirements,
+        python_version=options.python_version,
+        train_timeout_minutes=timeout,
+        promote_on=config.registry.promote_on,
+        runs_on=labels,
+        gpu=gpu,
+        torch=torch,
+        free_disk=bool(options.free_disk),
+        fork_safe=bool(options.fork_safe),
+        action=action,
+        action_version=action_version,
+        dvc_remote=remote,
+        registry_server=config.registry.tracking_uri.startswith(("http://", "https://")),
+        project_dir=project_dir,
+        options=describe_options(options),
+    )
+
+
+def _requires_torch(requirements: Path) -> bool:
+    """Whether the training's requirements file names torch (then the job installs the
+    build for its runner: CUDA on GPU runners, CPU elsewhere)."""
+    if not requirements.is_file():
+        return False
+    text = requirements.read_text(encoding="utf-8", errors="replace")
+    return re.search(r"^\s*torch\b", text, re.MULTILINE) is not None
+
+
+def describe_options(options: InitOptions) -> str:
+    """The flags that give these choices, for the generated files' header."""
+    words = []
+    if options.forge == "gitlab":
+        words.append("--forge gitlab")
+    if options.gpu:
+        words.append(f"--gpu {options.gpu}")
+    if options.free_disk:
+        words.append("--free-disk")
+    if options.fork_safe:
+        words.append("--fork-safe")
+    if options.action:
+        words.append(f"--action '{options.action}'")
+    if options.python_version != "3.11":
+        words.append(f"--python {options.python_version}")
+    if options.dvc_remote:
+        words.append(f"--dvc-remote {options.dvc_remote}")
+    return " ".join(words)
+
+
+def _repository_of(folder: Path) -> tuple[Path, str]:
+    """The repository's top folder and the project's path inside it ("" at the top)."""
+    start = folder if folder.exists() else folder.parent
+    while not start.exists():
+        start = start.parent
+    try:
+        top = Path(git.run_git("rev-parse", "--show-toplevel", cwd=start)).resolve()
+    except ExternalError:
+        return folder.resolve(), ""
+    inside = folder.resolve().relative_to(top).as_posix()
+    return top, "" if inside == "." else inside
+
+
+# -- planning and writing --------------------------------------------------------------------
+
+
+def plan_project(folder: Path, *, example: str | None, options: InitOptions) -> Plan:
+    """What `mlci init` writes into `folder` (with the example project of that name)."""
+    plan = Plan()
+    files = example_files(example) if example is not None else {}
+    gitignore = files.pop(".gitignore", f"{_IGNORED}\n")
+    config_path = folder / CONFIG_NAME
+    if example is not None:
+        config_text = files[CONFIG_NAME]
+    elif config_path.exists():
+        config_text = config_path.read_text(encoding="utf-8")
+        plan.kept.append(config_path)
+    else:
+        config_text = CONFIG_TEMPLATE.format(name=model_name_for(folder))
+        files[CONFIG_NAME] = config_text
+    plan.files = {folder / name: text for name, text in files.items()}
+    plan.gitignore = (folder / ".gitignore", gitignore)
+    if options.forge in (None, "none"):
+        return plan
+    _check_combination(options)
+    config = parse_config(config_text, root=folder.resolve(), name=str(config_path))
+    repo, project_dir = _repository_of(folder)
+    settings = settings_for(config, options, project_dir=project_dir, repo=repo, example=example)
+    plan.settings = settings
+    if options.forge == "gitlab":
+        plan.files[repo / workflow.GITLAB_CI] = workflow.gitlab_ci(settings)
+        return plan
+    for path, text in workflow.github_files(settings).items():
+        plan.files[repo / path] = text
+    lint_config = workflow.actionlint_config(settings)
+    if lint_config is not None:
+        plan.files[repo / ".github" / "actionlint.yaml"] = lint_config
+    return plan
+
+
+def write_plan(plan: Plan, *, force: bool, out: TextIO | None = None) -> list[Path]:
+    """Write the plan's files; without `force`, a file that differs stops everything and
+    its diff is printed to `out`. Returns the files written."""
+    out = out or sys.stdout
+    differing = []
+    for path, text in plan.files.items():
+        if path.exists():
+            current = path.read_text(encoding="utf-8", errors="replace")
+            if current != text:
+                differing.append(path)
+                if not force:
+                    out.writelines(_diff(_shown(path), current, text))
+    if differing and not force:
+        names = ", ".join(str(path) for path in differing)
+        verb = "exists" if len(differing) == 1 else "exist"
+        raise UsageError(
+            f"{names} already {verb} and differ{'s' if len(differing) == 1 else ''} from what "
+            f"mlci init writes (the diff is above); nothing was written. Use --force to "
+            f"overwrite"
+        )
     written = []
-    for name, text in files.items():
-        path = folder / name
+    for path, text in plan.files.items():
+        if path.exists() and path.read_text(encoding="utf-8", errors="replace") == text:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
-    if _extend_gitignore(folder / ".gitignore", gitignore):
-        written.append(folder / ".gitignore")
+    if plan.gitignore and _extend_gitignore(*plan.gitignore):
+        written.append(plan.gitignore[0])
     return written
+
+
+def _diff(path: Path, current: str, wanted: str) -> list[str]:
+    lines = list(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            wanted.splitlines(keepends=True),
+            fromfile=f"{path} (now)",
+            tofile=f"{path} (mlci init)",
+        )
+    )
+    return [line if line.endswith("\n") else line + "\n" for line in lines]
+
+
+def write_project(folder: Path, *, example: str | None, force: bool) -> list[Path]:
+    """Write mlci.yaml (and the example project), no workflow; returns the files written."""
+    plan = plan_project(folder, example=example, options=InitOptions(forge="none"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_plan(plan, force=force)
 
 
 def _extend_gitignore(path: Path, wanted: str) -> bool:
@@ -84,6 +410,7 @@ def _extend_gitignore(path: Path, wanted: str) -> bool:
     missing = [line for line in wanted.splitlines() if line.strip() and line.strip() not in have]
     if not missing:
         return False
+    path.parent.mkdir(parents=True, exist_ok=True)
     joined = current + ("" if current.endswith("\n") or not current else "\n") + "\n".join(missing)
     path.write_text(joined + "\n", encoding="utf-8")
     return True
@@ -100,22 +427,59 @@ Run `mlci run` again: DVC reuses the training, and the report says so (docs/data
 """
 
 
-def init_command(*, folder: Path, example: str | None, force: bool) -> int:
-    written = write_project(folder, example=example, force=force)
+def init_command(
+    *,
+    folder: Path,
+    example: str | None,
+    force: bool,
+    options: InitOptions | None = None,
+    ask: Ask | None = None,
+) -> int:
+    options = resolve_options(options or InitOptions(forge="none"), ask)
+    plan = plan_project(folder, example=example, options=options)
+    written = write_plan(plan, force=force)
+    for path in plan.kept:
+        sys.stdout.write(f"kept {_shown(path)} (the workflow follows it)\n")
     for path in written:
-        sys.stdout.write(f"wrote {path}\n")
-    if example == "torch":
-        sys.stdout.write("\nThe torch example needs PyTorch: pip install 'mlci[torch]'\n")
-    if example == "sklearn-dvc":
-        sys.stdout.write(_DVC_STEPS.format(name=model_name_for(folder)))
-    elif example is not None:
-        sys.stdout.write(
-            "\nNext: commit the project and run the pipeline once on the main branch:\n"
-            "  git init -b main && git add . && git commit -m 'Example project'\n"
-            "  mlci run\n"
-        )
-    else:
-        sys.stdout.write(
-            "\nNext: edit mlci.yaml (train.command, metrics, gate.rules), then `mlci run`.\n"
-        )
+        sys.stdout.write(f"wrote {_shown(path)}\n")
+    for path in plan.files:
+        if path not in written:
+            sys.stdout.write(f"unchanged {_shown(path)}\n")
+    sys.stdout.write(_next_steps(plan, example=example, folder=folder))
     return EXIT_OK
+
+
+def _shown(path: Path) -> Path:
+    """The path relative to the working folder when it is below it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def _next_steps(plan: Plan, *, example: str | None, folder: Path) -> str:
+    lines = [""]
+    if example == "torch":
+        lines += ["The torch example needs PyTorch: pip install 'mlci[torch]'", ""]
+    if example == "sklearn-dvc":
+        lines += _DVC_STEPS.format(name=model_name_for(folder)).strip("\n").splitlines()
+    elif example is not None:
+        lines += [
+            "Next: commit the project and run the pipeline once on the main branch:",
+            "  git init -b main && git add . && git commit -m 'Example project'",
+            "  mlci run",
+        ]
+    else:
+        lines += ["Next: edit mlci.yaml (train.command, metrics, gate.rules), then `mlci run`."]
+    settings = plan.settings
+    if settings is not None:
+        secrets = [secret.secret for secret in workflow.secrets_of(settings)]
+        if settings.dvc_remote == "gs":
+            secrets.append(workflow.GCP_KEY_SECRET)
+        if secrets:
+            lines += [f"Add these repository secrets for the CI: {', '.join(secrets)}."]
+        lines += [
+            "Commit the workflow too; `mlci doctor` checks a runner (docs/workflows.md "
+            "explains the files)."
+        ]
+    return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from mlci import baselines, ci, data, git
+from mlci import baselines, ci, data, doctor, git
 from mlci import config as config_module
 from mlci.baselines import BaselineRequest
 from mlci.config import Config
@@ -162,6 +162,10 @@ def run(
         state.stage = "context"
         state.context = ci.detect_context(config.root, env)
         _describe_context(state.context, console)
+        if options.train and options.baseline is None:
+            state.stage = "preflight"  # the cheap checks of `mlci doctor`, before training
+            for warning in doctor.preflight(config, env):
+                console.warn(warning.line())
         request = options.baseline or baselines.request_from_config(config)
         registry = _registry_for(request, options, config, env, open_registry)
         if options.train and config.data.dvc:

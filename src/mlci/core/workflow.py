@@ -1,0 +1,550 @@
+"""Settings -> the CI workflow files `mlci init` writes (GitHub Actions, GitLab CI).
+
+Pure: the caller reads mlci.yaml and the repository and hands over `WorkflowSettings`;
+this module returns the files' text. The YAML is written as text, not dumped, so every
+choice carries the comment that explains it (docs/workflows.md explains them at length).
+
+Nothing a pull request controls (branch names, titles, artifact contents) is ever
+interpolated into a `run:` script: such values reach the shell through `env:` only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+DvcRemote = Literal["none", "local", "s3", "gs", "azure"]
+DVC_REMOTES: tuple[DvcRemote, ...] = ("none", "local", "s3", "gs", "azure")
+
+# Actions pinned by full commit SHA (zizmor's unpinned-uses), with the release they are.
+# The node24 releases: actionlint reports the node20 ones (checkout v4, setup-python v5,
+# upload-artifact v4) as deprecated.
+PINS = {
+    "actions/checkout": ("8e8c483db84b4bee98b60c0593521ed34d9990e8", "v6.0.1"),
+    "actions/setup-python": ("e797f83bcb11b83ae66e0230d6156d7c80228e7c", "v6.0.0"),
+    "actions/upload-artifact": ("b7c566a772e6b6bfb58ed0dc250532a479d7789f", "v6.0.0"),
+    "actions/download-artifact": ("37930b1c2abaa49bbe596cd826c3c89aef350131", "v7.0.0"),
+}
+
+GITHUB_WORKFLOW = ".github/workflows/ml-pipeline.yml"
+GITHUB_REPORT_WORKFLOW = ".github/workflows/ml-report.yml"
+GITLAB_CI = ".gitlab-ci.yml"
+WORKFLOW_NAME = "ML pipeline"
+ARTIFACT = "mlci-report"
+# The folders GitHub's hosted Ubuntu images fill with toolchains an ML job never uses
+# (about 30 GB of the 14 GB-free disk's neighbours); removing them takes seconds.
+FREE_DISK_PATHS = (
+    "/usr/share/dotnet",
+    "/usr/local/lib/android",
+    "/opt/ghc",
+    "/opt/hostedtoolcache/CodeQL",
+)
+# torch's own package indexes: PyPI's Linux wheel is a CUDA build of several GB, which a
+# CPU runner only pays for; a GPU runner gets a CUDA build that recent drivers support.
+TORCH_INDEX = {
+    "cuda": "https://download.pytorch.org/whl/cu126",
+    "cpu": "https://download.pytorch.org/whl/cpu",
+}
+SETUP_MINUTES = 15  # check-out, installs and the report's upload, on top of the training
+
+
+@dataclass(frozen=True)
+class Secret:
+    """An environment variable of the training step, filled from a repository secret."""
+
+    env: str
+    secret: str
+
+
+# DVC's credentials by remote type: the variables each storage client reads.
+DVC_SECRETS: dict[DvcRemote, tuple[Secret, ...]] = {
+    "none": (),
+    "local": (),
+    "s3": (
+        Secret("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+        Secret("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    ),
+    "gs": (),  # a key file: written from GCP_SERVICE_ACCOUNT_KEY by its own step
+    "azure": (Secret("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING"),),
+}
+GCP_KEY_SECRET = "GCP_SERVICE_ACCOUNT_KEY"
+MLFLOW_SECRETS = (
+    Secret("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_USERNAME"),
+    Secret("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_PASSWORD"),
+)
+
+
+@dataclass(frozen=True)
+class WorkflowSettings:
+    """Everything the generated files depend on; `mlci init` fills it from flags and files."""
+
+    install: tuple[str, ...] = ("mlci[mlflow]",)  # pip requirements: mlci with its extras
+    extras: tuple[str, ...] = ("mlflow",)  # mlci's extras (the composite action takes these)
+    requirements: str | None = None  # the training's requirements file, relative to the project
+    python_version: str = "3.11"
+    train_timeout_minutes: float = 60.0
+    promote_on: tuple[str, ...] = ("main",)
+    runs_on: tuple[str, ...] = ("ubuntu-latest",)
+    gpu: bool = False
+    torch: bool = False  # the training uses PyTorch: its CUDA build on GPU runners, else CPU
+    free_disk: bool = False
+    fork_safe: bool = False
+    action: str | None = None  # "owner/repo@<sha>": use mlci's composite action
+    action_version: str | None = None  # the version comment next to the pinned action
+    dvc_remote: DvcRemote = "none"
+    registry_server: bool = False  # registry.tracking_uri is an MLflow server (http[s])
+    project_dir: str = ""  # the folder of mlci.yaml inside the repository ("" = the top)
+    options: str = ""  # the `mlci init` options that wrote the files, for the header
+
+    @property
+    def job_timeout_minutes(self) -> int:
+        """The job's limit: the training's own plus set-up, so mlci's timeout fires first
+        and the report is still uploaded."""
+        return int(-(-self.train_timeout_minutes // 1)) + SETUP_MINUTES
+
+
+def _step(name: str) -> str:
+    return f"      - name: {_scalar(name)}"
+
+
+def pin(action: str) -> str:
+    sha, version = PINS[action]
+    return f"{action}@{sha}  # {version}"
+
+
+# -- GitHub Actions --------------------------------------------------------------------------
+
+
+def github_files(settings: WorkflowSettings) -> dict[str, str]:
+    """The workflow files by path from the repository's top."""
+    files = {GITHUB_WORKFLOW: _pipeline_workflow(settings)}
+    if settings.fork_safe:
+        files[GITHUB_REPORT_WORKFLOW] = _report_workflow(settings)
+    return files
+
+
+def _header(settings: WorkflowSettings, what: str) -> list[str]:
+    command = f"mlci init {settings.options}".rstrip()
+    return [
+        f"# {what}",
+        f"# Written by `{command}`; docs/workflows.md explains each choice.",
+        "# Regenerate with the same options and --force after upgrading mlci.",
+    ]
+
+
+def _pipeline_workflow(s: WorkflowSettings) -> str:
+    branches = ", ".join(s.promote_on)
+    lines = [
+        *_header(
+            s, f"Train, evaluate and gate every pull request; promote passing models on {branches}."
+        ),
+        f"name: {WORKFLOW_NAME}",
+        "",
+        "on:",
+        "  pull_request:",
+        "  push:",
+        f"    branches: [{branches}]",
+        "",
+        "# No permission for the workflow as a whole: each job asks for what it needs.",
+        "permissions: {}",
+        "",
+        f"# A new push to a pull request cancels its superseded run; a run on {branches} is never",
+        "# cancelled half-way through a promotion.",
+        "concurrency:",
+        "  group: ${{ github.workflow }}-${{ github.ref }}",
+        "  cancel-in-progress: ${{ github.event_name == 'pull_request' }}",
+        "",
+        "jobs:",
+        *_pipeline_job(s, pull_request=True),
+        "",
+        *_pipeline_job(s, pull_request=False),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    if pull_request:
+        lines = [
+            "  pull-request:",
+            "    name: Evaluate the pull request",
+            "    if: github.event_name == 'pull_request'",
+        ]
+        permissions = ["      contents: read  # check out the code"]
+        if not s.fork_safe:
+            permissions += [
+                "      pull-requests: write  # post the report as a comment",
+                "      statuses: write  # set the commit status",
+            ]
+    else:
+        lines = [
+            "  main:",
+            "    name: Evaluate and promote",
+            "    if: github.event_name == 'push'",
+        ]
+        permissions = [
+            "      contents: read  # check out the code",
+            "      statuses: write  # set the commit status",
+        ]
+    lines += [f"    runs-on: {_runs_on(s.runs_on)}"]
+    lines += [
+        f"    timeout-minutes: {s.job_timeout_minutes}  # train.timeout_minutes "
+        f"({s.train_timeout_minutes:g}) + {SETUP_MINUTES} for set-up and the upload",
+        "    permissions:",
+        *permissions,
+    ]
+    if s.project_dir:
+        lines += [
+            "    defaults:",
+            "      run:",
+            f"        working-directory: {_scalar(s.project_dir)}",
+        ]
+    lines += ["    steps:"]
+    lines += _free_disk_step(s) + _gpu_step(s)
+    lines += [
+        _step("Check out the code with its history (the git baseline needs it)"),
+        f"        uses: {pin('actions/checkout')}",
+        "        with:",
+        "          fetch-depth: 0",
+        "          persist-credentials: false",
+    ]
+    lines += _gcp_key_step(s)
+    if s.action is None:
+        lines += _install_steps(s)
+        lines += _run_step(s, pull_request=pull_request)
+    else:
+        lines += _action_step(s, pull_request=pull_request)
+    lines += [
+        _step("Upload the report (also when a step failed)"),
+        "        if: always()",
+        f"        uses: {pin('actions/upload-artifact')}",
+        "        with:",
+        f"          name: {ARTIFACT}",
+        f"          path: {_scalar(_project_path(s, '.mlci/out/'))}",
+        "          if-no-files-found: warn",
+        "          retention-days: 30",
+    ]
+    return lines
+
+
+def _runs_on(labels: tuple[str, ...]) -> str:
+    if len(labels) == 1:
+        return _scalar(labels[0])
+    return "[" + ", ".join(_scalar(label) for label in labels) + "]"
+
+
+def _project_path(s: WorkflowSettings, path: str) -> str:
+    return f"{s.project_dir.rstrip('/')}/{path}" if s.project_dir else path
+
+
+def _free_disk_step(s: WorkflowSettings) -> list[str]:
+    if not s.free_disk:
+        return []
+    return [
+        _step("Free disk space (the hosted runner's preinstalled toolchains)"),
+        "        run: |",
+        "          df -h /",
+        f"          sudo rm -rf {' '.join(FREE_DISK_PATHS)}",
+        "          sudo docker image prune --all --force",
+        "          df -h /",
+    ]
+
+
+def _gpu_step(s: WorkflowSettings) -> list[str]:
+    if not s.gpu:
+        return []
+    # The hook for GPU set-up (issue #10: the CUDA build of torch): it goes right here,
+    # before the check-out, so a runner without a GPU fails in seconds.
+    return [
+        _step("Show the GPU (fails at once on a runner without one)"),
+        "        run: nvidia-smi",
+    ]
+
+
+def _gcp_key_step(s: WorkflowSettings) -> list[str]:
+    if s.dvc_remote != "gs":
+        return []
+    return [
+        _step("Write the Google Cloud key that DVC reads"),
+        "        env:",
+        f"          {GCP_KEY_SECRET}: ${{{{ secrets.{GCP_KEY_SECRET} }}}}",
+        "        run: |",
+        "          umask 077",
+        f'          printf \'%s\' "${GCP_KEY_SECRET}" > "$RUNNER_TEMP/gcp-key.json"',
+    ]
+
+
+def torch_build(s: WorkflowSettings) -> str | None:
+    """Which build of torch the job installs: "cuda", "cpu", or None (no torch)."""
+    if not s.torch:
+        return None
+    return "cuda" if s.gpu else "cpu"
+
+
+def _torch_install(s: WorkflowSettings) -> list[str]:
+    build = torch_build(s)
+    if build is None:
+        return []
+    why = "the CUDA build, on GPU runners only" if build == "cuda" else "the CPU build: GBs less"
+    return [f"python -m pip install torch --index-url {TORCH_INDEX[build]}  # {why}"]
+
+
+def _install_steps(s: WorkflowSettings) -> list[str]:
+    requirements = " ".join(_shell_word(req) for req in s.install)
+    lines = [
+        _step("Set up Python with pip's cache"),
+        f"        uses: {pin('actions/setup-python')}",
+        "        with:",
+        f"          python-version: {_scalar(s.python_version)}",
+        "          cache: pip",
+        f"          cache-dependency-path: {_scalar(_project_path(s, 'mlci.yaml'))}",
+        _step("Install mlci"),
+        "        run: |",
+        *(f"          {line}" for line in _torch_install(s)),
+        f"          python -m pip install {requirements}",
+    ]
+    if s.requirements:
+        lines += [f"          python -m pip install -r {_shell_word(s.requirements)}"]
+    return lines
+
+
+def _step_env(s: WorkflowSettings, *, token: bool) -> list[str]:
+    env = []
+    if token:
+        env.append("          GITHUB_TOKEN: ${{ github.token }}  # posts the report")
+    for secret in secrets_of(s):
+        env.append(f"          {secret.env}: ${{{{ secrets.{secret.secret} }}}}")
+    if s.dvc_remote == "gs":
+        env.append("          GOOGLE_APPLICATION_CREDENTIALS: ${{ runner.temp }}/gcp-key.json")
+    return ["        env:", *env] if env else []
+
+
+def secrets_of(s: WorkflowSettings) -> tuple[Secret, ...]:
+    return DVC_SECRETS[s.dvc_remote] + (MLFLOW_SECRETS if s.registry_server else ())
+
+
+def _run_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    name, command = _run_command(pull_request)
+    return [
+        _step(name),
+        f"        run: {command}",
+        *_step_env(s, token=not (pull_request and s.fork_safe)),
+    ]
+
+
+def _run_command(pull_request: bool) -> tuple[str, str]:
+    if pull_request:
+        return "Train, evaluate and gate (a pull request never promotes)", "mlci run --no-promote"
+    return "Train, evaluate, gate and promote a passing model", "mlci run"
+
+
+def _action_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    name, command = _run_command(pull_request)
+    version = f"  # {s.action_version}" if s.action_version else ""
+    lines = [
+        _step(name),
+        f"        uses: {s.action}{version}",
+        "        with:",
+        f"          python-version: {_scalar(s.python_version)}",
+        f"          extras: {_scalar(','.join(s.extras))}",
+        f"          args: {_scalar(command.removeprefix('mlci '))}",
+    ]
+    extra = [req for req in s.install if not req.startswith("mlci")]
+    if extra:
+        lines += [f"          packages: {_scalar(' '.join(extra))}"]
+    build = torch_build(s)
+    if build is not None:
+        lines += [f"          torch: {build}  # installed before mlci, from torch's own index"]
+    if s.requirements:
+        lines += [f"          requirements: {_scalar(s.requirements)}"]
+    if s.project_dir:
+        lines += [f"          working-directory: {_scalar(s.project_dir)}"]
+    return lines + _step_env(s, token=not (pull_request and s.fork_safe))
+
+
+def _report_workflow(s: WorkflowSettings) -> str:
+    mlci = re.sub(r"\[[^\]]*\]", "", s.install[0])  # mlci itself: publishing needs no extra
+    lines = [
+        *_header(s, "Post the report of pull-request runs, forks included (--fork-safe)."),
+        "#",
+        f'# The "{WORKFLOW_NAME}" workflow evaluates pull requests with a read-only token',
+        "# (and, from forks, no secrets) and uploads the report as an artifact. This runs",
+        "# afterwards with the right to comment. It never checks out or runs the pull",
+        "# request's code: mlci comes from PyPI, and `mlci publish` reads the artifact as",
+        "# untrusted data (size-capped JSON and PNGs), posting only if the pull request it",
+        "# names is at the commit the pipeline evaluated.",
+        "name: ML report",
+        "",
+        "on:",
+        "  # zizmor flags every workflow_run trigger as dangerous-triggers. This one is the",
+        "  # pattern GitHub documents for commenting on fork pull requests: nothing from the",
+        "  # pull request is executed, interpolated into a script, or written to GITHUB_ENV.",
+        "  workflow_run:  # zizmor: ignore[dangerous-triggers]",
+        f"    workflows: [{WORKFLOW_NAME}]",
+        "    types: [completed]",
+        "",
+        "permissions: {}",
+        "",
+        "jobs:",
+        "  publish:",
+        "    name: Post the report on the pull request",
+        "    if: >-",
+        "      github.event.workflow_run.event == 'pull_request' &&",
+        "      github.event.workflow_run.conclusion != 'cancelled'",
+        "    runs-on: ubuntu-latest",
+        "    timeout-minutes: 10",
+        "    permissions:",
+        "      actions: read  # download the pipeline run's artifact",
+        "      pull-requests: write  # post the report as a comment",
+        "      statuses: write  # set the commit status",
+        "    steps:",
+        _step("Download the report (untrusted: the pull request's code wrote it)"),
+        f"        uses: {pin('actions/download-artifact')}",
+        "        with:",
+        f"          name: {ARTIFACT}",
+        "          path: ${{ runner.temp }}/report",
+        "          run-id: ${{ github.event.workflow_run.id }}",
+        "          github-token: ${{ github.token }}",
+        _step("Set up Python"),
+        f"        uses: {pin('actions/setup-python')}",
+        "        with:",
+        f"          python-version: {_scalar(s.python_version)}",
+        _step("Install mlci"),
+        f"        run: python -m pip install {_shell_word(mlci)}",
+        _step("Post the report"),
+        '        run: mlci publish --from "$REPORT"',
+        "        env:",
+        "          GITHUB_TOKEN: ${{ github.token }}",
+        "          REPORT: ${{ runner.temp }}/report",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def actionlint_config(settings: WorkflowSettings) -> str | None:
+    """`.github/actionlint.yaml` naming the custom runner labels, so actionlint knows them."""
+    custom = [label for label in settings.runs_on if label not in _GITHUB_LABELS]
+    if not custom:
+        return None
+    listed = "\n".join(f"    - {_scalar(label)}" for label in custom)
+    return (
+        "# Written by `mlci init`: the runner labels of .github/workflows/ml-pipeline.yml,\n"
+        "# so that actionlint knows them.\n"
+        f"self-hosted-runner:\n  labels:\n{listed}\n"
+    )
+
+
+_GITHUB_LABELS = frozenset({"ubuntu-latest", "ubuntu-24.04", "ubuntu-22.04", "self-hosted"})
+
+
+# -- GitLab CI -------------------------------------------------------------------------------
+
+
+def gitlab_ci(s: WorkflowSettings) -> str:
+    branches = s.promote_on
+    main_rule = " || ".join(f'$CI_COMMIT_BRANCH == "{b}"' for b in branches)
+    lines = [
+        *_header(
+            s,
+            "Train, evaluate and gate every merge request; promote passing models on "
+            f"{', '.join(branches)}.",
+        ),
+        "#",
+        "# Set these CI/CD variables (Settings > CI/CD > Variables, masked):",
+        "#   GITLAB_TOKEN: a project access token with the api scope (CI_JOB_TOKEN cannot",
+        "#     post merge-request notes)",
+        *[f"#   {secret.env}" for secret in secrets_of(s)],
+        *(
+            ["#   GOOGLE_APPLICATION_CREDENTIALS: a variable of type File holding the key"]
+            if s.dvc_remote == "gs"
+            else []
+        ),
+        "",
+        "workflow:",
+        "  rules:",
+        '    - if: $CI_PIPELINE_SOURCE == "merge_request_event"',
+        f'    - if: $CI_PIPELINE_SOURCE == "push" && ({main_rule})',
+        "  auto_cancel:",
+        "    on_new_commit: interruptible  # a new push cancels the superseded pipeline",
+        "",
+        "variables:",
+        '  GIT_DEPTH: "0"  # the whole history: the git baseline needs it',
+        '  PIP_CACHE_DIR: "$CI_PROJECT_DIR/.cache/pip"',
+        "",
+        ".mlci:",
+        f"  image: python:{s.python_version}",
+        f"  timeout: {s.job_timeout_minutes}m  # train.timeout_minutes "
+        f"({s.train_timeout_minutes:g}) + {SETUP_MINUTES} for set-up and the upload",
+    ]
+    if s.runs_on != ("ubuntu-latest",):
+        tags = ", ".join(_scalar(t) for t in s.runs_on if t != "self-hosted")
+        lines += [f"  tags: [{tags}]  # a runner with a GPU"]
+    lines += [
+        "  cache:",
+        "    key: pip",
+        "    paths: [.cache/pip]",
+        "  before_script:",
+    ]
+    if s.project_dir:
+        lines += [f"    - {_item('cd ' + _shell_word(s.project_dir))}"]
+    if s.gpu:
+        lines += ["    - nvidia-smi  # fails at once on a runner without a GPU"]
+    install = " ".join(_shell_word(r) for r in s.install)
+    lines += [f"    - {_item(line.split('  # ')[0])}" for line in _torch_install(s)]
+    lines += [f"    - {_item('python -m pip install ' + install)}"]
+    if s.requirements:
+        lines += [f"    - {_item('python -m pip install -r ' + _shell_word(s.requirements))}"]
+    lines += [
+        "  artifacts:",
+        "    when: always  # the report, also when a step failed",
+        "    paths:",
+        f"      - {_scalar(_project_path(s, '.mlci/out/'))}",
+        "    expire_in: 30 days",
+        "",
+        "merge-request:",
+        "  extends: .mlci",
+        "  rules:",
+        '    - if: $CI_PIPELINE_SOURCE == "merge_request_event"',
+        "  interruptible: true",
+        "  script:",
+        "    - mlci run --no-promote  # a merge request never promotes",
+        "",
+        "main:",
+        "  extends: .mlci",
+        "  rules:",
+        f'    - if: $CI_PIPELINE_SOURCE == "push" && ({main_rule})',
+        "  interruptible: false  # never cancelled half-way through a promotion",
+        "  script:",
+        "    - mlci run",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -- quoting ---------------------------------------------------------------------------------
+
+_PLAIN_YAML = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")
+_PLAIN_TEXT = re.compile(r"[A-Za-z._][\w .,()'/+-]*")
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+
+
+def _scalar(value: str) -> str:
+    """A YAML scalar: plain when that reads back as the same text, double-quoted otherwise."""
+    plain = _PLAIN_TEXT.fullmatch(value) and not value.endswith(" ")
+    if plain and value.lower() not in _YAML_WORDS and value.lower() not in (".inf", ".nan"):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _item(command: str) -> str:
+    """A one-line script item: plain when YAML reads it back as this text, else quoted."""
+    risky = ": " in command or " #" in command or command.endswith(":")
+    if not risky and command[:1] not in "[]{}#&*!|>'\"%@`-?,":
+        return command
+    return "'" + command.replace("'", "''") + "'"
+
+
+def _shell_word(value: str) -> str:
+    """One shell word; values come from the user's own flags and files, quoted anyway."""
+    if value and set(value) <= _PLAIN_YAML | set("=<>~,[]"):
+        return f'"{value}"' if set(value) & set("<>~[],") else value
+    return "'" + value.replace("'", "'\\''") + "'"

@@ -1,0 +1,506 @@
+"""`mlci doctor`: what a run needs, checked before it is needed.
+
+Each check is a small function from a `DoctorContext` to a `CheckResult`; `CHECKS` lists
+them in the order they print, and more plug in by adding to it. `mlci run` runs the cheap
+ones (`PREFLIGHT`) before training and stops at a definite failure with the same message;
+warnings never stop a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from mlci import git
+from mlci.config import Config, find_config, load_config
+from mlci.console import Console
+from mlci.core import yamlsafe
+from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE, MlciError
+
+Status = Literal["ok", "warn", "fail", "skip"]
+GB = 1_000_000_000
+DISK_WARN_BELOW = 10 * GB
+DISK_FAIL_BELOW = 1 * GB
+GITHUB_JOB_LIMIT_MINUTES = 360  # GitHub-hosted runners cancel a job after 6 hours
+HTTP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of `mlci doctor`: what was checked, what was found, and the fix."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+    exit_code: int = EXIT_EXTERNAL  # what `mlci run` exits with when this check fails
+
+    def line(self) -> str:
+        fix = f"; fix: {self.fix}" if self.fix and self.status in ("fail", "warn") else ""
+        return f"{self.name}: {self.detail}{fix}"
+
+
+@dataclass(frozen=True)
+class DoctorContext:
+    """What the checks look at: the project, its configuration, the environment."""
+
+    root: Path  # the folder of mlci.yaml (the working folder when there is none)
+    config: Config | None
+    config_error: str | None
+    env: Mapping[str, str]
+    raw: Mapping[str, Any] | None = None  # mlci.yaml as read, to tell set keys from defaults
+    gpu_requested: bool = False
+
+
+Check = Callable[[DoctorContext], CheckResult]
+
+
+class PreflightError(MlciError):
+    """A check that `mlci run` runs first failed; its exit code is the check's."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.line())
+        self.exit_code = result.exit_code
+        self.result = result
+
+
+# -- the checks ------------------------------------------------------------------------------
+
+
+def check_config(ctx: DoctorContext) -> CheckResult:
+    if ctx.config is None:
+        return CheckResult(
+            "config", "fail", ctx.config_error or "no mlci.yaml", exit_code=EXIT_USAGE
+        )
+    return CheckResult("config", "ok", f"{ctx.root / 'mlci.yaml'} is valid")
+
+
+def check_disk(
+    ctx: DoctorContext,
+    *,
+    warn_below: int = DISK_WARN_BELOW,
+    fail_below: int = DISK_FAIL_BELOW,
+) -> CheckResult:
+    free = shutil.disk_usage(ctx.root).free
+    detail = f"{free / GB:.1f} GB free on the disk of {ctx.root}"
+    fix = (
+        "free space: on GitHub's hosted runners `mlci init --free-disk` writes a step that "
+        "removes unused toolchains (about 30 GB); or use a larger runner"
+    )
+    if free < fail_below:
+        return CheckResult("disk", "fail", f"{detail}, under {fail_below / GB:g} GB", fix)
+    if free < warn_below:
+        return CheckResult("disk", "warn", f"{detail}, under {warn_below / GB:g} GB", fix)
+    return CheckResult("disk", "ok", detail)
+
+
+def check_git_history(ctx: DoctorContext) -> CheckResult:
+    mode = ctx.config.gate.baseline if ctx.config else "auto"
+    if mode in ("file", "none", "registry"):
+        return CheckResult("git history", "skip", f"not needed (gate.baseline: {mode})")
+    severity: Status = "fail" if mode == "git" else "warn"
+    why = (
+        "the git baseline needs it"
+        if mode == "git"
+        else "the baseline falls back to git when the registry has no champion"
+    )
+    try:
+        shallow = git.is_shallow(ctx.root)
+    except MlciError:
+        return CheckResult(
+            "git history",
+            severity,
+            f"{ctx.root} is not in a git repository; {why}",
+            "run mlci in the repository's checkout (`git init` and commit, locally)",
+            exit_code=EXIT_USAGE,
+        )
+    if shallow:
+        return CheckResult(
+            "git history",
+            severity,
+            f"this is a shallow clone; {why}",
+            "fetch the history: `fetch-depth: 0` on actions/checkout (GitLab: GIT_DEPTH: 0), "
+            "or `git fetch --unshallow`",
+            exit_code=EXIT_USAGE,
+        )
+    return CheckResult("git history", "ok", "the whole history is here")
+
+
+def check_timeout(ctx: DoctorContext) -> CheckResult:
+    config = ctx.config
+    if config is None or config.train is None:
+        return CheckResult("timeout", "skip", "no training command (train.command)")
+    minutes = config.train.timeout_minutes
+    train = (ctx.raw or {}).get("train")
+    if not isinstance(train, dict) or train.get("timeout_minutes") is None:
+        return CheckResult(
+            "timeout",
+            "warn",
+            f"train.timeout_minutes is not set: the training is stopped after {minutes:g} minutes",
+            "set train.timeout_minutes in mlci.yaml to a little above your longest training",
+        )
+    limit, where = _ci_job_limit(ctx.env)
+    if limit is not None and minutes >= limit:
+        return CheckResult(
+            "timeout",
+            "fail",
+            f"train.timeout_minutes is {minutes:g}, but {where} stops the job after {limit:g} "
+            f"minutes: the job would be killed before mlci stops the training, and the "
+            f"report would be lost",
+            f"set train.timeout_minutes below {limit:g} (leave time for set-up and the upload)",
+            exit_code=EXIT_USAGE,
+        )
+    return CheckResult("timeout", "ok", f"train.timeout_minutes: {minutes:g}")
+
+
+def _ci_job_limit(env: Mapping[str, str]) -> tuple[float | None, str]:
+    """The most minutes the CI lets this job run, when it says."""
+    if env.get("GITLAB_CI") == "true" and env.get("CI_JOB_TIMEOUT", "").isdigit():
+        return int(env["CI_JOB_TIMEOUT"]) / 60, "GitLab (CI_JOB_TIMEOUT)"
+    if env.get("GITHUB_ACTIONS") == "true" and env.get("RUNNER_ENVIRONMENT") == "github-hosted":
+        return GITHUB_JOB_LIMIT_MINUTES, "a GitHub-hosted runner"
+    return None, ""
+
+
+def check_registry(ctx: DoctorContext) -> CheckResult:
+    if ctx.config is None:
+        return CheckResult("registry", "skip", "no configuration")
+    from mlci.registry.mlflow import redact_uri, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(
+        ctx.env.get("MLFLOW_TRACKING_URI") or ctx.config.registry.tracking_uri, ctx.root
+    )
+    shown = redact_uri(uri)
+    if uri.startswith(("http://", "https://")):
+        return _check_server(uri, shown)
+    if uri.startswith("sqlite:///"):
+        return _check_writable(Path(uri[len("sqlite:///") :]), f"sqlite registry {shown}")
+    if uri.startswith("file:") or "://" not in uri:
+        path = Path(uri.removeprefix("file://").removeprefix("file:"))
+        return _check_writable(path if path.is_absolute() else ctx.root / path, shown)
+    return CheckResult("registry", "skip", f"{shown}: mlci cannot check this kind of URI")
+
+
+def _check_server(uri: str, shown: str) -> CheckResult:
+    import base64  # only here: `mlci gate` imports this module and starts fast
+    import urllib.error
+    import urllib.request
+
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{parts.port}" if parts.port else ""
+    url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", ""))
+    request = urllib.request.Request(url)
+    if parts.username is not None:  # user:password@ in the URI: basic auth, as MLflow does
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode())
+    fix = "start the server, or correct registry.tracking_uri / MLFLOW_TRACKING_URI"
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        return CheckResult("registry", "fail", f"{shown} answered {exc.code} on /health", fix)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return CheckResult("registry", "fail", f"{shown} does not answer ({reason})", fix)
+    if status != 200:
+        return CheckResult("registry", "fail", f"{shown} answered {status} on /health", fix)
+    return CheckResult("registry", "ok", f"MLflow server {shown} answers")
+
+
+def _check_writable(path: Path, shown: str) -> CheckResult:
+    fix = "make the folder writable, or point registry.tracking_uri elsewhere"
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            return CheckResult("registry", "fail", f"{shown}: {path} is not writable", fix)
+        if path.is_file() and path.stat().st_size and not _is_sqlite(path):
+            return CheckResult(
+                "registry",
+                "fail",
+                f"{shown}: {path} is not an SQLite database",
+                "point registry.tracking_uri at a new file, or remove this one",
+            )
+        return CheckResult("registry", "ok", f"{shown} is writable")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        return CheckResult("registry", "fail", f"{shown}: cannot create it in {folder}", fix)
+    return CheckResult("registry", "ok", f"{shown} will be created on the first promotion")
+
+
+def _is_sqlite(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(16) == b"SQLite format 3\x00"
+
+
+def check_dvc(ctx: DoctorContext) -> CheckResult:
+    """A DVC remote is configured, and a local one exists; cloud credentials are present.
+
+    Whether the credentials work is the data module's to tell (issue #7): this check stays
+    small and does not read the remote.
+    """
+    dvc_root = next((f for f in (ctx.root, *ctx.root.parents) if (f / ".dvc").is_dir()), None)
+    if dvc_root is None:
+        return CheckResult("dvc", "skip", "this project does not use DVC")
+    executable = _dvc_executable()
+    if executable is None:
+        return CheckResult(
+            "dvc", "fail", "DVC is not installed", "pip install 'mlci[dvc]' (and dvc[s3]...)"
+        )
+    listed = subprocess.run(
+        [executable, "remote", "list"], cwd=dvc_root, capture_output=True, text=True, check=False
+    )
+    remotes = _parse_remotes(listed.stdout)
+    if listed.returncode != 0 or not remotes:
+        return CheckResult(
+            "dvc",
+            "fail",
+            "no DVC remote is configured: `dvc pull` has nowhere to pull from",
+            "dvc remote add -d storage s3://BUCKET/PATH (or a folder), then dvc push",
+        )
+    name, url = next(((n, u) for n, u, default in remotes if default), remotes[0][:2])
+    scheme = url.partition("://")[0] if "://" in url else "file"
+    if scheme == "file":
+        path = Path(url.removeprefix("file://"))
+        if not path.is_dir():
+            return CheckResult(
+                "dvc",
+                "fail",
+                f"remote {name}: the folder {path} does not exist",
+                "create or mount it, or `dvc remote modify` the url",
+            )
+        return CheckResult("dvc", "ok", f"remote {name}: the folder {path} exists")
+    return _cloud_credentials(name, scheme, ctx.env)
+
+
+_CREDENTIALS = {
+    "s3": (
+        ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE"),
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    ),
+    "gs": (("GOOGLE_APPLICATION_CREDENTIALS",), "GOOGLE_APPLICATION_CREDENTIALS (a key file)"),
+    "azure": (
+        ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT", "AZURE_CLIENT_ID"),
+        "AZURE_STORAGE_CONNECTION_STRING",
+    ),
+}
+
+
+def _cloud_credentials(name: str, scheme: str, env: Mapping[str, str]) -> CheckResult:
+    if scheme not in _CREDENTIALS:
+        return CheckResult("dvc", "ok", f"remote {name} ({scheme}) is configured")
+    names, wanted = _CREDENTIALS[scheme]
+    found = [variable for variable in names if env.get(variable)]
+    if not found:
+        return CheckResult(
+            "dvc",
+            "warn",
+            f"remote {name} ({scheme}): no credentials in the environment",
+            f"set {wanted} (in CI: from repository secrets; `mlci init` writes them)",
+        )
+    return CheckResult("dvc", "ok", f"remote {name} ({scheme}): {', '.join(found)} set")
+
+
+def _dvc_executable() -> str | None:
+    beside = Path(sys.executable).parent / "dvc"
+    return str(beside) if beside.exists() else shutil.which("dvc")
+
+
+def _parse_remotes(text: str) -> list[tuple[str, str, bool]]:
+    remotes = []
+    for line in text.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            url, default = parts[1].strip(), False
+            if url.endswith("(default)"):
+                url, default = url.removesuffix("(default)").strip(), True
+            remotes.append((parts[0], url, default))
+    return remotes
+
+
+def check_forge_token(ctx: DoctorContext) -> CheckResult:
+    """Only whether a token is there; never its value."""
+    env = ctx.env
+    if env.get("GITHUB_ACTIONS") == "true":
+        if env.get("GITHUB_TOKEN"):
+            return CheckResult("forge token", "ok", "GITHUB_TOKEN is set")
+        return CheckResult(  # a warning: the fork-safe pull-request job has none on purpose
+            "forge token",
+            "warn",
+            "GITHUB_TOKEN is not set: mlci writes the job summary and the files, and posts "
+            "nothing on the pull request",
+            "pass it to the step: `env: GITHUB_TOKEN: ${{ github.token }}` (not in the "
+            "pull-request job of `mlci init --fork-safe`, where ml-report.yml posts)",
+        )
+    if env.get("GITLAB_CI") == "true":
+        if env.get("GITLAB_TOKEN"):
+            return CheckResult("forge token", "ok", "GITLAB_TOKEN is set")
+        fix = (
+            "create a project access token with the api scope and add it as the masked "
+            "CI/CD variable GITLAB_TOKEN"
+        )
+        if env.get("CI_JOB_TOKEN"):
+            return CheckResult(
+                "forge token", "warn", "only CI_JOB_TOKEN: it cannot post merge-request notes", fix
+            )
+        return CheckResult(
+            "forge token", "warn", "no GITLAB_TOKEN: mlci posts nothing on the merge request", fix
+        )
+    present = [name for name in ("GITHUB_TOKEN", "GITLAB_TOKEN") if env.get(name)]
+    if present:
+        return CheckResult("forge token", "ok", f"{', '.join(present)} set (a local run)")
+    return CheckResult(
+        "forge token", "skip", "a local run: the comment is written to .mlci/out/comment.md"
+    )
+
+
+_TOKENS = (
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GITEA_TOKEN",
+    "FORGEJO_TOKEN",
+    "GITLAB_TOKEN",
+    "BITBUCKET_TOKEN",
+)
+
+
+def check_forge_access(ctx: DoctorContext) -> CheckResult:
+    """In CI with a token: one read of the repository shows whether publishing will work."""
+    env = ctx.env
+    in_ci = "true" in (env.get("GITHUB_ACTIONS"), env.get("GITLAB_CI")) or bool(
+        env.get("BITBUCKET_BUILD_NUMBER")
+    )
+    if not in_ci:
+        return CheckResult("forge access", "skip", "a local run: nothing is posted")
+    if not any(env.get(name) for name in _TOKENS):
+        return CheckResult("forge access", "skip", "no token to try (see forge token)")
+    from mlci import ci
+    from mlci.forges import check_access
+
+    try:
+        context = ci.detect_context(ctx.root, env)
+        lines = check_access(context, env)
+    except MlciError as exc:
+        return CheckResult("forge access", "fail", exc.message)
+    refused = [message for ok, message in lines if not ok]
+    if not refused:
+        return CheckResult("forge access", "ok", "; ".join(message for _, message in lines))
+    # A fork's read-only token is by design: the report still lands in the job summary.
+    return CheckResult("forge access", "warn" if context.fork else "fail", "; ".join(refused))
+
+
+def check_gpu(ctx: DoctorContext) -> CheckResult:
+    """With `train.device: cuda`: the GPUs nvidia-smi shows the training (mlci.device)."""
+    if not ctx.gpu_requested:
+        return CheckResult("gpu", "skip", "the configuration asks for no GPU (train.device)")
+    from mlci import device
+
+    found = device.probe(ctx.env)
+    if found.problem is not None:
+        fix = (
+            "unset CUDA_VISIBLE_DEVICES in the job, or set it to the GPUs the training may use"
+            if found.hidden
+            else device.FIX
+        )
+        return CheckResult("gpu", "fail", f"train.device is cuda, but {found.problem}", fix)
+    listed = "; ".join(f"GPU {gpu.index}: {gpu.name}" for gpu in found.gpus)
+    versions = ", ".join(
+        f"{what} {version}"
+        for what, version in (("driver", found.driver), ("CUDA", found.cuda))
+        if version
+    )
+    return CheckResult("gpu", "ok", f"{listed} ({versions})" if versions else listed)
+
+
+def _gpu_requested(config: Config | None) -> bool:
+    return config is not None and config.train is not None and config.train.device == "cuda"
+
+
+# In the order they print.
+CHECKS: list[Check] = [
+    check_config,
+    check_disk,
+    check_git_history,
+    check_timeout,
+    check_registry,
+    check_dvc,
+    check_forge_token,
+    check_forge_access,
+    check_gpu,
+]
+# Cheap (no network, no subprocess but git): `mlci run` runs them before training.
+PREFLIGHT: list[Check] = [check_disk, check_git_history, check_timeout]
+
+
+# -- running them ----------------------------------------------------------------------------
+
+
+def context_for(config_path: Path | None, env: Mapping[str, str]) -> DoctorContext:
+    try:
+        path = config_path or find_config(Path.cwd())
+        config = load_config(path)
+    except MlciError as exc:
+        root = (config_path.parent if config_path else Path.cwd()).resolve()
+        return DoctorContext(root=root, config=None, config_error=exc.message, env=env)
+    return context_of(config, env)
+
+
+def context_of(config: Config, env: Mapping[str, str]) -> DoctorContext:
+    raw = None
+    try:
+        loaded = yamlsafe.load((config.root / "mlci.yaml").read_text(encoding="utf-8"))
+        raw = loaded if isinstance(loaded, dict) else None
+    except Exception:  # the config already loaded; raw is only for telling defaults apart
+        raw = None
+    return DoctorContext(
+        root=config.root,
+        config=config,
+        config_error=None,
+        env=env,
+        raw=raw,
+        gpu_requested=_gpu_requested(config),
+    )
+
+
+def run_checks(ctx: DoctorContext, checks: list[Check] | None = None) -> list[CheckResult]:
+    return [check(ctx) for check in (CHECKS if checks is None else checks)]
+
+
+def preflight(config: Config, env: Mapping[str, str]) -> list[CheckResult]:
+    """Run the cheap checks; raise PreflightError at the first failure, return warnings."""
+    results = run_checks(context_of(config, env), PREFLIGHT)
+    for result in results:
+        if result.status == "fail":
+            raise PreflightError(result)
+    return [result for result in results if result.status == "warn"]
+
+
+def doctor_command(*, config: Path | None, as_json: bool) -> int:
+    results = run_checks(context_for(config, os.environ))
+    failed = any(result.status == "fail" for result in results)
+    if as_json:
+        data = {"ok": not failed, "checks": [_json(result) for result in results]}
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        console = Console(sys.stdout)
+        colour = {"ok": "ok", "warn": "warn", "fail": "fail", "skip": "dim"}
+        for result in results:
+            label = console.paint(f"{result.status:<4}", colour[result.status])
+            sys.stdout.write(f"{label}  {result.line()}\n")
+    return EXIT_EXTERNAL if failed else EXIT_OK
+
+
+def _json(result: CheckResult) -> dict[str, object]:
+    data = asdict(result)
+    del data["exit_code"]
+    return data

