@@ -188,7 +188,7 @@ def test_an_unknown_key_lists_the_allowed_ones() -> None:
 
     assert message == (
         "mlci.yaml: notifications: unknown key; "
-        "expected one of version, model, train, evaluate, gate, registry, report, publish"
+        "expected one of version, model, train, evaluate, gate, registry, report, publish, data"
     )
 
 

@@ -69,3 +69,23 @@ def test_demo_environment_cannot_reach_real_services(monkeypatch: pytest.MonkeyP
     assert "GITHUB_ACTIONS" not in env
     assert "CI" not in env
     assert env["PATH"].split(os.pathsep)[0] == str(Path(os.sys.executable).parent)
+
+
+@pytest.mark.slow
+def test_demo_with_dvc_shows_the_data_and_reuses_the_merged_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "demo"
+
+    assert demo_command(folder=folder, dvc=True) == 0
+
+    out = capsys.readouterr().out
+    table = [line.split() for line in out.splitlines() if line.startswith("  ")]
+    assert [row[2] for row in table[1:5]] == ["pass", "fail", "pass", "pass"]
+    assert "build 4 data: data/digits.csv " in out
+    assert "training reused from cache: stage 'train' unchanged" in out
+    report = (folder / ".mlci" / "demo" / "4-main" / "report.md").read_text()
+    assert "Data changed since the baseline: no (1 dataset)" in report
+    registry = MlflowRegistry(f"sqlite:///{folder / '.mlci' / 'mlflow.db'}")
+    champion = registry.by_alias("digits-classifier", "champion")
+    assert champion is not None and list(champion.data) == ["data/digits.csv"]

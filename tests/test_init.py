@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlci import git
+from mlci import git, pipeline
+from mlci.cli import main
 from mlci.config import load_config
+from mlci.console import Console
 from mlci.errors import UsageError
 from mlci.init import InitOptions, dvc_remote_type, init_command, resolve_options, write_project
 from tests.conftest import CONFIG
@@ -70,6 +75,37 @@ def test_an_existing_gitignore_keeps_its_lines(tmp_path: Path) -> None:
     assert lines[:2] == ["data/", ".mlci/"]
     assert lines.count(".mlci/") == 1
     assert "metrics.json" in lines
+
+
+@pytest.mark.slow
+def test_the_dvc_example_runs_its_steps_and_then_reuses_the_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], empty_registry_db: Path
+) -> None:
+    folder = tmp_path / "digits"
+    assert main(["init", "--example", "sklearn-dvc", "--dir", str(folder)]) == 0
+    printed = capsys.readouterr().out
+    assert (folder / "dvc.yaml").exists() and (folder / "make_data.py").exists()
+    steps = [line.strip() for line in printed.splitlines() if line.startswith("  ")]
+    assert steps[-1] == "mlci run"
+    for step in steps[:-1]:  # exactly what the user is told to type
+        subprocess.run(step, shell=True, cwd=folder, check=True, capture_output=True)
+    assert (tmp_path / "digits-dvc-remote" / "files" / "md5").is_dir()
+    (folder / ".mlci").mkdir()
+    shutil.copy(empty_registry_db, folder / ".mlci" / "mlflow.db")
+    env = dict(os.environ)
+
+    first = pipeline.run(config_path=folder / "mlci.yaml", env=env, console=Console(io.StringIO()))
+    assert first.exit_code == 0, first.report.error
+    assert first.report.training_reused is None
+    assert list(first.report.data) == ["data/digits.csv"]
+
+    second = pipeline.run(config_path=folder / "mlci.yaml", env=env, console=Console(io.StringIO()))
+    assert second.exit_code == 0, second.report.error
+    assert second.report.training_reused == "training reused from cache: stage 'train' unchanged"
+    assert (
+        "Data changed since the baseline: no (1 dataset)"
+        in (folder / ".mlci" / "out" / "report.md").read_text()
+    )
 
 
 # -- the CI workflow ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlci import git
+from mlci import data, git
 from mlci.ci import CiContext
 from mlci.config import BaselineMode, Config
 from mlci.console import Console
@@ -37,6 +37,7 @@ class BaselineChoice:
     predictions: Path | None = None  # the baseline's predictions on disk, when known
     notes: tuple[str, ...] = ()
     params: Mapping[str, str] | None = None  # the baseline's params (report.params), if known
+    data: Mapping[str, str] | None = None  # the baseline's dataset hashes (DVC), if known
 
 
 def request_from_config(config: Config) -> BaselineRequest:
@@ -72,7 +73,12 @@ def find_baseline(
     notes.append(f"{config.model_name} has no @{config.registry.alias} in the registry yet")
     from_git = _from_git(config, context, request.ref, cache, strict=False)
     if from_git.baseline is not None:
-        return BaselineChoice(from_git.baseline, from_git.predictions, (*notes, *from_git.notes))
+        return BaselineChoice(
+            from_git.baseline,
+            from_git.predictions,
+            (*notes, *from_git.notes),
+            data=from_git.data,
+        )
     notes += from_git.notes
     console.step("baseline", "none: " + "; ".join(notes))
     return BaselineChoice(None, notes=(f"No baseline ({'; '.join(notes)}).",))
@@ -98,7 +104,8 @@ def _from_registry(config: Config, registry: Registry | None, cache: Path) -> Ba
     notes: tuple[str, ...] = ()
     if config.evaluate.predictions and predictions is None:
         notes = (f"{champion.label} has no stored predictions: intervals are not paired.",)
-    return BaselineChoice(baseline, predictions, notes, params=champion.params)
+    datasets = dict(champion.data) or None  # a version registered without DVC: unknown
+    return BaselineChoice(baseline, predictions, notes, params=champion.params, data=datasets)
 
 
 def read_params(config: Config) -> dict[str, str]:
@@ -166,7 +173,8 @@ def _from_git(
         if content is not None:
             params.update(_param_texts(content.decode("utf-8", errors="replace"), name))
     baseline = Baseline(source="git", label=label, metrics=values)
-    return BaselineChoice(baseline, predictions, notes, params=params)
+    datasets = data.lineage(config.root, commit=commit) if data.find_dvc_root(config.root) else None
+    return BaselineChoice(baseline, predictions, notes, params=params, data=datasets)
 
 
 def _predictions_at(config: Config, commit: str, prefix: str, cache: Path) -> Path | None:

@@ -159,15 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
         "gitlab. On a terminal, mlci asks for the options not given. A file that exists and "
         "differs is not overwritten without --force: mlci prints the diff and exits 2. "
         "With --example, write a small, complete project (train.py, params.yaml, mlci.yaml) "
-        "to start from: scikit-learn (the default), or torch (a PyTorch model that trains on "
-        "a GPU when there is one). docs/workflows.md explains the generated files.",
+        "to start from: scikit-learn (the default), sklearn-dvc (the same with its data "
+        "tracked by DVC and a local remote), or torch (a PyTorch model that trains on a GPU "
+        "when there is one). docs/workflows.md explains the generated files.",
     )
     init.add_argument(
         "--example",
         nargs="?",
         const="sklearn",
-        choices=("sklearn", "torch"),
-        metavar="{sklearn,torch}",
+        choices=("sklearn", "sklearn-dvc", "torch"),
+        metavar="{sklearn,sklearn-dvc,torch}",
         help="write an example project (default: sklearn)",
     )
     init.add_argument("--force", action="store_true", help="overwrite existing files")
@@ -236,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to build it (default: a new temporary folder)",
     )
+    demo.add_argument(
+        "--dvc",
+        action="store_true",
+        help="keep the example's data in DVC (a local remote) and train with `dvc repro`: "
+        "the reports show the data's hashes and the last build reuses the training",
+    )
 
     registry = commands.add_parser(
         "registry",
@@ -263,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--alias", metavar="NAME", help="another alias than registry.alias")
     _json_option(history, "the moves")
 
+    _data_parser(commands)
+
     rollback = commands.add_parser(
         "rollback",
         help="move the champion back to an earlier version",
@@ -275,6 +284,38 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--alias", metavar="NAME", help="another alias than registry.alias")
     _json_option(rollback, "the move")
     return parser
+
+
+def _data_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
+    data = commands.add_parser(
+        "data",
+        help="DVC data: pull it, list the datasets and their hashes",
+        description="The data that DVC tracks (see docs/data.md): pull the version this "
+        "commit names, or list the datasets with their hashes.",
+    )
+    data_commands = data.add_subparsers(
+        dest="data_command", metavar="COMMAND", parser_class=_Parser
+    )
+    pull = data_commands.add_parser(
+        "pull",
+        help="dvc pull, with progress and errors that name the fix",
+        description="Pull the data this commit names from the DVC remote (data.remote, "
+        "data.jobs, data.run_cache and data.targets of mlci.yaml), as `mlci run` does "
+        "before training when data.dvc is true. Exit 3 when the remote fails.",
+    )
+    _config_option(pull)
+    _json_option(pull, "what was pulled")
+    status = data_commands.add_parser(
+        "status",
+        help="the tracked datasets, their hashes, and whether they changed since REF",
+        description="List the datasets DVC tracks (outputs of .dvc files, and stage outputs "
+        "other stages depend on) with their hashes from the .dvc files and dvc.lock, the "
+        "remote, and the CI secrets it needs. With --ref, compare with the hashes "
+        "committed at REF.",
+    )
+    _config_option(status)
+    status.add_argument("--ref", metavar="REF", help="compare with the datasets at this commit")
+    _json_option(status, "the datasets")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -337,7 +378,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "demo":
         from mlci.demo import demo_command
 
-        return demo_command(folder=args.dir)
+        return demo_command(folder=args.dir, dvc=args.dvc)
     if command == "rollback":
         from mlci.commands import rollback_command
 
@@ -350,6 +391,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mlci.commands import registry_show_command
 
         return registry_show_command(config=args.config, as_json=args.json)
+    if command == "data" and args.data_command == "pull":
+        from mlci.data_commands import data_pull_command
+
+        return data_pull_command(config=args.config, as_json=args.json)
+    if command == "data" and args.data_command == "status":
+        from mlci.data_commands import data_status_command
+
+        return data_status_command(config=args.config, ref=args.ref, as_json=args.json)
     raise _MissingCommand(command)
 
 
@@ -390,7 +439,11 @@ def _command_parser(
     parser: argparse.ArgumentParser, args: argparse.Namespace
 ) -> argparse.ArgumentParser:
     """The parser of the (sub)command that `args` selected, deepest first."""
-    for name in (getattr(args, "command", None), getattr(args, "registry_command", None)):
+    names = (
+        getattr(args, "command", None),
+        getattr(args, "registry_command", None) or getattr(args, "data_command", None),
+    )
+    for name in names:
         if name is None:
             break
         parser = next(

@@ -176,6 +176,7 @@ def _version_json(version: ModelVersion) -> dict[str, object]:
         "metrics": dict(version.metrics),
         "source": version.source,
         "model_format": version.model_format,
+        "data": dict(version.data),
     }
 
 

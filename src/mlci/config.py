@@ -72,6 +72,15 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    dvc: bool = False  # `dvc pull` before training
+    remote: str | None = None  # a DVC remote's name; None: DVC's default remote
+    jobs: int | None = None  # parallel transfers (dvc pull --jobs); None: DVC's default
+    run_cache: bool = False  # also pull the run cache (dvc pull --run-cache): reuse training
+    targets: tuple[str, ...] = ()  # pull only these (.dvc files, stages or paths); (): all
+
+
+@dataclass(frozen=True)
 class S3Config:
     """The bucket for `publish.images: s3` (credentials come from AWS_* variables)."""
 
@@ -110,13 +119,24 @@ class Config:
     gate: GateConfig
     registry: RegistryConfig
     report: ReportConfig = ReportConfig()
+    data: DataConfig = DataConfig()
     version: int = 1
     publish: PublishConfig = PublishConfig()
 
 
 # Every key of mlci.yaml, by section ("" is the top level); docs/config.md documents each.
 KEYS: dict[str, tuple[str, ...]] = {
-    "": ("version", "model", "train", "evaluate", "gate", "registry", "report", "publish"),
+    "": (
+        "version",
+        "model",
+        "train",
+        "evaluate",
+        "gate",
+        "registry",
+        "report",
+        "publish",
+        "data",
+    ),
     "model": ("name",),
     "train": ("command", "timeout_minutes", "stall_minutes", "device"),
     "evaluate": ("metrics", "predictions", "task"),
@@ -134,6 +154,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     ),
     "registry": ("kind", "tracking_uri", "model", "promote_on", "alias", "challenger"),
     "report": ("params", "training_log", "plots"),
+    "data": ("dvc", "remote", "jobs", "run_cache", "targets"),
     "publish": (
         "comment",
         "status",
@@ -328,6 +349,7 @@ def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
         registry=_parse_registry(top.data.get("registry"), problems),
         report=_parse_report(top.data.get("report"), problems),
         publish=_parse_publish(top.data.get("publish"), problems),
+        data=_parse_data(top.data.get("data"), problems),
     )
 
 
@@ -360,6 +382,18 @@ def _parse_publish(data: object, problems: _Problems) -> PublishConfig:
         images=cast(ImageStore, images),
         branch=section.string("branch", "mlci-assets"),
         s3=s3,
+    )
+
+
+def _parse_data(data: object, problems: _Problems) -> DataConfig:
+    section = _Section(data, "data", problems, KEYS["data"])
+    jobs = section.integer("jobs", 0, minimum=1) if section.data.get("jobs") is not None else 0
+    return DataConfig(
+        dvc=section.boolean("dvc", False),
+        remote=section.optional_string("remote"),
+        jobs=jobs or None,
+        run_cache=section.boolean("run_cache", False),
+        targets=section.string_list("targets", ()),
     )
 
 

@@ -12,6 +12,7 @@ import importlib.util
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +23,8 @@ from pathlib import Path
 from mlci import git, pipeline
 from mlci.console import Console, columns
 from mlci.core.gate import format_number
-from mlci.errors import EXIT_INTERNAL, EXIT_OK, UsageError
+from mlci.data import dvc_command
+from mlci.errors import EXIT_INTERNAL, EXIT_OK, ExternalError, UsageError
 from mlci.init import write_project
 
 # Variables that would make the demo talk to a real CI, forge or registry.
@@ -82,8 +84,9 @@ def isolated_env(env: Mapping[str, str]) -> dict[str, str]:
     return clean
 
 
-def _check_requirements() -> None:
-    missing = [name for name in ("sklearn", "mlflow") if importlib.util.find_spec(name) is None]
+def _check_requirements(*, dvc: bool = False) -> None:
+    needed = ("sklearn", "mlflow", "dvc") if dvc else ("sklearn", "mlflow")
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         raise UsageError(
             f"the demo needs {' and '.join(missing)}, which {sys.executable} cannot import: "
@@ -91,16 +94,23 @@ def _check_requirements() -> None:
         )
 
 
-def run_demo(folder: Path, *, console: Console) -> list[DemoBuild]:
-    """Build the repository in `folder` (empty or missing) and run the four builds."""
-    _check_requirements()
+def run_demo(folder: Path, *, console: Console, dvc: bool = False) -> list[DemoBuild]:
+    """Build the repository in `folder` (empty or missing) and run the four builds.
+
+    With `dvc`, the example keeps its data in DVC (a local remote in .mlci/dvc-remote)
+    and trains with `dvc repro`: the reports show the data's hashes, and the last build
+    reuses the training of the pull request it merges.
+    """
+    _check_requirements(dvc=dvc)
     if folder.exists() and any(folder.iterdir()):
         raise UsageError(f"{folder} is not empty; give `mlci demo --dir` an empty or new folder")
     folder.mkdir(parents=True, exist_ok=True)
-    write_project(folder, example="sklearn", force=False)
+    write_project(folder, example="sklearn-dvc" if dvc else "sklearn", force=False)
     git.init_repo(folder, branch="main")
-    git.commit_all(folder, "Example project: digits classifier")
     env = isolated_env(os.environ)
+    if dvc:
+        _track_data(folder, env)
+    git.commit_all(folder, "Example project: digits classifier")
     builds = []
     for number, step in enumerate(_STEPS, start=1):
         console.stream.write(f"\n── build {number}/{len(_STEPS)}: {step.title}\n")
@@ -111,7 +121,31 @@ def run_demo(folder: Path, *, console: Console) -> list[DemoBuild]:
         builds.append(DemoBuild(step.title, step.branch, step.expected_exit, outcome, saved))
         if outcome.exit_code != step.expected_exit:
             break  # the next builds depend on this one
+        if dvc and git.is_dirty(folder):
+            git.commit_all(folder, f"dvc.lock of build {number}")  # as a developer would
     return builds
+
+
+def _track_data(folder: Path, env: Mapping[str, str]) -> None:
+    """The steps `mlci init --example sklearn-dvc` prints, with the remote inside .mlci/."""
+    dvc = dvc_command()
+    steps = [
+        [*dvc, "init", "-q"],
+        [*dvc, "config", "core.analytics", "false"],
+        [*dvc, "remote", "add", "-q", "-d", "local", ".mlci/dvc-remote"],
+        [sys.executable, "make_data.py"],
+        [*dvc, "add", "-q", "data/digits.csv"],
+        [*dvc, "push", "-q"],
+    ]
+    for step in steps:
+        done = subprocess.run(
+            step, cwd=folder, env={**env, "DVC_NO_ANALYTICS": "1"}, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:]
+            raise ExternalError(
+                f"demo set-up failed at `{' '.join(step[-3:])}`: {last[0] if last else 'no output'}"
+            )
 
 
 def _prepare(folder: Path, step: _Step) -> None:
@@ -133,11 +167,11 @@ def _prepare(folder: Path, step: _Step) -> None:
     git.commit_all(folder, f"{step.branch}: {step.title}")
 
 
-def demo_command(*, folder: Path | None) -> int:
+def demo_command(*, folder: Path | None, dvc: bool = False) -> int:
     started = time.monotonic()
     target = folder or Path(tempfile.mkdtemp(prefix="mlci-demo-"))
     console = Console(sys.stderr)
-    builds = run_demo(target, console=console)
+    builds = run_demo(target, console=console, dvc=dvc)
     out = sys.stdout
     out.write(f"\nmlci demo: {target} ({time.monotonic() - started:.0f} s)\n\n")
     rows = [("build", "branch", "verdict", "accuracy", "registry", "report")]
@@ -159,6 +193,11 @@ def demo_command(*, folder: Path | None) -> int:
             )
         )
     out.write("\n".join(columns(rows)) + "\n")
+    for number, build in enumerate(builds, start=1) if dvc else ():
+        report = build.outcome.report
+        hashes = ", ".join(f"{path} {digest[:8]}" for path, digest in report.data.items())
+        reused = f"; {report.training_reused}" if report.training_reused else ""
+        out.write(f"{'' if number > 1 else chr(10)}build {number} data: {hashes or '—'}{reused}\n")
     if len(builds) > 1:
         failing = builds[1].outcome.report
         why = failing.gate.summary() if failing.gate else failing.error

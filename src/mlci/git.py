@@ -120,6 +120,16 @@ def prefix(root: Path) -> str:
     return run_git("rev-parse", "--show-prefix", cwd=root)
 
 
+def list_files(root: Path, *, commit: str | None = None) -> list[str]:
+    """The files under `root`, relative to it: committed at `commit`, or else in the work
+    tree (tracked, and untracked but not ignored)."""
+    if commit is None:
+        listed = run_git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=root)
+    else:
+        listed = run_git("ls-tree", "-r", "-z", "--name-only", commit, "--", ".", cwd=root)
+    return sorted({name for name in listed.split("\0") if name})
+
+
 def read_file_at(root: Path, commit: str, path: str) -> bytes | None:
     """The content of `path` (relative to the repository's top) at `commit`, or None."""
     # `git show REV:PATH` reads PATH from the top of the tree whatever the working folder.

@@ -235,7 +235,7 @@ def settings_for(
     example: str | None,
 ) -> WorkflowSettings:
     """The workflow's settings: what mlci.yaml and the repository ask for, and the flags."""
-    dvc = uses_dvc(config.root, repo)
+    dvc = uses_dvc(config.root, repo) or example == "sklearn-dvc"
     remote = options.dvc_remote or (dvc_remote_type(repo) if dvc else "none")
     extras = ["mlflow"]
     if dvc or remote != "none":
@@ -416,6 +416,17 @@ def _extend_gitignore(path: Path, wanted: str) -> bool:
     return True
 
 
+_DVC_STEPS = """
+Next: commit the project with its data tracked by DVC (a local remote beside it), and
+run the pipeline once on the main branch:
+  git init -b main && dvc init -q && dvc remote add -d local ../{name}-dvc-remote
+  python make_data.py && dvc add data/digits.csv && dvc push
+  git add . && git commit -m 'Example project with DVC'
+  mlci run
+Run `mlci run` again: DVC reuses the training, and the report says so (docs/data.md).
+"""
+
+
 def init_command(
     *,
     folder: Path,
@@ -434,7 +445,7 @@ def init_command(
     for path in plan.files:
         if path not in written:
             sys.stdout.write(f"unchanged {_shown(path)}\n")
-    sys.stdout.write(_next_steps(plan, example=example))
+    sys.stdout.write(_next_steps(plan, example=example, folder=folder))
     return EXIT_OK
 
 
@@ -446,11 +457,13 @@ def _shown(path: Path) -> Path:
         return path
 
 
-def _next_steps(plan: Plan, *, example: str | None) -> str:
+def _next_steps(plan: Plan, *, example: str | None, folder: Path) -> str:
     lines = [""]
     if example == "torch":
         lines += ["The torch example needs PyTorch: pip install 'mlci[torch]'", ""]
-    if example is not None:
+    if example == "sklearn-dvc":
+        lines += _DVC_STEPS.format(name=model_name_for(folder)).strip("\n").splitlines()
+    elif example is not None:
         lines += [
             "Next: commit the project and run the pipeline once on the main branch:",
             "  git init -b main && git add . && git commit -m 'Example project'",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from mlci import baselines, ci, doctor, git
+from mlci import baselines, ci, data, doctor, git
 from mlci import config as config_module
 from mlci.baselines import BaselineRequest
 from mlci.config import Config
@@ -87,6 +87,10 @@ class _State:
     params: dict[str, str] = field(default_factory=dict)
     baseline_params: Mapping[str, str] | None = None
     figures: tuple[Figure, ...] = ()
+    data: dict[str, str] = field(default_factory=dict)  # dataset path -> DVC hash
+    baseline_data: Mapping[str, str] | None = None
+    data_pull: str | None = None
+    training_reused: str | None = None
     publisher: Publisher | None = None
 
     def report(self, error: MlciError | None = None) -> ReportInput:
@@ -115,6 +119,10 @@ class _State:
             params=self.params,
             baseline_params=self.baseline_params,
             figures=self.figures,
+            data=self.data,
+            baseline_data=self.baseline_data,
+            data_pull=self.data_pull,
+            training_reused=self.training_reused,
         )
 
 
@@ -160,6 +168,9 @@ def run(
                 console.warn(warning.line())
         request = options.baseline or baselines.request_from_config(config)
         registry = _registry_for(request, options, config, env, open_registry)
+        if options.train and config.data.dvc:
+            state.stage = "data"
+            _pull_data(config, state, console, env)
         if options.train and config.train is not None:
             state.stage = "train"
             _train(config, state, console, env)
@@ -178,6 +189,8 @@ def run(
             console.step("baseline", f"{choice.baseline.label} ({choice.baseline.source})")
         state.params = baselines.read_params(config)
         state.baseline_params = choice.params
+        state.data = data.lineage(config.root)  # after training: `dvc repro` updates dvc.lock
+        state.baseline_data = choice.data
         state.stage = "gate"
         plan = _promotion_plan(config, state, options.promote)
         on_missing, seed_note = _missing_baseline_policy(config, request, choice, plan)
@@ -375,6 +388,7 @@ def _train(config: Config, state: _State, console: Console, env: Mapping[str, st
     if train.stall_minutes is not None:
         limits += f", stall {train.stall_minutes:g} min"
     console.step("train", f"{state.training_command} on {state.device.describe()} ({limits})")
+    lines: list[str] = []
     try:
         with monitor:
             info = run_training(
@@ -384,10 +398,12 @@ def _train(config: Config, state: _State, console: Console, env: Mapping[str, st
                 stall_s=None if train.stall_minutes is None else train.stall_minutes * 60,
                 echo=console.stream,
                 env=monitor.env,
+                on_line=lines.append if data.is_repro(train.command) else None,
             )
     finally:
         state.device = monitor.info()
     state.training_seconds = info.duration_s
+    state.training_reused = data.read_repro_output(lines).describe()
     if state.device.idle:
         gpu = state.device.gpus[0].name
         state.notes.append(
@@ -395,7 +411,35 @@ def _train(config: Config, state: _State, console: Console, env: Mapping[str, st
             f"{state.device.samples} samples): the training probably ran on the CPU. Check "
             f"that it moves the model and data to the GPU and that its torch is a CUDA build."
         )
-    console.step("train", f"done in {info.duration_s:.1f} s on {state.device.describe()}")
+    done = f"done in {info.duration_s:.1f} s on {state.device.describe()}"
+    console.step("train", state.training_reused or done)
+
+
+def _pull_data(config: Config, state: _State, console: Console, env: Mapping[str, str]) -> None:
+    """`dvc pull` (data.dvc: true), before training."""
+    what = "the data and the run cache" if config.data.run_cache else "the data"
+    console.step("data", f"dvc pull: {what}")
+    result = data.pull(
+        config.root,
+        remote=config.data.remote,
+        jobs=config.data.jobs,
+        run_cache=config.data.run_cache,
+        targets=config.data.targets,
+        console=console,
+        env=env,
+    )
+    state.data_pull = result.summary()
+    console.step("data", state.data_pull)
+    if (
+        config.data.run_cache
+        and config.train is not None
+        and data.is_repro(config.train.command)
+        and "--pull" not in str(config.train.command)
+    ):
+        console.warn(
+            "data.run_cache is true but train.command runs `dvc repro` without --pull: "
+            "outputs that are only on the remote are not restored (see docs/data.md)"
+        )
 
 
 def _missing_baseline_policy(
@@ -478,6 +522,8 @@ def _promote(
         device=state.device,
         params=state.params,
         forced=state.promotion.forced,
+        data=state.data,
+        training_reused=state.training_reused is not None,
     )
     version, created = registry.register(
         config.model_name, artifact, lineage, predictions=predictions

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -42,12 +42,14 @@ def run_training(
     stall_s: float | None = None,
     echo: TextIO | None = None,
     env: Mapping[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> TrainInfo:
     """Run `command` in `cwd`, echoing each output line; raise TrainingError on failure.
 
     A text command runs through the shell (so `python train.py && dvc push` works); a
     list runs as is. On timeout, or after `stall_s` seconds without any output, the whole
     process group is stopped, not just the shell.
+    `on_line` sees every output line (e.g. to read what `dvc repro` did).
     """
     echo = echo if echo is not None else sys.stderr
     shown = _shown(command)
@@ -71,7 +73,9 @@ def run_training(
         ) from None
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     activity = _Activity(time.monotonic())
-    reader = threading.Thread(target=_pump, args=(process, tail, echo, activity), daemon=True)
+    reader = threading.Thread(
+        target=_pump, args=(process, tail, echo, activity, on_line), daemon=True
+    )
     reader.start()
     try:
         exit_code = _wait(process, started + timeout_s, stall_s, activity)
@@ -148,6 +152,7 @@ def _pump(
     tail: collections.deque[str],
     echo: TextIO,
     activity: _Activity,
+    on_line: Callable[[str], None] | None = None,
 ) -> None:
     stream = process.stdout
     assert isinstance(stream, io.BufferedReader)
@@ -158,17 +163,24 @@ def _pump(
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for raw in lines:
-            _echo(raw, tail, echo)
+            _echo(raw, tail, echo, on_line)
         if len(pending) > 65536:  # a progress bar redrawn with carriage returns only
-            _echo(pending, tail, echo)
+            _echo(pending, tail, echo, on_line)
             pending = b""
     if pending:
-        _echo(pending, tail, echo)
+        _echo(pending, tail, echo, on_line)
 
 
-def _echo(raw: bytes, tail: collections.deque[str], echo: TextIO) -> None:
+def _echo(
+    raw: bytes,
+    tail: collections.deque[str],
+    echo: TextIO,
+    on_line: Callable[[str], None] | None = None,
+) -> None:
     line = raw.decode("utf-8", errors="replace").rstrip("\r")
     tail.append(line)
+    if on_line is not None:
+        on_line(line)
     echo.write(f"  │ {line}\n")
     echo.flush()
 

@@ -111,6 +111,10 @@ class ReportInput:
     params: Mapping[str, str] = field(default_factory=dict)
     baseline_params: Mapping[str, str] | None = None  # None: the baseline's are unknown
     figures: tuple[Figure, ...] = ()
+    data: Mapping[str, str] = field(default_factory=dict)  # dataset path -> DVC hash
+    baseline_data: Mapping[str, str] | None = None  # None: the baseline's are unknown
+    data_pull: str | None = None  # what `dvc pull` did, one line
+    training_reused: str | None = None  # "training reused from cache: ..." (dvc repro)
 
     @property
     def status(self) -> str:
@@ -267,6 +271,52 @@ def _params_table(report: ReportInput) -> tuple[_Table, str] | None:
     return _Table(("Param", "Baseline", "Candidate"), (False, False, False), rows), summary
 
 
+def data_changes(report: ReportInput) -> list[MetricChange]:
+    """Each dataset, candidate against baseline (status "unchanged" when the hash is the same)."""
+    if report.baseline_data is None:
+        return [MetricChange(path, None, new, "no baseline") for path, new in report.data.items()]
+    return diff_metrics(report.baseline_data, report.data)
+
+
+def data_changed(report: ReportInput) -> bool | None:
+    """Whether any dataset changed since the baseline; None when that is unknown."""
+    if report.baseline_data is None or not (report.data or report.baseline_data):
+        return None
+    return any(change.status != "unchanged" for change in data_changes(report))
+
+
+def _short(value: MetricValue) -> str:
+    if not isinstance(value, str):
+        return "—"
+    return value[:8] + ("/" if value.endswith(".dir") else "")
+
+
+def _data_table(report: ReportInput) -> tuple[_Table, str] | None:
+    """The datasets with short hashes, and "Data changed since the baseline: yes/no"."""
+    if not report.data and not report.baseline_data:
+        return None
+    changes = data_changes(report)
+    if report.baseline_data is None:
+        hashes = tuple((c.name, _short(c.new)) for c in changes)
+        count = f"{len(hashes)} dataset{'s' if len(hashes) != 1 else ''}"
+        return _Table(("Dataset", "Hash"), (False, False), hashes), (
+            f"Data: {count}; the baseline's hashes are unknown"
+        )
+    names = {"new": "added", "removed": "removed", "changed": "changed", "unchanged": "same"}
+    rows: tuple[tuple[str, ...], ...] = tuple(
+        (c.name, _short(c.old), _short(c.new), names[c.status]) for c in changes
+    )
+    differing = sum(1 for c in changes if c.status != "unchanged")
+    total = f"{len(changes)} dataset{'s' if len(changes) != 1 else ''}"
+    summary = (
+        f"Data changed since the baseline: yes ({differing} of {total})"
+        if differing
+        else f"Data changed since the baseline: no ({total})"
+    )
+    header = ("Dataset", "Baseline", "Candidate", "Change")
+    return _Table(header, (False, False, False, False), rows), summary
+
+
 def _details(report: ReportInput) -> list[str]:
     """Run facts as plain-text lines (escaped by each format)."""
     lines = []
@@ -280,9 +330,12 @@ def _details(report: ReportInput) -> list[str]:
         lines.append(f"Baseline: {baseline.label if baseline else 'none (first run)'}")
     if report.training_command is not None:
         took = f", {report.training_seconds:.1f} s" if report.training_seconds is not None else ""
-        lines.append(f"Training: {report.training_command}{took}")
+        reused = f" ({report.training_reused})" if report.training_reused else ""
+        lines.append(f"Training: {report.training_command}{took}{reused}")
     if report.device is not None:
         lines.append(f"Device: {report.device.describe()}")
+    if report.data_pull:
+        lines.append(f"Data: {report.data_pull}")
     if report.metric_sources:
         lines.append(f"Metrics files: {', '.join(sorted(set(report.metric_sources.values())))}")
     if report.promotion is not None:
@@ -326,7 +379,7 @@ def _change(result: RuleResult) -> str:
 
 
 # Optional sections, dropped in this order when the Markdown is over the forge's limit.
-_FOLDABLE = ("figures", "other", "params", "output")
+_FOLDABLE = ("figures", "other", "params", "data", "output")
 
 
 def render_markdown(report: ReportInput, *, max_chars: int | None = None) -> str:
@@ -397,6 +450,15 @@ def _markdown(report: ReportInput, omit: set[str]) -> str:
             folded.append("the other metrics")
         else:
             parts += _md_details("Other metrics (not gated)", _markdown_table(other))
+    if report.training_reused and report.error is None:
+        parts += [f"♻️ {md_text(report.training_reused)}", ""]
+    data = _data_table(report)
+    if data is not None:
+        table, summary = data
+        if table.rows and "data" not in omit:
+            parts += _md_details(md_text(summary), _markdown_table(table))
+        else:
+            parts += [md_text(summary), ""]
     params = _params_table(report)
     if params is not None:
         table, summary = params
@@ -476,6 +538,12 @@ def render_html(report: ReportInput) -> str:
     other = _other_table(report)
     if other is not None:
         body += ["<h2>Other metrics (not gated)</h2>", _html_table(other)]
+    if report.training_reused and report.error is None:
+        body.append(f'<p class="note">{esc(report.training_reused)}</p>')
+    data = _data_table(report)
+    if data is not None:
+        table, summary = data
+        body += [f"<h2>{esc(summary)}</h2>", _html_table(table) if table.rows else ""]
     params = _params_table(report)
     if params is not None:
         table, summary = params
@@ -555,11 +623,31 @@ def render_json(report: ReportInput) -> dict[str, object]:
             "seconds": report.training_seconds,
             "device": None if report.device is None else report.device.to_json(),
             "stopped_by": report.stopped_by,
+            "reused": report.training_reused is not None,
         },
+        "data": _data_json(report),
         "promotion": None if report.promotion is None else _promotion_json(report.promotion),
         "error": None
         if report.error is None
         else {"stage": report.error_stage, "message": report.error, "exit_code": report.exit_code},
+    }
+
+
+def _data_json(report: ReportInput) -> dict[str, object] | None:
+    if not report.data and not report.baseline_data and report.data_pull is None:
+        return None
+    return {
+        "changed": data_changed(report),
+        "pull": report.data_pull,
+        "datasets": [
+            {
+                "path": change.name,
+                "hash": change.new,
+                "baseline_hash": change.old,
+                "status": change.status,
+            }
+            for change in data_changes(report)
+        ],
     }
 
 

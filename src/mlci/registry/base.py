@@ -37,6 +37,8 @@ class Lineage:
     params: Mapping[str, str] = field(default_factory=dict)
     forced: bool = False  # promoted from outside registry.promote_on (--force-promote)
     device: DeviceInfo | None = None  # what it trained on
+    data: Mapping[str, str] = field(default_factory=dict)  # dataset path -> DVC hash
+    training_reused: bool = False  # `dvc repro` reused its cache instead of training
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class ModelVersion:
     run_id: str | None = None
     params: Mapping[str, str] = field(default_factory=dict)
     model_format: str | None = None  # "mlflow", "sklearn", "pyfunc" or "files" (packaging.py)
+    data: Mapping[str, str] = field(default_factory=dict)  # dataset path -> DVC hash
 
     @property
     def label(self) -> str:

@@ -27,6 +27,7 @@ from mlci.registry.packaging import PackagedModel, package_model
 EXPERIMENT = "mlci"
 _TAG_LIMIT = 5000  # MLflow's limit on a tag value
 _PARAM_KEY_LIMIT, _PARAM_VALUE_LIMIT = 250, 6000  # MLflow's limits on a param
+_DATA_PREFIX = "mlci.data."  # + dataset path: its DVC hash
 _HISTORY_PREFIX = "mlci.history."  # + alias + "." + milliseconds: one tag per alias move
 _FAILED_TAG = "mlci.failed"  # on a version a failed attempt left and could not delete
 _PREDICTIONS_DIR = "mlci-predictions"  # where a version's predictions are stored in its run
@@ -316,6 +317,11 @@ class MlflowRegistry:
             run_id=item.run_id,
             params=params,
             model_format=tags.get("mlci.model_format"),
+            data={
+                key[len(_DATA_PREFIX) :]: value
+                for key, value in tags.items()
+                if key.startswith(_DATA_PREFIX)
+            },
         )
 
     def _ensure_model(self, model: str) -> None:
@@ -449,5 +455,14 @@ def _lineage_tags(lineage: Lineage) -> dict[str, str]:
         "mlci.device_json": json.dumps(lineage.device.to_json(), sort_keys=True)
         if lineage.device
         else "",
+        "mlci.training_reused": "true" if lineage.training_reused else "",
     }
+    # MLflow allows 250 characters in a tag's name; longer dataset paths are left out.
+    tags.update(
+        {
+            f"{_DATA_PREFIX}{path}": digest
+            for path, digest in lineage.data.items()
+            if len(_DATA_PREFIX) + len(path) <= 250
+        }
+    )
     return {key: value[:_TAG_LIMIT] for key, value in tags.items() if value}
