@@ -244,11 +244,22 @@ def _is_sqlite(path: Path) -> bool:
 
 
 def check_dvc(ctx: DoctorContext) -> CheckResult:
-    """A DVC remote is configured, and a local one exists; cloud credentials are present.
+    """A DVC remote is configured and answers with the credentials at hand.
 
-    Whether the credentials work is the data module's to tell (issue #7): this check stays
-    small and does not read the remote.
+    The quick look at the configuration comes first (a missing folder, no credentials in
+    the environment); then mlci.data asks the remote itself (`dvc status --cloud`).
     """
+    found = _dvc_configuration(ctx)
+    if found.status != "ok":
+        return found
+    from mlci import data
+
+    dvc_root = next(f for f in (ctx.root, *ctx.root.parents) if (f / ".dvc").is_dir())
+    ok, message = data.check_remote(dvc_root, env=ctx.env)
+    return CheckResult("dvc", "ok" if ok else "fail", message)
+
+
+def _dvc_configuration(ctx: DoctorContext) -> CheckResult:
     dvc_root = next((f for f in (ctx.root, *ctx.root.parents) if (f / ".dvc").is_dir()), None)
     if dvc_root is None:
         return CheckResult("dvc", "skip", "this project does not use DVC")
