@@ -8,10 +8,6 @@ key without permission each get the real 403 that DVC sees.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +19,7 @@ from mlci import data
 from mlci.cli import main
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK
 from tests.dvc_project import DvcProject, build_template, copy_template
+from tests.servers import moto_server
 
 pytestmark = pytest.mark.slow
 BUCKET = "mlci-data"
@@ -35,32 +32,11 @@ class S3Server:
     nobody: tuple[str, str]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     import boto3
 
-    port = _free_port()
-    moto = Path(sys.executable).parent / "moto_server"
-    process = subprocess.Popen(
-        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with moto_server() as url:
         admin = {
             "endpoint_url": url,
             "region_name": "us-east-1",
@@ -86,9 +62,6 @@ def s3_server() -> Iterator[S3Server]:
         )
         urllib.request.urlopen(enforce, timeout=10).read()
         yield S3Server(url, keys["reader"], keys["nobody"])
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import socket
 import subprocess
 import sys
 import time
@@ -16,20 +15,14 @@ from pathlib import Path
 import pytest
 
 from mlci.registry.mlflow import MlflowRegistry
+from tests.servers import free_port
 from tests.test_registry_mlflow import lineage, trained
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
 def mlflow_server(folder: Path, *args: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1 keeping its data in `folder`; yields its URL."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [

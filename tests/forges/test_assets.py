@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +15,7 @@ from mlci.core.report import Figure, ReportInput
 from tests.forges.conftest import HEAD, Clock, github_env, make_report, publish
 from tests.forges.standin import GitHubStandIn, GitHubToken, GitLabStandIn
 from tests.forges.test_gitlab_bitbucket import gitlab_env
+from tests.servers import moto_server
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"plot-bytes" * 10
 
@@ -119,41 +114,17 @@ def test_gitea_attachments(tmp_path: Path, clock: Clock) -> None:
         assert "](https://gitea.example/attachments/" in server.comments[4][0]["body"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[str]:
     """moto's S3-compatible server on 127.0.0.1, checking every request's signature."""
     pytest.importorskip("moto")
-    port = _free_port()
     env = {
-        **os.environ,
         "INITIAL_NO_AUTH_ACTION_COUNT": "3",
         "AWS_ACCESS_KEY_ID": "x",
         "AWS_SECRET_ACCESS_KEY": "x",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(url + "/moto-api/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
+    with moto_server(env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.mark.slow
