@@ -83,7 +83,7 @@ def run_training(
         _stop(process)
         if stopped.stalled:
             assert stall_s is not None
-            ran = _minutes(time.monotonic() - started)
+            ran = _elapsed(time.monotonic() - started)
             message = (
                 f"training stalled: no output for {_minutes(stall_s)} (train.stall_minutes), "
                 f"so it was stopped after {ran} ({shown}); its last output, in the report, "
@@ -197,6 +197,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _elapsed(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
 def _minutes(seconds: float) -> str:
