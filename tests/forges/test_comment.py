@@ -1,0 +1,367 @@
+"""`mlci comment`: a CML-style report posted through the forge stand-ins and asset stores."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlci.comment import comment_command, find_links, fit
+from mlci.config import PublishConfig, S3Config
+from mlci.console import Console
+from mlci.errors import UsageError
+from mlci.forges.base import sticky_marker
+from mlci.forges.http import ForgeError
+from tests.forges.conftest import HEAD, Clock, github_env, http_factory
+from tests.forges.standin import GitHubStandIn, GitHubToken, GitLabStandIn
+from tests.forges.test_gitlab_bitbucket import gitlab_env
+from tests.servers import moto_server
+
+PNG = b"\x89PNG\r\n\x1a\n"
+REPORT = """# Training report
+
+Accuracy 0.93 ([the run](https://example.com/run), [top](#top), [mail](mailto:a@b.c)).
+
+![feature importance](plots/importance.png)
+
+<img src="plots/samples.png" width="300">
+
+![attention][att]
+
+Full [log](train.log).
+
+```
+![in a code block](plots/not-there.png)
+```
+
+And `![inline code](nope.png)` too.
+
+[att]: plots/attention.png
+"""
+IMAGES = ("importance", "samples", "attention")
+KEY = sticky_marker("comment:report")
+
+
+def project(tmp_path: Path, version: bytes = b"1") -> Path:
+    root = tmp_path / "repo"
+    (root / "plots").mkdir(parents=True, exist_ok=True)
+    for name in IMAGES:
+        (root / "plots" / f"{name}.png").write_bytes(PNG + name.encode() + version)
+    (root / "train.log").write_text("epoch 1 loss 0.5\nepoch 2 loss 0.3\n")
+    (root / "report.md").write_text(REPORT)
+    return root
+
+
+def post(
+    root: Path,
+    env: dict[str, str],
+    clock: Clock,
+    *,
+    settings: PublishConfig | None = None,
+    file: str = "report.md",
+    **options: object,
+) -> tuple[int, str]:
+    log = io.StringIO()
+    arguments: dict[str, object] = {
+        "target": "auto",
+        "key": None,
+        "mode": "update",
+        "dry_run": False,
+        "as_json": False,
+        **options,
+    }
+    code = comment_command(
+        markdown=Path(file),
+        config=None,
+        env=env,
+        cwd=root,
+        console=Console(log),
+        http_factory=http_factory(clock),
+        settings=settings or PublishConfig(),
+        **arguments,  # type: ignore[arg-type]
+    )
+    return code, log.getvalue()
+
+
+def remote_links_untouched(body: str) -> None:
+    assert "[the run](https://example.com/run)" in body
+    assert "[top](#top)" in body and "[mail](mailto:a@b.c)" in body
+    assert "![in a code block](plots/not-there.png)" in body
+    assert "`![inline code](nope.png)`" in body
+
+
+def test_inline_store_posts_once_and_names_the_store_options(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    env = github_env(tmp_path, github.api_url)
+
+    code, log = post(root, env, clock)
+    project(tmp_path, b"2")
+    again, _ = post(root, env, clock)
+
+    assert code == again == 0
+    (comment,) = github.comments[12]
+    body = comment["body"]
+    assert body.startswith(KEY + "\n# Training report")
+    remote_links_untouched(body)
+    # No image is left pointing at a file the forge cannot serve.
+    assert not re.search(r"\]\(plots/(importance|samples|attention)", body)
+    assert 'src="plots/' not in body and "](train.log)" not in body
+    for name in ("plots/importance.png", "plots/samples.png", "train.log"):
+        assert f"{name}: not attached" in body.replace("\\", "")
+    assert "publish.images" in body and "`branch`" in body and "`s3`" in body
+    assert "not attached" in log and "publish.images" in log
+
+
+def test_branch_store_uploads_every_file_once_and_updates_in_place(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    env = github_env(tmp_path, github.api_url)
+    settings = PublishConfig(images="branch")
+
+    assert post(root, env, clock, settings=settings)[0] == 0
+    project(tmp_path, b"2")
+    assert post(root, env, clock, settings=settings)[0] == 0
+
+    (comment,) = github.comments[12]
+    body = comment["body"]
+    files = github.branches["mlci-assets"]
+    folder = f"comments/report/{HEAD[:12]}"
+    for name in IMAGES:
+        assert files[f"{folder}/plots/{name}.png"] == PNG + name.encode() + b"2"
+    assert files[f"{folder}/train.log"].startswith(b"epoch 1")
+    assert re.search(rf"!\[feature importance\]\(\.\./blob/[0-9a-f]{{40}}/{folder}/plots/", body)
+    assert re.search(rf'<img src="\.\./blob/[0-9a-f]{{40}}/{folder}/plots/samples\.png', body)
+    assert re.search(rf"\[att\]: \.\./blob/[0-9a-f]{{40}}/{folder}/plots/attention\.png", body)
+    assert re.search(rf"\[log\]\(\.\./blob/[0-9a-f]{{40}}/{folder}/train\.log", body)
+    remote_links_untouched(body)
+    assert "not attached" not in body
+    # Each file went up once per post, though importance.png is linked once and shown once.
+    assert len(github.requests("PUT", "/contents/")) == 2 * 4
+
+
+def test_gitlab_uploads(gitlab: GitLabStandIn, tmp_path: Path, clock: Clock) -> None:
+    root = project(tmp_path)
+    settings = PublishConfig(images="gitlab")
+    assert post(root, gitlab_env(gitlab), clock, settings=settings)[0] == 0
+    assert post(root, gitlab_env(gitlab), clock, settings=settings)[0] == 0
+
+    (note,) = gitlab.notes[3]
+    assert note["body"].startswith(KEY)
+    assert len(gitlab.uploads) == 2 * 4
+    assert b"epoch 1 loss" in gitlab.uploads[-1] or any(b"epoch" in u for u in gitlab.uploads)
+    assert len(re.findall(r"\(/uploads/[0-9a-f]+/", note["body"])) == 2  # image and log
+    assert 'src="/uploads/' in note["body"] and "[att]: /uploads/" in note["body"]
+    remote_links_untouched(note["body"])
+
+
+def test_gitea_attachments(tmp_path: Path, clock: Clock) -> None:
+    with GitHubStandIn(prefix="/api/v1", flavour="gitea").running() as server:
+        assert isinstance(server, GitHubStandIn)
+        server.add_pull(4, HEAD)
+        env = github_env(tmp_path, server.api_url, pr=4)
+        env["GITEA_ACTIONS"] = "true"
+        root = project(tmp_path)
+        settings = PublishConfig(images="gitea")
+        assert post(root, env, clock, settings=settings)[0] == 0
+        assert post(root, env, clock, settings=settings)[0] == 0
+        (comment,) = server.comments[4]
+        assert len(server.attachments[4]) == 2 * 4
+        assert comment["body"].count("https://gitea.example/attachments/") == 4
+        remote_links_untouched(comment["body"])
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    pytest.importorskip("moto")
+    with moto_server({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}) as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_s3_store(s3_server: str, github: GitHubStandIn, tmp_path: Path, clock: Clock) -> None:
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    s3.create_bucket(Bucket="reports")
+    env = github_env(tmp_path, github.api_url)
+    env.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "s3-secret-value"})
+    settings = PublishConfig(images="s3", s3=S3Config(bucket="reports", endpoint_url=s3_server))
+    root = project(tmp_path)
+
+    code, log = post(root, env, clock, settings=settings)
+    assert code == 0 and post(root, env, clock, settings=settings)[0] == 0
+
+    (comment,) = github.comments[12]
+    key = f"mlci/comments/report/{HEAD[:12]}/plots/importance.png"
+    assert s3.get_object(Bucket="reports", Key=key)["Body"].read() == PNG + b"importance1"
+    log_key = key.replace("plots/importance.png", "train.log")
+    log_object = s3.get_object(Bucket="reports", Key=log_key)
+    assert log_object["ContentType"].startswith("text/plain")
+    assert comment["body"].count("X-Amz-Signature=") == 4
+    assert "s3-secret-value" not in log + comment["body"]
+
+
+def test_over_the_limit_is_cut_at_a_paragraph_with_blocks_closed(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    paragraphs = [f"Paragraph {i}: " + "x" * 500 for i in range(100)]
+    text = "\n\n".join(paragraphs) + "\n\n<details><summary>log</summary>\n\n```\n"
+    text += "\n".join(f"line {i}" for i in range(10_000)) + "\n```\n\n</details>\n"
+    (root / "big.md").write_text(text)
+    env = github_env(tmp_path, github.api_url)
+
+    code, _ = post(root, env, clock, file="big.md")
+
+    assert code == 0
+    (comment,) = github.comments[12]
+    body = comment["body"]
+    assert len(body.encode("utf-16-le")) // 2 <= 65_536
+    assert "Cut to fit the forge's limit" in body and ".mlci/out/comments/big.md" in body
+    kept = body.split("> ✂️")[0]
+    assert kept.count("```") % 2 == 0
+    assert kept.count("<details>") == kept.count("</details>")
+    assert (root / ".mlci/out/comments/big.md").read_text().count("Cut to fit") == 1
+
+
+def test_fit_keeps_short_text() -> None:
+    assert fit("short\n", 100, "x") == ("short\n", False)
+
+
+def test_missing_files_are_named_and_nothing_is_posted(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    (root / "plots" / "samples.png").unlink()
+    (root / "train.log").unlink()
+    env = github_env(tmp_path, github.api_url)
+
+    with pytest.raises(UsageError) as caught:
+        post(root, env, clock, settings=PublishConfig(images="branch"))
+
+    assert caught.value.exit_code == 2
+    message = caught.value.message
+    assert "plots/samples.png" in message and "train.log" in message
+    assert "importance" not in message and "Nothing was posted" in message
+    assert github.log == []  # not one request: no upload, no comment
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["![x](../../etc/passwd)", "[y](/etc/passwd)", '<img src="../outside.png">', "[z](escape)"],
+)
+def test_paths_outside_the_repository_are_refused(
+    link: str, github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    (tmp_path / "outside.png").write_bytes(PNG)
+    (root / "escape").symlink_to(tmp_path / "outside.png")
+    (root / "report.md").write_text(f"# r\n\n{link}\n")
+    with pytest.raises(UsageError, match="outside the repository") as caught:
+        post(root, github_env(tmp_path, github.api_url), clock)
+    assert caught.value.exit_code == 2 and github.log == []
+
+
+def test_dry_run_prints_the_final_markdown_and_posts_nothing(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path)
+    env = github_env(tmp_path, github.api_url)
+
+    code, log = post(root, env, clock, dry_run=True, settings=PublishConfig(images="branch"))
+
+    out = capsys.readouterr().out
+    assert code == 0 and github.log == [] and github.branches == {}
+    assert out.startswith(KEY + "\n# Training report")
+    assert "](mlci-asset://branch/plots/importance.png)" in out
+    assert "dry run: nothing posted" in log
+
+
+def test_target_commit_posts_one_commit_comment(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    env = github_env(tmp_path, github.api_url)
+    assert post(root, env, clock, target="commit")[0] == 0
+    (root / "report.md").write_text("# Training report\n\nsecond\n")
+    assert post(root, env, clock, target="commit")[0] == 0
+
+    (comment,) = github.commit_comments[HEAD]
+    assert comment["body"] == f"{KEY}\n# Training report\n\nsecond\n"
+    assert github.comments[12] == []
+
+
+def test_target_issue_posts_on_that_issue(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    github.add_issue(30)
+    root = project(tmp_path)
+    env = github_env(tmp_path, github.api_url)
+    for _ in range(2):
+        assert post(root, env, clock, target="issue/30", key="nightly", as_json=True)[0] == 0
+    (comment,) = github.comments[30]
+    assert comment["body"].startswith(sticky_marker("comment:nightly"))
+    assert github.comments[12] == []
+    result = json.loads(capsys.readouterr().out.split("\n}\n")[-2] + "\n}")
+    assert result["posted"] is True and result["target"] == "issue/30"
+    assert result["where"].endswith(f"#issuecomment-{comment['id']}")
+
+
+def test_a_read_only_token_gets_the_permissions_fix_and_the_token_is_not_shown(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    github.tokens["ghs_secret_ro"] = GitHubToken("github-actions[bot]", write=False)
+    root = project(tmp_path)
+    env = github_env(tmp_path, github.api_url, token="ghs_secret_ro")
+    with pytest.raises(ForgeError) as caught:
+        post(root, env, clock)
+    assert "pull-requests: write" in caught.value.message
+    assert caught.value.exit_code == 3 and "ghs_secret_ro" not in caught.value.message
+
+
+def test_a_fork_skips_with_one_line_and_keeps_the_comment(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    code, log = post(root, github_env(tmp_path, github.api_url, fork=True), clock)
+    assert code == 0 and "comes from a fork" in log
+    assert github.comments[12] == []
+    assert (root / ".mlci/out/comments/report.md").read_text().startswith(KEY)
+
+
+def test_outside_ci_writes_the_comment_and_its_files_locally(tmp_path: Path, clock: Clock) -> None:
+    root = project(tmp_path)
+    code, log = post(root, {}, clock)
+    out = root / ".mlci/out/comments"
+    body = (out / "report.md").read_text()
+    assert code == 0 and "not in CI, so nothing was posted" in log
+    assert "![feature importance](report-files/plots/importance.png)" in body
+    assert (out / "report-files/plots/importance.png").read_bytes() == PNG + b"importance1"
+    assert (out / "report-files/train.log").exists()
+
+
+def test_find_links_skips_code_and_sees_html() -> None:
+    links = find_links(REPORT)
+    assert [link.dest for link in links] == [
+        "https://example.com/run",
+        "#top",
+        "mailto:a@b.c",
+        "plots/importance.png",
+        "plots/samples.png",
+        "train.log",
+        "plots/attention.png",
+    ]
