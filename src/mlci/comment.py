@@ -27,6 +27,7 @@ from typing import Literal
 from mlci.ci import CiContext
 from mlci.config import PublishConfig
 from mlci.console import Console
+from mlci.core.markdown import closing, code_ranges, inside
 from mlci.core.report import md_text
 from mlci.errors import EXIT_OK, UsageError
 from mlci.forges import HttpFactory
@@ -96,39 +97,6 @@ _HTML = re.compile(
     r"<(img|a|source|video)\b[^>]*?\b(src|href)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)[^>]*>",
     re.IGNORECASE,
 )
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-
-
-def code_ranges(text: str) -> list[tuple[int, int]]:
-    """The spans of fenced code blocks and inline code: links there are not links."""
-    ranges: list[tuple[int, int]] = []
-    offset = 0
-    fence: str | None = None
-    start = 0
-    for line in text.splitlines(keepends=True):
-        match = _FENCE.match(line)
-        if fence is None and match:
-            fence, start = match.group(1), offset
-        elif (
-            fence is not None
-            and match
-            and match.group(1)[0] == fence[0]
-            and len(match.group(1)) >= len(fence)
-            and not line.strip()[len(match.group(1)) :]
-        ):
-            ranges.append((start, offset + len(line)))
-            fence = None
-        offset += len(line)
-    if fence is not None:
-        ranges.append((start, len(text)))
-    for match in re.finditer(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", text, re.DOTALL):
-        if not _inside(match.start(), ranges):
-            ranges.append((match.start(), match.end()))
-    return ranges
-
-
-def _inside(position: int, ranges: list[tuple[int, int]]) -> bool:
-    return any(start <= position < end for start, end in ranges)
 
 
 def find_links(text: str) -> list[Link]:
@@ -180,7 +148,7 @@ def find_links(text: str) -> list[Link]:
                 "html",
             )
         )
-    links = [link for link in links if not _inside(link.start, code)]
+    links = [link for link in links if not inside(link.start, code)]
     links.sort(key=lambda link: link.start)
     kept: list[Link] = []
     for link in links:  # an <img> inside [..](..) text: keep the outer one only
@@ -314,7 +282,7 @@ def _unlink_references(text: str, labels: Mapping[str, LocalFile]) -> str:
     def replace(match: re.Match[str]) -> str:
         label = (match.group(3) or match.group(2)).strip().lower()
         local = labels.get(label)
-        if local is None or _inside(match.start(), code):
+        if local is None or inside(match.start(), code):
             return match.group(0)
         kind: Literal["inline"] = "inline"
         link = Link(0, 0, 0, 0, "", bool(match.group(1)), match.group(2), kind)
@@ -350,6 +318,30 @@ def left_out_note(files: list[LocalFile]) -> str:
     )
 
 
+def unhost_local_links(text: str) -> str:
+    """`text` with each link to a local file replaced by a note (report.sections' Markdown).
+
+    The pipeline report does not upload what a section links: a local image would be a
+    broken image, so it says to list the image in report.sections instead.
+    """
+    out: list[str] = []
+    position = 0
+    for link in find_links(text):
+        path = local_path(link.dest)
+        if path is None or link.kind == "definition":
+            continue
+        name = md_text(path)
+        if link.image:
+            note = f"*🖼️ {name}: a local image; list it in report.sections to show it*"
+        else:
+            label = f"{link.text} " if link.kind == "inline" and link.text.strip() else ""
+            note = f"{label}*({name}: a local file, not attached)*"
+        out += [text[position : link.start], note]
+        position = link.end
+    out.append(text[position:])
+    return "".join(out)
+
+
 # -- the size limit -------------------------------------------------------------------
 
 
@@ -371,37 +363,10 @@ def fit(text: str, limit: int, where: str) -> tuple[str, bool]:
         if cut < len(keep) // 2:
             cut = keep.rfind("\n")
         keep = keep[: cut + 1] if cut > 0 else ""
-        keep += _closing(keep)
+        keep += closing(keep)
         if utf16_len(keep + note) <= limit or budget <= 0:
             return keep + note, True
         budget -= max(utf16_len(keep + note) - limit, 1000)
-
-
-def _closing(text: str) -> str:
-    """What closes the fenced block and the <details> a cut left open."""
-    tail = ""
-    fence: str | None = None
-    for line in text.splitlines():
-        match = _FENCE.match(line)
-        if fence is None and match:
-            fence = match.group(1)
-        elif fence is not None and match and match.group(1).startswith(fence):
-            fence = None
-    if fence is not None:
-        tail += ("\n" if not text.endswith("\n") else "") + fence + "\n"
-    outside = "".join(text[a:b] for a, b in _complement(code_ranges(text + tail), len(text + tail)))
-    unclosed = len(re.findall(r"<details\b", outside)) - len(re.findall(r"</details>", outside))
-    return tail + "\n</details>\n" * max(unclosed, 0)
-
-
-def _complement(ranges: list[tuple[int, int]], length: int) -> list[tuple[int, int]]:
-    spans, position = [], 0
-    for start, end in sorted(ranges):
-        if start > position:
-            spans.append((position, start))
-        position = max(position, end)
-    spans.append((position, length))
-    return spans
 
 
 # -- the command ----------------------------------------------------------------------

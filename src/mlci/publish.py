@@ -250,7 +250,10 @@ class Publisher:
 
     def _with_images(self, forge: object, report: ReportInput, head: str | None) -> ReportInput:
         """The report with each figure's PNGs uploaded to the asset store and linked."""
-        if self.settings.images == "inline" or not any(f.pngs for f in report.figures):
+        has_images = any(f.pngs for f in report.figures) or any(
+            s.png is not None for s in report.sections
+        )
+        if self.settings.images == "inline" or not has_images:
             return report
         store = self._store(forge, report, head)
         figures = []
@@ -267,7 +270,17 @@ class Publisher:
                 links.append(f"![{alt}]({self._uploaded[digest]})")
             markdown = "\n\n".join([*links, figure.markdown]) if links else figure.markdown
             figures.append(dataclasses.replace(figure, markdown=markdown))
-        return dataclasses.replace(report, figures=tuple(figures))
+        sections = []
+        for index, section in enumerate(report.sections):
+            if section.png is not None:
+                digest = hashlib.sha256(section.png).hexdigest()
+                if digest not in self._uploaded:
+                    url = store.url_for(report_module.section_png_name(index), section.png)
+                    if url is not None:
+                        self._uploaded[digest] = url
+                section = dataclasses.replace(section, image_url=self._uploaded.get(digest))
+            sections.append(section)
+        return dataclasses.replace(report, figures=tuple(figures), sections=tuple(sections))
 
     def _store(self, forge: object, report: ReportInput, head: str | None) -> AssetStore:
         folder = re.sub(r"[^A-Za-z0-9._-]+", "-", report.model).strip("-.") or "model"

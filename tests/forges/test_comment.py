@@ -365,3 +365,23 @@ def test_find_links_skips_code_and_sees_html() -> None:
         "train.log",
         "plots/attention.png",
     ]
+
+
+def test_a_report_section_image_goes_through_the_asset_store(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    import dataclasses
+
+    from mlci.core.report import ReportSection
+    from tests.forges.conftest import make_report, publish
+
+    section = ReportSection("plots/importance.png", png=PNG + b"section")
+    report = dataclasses.replace(make_report(), sections=(section,))
+    done = publish(tmp_path, github_env(tmp_path, github.api_url), clock, report=report,
+                   settings=PublishConfig(images="branch"))  # fmt: skip
+
+    assert done.result.errors == []
+    path = f"tiny-model/{HEAD[:12]}/section-1.png"
+    assert github.branches["mlci-assets"][path] == PNG + b"section"
+    body = github.comments[12][0]["body"]
+    assert re.search(rf"!\[plots/importance\.png\]\(\.\./blob/[0-9a-f]{{40}}/{path}", body)
