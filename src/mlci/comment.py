@@ -609,7 +609,7 @@ def _finish(result: CommentResult, as_json: bool) -> int:
 
 
 def _settings(config: Path | None, cwd: Path) -> PublishConfig:
-    from mlci.config import find_config, load_config
+    from mlci.config import find_config, load_publish_config
     from mlci.errors import ConfigError
 
     if config is None:
@@ -617,7 +617,9 @@ def _settings(config: Path | None, cwd: Path) -> PublishConfig:
             config = find_config(cwd)
         except ConfigError:
             return PublishConfig()  # no mlci.yaml: the defaults (inline images)
-    return load_config(config).publish
+    if not config.is_file():
+        raise ConfigError(f"{config}: not found")
+    return load_publish_config(config)
 
 
 def _root(start: Path) -> Path:

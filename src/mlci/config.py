@@ -329,6 +329,22 @@ def parse_config(text: str, *, root: Path, name: str = CONFIG_NAME) -> Config:
     return config
 
 
+def load_publish_config(path: Path) -> PublishConfig:
+    """Only the `publish` section of mlci.yaml (for `mlci comment`, which needs no model)."""
+    try:
+        data = yamlsafe.load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: {yamlsafe.describe_error(exc)}") from None
+    problems = _Problems()
+    publish = data.get("publish") if isinstance(data, dict) else None
+    settings = _parse_publish(publish, problems)
+    if problems.lines:
+        raise ConfigError(f"{path.name}: " + "; ".join(problems.lines))
+    return settings
+
+
 def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
     top = _Section(data, "", problems, KEYS[""])
     if not isinstance(data, dict):

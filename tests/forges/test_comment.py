@@ -377,11 +377,34 @@ def test_a_report_section_image_goes_through_the_asset_store(
 
     section = ReportSection("plots/importance.png", png=PNG + b"section")
     report = dataclasses.replace(make_report(), sections=(section,))
-    done = publish(tmp_path, github_env(tmp_path, github.api_url), clock, report=report,
-                   settings=PublishConfig(images="branch"))  # fmt: skip
+    env = github_env(tmp_path, github.api_url)
+    done = publish(tmp_path, env, clock, report=report, settings=PublishConfig(images="branch"))
 
     assert done.result.errors == []
     path = f"tiny-model/{HEAD[:12]}/section-1.png"
     assert github.branches["mlci-assets"][path] == PNG + b"section"
     body = github.comments[12][0]["body"]
     assert re.search(rf"!\[plots/importance\.png\]\(\.\./blob/[0-9a-f]{{40}}/{path}", body)
+
+
+def test_mlci_yaml_with_only_a_publish_section_chooses_the_store(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    (root / "mlci.yaml").write_text("publish:\n  images: branch\n")
+    log = io.StringIO()
+    code = comment_command(
+        markdown=Path("report.md"),
+        target="auto",
+        key=None,
+        mode="update",
+        dry_run=False,
+        as_json=False,
+        config=None,
+        env=github_env(tmp_path, github.api_url),
+        cwd=root,
+        console=Console(log),
+        http_factory=http_factory(clock),
+    )
+    assert code == 0 and "mlci-assets" in github.branches
+    assert "not attached" not in github.comments[12][0]["body"]
