@@ -161,7 +161,8 @@ class GiteaAttachmentStore:
 
     def url_for(self, name: str, png: bytes, content_type: str = "image/png") -> str | None:
         body, form_type = multipart("attachment", name, png, content_type)
-        path = f"{self.forge._repo_path}/issues/{self.forge.pr_number}/assets?name={name}"
+        query = urllib.parse.quote(name, safe="")
+        path = f"{self.forge._repo_path}/issues/{self.forge.pr_number}/assets?name={query}"
         response = self.forge.http.request(
             "POST", path, data=body, content_type=form_type, idempotent=True
         )

@@ -656,6 +656,7 @@ def _needed(target: Target, settings: PublishConfig) -> dict[str, str]:
 def _aim(forge: object, target: Target, context: CiContext) -> str:
     """Point `forge` at the target's thread; returns what it is, for the log."""
     from mlci.forges.github import GitHubForge
+    from mlci.forges.gitlab import GitLabForge
 
     name = getattr(forge, "name", "the forge")
     head = context.head_sha or context.sha
@@ -683,10 +684,12 @@ def _aim(forge: object, target: Target, context: CiContext) -> str:
             raise UsageError("--target commit: no commit in this CI context")
         forge.commit_sha = head
         return f"commit {head[:12]}"
-    if kind == "issue" and not isinstance(forge, GitHubForge):
+    if kind == "issue" and isinstance(forge, GitLabForge):
+        forge.noteable = "issues"
+    elif kind == "issue" and not isinstance(forge, GitHubForge):
         raise UsageError(
-            f"--target issue/N works on GitHub, GHES, Gitea and Forgejo; on {name} use a "
-            "pull request (--target pr)"
+            f"--target issue/N works on GitHub, GHES, Gitea, Forgejo and GitLab; on {name} "
+            "use a pull request (--target pr)"
         )
     for attribute in ("pr_number", "mr_iid", "pr_id"):
         if hasattr(forge, attribute):

@@ -599,6 +599,7 @@ class GitLabStandIn(StandIn):
         self.job_token = job_token
         self.tokens = {"glpat-write": "project_7_bot"}
         self.notes: dict[int, list[dict[str, Any]]] = {}
+        self.issue_notes: dict[int, list[dict[str, Any]]] = {}
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.uploads: list[bytes] = []
         super().__init__()
@@ -606,14 +607,21 @@ class GitLabStandIn(StandIn):
     def add_mr(self, iid: int) -> None:
         self.notes.setdefault(iid, [])
 
-    def add_note(self, iid: int, body: str, username: str, system: bool = False) -> dict[str, Any]:
+    def add_note(
+        self,
+        iid: int,
+        body: str,
+        username: str,
+        system: bool = False,
+        notes: dict[int, list[dict[str, Any]]] | None = None,
+    ) -> dict[str, Any]:
         note = {
             "id": self.new_id(),
             "body": body,
             "author": {"id": 1, "username": username},
             "system": system,
         }
-        self.notes.setdefault(iid, []).append(note)
+        (self.notes if notes is None else notes).setdefault(iid, []).append(note)
         return note
 
     def route(
@@ -649,13 +657,16 @@ class GitLabStandIn(StandIn):
                     "markdown": f"![plot]({url})",
                 },
             )
-        match = re.fullmatch(r"/merge_requests/(\d+)/notes(?:/(\d+))?", rest)
+        match = re.fullmatch(r"/(merge_requests|issues)/(\d+)/notes(?:/(\d+))?", rest)
         if match:
+            notes = self.notes if match.group(1) == "merge_requests" else self.issue_notes
+            match = re.fullmatch(r"/\w+/(\d+)/notes(?:/(\d+))?", rest)
+            assert match is not None
             iid = int(match.group(1))
-            if iid not in self.notes:
+            if iid not in notes:
                 return 404, {}, {"message": "404 Not found"}
             if method == "GET" and match.group(2) is None:
-                items, page, last = _page(self.notes[iid], query, 20, 100)
+                items, page, last = _page(notes[iid], query, 20, 100)
                 extra = {
                     "X-Page": str(page),
                     "X-Total-Pages": str(last),
@@ -671,9 +682,9 @@ class GitLabStandIn(StandIn):
                     {"message": {"note": ["is too long (maximum is 1000000 characters)"]}},
                 )
             if method == "POST":
-                return 201, {}, self.add_note(iid, body["body"], str(user))
+                return 201, {}, self.add_note(iid, body["body"], str(user), notes=notes)
             if method == "PUT":
-                for note in self.notes[iid]:
+                for note in notes[iid]:
                     if str(note["id"]) == match.group(2):
                         if note["author"]["username"] != user:
                             return 403, {}, {"message": "403 Forbidden"}

@@ -408,3 +408,30 @@ def test_mlci_yaml_with_only_a_publish_section_chooses_the_store(
     )
     assert code == 0 and "mlci-assets" in github.branches
     assert "not attached" not in github.comments[12][0]["body"]
+
+
+def test_target_issue_on_gitlab_posts_an_issue_note(
+    gitlab: GitLabStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    gitlab.issue_notes[8] = []
+    root = project(tmp_path)
+    for _ in range(2):
+        assert post(root, gitlab_env(gitlab), clock, target="issue/8")[0] == 0
+    (note,) = gitlab.issue_notes[8]
+    assert note["body"].startswith(KEY) and gitlab.notes[3] == []
+
+
+def test_target_commit_is_refused_where_commit_comments_cannot_be_updated(
+    gitlab: GitLabStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    with pytest.raises(UsageError, match="--target commit: GitLab") as caught:
+        post(root, gitlab_env(gitlab), clock, target="commit")
+    assert caught.value.exit_code == 2 and gitlab.notes[3] == []
+
+
+@pytest.mark.parametrize("target", ["issue", "issue/0", "pr/x", "branch/main"])
+def test_a_bad_target_names_the_grammar(target: str, tmp_path: Path, clock: Clock) -> None:
+    root = project(tmp_path)
+    with pytest.raises(UsageError, match=r"use auto .* pr, pr/N, commit or issue/N"):
+        post(root, {}, clock, target=target)
