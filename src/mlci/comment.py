@@ -458,6 +458,7 @@ def comment_command(
         )
 
     from mlci.forges import open_forge
+    from mlci.forges.http import ForgeError
 
     needed = _needed(chosen, settings)
     choice = open_forge(
@@ -482,7 +483,13 @@ def comment_command(
     folder = f"comments/{slug}/{(context.head_sha or context.sha or 'nocommit')[:12]}"
     from mlci.publish import open_asset_store
 
-    store = open_asset_store(settings, env, forge, folder=folder, http_factory=http_factory)
+    try:
+        store = open_asset_store(settings, env, forge, folder=folder, http_factory=http_factory)
+    except ForgeError as exc:  # a store this forge cannot serve, or no credentials: setup
+        reason = exc.message.split("; the comment shows")[0]
+        raise UsageError(
+            f"{reason}; choose a store that works here (docs/forges.md#images). Nothing was posted."
+        ) from None
 
     def upload(local: LocalFile) -> str | None:
         return store.url_for(local.name, local.path.read_bytes(), content_type(local.path))

@@ -435,3 +435,26 @@ def test_a_bad_target_names_the_grammar(target: str, tmp_path: Path, clock: Cloc
     root = project(tmp_path)
     with pytest.raises(UsageError, match=r"use auto .* pr, pr/N, commit or issue/N"):
         post(root, {}, clock, target=target)
+
+
+def test_a_store_the_forge_cannot_serve_is_a_setup_error_before_posting(
+    gitlab: GitLabStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    with pytest.raises(UsageError, match="branch works on GitHub and GHES only") as caught:
+        post(root, gitlab_env(gitlab), clock, settings=PublishConfig(images="branch"))
+    assert "Nothing was posted" in caught.value.message and "tables" not in caught.value.message
+    assert gitlab.notes[3] == [] and gitlab.uploads == []
+
+
+def test_the_cli_exits_2_naming_the_missing_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlci.cli import main
+
+    root = project(tmp_path)
+    (root / "plots" / "attention.png").unlink()
+    monkeypatch.chdir(root)
+    assert main(["comment", "report.md", "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert "plots/attention.png" in captured.err and captured.out == ""
