@@ -11,12 +11,14 @@ that names the stores that would show it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
+import hashlib
 import html
 import json
 import mimetypes
 import re
-import shutil
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -173,10 +175,35 @@ def local_path(dest: str) -> str | None:
 
 @dataclass(frozen=True)
 class LocalFile:
-    path: Path  # resolved, inside the root
+    path: Path  # resolved, inside the root (for an embedded image: a name, not a file)
     shown: str  # as the Markdown wrote it
     name: str  # relative to the root: the name it is uploaded under
     image: bool
+    embedded: bytes | None = None  # the bytes of a `data:image/...;base64,` link
+
+    def read(self) -> bytes:
+        return self.embedded if self.embedded is not None else self.path.read_bytes()
+
+
+_DATA_IMAGE = re.compile(
+    r"data:image/(png|jpeg|gif|webp|svg\+xml);base64,([A-Za-z0-9+/=\s]+)", re.IGNORECASE
+)
+_DATA_SUFFIX = {"png": ".png", "jpeg": ".jpg", "gif": ".gif", "webp": ".webp", "svg+xml": ".svg"}
+
+
+def _embedded(dest: str) -> LocalFile | None:
+    """A `data:` image (dvclive writes them): pull request pages strip these, so mlci
+    hosts it like a file; None when `dest` is not one."""
+    match = _DATA_IMAGE.fullmatch(dest.strip().strip("<>"))
+    if match is None:
+        return None
+    try:
+        data = base64.b64decode("".join(match.group(2).split()), validate=True)
+    except ValueError:
+        return None
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    name = f"embedded/{digest}{_DATA_SUFFIX[match.group(1).lower()]}"
+    return LocalFile(Path(name), f"an embedded image ({name})", name, True, data)
 
 
 def check_local_files(
@@ -189,6 +216,10 @@ def check_local_files(
     big: list[str] = []
     root = root.resolve()
     for index, link in enumerate(links):
+        embedded = _embedded(link.dest)
+        if embedded is not None and len(embedded.read()) <= MAX_FILE_BYTES:
+            found[index] = embedded
+            continue
         relative = local_path(link.dest)
         if relative is None:
             continue
@@ -492,7 +523,7 @@ def comment_command(
         ) from None
 
     def upload(local: LocalFile) -> str | None:
-        return store.url_for(local.name, local.path.read_bytes(), content_type(local.path))
+        return store.url_for(local.name, local.read(), content_type(local.path))
 
     body = _publish_files(text, links, files, upload, result, console)
     limit = (forge.max_comment_chars or 1_000_000) - len(sticky_marker(marker_key)) - 1
@@ -543,7 +574,7 @@ def _local(
     def copy(local: LocalFile) -> str:
         target = files_dir / local.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local.path, target)
+        target.write_bytes(local.read())
         return urllib.parse.quote(f"{slug}-files/{local.name}")
 
     body = _publish_files(text, links, files, copy, result, console)
@@ -571,7 +602,7 @@ def _publish_files(
     def once(local: LocalFile) -> str | None:
         if local.path not in urls:
             name = re.sub(r"[^A-Za-z0-9._/-]+", "-", local.name)
-            urls[local.path] = url_for(LocalFile(local.path, local.shown, name, local.image))
+            urls[local.path] = url_for(dataclasses.replace(local, name=name))
             result.files.append({"path": local.name, "url": urls[local.path]})
         return urls[local.path]
 

@@ -458,3 +458,26 @@ def test_the_cli_exits_2_naming_the_missing_image(
     assert main(["comment", "report.md", "--dry-run"]) == 2
     captured = capsys.readouterr()
     assert "plots/attention.png" in captured.err and captured.out == ""
+
+
+def test_embedded_data_images_are_hosted_or_named_never_left_to_be_stripped(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    import base64
+
+    root = project(tmp_path)
+    encoded = base64.b64encode(PNG + b"dvclive").decode()
+    (root / "report.md").write_text(f"# dvclive\n\n![loss](data:image/png;base64,{encoded})\n")
+    env = github_env(tmp_path, github.api_url)
+
+    assert post(root, env, clock)[0] == 0
+    inline = github.comments[12][0]["body"]
+    assert "data:image" not in inline and "an embedded image" in inline
+    assert "not attached" in inline
+
+    assert post(root, env, clock, settings=PublishConfig(images="branch"))[0] == 0
+    (comment,) = github.comments[12]
+    (path,) = [p for p in github.branches["mlci-assets"] if "/embedded/" in p]
+    assert github.branches["mlci-assets"][path] == PNG + b"dvclive"
+    link = rf"!\[loss\]\(\.\./blob/[0-9a-f]{{40}}/{re.escape(path)}\?raw=true\)"
+    assert re.search(link, comment["body"])
