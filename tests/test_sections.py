@@ -117,7 +117,9 @@ def test_config_rejects_bad_section_paths(entry: str, message: str, tmp_path: ob
 
 
 def test_pipeline_reads_the_sections_the_training_wrote(project: Project) -> None:
-    project.write("mlci.yaml", CONFIG + "report:\n  sections: [analysis.md, plot.png, gone.md]\n")
+    sections = "[analysis.md, plot.png, gone.md, link.md]"
+    project.write("mlci.yaml", CONFIG + f"report:\n  sections: {sections}\n")
+    (project.root / "link.md").symlink_to(project.root / ".git" / "config")
     project.write("analysis.md", "## Errors\n\n![local](plot.png) <b>x</b>\n")
     (project.root / "plot.png").write_bytes(PNG)
     project.commit("sections")
@@ -131,4 +133,5 @@ def test_pipeline_reads_the_sections_the_training_wrote(project: Project) -> Non
     assert text.index("| accuracy") < text.index("<summary>analysis.md</summary>")
     assert "list it in report.sections to show it" in text and "&lt;b>x" in text
     assert "gone.md was not found: the training did not write it" in text
+    assert "link.md leads to a hidden file: not shown" in text and "[core]" not in text
     assert (project.out / "plots" / "section-2.png").read_bytes() == PNG

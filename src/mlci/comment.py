@@ -213,6 +213,7 @@ def check_local_files(
     found: dict[int, LocalFile] = {}
     missing: list[str] = []
     outside: list[str] = []
+    hidden: list[str] = []
     big: list[str] = []
     root = root.resolve()
     for index, link in enumerate(links):
@@ -231,6 +232,9 @@ def check_local_files(
         if not resolved.is_relative_to(root):
             outside.append(relative)
             continue
+        if _hidden(resolved.relative_to(root)):
+            hidden.append(relative)
+            continue
         if not resolved.is_file():
             missing.append(relative)
             continue
@@ -246,6 +250,12 @@ def check_local_files(
             f"{source} links files outside the repository ({root}), which mlci never "
             f"publishes: {', '.join(_unique(outside))}; link files inside it"
         )
+    if hidden:
+        problems.append(
+            f"{source} links hidden files ({', '.join(_unique(hidden))}); mlci never publishes "
+            "files or folders whose name starts with a dot (.git/config, .env hold "
+            "credentials), except under .mlci/"
+        )
     if missing:
         problems.append(
             f"{source} links local files that are not there: {', '.join(_unique(missing))} "
@@ -260,6 +270,14 @@ def check_local_files(
     if problems:
         raise UsageError("; ".join(problems) + ". Nothing was posted.")
     return found
+
+
+def _hidden(relative: Path) -> bool:
+    """A dot-file or a file in a dot-folder other than .mlci/ (its reports and plots)."""
+    parts = relative.parts
+    if parts and parts[0] == ".mlci" and len(parts) > 1:
+        parts = parts[1:]
+    return any(part.startswith(".") for part in parts)
 
 
 def _unique(items: list[str]) -> list[str]:

@@ -27,6 +27,8 @@ def _read(root: Path, listed: str) -> ReportSection:
     path = (root / listed).resolve()
     if not path.is_relative_to(root.resolve()):
         return ReportSection(listed, note=f"{listed} is outside the project: not shown")
+    if any(part.startswith(".") for part in path.relative_to(root.resolve()).parts):
+        return ReportSection(listed, note=f"{listed} leads to a hidden file: not shown")
     if not path.is_file():
         return ReportSection(
             listed, note=f"{listed} was not found: the training did not write it (report.sections)"

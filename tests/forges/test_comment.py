@@ -276,6 +276,22 @@ def test_paths_outside_the_repository_are_refused(
     assert caught.value.exit_code == 2 and github.log == []
 
 
+@pytest.mark.parametrize("link", ["[c](.git/config)", "[e](.env)", "[k](plots/.secret/key)"])
+def test_hidden_files_are_never_published(
+    link: str, github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    for name in (".git/config", ".env", "plots/.secret/key"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("token=ghs_secret")
+    (root / ".mlci/out/plots").mkdir(parents=True)
+    (root / ".mlci/out/plots/roc.png").write_bytes(PNG)
+    (root / "report.md").write_text(f"# r\n\n{link} ![roc](.mlci/out/plots/roc.png)\n")
+    with pytest.raises(UsageError, match="hidden files") as caught:
+        post(root, github_env(tmp_path, github.api_url), clock)
+    assert "roc.png" not in caught.value.message and github.log == []
+
+
 def test_dry_run_prints_the_final_markdown_and_posts_nothing(
     github: GitHubStandIn, tmp_path: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
 ) -> None:
