@@ -33,15 +33,16 @@ from mlci.forges.http import ForgeError, HttpClient
 class AssetStore(Protocol):
     name: str
 
-    def url_for(self, name: str, png: bytes) -> str | None:
-        """Upload one PNG and return the URL to put in the comment; None: no image."""
+    def url_for(self, name: str, png: bytes, content_type: str = "image/png") -> str | None:
+        """Upload one file (a PNG unless `content_type` says otherwise) and return the URL
+        to put in the comment; None: not hosted."""
         ...
 
 
 class InlineStore:
     name = "inline"
 
-    def url_for(self, name: str, png: bytes) -> str | None:
+    def url_for(self, name: str, png: bytes, content_type: str = "image/png") -> str | None:
         return None
 
 
@@ -70,7 +71,7 @@ class BranchStore:
         self.folder = folder
         self._ready = False
 
-    def url_for(self, name: str, png: bytes) -> str | None:
+    def url_for(self, name: str, png: bytes, content_type: str = "image/png") -> str | None:
         repo = self.forge._repo_path
         self._ensure_branch()
         path = f"{self.folder}/{name}"
@@ -138,11 +139,11 @@ class GitLabUploadStore:
     def __init__(self, forge: Any) -> None:
         self.forge = forge
 
-    def url_for(self, name: str, png: bytes) -> str | None:
-        body, content_type = multipart("file", name, png, "image/png")
+    def url_for(self, name: str, png: bytes, content_type: str = "image/png") -> str | None:
+        body, form_type = multipart("file", name, png, content_type)
         path = f"{self.forge._project_path}/uploads"
         response = self.forge.http.request(
-            "POST", path, data=body, content_type=content_type, idempotent=True
+            "POST", path, data=body, content_type=form_type, idempotent=True
         )
         data = response.json()
         if response.status != 201 or not isinstance(data, dict) or not data.get("url"):
@@ -158,11 +159,12 @@ class GiteaAttachmentStore:
     def __init__(self, forge: Any) -> None:
         self.forge = forge
 
-    def url_for(self, name: str, png: bytes) -> str | None:
-        body, content_type = multipart("attachment", name, png, "image/png")
-        path = f"{self.forge._repo_path}/issues/{self.forge.pr_number}/assets?name={name}"
+    def url_for(self, name: str, png: bytes, content_type: str = "image/png") -> str | None:
+        body, form_type = multipart("attachment", name, png, content_type)
+        query = urllib.parse.quote(name, safe="")
+        path = f"{self.forge._repo_path}/issues/{self.forge.pr_number}/assets?name={query}"
         response = self.forge.http.request(
-            "POST", path, data=body, content_type=content_type, idempotent=True
+            "POST", path, data=body, content_type=form_type, idempotent=True
         )
         data = response.json()
         if response.status != 201 or not isinstance(data, dict):
@@ -219,13 +221,13 @@ class S3Store:
         self.http = http
         self.now = now
 
-    def url_for(self, name: str, png: bytes) -> str | None:
+    def url_for(self, name: str, png: bytes, content_type: str = "image/png") -> str | None:
         key = "/".join(p for p in (self.settings.prefix.strip("/"), self.folder, name) if p)
         path = f"/{self.settings.bucket}/{urllib.parse.quote(key)}"
-        headers = self._sign("PUT", path, {}, png, {"content-type": "image/png"})
+        headers = self._sign("PUT", path, {}, png, {"content-type": content_type})
         self.http.headers = headers
         response = self.http.request(
-            "PUT", self.endpoint + path, data=png, content_type="image/png"
+            "PUT", self.endpoint + path, data=png, content_type=content_type
         )
         if response.status >= 300:
             raise ForgeError(

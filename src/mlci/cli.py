@@ -151,6 +151,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _json_option(publish, "where the report went")
 
+    comment = commands.add_parser(
+        "comment",
+        help="post your own Markdown file as a sticky comment (the `cml comment create` path)",
+        description="Post FILE.md to the pull request (or the commit, or an issue) as one "
+        "sticky comment per --key, through the same forge layer as `mlci run`. Local images "
+        "and files it links are published through publish.images and the links rewritten; "
+        "missing files, or files outside the repository, stop it before anything is posted. "
+        "Outside CI the comment goes to .mlci/out/comments/. See docs/migrating-from-cml.md.",
+    )
+    _config_option(comment)
+    comment.add_argument("markdown", type=Path, metavar="FILE.md", help="the Markdown to post")
+    comment.add_argument(
+        "--target",
+        default="auto",
+        metavar="TARGET",
+        help="auto (the pull request, else the commit), pr, pr/N, commit or issue/N "
+        "(default: auto)",
+    )
+    comment.add_argument(
+        "--key",
+        default=None,
+        metavar="NAME",
+        help="which sticky comment to update (default: the file's name without .md)",
+    )
+    comment.add_argument(
+        "--mode",
+        choices=("update", "new", "hide-old"),
+        default="update",
+        help="update the comment in place (default), post a new one, or fold the old ones "
+        "as outdated and post a new one",
+    )
+    comment.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the Markdown that would be posted (links rewritten); post nothing",
+    )
+    _json_option(comment, "where the comment went")
+
     init = commands.add_parser(
         "init",
         help="write mlci.yaml and the CI workflow (or a whole example project with --example)",
@@ -351,6 +389,18 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         source = args.source.resolve() if args.source else Path.cwd() / ".mlci" / "out"
         return publish_command(source=source, config=args.config, as_json=args.json)
+    if command == "comment":
+        from mlci.comment import comment_command
+
+        return comment_command(
+            markdown=args.markdown,
+            target=args.target,
+            key=args.key,
+            mode=args.mode,
+            dry_run=args.dry_run,
+            as_json=args.json,
+            config=args.config,
+        )
     if command == "init":
         from mlci.init import InitOptions, init_command, terminal_ask
 

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar, cast
 
 import yaml
@@ -69,6 +69,7 @@ class ReportConfig:
     params: tuple[str, ...] = ("params.yaml",)  # diffed against the baseline's, when present
     training_log: str | None = None  # a per-epoch CSV/JSON log: training curves
     plots: bool = True  # PNG plots in report.html and .mlci/out/plots/ (needs mlci[plots])
+    sections: tuple[str, ...] = ()  # Markdown files and PNGs the training writes (report.sections)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "on_missing_metric",
     ),
     "registry": ("kind", "tracking_uri", "model", "promote_on", "alias", "challenger"),
-    "report": ("params", "training_log", "plots"),
+    "report": ("params", "training_log", "plots", "sections"),
     "data": ("dvc", "remote", "jobs", "run_cache", "targets"),
     "publish": (
         "comment",
@@ -328,6 +329,22 @@ def parse_config(text: str, *, root: Path, name: str = CONFIG_NAME) -> Config:
     return config
 
 
+def load_publish_config(path: Path) -> PublishConfig:
+    """Only the `publish` section of mlci.yaml (for `mlci comment`, which needs no model)."""
+    try:
+        data = yamlsafe.load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: {yamlsafe.describe_error(exc)}") from None
+    problems = _Problems()
+    publish = data.get("publish") if isinstance(data, dict) else None
+    settings = _parse_publish(publish, problems)
+    if problems.lines:
+        raise ConfigError(f"{path.name}: " + "; ".join(problems.lines))
+    return settings
+
+
 def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
     top = _Section(data, "", problems, KEYS[""])
     if not isinstance(data, dict):
@@ -406,7 +423,21 @@ def _parse_report(data: object, problems: _Problems) -> ReportConfig:
         params=params,
         training_log=section.optional_string("training_log"),
         plots=section.boolean("plots", True),
+        sections=_report_sections(section.string_list("sections", ()), problems),
     )
+
+
+SECTION_SUFFIXES = (".md", ".markdown", ".png")
+
+
+def _report_sections(paths: tuple[str, ...], problems: _Problems) -> tuple[str, ...]:
+    for index, path in enumerate(paths):
+        where = f"report.sections[{index}]"
+        if PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
+            problems.add(where, f"{path}: give a path inside the project, relative to mlci.yaml")
+        elif not path.lower().endswith(SECTION_SUFFIXES):
+            problems.add(where, f"{path}: expected a Markdown file (.md) or a PNG image (.png)")
+    return paths
 
 
 def _parse_train(data: object, problems: _Problems) -> TrainConfig | None:

@@ -29,7 +29,7 @@ from mlci.core.gate import (
     format_number,
 )
 from mlci.core.metrics import Metrics, is_number, read_metrics
-from mlci.core.report import Figure, Promotion, ReportInput
+from mlci.core.report import Figure, Promotion, ReportInput, ReportSection
 from mlci.errors import (
     EXIT_EXTERNAL,
     EXIT_GATE_FAILED,
@@ -87,6 +87,7 @@ class _State:
     params: dict[str, str] = field(default_factory=dict)
     baseline_params: Mapping[str, str] | None = None
     figures: tuple[Figure, ...] = ()
+    sections: tuple[ReportSection, ...] = ()  # report.sections, read after training
     data: dict[str, str] = field(default_factory=dict)  # dataset path -> DVC hash
     baseline_data: Mapping[str, str] | None = None
     data_pull: str | None = None
@@ -119,6 +120,7 @@ class _State:
             params=self.params,
             baseline_params=self.baseline_params,
             figures=self.figures,
+            sections=self.sections,
             data=self.data,
             baseline_data=self.baseline_data,
             data_pull=self.data_pull,
@@ -222,6 +224,10 @@ def run(
         state.figures, figure_notes = _figures(config, candidate, baseline)
         if figure_notes:
             state.gate = dataclasses.replace(state.gate, notes=(*state.gate.notes, *figure_notes))
+        if config.report.sections:
+            from mlci.sections import read_sections
+
+            state.sections = read_sections(config.root, config.report.sections)
         files = write_outputs(state.report(), out_dir)
         state.stage = "publish"
         publish_failed = _publish(state, out_dir, env, console, config)
@@ -567,6 +573,10 @@ def write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:
         for name, png in zip(report_module.png_names(figure), figure.pngs, strict=True):
             plots.mkdir(exist_ok=True)
             (plots / name).write_bytes(png)
+    for index, section in enumerate(report.sections):
+        if section.png is not None:
+            plots.mkdir(exist_ok=True)
+            (plots / report_module.section_png_name(index)).write_bytes(section.png)
     files = {
         "report.md": report_module.render_markdown(report),
         "report.html": report_module.render_html(report),

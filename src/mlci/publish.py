@@ -250,7 +250,10 @@ class Publisher:
 
     def _with_images(self, forge: object, report: ReportInput, head: str | None) -> ReportInput:
         """The report with each figure's PNGs uploaded to the asset store and linked."""
-        if self.settings.images == "inline" or not any(f.pngs for f in report.figures):
+        has_images = any(f.pngs for f in report.figures) or any(
+            s.png is not None for s in report.sections
+        )
+        if self.settings.images == "inline" or not has_images:
             return report
         store = self._store(forge, report, head)
         figures = []
@@ -267,38 +270,23 @@ class Publisher:
                 links.append(f"![{alt}]({self._uploaded[digest]})")
             markdown = "\n\n".join([*links, figure.markdown]) if links else figure.markdown
             figures.append(dataclasses.replace(figure, markdown=markdown))
-        return dataclasses.replace(report, figures=tuple(figures))
+        sections = []
+        for index, section in enumerate(report.sections):
+            if section.png is not None:
+                digest = hashlib.sha256(section.png).hexdigest()
+                if digest not in self._uploaded:
+                    url = store.url_for(report_module.section_png_name(index), section.png)
+                    if url is not None:
+                        self._uploaded[digest] = url
+                section = dataclasses.replace(section, image_url=self._uploaded.get(digest))
+            sections.append(section)
+        return dataclasses.replace(report, figures=tuple(figures), sections=tuple(sections))
 
     def _store(self, forge: object, report: ReportInput, head: str | None) -> AssetStore:
-        from mlci import assets
-        from mlci.forges.github import GitHubForge
-        from mlci.forges.gitlab import GitLabForge
-        from mlci.forges.http import ForgeError, HttpClient
-
         folder = re.sub(r"[^A-Za-z0-9._-]+", "-", report.model).strip("-.") or "model"
         folder = f"{folder}/{(head or 'nocommit')[:12]}"
-        kind = self.settings.images
-        if kind == "branch" and isinstance(forge, GitHubForge) and forge.flavour == "github":
-            return assets.BranchStore(forge, branch=self.settings.branch, folder=folder)
-        if kind == "gitea" and isinstance(forge, GitHubForge) and forge.flavour == "gitea":
-            return assets.GiteaAttachmentStore(forge)
-        if kind == "gitlab" and isinstance(forge, GitLabForge):
-            return assets.GitLabUploadStore(forge)
-        if kind == "s3" and self.settings.s3 is not None:
-            credentials = assets.S3Credentials.from_env(self.env, self.settings.s3.region)
-            make = self.http_factory or HttpClient
-            http = make(
-                base_url=self.settings.s3.endpoint_url or "",
-                secrets=tuple(s for s in (credentials.secret_key, credentials.session_token) if s),
-                max_wait_s=self.settings.max_wait_seconds,
-            )
-            http.forge_name = "the S3 bucket"
-            return assets.S3Store(self.settings.s3, credentials, folder=folder, http=http)
-        where = {"branch": "GitHub and GHES", "gitlab": "GitLab", "gitea": "Gitea and Forgejo"}
-        raise ForgeError(
-            f"publish.images: {kind} works on {where.get(kind, 'any forge')} only, not on "
-            f"{getattr(forge, 'name', 'this forge')}; the comment shows the plots as tables "
-            f"and charts instead"
+        return open_asset_store(
+            self.settings, self.env, forge, folder=folder, http_factory=self.http_factory
         )
 
     def _pull_request(self, forge: object) -> tuple[int, str] | None:
@@ -329,6 +317,47 @@ class Publisher:
             "errors": result.errors,
         }
         (out_dir / "publish.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def open_asset_store(
+    settings: PublishConfig,
+    env: Mapping[str, str],
+    forge: object,
+    *,
+    folder: str,
+    http_factory: HttpFactory | None = None,
+) -> AssetStore:
+    """The store `publish.images` names, for `forge`; ForgeError when it cannot serve it."""
+    from mlci import assets
+    from mlci.forges.github import GitHubForge
+    from mlci.forges.gitlab import GitLabForge
+    from mlci.forges.http import ForgeError, HttpClient
+
+    kind = settings.images
+    if kind == "inline":
+        return assets.InlineStore()
+    if kind == "branch" and isinstance(forge, GitHubForge) and forge.flavour == "github":
+        return assets.BranchStore(forge, branch=settings.branch, folder=folder)
+    if kind == "gitea" and isinstance(forge, GitHubForge) and forge.flavour == "gitea":
+        return assets.GiteaAttachmentStore(forge)
+    if kind == "gitlab" and isinstance(forge, GitLabForge):
+        return assets.GitLabUploadStore(forge)
+    if kind == "s3" and settings.s3 is not None:
+        credentials = assets.S3Credentials.from_env(env, settings.s3.region)
+        make = http_factory or HttpClient
+        http = make(
+            base_url=settings.s3.endpoint_url or "",
+            secrets=tuple(s for s in (credentials.secret_key, credentials.session_token) if s),
+            max_wait_s=settings.max_wait_seconds,
+        )
+        http.forge_name = "the S3 bucket"
+        return assets.S3Store(settings.s3, credentials, folder=folder, http=http)
+    where = {"branch": "GitHub and GHES", "gitlab": "GitLab", "gitea": "Gitea and Forgejo"}
+    raise ForgeError(
+        f"publish.images: {kind} works on {where.get(kind, 'any forge')} only, not on "
+        f"{getattr(forge, 'name', 'this forge')}; the comment shows the plots as tables "
+        f"and charts instead"
+    )
 
 
 # -- `mlci publish`: the privileged half of the two-workflow pattern ---------------------

@@ -210,6 +210,8 @@ class GitHubStandIn(StandIn):
         self.branches: dict[str, dict[str, bytes]] = {}  # branch -> path -> content
         self.objects: dict[str, Any] = {}  # git trees and commits by sha
         self.attachments: dict[int, list[bytes]] = {}
+        self.issues: set[int] = set()  # issues that are not pull requests
+        self.commit_comments: dict[str, list[dict[str, Any]]] = {}
         super().__init__()
 
     def graphql(self, path: str, headers: Any, body: Any) -> Answer:
@@ -245,6 +247,10 @@ class GitHubStandIn(StandIn):
 
     def add_pull(self, number: int, head_sha: str, state: str = "open") -> None:
         self.pulls[number] = {"number": number, "state": state, "head": {"sha": head_sha}}
+        self.comments.setdefault(number, [])
+
+    def add_issue(self, number: int) -> None:
+        self.issues.add(number)
         self.comments.setdefault(number, [])
 
     def add_comment(self, number: int, body: str, login: str) -> dict[str, Any]:
@@ -302,7 +308,7 @@ class GitHubStandIn(StandIn):
         match = re.fullmatch(r"/issues/(\d+)/comments", rest)
         if match:
             number = int(match.group(1))
-            if number not in self.pulls:
+            if number not in self.pulls and number not in self.issues:
                 return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
             if method == "GET":
                 maximum = 50 if self.flavour == "gitea" else 100
@@ -413,7 +419,9 @@ class GitHubStandIn(StandIn):
             if pull is None:
                 return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
             return 200, {}, pull
-        answer = self._assets(method, rest, query, token, body)
+        answer = self._commit_comments(method, rest, query, token, body)
+        if answer is None:
+            answer = self._assets(method, rest, query, token, body)
         if answer is not None:
             return answer
         match = re.fullmatch(r"/commits/([0-9a-f]{40})/pulls?", rest)
@@ -428,6 +436,56 @@ class GitHubStandIn(StandIn):
                 )
             return 200, {}, found
         return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+
+    def _commit_comments(
+        self, method: str, rest: str, query: dict[str, str], token: GitHubToken, body: Any
+    ) -> Answer | None:
+        """Commit comments (GitHub): list and create per commit, edit by id."""
+        if self.flavour != "github":
+            return None
+        denied = self._denied("commits/comments#create-a-commit-comment", "contents=write")
+        match = re.fullmatch(r"/commits/([0-9a-f]{40})/comments", rest)
+        if match:
+            sha = match.group(1)
+            comments = self.commit_comments.setdefault(sha, [])
+            if method == "GET":
+                items, page, last = _page(comments, query, 30, 100)
+                return (
+                    200,
+                    _link(self.api_url, f"/repos/{self.repo}{rest}", query, page, last),
+                    items,
+                )
+            if method == "POST":
+                if not (token.write and token.contents):
+                    return denied
+                if _utf16(body["body"]) > 65_536:
+                    return (
+                        422,
+                        {},
+                        {"message": "Validation Failed", "errors": [{"message": TOO_LONG}]},
+                    )
+                comment_id = self.new_id()
+                comment = {
+                    "id": comment_id,
+                    "node_id": f"CC_{comment_id}",
+                    "body": body["body"],
+                    "commit_id": sha,
+                    "user": {"login": token.login, "type": "Bot"},
+                    "html_url": f"https://github.example/{self.repo}/commit/{sha}#commitcomment-{comment_id}",
+                }
+                comments.append(comment)
+                return 201, {}, comment
+        match = re.fullmatch(r"/comments/(\d+)", rest)
+        if match and method == "PATCH":
+            if not (token.write and token.contents):
+                return denied
+            for comments in self.commit_comments.values():
+                for comment in comments:
+                    if comment["id"] == int(match.group(1)):
+                        comment["body"] = body["body"]
+                        return 200, {}, comment
+            return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
+        return None
 
     def _sha(self, thing: object) -> str:
         import hashlib
@@ -541,6 +599,7 @@ class GitLabStandIn(StandIn):
         self.job_token = job_token
         self.tokens = {"glpat-write": "project_7_bot"}
         self.notes: dict[int, list[dict[str, Any]]] = {}
+        self.issue_notes: dict[int, list[dict[str, Any]]] = {}
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.uploads: list[bytes] = []
         super().__init__()
@@ -548,14 +607,21 @@ class GitLabStandIn(StandIn):
     def add_mr(self, iid: int) -> None:
         self.notes.setdefault(iid, [])
 
-    def add_note(self, iid: int, body: str, username: str, system: bool = False) -> dict[str, Any]:
+    def add_note(
+        self,
+        iid: int,
+        body: str,
+        username: str,
+        system: bool = False,
+        notes: dict[int, list[dict[str, Any]]] | None = None,
+    ) -> dict[str, Any]:
         note = {
             "id": self.new_id(),
             "body": body,
             "author": {"id": 1, "username": username},
             "system": system,
         }
-        self.notes.setdefault(iid, []).append(note)
+        (self.notes if notes is None else notes).setdefault(iid, []).append(note)
         return note
 
     def route(
@@ -591,13 +657,16 @@ class GitLabStandIn(StandIn):
                     "markdown": f"![plot]({url})",
                 },
             )
-        match = re.fullmatch(r"/merge_requests/(\d+)/notes(?:/(\d+))?", rest)
+        match = re.fullmatch(r"/(merge_requests|issues)/(\d+)/notes(?:/(\d+))?", rest)
         if match:
+            notes = self.notes if match.group(1) == "merge_requests" else self.issue_notes
+            match = re.fullmatch(r"/\w+/(\d+)/notes(?:/(\d+))?", rest)
+            assert match is not None
             iid = int(match.group(1))
-            if iid not in self.notes:
+            if iid not in notes:
                 return 404, {}, {"message": "404 Not found"}
             if method == "GET" and match.group(2) is None:
-                items, page, last = _page(self.notes[iid], query, 20, 100)
+                items, page, last = _page(notes[iid], query, 20, 100)
                 extra = {
                     "X-Page": str(page),
                     "X-Total-Pages": str(last),
@@ -613,9 +682,9 @@ class GitLabStandIn(StandIn):
                     {"message": {"note": ["is too long (maximum is 1000000 characters)"]}},
                 )
             if method == "POST":
-                return 201, {}, self.add_note(iid, body["body"], str(user))
+                return 201, {}, self.add_note(iid, body["body"], str(user), notes=notes)
             if method == "PUT":
-                for note in self.notes[iid]:
+                for note in notes[iid]:
                     if str(note["id"]) == match.group(2):
                         if note["author"]["username"] != user:
                             return 403, {}, {"message": "403 Forbidden"}

@@ -28,6 +28,7 @@ from mlci.core.gate import (
     RuleResult,
     format_number,
 )
+from mlci.core.markdown import untrusted_markdown
 from mlci.core.metrics import MetricChange, MetricValue, diff_metrics, is_number
 
 SCHEMA_VERSION = 1
@@ -85,6 +86,17 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class ReportSection:
+    """A file the training wrote, listed in `report.sections`: shown after the gate table."""
+
+    path: str  # as mlci.yaml lists it; the section's title
+    markdown: str | None = None  # a Markdown file's text: untrusted, made safe when rendered
+    png: bytes | None = None  # an image
+    note: str | None = None  # why there is nothing to show (not written, too large)
+    image_url: str | None = None  # where the publisher hosted the PNG (None: not hosted)
+
+
+@dataclass(frozen=True)
 class ReportInput:
     """Everything the report shows; plain values, so this module stays pure."""
 
@@ -115,6 +127,7 @@ class ReportInput:
     baseline_data: Mapping[str, str] | None = None  # None: the baseline's are unknown
     data_pull: str | None = None  # what `dvc pull` did, one line
     training_reused: str | None = None  # "training reused from cache: ..." (dvc repro)
+    sections: tuple[ReportSection, ...] = ()  # report.sections, in the order listed
 
     @property
     def status(self) -> str:
@@ -379,7 +392,7 @@ def _change(result: RuleResult) -> str:
 
 
 # Optional sections, dropped in this order when the Markdown is over the forge's limit.
-_FOLDABLE = ("figures", "other", "params", "data", "output")
+_FOLDABLE = ("figures", "sections", "other", "params", "data", "output")
 
 
 def render_markdown(report: ReportInput, *, max_chars: int | None = None) -> str:
@@ -438,6 +451,10 @@ def _markdown(report: ReportInput, omit: set[str]) -> str:
     if report.gate is not None and report.gate.notes:
         parts += [*(f"> {md_text(note)}" for note in report.gate.notes), ""]
     folded = []
+    if report.sections and "sections" in omit:
+        folded.append("the sections from report.sections")
+    for section in () if "sections" in omit else report.sections:
+        parts += _md_details(md_text(section.path), _section_markdown(section), opened=True)
     if report.error is not None and report.output_tail:
         if "output" in omit:
             folded.append("the training output")
@@ -476,6 +493,20 @@ def _markdown(report: ReportInput, omit: set[str]) -> str:
     facts = "\n".join(f"- {md_text(line)}" for line in _details(report))
     parts += _md_details("Run details", facts)
     return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _section_markdown(section: ReportSection) -> str:
+    if section.note is not None:
+        return f"> ⚠️ {md_text(section.note)}"
+    if section.png is not None and section.image_url:
+        return f"![{md_text(section.path)}]({_safe_url(section.image_url)})"
+    if section.png is not None:
+        return (
+            f"*🖼️ {md_text(section.path)} is not shown here: publish.images is `inline`, "
+            "which hosts no images; set it to `branch`, `gitlab`, `gitea` or `s3` to show "
+            "it (it is in report.html)*"
+        )
+    return untrusted_markdown(section.markdown or "").rstrip("\n")
 
 
 def _md_details(summary: str, body: str, *, opened: bool = False) -> list[str]:
@@ -532,6 +563,15 @@ def render_html(report: ReportInput) -> str:
         body.append(_html_table(_gate_table(report.gate)))
     if report.gate is not None:
         body += [f'<p class="note">{esc(note)}</p>' for note in report.gate.notes]
+    for section in report.sections:
+        body.append(f"<h2>{esc(section.path)}</h2>")
+        if section.note is not None:
+            body.append(f'<p class="note">{esc(section.note)}</p>')
+        elif section.png is not None:
+            encoded = base64.b64encode(section.png).decode("ascii")
+            body.append(f'<img alt="{esc(section.path)}" src="data:image/png;base64,{encoded}">')
+        else:
+            body.append(f"<pre>{esc(section.markdown or '')}</pre>")
     if report.error is not None and report.output_tail:
         tail = esc("\n".join(report.output_tail))
         body += ["<h2>Last lines of the training output</h2>", f"<pre>{tail}</pre>"]
@@ -750,11 +790,18 @@ def png_names(figure: Figure) -> list[str]:
     return [f"{figure.key}{'' if i == 0 else f'-{i + 1}'}.png" for i in range(len(figure.pngs))]
 
 
+def section_png_name(index: int) -> str:
+    """The file name of the image of report.sections[index] in `.mlci/out/plots/`."""
+    return f"section-{index + 1}.png"
+
+
 def to_document(report: ReportInput) -> dict[str, object]:
     """Everything in the report as JSON-ready data (PNGs by their names in plots/)."""
     data = dataclasses.asdict(report)
     for figure, source in zip(data["figures"], report.figures, strict=True):
         figure["pngs"] = png_names(source)
+    for index, section in enumerate(data["sections"]):
+        section["png"] = None if section["png"] is None else section_png_name(index)
     encoded = _encode(data)
     assert isinstance(encoded, dict)
     return {"document_version": DOCUMENT_VERSION, **encoded}
@@ -770,7 +817,12 @@ def from_document(document: Mapping[str, Any], read_png: Callable[[str], bytes])
     figures = data.pop("figures")
     promotion = data.pop("promotion")
     device = data.pop("device", None)
+    sections = tuple(
+        ReportSection(**{**item, "png": None if item["png"] is None else read_png(item["png"])})
+        for item in data.pop("sections", [])
+    )
     return ReportInput(
+        sections=sections,
         device=None if device is None else DeviceInfo.from_json(device),
         gate=None if gate is None else _gate_from(gate),
         figures=tuple(

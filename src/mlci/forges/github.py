@@ -73,6 +73,8 @@ class GitHubForge(RemoteForge):
         self.name = "Gitea" if flavour == "gitea" else "GitHub"
         self.max_comment_chars = GITHUB_COMMENT_LIMIT
         self.needed = needed or {"pull-requests": "write"}
+        # Set by `mlci comment --target commit`: the sticky comment goes on this commit.
+        self.commit_sha: str | None = None
         http.forge_name = self.name
 
     @property
@@ -86,23 +88,35 @@ class GitHubForge(RemoteForge):
     def _comments(self) -> Iterator[Comment]:
         size = "limit=50" if self.flavour == "gitea" else "per_page=100"
         path = f"{self._repo_path}/issues/{self.pr_number}/comments?{size}"
-        for _, page in self._pages(path, f"read the comments of pull request #{self.pr_number}"):
+        action = f"read the comments of pull request #{self.pr_number}"
+        if self.commit_sha:
+            path = f"{self._repo_path}/commits/{self.commit_sha}/comments?per_page=100"
+            action = f"read the comments of commit {self.commit_sha[:12]}"
+        for _, page in self._pages(path, action):
             for item in page if isinstance(page, list) else []:
                 if isinstance(item, dict):
                     yield _comment(item)
 
     def _create(self, body: str) -> Comment:
         path = f"{self._repo_path}/issues/{self.pr_number}/comments"
+        where = f"pull request #{self.pr_number}"
+        if self.commit_sha:
+            path = f"{self._repo_path}/commits/{self.commit_sha}/comments"
+            where = f"commit {self.commit_sha[:12]}"
         response = self.http.request("POST", path, body={"body": body})
         if response.status != 201:
-            self.fail(response, f"comment on pull request #{self.pr_number}")
+            self.fail(response, f"comment on {where}")
         return _comment(response.json())
 
     def _edit(self, comment: Comment, body: str) -> Comment:
         path = f"{self._repo_path}/issues/comments/{comment.id}"
+        where = f"pull request #{self.pr_number}"
+        if self.commit_sha:
+            path = f"{self._repo_path}/comments/{comment.id}"
+            where = f"commit {self.commit_sha[:12]}"
         response = self.http.request("PATCH", path, body={"body": body})
         if response.status >= 300:
-            self.fail(response, f"update comment {comment.id} on pull request #{self.pr_number}")
+            self.fail(response, f"update comment {comment.id} on {where}")
         return _comment(response.json())
 
     def _minimize(self, comment: Comment) -> None:

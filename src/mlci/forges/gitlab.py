@@ -42,6 +42,8 @@ class GitLabForge(RemoteForge):
         self.web_url = web_url
         self.max_comment_chars = GITLAB_NOTE_LIMIT
         self.status_context = "mlci"
+        # `mlci comment --target issue/N` sets "issues": the notes of issue `mr_iid`.
+        self.noteable = "merge_requests"
         http.forge_name = self.name
 
     @property
@@ -50,7 +52,7 @@ class GitLabForge(RemoteForge):
 
     @property
     def _notes(self) -> str:
-        return f"{self._project_path}/merge_requests/{self.mr_iid}/notes"
+        return f"{self._project_path}/{self.noteable}/{self.mr_iid}/notes"
 
     def _comments(self) -> Iterator[Comment]:
         path = f"{self._notes}?per_page=100&sort=asc&order_by=created_at"
