@@ -210,3 +210,18 @@ def test_github_pull_request_uses_the_base_ref_from_the_environment(tmp_path: Pa
 
     assert choice.baseline is not None
     assert choice.baseline.metrics["accuracy"] == 0.88
+
+
+def test_auto_falling_back_to_git_keeps_the_base_commits_params(tmp_path: Path) -> None:
+    project = make_repo(tmp_path, baseline="auto")
+    (project / "params.yaml").write_text("model:\n  C: 0.1\n")
+    git.commit_all(tmp_path, "params")
+    git.switch(tmp_path, "feature", create=True)
+    (project / "params.yaml").write_text("model:\n  C: 1.0\n")
+    write_metrics(project, 0.91)
+    git.commit_all(tmp_path, "tune C")
+
+    choice = choose(project)  # no registry: auto falls back to git
+
+    assert choice.baseline is not None and choice.baseline.source == "git"
+    assert choice.params == {"model.C": "0.1"}

@@ -77,6 +77,7 @@ def find_baseline(
             from_git.baseline,
             from_git.predictions,
             (*notes, *from_git.notes),
+            params=from_git.params,
             data=from_git.data,
         )
     notes += from_git.notes
