@@ -6,6 +6,7 @@ promoted, and again whenever a later stage fails, so a run never ends without th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -602,10 +603,15 @@ def _publish(
 ) -> bool:
     """Job summary, comment and status (mlci.publish); True when a part of it failed."""
     if state.publisher is None:
+        settings = config.publish if config else config_module.PublishConfig()
+        if config is None:
+            # mlci.yaml did not load: no model to key a comment or a status by, but the
+            # CI's job summary still shows the error, next to the run that hit it.
+            settings = config_module.PublishConfig(comment="off", status=False)
+            if state.context is None:
+                with contextlib.suppress(MlciError):
+                    state.context = ci.detect_context(state.root, env)
         state.publisher = Publisher(
-            context=state.context,
-            settings=config.publish if config else config_module.PublishConfig(),
-            env=env,
-            console=console,
+            context=state.context, settings=settings, env=env, console=console
         )
     return state.publisher.publish(report or state.report(), out_dir).failed

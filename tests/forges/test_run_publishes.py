@@ -75,3 +75,17 @@ def test_refused_publish_never_hides_a_failed_gate(
 
     assert main(["run", "--config", str(project.config)]) == EXIT_GATE_FAILED
     assert project.gate_json()["verdict"] == "fail"
+
+
+def test_a_broken_config_still_lands_in_the_job_summary_and_posts_nothing(
+    project: Project, pull_request: GitHubStandIn, tmp_path: Path
+) -> None:
+    project.write("mlci.yaml", "version: 1\nmodel: {name: tiny-model}\ngate: [not, a, mapping]\n")
+
+    assert main(["run", "--config", str(project.config)]) == 2
+
+    summary = (tmp_path / "step_summary.md").read_text()
+    assert "gate" in summary and "expected a mapping" in summary
+    assert pull_request.comments.get(12, []) == []
+    assert pull_request.statuses.get(HEAD, []) == []
+    assert (project.out / "report.md").exists()
