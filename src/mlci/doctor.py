@@ -375,16 +375,6 @@ def check_forge_token(ctx: DoctorContext) -> CheckResult:
     )
 
 
-_TOKENS = (
-    "GITHUB_TOKEN",
-    "GH_TOKEN",
-    "GITEA_TOKEN",
-    "FORGEJO_TOKEN",
-    "GITLAB_TOKEN",
-    "BITBUCKET_TOKEN",
-)
-
-
 def check_forge_access(ctx: DoctorContext) -> CheckResult:
     """In CI with a token: one read of the repository shows whether publishing will work."""
     env = ctx.env
@@ -393,13 +383,13 @@ def check_forge_access(ctx: DoctorContext) -> CheckResult:
     )
     if not in_ci:
         return CheckResult("forge access", "skip", "a local run: nothing is posted")
-    if not any(env.get(name) for name in _TOKENS):
-        return CheckResult("forge access", "skip", "no token to try (see forge token)")
     from mlci import ci
-    from mlci.forges import check_access
+    from mlci.forges import TOKEN_VARIABLES, check_access
 
     try:
         context = ci.detect_context(ctx.root, env)
+        if not any(env.get(name) for name in TOKEN_VARIABLES.get(context.ci, ())):
+            return CheckResult("forge access", "skip", "no token to try (see forge token)")
         lines = check_access(context, env)
     except MlciError as exc:
         return CheckResult("forge access", "fail", exc.message)

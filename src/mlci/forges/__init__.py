@@ -36,6 +36,15 @@ class ForgeChoice:
     no_token: bool = False  # no token (or repository) in the environment: summary and files only
 
 
+# The variables each forge's token is read from, in order of preference.
+TOKEN_VARIABLES: dict[str, tuple[str, ...]] = {
+    "github": ("GITHUB_TOKEN", "GH_TOKEN"),
+    "gitea": ("GITEA_TOKEN", "FORGEJO_TOKEN", "GITHUB_TOKEN"),
+    "gitlab": ("GITLAB_TOKEN",),  # CI_JOB_TOKEN, its fallback, can read but not post notes
+    "bitbucket": ("BITBUCKET_TOKEN",),
+}
+
+
 def _token(env: Mapping[str, str], *names: str) -> tuple[str, str] | None:
     for name in names:
         if env.get(name):
@@ -72,11 +81,7 @@ def open_forge(
         from mlci.forges.github import GitHubForge, graphql_url
 
         gitea = context.ci == "gitea"
-        names = (
-            ("GITEA_TOKEN", "FORGEJO_TOKEN", "GITHUB_TOKEN")
-            if gitea
-            else ("GITHUB_TOKEN", "GH_TOKEN")
-        )
+        names = TOKEN_VARIABLES[context.ci]
         fork = context.fork and env.get("GITHUB_EVENT_NAME") == "pull_request"
         if fork:
             return ForgeChoice(
@@ -122,7 +127,7 @@ def open_forge(
     if context.ci == "gitlab":
         from mlci.forges.gitlab import JOB_TOKEN_FIX, GitLabForge
 
-        found = _token(env, "GITLAB_TOKEN")
+        found = _token(env, *TOKEN_VARIABLES["gitlab"])
         job = env.get("CI_JOB_TOKEN")
         if found is None and context.fork:
             return ForgeChoice(
@@ -157,7 +162,7 @@ def open_forge(
     if context.ci == "bitbucket":
         from mlci.forges.bitbucket import TOKEN_FIX, BitbucketForge
 
-        found = _token(env, "BITBUCKET_TOKEN")
+        found = _token(env, *TOKEN_VARIABLES["bitbucket"])
         if found is None:
             return ForgeChoice(
                 None,
