@@ -128,3 +128,15 @@ def project(tmp_path: Path, empty_registry_db: Path) -> Iterator[Project]:
     proj.set_params(metrics={"accuracy": 0.9, "log_loss": 0.30, "f1": 0.88})
     proj.commit("initial")
     yield proj
+
+
+@pytest.fixture(scope="session")
+def shared_mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """One real `mlflow server` on 127.0.0.1 for the session: (URL, its artifact folder).
+
+    Tests that share it name their models uniquely; it takes ~10 s to start."""
+    from tests.test_registry_server import mlflow_server
+
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    with mlflow_server(folder) as url:
+        yield url, folder / "artifacts"

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mlci.errors import ExternalError
-from mlci.registry.base import Lineage
+from mlci.registry.base import Lineage, ModelVersion
 from mlci.registry.mlflow import MlflowRegistry, redact_uri, resolve_tracking_uri
 from mlci.registry.packaging import package_model
 
@@ -39,6 +41,34 @@ def registry(tmp_path: Path, empty_registry_db: Path) -> MlflowRegistry:
     return MlflowRegistry(f"sqlite:///{db}", artifact_root=tmp_path / "artifacts")
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A registry to test, the name of a model new to it, and where its artifacts land."""
+
+    registry: MlflowRegistry
+    name: str
+    artifacts: Path
+
+    def files(self, version: ModelVersion, name: str) -> list[Path]:
+        """The files called `name` stored in the run of `version`."""
+        assert version.run_id is not None
+        return sorted(p for p in self.artifacts.rglob(name) if version.run_id in p.parts)
+
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(params=["sqlite", "server"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Each case twice: a sqlite file (through MlflowClient) and a real `mlflow server`
+    (through mlci's REST client); the server is shared, so each test names a new model."""
+    if request.param == "sqlite":
+        registry = request.getfixturevalue("registry")
+        return Backend(registry, "clf", tmp_path / "artifacts")
+    url, artifacts = request.getfixturevalue("shared_mlflow_server")
+    return Backend(MlflowRegistry(url), f"clf-{next(_names)}", artifacts)
+
+
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "model"
@@ -48,69 +78,75 @@ def model_dir(tmp_path: Path) -> Path:
 
 
 def test_register_records_metrics_lineage_and_artifacts(
-    registry: MlflowRegistry, model_dir: Path, tmp_path: Path
+    backend: Backend, model_dir: Path, tmp_path: Path
 ) -> None:
-    version, created = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.91))
+    registry, clf = backend.registry, backend.name
+    version, created = registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.91))
 
     assert created is True
     assert version.version == "1"
     assert version.commit == "a" * 40
     assert version.metrics == {"accuracy": 0.91}
     assert version.gate_verdict == "pass"
-    stored = list((tmp_path / "artifacts").rglob("weights.bin"))
+    stored = backend.files(version, "weights.bin")
     assert [p.read_bytes() for p in stored] == [b"\x00\x01weights"]
 
 
-def test_register_is_idempotent_per_commit(registry: MlflowRegistry, model_dir: Path) -> None:
-    first, _ = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.91))
-    again, created = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.91))
-    other, _ = registry.register("clf", model_dir, lineage("b" * 40, accuracy=0.93))
+def test_register_is_idempotent_per_commit(backend: Backend, model_dir: Path) -> None:
+    registry, clf = backend.registry, backend.name
+    first, _ = registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.91))
+    again, created = registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.91))
+    other, _ = registry.register(clf, model_dir, lineage("b" * 40, accuracy=0.93))
 
     assert created is False
     assert again.version == first.version == "1"
     assert other.version == "2"
 
 
-def test_a_single_file_model_is_registered_too(registry: MlflowRegistry, tmp_path: Path) -> None:
+def test_a_single_file_model_is_registered_too(backend: Backend, tmp_path: Path) -> None:
+    registry, clf = backend.registry, backend.name
     model = tmp_path / "model.pkl"
     model.write_bytes(b"pickle")
-    version, _ = registry.register("clf", model, lineage("c" * 40, accuracy=0.5))
+    version, _ = registry.register(clf, model, lineage("c" * 40, accuracy=0.5))
     assert version.source is not None and version.source.endswith("/model")
-    assert [p.name for p in (tmp_path / "artifacts").rglob("model.pkl")] == ["model.pkl"]
+    assert [p.name for p in backend.files(version, "model.pkl")] == ["model.pkl"]
 
 
-def test_alias_moves_and_reports_where_it_was(registry: MlflowRegistry, model_dir: Path) -> None:
-    v1, _ = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
-    v2, _ = registry.register("clf", model_dir, lineage("b" * 40, accuracy=0.95))
+def test_alias_moves_and_reports_where_it_was(backend: Backend, model_dir: Path) -> None:
+    registry, clf = backend.registry, backend.name
+    v1, _ = registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.9))
+    v2, _ = registry.register(clf, model_dir, lineage("b" * 40, accuracy=0.95))
 
-    first = registry.move_alias("clf", "champion", v1)
-    second = registry.move_alias("clf", "champion", v2)
+    first = registry.move_alias(clf, "champion", v1)
+    second = registry.move_alias(clf, "champion", v2)
 
     assert (first.from_version, first.to_version) == (None, "1")
     assert (second.from_version, second.to_version) == ("1", "2")
-    champion = registry.by_alias("clf", "champion")
+    champion = registry.by_alias(clf, "champion")
     assert champion is not None
     assert champion.version == "2"
     assert champion.metrics == {"accuracy": 0.95}
-    assert champion.label == "clf v2 (@champion)"
+    assert champion.label == f"{clf} v2 (@champion)"
 
 
 def test_versions_are_listed_newest_first_with_their_aliases(
-    registry: MlflowRegistry, model_dir: Path
+    backend: Backend, model_dir: Path
 ) -> None:
-    v1, _ = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
-    registry.register("clf", model_dir, lineage("b" * 40, accuracy=0.95))
-    registry.move_alias("clf", "champion", v1)
+    registry, clf = backend.registry, backend.name
+    v1, _ = registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.9))
+    registry.register(clf, model_dir, lineage("b" * 40, accuracy=0.95))
+    registry.move_alias(clf, "champion", v1)
 
-    listed = registry.versions("clf")
+    listed = registry.versions(clf)
 
     assert [(v.version, v.aliases) for v in listed] == [("2", ()), ("1", ("champion",))]
 
 
-def test_unknown_model_or_alias_reads_as_none(registry: MlflowRegistry, model_dir: Path) -> None:
+def test_unknown_model_or_alias_reads_as_none(backend: Backend, model_dir: Path) -> None:
+    registry, clf = backend.registry, backend.name
     assert registry.by_alias("nothing-here", "champion") is None
-    registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
-    assert registry.by_alias("clf", "champion") is None
+    registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.9))
+    assert registry.by_alias(clf, "champion") is None
     assert registry.versions("nothing-here") == []
 
 
@@ -159,14 +195,15 @@ def test_relative_sqlite_paths_are_relative_to_the_project(tmp_path: Path) -> No
 
 
 def test_predictions_are_stored_with_the_version_and_read_back(
-    registry: MlflowRegistry, model_dir: Path, tmp_path: Path
+    backend: Backend, model_dir: Path, tmp_path: Path
 ) -> None:
+    registry, clf = backend.registry, backend.name
     predictions = tmp_path / "predictions.csv"
     predictions.write_text("y_true,y_pred\n1,1\n0,1\n")
     with_predictions, _ = registry.register(
-        "clf", model_dir, lineage("a" * 40, accuracy=0.5), predictions=predictions
+        clf, model_dir, lineage("a" * 40, accuracy=0.5), predictions=predictions
     )
-    without, _ = registry.register("clf", model_dir, lineage("b" * 40, accuracy=0.5))
+    without, _ = registry.register(clf, model_dir, lineage("b" * 40, accuracy=0.5))
 
     fetched = registry.predictions(with_predictions, tmp_path / "download")
 
@@ -175,14 +212,15 @@ def test_predictions_are_stored_with_the_version_and_read_back(
     assert registry.predictions(without, tmp_path / "download2") is None
 
 
-def test_every_alias_move_is_recorded(registry: MlflowRegistry, model_dir: Path) -> None:
-    v1, _ = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
-    v2, _ = registry.register("clf", model_dir, lineage("b" * 40, accuracy=0.95))
-    registry.move_alias("clf", "champion", v1, run_url="https://ci.example/run/1")
-    registry.move_alias("clf", "champion", v2)
-    registry.move_alias("clf", "champion", v1, reason="rollback")
+def test_every_alias_move_is_recorded(backend: Backend, model_dir: Path) -> None:
+    registry, clf = backend.registry, backend.name
+    v1, _ = registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.9))
+    v2, _ = registry.register(clf, model_dir, lineage("b" * 40, accuracy=0.95))
+    registry.move_alias(clf, "champion", v1, run_url="https://ci.example/run/1")
+    registry.move_alias(clf, "champion", v2)
+    registry.move_alias(clf, "champion", v1, reason="rollback")
 
-    history = registry.history("clf", "champion")
+    history = registry.history(clf, "champion")
 
     assert [(m.from_version, m.to_version, m.reason) for m in history] == [
         (None, "1", "promote"),
@@ -192,15 +230,16 @@ def test_every_alias_move_is_recorded(registry: MlflowRegistry, model_dir: Path)
     assert history[0].run_url == "https://ci.example/run/1"
     assert history[1].commit == "b" * 40
     assert all(m.when_ms for m in history)
-    assert registry.history("clf", "challenger") == []
+    assert registry.history(clf, "challenger") == []
     assert registry.history("no-such-model", "champion") == []
 
 
-def test_a_version_is_found_by_number(registry: MlflowRegistry, model_dir: Path) -> None:
-    registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
-    found = registry.version("clf", "1")
+def test_a_version_is_found_by_number(backend: Backend, model_dir: Path) -> None:
+    registry, clf = backend.registry, backend.name
+    registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.9))
+    found = registry.version(clf, "1")
     assert found is not None and found.commit == "a" * 40
-    assert registry.version("clf", "7") is None
+    assert registry.version(clf, "7") is None
     assert registry.version("nothing", "1") is None
 
 
@@ -220,34 +259,35 @@ def trained() -> tuple[Any, Any]:
 
 
 def _load_champion(
-    registry: MlflowRegistry, monkeypatch: pytest.MonkeyPatch, loader: str = "pyfunc"
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, loader: str = "pyfunc"
 ) -> Any:
     import mlflow.pyfunc
     import mlflow.sklearn
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry.tracking_uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", backend.registry.tracking_uri)
     load = mlflow.sklearn.load_model if loader == "sklearn" else mlflow.pyfunc.load_model
-    return load("models:/clf@champion")
+    return load(f"models:/{backend.name}@champion")
 
 
 def test_a_pickled_sklearn_model_loads_back_from_the_champion_alias(
-    registry: MlflowRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    registry, clf = backend.registry, backend.name
     model, rows = trained()
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "model.pkl").write_bytes(pickle.dumps(model))  # as the example's train.py
     (folder / "labels.txt").write_text("setosa\n")
 
-    version, _ = registry.register("clf", folder, lineage("a" * 40, accuracy=0.9))
-    registry.move_alias("clf", "champion", version)
+    version, _ = registry.register(clf, folder, lineage("a" * 40, accuracy=0.9))
+    registry.move_alias(clf, "champion", version)
 
     assert version.model_format == "sklearn"
-    loaded = _load_champion(registry, monkeypatch)
+    loaded = _load_champion(backend, monkeypatch)
     assert list(loaded.predict(rows)) == list(model.predict(rows))
-    estimator = _load_champion(registry, monkeypatch, loader="sklearn")
+    estimator = _load_champion(backend, monkeypatch, loader="sklearn")
     assert (estimator.predict_proba(rows) == model.predict_proba(rows)).all()
-    stored = next((tmp_path / "artifacts").rglob("MLmodel")).parent
+    stored = backend.files(version, "MLmodel")[0].parent
     assert (stored / "labels.txt").read_text() == "setosa\n"  # the folder's other files stay
     requirements = (stored / "requirements.txt").read_text().splitlines()
     assert {r.split("==")[0] for r in requirements} == {"mlflow", "numpy", "scikit-learn"}
@@ -255,25 +295,27 @@ def test_a_pickled_sklearn_model_loads_back_from_the_champion_alias(
 
 
 def test_a_joblib_model_loads_back_through_the_shipped_loader(
-    registry: MlflowRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    registry, clf = backend.registry, backend.name
     import joblib
 
     model, rows = trained()
     path = tmp_path / "model.joblib"
     joblib.dump(model, path)
 
-    version, _ = registry.register("clf", path, lineage("a" * 40, accuracy=0.9))
-    registry.move_alias("clf", "champion", version)
+    version, _ = registry.register(clf, path, lineage("a" * 40, accuracy=0.9))
+    registry.move_alias(clf, "champion", version)
 
     assert version.model_format == "pyfunc"
-    loaded = _load_champion(registry, monkeypatch)
+    loaded = _load_champion(backend, monkeypatch)
     assert list(loaded.predict(rows)) == list(model.predict(rows))
 
 
 def test_an_mlflow_model_folder_is_logged_as_it_is(
-    registry: MlflowRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    registry, clf = backend.registry, backend.name
     model, rows = trained()
     folder = tmp_path / "mlflow-model"
     folder.mkdir()
@@ -284,12 +326,12 @@ def test_an_mlflow_model_folder_is_logged_as_it_is(
         (folder / name).write_bytes((generated / name).read_bytes())
     (folder / "requirements.txt").write_text("scikit-learn\n")  # the training's own choice
 
-    version, _ = registry.register("clf", folder, lineage("a" * 40, accuracy=0.9))
-    registry.move_alias("clf", "champion", version)
+    version, _ = registry.register(clf, folder, lineage("a" * 40, accuracy=0.9))
+    registry.move_alias(clf, "champion", version)
 
     assert version.model_format == "mlflow"
-    assert list(_load_champion(registry, monkeypatch).predict(rows)) == list(model.predict(rows))
-    stored = next((tmp_path / "artifacts").rglob("MLmodel")).parent
+    assert list(_load_champion(backend, monkeypatch).predict(rows)) == list(model.predict(rows))
+    stored = backend.files(version, "MLmodel")[0].parent
     assert (stored / "requirements.txt").read_text() == "scikit-learn\n"
 
 
@@ -372,11 +414,12 @@ def test_a_failed_upload_leaves_no_version_and_the_retry_registers_cleanly(
 
 
 def test_a_version_left_by_a_failed_attempt_is_not_reused_but_deleted(
-    registry: MlflowRegistry, model_dir: Path
+    backend: Backend, model_dir: Path
 ) -> None:
+    registry, clf = backend.registry, backend.name
     # What an attempt that died after creating its version leaves: the version, tagged
     # with the commit, and its run marked FAILED (or never finished).
-    registry.register("clf", model_dir, lineage("0" * 40, accuracy=0.5))  # v1, complete
+    registry.register(clf, model_dir, lineage("0" * 40, accuracy=0.5))  # v1, complete
     client = registry._client()
     experiment = client.get_experiment_by_name("mlci").experiment_id
     for status in ("FAILED", "RUNNING"):
@@ -384,12 +427,15 @@ def test_a_version_left_by_a_failed_attempt_is_not_reused_but_deleted(
         if status == "FAILED":
             client.set_terminated(run.info.run_id, status="FAILED")
         client.create_model_version(
-            "clf", source="file:///nowhere", run_id=run.info.run_id, tags={"mlci.commit": "a" * 40}
+            clf,
+            source=f"{run.info.artifact_uri}/model",
+            run_id=run.info.run_id,
+            tags={"mlci.commit": "a" * 40},
         )  # v2 (failed), v3 (still running)
 
-    version, created = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
+    version, created = registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.9))
 
     assert (version.version, created) == ("4", True)
-    assert [v.version for v in registry.versions("clf")] == ["4", "3", "1"]  # v2 deleted
-    again, created = registry.register("clf", model_dir, lineage("a" * 40, accuracy=0.9))
+    assert [v.version for v in registry.versions(clf)] == ["4", "3", "1"]  # v2 deleted
+    again, created = registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.9))
     assert (again.version, created) == ("4", False)

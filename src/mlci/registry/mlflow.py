@@ -21,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from mlci.errors import ExternalError, UsageError
+from mlci.registry import mlflow_rest
 from mlci.registry.base import UNREAD, AliasMove, Lineage, ModelVersion, Unread
 from mlci.registry.packaging import PackagedModel, package_model
 
@@ -250,6 +251,10 @@ class MlflowRegistry:
         if self._client_instance is None:
             for name, value in _MLFLOW_DEFAULTS.items():
                 os.environ.setdefault(name, value)
+            if mlflow_rest.usable(self.tracking_uri, os.environ):
+                # A server: its REST API, without the seconds of importing MLflow.
+                self._client_instance = mlflow_rest.RestClient(self.tracking_uri)
+                return self._client_instance
             prefix = "sqlite:///"
             if self.tracking_uri.startswith(prefix):
                 Path(self.tracking_uri[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)
@@ -351,9 +356,11 @@ class MlflowRegistry:
         packaged: PackagedModel,
     ) -> tuple[str, str]:
         """A RUNNING run with the metrics, lineage and the model; FAILED when anything fails."""
-        from mlflow.entities import Metric, Param, RunTag
-
         client = self._client()
+        # Each client takes its own Metric, Param and RunTag (same fields).
+        entities: Any = mlflow_rest
+        if not isinstance(client, mlflow_rest.RestClient):
+            import mlflow.entities as entities
         run = client.create_run(
             self._experiment_id(),
             run_name=f"{model}@{lineage.commit[:8]}",
@@ -361,19 +368,20 @@ class MlflowRegistry:
         )
         run_id = run.info.run_id
         try:
-            metrics = [Metric(name, value, 0, 0) for name, value in lineage.metrics.items()]
+            metrics = [entities.Metric(key, value, 0, 0) for key, value in lineage.metrics.items()]
             params = [
-                Param(name[:_PARAM_KEY_LIMIT], value[:_PARAM_VALUE_LIMIT])
+                entities.Param(name[:_PARAM_KEY_LIMIT], value[:_PARAM_VALUE_LIMIT])
                 for name, value in lineage.params.items()
             ]
-            tags = [RunTag(key, value) for key, value in _lineage_tags(lineage).items()]
-            tags.append(RunTag("mlci.model_format", packaged.format))
+            tags = [entities.RunTag(key, value) for key, value in _lineage_tags(lineage).items()]
+            tags.append(entities.RunTag("mlci.model_format", packaged.format))
             # MLflow takes at most 1000 metrics, 100 params and 100 tags per batch.
             for start in range(0, len(metrics), 1000):
                 client.log_batch(run_id, metrics=metrics[start : start + 1000])
             for start in range(0, len(params), 100):
                 client.log_batch(run_id, params=params[start : start + 100])
-            client.log_batch(run_id, tags=tags)
+            for start in range(0, len(tags), 100):
+                client.log_batch(run_id, tags=tags[start : start + 100])
             if artifact.is_dir():
                 client.log_artifacts(run_id, str(artifact), artifact_path="model")
             else:
@@ -410,6 +418,13 @@ def _not_found(exc: Exception) -> bool:
 def _explain(exc: Exception, doing: str, where: str) -> str:
     text = str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if isinstance(exc, mlflow_rest.RestError):
+        if exc.status is None:
+            return (
+                f"cannot reach the MLflow server {where} while {doing} ({first}): check that "
+                f"it is running and that MLFLOW_TRACKING_URI (or registry.tracking_uri) is right"
+            )
+        text = f"status code {exc.status} {text}"  # MLflow's own errors say it in the text
     if "database is locked" in text:
         return (
             f"the MLflow registry {where} is locked while {doing}: another process is "
