@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -139,8 +140,19 @@ def test_a_registry_under_a_file_cannot_be_created(tmp_path: Path) -> None:
 
 class _Health(http.server.BaseHTTPRequestHandler):
     status = 200
+    api = True  # answers MLflow's registry API (the model is not registered), else 404 text
+    seen_auth: ClassVar[list[str | None]] = []  # a new list per fixture
 
     def do_GET(self) -> None:
+        self.seen_auth.append(self.headers.get("Authorization"))
+        if self.api and self.path.startswith("/api/2.0/mlflow/registered-models/get?"):
+            body = b'{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not found"}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         code = self.status if self.path == "/health" else 404
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
@@ -154,7 +166,7 @@ class _Health(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def health_server() -> Iterator[tuple[str, type[_Health]]]:
     """A stand-in for `mlflow server`'s /health: 200 "OK" (or the status set)."""
-    handler = type("Handler", (_Health,), {})
+    handler = type("Handler", (_Health,), {"seen_auth": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -171,6 +183,13 @@ def test_an_mlflow_server_answering_health_passes_and_its_password_is_hidden(
 
     ok = doctor.check_registry(_ctx(tmp_path, {"MLFLOW_TRACKING_URI": url}))
     assert ok.status == "ok" and "s3cret" not in ok.line() and "***@127.0.0.1" in ok.line()
+    assert ok.detail.endswith("answers; tiny-model is not registered yet")
+    assert handler.seen_auth[-1] == "Basic dXNlcjpzM2NyZXQ="  # user:s3cret, as MLflow sends it
+
+    handler.api = False  # /health answers, the API does not: a wrong path in the URI
+    wrong = doctor.check_registry(_ctx(tmp_path, {"MLFLOW_TRACKING_URI": url}))
+    assert wrong.status == "fail" and "status code 404" in wrong.detail
+    assert wrong.fix is not None and "its path included" in wrong.fix
 
     handler.status = 503
     failed = doctor.check_registry(_ctx(tmp_path, {"MLFLOW_TRACKING_URI": url}))

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlci import pipeline
+from mlci import doctor, pipeline
 from mlci.console import Console
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK
 from mlci.registry.mlflow import MlflowRegistry
@@ -139,3 +139,28 @@ def test_a_user_without_edit_on_the_model_is_told_and_leaves_no_version(
     assert promoted.report.promotion.version == "1"
     champion = registry.by_alias(MODEL, "champion")
     assert champion is not None and champion.commit == promoted.report.commit
+
+
+@pytest.mark.slow
+def test_doctor_reads_the_model_with_the_jobs_credentials(
+    auth_server: str, project: Project
+) -> None:
+    def check(user: str, password: str) -> doctor.CheckResult:
+        env = {
+            "MLFLOW_TRACKING_URI": auth_server,
+            "MLFLOW_TRACKING_USERNAME": user,
+            "MLFLOW_TRACKING_PASSWORD": password,
+        }
+        return doctor.check_registry(doctor.context_for(project.config, env))
+
+    wrong = check("bot", "wrong-password")
+    right = check("bot", BOT_PASSWORD)
+
+    assert (wrong.status, wrong.detail) == (
+        "fail",
+        f"MLflow server {auth_server} refused the credentials (401)",
+    )
+    assert wrong.fix is not None and "MLFLOW_TRACKING_PASSWORD" in wrong.fix
+    assert "wrong-password" not in wrong.line()
+    assert right.status == "ok"
+    assert right.detail.startswith(f"MLflow server {auth_server} answers; the credentials read")

@@ -249,6 +249,7 @@ def test_a_redirect_names_the_address_to_use() -> None:
         client = mlflow_rest.RestClient(server.url, {})
         with pytest.raises(mlflow_rest.RestError) as failed:
             client.get_registered_model("clf")
+        client.close()  # the exception's traceback keeps the client: no socket in the GC
 
     assert "redirects to https://mlflow.example/: set the tracking URI" in str(failed.value)
 
@@ -258,10 +259,13 @@ def test_credentials_go_in_the_header_only() -> None:
         server.script = [(401, {}, b"You are not authenticated.")] * 2
         token = mlflow_rest.RestClient(server.url, {"MLFLOW_TRACKING_TOKEN": "tok-123"})
         in_uri = server.url.replace("http://", "http://bot:p%40ss@")
+        with_uri = mlflow_rest.RestClient(in_uri, {})
         with pytest.raises(mlflow_rest.RestError) as failed:
             token.get_registered_model("clf")
         with pytest.raises(mlflow_rest.RestError):
-            mlflow_rest.RestClient(in_uri, {}).get_registered_model("clf")
+            with_uri.get_registered_model("clf")
+        token.close()
+        with_uri.close()
 
     headers = [seen[2] for seen in server.seen]
     assert headers[0]["Authorization"] == "Bearer tok-123"

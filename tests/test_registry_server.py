@@ -15,13 +15,16 @@ from pathlib import Path
 import pytest
 
 from mlci.registry.mlflow import MlflowRegistry
-from tests.servers import free_port
+from tests.servers import free_port, postgres_binaries, postgres_server
 from tests.test_registry_mlflow import lineage, trained
 
 
 @contextlib.contextmanager
-def mlflow_server(folder: Path, *args: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 keeping its data in `folder`; yields its URL."""
+def mlflow_server(
+    folder: Path, *args: str, env: Mapping[str, str] | None = None, database: str | None = None
+) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 keeping its data in `folder` (or its runs and
+    registry in `database`, a backend store URI); yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -37,7 +40,7 @@ def mlflow_server(folder: Path, *args: str, env: Mapping[str, str] | None = None
             "--workers",
             "1",
             "--backend-store-uri",
-            f"sqlite:///{folder / 'server.db'}",
+            database or f"sqlite:///{folder / 'server.db'}",
             "--artifacts-destination",
             str(folder / "artifacts"),
             *args,
@@ -48,7 +51,7 @@ def mlflow_server(folder: Path, *args: str, env: Mapping[str, str] | None = None
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})},
     )
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # a new PostgreSQL database: all migrations
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
@@ -59,7 +62,7 @@ def mlflow_server(folder: Path, *args: str, env: Mapping[str, str] | None = None
                     pytest.fail(f"mlflow server exited with {process.returncode}")
                 time.sleep(0.5)
         else:
-            pytest.fail("mlflow server did not start within 90 s")
+            pytest.fail("mlflow server did not start within 180 s")
         yield url
     finally:
         process.terminate()
@@ -124,3 +127,46 @@ def test_the_champion_loads_from_the_server_and_predicts_as_trained(
 
     assert version.model_format == "sklearn"
     assert list(loaded.predict(rows)) == list(model.predict(rows))
+
+
+@pytest.mark.slow
+def test_a_server_on_postgresql_promotes_rolls_back_and_serves_the_champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The production setup of docs/registry.md: the server's runs and registry in
+    PostgreSQL, the model files proxied to its artifact folder."""
+    import mlflow.pyfunc
+
+    if postgres_binaries() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run installs it (apt-get)")
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+    model, rows = trained()
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(model))
+
+    with postgres_server() as database, mlflow_server(tmp_path, database=database) as url:
+        registry = MlflowRegistry(url)
+        first, _ = registry.register("pg-model", path, lineage("a" * 40, accuracy=0.9))
+        registry.move_alias("pg-model", "champion", first)
+        second, _ = registry.register("pg-model", path, lineage("b" * 40, accuracy=0.95))
+        registry.move_alias("pg-model", "champion", second)
+        again, created = registry.register("pg-model", path, lineage("b" * 40, accuracy=0.95))
+        registry.move_alias("pg-model", "champion", first, reason="rollback")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        loaded = mlflow.pyfunc.load_model("models:/pg-model@champion")
+        history = registry.history("pg-model", "champion")
+        listed = registry.versions("pg-model")
+
+    assert (again.version, created) == ("2", False)
+    assert [(m.from_version, m.to_version, m.reason) for m in history] == [
+        (None, "1", "promote"),
+        ("1", "2", "promote"),
+        ("2", "1", "rollback"),
+    ]
+    assert [(v.version, v.aliases, v.metrics) for v in listed] == [
+        ("2", (), {"accuracy": 0.95}),
+        ("1", ("champion",), {"accuracy": 0.9}),
+    ]
+    assert list(loaded.predict(rows)) == list(model.predict(rows))
+    assert [p.name for p in tmp_path.glob("*.db")] == []  # nothing went to sqlite

@@ -180,7 +180,10 @@ def check_registry(ctx: DoctorContext) -> CheckResult:
     )
     shown = redact_uri(uri)
     if uri.startswith(("http://", "https://")):
-        return _check_server(uri, shown)
+        reached = _check_server(uri, shown)
+        if reached.status != "ok":
+            return reached
+        return _check_server_read(uri, shown, ctx.config.model_name, ctx.env) or reached
     if uri.startswith("sqlite:///"):
         return _check_writable(Path(uri[len("sqlite:///") :]), f"sqlite registry {shown}")
     if uri.startswith("file:") or "://" not in uri:
@@ -215,6 +218,52 @@ def _check_server(uri: str, shown: str) -> CheckResult:
     if status != 200:
         return CheckResult("registry", "fail", f"{shown} answered {status} on /health", fix)
     return CheckResult("registry", "ok", f"MLflow server {shown} answers")
+
+
+def _check_server_read(
+    uri: str, shown: str, model: str, env: Mapping[str, str]
+) -> CheckResult | None:
+    """Read the model with the job's credentials: a wrong password shows here, not at the
+    end of a training. None where MLflow's own client would be needed (an auth plugin)."""
+    from mlci.registry import mlflow_rest
+
+    if not mlflow_rest.usable(uri, env):
+        return None
+    quick = {
+        **env,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(HTTP_TIMEOUT_S),
+    }
+    client = mlflow_rest.RestClient(uri, quick)
+    try:
+        found = client.get_registered_model(model)
+    except mlflow_rest.RestError as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            detail = f"MLflow server {shown} answers; {model} is not registered yet"
+            return CheckResult("registry", "ok", detail)
+        if exc.status == 401:
+            return CheckResult(
+                "registry",
+                "fail",
+                f"MLflow server {shown} refused the credentials (401)",
+                "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
+                "or MLFLOW_TRACKING_TOKEN, in the job",
+            )
+        if exc.status == 403:
+            return CheckResult(
+                "registry",
+                "fail",
+                f"MLflow server {shown} does not let this user read {model} (403)",
+                f"grant the CI user READ on {model} (EDIT to promote)",
+            )
+        detail = f"MLflow server {shown} answers /health, but reading {model} failed: {exc}"
+        fix = "check that the tracking URI is the MLflow server itself (its path included)"
+        return CheckResult("registry", "fail", detail, fix)
+    finally:
+        client.close()
+    aliases = ", ".join(f"@{a} v{v}" for a, v in sorted(found.aliases.items()))
+    detail = f"MLflow server {shown} answers; the credentials read {model}"
+    return CheckResult("registry", "ok", detail + (f" ({aliases})" if aliases else ""))
 
 
 def _check_writable(path: Path, shown: str) -> CheckResult:

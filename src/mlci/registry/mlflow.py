@@ -69,6 +69,7 @@ class MlflowRegistry:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         self._client_instance: Any = None
+        self._depth = 0  # operations under way (`_errors` blocks)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -399,12 +400,19 @@ class MlflowRegistry:
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
+        """MLflow's failures as ExternalError; the REST client's connection is closed when
+        the outermost operation ends (an open socket must not outlive it into the GC)."""
+        self._depth += 1
         try:
             yield
         except ExternalError:
             raise
         except Exception as exc:
             raise ExternalError(_explain(exc, doing, redact_uri(self.tracking_uri))) from None
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and isinstance(self._client_instance, mlflow_rest.RestClient):
+                self._client_instance.close()
 
 
 def _not_found(exc: Exception) -> bool:

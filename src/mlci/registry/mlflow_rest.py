@@ -352,6 +352,9 @@ class RestClient:
             self._http.download(f"{_ARTIFACTS}/{_quote(posixpath.join(root, path))}", out)
         return str(local)
 
+    def close(self) -> None:
+        self._http.close()
+
     # -- helpers --------------------------------------------------------------------------
 
     def _call(self, method: str, endpoint: str, body: Mapping[str, Any]) -> Any:
@@ -475,6 +478,7 @@ class _Connection:
                     raise failure
                 wait = _retry_after(answer_headers.get("retry-after"))
             if attempt >= self.retries:
+                self.close()  # nothing left to send on it
                 if attempt:
                     failure.args = (f"{failure.args[0]} (after {attempt + 1} attempts)",)
                 raise failure
@@ -527,11 +531,15 @@ class _Connection:
         if self._connection is None:
             if self.https:
                 self._connection = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=self.timeout, context=self.context
+                    self.host,
+                    self.port,
+                    timeout=self.timeout,
+                    context=self.context,
+                    blocksize=_CHUNK,
                 )
             else:
                 self._connection = http.client.HTTPConnection(
-                    self.host, self.port, timeout=self.timeout
+                    self.host, self.port, timeout=self.timeout, blocksize=_CHUNK
                 )
         return self._connection
 
