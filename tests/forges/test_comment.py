@@ -497,3 +497,72 @@ def test_embedded_data_images_are_hosted_or_named_never_left_to_be_stripped(
     assert github.branches["mlci-assets"][path] == PNG + b"dvclive"
     link = rf"!\[loss\]\(\.\./blob/[0-9a-f]{{40}}/{re.escape(path)}\?raw=true\)"
     assert re.search(link, comment["body"])
+
+
+HTML_AND_INDENTED = """# Training report
+
+See <a href="train.log">the full log</a> and <A HREF='plots/importance.png'><img
+src="plots/samples.png" width="300"></A>.
+
+    ![in indented code](plots/not-there.png) <a href="nope.log">x</a>
+
+- a list item
+
+    ![a paragraph of the item, not code](plots/attention.png)
+a paragraph
+    ![its continuation, not code](plots/importance.png)
+"""
+
+
+def test_inline_store_replaces_an_html_link_whole_and_leaves_indented_code_alone(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    (root / "report.md").write_text(HTML_AND_INDENTED)
+    env = github_env(tmp_path, github.api_url)
+
+    code, _ = post(root, env, clock)
+
+    assert code == 0  # plots/not-there.png and nope.log are in code: not files to attach
+    body = github.comments[12][0]["body"].replace("\\", "")
+    prose = body.split("\n    ![in indented code]")[0]
+    assert "</a>" not in prose.lower() and "<a " not in prose.lower()
+    assert "See the full log *(train.log: not attached, see the note below)* and " in body
+    assert "*🖼️ plots/samples.png: not attached, see the note below* *🖼️ plots/importance" in body
+    assert "\n    ![in indented code](plots/not-there.png) <a href=" in body  # verbatim
+    assert "![a paragraph of the item" not in body
+    assert "![its continuation" not in body
+
+
+def test_a_hosted_html_link_keeps_its_tags(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    (root / "report.md").write_text(HTML_AND_INDENTED)
+    env = github_env(tmp_path, github.api_url)
+
+    code, _ = post(root, env, clock, settings=PublishConfig(images="branch"))
+
+    body = github.comments[12][0]["body"]
+    assert code == 0
+    assert re.search(r'<a href="[^"]+/train\.log[^"]*">the full log</a>', body)
+    assert re.search(r"<A HREF='[^']+/plots/importance\.png[^']*'><img\nsrc=\"[^\"]+\"", body)
+    assert 'width="300"></A>.' in body
+
+
+@pytest.mark.parametrize(
+    ("markdown", "dest"),
+    [
+        ("text\n\n    ![code](a.png)\n", None),  # an indented code block
+        ("text\n    ![not code](a.png)\n", "a.png"),  # it cannot interrupt a paragraph
+        ("- item\n\n    ![in the item](a.png)\n", "a.png"),  # the item's content column
+        ("- item\n\n      ![code](a.png)\n", None),  # four past the item's content
+        ("1. item\n\n       ![code](a.png)\n\n![after](b.png)\n", "b.png"),
+        ("\t![code](a.png)\n", None),  # a tab is four columns
+        ("- ```\n  ![fenced](a.png)\n  ```\n![after](b.png)\n", "b.png"),
+        ("- item\n  ```\n  ![fenced](a.png)\n![the item ended](b.png)\n", "b.png"),
+        ("```x```\n![inline code, then a link](a.png)\n", "a.png"),
+    ],
+)
+def test_find_links_follows_commonmark_on_indented_code(markdown: str, dest: str | None) -> None:
+    assert [link.dest for link in find_links(markdown)] == ([dest] if dest else [])
