@@ -18,7 +18,7 @@ import pytest
 
 from mlci import pipeline
 from mlci.console import Console
-from mlci.errors import EXIT_EXTERNAL, EXIT_OK
+from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK
 from mlci.registry.mlflow import MlflowRegistry
 from tests.conftest import Project
 from tests.test_registry_server import mlflow_server
@@ -139,3 +139,25 @@ def test_a_user_without_edit_on_the_model_is_told_and_leaves_no_version(
     assert promoted.report.promotion.version == "1"
     champion = registry.by_alias(MODEL, "champion")
     assert champion is not None and champion.commit == promoted.report.commit
+
+
+@pytest.mark.slow
+def test_a_build_without_the_secrets_that_does_not_promote_compares_with_git(
+    auth_server: str, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Like a pull request from a fork: no MLFLOW_TRACKING_* secrets, so reads get 401.
+    project.write(".gitignore", ".mlci/\nmodel/\n")
+    project.write("metrics.json", json.dumps({"accuracy": 0.95, "log_loss": 0.30}))
+    project.commit("metrics on main")
+    project.branch("feature")
+    project.set_params(metrics={"accuracy": 0.93, "log_loss": 0.30})
+    project.commit("a worse model than main's")
+
+    outcome = _run(project, auth_server, monkeypatch)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED  # against main's metrics, from git
+    notes = " ".join(outcome.report.gate.notes if outcome.report.gate else ())
+    assert "The registry could not be read: the MLflow server" in notes
+    assert "refused the credentials while reading tiny-model@champion (401)" in notes
+    assert "compared with the base branch in git instead." in notes
+    assert "accuracy dropped 0.02 from 0.95 to 0.93" in (project.out / "report.md").read_text()
