@@ -553,15 +553,15 @@ def unreachable_registry_on_a_pull_request(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> str:
     """main has committed metrics (accuracy 0.9); a GitHub pull request from pr/worse (0.85)
-    whose registry is a port where nothing listens. Returns that URI."""
+    whose registry is a port where nothing listens. Returns that URI as mlci shows it."""
     project.write(".gitignore", ".mlci/\nmodel/\n")
     project.write("metrics.json", json.dumps({"accuracy": 0.9, "log_loss": 0.30}))
     project.commit("metrics on main")
     project.branch("pr/worse")
     project.set_params(metrics={"accuracy": 0.85, "log_loss": 0.30})
     project.commit("worse model")
-    uri = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    port = free_port()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ci-bot:s3cret-token@127.0.0.1:{port}")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
@@ -569,7 +569,7 @@ def unreachable_registry_on_a_pull_request(
     monkeypatch.setenv("GITHUB_HEAD_REF", "pr/worse")
     monkeypatch.setenv("GITHUB_BASE_REF", "main")
     monkeypatch.setenv("GITHUB_REF", "refs/pull/7/merge")
-    return uri
+    return f"http://***@127.0.0.1:{port}"
 
 
 def test_a_pull_request_whose_registry_cannot_be_read_compares_with_git(
@@ -591,6 +591,8 @@ def test_a_pull_request_whose_registry_cannot_be_read_compares_with_git(
     assert "compared with the pull request's base in git instead." in str(gate["notes"])
     assert "mlci: warning: The registry could not be read: cannot reach" in log
     assert "could not be read" in (project.out / "report.md").read_text()
+    everything = log + "".join(p.read_text() for p in project.out.glob("*.*"))
+    assert "s3cret-token" not in everything
 
 
 def test_an_explicit_registry_baseline_that_cannot_be_read_still_exits_3(
