@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlci import git
+from tests.servers import S3Server, s3_with_iam
 
 _FOREIGN_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "MLFLOW_", "BITBUCKET_")
 
@@ -102,6 +103,15 @@ class Project:
     def gate_json(self) -> dict[str, object]:
         data: dict[str, object] = json.loads((self.out / "gate.json").read_text())
         return data
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One local S3 server with IAM for the session (see `tests.servers.s3_with_iam`);
+    each test uses a bucket or a prefix of its own."""
+    pytest.importorskip("moto")
+    with s3_with_iam() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

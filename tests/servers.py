@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -10,8 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -85,3 +89,50 @@ def postgres_server() -> Iterator[str]:
     finally:
         run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """moto's S3 server with IAM on: `reader` may do anything on S3, `nobody` nothing."""
+
+    url: str
+    reader: tuple[str, str]  # access key id, secret
+    nobody: tuple[str, str]
+
+    def client(self, service: str = "s3", keys: tuple[str, str] | None = None) -> Any:
+        """A boto3 client for this server, as `reader` unless `keys` are given."""
+        import boto3
+
+        key_id, secret = keys or self.reader
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+        )
+
+
+@contextlib.contextmanager
+def s3_with_iam() -> Iterator[S3Server]:
+    """moto's server with the users of `S3Server`; from then on it checks every request's
+    signature and permissions, so a wrong key, a wrong secret and a key without permission
+    each get the real 403."""
+    with moto_server() as url:
+        iam = S3Server(url, ("admin", "admin"), ("admin", "admin")).client("iam")
+        keys = {}
+        for user in ("reader", "nobody"):
+            iam.create_user(UserName=user)
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
+        allow_all = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [allow_all]})
+        iam.put_user_policy(UserName="reader", PolicyName="s3", PolicyDocument=policy)
+        enforce = urllib.request.Request(
+            f"{url}/moto-api/reset-auth",
+            data=b"0",
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        urllib.request.urlopen(enforce, timeout=10).read()
+        yield S3Server(url, keys["reader"], keys["nobody"])

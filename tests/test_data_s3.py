@@ -7,10 +7,6 @@ key without permission each get the real 403 that DVC sees.
 
 from __future__ import annotations
 
-import json
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,49 +15,16 @@ from mlci import data
 from mlci.cli import main
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK
 from tests.dvc_project import DvcProject, build_template, copy_template
-from tests.servers import moto_server
+from tests.servers import S3Server
 
 pytestmark = pytest.mark.slow
 BUCKET = "mlci-data"
 
 
-@dataclass(frozen=True)
-class S3Server:
-    url: str
-    reader: tuple[str, str]  # access key id, secret
-    nobody: tuple[str, str]
-
-
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    import boto3
-
-    with moto_server() as url:
-        admin = {
-            "endpoint_url": url,
-            "region_name": "us-east-1",
-            "aws_access_key_id": "admin",
-            "aws_secret_access_key": "admin",
-        }
-        iam, s3 = boto3.client("iam", **admin), boto3.client("s3", **admin)
-        keys = {}
-        for user in ("reader", "nobody"):
-            iam.create_user(UserName=user)
-            key = iam.create_access_key(UserName=user)["AccessKey"]
-            keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
-        allow_all = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
-        policy = {"Version": "2012-10-17", "Statement": [allow_all]}
-        iam.put_user_policy(UserName="reader", PolicyName="s3", PolicyDocument=json.dumps(policy))
-        s3.create_bucket(Bucket=BUCKET)
-        # From here on every request is authenticated against the users above.
-        enforce = urllib.request.Request(
-            f"{url}/moto-api/reset-auth",
-            data=b"0",
-            method="POST",
-            headers={"Content-Type": "text/plain"},
-        )
-        urllib.request.urlopen(enforce, timeout=10).read()
-        yield S3Server(url, keys["reader"], keys["nobody"])
+def bucket(s3_server: S3Server) -> str:
+    s3_server.client().create_bucket(Bucket=BUCKET)
+    return BUCKET
 
 
 @pytest.fixture(scope="session")
@@ -82,12 +45,16 @@ def use_keys(monkeypatch: pytest.MonkeyPatch, keys: tuple[str, str] | None) -> N
 
 @pytest.fixture
 def project(
-    s3_template: Path, s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3_template: Path,
+    s3_server: S3Server,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> DvcProject:
     """The project with an S3 remote (a fresh prefix per test), its data pushed there."""
     proj = copy_template(s3_template, tmp_path / "copy")
     prefix = tmp_path.name.replace("_", "-")
-    proj.dvc("remote", "add", "-f", "-d", "storage", f"s3://{BUCKET}/{prefix}")
+    proj.dvc("remote", "add", "-f", "-d", "storage", f"s3://{bucket}/{prefix}")
     proj.dvc("remote", "modify", "storage", "endpointurl", s3_server.url)
     use_keys(monkeypatch, s3_server.reader)
     proj.dvc("push", "-q")

@@ -15,6 +15,7 @@ from mlci.console import Console
 from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK, EXIT_TRAINING, EXIT_USAGE
 from mlci.registry.mlflow import MlflowRegistry
 from tests.conftest import Project
+from tests.servers import free_port
 
 
 def run(
@@ -308,6 +309,7 @@ def test_unreachable_registry_exits_3_and_names_the_variable(
     assert outcome.exit_code == EXIT_EXTERNAL
     assert "cannot reach the MLflow server http://***@127.0.0.1:9" in log
     assert "MLFLOW_TRACKING_URI" in log
+    assert "could not be read" not in log  # a promoting build does not fall back to git
     everything = log + "".join(p.read_text() for p in project.out.iterdir())
     assert "s3cret-token" not in everything
     assert project.gate_json()["error"]["stage"] == "baseline"  # type: ignore[index]
@@ -545,3 +547,67 @@ def test_a_passing_pull_request_becomes_the_challenger(project: Project) -> None
     run(project)  # a failing candidate does not move the challenger
     challenger = registry.by_alias("tiny-model", "challenger")
     assert challenger is not None and challenger.version == "2"
+
+
+def unreachable_registry_on_a_pull_request(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """main has committed metrics (accuracy 0.9); a GitHub pull request from pr/worse (0.85)
+    whose registry is a port where nothing listens. Returns that URI as mlci shows it."""
+    project.write(".gitignore", ".mlci/\nmodel/\n")
+    project.write("metrics.json", json.dumps({"accuracy": 0.9, "log_loss": 0.30}))
+    project.commit("metrics on main")
+    project.branch("pr/worse")
+    project.set_params(metrics={"accuracy": 0.85, "log_loss": 0.30})
+    project.commit("worse model")
+    port = free_port()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ci-bot:s3cret-token@127.0.0.1:{port}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    monkeypatch.setenv("GITHUB_HEAD_REF", "pr/worse")
+    monkeypatch.setenv("GITHUB_BASE_REF", "main")
+    monkeypatch.setenv("GITHUB_REF", "refs/pull/7/merge")
+    return f"http://***@127.0.0.1:{port}"
+
+
+def test_a_pull_request_whose_registry_cannot_be_read_compares_with_git(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = unreachable_registry_on_a_pull_request(project, monkeypatch)
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED  # judged against main's committed metrics
+    gate = project.gate_json()
+    assert gate["baseline"]["source"] == "git"  # type: ignore[index]
+    assert "accuracy dropped 0.05 from 0.9 to 0.85" in str(gate["summary"])
+    note = (
+        f"The registry could not be read: cannot reach the MLflow server {uri} while reading "
+        f"tiny-model@champion"
+    )
+    assert any(str(n).startswith(note) for n in gate["notes"])  # type: ignore[union-attr]
+    assert "compared with the pull request's base in git instead." in str(gate["notes"])
+    assert "mlci: warning: The registry could not be read: cannot reach" in log
+    assert "could not be read" in (project.out / "report.md").read_text()
+    everything = log + "".join(p.read_text() for p in project.out.glob("*.*"))
+    assert "s3cret-token" not in everything
+
+
+def test_an_explicit_registry_baseline_that_cannot_be_read_still_exits_3(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write(
+        "mlci.yaml",
+        project.config.read_text().replace("gate:\n", "gate:\n  baseline: registry\n"),
+    )
+    unreachable_registry_on_a_pull_request(project, monkeypatch)
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_EXTERNAL
+    assert "cannot reach the MLflow server" in log
+    assert "could not be read" not in log
+    assert project.gate_json()["error"]["stage"] == "baseline"  # type: ignore[index]
+    assert "cannot reach the MLflow server" in (project.out / "report.md").read_text()

@@ -18,7 +18,7 @@ import pytest
 
 from mlci import doctor, pipeline
 from mlci.console import Console
-from mlci.errors import EXIT_EXTERNAL, EXIT_OK
+from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK
 from mlci.registry.mlflow import MlflowRegistry
 from tests.conftest import Project
 from tests.test_registry_server import mlflow_server
@@ -164,3 +164,25 @@ def test_doctor_reads_the_model_with_the_jobs_credentials(
     assert "wrong-password" not in wrong.line()
     assert right.status == "ok"
     assert right.detail.startswith(f"MLflow server {auth_server} answers; the credentials read")
+
+
+@pytest.mark.slow
+def test_a_build_without_the_secrets_that_does_not_promote_compares_with_git(
+    auth_server: str, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Like a pull request from a fork: no MLFLOW_TRACKING_* secrets, so reads get 401.
+    project.write(".gitignore", ".mlci/\nmodel/\n")
+    project.write("metrics.json", json.dumps({"accuracy": 0.95, "log_loss": 0.30}))
+    project.commit("metrics on main")
+    project.branch("feature")
+    project.set_params(metrics={"accuracy": 0.93, "log_loss": 0.30})
+    project.commit("a worse model than main's")
+
+    outcome = _run(project, auth_server, monkeypatch)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED  # against main's metrics, from git
+    notes = " ".join(outcome.report.gate.notes if outcome.report.gate else ())
+    assert "The registry could not be read: the MLflow server" in notes
+    assert "refused the credentials while reading tiny-model@champion (401)" in notes
+    assert "compared with the base branch in git instead." in notes
+    assert "accuracy dropped 0.02 from 0.95 to 0.93" in (project.out / "report.md").read_text()

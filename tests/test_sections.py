@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import random
 import textwrap
 
 import pytest
@@ -59,6 +60,41 @@ def test_untrusted_markdown_keeps_markdown_and_neutralises_html() -> None:
     assert "@&#8203;team" in safe and "a@b.c" in safe  # a mention is defused, a mail is not
     assert "`<kbd>kept in code</kbd>`" in safe and 'print("<b>kept</b>")' in safe
     assert safe.endswith('print("<b>kept</b>")\n```\n')  # the open block is closed
+
+
+def test_untrusted_markdown_leaves_indented_code_as_written() -> None:
+    text = "Logs:\n\n    <b>epoch</b> 1 @loss\n\n- item\n\n    <b>in the item</b>\n"
+
+    safe = untrusted_markdown(text)
+
+    assert "\n    <b>epoch</b> 1 @loss\n" in safe  # code: shown as written
+    assert "\n    &lt;b>in the item&lt;/b>\n" in safe  # the item's text, not code
+
+
+# Lines that nest, interrupt and continue blocks in the ways CommonMark decides what is
+# code: random texts of them must never reach a renderer as HTML.
+# fmt: off
+PIECES = (
+    "text", "", "    code", "  - item", "- item", "1. item", "2. x", "10. ten", "-", "   -",
+    "      deep", "        eight", "     five", "\tcode", "   ```", "```", "~~~", "  ```",
+    "````", "- ```", "1. ~~~", "```x```", "# h", "> q", "> - a", ">     <i>", "***", "* * *",
+    "===", "---", "  text", "`a", "b`", "<div>", "<details>", "  <script>", "    <b>x</b>",
+    "- <i>", "      <i>", "1.     <i>", "+ a", "1) x", "    - x", "  1. y", "     - z",
+)
+# fmt: on
+
+
+def test_untrusted_markdown_never_renders_as_html_in_a_commonmark_parser() -> None:
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark")  # the reference parser: raw HTML on, as on forges
+    chooser = random.Random(7)
+    for _ in range(3000):
+        text = "\n".join(chooser.choices(PIECES, k=chooser.randint(2, 8))) + "\n"
+        tokens = parser.parse(untrusted_markdown(text))
+        inline = [child for token in tokens for child in token.children or ()]
+        html = [t.content for t in tokens + inline if t.type in ("html_block", "html_inline")]
+        assert html == [], text
 
 
 def test_sections_come_after_the_gate_table_and_before_other_metrics() -> None:

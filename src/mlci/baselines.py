@@ -2,7 +2,9 @@
 
 `auto` tries the registry, then git, then none, and says which one it used and why the
 others were not. An explicit source that cannot be read is an error that names the fix;
-`auto` falls through to the next source instead, with a note in the report.
+`auto` falls through to the next source instead, with a note in the report. A registry
+that cannot be read at all (unreachable, or refusing a fork's pull request that gets no
+secrets) is passed over the same way, but only by a build that will not write to it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from mlci.config import BaselineMode, Config
 from mlci.console import Console
 from mlci.core.gate import Baseline
 from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metrics
-from mlci.errors import UsageError
+from mlci.errors import ExternalError, UsageError
 from mlci.registry.base import Registry
 
 
@@ -53,8 +55,13 @@ def find_baseline(
     *,
     cache: Path,
     console: Console,
+    registry_optional: bool = False,
 ) -> BaselineChoice:
-    """The baseline this run is compared against, by `request.mode`."""
+    """The baseline this run is compared against, by `request.mode`.
+
+    With `registry_optional` (a build that will not promote), `auto` compares with git
+    when the registry cannot be read, instead of failing the run.
+    """
     if request.mode == "none":
         return BaselineChoice(None, notes=("No baseline: gate.baseline is none.",))
     if request.mode == "file":
@@ -66,12 +73,25 @@ def find_baseline(
         )
     if request.mode == "git":
         return _from_git(config, context, request.ref, cache, strict=True)
-    notes = []
-    found = _from_registry(config, registry, cache)
+    unread = None  # why the registry could not be read, when it could not
+    try:
+        found = _from_registry(config, registry, cache)
+    except ExternalError as exc:
+        if not registry_optional:
+            raise
+        found, unread = None, exc.message
     if found is not None:
         return found
-    notes.append(f"{config.model_name} has no @{config.registry.alias} in the registry yet")
     from_git = _from_git(config, context, request.ref, cache, strict=False)
+    if unread is None:
+        notes = [f"{config.model_name} has no @{config.registry.alias} in the registry yet"]
+    elif from_git.baseline is not None:
+        base = "the pull request's base" if context.event == "pull_request" else "the base branch"
+        notes = [f"The registry could not be read: {unread}; compared with {base} in git instead."]
+        console.warn(notes[0])
+    else:
+        notes = [f"the registry could not be read: {unread}"]
+        console.warn(f"the registry could not be read, and there is no git baseline: {unread}")
     if from_git.baseline is not None:
         return BaselineChoice(
             from_git.baseline,

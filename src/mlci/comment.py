@@ -87,6 +87,7 @@ class Link:
     image: bool
     text: str  # the alt text or link text ("" for definitions and <a>)
     kind: Literal["inline", "definition", "html"]
+    close: tuple[int, int] | None = None  # where the </a> of an <a href> is
 
 
 _INLINE = re.compile(
@@ -99,6 +100,7 @@ _HTML = re.compile(
     r"<(img|a|source|video)\b[^>]*?\b(src|href)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)[^>]*>",
     re.IGNORECASE,
 )
+_CLOSE_A = re.compile(r"<(/?)a\b[^>]*>", re.IGNORECASE)  # the next <a> or </a>
 
 
 def find_links(text: str) -> list[Link]:
@@ -148,6 +150,7 @@ def find_links(text: str) -> list[Link]:
                 tag in ("img", "source", "video"),
                 "",
                 "html",
+                _closing_a(text, match.end(), code) if tag == "a" else None,
             )
         )
     links = [link for link in links if not inside(link.start, code)]
@@ -158,6 +161,15 @@ def find_links(text: str) -> list[Link]:
             continue
         kept.append(link)
     return kept
+
+
+def _closing_a(text: str, after: int, code: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The span of the </a> that closes the <a> ending at `after`, if it has one."""
+    for match in _CLOSE_A.finditer(text, after):
+        if inside(match.start(), code):
+            continue
+        return match.span() if match.group(1) else None  # another <a>: this one is unclosed
+    return None
 
 
 def local_path(dest: str) -> str | None:
@@ -295,8 +307,7 @@ def rewrite(
     A file with no URL (the inline store) becomes a visible note in place of its image or
     link, so a reader never sees a broken image.
     """
-    out: list[str] = []
-    position = 0
+    edits: list[tuple[int, int, str]] = []
     left_out: list[LocalFile] = []
     for index, link in enumerate(links):
         local = files.get(index)
@@ -305,15 +316,11 @@ def rewrite(
         url = url_for(local)
         if url is not None:
             value = html.escape(url, quote=True) if link.kind == "html" else _md_url(url)
-            out += [text[position : link.dest_start], value]
-            position = link.dest_end
+            edits.append((link.dest_start, link.dest_end, value))
             continue
         left_out.append(local)
-        out.append(text[position : link.start])
-        out.append(_note(link, local))
-        position = link.end
-    out.append(text[position:])
-    result = "".join(out)
+        edits += _replace_link(link, _note(link, local))
+    result = _edit(text, edits)
     labels = {
         link.text.strip().lower(): files[i]
         for i, link in enumerate(links)
@@ -322,6 +329,24 @@ def rewrite(
     if labels:
         result = _unlink_references(result, labels)
     return result, left_out
+
+
+def _replace_link(link: Link, note: str) -> list[tuple[int, int, str]]:
+    """The edits that put `note` in place of `link`: an <a>'s text stays, before the note."""
+    if link.close is None:
+        return [(link.start, link.end, note)]
+    return [(link.start, link.end, ""), (*link.close, " " + note)]
+
+
+def _edit(text: str, edits: list[tuple[int, int, str]]) -> str:
+    """`text` with each (start, end) span replaced; the spans do not overlap."""
+    out: list[str] = []
+    position = 0
+    for start, end, value in sorted(edits):
+        out += [text[position:start], value]
+        position = end
+    out.append(text[position:])
+    return "".join(out)
 
 
 def _unlink_references(text: str, labels: Mapping[str, LocalFile]) -> str:
@@ -373,8 +398,7 @@ def unhost_local_links(text: str) -> str:
     The pipeline report does not upload what a section links: a local image would be a
     broken image, so it says to list the image in report.sections instead.
     """
-    out: list[str] = []
-    position = 0
+    edits: list[tuple[int, int, str]] = []
     for link in find_links(text):
         path = local_path(link.dest)
         if path is None or link.kind == "definition":
@@ -385,10 +409,8 @@ def unhost_local_links(text: str) -> str:
         else:
             label = f"{link.text} " if link.kind == "inline" and link.text.strip() else ""
             note = f"{label}*({name}: a local file, not attached)*"
-        out += [text[position : link.start], note]
-        position = link.end
-    out.append(text[position:])
-    return "".join(out)
+        edits += _replace_link(link, note)
+    return _edit(text, edits)
 
 
 # -- the size limit -------------------------------------------------------------------

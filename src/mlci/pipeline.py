@@ -180,6 +180,7 @@ def run(
         state.stage = "evaluate"
         evaluation = _evaluate(config, options, state, console)
         state.stage = "baseline"
+        plan = _promotion_plan(config, state, options.promote)
         choice = baselines.find_baseline(
             config,
             state.context,
@@ -187,6 +188,8 @@ def run(
             request,
             cache=out_dir.parent / "cache",
             console=console,
+            # A build that writes nothing to the registry can do without reading it.
+            registry_optional=not plan.eligible,
         )
         if choice.baseline is not None:
             console.step("baseline", f"{choice.baseline.label} ({choice.baseline.source})")
@@ -195,7 +198,6 @@ def run(
         state.data = data.lineage(config.root)  # after training: `dvc repro` updates dvc.lock
         state.baseline_data = choice.data
         state.stage = "gate"
-        plan = _promotion_plan(config, state, options.promote)
         on_missing, seed_note = _missing_baseline_policy(config, request, choice, plan)
         intervals, interval_notes, paired = _intervals(
             config, evaluation, choice.predictions, console

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from mlci.core.report import Figure, ReportInput
 from tests.forges.conftest import HEAD, Clock, github_env, make_report, publish
 from tests.forges.standin import GitHubStandIn, GitHubToken, GitLabStandIn
 from tests.forges.test_gitlab_bitbucket import gitlab_env
-from tests.servers import moto_server
+from tests.servers import S3Server
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"plot-bytes" * 10
 
@@ -114,50 +112,16 @@ def test_gitea_attachments(tmp_path: Path, clock: Clock) -> None:
         assert "](https://gitea.example/attachments/" in server.comments[4][0]["body"]
 
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    """moto's S3-compatible server on 127.0.0.1, checking every request's signature."""
-    pytest.importorskip("moto")
-    env = {
-        "INITIAL_NO_AUTH_ACTION_COUNT": "3",
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-    }
-    with moto_server(env) as url:
-        yield url
-
-
 @pytest.mark.slow
 def test_s3_store_uploads_and_links_a_presigned_url(
-    s3_server: str, github: GitHubStandIn, tmp_path: Path, clock: Clock
+    s3_server: S3Server, github: GitHubStandIn, tmp_path: Path, clock: Clock
 ) -> None:
-    import boto3
-
-    iam = boto3.client(
-        "iam",
-        endpoint_url=s3_server,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    iam.create_user(UserName="mlci")
-    statement = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
-    iam.put_user_policy(UserName="mlci", PolicyName="s3", PolicyDocument=policy)
-    key = iam.create_access_key(UserName="mlci")["AccessKey"]
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        region_name="us-east-1",
-        aws_access_key_id=key["AccessKeyId"],
-        aws_secret_access_key=key["SecretAccessKey"],
-    )
+    s3 = s3_server.client()
     s3.create_bucket(Bucket="reports")
+    key_id, secret = s3_server.reader
     env = github_env(tmp_path, github.api_url)
-    env.update(
-        {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
-    )
-    settings = PublishConfig(images="s3", s3=S3Config(bucket="reports", endpoint_url=s3_server))
+    env.update({"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret})
+    settings = PublishConfig(images="s3", s3=S3Config(bucket="reports", endpoint_url=s3_server.url))
 
     done = publish(tmp_path, env, clock, report=report_with_plot(), settings=settings)
 
@@ -168,8 +132,8 @@ def test_s3_store_uploads_and_links_a_presigned_url(
     assert stored["Body"].read() == PNG
     link = re.search(r"!\[Confusion matrix\]\(([^)]+)\)", github.comments[12][0]["body"])
     assert link is not None and "X-Amz-Signature=" in link.group(1)
-    assert link.group(1).startswith(f"{s3_server}/reports/mlci/tiny-model/{HEAD[:12]}/")
-    assert key["SecretAccessKey"] not in done.log + github.comments[12][0]["body"]
+    assert link.group(1).startswith(f"{s3_server.url}/reports/mlci/tiny-model/{HEAD[:12]}/")
+    assert secret not in done.log + github.comments[12][0]["body"]
 
     # A wrong secret is refused by the server, and the error does not show it.
     env["AWS_SECRET_ACCESS_KEY"] = "wrong-secret-value"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from mlci.forges.http import ForgeError
 from tests.forges.conftest import HEAD, Clock, github_env, http_factory
 from tests.forges.standin import GitHubStandIn, GitHubToken, GitLabStandIn
 from tests.forges.test_gitlab_bitbucket import gitlab_env
-from tests.servers import moto_server
+from tests.servers import S3Server
 
 PNG = b"\x89PNG\r\n\x1a\n"
 REPORT = """# Training report
@@ -177,28 +176,15 @@ def test_gitea_attachments(tmp_path: Path, clock: Clock) -> None:
         remote_links_untouched(comment["body"])
 
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    pytest.importorskip("moto")
-    with moto_server({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}) as url:
-        yield url
-
-
 @pytest.mark.slow
-def test_s3_store(s3_server: str, github: GitHubStandIn, tmp_path: Path, clock: Clock) -> None:
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-    s3.create_bucket(Bucket="reports")
+def test_s3_store(s3_server: S3Server, github: GitHubStandIn, tmp_path: Path, clock: Clock) -> None:
+    s3 = s3_server.client()
+    s3.create_bucket(Bucket="comment-files")
+    key_id, secret = s3_server.reader
     env = github_env(tmp_path, github.api_url)
-    env.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "s3-secret-value"})
-    settings = PublishConfig(images="s3", s3=S3Config(bucket="reports", endpoint_url=s3_server))
+    env.update({"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret})
+    store = S3Config(bucket="comment-files", endpoint_url=s3_server.url)
+    settings = PublishConfig(images="s3", s3=store)
     root = project(tmp_path)
 
     code, log = post(root, env, clock, settings=settings)
@@ -206,12 +192,12 @@ def test_s3_store(s3_server: str, github: GitHubStandIn, tmp_path: Path, clock: 
 
     (comment,) = github.comments[12]
     key = f"mlci/comments/report/{HEAD[:12]}/plots/importance.png"
-    assert s3.get_object(Bucket="reports", Key=key)["Body"].read() == PNG + b"importance1"
+    assert s3.get_object(Bucket="comment-files", Key=key)["Body"].read() == PNG + b"importance1"
     log_key = key.replace("plots/importance.png", "train.log")
-    log_object = s3.get_object(Bucket="reports", Key=log_key)
+    log_object = s3.get_object(Bucket="comment-files", Key=log_key)
     assert log_object["ContentType"].startswith("text/plain")
     assert comment["body"].count("X-Amz-Signature=") == 4
-    assert "s3-secret-value" not in log + comment["body"]
+    assert secret not in log + comment["body"]
 
 
 def test_over_the_limit_is_cut_at_a_paragraph_with_blocks_closed(
@@ -497,3 +483,72 @@ def test_embedded_data_images_are_hosted_or_named_never_left_to_be_stripped(
     assert github.branches["mlci-assets"][path] == PNG + b"dvclive"
     link = rf"!\[loss\]\(\.\./blob/[0-9a-f]{{40}}/{re.escape(path)}\?raw=true\)"
     assert re.search(link, comment["body"])
+
+
+HTML_AND_INDENTED = """# Training report
+
+See <a href="train.log">the full log</a> and <A HREF='plots/importance.png'><img
+src="plots/samples.png" width="300"></A>.
+
+    ![in indented code](plots/not-there.png) <a href="nope.log">x</a>
+
+- a list item
+
+    ![a paragraph of the item, not code](plots/attention.png)
+a paragraph
+    ![its continuation, not code](plots/importance.png)
+"""
+
+
+def test_inline_store_replaces_an_html_link_whole_and_leaves_indented_code_alone(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    (root / "report.md").write_text(HTML_AND_INDENTED)
+    env = github_env(tmp_path, github.api_url)
+
+    code, _ = post(root, env, clock)
+
+    assert code == 0  # plots/not-there.png and nope.log are in code: not files to attach
+    body = github.comments[12][0]["body"].replace("\\", "")
+    prose = body.split("\n    ![in indented code]")[0]
+    assert "</a>" not in prose.lower() and "<a " not in prose.lower()
+    assert "See the full log *(train.log: not attached, see the note below)* and " in body
+    assert "*🖼️ plots/samples.png: not attached, see the note below* *🖼️ plots/importance" in body
+    assert "\n    ![in indented code](plots/not-there.png) <a href=" in body  # verbatim
+    assert "![a paragraph of the item" not in body
+    assert "![its continuation" not in body
+
+
+def test_a_hosted_html_link_keeps_its_tags(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    root = project(tmp_path)
+    (root / "report.md").write_text(HTML_AND_INDENTED)
+    env = github_env(tmp_path, github.api_url)
+
+    code, _ = post(root, env, clock, settings=PublishConfig(images="branch"))
+
+    body = github.comments[12][0]["body"]
+    assert code == 0
+    assert re.search(r'<a href="[^"]+/train\.log[^"]*">the full log</a>', body)
+    assert re.search(r"<A HREF='[^']+/plots/importance\.png[^']*'><img\nsrc=\"[^\"]+\"", body)
+    assert 'width="300"></A>.' in body
+
+
+@pytest.mark.parametrize(
+    ("markdown", "dest"),
+    [
+        ("text\n\n    ![code](a.png)\n", None),  # an indented code block
+        ("text\n    ![not code](a.png)\n", "a.png"),  # it cannot interrupt a paragraph
+        ("- item\n\n    ![in the item](a.png)\n", "a.png"),  # the item's content column
+        ("- item\n\n      ![code](a.png)\n", None),  # four past the item's content
+        ("1. item\n\n       ![code](a.png)\n\n![after](b.png)\n", "b.png"),
+        ("\t![code](a.png)\n", None),  # a tab is four columns
+        ("- ```\n  ![fenced](a.png)\n  ```\n![after](b.png)\n", "b.png"),
+        ("- item\n  ```\n  ![fenced](a.png)\n![the item ended](b.png)\n", "b.png"),
+        ("```x```\n![inline code, then a link](a.png)\n", "a.png"),
+    ],
+)
+def test_find_links_follows_commonmark_on_indented_code(markdown: str, dest: str | None) -> None:
+    assert [link.dest for link in find_links(markdown)] == ([dest] if dest else [])
