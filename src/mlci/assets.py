@@ -8,6 +8,8 @@ The others upload each PNG and the comment links it:
   for comments; it renders for whoever can read the repository, private ones included.
 - `gitlab`: GitLab project uploads (`/uploads/<secret>/plot.png`), visible to members.
 - `gitea`: Gitea/Forgejo attachments of the pull request.
+- `bitbucket`: the repository's Downloads on Bitbucket Cloud, under a name made from the
+  file's content, so an unchanged plot replaces itself instead of piling up.
 - `s3`: an S3-compatible bucket (signed with SigV4 here, no SDK); linked through
   `publish.s3.public_url` when given, else a presigned URL valid for 7 days.
 
@@ -170,6 +172,43 @@ class GiteaAttachmentStore:
         if response.status != 201 or not isinstance(data, dict):
             self.forge.fail(response, f"attach {name} to pull request #{self.forge.pr_number}")
         return str(data.get("browser_download_url"))
+
+
+def content_name(name: str, data: bytes) -> str:
+    """A flat file name that changes with the content: `mlci-<sha256 prefix>-<base name>`."""
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    base = name.rsplit("/", 1)[-1] or "file"
+    return f"mlci-{digest}-{base}"
+
+
+class BitbucketDownloadStore:
+    """The repository's Downloads (Bitbucket Cloud): `bitbucket.org/{ws}/{repo}/downloads/{file}`.
+
+    Downloads is one flat folder per repository, and an upload under an existing name
+    replaces that file, so names are content-addressed: a rerun with the same plot
+    replaces it, never adds a copy. In a private repository only people who can read
+    it can open them.
+    """
+
+    name = "bitbucket"
+
+    def __init__(self, forge: Any) -> None:
+        self.forge = forge
+
+    def url_for(self, name: str, png: bytes, content_type: str = "image/png") -> str | None:
+        stored = content_name(name, png)
+        body, form_type = multipart("files", stored, png, content_type)
+        path = f"{self.forge._repo_path}/downloads"
+        response = self.forge.http.request(
+            "POST", path, data=body, content_type=form_type, idempotent=True
+        )
+        if response.status not in (200, 201):
+            self.forge.fail(
+                response, f"upload {name} to the repository's Downloads", "Repositories: Write"
+            )
+        return (
+            f"https://bitbucket.org/{self.forge.repository}/downloads/{urllib.parse.quote(stored)}"
+        )
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
 MODES: dict[str, CommentMode] = {"update": "update", "new": "new", "hide-old": "hide"}
 STORE_OPTIONS = (
     "set publish.images in mlci.yaml to `branch` (GitHub, GHES), `gitlab`, `gitea` "
-    "(Gitea, Forgejo) or `s3` (docs/forges.md#images)"
+    "(Gitea, Forgejo), `bitbucket` or `s3` (docs/forges.md#images)"
 )
 
 
@@ -733,6 +733,7 @@ def _needed(target: Target, settings: PublishConfig) -> dict[str, str]:
 
 def _aim(forge: object, target: Target, context: CiContext) -> str:
     """Point `forge` at the target's thread; returns what it is, for the log."""
+    from mlci.forges.bitbucket import BitbucketForge
     from mlci.forges.github import GitHubForge
     from mlci.forges.gitlab import GitLabForge
 
@@ -752,7 +753,8 @@ def _aim(forge: object, target: Target, context: CiContext) -> str:
         if number is None:
             kind = "commit"
     if kind == "commit":
-        if not (isinstance(forge, GitHubForge) and forge.flavour == "github"):
+        gitea = isinstance(forge, GitHubForge) and forge.flavour == "gitea"
+        if gitea or not isinstance(forge, GitHubForge | BitbucketForge):
             raise UsageError(
                 f"--target commit: {name} comments are posted to pull requests and issues "
                 "only (commit comments there cannot be updated); run in a pull or merge "
@@ -762,13 +764,8 @@ def _aim(forge: object, target: Target, context: CiContext) -> str:
             raise UsageError("--target commit: no commit in this CI context")
         forge.commit_sha = head
         return f"commit {head[:12]}"
-    if kind == "issue" and isinstance(forge, GitLabForge):
+    if kind == "issue" and isinstance(forge, GitLabForge | BitbucketForge):
         forge.noteable = "issues"
-    elif kind == "issue" and not isinstance(forge, GitHubForge):
-        raise UsageError(
-            f"--target issue/N works on GitHub, GHES, Gitea, Forgejo and GitLab; on {name} "
-            "use a pull request (--target pr)"
-        )
     for attribute in ("pr_number", "mr_iid", "pr_id"):
         if hasattr(forge, attribute):
             setattr(forge, attribute, number)

@@ -92,7 +92,7 @@ class S3Config:
     region: str | None = None  # None: AWS_REGION, else us-east-1
 
 
-ImageStore = Literal["inline", "branch", "gitlab", "gitea", "s3"]
+ImageStore = Literal["inline", "branch", "gitlab", "gitea", "bitbucket", "s3"]
 
 
 @dataclass(frozen=True)
@@ -376,7 +376,9 @@ def _parse_publish(data: object, problems: _Problems) -> PublishConfig:
     if section.data.get("comment") is not False:
         comment = section.choice("comment", "update", ("update", "new", "hide", "off"))
     wait = section.number("max_wait_seconds", minimum=0)
-    images = section.choice("images", "inline", ("inline", "branch", "gitlab", "gitea", "s3"))
+    images = section.choice(
+        "images", "inline", ("inline", "branch", "gitlab", "gitea", "bitbucket", "s3")
+    )
     s3 = None
     if section.has("s3") or images == "s3":
         bucket = _Section(section.data.get("s3"), "publish.s3", problems, KEYS["publish.s3"])

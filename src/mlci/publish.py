@@ -329,6 +329,7 @@ def open_asset_store(
 ) -> AssetStore:
     """The store `publish.images` names, for `forge`; ForgeError when it cannot serve it."""
     from mlci import assets
+    from mlci.forges.bitbucket import BitbucketForge
     from mlci.forges.github import GitHubForge
     from mlci.forges.gitlab import GitLabForge
     from mlci.forges.http import ForgeError, HttpClient
@@ -342,6 +343,8 @@ def open_asset_store(
         return assets.GiteaAttachmentStore(forge)
     if kind == "gitlab" and isinstance(forge, GitLabForge):
         return assets.GitLabUploadStore(forge)
+    if kind == "bitbucket" and isinstance(forge, BitbucketForge):
+        return assets.BitbucketDownloadStore(forge)
     if kind == "s3" and settings.s3 is not None:
         credentials = assets.S3Credentials.from_env(env, settings.s3.region)
         make = http_factory or HttpClient
@@ -352,7 +355,12 @@ def open_asset_store(
         )
         http.forge_name = "the S3 bucket"
         return assets.S3Store(settings.s3, credentials, folder=folder, http=http)
-    where = {"branch": "GitHub and GHES", "gitlab": "GitLab", "gitea": "Gitea and Forgejo"}
+    where = {
+        "branch": "GitHub and GHES",
+        "gitlab": "GitLab",
+        "gitea": "Gitea and Forgejo",
+        "bitbucket": "Bitbucket Cloud",
+    }
     raise ForgeError(
         f"publish.images: {kind} works on {where.get(kind, 'any forge')} only, not on "
         f"{getattr(forge, 'name', 'this forge')}; the comment shows the plots as tables "

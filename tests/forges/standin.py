@@ -581,12 +581,18 @@ class GitHubStandIn(StandIn):
 
 def _multipart_file(body: Any, field: str) -> bytes:
     """The file of one multipart/form-data field (the stand-ins get the raw body)."""
+    return _multipart_named_file(body, field)[1]
+
+
+def _multipart_named_file(body: Any, field: str) -> tuple[str, bytes]:
+    """The file name and content of one multipart/form-data field."""
     raw: bytes = body
     marker = f'name="{field}"'.encode()
     start = raw.index(marker)
-    start = raw.index(b"\r\n\r\n", start) + 4
-    end = raw.index(b"\r\n--", start)
-    return raw[start:end]
+    header_end = raw.index(b"\r\n\r\n", start)
+    match = re.search(rb'filename="([^"]*)"', raw[start:header_end])
+    end = raw.index(b"\r\n--", header_end + 4)
+    return (match.group(1).decode() if match else ""), raw[header_end + 4 : end]
 
 
 class GitLabStandIn(StandIn):
@@ -702,95 +708,147 @@ class GitLabStandIn(StandIn):
         return 404, {}, {"message": "404 Not Found"}
 
 
+def _bitbucket_error(message: str, **detail: object) -> dict[str, Any]:
+    """Bitbucket's error body: `{"type": "error", "error": {"message": ..., "detail": ...}}`."""
+    error: dict[str, Any] = {"message": message}
+    if detail:
+        error["detail"] = detail
+    return {"type": "error", "error": error}
+
+
+@dataclass
+class BitbucketToken:
+    account: str  # the comments' author (an access token's bot account)
+    scopes: frozenset[str] = frozenset(
+        {"repository", "repository:write", "pullrequest", "pullrequest:write", "issue:write"}
+    )
+
+
 class BitbucketStandIn(StandIn):
-    """Bitbucket Cloud 2.0: pull request comments (paginated by `next`) and build statuses."""
+    """Bitbucket Cloud 2.0: comments on pull requests, commits and issues (paginated by
+    `next` in the JSON), pull requests, build statuses and the repository's Downloads."""
 
     prefix = "/2.0"
 
     def __init__(self, *, repo: str = "team/models") -> None:
         self.repo = repo
-        self.tokens = {"bb-token": "{bot-account}"}
-        self.comments: dict[int, list[dict[str, Any]]] = {}
+        self.tokens = {"bb-token": BitbucketToken("{bot-account}")}
+        self.pulls: dict[int, dict[str, Any]] = {}
+        self.comments: dict[int, list[dict[str, Any]]] = {}  # pull request id -> comments
+        self.commit_comments: dict[str, list[dict[str, Any]]] = {}
+        self.issue_comments: dict[int, list[dict[str, Any]]] = {}
+        self.issue_tracker = True
         self.statuses: dict[str, dict[str, dict[str, Any]]] = {}
+        self.downloads: dict[str, bytes] = {}  # file name -> content (same name: replaced)
         super().__init__()
 
-    def add_pull(self, pr_id: int) -> None:
+    def add_pull(self, pr_id: int, *, source: str | None = None, head: str = "a" * 40) -> None:
+        """A pull request from `source` (a fork's full name; default: this repository)."""
+        self.pulls[pr_id] = {
+            "id": pr_id,
+            "state": "OPEN",
+            "source": {
+                "branch": {"name": "feature"},
+                "commit": {"hash": head[:12]},
+                "repository": {"full_name": source or self.repo, "type": "repository"},
+            },
+            "destination": {
+                "branch": {"name": "main"},
+                "repository": {"full_name": self.repo, "type": "repository"},
+            },
+        }
         self.comments.setdefault(pr_id, [])
 
+    def add_issue(self, issue_id: int) -> None:
+        self.issue_comments.setdefault(issue_id, [])
+
     def add_comment(self, pr_id: int, raw: str, account: str) -> dict[str, Any]:
+        return self._new_comment(self.comments.setdefault(pr_id, []), raw, account, "pr")
+
+    def add_commit_comment(self, sha: str, raw: str, account: str) -> dict[str, Any]:
+        thread = self.commit_comments.setdefault(sha, [])
+        return self._new_comment(thread, raw, account, "commit")
+
+    def _new_comment(
+        self, thread: list[dict[str, Any]], raw: str, account: str, where: str
+    ) -> dict[str, Any]:
         comment_id = self.new_id()
+        page = {"pr": "pull-requests", "commit": "commits", "issue": "issues"}[where]
         comment = {
             "id": comment_id,
             "content": {"raw": raw, "markup": "markdown"},
             "user": {"account_id": account},
             "deleted": False,
             "links": {
-                "html": {
-                    "href": f"https://bitbucket.org/{self.repo}/pull-requests/{pr_id}#comment-{comment_id}"
-                }
+                "html": {"href": f"https://bitbucket.org/{self.repo}/{page}/x#comment-{comment_id}"}
             },
         }
-        self.comments.setdefault(pr_id, []).append(comment)
+        thread.append(comment)
         return comment
+
+    def _thread(self, rest: str) -> tuple[list[dict[str, Any]] | Answer, str, str | None] | None:
+        """The comments a `.../comments[/id]` path names, or the 404 for it."""
+        match = re.fullmatch(
+            r"/(pullrequests|issues|commit)/([0-9a-f]{40}|\d+)/comments(?:/(\d+))?", rest
+        )
+        if match is None:
+            return None
+        kind, key, comment_id = match.groups()
+        if kind == "commit":
+            return self.commit_comments.setdefault(key, []), "commit", comment_id
+        if kind == "issues" and not self.issue_tracker:
+            return (404, {}, _bitbucket_error("Repository has no issue tracker.")), "issue", None
+        threads = self.comments if kind == "pullrequests" else self.issue_comments
+        if int(key) not in threads:
+            thing = "Pull request" if kind == "pullrequests" else "Issue"
+            return (404, {}, _bitbucket_error(f"{thing} not found")), kind, None
+        return threads[int(key)], "pr" if kind == "pullrequests" else "issue", comment_id
 
     def route(
         self, method: str, path: str, query: dict[str, str], headers: Any, body: Any
     ) -> Answer:
         value = headers.get("Authorization") or ""
-        account = self.tokens.get(value.removeprefix("Bearer "))
-        if account is None:
+        token = self.tokens.get(value.removeprefix("Bearer "))
+        if token is None:
             return (
                 401,
                 {},
-                {
-                    "type": "error",
-                    "error": {
-                        "message": "Token is invalid, expired, or not supported for this endpoint."
-                    },
-                },
+                _bitbucket_error("Token is invalid, expired, or not supported for this endpoint."),
             )
         if path == "/user":
-            return (
-                401,
-                {},
-                {
-                    "type": "error",
-                    "error": {"message": "Access tokens cannot access this endpoint."},
-                },
-            )
+            return 401, {}, _bitbucket_error("Access tokens cannot access this endpoint.")
         base = f"/repositories/{self.repo}"
         if not path.startswith(base):
-            return 404, {}, {"type": "error", "error": {"message": "Repository not found"}}
+            return 404, {}, _bitbucket_error("Repository not found")
         rest = path[len(base) :]
         if rest == "" and method == "GET":
             return 200, {}, {"full_name": self.repo}
-        match = re.fullmatch(r"/pullrequests/(\d+)/comments(?:/(\d+))?", rest)
-        if match:
-            pr_id = int(match.group(1))
-            if pr_id not in self.comments:
-                return 404, {}, {"type": "error", "error": {"message": "Pull request not found"}}
-            if method == "GET":
-                size = min(int(query.get("pagelen") or 10), 100)
-                page = int(query.get("page") or 1)
-                items = self.comments[pr_id][(page - 1) * size : page * size]
-                data: dict[str, Any] = {
-                    "values": items,
-                    "pagelen": size,
-                    "page": page,
-                    "size": len(self.comments[pr_id]),
-                }
-                if page * size < len(self.comments[pr_id]):
-                    data["next"] = f"{self.api_url}{path}?" + urllib.parse.urlencode(
-                        {**query, "page": page + 1}
-                    )
-                return 200, {}, data
-            if method == "POST":
-                return 201, {}, self.add_comment(pr_id, body["content"]["raw"], account)
-            if method == "PUT":
-                for comment in self.comments[pr_id]:
-                    if str(comment["id"]) == match.group(2):
-                        comment["content"]["raw"] = body["content"]["raw"]
-                        return 200, {}, comment
+        match = re.fullmatch(r"/pullrequests/(\d+)", rest)
+        if match and method == "GET":
+            pull = self.pulls.get(int(match.group(1)))
+            if pull is None:
+                return 404, {}, _bitbucket_error("Pull request not found")
+            return 200, {}, pull
+        found = self._thread(rest)
+        if found is not None:
+            thread, where, comment_id = found
+            if not isinstance(thread, list):
+                return thread
+            return self._comments(method, path, query, body, thread, where, comment_id, token)
+        if rest == "/downloads" and method == "POST":
+            if "repository:write" not in token.scopes:
+                return (
+                    403,
+                    {},
+                    _bitbucket_error(
+                        "Your credentials lack one or more required privilege scopes.",
+                        required=["repository:write"],
+                        granted=sorted(token.scopes),
+                    ),
+                )
+            name, data = _multipart_named_file(body, "files")
+            self.downloads[name] = data  # "an existing file will be replaced"
+            return 201, {}, None
         match = re.fullmatch(r"/commit/([0-9a-f]{40})/statuses/build", rest)
         if match and method == "POST":
             if body.get("state") not in (
@@ -799,10 +857,46 @@ class BitbucketStandIn(StandIn):
                 "INPROGRESS",
                 "STOPPED",
             ) or not body.get("url"):
-                return 400, {}, {"type": "error", "error": {"message": "Invalid build status"}}
+                return 400, {}, _bitbucket_error("Invalid build status")
             self.statuses.setdefault(match.group(1), {})[body["key"]] = body
             return 201, {}, body
-        return 404, {}, {"type": "error", "error": {"message": "Not found"}}
+        return 404, {}, _bitbucket_error("Not found")
+
+    def _comments(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: Any,
+        thread: list[dict[str, Any]],
+        where: str,
+        comment_id: str | None,
+        token: BitbucketToken,
+    ) -> Answer:
+        if method == "GET" and comment_id is None:
+            size = min(int(query.get("pagelen") or 10), 100)
+            page = int(query.get("page") or 1)
+            data: dict[str, Any] = {
+                "values": thread[(page - 1) * size : page * size],
+                "pagelen": size,
+                "page": page,
+                "size": len(thread),
+            }
+            if page * size < len(thread):
+                data["next"] = f"{self.api_url}{path}?" + urllib.parse.urlencode(
+                    {**query, "page": page + 1}
+                )
+            return 200, {}, data
+        if method == "POST" and comment_id is None:
+            return 201, {}, self._new_comment(thread, body["content"]["raw"], token.account, where)
+        if method == "PUT" and comment_id is not None:
+            for comment in thread:
+                if str(comment["id"]) == comment_id:
+                    if comment["user"]["account_id"] != token.account:
+                        return 403, {}, _bitbucket_error("Forbidden")
+                    comment["content"]["raw"] = body["content"]["raw"]
+                    return 200, {}, comment
+        return 404, {}, _bitbucket_error("Comment not found")
 
 
 Sleeper = Callable[[float], None]

@@ -84,15 +84,11 @@ def open_forge(
         names = TOKEN_VARIABLES[context.ci]
         fork = context.fork and env.get("GITHUB_EVENT_NAME") == "pull_request"
         if fork:
-            return ForgeChoice(
-                None,
-                skip=(
-                    f"pull request #{context.pr_number} comes from a fork, so its token is "
-                    "read-only: no comment or status (the report is in the job summary and "
-                    ".mlci/out/; docs/forges.md#pull-requests-from-forks shows the "
-                    "two-workflow setup that comments on forks)"
-                ),
-                read_only=True,
+            return _fork_choice(
+                context.pr_number,
+                ", so its token is read-only",
+                "the job summary and .mlci/out/",
+                "shows the two-workflow setup that comments on forks",
             )
         found = _token(env, *names)
         if found is None:
@@ -175,10 +171,31 @@ def open_forge(
             secrets=(found[1],),
             max_wait_s=max_wait_s,
         )
-        return ForgeChoice(
-            BitbucketForge(http, repository=context.repository or "", pr_id=context.pr_number)
-        )
+        repository = context.repository or ""
+        forge_bb = BitbucketForge(http, repository=repository, pr_id=context.pr_number)
+        # Pipelines say nothing of forks: the pull request itself names its source.
+        fork_of = forge_bb.fork_of() if context.pr_number is not None else None
+        if fork_of is not None:
+            return _fork_choice(
+                context.pr_number,
+                f" ({fork_of}) and its code ran in this build, so BITBUCKET_TOKEN is not used",
+                ".mlci/out/, which the step's `artifacts:` keeps",
+                "says more",
+            )
+        return ForgeChoice(forge_bb)
     return ForgeChoice(None, skip=None)
+
+
+def _fork_choice(number: int | None, why: str, where: str, docs: str) -> ForgeChoice:
+    """No forge for a pull request from a fork: one line that says so, and where the report is."""
+    return ForgeChoice(
+        None,
+        skip=(
+            f"pull request #{number} comes from a fork{why}: no comment or status (the "
+            f"report is in {where}; docs/forges.md#pull-requests-from-forks {docs})"
+        ),
+        read_only=True,
+    )
 
 
 def check_access(

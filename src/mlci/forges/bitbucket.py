@@ -1,13 +1,17 @@
-"""Bitbucket Cloud: pull request comments and build statuses (Bitbucket Pipelines).
+"""Bitbucket Cloud: comments (pull request, commit, issue) and build statuses.
 
 Pipelines give no API token: a repository access token (or an API token) goes in a
 secured repository variable, BITBUCKET_TOKEN. App passwords stopped working in 2026.
+Pull requests, commits and issues have the same comment API (`.../comments`, body
+`{"content": {"raw": ...}}`, pages linked by `next`), so one sticky comment serves all
+three; `mlci comment --target` chooses which.
 """
 
 from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Iterator
+from typing import Any
 
 from mlci.forges.base import status_state
 from mlci.forges.http import ForgeError, HttpClient, Response
@@ -22,6 +26,27 @@ TOKEN_FIX = (
     "secured repository variable named BITBUCKET_TOKEN (app passwords no longer work)"
 )
 
+# Scope names as the token settings label them: `repository:write` (access tokens) and
+# `write:repository:bitbucket` (API tokens) are both "Repositories: Write".
+_RESOURCES = {
+    "repository": "Repositories",
+    "pullrequest": "Pull requests",
+    "issue": "Issues",
+    "pipeline": "Pipelines",
+    "account": "Account",
+    "user": "User data",
+}
+
+
+def scope_label(scope: str) -> str:
+    """`repository:write` or `write:repository:bitbucket` as "Repositories: Write"."""
+    parts = scope.split(":")
+    if len(parts) == 3 and parts[2] == "bitbucket":
+        level, resource = parts[0], parts[1]
+    else:
+        resource, level = parts[0], parts[1] if len(parts) > 1 else "read"
+    return f"{_RESOURCES.get(resource, resource)}: {level.capitalize()}"
+
 
 class BitbucketForge(RemoteForge):
     name = "Bitbucket"
@@ -32,6 +57,10 @@ class BitbucketForge(RemoteForge):
         self.pr_id = pr_id
         self.max_comment_chars = BITBUCKET_COMMENT_LIMIT
         self.status_context = "mlci"
+        # `mlci comment --target commit` sets the commit; `--target issue/N` sets
+        # "issues" (and pr_id to N): the sticky comment goes there instead.
+        self.commit_sha: str | None = None
+        self.noteable = "pullrequests"
         http.forge_name = self.name
 
     @property
@@ -41,32 +70,41 @@ class BitbucketForge(RemoteForge):
         )
 
     @property
-    def _comments_path(self) -> str:
-        return f"{self._repo_path}/pullrequests/{self.pr_id}/comments"
+    def _thread(self) -> tuple[str, str]:
+        """The comments' API path, and what they are on (for messages)."""
+        if self.commit_sha:
+            where = f"commit {self.commit_sha[:12]}"
+            return f"{self._repo_path}/commit/{self.commit_sha}/comments", where
+        if self.noteable == "issues":
+            return f"{self._repo_path}/issues/{self.pr_id}/comments", f"issue #{self.pr_id}"
+        path = f"{self._repo_path}/pullrequests/{self.pr_id}/comments"
+        return path, f"pull request #{self.pr_id}"
 
     def _comments(self) -> Iterator[Comment]:
-        url: str | None = f"{self._comments_path}?pagelen=100"
+        path, where = self._thread
+        url: str | None = f"{path}?pagelen=100"
         while url is not None:
             response = self.http.request("GET", url)
             if response.status >= 300:
-                self.fail(response, f"read the comments of pull request #{self.pr_id}")
-            data = response.json() if isinstance(response.json(), dict) else {}
+                self.fail(response, f"read the comments of {where}")
+            data = _dict(response.json())
             for item in data.get("values") or []:
                 if isinstance(item, dict) and not item.get("deleted"):
                     yield _comment(item)
             url = data.get("next") if isinstance(data.get("next"), str) else None
 
     def _create(self, body: str) -> Comment:
-        response = self.http.request("POST", self._comments_path, body={"content": {"raw": body}})
+        path, where = self._thread
+        response = self.http.request("POST", path, body={"content": {"raw": body}})
         if response.status != 201:
-            self.fail(response, f"comment on pull request #{self.pr_id}")
+            self.fail(response, f"comment on {where}")
         return _comment(response.json())
 
     def _edit(self, comment: Comment, body: str) -> Comment:
-        path = f"{self._comments_path}/{comment.id}"
-        response = self.http.request("PUT", path, body={"content": {"raw": body}})
+        path, where = self._thread
+        response = self.http.request("PUT", f"{path}/{comment.id}", body={"content": {"raw": body}})
         if response.status >= 300:
-            self.fail(response, f"update comment {comment.id} on pull request #{self.pr_id}")
+            self.fail(response, f"update comment {comment.id} on {where}")
         return _comment(response.json())
 
     def _my_names(self) -> frozenset[str]:
@@ -76,6 +114,22 @@ class BitbucketForge(RemoteForge):
             return frozenset({str(data["account_id"])})
         # Access tokens act as a bot the API does not name: match on the marker alone.
         return frozenset()
+
+    def fork_of(self) -> str | None:
+        """The fork this pull request comes from (its source repository); None: not a fork.
+
+        A source repository the API no longer names (a deleted fork) is still a fork.
+        """
+        data = _dict(
+            self._get_json(
+                f"{self._repo_path}/pullrequests/{self.pr_id}", f"read pull request #{self.pr_id}"
+            )
+        )
+        source = _dict(_dict(data.get("source")).get("repository")).get("full_name")
+        target = _dict(_dict(data.get("destination")).get("repository")).get("full_name")
+        if target is None or source == target:
+            return None
+        return str(source or "a deleted fork")
 
     def set_status(
         self, sha: str | None, verdict: str, summary: str, url: str | None = None
@@ -105,34 +159,60 @@ class BitbucketForge(RemoteForge):
                 return [(False, exc.message)]
         return [(True, f"Bitbucket: BITBUCKET_TOKEN can read {self.repository}")]
 
-    def fail(self, response: Response, action: str) -> None:
+    def fail(self, response: Response, action: str, needs: str | None = None) -> None:
+        """Raise the ForgeError for an error answer; `needs`: the permission the call
+        takes, named when Bitbucket's 403 does not say which scope was missing."""
         status, text = response.status, self.http.redact(response.message)
+        required = ", ".join(scope_label(s) for s in _required_scopes(response)) or needs
+        if status == 403 and required:
+            raise ForgeError(
+                f"Bitbucket refused to {action} (403 {text}): the token in BITBUCKET_TOKEN "
+                f"lacks the permission {required}. Create an access token that has it "
+                "(Repository settings > Security > Access tokens; a token's scopes cannot "
+                "be changed later) and put it in the secured repository variable "
+                "BITBUCKET_TOKEN",
+                status=status,
+            )
         if status in (401, 403):
             raise ForgeError(
                 f"Bitbucket refused to {action} ({status} {text}): {TOKEN_FIX}", status=status
             )
+        if status == 404 and "issue tracker" in text.lower():
+            raise ForgeError(
+                f"Bitbucket answered 404 to {action} ({text}): the repository "
+                f"{self.repository} has no issue tracker. Turn it on (Repository settings > "
+                "Issue tracker), or comment on the pull request (--target pr) or the commit "
+                "(--target commit) instead",
+                status=status,
+            )
         if status == 404:
             raise ForgeError(
                 f"Bitbucket answered 404 to {action} ({text}): the repository "
-                f"{self.repository} or pull request #{self.pr_id} is not visible to the token "
-                f"in BITBUCKET_TOKEN; it must be an access token of this repository",
+                f"{self.repository} or {self._thread[1]} is not visible to the token in "
+                f"BITBUCKET_TOKEN; it must be an access token of this repository",
                 status=status,
             )
         raise ForgeError(f"Bitbucket answered {status} to {action}: {text}", status=status)
 
 
-def _comment(item: dict[str, object]) -> Comment:
-    content = item.get("content") if isinstance(item.get("content"), dict) else {}
-    user = item.get("user") if isinstance(item.get("user"), dict) else {}
-    links = item.get("links") if isinstance(item.get("links"), dict) else {}
-    html = (
-        links.get("html") if isinstance(links, dict) and isinstance(links.get("html"), dict) else {}
-    )
+def _required_scopes(response: Response) -> list[str]:
+    """The scopes a 403 says the call needs (`error.detail.required`)."""
+    detail = _dict(_dict(_dict(response.json()).get("error")).get("detail"))
+    required = detail.get("required")
+    return [str(s) for s in required] if isinstance(required, list) else []
+
+
+def _comment(item: object) -> Comment:
+    data = _dict(item)
+    html = _dict(_dict(data.get("links")).get("html"))
+    account = _dict(data.get("user")).get("account_id")
     return Comment(
-        id=str(item.get("id")),
-        body=str(content.get("raw") or "") if isinstance(content, dict) else "",
-        author=str(user.get("account_id"))
-        if isinstance(user, dict) and user.get("account_id")
-        else None,
-        url=str(html.get("href") or f"comment {item.get('id')}") if isinstance(html, dict) else "",
+        id=str(data.get("id")),
+        body=str(_dict(data.get("content")).get("raw") or ""),
+        author=str(account) if account else None,
+        url=str(html.get("href") or f"comment {data.get('id')}"),
     )
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
