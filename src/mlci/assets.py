@@ -22,6 +22,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import re
 import urllib.parse
 import uuid
 from collections.abc import Mapping
@@ -177,7 +178,8 @@ class GiteaAttachmentStore:
 def content_name(name: str, data: bytes) -> str:
     """A flat file name that changes with the content: `mlci-<sha256 prefix>-<base name>`."""
     digest = hashlib.sha256(data).hexdigest()[:16]
-    base = name.rsplit("/", 1)[-1] or "file"
+    # Only safe characters: the name goes into a multipart header and a URL.
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", name.rsplit("/", 1)[-1]).strip("-.") or "file"
     return f"mlci-{digest}-{base}"
 
 

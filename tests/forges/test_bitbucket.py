@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from pathlib import Path
 
 import pytest
 
-from mlci.comment import comment_command
+from mlci.assets import content_name
 from mlci.config import PublishConfig
-from mlci.console import Console
 from mlci.forges import check_access
 from mlci.forges.base import sticky_marker
+from mlci.forges.bitbucket import scope_label
 from mlci.forges.http import ForgeError
 from tests.forges.conftest import HEAD, Clock, http_factory, make_report, publish
-from tests.forges.standin import BitbucketStandIn, BitbucketToken
+from tests.forges.standin import BitbucketStandIn, BitbucketToken, Fault
 from tests.forges.test_assets import PNG, report_with_plot
+from tests.forges.test_comment import post as post_comment
 from tests.forges.test_gitlab_bitbucket import bitbucket_env
 
 MARKER = sticky_marker("tiny-model")
@@ -39,25 +39,11 @@ def push_env(server: BitbucketStandIn) -> dict[str, str]:
 def post(
     tmp_path: Path, env: dict[str, str], clock: Clock, *, target: str = "auto", text: str = "hi"
 ) -> tuple[int, str]:
+    """`mlci comment report.md --target TARGET` in a folder of its own."""
     root = tmp_path / "repo"
     root.mkdir(exist_ok=True)
     (root / "report.md").write_text(f"# Report\n\n{text}\n")
-    log = io.StringIO()
-    code = comment_command(
-        markdown=Path("report.md"),
-        target=target,
-        key=None,
-        mode="update",
-        dry_run=False,
-        as_json=False,
-        config=None,
-        env=env,
-        cwd=root,
-        console=Console(log),
-        http_factory=http_factory(clock),
-        settings=PublishConfig(),
-    )
-    return code, log.getvalue()
+    return post_comment(root, env, clock, target=target)
 
 
 # -- the asset store: the repository's Downloads ---------------------------------------
@@ -110,20 +96,7 @@ def test_mlci_comment_uploads_its_files_to_downloads(
     (root / "plots").mkdir(parents=True)
     (root / "plots" / "loss.png").write_bytes(PNG)
     (root / "report.md").write_text("![loss](plots/loss.png)\n")
-    code = comment_command(
-        markdown=Path("report.md"),
-        target="auto",
-        key=None,
-        mode="update",
-        dry_run=False,
-        as_json=False,
-        config=None,
-        env=bitbucket_env(bitbucket),
-        cwd=root,
-        console=Console(io.StringIO()),
-        http_factory=http_factory(clock),
-        settings=IMAGES,
-    )
+    code, _ = post_comment(root, bitbucket_env(bitbucket), clock, settings=IMAGES)
     assert code == 0
     assert bitbucket.downloads == {stored_name(PNG, "loss.png"): PNG}
     body = bitbucket.comments[5][0]["content"]["raw"]
@@ -233,3 +206,33 @@ def test_a_pull_request_of_the_same_repository_is_not_a_fork(
     done = publish(tmp_path, bitbucket_env(bitbucket), clock)
     assert done.result.skipped == [] and done.result.errors == []
     assert re.match(re.escape(MARKER), bitbucket.comments[5][0]["content"]["raw"])
+
+
+def test_a_403_without_the_scope_named_still_says_which_permission_the_upload_needs(
+    bitbucket: BitbucketStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    forbidden = {"type": "error", "error": {"message": "Forbidden"}}
+    bitbucket.faults.append(Fault("POST", "/downloads$", status=403, body=forbidden))
+    done = publish(
+        tmp_path, bitbucket_env(bitbucket), clock, report=report_with_plot(), settings=IMAGES
+    )
+    (error,) = done.result.errors
+    assert "403 Forbidden" in error and "Repositories: Write" in error
+
+
+@pytest.mark.parametrize(
+    ("scope", "label"),
+    [
+        ("repository:write", "Repositories: Write"),
+        ("write:repository:bitbucket", "Repositories: Write"),
+        ("pullrequest", "Pull requests: Read"),
+        ("write:issue:bitbucket", "Issues: Write"),
+    ],
+)
+def test_scopes_are_named_as_the_token_settings_show_them(scope: str, label: str) -> None:
+    assert scope_label(scope) == label
+
+
+def test_a_plot_name_is_made_safe_for_the_upload_header_and_the_url() -> None:
+    assert content_name('a/b/"evil"\r\nX: y.png', b"x").endswith("-evil-X-y.png")
+    assert re.fullmatch(r"mlci-[0-9a-f]{16}-[A-Za-z0-9._-]+", content_name("\r\n", b""))
