@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import json
 import os
 import shutil
@@ -10,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -136,3 +139,100 @@ def s3_with_iam() -> Iterator[S3Server]:
         )
         urllib.request.urlopen(enforce, timeout=10).read()
         yield S3Server(url, keys["reader"], keys["nobody"])
+
+
+class SilentServer:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers, as a
+    blackholed endpoint or a stuck proxy does. It reads what clients send, and counts the
+    connections still open: a client that was killed closes its end."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.accepted = 0
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._open)
+
+    def wait_all_closed(self, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.open_connections() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.open_connections() == 0
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            with self._lock:
+                self._open.add(conn)
+                self.accepted += 1
+            threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
+
+    def _drain(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while conn.recv(65536):
+                pass  # the request arrives; no answer ever leaves
+        with self._lock:
+            self._open.discard(conn)
+        conn.close()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+        with self._lock:
+            for conn in self._open:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[SilentServer]:
+    server = SilentServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+class _TrickleHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder, each body in small pieces with a pause between them."""
+
+    piece = 16384
+    pause = 0.5
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        while chunk := source.read(self.piece):
+            outputfile.write(chunk)
+            outputfile.flush()
+            time.sleep(self.pause)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def trickle_server(folder: Path, *, piece: int, pause: float) -> Iterator[str]:
+    """A slow but steady HTTP file server for `folder` on 127.0.0.1: `piece` bytes, then
+    `pause` seconds, and so on. Yields its URL."""
+    handler = type("Trickle", (_TrickleHandler,), {"piece": piece, "pause": pause})
+    serve = functools.partial(handler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), serve)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

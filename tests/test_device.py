@@ -145,6 +145,25 @@ def test_cpu_hides_the_gpus_from_the_training(gpu: FakeGpu, tmp_path: Path) -> N
     assert info.describe().startswith("CPU (")
 
 
+def test_the_cpu_model_is_read_once_per_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # info() runs before and after the training: /proc/cpuinfo is read for the first only.
+    reads: list[str] = []
+    real = device.cpu_model
+
+    def counted() -> str | None:
+        reads.append("read")
+        return real()
+
+    monkeypatch.setattr(device, "cpu_model", counted)
+    monitor = device.Monitor("cpu", os.environ, cwd=tmp_path)
+    first, second = monitor.info(), monitor.info()
+
+    assert len(reads) == 1
+    assert first.cpu == second.cpu == real()
+
+
 def _use_device(project: Project, setting: str, sleep: float = 0) -> None:
     config = project.config.read_text().replace(
         "  timeout_minutes: 1\n", f"  timeout_minutes: 1\n  device: {setting}\n"

@@ -79,6 +79,8 @@ class DataConfig:
     jobs: int | None = None  # parallel transfers (dvc pull --jobs); None: DVC's default
     run_cache: bool = False  # also pull the run cache (dvc pull --run-cache): reuse training
     targets: tuple[str, ...] = ()  # pull only these (.dvc files, stages or paths); (): all
+    timeout_minutes: float = 30.0  # stop `dvc pull` after this long
+    stall_minutes: float = 5.0  # stop it after this long without output or data arriving
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     ),
     "registry": ("kind", "tracking_uri", "model", "promote_on", "alias", "challenger"),
     "report": ("params", "training_log", "plots", "sections"),
-    "data": ("dvc", "remote", "jobs", "run_cache", "targets"),
+    "data": ("dvc", "remote", "jobs", "run_cache", "targets", "timeout_minutes", "stall_minutes"),
     "publish": (
         "comment",
         "status",
@@ -413,6 +415,8 @@ def _parse_data(data: object, problems: _Problems) -> DataConfig:
         jobs=jobs or None,
         run_cache=section.boolean("run_cache", False),
         targets=section.string_list("targets", ()),
+        timeout_minutes=section.number("timeout_minutes", positive=True) or 30.0,
+        stall_minutes=section.number("stall_minutes", positive=True) or 5.0,
     )
 
 

@@ -15,7 +15,6 @@ import importlib.util
 import os
 import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from mlci import git
+from mlci import git, watchdog
 from mlci.console import Console
 from mlci.errors import ExternalError, MlciError, UsageError
 
@@ -224,19 +223,85 @@ def dvc_command() -> list[str]:
     return [found]
 
 
+@dataclass(frozen=True)
+class _Ran:
+    returncode: int
+    output: str  # stdout and stderr, in the order DVC wrote them
+
+
 def _run_dvc(
-    args: list[str], *, cwd: Path, env: Mapping[str, str] | None
-) -> subprocess.CompletedProcess[str]:
+    args: list[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None,
+    timeout_s: float | None = None,
+    stall_s: float | None = None,
+    activity: watchdog.Activity | None = None,
+) -> _Ran:
+    """Run dvc in its own process group; raises watchdog.Stopped past the limits (None: off)."""
     child = {**(env if env is not None else os.environ), "DVC_NO_ANALYTICS": "1"}
-    return subprocess.run(
-        [*dvc_command(), *args],
-        cwd=cwd,
-        env=child,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        check=False,
+    lines: list[bytes] = []
+    process = watchdog.start([*dvc_command(), *args], cwd=cwd, env=child)
+    code = watchdog.watch(
+        process, timeout_s=timeout_s, stall_s=stall_s, on_line=lines.append, activity=activity
+    )
+    return _Ran(code, b"\n".join(lines).decode("utf-8", errors="replace"))
+
+
+def _stopped(
+    stopped: watchdog.Stopped,
+    remote: Remote,
+    *,
+    timeout_s: float | None,
+    stall_s: float | None,
+    arrived: str,
+) -> ExternalError:
+    """`dvc pull` stopped by data.timeout_minutes or data.stall_minutes, as an error.
+
+    `arrived`: what had reached the cache by then (`_Progress.arrived`).
+    """
+    where = _where(remote)
+    ran = watchdog.elapsed(stopped.seconds)
+    hint = _answer_hint(remote)
+    if stopped.stalled and stall_s is not None:
+        if remote.kind.scheme == "local":
+            cause = "Reading the folder blocks"
+        elif arrived.startswith("; no"):
+            cause = "The remote accepts the connection but does not answer"
+        else:
+            cause = "The remote stopped sending"
+        return ExternalError(
+            f"dvc pull from {where} stalled: no output and no data arriving for "
+            f"{watchdog.minutes(stall_s)} (data.stall_minutes), so it was stopped after {ran}"
+            f"{arrived}. {cause}: {hint}; or raise data.stall_minutes in mlci.yaml if the "
+            f"remote is only slow to start"
+        )
+    limit = f" (data.timeout_minutes: {timeout_s / 60:g})" if timeout_s else ""
+    return ExternalError(
+        f"dvc pull from {where} timed out: stopped after {ran}{limit}{arrived}. "
+        f"{hint[0].upper()}{hint[1:]}; or raise data.timeout_minutes in mlci.yaml if the "
+        f"data is just that large"
+    )
+
+
+def _where(remote: Remote) -> str:
+    """The remote as messages name it, with its S3 endpoint when one is configured."""
+    if remote.name is None:
+        return "the DVC remote"
+    endpoint = remote.options.get("endpointurl")
+    return remote.shown + (f" at {redact_url(endpoint)}" if endpoint else "")
+
+
+def _answer_hint(remote: Remote) -> str:
+    if remote.kind.scheme == "local":
+        return (
+            "check that the folder answers on this runner (a hung network mount, NFS or SMB, "
+            "blocks every read)"
+        )
+    endpoint = " and endpointurl" if remote.options.get("endpointurl") else ""
+    return (
+        f"check that it answers from this runner (its url{endpoint} in .dvc/config, the "
+        f"network, a proxy or firewall that drops the traffic)"
     )
 
 
@@ -319,8 +384,14 @@ def pull(
     targets: Iterable[str] = (),
     console: Console | None = None,
     env: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
+    stall_s: float | None = None,
 ) -> PullResult:
-    """`dvc pull` in the DVC project holding `root`, with progress; raises MlciError."""
+    """`dvc pull` in the DVC project holding `root`, with progress; raises MlciError.
+
+    After `timeout_s`, or `stall_s` without output or data arriving in the cache, DVC and
+    its children are stopped (ExternalError, exit 3); None turns a limit off.
+    """
     console = console or Console()
     dvc_root = find_dvc_root(root)
     if dvc_root is None:
@@ -338,12 +409,24 @@ def pull(
     args += ["--run-cache"] if run_cache else []
     args += list(targets)
     expected = _expected(dvc_root)
-    progress = _Progress(_cache_dir(dvc_root), expected, console)
+    # Data arriving in the cache is progress too: DVC prints nothing while it downloads.
+    activity = watchdog.Activity()
+    progress = _Progress(_cache_dir(dvc_root), expected, console, on_change=activity.touch)
     started = time.monotonic()
+    stopped: watchdog.Stopped | None = None
     with progress.running():
-        completed = _run_dvc(args, cwd=root, env=env)
+        try:
+            completed = _run_dvc(
+                args, cwd=root, env=env, timeout_s=timeout_s, stall_s=stall_s, activity=activity
+            )
+        except watchdog.Stopped as exc:
+            stopped = exc
+    if stopped is not None:
+        raise _stopped(
+            stopped, configured, timeout_s=timeout_s, stall_s=stall_s, arrived=progress.arrived()
+        )
     seconds = time.monotonic() - started
-    output = completed.stdout + "\n" + completed.stderr
+    output = completed.output
     missing_outputs: tuple[str, ...] = ()
     if completed.returncode != 0:
         missing_data, missing_outputs = _missing_split(output, root, dvc_root)
@@ -439,8 +522,10 @@ class _Progress:
         *,
         interval: float = 1.0,
         every: int | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.cache = cache / "files" / "md5"
+        self.on_change = on_change  # called when files or bytes arrived since the last look
         # On a terminal the line is redrawn each second; in a CI log a plain line every
         # 10 seconds, so a slow pull shows it is moving without flooding the log.
         self.interval = interval
@@ -489,8 +574,17 @@ class _Progress:
 
     def _update(self) -> None:
         files, size = self._count()
+        seen = (self.files, self.bytes)
         self.files = max(0, files - self._start[0])
         self.bytes = max(0, size - self._start[1])
+        if self.on_change is not None and (self.files, self.bytes) != seen:
+            self.on_change()
+
+    def arrived(self) -> str:
+        """What had arrived, for a message about a pull that was stopped."""
+        if not self.bytes:
+            return "; no data had arrived"
+        return f", when {human_bytes(self.bytes)} had arrived"
 
     def _line(self) -> str:
         total_files = f" of ~{self.expected.files}" if self.expected.files else ""
@@ -848,13 +942,20 @@ def read_repro_output(lines: Iterable[str]) -> ReproOutcome:
 # -- a check for `mlci doctor` -----------------------------------------------------------
 
 
+CHECK_TIMEOUT_S = 60.0
+
+
 def check_remote(
-    root: Path, *, remote: str | None = None, env: Mapping[str, str] | None = None
+    root: Path,
+    *,
+    remote: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = CHECK_TIMEOUT_S,
 ) -> tuple[bool, str]:
     """Whether the DVC remote can be read from here, and a line saying so (or the fix).
 
     Checks the project, the remote's configuration and plugin, then asks the remote with
-    `dvc status --cloud` (which lists without downloading).
+    `dvc status --cloud` (which lists without downloading), for at most `timeout_s`.
     """
     try:
         dvc_root = find_dvc_root(root)
@@ -867,8 +968,16 @@ def check_remote(
         if missing is not None:
             raise missing
         args = ["status", "--cloud", "--json"] + (["--remote", remote] if remote else [])
-        completed = _run_dvc(args, cwd=root, env=env)
-        output = completed.stdout + "\n" + completed.stderr
+        try:
+            completed = _run_dvc(args, cwd=root, env=env, timeout_s=timeout_s)
+        except watchdog.Stopped as stopped:
+            raise ExternalError(
+                f"{_where(configured)} did not answer `dvc status --cloud` within "
+                f"{watchdog.elapsed(stopped.seconds)}, so it was stopped: "
+                f"{_answer_hint(configured)}; `mlci run` would wait for it up to "
+                f"data.timeout_minutes"
+            ) from None
+        output = completed.output
         if completed.returncode != 0 or "ERROR:" in output:
             raise diagnose(output, completed.returncode or 1, configured, env=env)
     except MlciError as exc:

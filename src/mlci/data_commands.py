@@ -25,6 +25,8 @@ def data_pull_command(*, config: Path | None, as_json: bool) -> int:
         run_cache=settings.run_cache,
         targets=settings.targets,
         console=console,
+        timeout_s=settings.timeout_minutes * 60,
+        stall_s=settings.stall_minutes * 60,
     )
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")

@@ -233,6 +233,7 @@ class Monitor:
             self.env["CUDA_VISIBLE_DEVICES"] = ""
         self._interval = interval_s
         self._probe = Probe() if setting == "cpu" else probe(self.env)
+        self._cpu = cpu_model()  # read once: info() is called before and after training
         if setting == "cuda":
             require_cuda(self._probe, self.env, cwd)
         self._totals = _Totals()
@@ -268,7 +269,7 @@ class Monitor:
         return DeviceInfo(
             kind="cuda" if gpus else "cpu",
             requested=self.setting,
-            cpu=cpu_model(),
+            cpu=self._cpu,
             cpu_count=os.cpu_count(),
             gpus=gpus,
             driver=self._probe.driver,

@@ -426,16 +426,20 @@ def _train(config: Config, state: _State, console: Console, env: Mapping[str, st
 
 def _pull_data(config: Config, state: _State, console: Console, env: Mapping[str, str]) -> None:
     """`dvc pull` (data.dvc: true), before training."""
-    what = "the data and the run cache" if config.data.run_cache else "the data"
-    console.step("data", f"dvc pull: {what}")
+    settings = config.data
+    what = "the data and the run cache" if settings.run_cache else "the data"
+    limits = f"timeout {settings.timeout_minutes:g} min, stall {settings.stall_minutes:g} min"
+    console.step("data", f"dvc pull: {what} ({limits})")
     result = data.pull(
         config.root,
-        remote=config.data.remote,
-        jobs=config.data.jobs,
-        run_cache=config.data.run_cache,
-        targets=config.data.targets,
+        remote=settings.remote,
+        jobs=settings.jobs,
+        run_cache=settings.run_cache,
+        targets=settings.targets,
         console=console,
         env=env,
+        timeout_s=settings.timeout_minutes * 60,
+        stall_s=settings.stall_minutes * 60,
     )
     state.data_pull = result.summary()
     console.step("data", state.data_pull)
