@@ -116,6 +116,24 @@ def test_a_timeout_beyond_the_ci_jobs_limit_fails(tmp_path: Path) -> None:
     assert gitlab.status == "fail" and "below 60" in gitlab.line()
 
 
+def test_the_data_pulls_limit_counts_against_the_ci_jobs_limit_too(tmp_path: Path) -> None:
+    text = CONFIG.replace("timeout_minutes: 1", "timeout_minutes: 300")
+    hosted = {"GITHUB_ACTIONS": "true", "RUNNER_ENVIRONMENT": "github-hosted"}
+    (tmp_path / "mlci.yaml").write_text(text + "data:\n  dvc: true\n  timeout_minutes: 30\n")
+    assert _status(doctor.check_timeout(_ctx(tmp_path, hosted))) == (
+        "ok",
+        "timeout: train.timeout_minutes: 300, data.timeout_minutes: 30",
+    )
+    (tmp_path / "mlci.yaml").write_text(text + "data:\n  dvc: true\n  timeout_minutes: 60\n")
+    failed = doctor.check_timeout(_ctx(tmp_path, hosted))
+    assert failed.status == "fail"
+    assert "300 plus data.timeout_minutes 60, but a GitHub-hosted runner" in failed.detail
+    assert failed.fix == (
+        "set train.timeout_minutes + data.timeout_minutes below 360 "
+        "(leave time for set-up and the upload)"
+    )
+
+
 # -- registry --------------------------------------------------------------------------------
 
 

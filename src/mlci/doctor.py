@@ -147,18 +147,25 @@ def check_timeout(ctx: DoctorContext) -> CheckResult:
             f"train.timeout_minutes is not set: the training is stopped after {minutes:g} minutes",
             "set train.timeout_minutes in mlci.yaml to a little above your longest training",
         )
+    # `dvc pull` runs first, with its own limit: together they must end before the job.
+    pull = config.data.timeout_minutes if config.data.dvc else 0.0
     limit, where = _ci_job_limit(ctx.env)
-    if limit is not None and minutes >= limit:
+    if limit is not None and minutes + pull >= limit:
+        both = f" plus data.timeout_minutes {pull:g}" if pull else ""
         return CheckResult(
             "timeout",
             "fail",
-            f"train.timeout_minutes is {minutes:g}, but {where} stops the job after {limit:g} "
-            f"minutes: the job would be killed before mlci stops the training, and the "
-            f"report would be lost",
-            f"set train.timeout_minutes below {limit:g} (leave time for set-up and the upload)",
+            f"train.timeout_minutes is {minutes:g}{both}, but {where} stops the job after "
+            f"{limit:g} minutes: the job would be killed before mlci stops the "
+            f"{'pull or the ' if pull else ''}training, and the report would be lost",
+            f"set train.timeout_minutes{' + data.timeout_minutes' if pull else ''} below "
+            f"{limit:g} (leave time for set-up and the upload)",
             exit_code=EXIT_USAGE,
         )
-    return CheckResult("timeout", "ok", f"train.timeout_minutes: {minutes:g}")
+    detail = f"train.timeout_minutes: {minutes:g}"
+    return CheckResult(
+        "timeout", "ok", detail + (f", data.timeout_minutes: {pull:g}" if pull else "")
+    )
 
 
 def _ci_job_limit(env: Mapping[str, str]) -> tuple[float | None, str]:
