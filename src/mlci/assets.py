@@ -50,8 +50,12 @@ class InlineStore:
 
 
 def multipart(field: str, filename: str, data: bytes, content_type: str) -> tuple[bytes, str]:
-    """A multipart/form-data body with one file, and its Content-Type header."""
+    """A multipart/form-data body with one file, and its Content-Type header.
+
+    The file name may come from a pull request (a path in `mlci comment`'s Markdown):
+    quotes, backslashes and line breaks would end the header or start another."""
     boundary = uuid.uuid4().hex
+    filename = re.sub(r'["\\\x00-\x1f\x7f]+', "-", filename)
     head = (
         f"--{boundary}\r\n"
         f'Content-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'

@@ -182,3 +182,21 @@ def test_presigned_url_signature_matches_botocore(monkeypatch: pytest.MonkeyPatc
 
     assert urllib.parse.urlsplit(ours).path == urllib.parse.urlsplit(theirs).path
     assert params(ours)["X-Amz-Signature"] == params(theirs)["X-Amz-Signature"]
+
+
+def test_a_hostile_file_name_stays_one_file_in_the_upload_form() -> None:
+    import email.parser
+
+    from mlci.assets import multipart
+
+    name = 'plot".png"\r\nContent-Type: text/html\r\n\r\n<script>\\x.png'
+    body, content_type = multipart("file", name, PNG, "image/png")
+
+    message = email.parser.BytesParser().parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    parts = message.get_payload()
+    assert isinstance(parts, list) and len(parts) == 1
+    assert parts[0].get_content_type() == "image/png"
+    assert parts[0].get_filename() == "plot-.png-Content-Type: text/html-<script>-x.png"
+    assert parts[0].get_payload(decode=True) == PNG
