@@ -45,6 +45,7 @@ Normal intervals are clipped to the metric's range. Bootstrap draws come from
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -564,8 +565,19 @@ def _normal(
 # -- ROC AUC (DeLong) --------------------------------------------------------------------
 
 
+# The metrics, their intervals and the paired differences each need a model's AUC: it is
+# computed once per Predictions (seconds at millions of rows), kept while that lives.
+_AUCS: weakref.WeakKeyDictionary[Predictions, _Linear | None] = weakref.WeakKeyDictionary()
+
+
 def _roc_auc(pred: Predictions) -> _Linear | None:
     """Binary or one-vs-rest macro AUC with each row's DeLong contribution."""
+    if pred not in _AUCS:
+        _AUCS[pred] = _compute_roc_auc(pred)
+    return _AUCS[pred]
+
+
+def _compute_roc_auc(pred: Predictions) -> _Linear | None:
     if pred.scores is None or len(pred.classes) < 2:
         return None
     codes = _codes(pred.y_true, np.asarray(pred.classes))
