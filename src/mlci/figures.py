@@ -16,7 +16,7 @@ import numpy as np
 from mlci.config import Config
 from mlci.core import curves as curve_module
 from mlci.core import mermaid
-from mlci.core.report import Figure, confusion_markdown
+from mlci.core.report import Figure, area_table_markdown, confusion_markdown
 from mlci.core.stats import Predictions, confusion_matrix
 from mlci.errors import MetricsError, UsageError
 
@@ -120,7 +120,10 @@ def _curve_figure(
 
     make = curve_module.roc_curves if key == "roc" else curve_module.pr_curves
     x_label, y_label, area, diagonal = _AXES[key]
-    curves = _compare(make(candidate), make(baseline) if baseline is not None else [])
+    own, other = make(candidate), make(baseline) if baseline is not None else []
+    if other and (len(own) > 1 or len(other) > 1):
+        return _by_class_figure(key, title, curve_module.by_class(own, other), painter)
+    curves = _compare(own, other)
     shown = [curve_module.downsample(curve, 200) for curve in curves]
     return Figure(
         key=key,
@@ -135,10 +138,60 @@ def _curve_figure(
     )
 
 
+def _by_class_figure(
+    key: str, title: str, pairs: list[curve_module.ClassCurves], painter: _Painter
+) -> Figure:
+    """Multiclass with the baseline's predictions: both models' curves, class by class.
+
+    The PNG draws each class in its colour, candidate solid and baseline dashed. Mermaid
+    lines have no styles, so the chart draws the candidate's curves (in the same colours)
+    and a table under it compares each class's area with the baseline's. Past one class
+    per colour, both draw the classes whose area changed most, and the caption names them.
+    """
+    from mlci import plots
+
+    x_label, y_label, area, diagonal = _AXES[key]
+    drawn = curve_module.most_changed(pairs, len(mermaid.PALETTE))
+    shown = [curve_module.downsample(p.candidate, 200) for p in drawn if p.candidate is not None]
+    chosen = ""
+    if len(drawn) < len(pairs):
+        names = ", ".join(mermaid.clean_text(pair.name) for pair in drawn)
+        chosen = f"{len(drawn)} of {len(pairs)} classes drawn, those whose {area} changed most"
+        caption = f"{chosen}: {names}. " + mermaid.legend(shown, area_label=area)
+    else:
+        caption = mermaid.legend(shown, area_label=area)
+    pngs = painter.draw(
+        lambda: plots.class_curves_png(
+            title,
+            drawn,
+            x_label=x_label,
+            y_label=y_label,
+            diagonal=diagonal,
+            area_label=area,
+            note=chosen,
+            styles_at="lower right" if key == "roc" else "lower left",
+        )
+    )
+    both = " (report.html's image draws both)" if pngs else ""
+    explained = (
+        "The chart draws the candidate's curves: Mermaid has no dashed lines to tell the "
+        f"baseline's apart{both}."
+    )
+    table = area_table_markdown(pairs, area_label=area)
+    return Figure(
+        key=key,
+        title=title,
+        markdown=f"{_chart(title, shown, x_label, y_label)}\n\n{explained} Per class:\n\n{table}",
+        pngs=pngs,
+        caption=caption,
+    )
+
+
 def _compare(
     candidate: list[curve_module.Curve], baseline: list[curve_module.Curve]
 ) -> list[curve_module.Curve]:
-    """Binary: candidate beside baseline. Multiclass: the candidate's one-vs-rest curves."""
+    """Binary: candidate beside baseline. Multiclass: the candidate's one-vs-rest curves
+    (with the baseline's, `_by_class_figure` draws them)."""
     if len(candidate) == 1:
         named = [dataclasses.replace(candidate[0], name="candidate")]
         if len(baseline) == 1:

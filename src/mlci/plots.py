@@ -18,11 +18,11 @@ import unicodedata
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from mlci.core.curves import Curve, downsample
+from mlci.core.curves import ClassCurves, Curve, downsample
 from mlci.core.mermaid import PALETTE
 from mlci.core.stats import Array, FloatArray
 from mlci.errors import UsageError
@@ -147,6 +147,64 @@ def curves_png(
 
     rows = math.ceil(len(curves) / 3) if len(curves) > 3 else len(curves)
     return _render((6.0, 4.6 + 0.18 * min(rows, 8)), draw)
+
+
+def class_curves_png(
+    title: str,
+    pairs: Sequence[ClassCurves],
+    *,
+    x_label: str,
+    y_label: str,
+    diagonal: bool = False,
+    area_label: str = "area",
+    note: str = "",
+    styles_at: Literal["lower right", "lower left", "upper left"] = "lower right",
+) -> bytes:
+    """Two models' one-vs-rest curves: one colour per class, candidate solid, baseline dashed.
+
+    The legend has one entry per class with both areas (`class 3: AUC 0.981 (baseline
+    0.975)`, or which model has no curve); a small key at `styles_at` in the axes says
+    which line style is which model. At most one class per colour of the palette (pick
+    them with `curves.most_changed`); `note` (which classes those are) goes above the chart.
+    """
+    if len(pairs) > len(_COLOURS):
+        raise ValueError(f"{len(pairs)} classes, but only {len(_COLOURS)} colours to tell apart")
+
+    def draw(figure: Figure) -> None:
+        from matplotlib.lines import Line2D
+
+        ax = figure.subplots()
+        if diagonal:
+            ax.plot([0, 1], [0, 1], linestyle=":", color="#999999", linewidth=1)
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_ylim(-0.02, 1.02)
+        entries = []
+        for colour, pair in zip(_COLOURS, pairs, strict=False):
+            # The baseline first, so the candidate's solid line lies on top where they meet.
+            for curve, style, width in ((pair.baseline, "--", 1.3), (pair.candidate, "-", 1.6)):
+                if curve is not None:
+                    _class_line(ax, curve, colour, style, width)
+            entries.append(Line2D([], [], color=colour, linewidth=2.5))
+        ax.set_title(_text(title, 64))
+        ax.set_xlabel(_text(x_label, 70))
+        ax.set_ylabel(_text(y_label, 50))
+        if not pairs:
+            _no_data(ax)
+            return
+        styles = [
+            Line2D([], [], color="#555555", linestyle="-", linewidth=1.6),
+            Line2D([], [], color="#555555", linestyle="--", linewidth=1.3),
+        ]
+        ax.legend(
+            styles, ["candidate", "baseline"], loc=styles_at, fontsize="medium", handlelength=3
+        )
+        labels = [_pair_label(pair, area_label) for pair in pairs]
+        figure.legend(entries, labels, loc="outside lower center", ncols=2, fontsize="medium")
+        if note:
+            figure.suptitle(_text(note, 110), fontsize=8, color="#555555")
+
+    rows = math.ceil(len(pairs) / 2)
+    return _render((6.4, 4.6 + 0.2 * rows + 0.2 * bool(note)), draw)
 
 
 def residuals_png(y_pred: Sequence[float] | Array, residuals: Sequence[float] | Array) -> bytes:
@@ -337,6 +395,38 @@ def _curve_label(curve: Curve, area_label: str) -> str:
     if curve.area is None or not math.isfinite(curve.area):
         return name
     return f"{name} ({_text(area_label, 20)} {curve.area:.3f})"
+
+
+def _class_line(ax: Axes, curve: Curve, colour: str, style: str, width: float) -> None:
+    small = downsample(curve, MAX_CURVE_POINTS)
+    few = len(small) <= 25
+    ax.plot(
+        small.x,
+        small.y,
+        color=colour,
+        linestyle=style,
+        linewidth=width,
+        marker="o" if few else None,
+        markersize=3,
+        markerfacecolor=colour if style == "-" else "none",
+    )
+
+
+def _pair_label(pair: ClassCurves, area_label: str) -> str:
+    """`class 3: AUC 0.981 (baseline 0.975)`, or which model has no curve for the class."""
+    name = _text(pair.name, 30) or "(unnamed)"
+    area = _text(area_label, 20)
+    if pair.candidate is None:
+        return f"{name}: no candidate curve (baseline {area} {_area(pair.baseline)})"
+    if pair.baseline is None:
+        return f"{name}: {area} {_area(pair.candidate)} (no baseline curve)"
+    return f"{name}: {area} {_area(pair.candidate)} (baseline {_area(pair.baseline)})"
+
+
+def _area(curve: Curve | None) -> str:
+    if curve is None or curve.area is None or not math.isfinite(curve.area):
+        return "–"
+    return f"{curve.area:.3f}"
 
 
 def _sample(rows: int) -> Array:

@@ -15,6 +15,9 @@ in y_true (ROC) or positive rows (PR); a class that cannot have a curve is left 
 sklearn would warn and return NaN. Without `scores` there are no curves.
 
 Every curve's x is non-decreasing, so a chart can resample it (see `mermaid.line_chart`).
+
+`by_class` pairs two models' curves class by class, and `most_changed` picks the classes
+whose area moved most, for a chart that cannot show them all.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -80,6 +83,46 @@ def pr_curves(pred: Predictions) -> list[Curve]:
         area = max(0.0, float(np.sum(np.diff(recall) * precision[1:])))
         curves.append(_curve(f"class {label}", recall, precision, area))
     return curves
+
+
+@dataclass(frozen=True)
+class ClassCurves:
+    """One class's curve from the candidate and from the baseline; None where it has none."""
+
+    name: str  # the curves' name, "class 3"
+    candidate: Curve | None
+    baseline: Curve | None
+
+    @property
+    def change(self) -> float | None:
+        """The candidate's area minus the baseline's, when both have a finite one."""
+        if self.candidate is None or self.baseline is None:
+            return None
+        if self.candidate.area is None or self.baseline.area is None:
+            return None
+        change = self.candidate.area - self.baseline.area
+        return change if math.isfinite(change) else None
+
+
+def by_class(candidate: Sequence[Curve], baseline: Sequence[Curve]) -> list[ClassCurves]:
+    """The two models' curves paired by name: the candidate's in its order, then the
+    classes only the baseline has a curve for (a class missing from one model's scores)."""
+    left = {curve.name: curve for curve in baseline}
+    pairs = [ClassCurves(curve.name, curve, left.pop(curve.name, None)) for curve in candidate]
+    return pairs + [ClassCurves(name, None, curve) for name, curve in left.items()]
+
+
+def most_changed(pairs: Sequence[ClassCurves], count: int) -> list[ClassCurves]:
+    """At most `count` of `pairs`, kept in their order: a class with a curve from only one
+    model first, then those whose area changed most (the earlier class on a tie)."""
+    if len(pairs) <= count:
+        return list(pairs)
+
+    def rank(index: int) -> tuple[int, float, int]:
+        change = pairs[index].change
+        return (0, 0.0, index) if change is None else (1, -abs(change), index)
+
+    return [pairs[index] for index in sorted(sorted(range(len(pairs)), key=rank)[:count])]
 
 
 def _one_vs_rest(pred: Predictions) -> Iterable[tuple[str, Array, FloatArray]]:

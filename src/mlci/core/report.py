@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlci.core.curves import ClassCurves, Curve, most_changed
 from mlci.core.device import DeviceInfo
 from mlci.core.gate import (
     Baseline,
@@ -778,6 +779,38 @@ def confusion_markdown(
         shares.append(f"| {name} | " + " | ".join(share_cells) + " |")
     legend = "Cells: candidate (baseline). " if baseline is not None else ""
     return "\n".join(counts) + f"\n\n{legend}Share of each true class:\n\n" + "\n".join(shares)
+
+
+MAX_AREA_ROWS = 50  # classes in a curve figure's table of areas; more: the most changed
+
+
+def area_table_markdown(
+    pairs: Sequence[ClassCurves], *, area_label: str, limit: int = MAX_AREA_ROWS
+) -> str:
+    """Each class's area under the candidate's and the baseline's curve, and the change.
+
+    One row per class (`| 3 | 0.981 | 0.975 | +0.006 |`), class names escaped; "no curve"
+    where a model has none. Over `limit` classes, the `limit` whose area changed most
+    (`curves.most_changed`), and a line saying so.
+    """
+    rows = most_changed(pairs, limit)
+    area = md_text(area_label)
+    lines = [f"| class | candidate {area} | baseline {area} | change |", "|---|--:|--:|--:|"]
+    for pair in rows:
+        change = "–" if pair.change is None else f"{pair.change:+.3f}"
+        label = md_text(pair.name.removeprefix("class "))
+        lines.append(
+            f"| {label} | {_area_cell(pair.candidate)} | {_area_cell(pair.baseline)} | {change} |"
+        )
+    if len(rows) < len(pairs):
+        lines.insert(0, f"The {len(rows)} of {len(pairs)} classes whose {area} changed most:\n")
+    return "\n".join(lines)
+
+
+def _area_cell(curve: Curve | None) -> str:
+    if curve is None:
+        return "no curve"
+    return "–" if curve.area is None else f"{curve.area:.3f}"
 
 
 # -- report.json: everything, to render again later ---------------------------------------
