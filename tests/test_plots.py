@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 from mlci import plots
-from mlci.core.curves import Curve, calibration, pr_curves, read_training_log, roc_curves
+from mlci.core.curves import (
+    ClassCurves,
+    Curve,
+    by_class,
+    calibration,
+    pr_curves,
+    read_training_log,
+    roc_curves,
+)
 from mlci.core.stats import Predictions, confusion_matrix
 from mlci.errors import UsageError
 
@@ -32,6 +40,18 @@ def classified(labels: list[object], n: int = 200, seed: int = 0) -> Predictions
 
 BINARY = classified([0, 1])
 MULTICLASS = classified(["cat", "dog", "eel", "fox", "gnu"], seed=1)
+
+
+def roc_by_class(baseline: Predictions) -> bytes:
+    """MULTICLASS's ROC curves, class by class, beside `baseline`'s on the same rows."""
+    return plots.class_curves_png(
+        "ROC",
+        by_class(roc_curves(MULTICLASS), roc_curves(baseline)),
+        x_label="FPR",
+        y_label="TPR",
+        diagonal=True,
+        area_label="AUC",
+    )
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -57,6 +77,10 @@ RENDERS: dict[str, Callable[[], bytes]] = {
     ),
     "roc, binary": lambda: plots.curves_png(
         "ROC", roc_curves(BINARY), x_label="FPR", y_label="TPR", diagonal=True, area_label="AUC"
+    ),
+    "roc, multiclass, with baseline": lambda: roc_by_class(
+        # A worse model on the same rows: each row gets the next row's scores.
+        replace(MULTICLASS, scores=np.roll(MULTICLASS.scores, 1, axis=0))
     ),
     "pr, multiclass": lambda: plots.curves_png(
         "Precision-recall", pr_curves(MULTICLASS), x_label="Recall", y_label="Precision"
@@ -154,6 +178,26 @@ def test_many_curves_cycle_colours_and_styles(rendered: dict[str, bytes]) -> Non
     curves = [Curve(f"class {i}", (0.0, 1.0), (0.0, i / 24)) for i in range(25)]
     png = plots.curves_png("many", curves, x_label="x", y_label="y")
     assert png_size(png)[1] > png_size(rendered["roc, binary"])[1]  # room for the legend
+
+
+def test_the_baselines_curves_change_the_picture(rendered: dict[str, bytes]) -> None:
+    assert roc_by_class(MULTICLASS) != rendered["roc, multiclass, with baseline"]
+
+
+def test_a_class_only_one_model_has_and_a_note_still_draw(rendered: dict[str, bytes]) -> None:
+    cat, dog = roc_curves(MULTICLASS)[:2]
+    pairs = [ClassCurves(HOSTILE, cat, None), ClassCurves("class dog", None, dog)]
+    png = plots.class_curves_png(
+        HOSTILE, pairs, x_label="x", y_label="y", area_label=HOSTILE, note=HOSTILE
+    )
+    assert png_size(png)
+    assert png_size(plots.class_curves_png("nothing", [], x_label="x", y_label="y"))
+
+
+def test_more_classes_than_colours_are_refused() -> None:
+    pairs = [ClassCurves(f"class {i}", None, None) for i in range(11)]
+    with pytest.raises(ValueError, match="11 classes, but only 10 colours"):
+        plots.class_curves_png("many", pairs, x_label="x", y_label="y")
 
 
 def test_training_columns_are_grouped_by_metric() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,9 +13,12 @@ from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
 from mlci.core.curves import (
+    ClassCurves,
     Curve,
+    by_class,
     calibration,
     downsample,
+    most_changed,
     pr_curves,
     read_training_log,
     residuals,
@@ -265,3 +269,36 @@ def test_malformed_logs_say_what_and_where(text: str, fmt: str, message: str) ->
     with pytest.raises(MetricsError, match=message) as caught:
         read_training_log(text, fmt, source="logs/history.csv")
     assert caught.value.message.startswith("logs/history.csv")
+
+
+def test_by_class_pairs_curves_by_name_and_keeps_one_sided_classes() -> None:
+    a, b, c = (
+        Curve(f"class {n}", (0.0, 1.0), (0.0, 1.0), area) for n, area in enumerate([0.9, 0.8, 0.7])
+    )
+    pairs = by_class([a, b], [replace(b, area=0.75), c])
+    assert [(p.name, p.candidate, p.baseline) for p in pairs] == [
+        ("class 0", a, None),
+        ("class 1", b, replace(b, area=0.75)),
+        ("class 2", None, c),
+    ]
+    assert [p.change for p in pairs] == [None, pytest.approx(0.05), None]
+    assert by_class([a], []) == [ClassCurves("class 0", a, None)]
+
+
+def test_most_changed_keeps_order_and_puts_one_sided_classes_first() -> None:
+    def pair(name: str, mine: float | None, theirs: float | None) -> ClassCurves:
+        def curve(area: float | None) -> Curve | None:
+            return None if area is None else Curve(name, (0.0,), (0.0,), area)
+
+        return ClassCurves(name, curve(mine), curve(theirs))
+
+    pairs = [
+        pair("a", 0.9, 0.9),
+        pair("b", 0.9, 0.5),
+        pair("c", None, 0.7),
+        pair("d", 0.8, 0.9),
+        pair("e", 0.6, 0.61),
+    ]
+    assert [p.name for p in most_changed(pairs, 3)] == ["b", "c", "d"]
+    assert [p.name for p in most_changed(pairs, 1)] == ["c"]
+    assert most_changed(pairs, 5) == pairs

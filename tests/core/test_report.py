@@ -692,3 +692,26 @@ def test_golden_report(name: str, render: object) -> None:
         f"{name} differs from {path}; if the change is intended, rerun with "
         "MLCI_UPDATE_GOLDEN=1 and review the diff"
     )
+
+
+def test_area_table_lists_each_class_and_past_the_limit_the_most_changed() -> None:
+    from mlci.core.curves import ClassCurves, Curve
+    from mlci.core.report import area_table_markdown
+
+    def pair(label: str, mine: float, theirs: float | None) -> ClassCurves:
+        def curve(area: float) -> Curve:
+            return Curve(f"class {label}", (0.0, 1.0), (0.0, 1.0), area)
+
+        return ClassCurves(f"class {label}", curve(mine), None if theirs is None else curve(theirs))
+
+    pairs = [pair("<b>a|b</b>", 0.9, 0.95), pair("@x", 0.8, None), pair("c", 0.7, 0.7)]
+    assert area_table_markdown(pairs, area_label="AUC") == (
+        "| class | candidate AUC | baseline AUC | change |\n"
+        "|---|--:|--:|--:|\n"
+        "| &lt;b&gt;a\\|b&lt;/b&gt; | 0.900 | 0.950 | -0.050 |\n"
+        "| @&#8203;x | 0.800 | no curve | – |\n"
+        "| c | 0.700 | 0.700 | +0.000 |"
+    )
+    table = area_table_markdown(pairs, area_label="AP", limit=2)
+    assert table.startswith("The 2 of 3 classes whose AP changed most:\n\n| class |")
+    assert "| c |" not in table and "| @&#8203;x |" in table

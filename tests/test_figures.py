@@ -1,0 +1,157 @@
+"""The report's figures: multiclass ROC and precision-recall curves against the baseline's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlci import plots
+from mlci.config import parse_config
+from mlci.core import mermaid
+from mlci.core.curves import pr_curves, roc_curves
+from mlci.core.report import Figure, md_text
+from mlci.core.stats import Predictions
+from mlci.figures import build_figures
+
+CONFIG = "model: {name: digits}\nevaluate: {metrics: [metrics.json], predictions: p.csv}\n"
+
+
+def classified(labels: list[object], *, seed: int, strength: float, n: int = 400) -> Predictions:
+    """Predictions over `labels` whose scores separate the classes by `strength`."""
+    rng = np.random.default_rng(seed)
+    k = len(labels)
+    true = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k)) + strength * np.eye(k)[true]
+    scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    classes = np.asarray(labels)
+    return Predictions(classes[true], classes[scores.argmax(axis=1)], scores, tuple(labels), None)
+
+
+def curve_figures(
+    candidate: Predictions, baseline: Predictions | None, *, plots_on: bool = True
+) -> dict[str, Figure]:
+    text = CONFIG + ("" if plots_on else "report: {plots: false}\n")
+    config = parse_config(text, root=Path("/project"))
+    figures, _ = build_figures(config, candidate, baseline)
+    return {figure.key: figure for figure in figures if figure.key in ("roc", "pr")}
+
+
+DIGITS = list(range(10))
+CANDIDATE = classified(DIGITS, seed=1, strength=3.0)
+BASELINE = classified(DIGITS, seed=1, strength=2.0)  # the same rows and truth, worse scores
+
+
+@pytest.fixture(scope="module")
+def compared() -> dict[str, Figure]:
+    return curve_figures(CANDIDATE, BASELINE)
+
+
+@pytest.mark.parametrize(
+    ("key", "make", "area"), [("roc", roc_curves, "AUC"), ("pr", pr_curves, "AP")]
+)
+def test_each_classs_area_is_shown_beside_the_baselines(
+    compared: dict[str, Figure], key: str, make: object, area: str
+) -> None:
+    figure = compared[key]
+    assert callable(make)
+    mine, theirs = make(CANDIDATE), make(BASELINE)
+    assert f"| class | candidate {area} | baseline {area} | change |" in figure.markdown
+    for label, ours, base in zip(DIGITS, mine, theirs, strict=True):
+        change = ours.area - base.area
+        row = f"| {label} | {ours.area:.3f} | {base.area:.3f} | {change:+.3f} |"
+        assert row in figure.markdown
+    assert "report.html's image draws both" in figure.markdown
+    # The chart draws the candidate's ten curves, in the caption's colours.
+    assert figure.markdown.count("    line [") == 10
+    assert figure.caption == mermaid.legend(mine, area_label=area)
+    assert len(figure.pngs) == 1
+
+
+@pytest.fixture(scope="module")
+def alone() -> dict[str, Figure]:
+    return curve_figures(CANDIDATE, None)
+
+
+def test_the_png_draws_the_baseline(compared: dict[str, Figure], alone: dict[str, Figure]) -> None:
+    assert compared["roc"].pngs != alone["roc"].pngs
+    assert compared["pr"].pngs != alone["pr"].pngs
+
+
+def test_without_the_baselines_predictions_nothing_changes(alone: dict[str, Figure]) -> None:
+    figure = alone["roc"]
+    curves = roc_curves(CANDIDATE)
+    assert "baseline" not in figure.markdown + figure.caption
+    assert figure.caption == mermaid.legend(curves, area_label="AUC")
+    expected = plots.curves_png(
+        "ROC curve",
+        curves,
+        x_label="False positive rate",
+        y_label="True positive rate",
+        diagonal=True,
+        area_label="AUC",
+    )
+    assert figure.pngs == (expected,)
+
+
+def test_a_binary_model_still_shows_candidate_beside_baseline() -> None:
+    figure = curve_figures(
+        classified([0, 1], seed=2, strength=2),
+        classified([0, 1], seed=2, strength=1),
+        plots_on=False,
+    )
+    caption = figure["roc"].caption
+    assert caption.startswith("blue: candidate (AUC ") and ", orange: baseline (AUC " in caption
+    assert "| class |" not in figure["roc"].markdown
+
+
+def test_a_class_only_one_model_scores_is_shown_and_labelled() -> None:
+    labels: list[object] = ["cat", "dog", "eel"]
+    candidate = classified(labels, seed=4, strength=2)
+    full = classified(labels, seed=4, strength=1)
+    baseline = Predictions(full.y_true, full.y_pred, full.scores[:, :2], ("cat", "dog"), None)  # type: ignore[index]
+
+    figure = curve_figures(candidate, baseline, plots_on=False)["pr"]
+
+    eel = pr_curves(candidate)[2]
+    assert f"| eel | {eel.area:.3f} | no curve | – |" in figure.markdown
+    assert figure.markdown.count("    line [") == 3
+
+
+def test_hostile_class_names_are_escaped_in_the_table() -> None:
+    labels: list[object] = ["<img src=x onerror=alert(1)>", "a|b", "@everyone", "`code`"]
+    figure = curve_figures(
+        classified(labels, seed=5, strength=2),
+        classified(labels, seed=5, strength=1),
+        plots_on=False,
+    )["roc"]
+    table = figure.markdown.split("Per class:", 1)[1]
+    for label in labels:
+        assert f"| {md_text(str(label))} | " in table
+    assert "<img" not in table and "a|b" not in table and "@everyone" not in table
+
+
+def test_past_ten_classes_the_most_changed_are_drawn_and_named() -> None:
+    labels: list[object] = list(range(25))
+    candidate = classified(labels, seed=3, strength=3.0, n=1500)
+    rng = np.random.default_rng(9)
+    scores = np.array(candidate.scores, dtype=np.float64)
+    worse = [2, 7, 11, 19]  # the baseline scores these four classes badly
+    scores[:, worse] = rng.uniform(size=(len(scores), len(worse)))
+    baseline = Predictions(candidate.y_true, candidate.y_pred, scores, candidate.classes, None)
+
+    figure = curve_figures(candidate, baseline, plots_on=False)["roc"]
+
+    assert figure.caption.startswith("10 of 25 classes drawn, those whose AUC changed most: ")
+    named = figure.caption.split(": ", 1)[1].split(". ", 1)[0].split(", ")
+    assert len(named) == 10 and {f"class {i}" for i in worse} <= set(named)
+    assert figure.markdown.count("    line [") == 10
+    assert figure.markdown.count("\n| ") == 26  # the header and every class
+
+
+def test_without_plots_the_markdown_does_not_promise_an_image() -> None:
+    figure = curve_figures(CANDIDATE, BASELINE, plots_on=False)["roc"]
+    assert figure.pngs == ()
+    assert "report.html" not in figure.markdown
+    assert "| 0 | " in figure.markdown
