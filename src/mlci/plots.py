@@ -119,9 +119,7 @@ def curves_png(
     def draw(figure: Figure) -> None:
         ax = figure.subplots()
         if diagonal:
-            ax.plot([0, 1], [0, 1], linestyle="--", color="#999999", linewidth=1)
-            ax.set_xlim(-0.02, 1.02)
-            ax.set_ylim(-0.02, 1.02)
+            _diagonal(ax, "--")
         for index, curve in enumerate(curves):
             small = downsample(curve, MAX_CURVE_POINTS)
             ax.plot(
@@ -175,9 +173,7 @@ def class_curves_png(
 
         ax = figure.subplots()
         if diagonal:
-            ax.plot([0, 1], [0, 1], linestyle=":", color="#999999", linewidth=1)
-            ax.set_xlim(-0.02, 1.02)
-            ax.set_ylim(-0.02, 1.02)
+            _diagonal(ax, ":")  # dotted: dashed lines are the baseline's here
         entries = []
         for colour, pair in zip(_COLOURS, pairs, strict=False):
             # The baseline first, so the candidate's solid line lies on top where they meet.
@@ -439,6 +435,13 @@ def _sample(rows: int) -> Array:
 
 def _alpha(points: int) -> float:
     return float(min(0.8, max(0.15, 300 / math.sqrt(max(points, 1)) / 10)))
+
+
+def _diagonal(ax: Axes, style: str) -> None:
+    """The y = x reference (chance for ROC, perfect calibration), both axes on [0, 1]."""
+    ax.plot([0, 1], [0, 1], linestyle=style, color="#999999", linewidth=1)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
 
 
 def _no_data(ax: Axes) -> None:
