@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import io
 import json
+import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -304,3 +309,121 @@ def test_a_server_that_is_down_is_named_quickly() -> None:
     )
     assert "Connection refused" in failed.value.message
     assert "MLFLOW_TRACKING_URI" in failed.value.message
+
+
+# -- what MLflow's client does, done the same (found in review) ----------------------------
+
+_BLOB = bytes(range(256)) * 8192  # 2 MiB
+
+
+def _reset_mid_download(sock: socket.socket) -> None:
+    """First connection: answers a JSON call (kept alive), then half the download and a
+    reset; the next connection: the whole download."""
+    first = True
+    while True:
+        try:
+            connection, _ = sock.accept()
+        except OSError:
+            return
+        reader = connection.makefile("rb")
+
+        def request(reader: Any = reader) -> None:
+            reader.readline()
+            while reader.readline() not in (b"\r\n", b""):
+                pass
+
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n" % len(_BLOB)
+        if first:
+            first = False
+            request()
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            request()
+            connection.sendall(head + b"\r\n" + _BLOB[: len(_BLOB) // 2])
+            time.sleep(0.3)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            request()
+            connection.sendall(head + b"Connection: close\r\n\r\n" + _BLOB)
+        reader.close()
+        connection.close()
+
+
+def test_a_download_cut_off_by_a_reset_is_written_once_from_the_start() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        threading.Thread(target=_reset_mid_download, args=(sock,), daemon=True).start()
+        env = {"MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+        http = mlflow_rest._Connection(f"http://127.0.0.1:{sock.getsockname()[1]}", env)
+        http.json("GET", "/api/2.0/mlflow/experiments/get-by-name")
+        out = io.BytesIO()
+        http.download("/api/2.0/mlflow-artifacts/artifacts/1/predictions.csv", out)
+        http.close()
+
+    assert out.getvalue() == _BLOB  # not the first half twice
+
+
+def test_an_ipv6_server_without_a_port_is_dialled_on_the_schemes_port() -> None:
+    plain = mlflow_rest._Connection("http://[2001:db8::5]/mlflow", {})
+    secure = mlflow_rest._Connection("https://[2001:db8::5]:8443/mlflow", {})
+
+    assert (plain.host, plain.port, plain.netloc) == ("2001:db8::5", 80, "[2001:db8::5]")
+    assert (secure.port, secure.netloc) == (8443, "[2001:db8::5]:8443")
+
+
+def test_credentials_come_from_mlflows_file_and_an_empty_secret_is_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".mlflow").mkdir()
+    (tmp_path / ".mlflow" / "credentials").write_text(
+        "[mlflow]\nmlflow_tracking_username = alice\nmlflow_tracking_password = s3cret\n"
+    )
+
+    def auth(env: dict[str, str]) -> str | None:
+        return mlflow_rest._Connection("http://m.example", env).headers.get("Authorization")
+
+    assert auth({}) == "Basic YWxpY2U6czNjcmV0"  # alice:s3cret, from the file
+    assert auth({"MLFLOW_TRACKING_USERNAME": "bob"}) == "Basic Ym9iOnMzY3JldA=="  # bob:s3cret
+    (tmp_path / ".mlflow" / "credentials").unlink()
+    # A secret GitHub Actions does not have is an empty variable: the token then.
+    empty = {"MLFLOW_TRACKING_USERNAME": "bot", "MLFLOW_TRACKING_PASSWORD": ""}
+    assert auth({**empty, "MLFLOW_TRACKING_TOKEN": "tok"}) == "Bearer tok"
+    assert auth(empty) is None
+
+
+def test_a_broken_credentials_file_is_named_without_its_contents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlci.errors import UsageError
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".mlflow").mkdir()
+    (tmp_path / ".mlflow" / "credentials").write_text("mlflow_tracking_password = hunter2\n")
+
+    with pytest.raises(UsageError) as failed:
+        mlflow_rest._Connection("http://m.example", {})
+
+    assert ".mlflow/credentials is not a valid INI file" in failed.value.message
+    assert "hunter2" not in failed.value.message
+
+
+def test_the_ca_bundle_is_the_one_mlflows_client_would_use() -> None:
+    assert mlflow_rest._ca_bundle({"MLFLOW_TRACKING_SERVER_CERT_PATH": "/a.pem"}) == "/a.pem"
+    assert mlflow_rest._ca_bundle({"REQUESTS_CA_BUNDLE": "/corp.pem"}) == "/corp.pem"
+    assert mlflow_rest._ca_bundle({"CURL_CA_BUNDLE": "/curl.pem"}) == "/curl.pem"
+    import certifi
+
+    assert mlflow_rest._ca_bundle({}) == certifi.where()
+
+
+def test_a_version_that_never_becomes_ready_is_an_error() -> None:
+    version = {"name": "clf", "version": "3", "status": "FAILED_REGISTRATION"}
+    with stand_in() as server:
+        server.script = [(200, {}, json.dumps({"model_version": version}).encode())]
+        client = mlflow_rest.RestClient(server.url, {})
+        with pytest.raises(mlflow_rest.RestError) as failed:
+            client.create_model_version("clf", "mlflow-artifacts:/1/r/artifacts/model", "r")
+        client.close()
+
+    assert "clf version 3 is FAILED_REGISTRATION, not READY" in str(failed.value)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mlci import __version__
+from mlci.errors import UsageError
 
 _API = "/api/2.0/mlflow"
 _ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
@@ -178,6 +179,7 @@ class RestClient:
     ) -> Run:
         body: dict[str, Any] = {
             "experiment_id": str(experiment_id),
+            "user_id": (tags or {}).get("mlflow.user", "unknown"),  # as MlflowClient
             "start_time": int(time.time() * 1000),
             "tags": _pairs(tags or {}),
         }
@@ -289,6 +291,11 @@ class RestClient:
         while created.status == "PENDING_REGISTRATION" and time.monotonic() < deadline:
             time.sleep(1)
             created = self.get_model_version(name, created.version)
+        if created.status != "READY":  # as MlflowClient: a version that never became READY
+            raise RestError(
+                f"{name} version {created.version} is {created.status}, not READY, "
+                f"after {_AWAIT_READY_S} s (the registry's own message is in its UI)"
+            )
         return created
 
     def delete_model_version(self, name: str, version: str) -> None:
@@ -389,18 +396,21 @@ class _Connection:
     """One kept-alive HTTP(S) connection to the server, with MLflow's retries and auth."""
 
     def __init__(self, tracking_uri: str, env: Mapping[str, str]) -> None:
+        self._connection: http.client.HTTPConnection | None = None  # first: __del__ reads it
         parts = urllib.parse.urlsplit(tracking_uri)
         self.https = parts.scheme == "https"
         self.host = parts.hostname or ""
-        self.port = parts.port
-        self.netloc = f"{self.host}:{self.port}" if self.port else self.host
+        # http.client reads a bare IPv6 address's last ':' as a port: always give one.
+        self.port = parts.port or (443 if self.https else 80)
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.netloc = f"{shown}:{parts.port}" if parts.port else shown
         self.prefix = parts.path.rstrip("/")
         self.headers = {"User-Agent": f"mlci/{__version__}", "Accept": "application/json"}
-        user, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
+        user, password = _credentials(env)
         if not (user and password) and parts.username:
             user = urllib.parse.unquote(parts.username)
             password = urllib.parse.unquote(parts.password or "")
-        if user and password is not None:
+        if user and password:  # as MLflow: an empty secret is no password
             pair = base64.b64encode(f"{user}:{password}".encode()).decode()
             self.headers["Authorization"] = f"Basic {pair}"
         elif env.get("MLFLOW_TRACKING_TOKEN"):
@@ -409,7 +419,6 @@ class _Connection:
         self.backoff = _float(env.get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"), 2.0)
         self.timeout = _float(env.get("MLFLOW_HTTP_REQUEST_TIMEOUT"), 120.0)
         self.context = _tls(env) if self.https else None
-        self._connection: http.client.HTTPConnection | None = None
 
     def json(
         self,
@@ -466,7 +475,9 @@ class _Connection:
             try:
                 if restart is not None:
                     restart()
-                status, answer_headers, answer = self._once(method, url, body(), headers, out)
+                status, answer_headers, answer = self._once(
+                    method, url, body(), headers, out, restart
+                )
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
                 failure = RestError(f"cannot connect to {self.netloc}: {_reason(exc)}")
@@ -492,6 +503,7 @@ class _Connection:
         body: Any,
         headers: Mapping[str, str],
         out: BinaryIO | None,
+        restart: Any,
     ) -> tuple[int, dict[str, str], bytes]:
         reused = self._connection is not None
         try:
@@ -499,10 +511,13 @@ class _Connection:
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
             if not reused:
                 raise
-            # The server closed the kept-alive connection between requests: a new one.
+            # The server closed the kept-alive connection between requests: a new one,
+            # from the start (the body sent again, a download written again).
             self.close()
             if hasattr(body, "seek"):
                 body.seek(0)
+            if restart is not None:
+                restart()
             return self._exchange(method, url, body, headers, out)
 
     def _exchange(
@@ -655,13 +670,50 @@ def _reason(exc: BaseException) -> str:
 
 
 def _tls(env: Mapping[str, str]) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=env.get("MLFLOW_TRACKING_SERVER_CERT_PATH"))
+    context = ssl.create_default_context(cafile=_ca_bundle(env))
     if _true(env.get("MLFLOW_TRACKING_INSECURE_TLS")):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if env.get("MLFLOW_TRACKING_CLIENT_CERT_PATH"):
         context.load_cert_chain(env["MLFLOW_TRACKING_CLIENT_CERT_PATH"])
     return context
+
+
+def _ca_bundle(env: Mapping[str, str]) -> str | None:
+    """The CA bundle MLflow's client (requests) would verify the server with."""
+    for name in ("MLFLOW_TRACKING_SERVER_CERT_PATH", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        if env.get(name):
+            return env[name]
+    try:
+        import certifi  # requests' own bundle, where it is installed
+    except ImportError:
+        return None  # the system's
+    return str(certifi.where())
+
+
+def _credentials(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """User and password as MLflow reads them: each from the environment, else from
+    ~/.mlflow/credentials (its `[mlflow]` section)."""
+    from_file: Mapping[str, str] = {}
+    path = Path("~/.mlflow/credentials").expanduser()
+    if path.is_file():
+        import configparser
+
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(path)
+        except configparser.Error:
+            # Not the parser's message: it quotes the offending line, a password perhaps.
+            raise UsageError(
+                f"{path} is not a valid INI file: fix or remove it (MLflow reads it too, "
+                f"for [mlflow] mlflow_tracking_username and mlflow_tracking_password)"
+            ) from None
+        if parser.has_section("mlflow"):
+            from_file = parser["mlflow"]
+    return (
+        env.get("MLFLOW_TRACKING_USERNAME") or from_file.get("mlflow_tracking_username"),
+        env.get("MLFLOW_TRACKING_PASSWORD") or from_file.get("mlflow_tracking_password"),
+    )
 
 
 def _true(value: str | None) -> bool:
