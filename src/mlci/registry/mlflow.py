@@ -21,7 +21,6 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from mlci.errors import ExternalError, UsageError
-from mlci.registry import mlflow_rest
 from mlci.registry.base import UNREAD, AliasMove, Lineage, ModelVersion, Unread
 from mlci.registry.packaging import PackagedModel, package_model
 
@@ -252,6 +251,9 @@ class MlflowRegistry:
         if self._client_instance is None:
             for name, value in _MLFLOW_DEFAULTS.items():
                 os.environ.setdefault(name, value)
+            # Imported here: http.client and ssl stay out of `mlci gate`'s start-up.
+            from mlci.registry import mlflow_rest
+
             if mlflow_rest.usable(self.tracking_uri, os.environ):
                 # A server: its REST API, without the seconds of importing MLflow.
                 self._client_instance = mlflow_rest.RestClient(self.tracking_uri)
@@ -357,6 +359,8 @@ class MlflowRegistry:
         packaged: PackagedModel,
     ) -> tuple[str, str]:
         """A RUNNING run with the metrics, lineage and the model; FAILED when anything fails."""
+        from mlci.registry import mlflow_rest
+
         client = self._client()
         # Each client takes its own Metric, Param and RunTag (same fields).
         entities: Any = mlflow_rest
@@ -411,8 +415,11 @@ class MlflowRegistry:
             raise ExternalError(_explain(exc, doing, redact_uri(self.tracking_uri))) from None
         finally:
             self._depth -= 1
-            if self._depth == 0 and isinstance(self._client_instance, mlflow_rest.RestClient):
-                self._client_instance.close()
+            if self._depth == 0 and self._client_instance is not None:
+                from mlci.registry import mlflow_rest  # imported by _client already
+
+                if isinstance(self._client_instance, mlflow_rest.RestClient):
+                    self._client_instance.close()
 
 
 def _not_found(exc: Exception) -> bool:
@@ -426,6 +433,8 @@ def _not_found(exc: Exception) -> bool:
 def _explain(exc: Exception, doing: str, where: str) -> str:
     text = str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    from mlci.registry import mlflow_rest
+
     if isinstance(exc, mlflow_rest.RestError):
         if exc.status is None:
             return (
