@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mlci.config import S3Config
-from mlci.forges.http import ForgeError, HttpClient
+from mlci.http import ForgeError, HttpClient
 
 
 class AssetStore(Protocol):

@@ -529,7 +529,7 @@ def comment_command(
         )
 
     from mlci.forges import open_forge
-    from mlci.forges.http import ForgeError
+    from mlci.http import ForgeError
 
     needed = _needed(chosen, settings)
     choice = open_forge(

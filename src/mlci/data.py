@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from mlci import git, watchdog
+from mlci import git, process
 from mlci.console import Console
 from mlci.errors import ExternalError, MlciError, UsageError
 
@@ -236,20 +236,20 @@ def _run_dvc(
     env: Mapping[str, str] | None,
     timeout_s: float | None = None,
     stall_s: float | None = None,
-    activity: watchdog.Activity | None = None,
+    activity: process.Activity | None = None,
 ) -> _Ran:
-    """Run dvc in its own process group; raises watchdog.Stopped past the limits (None: off)."""
-    child = {**(env if env is not None else os.environ), "DVC_NO_ANALYTICS": "1"}
+    """Run dvc in its own process group; raises process.Stopped past the limits (None: off)."""
+    child_env = {**(env if env is not None else os.environ), "DVC_NO_ANALYTICS": "1"}
     lines: list[bytes] = []
-    process = watchdog.start([*dvc_command(), *args], cwd=cwd, env=child)
-    code = watchdog.watch(
-        process, timeout_s=timeout_s, stall_s=stall_s, on_line=lines.append, activity=activity
+    child = process.start([*dvc_command(), *args], cwd=cwd, env=child_env)
+    code = process.watch(
+        child, timeout_s=timeout_s, stall_s=stall_s, on_line=lines.append, activity=activity
     )
     return _Ran(code, b"\n".join(lines).decode("utf-8", errors="replace"))
 
 
 def _stopped(
-    stopped: watchdog.Stopped,
+    stopped: process.Stopped,
     remote: Remote,
     *,
     timeout_s: float | None,
@@ -261,7 +261,7 @@ def _stopped(
     `arrived`: what had reached the cache by then (`_Progress.arrived`).
     """
     where = _where(remote)
-    ran = watchdog.elapsed(stopped.seconds)
+    ran = process.elapsed(stopped.seconds)
     hint = _answer_hint(remote)
     if stopped.stalled and stall_s is not None:
         if remote.kind.scheme == "local":
@@ -272,7 +272,7 @@ def _stopped(
             cause = "The remote stopped sending"
         return ExternalError(
             f"dvc pull from {where} stalled: no output and no data arriving for "
-            f"{watchdog.minutes(stall_s)} (data.stall_minutes), so it was stopped after {ran}"
+            f"{process.minutes(stall_s)} (data.stall_minutes), so it was stopped after {ran}"
             f"{arrived}. {cause}: {hint}; or raise data.stall_minutes in mlci.yaml if the "
             f"remote is only slow to start"
         )
@@ -410,16 +410,16 @@ def pull(
     args += list(targets)
     expected = _expected(dvc_root)
     # Data arriving in the cache is progress too: DVC prints nothing while it downloads.
-    activity = watchdog.Activity()
+    activity = process.Activity()
     progress = _Progress(_cache_dir(dvc_root), expected, console, on_change=activity.touch)
     started = time.monotonic()
-    stopped: watchdog.Stopped | None = None
+    stopped: process.Stopped | None = None
     with progress.running():
         try:
             completed = _run_dvc(
                 args, cwd=root, env=env, timeout_s=timeout_s, stall_s=stall_s, activity=activity
             )
-        except watchdog.Stopped as exc:
+        except process.Stopped as exc:
             stopped = exc
     if stopped is not None:
         raise _stopped(
@@ -970,10 +970,10 @@ def check_remote(
         args = ["status", "--cloud", "--json"] + (["--remote", remote] if remote else [])
         try:
             completed = _run_dvc(args, cwd=root, env=env, timeout_s=timeout_s)
-        except watchdog.Stopped as stopped:
+        except process.Stopped as stopped:
             raise ExternalError(
                 f"{_where(configured)} did not answer `dvc status --cloud` within "
-                f"{watchdog.elapsed(stopped.seconds)}, so it was stopped: "
+                f"{process.elapsed(stopped.seconds)}, so it was stopped: "
                 f"{_answer_hint(configured)}; `mlci run` would wait for it up to "
                 f"data.timeout_minutes"
             ) from None

@@ -463,17 +463,17 @@ def check_forge_access(ctx: DoctorContext) -> CheckResult:
 
 
 def check_gpu(ctx: DoctorContext) -> CheckResult:
-    """With `train.device: cuda`: the GPUs nvidia-smi shows the training (mlci.device)."""
+    """With `train.device: cuda`: the GPUs nvidia-smi shows the training (mlci.gpu)."""
     if not ctx.gpu_requested:
         return CheckResult("gpu", "skip", "the configuration asks for no GPU (train.device)")
-    from mlci import device
+    from mlci import gpu
 
-    found = device.probe(ctx.env)
+    found = gpu.probe(ctx.env)
     if found.problem is not None:
         fix = (
             "unset CUDA_VISIBLE_DEVICES in the job, or set it to the GPUs the training may use"
             if found.hidden
-            else device.FIX
+            else gpu.FIX
         )
         return CheckResult("gpu", "fail", f"train.device is cuda, but {found.problem}", fix)
     listed = "; ".join(f"GPU {gpu.index}: {gpu.name}" for gpu in found.gpus)

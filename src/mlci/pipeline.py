@@ -383,7 +383,7 @@ def _describe_context(context: ci.CiContext, console: Console) -> None:
 
 
 def _train(config: Config, state: _State, console: Console, env: Mapping[str, str]) -> None:
-    from mlci.device import Monitor
+    from mlci.gpu import Monitor
     from mlci.training import run_training
 
     train = config.train

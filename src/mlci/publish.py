@@ -179,7 +179,7 @@ class Publisher:
         result.published["summary"] = name
 
     def _to_forge(self, choice: ForgeChoice, report: ReportInput, result: PublishResult) -> None:
-        from mlci.forges.http import Unreachable
+        from mlci.http import Unreachable
 
         try:
             self._to_forge_parts(choice, report, result)
@@ -189,7 +189,7 @@ class Publisher:
     def _to_forge_parts(
         self, choice: ForgeChoice, report: ReportInput, result: PublishResult
     ) -> None:
-        from mlci.forges.http import ForgeError, Unreachable
+        from mlci.http import ForgeError, Unreachable
 
         forge = choice.forge
         assert forge is not None and self.context is not None
@@ -332,7 +332,7 @@ def open_asset_store(
     from mlci.forges.bitbucket import BitbucketForge
     from mlci.forges.github import GitHubForge
     from mlci.forges.gitlab import GitLabForge
-    from mlci.forges.http import ForgeError, HttpClient
+    from mlci.http import ForgeError, HttpClient
 
     kind = settings.images
     if kind == "inline":

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from mlci import watchdog
+from mlci import process
 from mlci.errors import TrainingError, UsageError
 
 _TAIL_LINES = 30
@@ -52,7 +52,7 @@ def run_training(
     child_env = {**(env if env is not None else os.environ), "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
     try:
-        process = watchdog.start(command, cwd=cwd, env=child_env)
+        child = process.start(command, cwd=cwd, env=child_env)
     except FileNotFoundError:
         raise UsageError(
             f"train.command: cannot run {shown!r}: {_shown(command).split()[0]} was not found; "
@@ -60,26 +60,26 @@ def run_training(
         ) from None
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     try:
-        exit_code = watchdog.watch(
-            process,
+        exit_code = process.watch(
+            child,
             timeout_s=timeout_s,
             stall_s=stall_s,
             on_line=lambda raw: _echo(raw, tail, echo, on_line),
             started=started,
         )
-    except watchdog.Stopped as stopped:
+    except process.Stopped as stopped:
         if stopped.stalled:
             assert stall_s is not None
-            ran = watchdog.elapsed(time.monotonic() - started)
+            ran = process.elapsed(time.monotonic() - started)
             message = (
-                f"training stalled: no output for {watchdog.minutes(stall_s)} "
+                f"training stalled: no output for {process.minutes(stall_s)} "
                 f"(train.stall_minutes), so it was stopped after {ran} ({shown}); its last "
                 f"output, in the report, shows where it hung; print progress more often or "
                 f"raise train.stall_minutes"
             )
         else:
             message = (
-                f"training timed out after {watchdog.minutes(timeout_s)} ({shown}); make it "
+                f"training timed out after {process.minutes(timeout_s)} ({shown}); make it "
                 f"faster or raise train.timeout_minutes in mlci.yaml"
             )
         raise TrainingError(message, output_tail=tuple(tail), stopped_by=stopped.reason) from None

@@ -16,7 +16,7 @@ from mlci.config import PublishConfig
 from mlci.console import Console
 from mlci.core.gate import Baseline, Rule, evaluate_gate
 from mlci.core.report import ReportInput
-from mlci.forges.http import HttpClient
+from mlci.http import HttpClient
 from mlci.publish import Publisher, PublishResult
 from tests.forges.standin import BitbucketStandIn, GitHubStandIn, GitLabStandIn
 

@@ -152,7 +152,7 @@ def test_presigned_url_signature_matches_botocore(monkeypatch: pytest.MonkeyPatc
     from botocore.config import Config
 
     from mlci.assets import S3Credentials, S3Store
-    from mlci.forges.http import HttpClient
+    from mlci.http import HttpClient
 
     when = dt.datetime(2026, 11, 30, 1, 2, 3, tzinfo=dt.timezone.utc)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: when.replace(tzinfo=None))

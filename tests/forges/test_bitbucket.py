@@ -13,7 +13,7 @@ from mlci.config import PublishConfig
 from mlci.forges import check_access
 from mlci.forges.base import sticky_marker
 from mlci.forges.bitbucket import scope_label
-from mlci.forges.http import ForgeError
+from mlci.http import ForgeError
 from tests.forges.conftest import HEAD, Clock, http_factory, make_report, publish
 from tests.forges.standin import BitbucketStandIn, BitbucketToken, Fault
 from tests.forges.test_assets import PNG, report_with_plot

@@ -14,7 +14,7 @@ from mlci.config import PublishConfig, S3Config
 from mlci.console import Console
 from mlci.errors import UsageError
 from mlci.forges.base import sticky_marker
-from mlci.forges.http import ForgeError
+from mlci.http import ForgeError
 from tests.forges.conftest import HEAD, Clock, github_env, http_factory
 from tests.forges.standin import GitHubStandIn, GitHubToken, GitLabStandIn
 from tests.forges.test_gitlab_bitbucket import gitlab_env

@@ -1,6 +1,6 @@
 """What the training ran on: the record the report shows and the registry keeps.
 
-Pure values; `mlci.device` fills them in from nvidia-smi and the operating system.
+Pure values; `mlci.gpu` fills them in from nvidia-smi and the operating system.
 """
 
 from __future__ import annotations

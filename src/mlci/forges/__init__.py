@@ -15,8 +15,8 @@ from mlci.errors import ExternalError
 
 if TYPE_CHECKING:
     from mlci.ci import CiContext
-    from mlci.forges.http import HttpClient
     from mlci.forges.remote import RemoteForge
+    from mlci.http import HttpClient
 
 HttpFactory = Callable[..., "HttpClient"]
 
@@ -66,7 +66,7 @@ def open_forge(
     ForgeChoice has no forge and a `skip` line that says what to do: the job summary
     and the report files are still written, so a first CI setup without a token works.
     """
-    from mlci.forges.http import HttpClient
+    from mlci.http import HttpClient
 
     make = http_factory or HttpClient
     variable = {"github": "GITHUB_REPOSITORY", "gitea": "GITHUB_REPOSITORY"}.get(

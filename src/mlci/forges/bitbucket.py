@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlci.forges.base import status_state
-from mlci.forges.http import ForgeError, HttpClient, Response
 from mlci.forges.remote import Comment, RemoteForge, shorten
+from mlci.http import ForgeError, HttpClient, Response
 
 # Bitbucket does not document a comment size limit; stay well under what it accepts.
 BITBUCKET_COMMENT_LIMIT = 32_000

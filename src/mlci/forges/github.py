@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlci.forges.base import status_state
-from mlci.forges.http import ForgeError, HttpClient, Response
 from mlci.forges.remote import Comment, RemoteForge, shorten
+from mlci.http import ForgeError, HttpClient, Response
 
 GITHUB_COMMENT_LIMIT = 65_536  # UTF-16 code units, to be safe (forge.md §1.1)
 CHECK_OUTPUT_LIMIT = 65_535

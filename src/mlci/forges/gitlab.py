@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlci.forges.base import status_state
-from mlci.forges.http import ForgeError, HttpClient, Response
 from mlci.forges.remote import Comment, RemoteForge, shorten
+from mlci.http import ForgeError, HttpClient, Response
 
 GITLAB_NOTE_LIMIT = 1_000_000
 

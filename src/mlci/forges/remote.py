@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlci.forges.base import CommentMode, sticky_marker
-from mlci.forges.http import Ambiguous, HttpClient, Response
+from mlci.http import Ambiguous, HttpClient, Response
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from mlci.forges.http import HttpClient
+from mlci.http import HttpClient
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mlci import device
+from mlci import gpu as gpus
 from mlci.errors import EXIT_TRAINING, TrainingError
 from tests.conftest import Project
 
@@ -54,9 +54,9 @@ def gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeGpu:
 
 
 def test_the_probe_reads_model_memory_driver_and_cuda(gpu: FakeGpu) -> None:
-    found = device.probe(os.environ)
+    found = gpus.probe(os.environ)
     assert found.problem is None
-    assert found.gpus == (device.Gpu("0", "NVIDIA H200", 143771),)
+    assert found.gpus == (gpus.Gpu("0", "NVIDIA H200", 143771),)
     assert (found.driver, found.cuda) == ("580.159.03", "13.0")
 
 
@@ -65,17 +65,17 @@ def test_cuda_visible_devices_selects_by_index_or_uuid_and_can_hide_all(
 ) -> None:
     second = {**H200, "index": "1", "uuid": "GPU-77aa0000-0000", "name": "NVIDIA A100-SXM4-80GB"}
     gpu.set(gpus=[H200, second])
-    assert [g.name for g in device.probe(os.environ).gpus] == ["NVIDIA H200", second["name"]]
+    assert [g.name for g in gpus.probe(os.environ).gpus] == ["NVIDIA H200", second["name"]]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
-    assert [g.index for g in device.probe(os.environ).gpus] == ["1"]
+    assert [g.index for g in gpus.probe(os.environ).gpus] == ["1"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-77aa")
-    assert [g.index for g in device.probe(os.environ).gpus] == ["1"]
+    assert [g.index for g in gpus.probe(os.environ).gpus] == ["1"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    hidden = device.probe(os.environ)
+    hidden = gpus.probe(os.environ)
     assert hidden.gpus == ()
     assert hidden.problem == "CUDA_VISIBLE_DEVICES='' hides all 2 GPU(s) of this machine"
     with pytest.raises(TrainingError) as caught:
-        device.Monitor("cuda", os.environ, cwd=Path())
+        gpus.Monitor("cuda", os.environ, cwd=Path())
     assert "unset CUDA_VISIBLE_DEVICES in the job" in caught.value.message
 
 
@@ -84,7 +84,7 @@ def test_cuda_without_nvidia_smi_fails_before_training_and_names_the_fix(
 ) -> None:
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # no nvidia-smi here
     with pytest.raises(TrainingError) as caught:
-        device.Monitor("cuda", os.environ, cwd=tmp_path)
+        gpus.Monitor("cuda", os.environ, cwd=tmp_path)
     message = caught.value.message
     assert message.startswith("train.device is cuda, but nvidia-smi was not found")
     assert "runs-on: [self-hosted, gpu]" in message
@@ -100,7 +100,7 @@ def test_a_broken_driver_is_named_with_what_nvidia_smi_said(gpu: FakeGpu, tmp_pa
     )
     gpu.set(gpus=[H200], fail={"exit": 9, "message": said})
     with pytest.raises(TrainingError) as caught:
-        device.Monitor("cuda", os.environ, cwd=tmp_path)
+        gpus.Monitor("cuda", os.environ, cwd=tmp_path)
     assert f"nvidia-smi failed (exit code 9): {said}" in caught.value.message
 
 
@@ -114,14 +114,14 @@ def test_a_cpu_only_torch_on_a_gpu_runner_fails_before_training(
     if torch.version.cuda is not None:
         pytest.skip("this torch is a CUDA build")
     with pytest.raises(TrainingError) as caught:
-        device.Monitor("cuda", os.environ, cwd=tmp_path)
+        gpus.Monitor("cuda", os.environ, cwd=tmp_path)
     assert f"the training's torch {torch.__version__} is a CPU-only build" in caught.value.message
     assert "this runner has NVIDIA H200" in caught.value.message
 
 
 def test_sampling_records_peak_memory_and_mean_utilisation(gpu: FakeGpu, tmp_path: Path) -> None:
     gpu.set(gpus=[{**H200, "samples": [[0, 500], [80, 9000], [100, 12000], [60, 11000]]}])
-    monitor = device.Monitor("auto", os.environ, cwd=tmp_path, interval_s=0.01)
+    monitor = gpus.Monitor("auto", os.environ, cwd=tmp_path, interval_s=0.01)
     with monitor:
         while monitor.info().samples < 4:
             pass
@@ -135,7 +135,7 @@ def test_sampling_records_peak_memory_and_mean_utilisation(gpu: FakeGpu, tmp_pat
 
 
 def test_cpu_hides_the_gpus_from_the_training(gpu: FakeGpu, tmp_path: Path) -> None:
-    monitor = device.Monitor("cpu", os.environ, cwd=tmp_path)
+    monitor = gpus.Monitor("cpu", os.environ, cwd=tmp_path)
     assert monitor.env["CUDA_VISIBLE_DEVICES"] == ""
     assert monitor.env["MLCI_DEVICE"] == "cpu"
     with monitor:
@@ -150,14 +150,14 @@ def test_the_cpu_model_is_read_once_per_training(
 ) -> None:
     # info() runs before and after the training: /proc/cpuinfo is read for the first only.
     reads: list[str] = []
-    real = device.cpu_model
+    real = gpus.cpu_model
 
     def counted() -> str | None:
         reads.append("read")
         return real()
 
-    monkeypatch.setattr(device, "cpu_model", counted)
-    monitor = device.Monitor("cpu", os.environ, cwd=tmp_path)
+    monkeypatch.setattr(gpus, "cpu_model", counted)
+    monitor = gpus.Monitor("cpu", os.environ, cwd=tmp_path)
     first, second = monitor.info(), monitor.info()
 
     assert len(reads) == 1

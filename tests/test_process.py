@@ -1,4 +1,4 @@
-"""The deadline and stall limit shared by the training and `dvc pull` (mlci.watchdog)."""
+"""The deadline and stall limit shared by the training and `dvc pull` (mlci.process)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from mlci import watchdog
+from mlci import process
 
 SILENT = (sys.executable, "-c", "import time; time.sleep(1.5); print('done')")
 
 
 def test_progress_the_caller_reports_keeps_a_silent_command_alive(tmp_path: Path) -> None:
     # As `dvc pull` does: no output, but data arriving in the cache (here: a ticking thread).
-    activity = watchdog.Activity()
+    activity = process.Activity()
     finished = threading.Event()
 
     def tick() -> None:
@@ -26,10 +26,10 @@ def test_progress_the_caller_reports_keeps_a_silent_command_alive(tmp_path: Path
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
     lines: list[bytes] = []
-    process = watchdog.start(SILENT, cwd=tmp_path, env={})
+    child = process.start(SILENT, cwd=tmp_path, env={})
     try:
-        code = watchdog.watch(
-            process, timeout_s=30, stall_s=0.5, on_line=lines.append, activity=activity
+        code = process.watch(
+            child, timeout_s=30, stall_s=0.5, on_line=lines.append, activity=activity
         )
     finally:
         finished.set()
@@ -38,13 +38,13 @@ def test_progress_the_caller_reports_keeps_a_silent_command_alive(tmp_path: Path
 
 
 def test_without_that_progress_the_same_command_is_stopped_as_stalled(tmp_path: Path) -> None:
-    process = watchdog.start(SILENT, cwd=tmp_path, env={})
+    child = process.start(SILENT, cwd=tmp_path, env={})
     started = time.monotonic()
 
-    with pytest.raises(watchdog.Stopped) as stopped:
-        watchdog.watch(process, timeout_s=30, stall_s=0.5, on_line=lambda raw: None)
+    with pytest.raises(process.Stopped) as stopped:
+        process.watch(child, timeout_s=30, stall_s=0.5, on_line=lambda raw: None)
 
     assert stopped.value.stalled
     assert 0.5 <= stopped.value.seconds < 1.5
     assert time.monotonic() - started < 1.5
-    assert process.returncode is not None  # stopped, not left running
+    assert child.returncode is not None  # stopped, not left running
