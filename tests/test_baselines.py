@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from mlci import baselines, git
-from mlci.baselines import BaselineRequest
+from mlci import git
 from mlci.ci import detect_context
 from mlci.config import load_config
 from mlci.console import Console
 from mlci.errors import UsageError
+from mlci.pipeline import baseline as baselines
+from mlci.pipeline.baseline import BaselineRequest
 
 CONFIG = """\
 version: 1

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from mlci import doctor, pipeline
+from mlci import pipeline
 from mlci.cli import main
 from mlci.config import DataConfig, parse_config
 from mlci.console import Console
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, ConfigError
+from mlci.pipeline import preflight as doctor
 from tests.dvc_project import DvcProject, build_template, copy_template
 from tests.servers import SilentServer, silent_server, trickle_server
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mlci.commands.demo import demo_command, isolated_env, run_demo
 from mlci.console import Console
-from mlci.demo import demo_command, isolated_env, run_demo
 from mlci.errors import UsageError
 from mlci.registry.mlflow import MlflowRegistry
 

@@ -17,11 +17,11 @@ from typing import ClassVar
 
 import pytest
 
-from mlci import doctor
 from mlci.config import load_config
-from mlci.doctor import CheckResult, DoctorContext, context_for, context_of
+from mlci.pipeline import preflight as doctor
+from mlci.pipeline.preflight import CheckResult, DoctorContext, context_for, context_of
 from tests.conftest import CONFIG, Project
-from tests.test_device import FakeGpu
+from tests.test_gpu import FakeGpu
 
 DVC = str(Path(sys.executable).parent / "dvc")
 

@@ -13,7 +13,7 @@ from mlci.core import mermaid
 from mlci.core.curves import pr_curves, roc_curves
 from mlci.core.report import Figure, md_text
 from mlci.core.stats import Predictions
-from mlci.figures import build_figures
+from mlci.pipeline.figures import build_figures
 
 CONFIG = "model: {name: digits}\nevaluate: {metrics: [metrics.json], predictions: p.csv}\n"
 

@@ -229,7 +229,7 @@ def test_the_torch_example_trains_on_the_cpu_and_the_registry_keeps_the_device(
 
     from mlci import git
     from mlci.cli import main
-    from mlci.init import write_project
+    from mlci.commands.init import write_project
 
     root = tmp_path / "digits-torch"
     write_project(root, example="torch", force=False)

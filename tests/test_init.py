@@ -14,10 +14,16 @@ import yaml
 
 from mlci import git, pipeline
 from mlci.cli import main
+from mlci.commands.init import (
+    InitOptions,
+    dvc_remote_type,
+    init_command,
+    resolve_options,
+    write_project,
+)
 from mlci.config import load_config
 from mlci.console import Console
 from mlci.errors import UsageError
-from mlci.init import InitOptions, dvc_remote_type, init_command, resolve_options, write_project
 from tests.conftest import CONFIG
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from mlci import pipeline
-from mlci.baselines import BaselineRequest
 from mlci.console import Console
 from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK, EXIT_TRAINING, EXIT_USAGE
+from mlci.pipeline.baseline import BaselineRequest
 from mlci.registry.mlflow import MlflowRegistry
 from tests.conftest import Project
 from tests.servers import free_port

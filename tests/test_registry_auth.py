@@ -16,9 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlci import doctor, pipeline
+from mlci import pipeline
 from mlci.console import Console
 from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK
+from mlci.pipeline import preflight as doctor
 from mlci.registry.mlflow import MlflowRegistry
 from tests.conftest import Project
 from tests.test_registry_server import mlflow_server

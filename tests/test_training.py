@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlci.errors import TrainingError, UsageError
-from mlci.training import run_training
+from mlci.pipeline.train import run_training
 
 
 def test_output_is_streamed_and_the_duration_recorded(tmp_path: Path) -> None:

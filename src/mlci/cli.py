@@ -359,7 +359,7 @@ def _data_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     command: str | None = args.command
     if command == "run":
-        from mlci.commands import run_command
+        from mlci.commands.run import run_command
         from mlci.pipeline import PromoteMode
 
         promote: PromoteMode = "auto"
@@ -367,7 +367,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             promote = "never" if args.no_promote else "force"
         return run_command(config=args.config, promote=promote, as_json=args.json)
     if command == "gate":
-        from mlci.commands import gate_command
+        from mlci.commands.run import gate_command
 
         return gate_command(
             config=args.config,
@@ -381,16 +381,16 @@ def _dispatch(args: argparse.Namespace) -> int:
             as_json=args.json,
         )
     if command == "report":
-        from mlci.commands import report_command
+        from mlci.commands.report import report_command
 
         return report_command(config=args.config, out=args.out, as_json=args.json)
     if command == "publish":
-        from mlci.publish import publish_command
+        from mlci.commands.publish import publish_command
 
         source = args.source.resolve() if args.source else Path.cwd() / ".mlci" / "out"
         return publish_command(source=source, config=args.config, as_json=args.json)
     if command == "comment":
-        from mlci.comment import comment_command
+        from mlci.commands.comment import comment_command
 
         return comment_command(
             markdown=args.markdown,
@@ -402,7 +402,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             config=args.config,
         )
     if command == "init":
-        from mlci.init import InitOptions, init_command, terminal_ask
+        from mlci.commands.init import InitOptions, init_command, terminal_ask
 
         options = InitOptions(
             forge=args.forge,
@@ -422,31 +422,31 @@ def _dispatch(args: argparse.Namespace) -> int:
             ask=terminal_ask if interactive else None,
         )
     if command == "doctor":
-        from mlci.doctor import doctor_command
+        from mlci.commands.doctor import doctor_command
 
         return doctor_command(config=args.config, as_json=args.json)
     if command == "demo":
-        from mlci.demo import demo_command
+        from mlci.commands.demo import demo_command
 
         return demo_command(folder=args.dir, dvc=args.dvc)
     if command == "rollback":
-        from mlci.commands import rollback_command
+        from mlci.commands.registry import rollback_command
 
         return rollback_command(config=args.config, to=args.to, alias=args.alias, as_json=args.json)
     if command == "registry" and args.registry_command == "history":
-        from mlci.commands import registry_history_command
+        from mlci.commands.registry import registry_history_command
 
         return registry_history_command(config=args.config, alias=args.alias, as_json=args.json)
     if command == "registry" and args.registry_command == "show":
-        from mlci.commands import registry_show_command
+        from mlci.commands.registry import registry_show_command
 
         return registry_show_command(config=args.config, as_json=args.json)
     if command == "data" and args.data_command == "pull":
-        from mlci.data_commands import data_pull_command
+        from mlci.commands.data import data_pull_command
 
         return data_pull_command(config=args.config, as_json=args.json)
     if command == "data" and args.data_command == "status":
-        from mlci.data_commands import data_status_command
+        from mlci.commands.data import data_status_command
 
         return data_status_command(config=args.config, ref=args.ref, as_json=args.json)
     raise _MissingCommand(command)

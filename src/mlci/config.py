@@ -301,6 +301,27 @@ def find_config(start: Path) -> Path:
     )
 
 
+def locate(config: Path | None, *, start: Path | None = None) -> Path:
+    """The mlci.yaml a command uses: `--config` when given, else the nearest one found
+    from `start` (the working folder) upwards. The one place that finds mlci.yaml."""
+    if config is None:
+        return find_config(start or Path.cwd())
+    if not config.is_file():
+        raise ConfigError(f"--config {config}: no such file")
+    return config
+
+
+def locate_optional(config: Path | None, *, start: Path | None = None) -> Path | None:
+    """Like `locate`, but None when no mlci.yaml is found and none was named: commands
+    that can run on the defaults (`mlci publish` in a job without a checkout, `mlci comment`)."""
+    try:
+        return locate(config, start=start)
+    except ConfigError:
+        if config is not None:
+            raise
+        return None
+
+
 def load_config(path: Path) -> Config:
     """Read and validate mlci.yaml; raises ConfigError listing every problem."""
     try:

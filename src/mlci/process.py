@@ -1,6 +1,6 @@
 """Run a command in its own process group, under a deadline and a stall limit.
 
-Shared by the training (`mlci.training`) and `dvc pull` (`mlci.data`). The output is
+Shared by the training (`mlci.pipeline.train`) and `dvc pull` (`mlci.data`). The output is
 read as it comes; any output, and any other sign of progress the caller reports through
 `Activity.touch` (data arriving in DVC's cache), resets the stall clock. A command that
 is stopped is stopped with all its children: the whole process group, not just the shell.

@@ -17,7 +17,7 @@ from mlci.console import Console
 from mlci.core.gate import Baseline, Rule, evaluate_gate
 from mlci.core.report import ReportInput
 from mlci.http import HttpClient
-from mlci.publish import Publisher, PublishResult
+from mlci.pipeline.publish import Publisher, PublishResult
 from tests.forges.standin import BitbucketStandIn, GitHubStandIn, GitLabStandIn
 
 HEAD = "a" * 40  # the pull request's head commit

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlci.comment import comment_command, find_links, fit
+from mlci.commands.comment import comment_command, find_links, fit
 from mlci.config import PublishConfig, S3Config
 from mlci.console import Console
 from mlci.errors import UsageError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlci.doctor import DoctorContext, check_forge_access
+from mlci.pipeline.preflight import DoctorContext, check_forge_access
 from tests.forges.conftest import github_env
 from tests.forges.standin import GitHubStandIn
 

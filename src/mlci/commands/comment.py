@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Literal
 
 from mlci.ci import CiContext
-from mlci.config import PublishConfig
+from mlci.config import PublishConfig, load_publish_config, locate_optional
 from mlci.console import Console
-from mlci.core.markdown import closing, code_ranges, inside
+from mlci.core.links import IMAGE_SUFFIXES, Link, edit, find_links, fit, local_path, replace_link
+from mlci.core.markdown import code_ranges, inside
 from mlci.core.report import md_text
 from mlci.errors import EXIT_OK, UsageError
 from mlci.forges import HttpFactory
@@ -37,7 +38,6 @@ from mlci.forges.base import CommentMode, sticky_marker
 
 MAX_FILE_BYTES = 25_000_000  # GitHub's attachment limit for non-image files
 LIMITS = {"github": 65_536, "gitea": 65_536, "gitlab": 1_000_000, "bitbucket": 32_000}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
 MODES: dict[str, CommentMode] = {"update": "update", "new": "new", "hide-old": "hide"}
 STORE_OPTIONS = (
     "set publish.images in mlci.yaml to `branch` (GitHub, GHES), `gitlab`, `gitea` "
@@ -72,117 +72,7 @@ class Target:
         return f"{self.kind}/{self.number}" if self.number is not None else self.kind
 
 
-# -- the links ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Link:
-    """One link destination in the Markdown: where it is, and the construct around it."""
-
-    start: int  # the whole construct: `![alt](dest)`, `[text](dest)`, `<img ...>`, a definition
-    end: int
-    dest_start: int
-    dest_end: int
-    dest: str
-    image: bool
-    text: str  # the alt text or link text ("" for definitions and <a>)
-    kind: Literal["inline", "definition", "html"]
-    close: tuple[int, int] | None = None  # where the </a> of an <a href> is
-
-
-_INLINE = re.compile(
-    r"(!?)\[((?:[^\[\]\\\n]|\\.|\[[^\[\]\n]*\])*)\]\(\s*"
-    r"(<[^<>\n]*>|[^\s()<>]*(?:\([^\s()]*\)[^\s()<>]*)*)"
-    r"(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)))?\s*\)"
-)
-_DEFINITION = re.compile(r"^ {0,3}\[([^\]\n]+)\]:[ \t]*(<[^<>\n]*>|\S+)", re.MULTILINE)
-_HTML = re.compile(
-    r"<(img|a|source|video)\b[^>]*?\b(src|href)\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)[^>]*>",
-    re.IGNORECASE,
-)
-_CLOSE_A = re.compile(r"<(/?)a\b[^>]*>", re.IGNORECASE)  # the next <a> or </a>
-
-
-def find_links(text: str) -> list[Link]:
-    """Every link destination outside code, in order."""
-    code = code_ranges(text)
-    links: list[Link] = []
-    for match in _INLINE.finditer(text):
-        links.append(
-            Link(
-                match.start(),
-                match.end(),
-                match.start(3),
-                match.end(3),
-                match.group(3),
-                bool(match.group(1)),
-                match.group(2),
-                "inline",
-            )
-        )
-    for match in _DEFINITION.finditer(text):
-        dest = match.group(2)
-        links.append(
-            Link(
-                match.start(),
-                match.end(),
-                match.start(2),
-                match.end(2),
-                dest,
-                dest.lower().strip("<>").endswith(IMAGE_SUFFIXES),
-                match.group(1),
-                "definition",
-            )
-        )
-    for match in _HTML.finditer(text):
-        value = match.group(3)
-        quoted = value[:1] in ("'", '"')
-        start = match.start(3) + (1 if quoted else 0)
-        end = match.end(3) - (1 if quoted else 0)
-        tag = match.group(1).lower()
-        links.append(
-            Link(
-                match.start(),
-                match.end(),
-                start,
-                end,
-                html.unescape(text[start:end]),
-                tag in ("img", "source", "video"),
-                "",
-                "html",
-                _closing_a(text, match.end(), code) if tag == "a" else None,
-            )
-        )
-    links = [link for link in links if not inside(link.start, code)]
-    links.sort(key=lambda link: link.start)
-    kept: list[Link] = []
-    for link in links:  # an <img> inside [..](..) text: keep the outer one only
-        if kept and link.start < kept[-1].end:
-            continue
-        kept.append(link)
-    return kept
-
-
-def _closing_a(text: str, after: int, code: list[tuple[int, int]]) -> tuple[int, int] | None:
-    """The span of the </a> that closes the <a> ending at `after`, if it has one."""
-    for match in _CLOSE_A.finditer(text, after):
-        if inside(match.start(), code):
-            continue
-        return match.span() if match.group(1) else None  # another <a>: this one is unclosed
-    return None
-
-
-def local_path(dest: str) -> str | None:
-    """The file path a destination names, or None for remote links and anchors."""
-    dest = dest.strip()
-    if dest.startswith("<") and dest.endswith(">"):
-        dest = dest[1:-1].strip()
-    if not dest or dest.startswith(("#", "//", "{{")):
-        return None
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", dest):
-        return None  # http:, https:, mailto:, data:, ...
-    path = re.split(r"[?#]", dest, maxsplit=1)[0]
-    return urllib.parse.unquote(path) or None
+# -- the local files ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -319,8 +209,8 @@ def rewrite(
             edits.append((link.dest_start, link.dest_end, value))
             continue
         left_out.append(local)
-        edits += _replace_link(link, _note(link, local))
-    result = _edit(text, edits)
+        edits += replace_link(link, _note(link, local))
+    result = edit(text, edits)
     labels = {
         link.text.strip().lower(): files[i]
         for i, link in enumerate(links)
@@ -329,24 +219,6 @@ def rewrite(
     if labels:
         result = _unlink_references(result, labels)
     return result, left_out
-
-
-def _replace_link(link: Link, note: str) -> list[tuple[int, int, str]]:
-    """The edits that put `note` in place of `link`: an <a>'s text stays, before the note."""
-    if link.close is None:
-        return [(link.start, link.end, note)]
-    return [(link.start, link.end, ""), (*link.close, " " + note)]
-
-
-def _edit(text: str, edits: list[tuple[int, int, str]]) -> str:
-    """`text` with each (start, end) span replaced; the spans do not overlap."""
-    out: list[str] = []
-    position = 0
-    for start, end, value in sorted(edits):
-        out += [text[position:start], value]
-        position = end
-    out.append(text[position:])
-    return "".join(out)
 
 
 def _unlink_references(text: str, labels: Mapping[str, LocalFile]) -> str:
@@ -390,54 +262,6 @@ def left_out_note(files: list[LocalFile]) -> str:
         + STORE_OPTIONS
         + "."
     )
-
-
-def unhost_local_links(text: str) -> str:
-    """`text` with each link to a local file replaced by a note (report.sections' Markdown).
-
-    The pipeline report does not upload what a section links: a local image would be a
-    broken image, so it says to list the image in report.sections instead.
-    """
-    edits: list[tuple[int, int, str]] = []
-    for link in find_links(text):
-        path = local_path(link.dest)
-        if path is None or link.kind == "definition":
-            continue
-        name = md_text(path)
-        if link.image:
-            note = f"*🖼️ {name}: a local image; list it in report.sections to show it*"
-        else:
-            label = f"{link.text} " if link.kind == "inline" and link.text.strip() else ""
-            note = f"{label}*({name}: a local file, not attached)*"
-        edits += _replace_link(link, note)
-    return _edit(text, edits)
-
-
-# -- the size limit -------------------------------------------------------------------
-
-
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def fit(text: str, limit: int, where: str) -> tuple[str, bool]:
-    """`text` within `limit` UTF-16 units: cut at a paragraph, open blocks closed."""
-    if utf16_len(text) <= limit:
-        return text, False
-    note = (
-        f"\n\n> ✂️ Cut to fit the forge's limit of {limit:,} characters; the full text is {where}.\n"
-    )
-    budget = limit - utf16_len(note) - 200
-    while True:
-        keep = text[: max(budget, 0)]
-        cut = keep.rfind("\n\n")
-        if cut < len(keep) // 2:
-            cut = keep.rfind("\n")
-        keep = keep[: cut + 1] if cut > 0 else ""
-        keep += closing(keep)
-        if utf16_len(keep + note) <= limit or budget <= 0:
-            return keep + note, True
-        budget -= max(utf16_len(keep + note) - limit, 1000)
 
 
 # -- the command ----------------------------------------------------------------------
@@ -552,7 +376,7 @@ def comment_command(
         return _finish(result, as_json)
     where = _aim(forge, chosen, context)
     folder = f"comments/{slug}/{(context.head_sha or context.sha or 'nocommit')[:12]}"
-    from mlci.publish import open_asset_store
+    from mlci.pipeline.publish import open_asset_store
 
     try:
         store = open_asset_store(settings, env, forge, folder=folder, http_factory=http_factory)
@@ -672,7 +496,7 @@ def _save(path: Path, marker_key: str, body: str) -> None:
 def _summary(env: Mapping[str, str], key: str, body: str) -> None:
     name = env.get("GITHUB_STEP_SUMMARY")
     if name:
-        from mlci.publish import write_job_summary
+        from mlci.pipeline.publish import write_job_summary
 
         with contextlib.suppress(OSError):  # the comment is saved in .mlci/out/ anyway
             write_job_summary(Path(name), key, body)
@@ -687,17 +511,10 @@ def _finish(result: CommentResult, as_json: bool) -> int:
 
 
 def _settings(config: Path | None, cwd: Path) -> PublishConfig:
-    from mlci.config import find_config, load_publish_config
-    from mlci.errors import ConfigError
-
-    if config is None:
-        try:
-            config = find_config(cwd)
-        except ConfigError:
-            return PublishConfig()  # no mlci.yaml: the defaults (inline images)
-    if not config.is_file():
-        raise ConfigError(f"{config}: not found")
-    return load_publish_config(config)
+    found = locate_optional(config, start=cwd)
+    if found is None:
+        return PublishConfig()  # no mlci.yaml: the defaults (inline images)
+    return load_publish_config(found)
 
 
 def _root(start: Path) -> Path:

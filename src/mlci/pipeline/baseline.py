@@ -1,4 +1,4 @@
-"""Find the baseline: the registry's champion, the pull request's base in git, a file, or none.
+"""The baseline stage: the registry's champion, the pull request's base in git, a file, or none.
 
 `auto` tries the registry, then git, then none, and says which one it used and why the
 others were not. An explicit source that cannot be read is an error that names the fix;
@@ -9,9 +9,10 @@ secrets) is passed over the same way, but only by a build that will not write to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlci import data, git
 from mlci.ci import CiContext
@@ -19,8 +20,16 @@ from mlci.config import BaselineMode, Config
 from mlci.console import Console
 from mlci.core.gate import Baseline
 from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metrics
+from mlci.core.report import Promotion
 from mlci.errors import ExternalError, UsageError
+from mlci.registry import open_registry
 from mlci.registry.base import Registry
+
+if TYPE_CHECKING:
+    from mlci.pipeline.promote import PromoteMode
+
+RegistryFactory = Callable[[Config, Mapping[str, str]], Registry]
+__all__ = ["BaselineChoice", "BaselineRequest", "RegistryFactory", "open_registry"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,44 @@ class BaselineChoice:
 def request_from_config(config: Config) -> BaselineRequest:
     file = Path(config.gate.baseline_file) if config.gate.baseline_file else None
     return BaselineRequest(mode=config.gate.baseline, file=file)
+
+
+def registry_for(
+    request: BaselineRequest,
+    promote: PromoteMode,
+    config: Config,
+    env: Mapping[str, str],
+    factory: RegistryFactory,
+) -> Registry | None:
+    """The registry, when this run reads its champion or may promote; else None."""
+    reads = request.mode in ("auto", "registry")
+    writes = promote != "never"
+    return factory(config, env) if reads or writes else None
+
+
+def choose(
+    config: Config,
+    context: CiContext,
+    registry: Registry | None,
+    request: BaselineRequest,
+    plan: Promotion,
+    out_dir: Path,
+    console: Console,
+) -> BaselineChoice:
+    """The baseline of this run, said on the log; its files are cached beside `out_dir`."""
+    choice = find_baseline(
+        config,
+        context,
+        registry,
+        request,
+        cache=out_dir.parent / "cache",
+        console=console,
+        # A build that writes nothing to the registry can do without reading it.
+        registry_optional=not plan.eligible,
+    )
+    if choice.baseline is not None:
+        console.step("baseline", f"{choice.baseline.label} ({choice.baseline.source})")
+    return choice
 
 
 def find_baseline(

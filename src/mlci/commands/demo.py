@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlci import git, pipeline
+from mlci.commands.init import write_project
 from mlci.console import Console, columns
 from mlci.core.gate import format_number
 from mlci.data import dvc_command
 from mlci.errors import EXIT_INTERNAL, EXIT_OK, ExternalError, UsageError
-from mlci.init import write_project
 
 # Variables that would make the demo talk to a real CI, forge or registry.
 _FOREIGN_PREFIXES = ("GITHUB_", "GITLAB_", "CI_", "MLFLOW_", "BITBUCKET_", "GIT_")

@@ -1,29 +1,30 @@
-"""`mlci doctor`: what a run needs, checked before it is needed.
+"""The preflight stage: where the run happens, and what it needs, checked before it is needed.
 
-Each check is a small function from a `DoctorContext` to a `CheckResult`; `CHECKS` lists
-them in the order they print, and more plug in by adding to it. `mlci run` runs the cheap
-ones (`PREFLIGHT`) before training and stops at a definite failure with the same message;
+These are the checks of `mlci doctor` (mlci.commands.doctor prints them). Each check is
+a small function from a `DoctorContext` to a `CheckResult`; `CHECKS` lists them in the
+order they print, and more plug in by adding to it. `mlci run` runs the cheap ones
+(`PREFLIGHT`) before training and stops at a definite failure with the same message;
 warnings never stop a run.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from mlci import git
-from mlci.config import Config, find_config, load_config
+from mlci.ci import CiContext, detect_context
+from mlci.config import Config, load_config, locate
 from mlci.console import Console
 from mlci.core import yamlsafe
-from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE, MlciError
+from mlci.errors import EXIT_EXTERNAL, EXIT_USAGE, MlciError
 
 Status = Literal["ok", "warn", "fail", "skip"]
 GB = 1_000_000_000
@@ -510,7 +511,7 @@ PREFLIGHT: list[Check] = [check_disk, check_git_history, check_timeout]
 
 def context_for(config_path: Path | None, env: Mapping[str, str]) -> DoctorContext:
     try:
-        path = config_path or find_config(Path.cwd())
+        path = locate(config_path)
         config = load_config(path)
     except MlciError as exc:
         root = (config_path.parent if config_path else Path.cwd()).resolve()
@@ -548,22 +549,20 @@ def preflight(config: Config, env: Mapping[str, str]) -> list[CheckResult]:
     return [result for result in results if result.status == "warn"]
 
 
-def doctor_command(*, config: Path | None, as_json: bool) -> int:
-    results = run_checks(context_for(config, os.environ))
-    failed = any(result.status == "fail" for result in results)
-    if as_json:
-        data = {"ok": not failed, "checks": [_json(result) for result in results]}
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    else:
-        console = Console(sys.stdout)
-        colour = {"ok": "ok", "warn": "warn", "fail": "fail", "skip": "dim"}
-        for result in results:
-            label = console.paint(f"{result.status:<4}", colour[result.status])
-            sys.stdout.write(f"{label}  {result.line()}\n")
-    return EXIT_EXTERNAL if failed else EXIT_OK
+# -- the pipeline's first stages ---------------------------------------------------------------
 
 
-def _json(result: CheckResult) -> dict[str, object]:
-    data = asdict(result)
-    del data["exit_code"]
-    return data
+def context(config: Config, env: Mapping[str, str], console: Console) -> CiContext:
+    """Where this run happens (the CI, the event, the branch and commit), said on the log."""
+    found = detect_context(config.root, env)
+    where = f"{found.branch or 'detached HEAD'} @ {(found.sha or 'no commit')[:12]}"
+    dirty = " (uncommitted changes)" if found.dirty else ""
+    kind = "local" if found.ci == "local" else f"{found.ci} {found.event}"
+    console.step("context", f"{kind} build of {where}{dirty}")
+    return found
+
+
+def warn(config: Config, env: Mapping[str, str], console: Console) -> None:
+    """The cheap checks of `mlci doctor` before training: stop on a failure, print warnings."""
+    for warning in preflight(config, env):
+        console.warn(warning.line())

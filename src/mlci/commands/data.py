@@ -7,15 +7,14 @@ import sys
 from pathlib import Path
 
 from mlci import data, git
-from mlci.commands import _config_path
-from mlci.config import load_config
+from mlci.config import load_config, locate
 from mlci.console import Console, columns
 from mlci.core.metrics import diff_metrics
 from mlci.errors import EXIT_OK, UsageError
 
 
 def data_pull_command(*, config: Path | None, as_json: bool) -> int:
-    loaded = load_config(_config_path(config))
+    loaded = load_config(locate(config))
     console = Console(sys.stderr)
     settings = loaded.data
     result = data.pull(
@@ -36,7 +35,7 @@ def data_pull_command(*, config: Path | None, as_json: bool) -> int:
 
 
 def data_status_command(*, config: Path | None, ref: str | None, as_json: bool) -> int:
-    loaded = load_config(_config_path(config))
+    loaded = load_config(locate(config))
     root = loaded.root
     dvc_root = data.find_dvc_root(root)
     if dvc_root is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlci.core.links import unhost_local_links
 from mlci.core.markdown import closing
 from mlci.core.report import ReportSection
 
@@ -39,8 +40,6 @@ def _read(root: Path, listed: str) -> ReportSection:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return ReportSection(listed, note=f"{listed} cannot be read as UTF-8 text ({exc})")
-    from mlci.comment import unhost_local_links
-
     text = unhost_local_links(text)
     if len(text) > MAX_MARKDOWN_CHARS:
         keep = text[:MAX_MARKDOWN_CHARS]

@@ -1,4 +1,8 @@
-"""Run the user's training command: output streamed as it comes, timeout enforced."""
+"""The train stage: the user's training command, output streamed as it comes, limits enforced.
+
+The training runs on the device mlci.gpu finds (and samples while it runs); what `dvc
+repro` reused instead of training is read from its output.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,15 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from mlci import process
-from mlci.errors import TrainingError, UsageError
+from mlci import data, process
+from mlci.config import Config
+from mlci.console import Console
+from mlci.errors import MlciError, TrainingError, UsageError
+from mlci.pipeline.facts import Training
 
 _TAIL_LINES = 30
 
@@ -24,6 +31,51 @@ class TrainInfo:
     command: str
     duration_s: float
     exit_code: int
+
+
+def train(config: Config, console: Console, env: Mapping[str, str]) -> Training:
+    """Run train.command; a training that failed or was stopped comes back with `failure`
+    set (and what was learned until then: the command, the device)."""
+    from mlci.gpu import Monitor
+
+    settings = config.train
+    assert settings is not None
+    training = Training(command=_shown(settings.command))
+    try:
+        monitor = Monitor(settings.device, env, cwd=config.root)
+    except MlciError as exc:
+        return replace(training, failure=exc)
+    limits = f"timeout {settings.timeout_minutes:g} min"
+    if settings.stall_minutes is not None:
+        limits += f", stall {settings.stall_minutes:g} min"
+    console.step("train", f"{training.command} on {monitor.info().describe()} ({limits})")
+    lines: list[str] = []
+    try:
+        with monitor:
+            info = run_training(
+                settings.command,
+                cwd=config.root,
+                timeout_s=settings.timeout_minutes * 60,
+                stall_s=None if settings.stall_minutes is None else settings.stall_minutes * 60,
+                echo=console.stream,
+                env=monitor.env,
+                on_line=lines.append if data.is_repro(settings.command) else None,
+            )
+    except MlciError as exc:
+        return replace(training, device=monitor.info(), failure=exc)
+    device = monitor.info()
+    reused = data.read_repro_output(lines).describe()
+    notes: tuple[str, ...] = ()
+    if device.idle:
+        notes = (
+            f"The GPU ({device.gpus[0].name}) was visible but idle during training (0% "
+            f"utilisation in {device.samples} samples): the training probably ran on the CPU. "
+            f"Check that it moves the model and data to the GPU and that its torch is a CUDA "
+            f"build.",
+        )
+    done = f"done in {info.duration_s:.1f} s on {device.describe()}"
+    console.step("train", reused or done)
+    return replace(training, seconds=info.duration_s, device=device, reused=reused, notes=notes)
 
 
 def _shown(command: str | tuple[str, ...]) -> str:

@@ -1,0 +1,129 @@
+"""One run: the stages of DESIGN.md in order, each returning the facts it adds.
+
+The report and gate.json are written to `.mlci/out/` before anything is published or
+promoted, and again whenever a later stage fails, so a run never ends without them.
+One module per stage: preflight, data, train, evaluate, baseline, gate, outputs,
+publish, promote; `facts` groups what they learn for the report and the registry.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mlci.config import Config, load_config
+from mlci.console import Console
+from mlci.core.report import ReportInput
+from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK, Interrupted, MlciError
+from mlci.pipeline import baseline, data, evaluate, gate, outputs, preflight, promote, train
+from mlci.pipeline.baseline import BaselineRequest, RegistryFactory, open_registry
+from mlci.pipeline.facts import Facts, Params
+from mlci.pipeline.outputs import OUT_DIR, write_outputs
+from mlci.pipeline.promote import PromoteMode
+from mlci.pipeline.publish import Publisher, open_publisher
+
+__all__ = ["OUT_DIR", "Outcome", "PromoteMode", "RunOptions", "run", "write_outputs"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int
+    report: ReportInput
+    out_dir: Path
+    files: Mapping[str, Path] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What `mlci run` and `mlci gate` change about the stages."""
+
+    train: bool = True
+    promote: PromoteMode = "auto"
+    baseline: BaselineRequest | None = None  # None: gate.baseline from mlci.yaml
+    metrics: tuple[Path, ...] | None = None  # None: evaluate.metrics from mlci.yaml
+    predictions: Path | None = None  # None: evaluate.predictions from mlci.yaml
+
+
+def run(
+    *,
+    config_path: Path,
+    env: Mapping[str, str] | None = None,
+    console: Console | None = None,
+    options: RunOptions | None = None,
+    open_registry: RegistryFactory = open_registry,
+) -> Outcome:
+    """Run every stage for the project of `config_path`; never raises MlciError.
+
+    With `mlci gate` (no training, a baseline from a file) no registry is opened, so
+    mlflow is never imported.
+    """
+    env = os.environ if env is None else env
+    console = console or Console()
+    options = options or RunOptions()
+    root = config_path.parent.resolve()
+    out_dir = root / OUT_DIR
+    facts, stage = Facts(), "config"
+    config: Config | None = None
+    publisher: Publisher | None = None
+    try:
+        config = load_config(config_path)
+        facts = replace(facts, model=config.model_name)
+        stage = "context"
+        source = preflight.context(config, env, console)
+        facts = replace(facts, source=source)
+        if options.train and options.baseline is None:
+            stage = "preflight"  # the cheap checks of `mlci doctor`, before training
+            preflight.warn(config, env, console)
+        request = options.baseline or baseline.request_from_config(config)
+        registry = baseline.registry_for(request, options.promote, config, env, open_registry)
+        if options.train and config.data.dvc:
+            stage = "data"
+            facts = replace(facts, data=data.pull(config, console, env))
+        if options.train and config.train is not None:
+            stage = "train"
+            facts = replace(facts, training=train.train(config, console, env))
+            if facts.training and facts.training.failure:
+                raise facts.training.failure
+        stage = "evaluate"
+        evaluation = evaluate.evaluate(config, options.metrics, options.predictions, console)
+        facts = replace(facts, metrics=evaluation.metrics)
+        stage = "baseline"
+        plan = promote.plan(config, source, options.promote)
+        choice = baseline.choose(config, source, registry, request, plan, out_dir, console)
+        facts = replace(
+            facts,
+            params=Params(baseline.read_params(config), choice.params),
+            data=data.versions(config, facts.data, choice.data),  # after `dvc repro`
+        )
+        stage = "gate"
+        judged = gate.judge(config, request, choice, plan, evaluation, facts, console)
+        facts = replace(facts, gate=judged.result, promotion=promote.after_gate(plan, judged))
+        stage = "report"
+        facts = outputs.add_figures(config, facts, judged.candidate, judged.baseline)
+        files = write_outputs(facts.report(), out_dir)
+        stage = "publish"
+        publisher = open_publisher(config, source, root, env, console)
+        published = publisher.publish(facts.report(), out_dir)
+        if registry is not None and promote.due(facts):
+            stage = "promote"
+            promotion = promote.promote(config, facts, registry, evaluation.predictions, console)
+            facts = replace(facts, promotion=promotion)
+            files = write_outputs(facts.report(), out_dir)
+            published = publisher.publish(facts.report(), out_dir)
+        passed = facts.gate is not None and facts.gate.passed
+        # A gate that passed but a pull request that did not get the report: say so (3).
+        exit_code = EXIT_OK if passed else EXIT_GATE_FAILED
+        exit_code = EXIT_EXTERNAL if published.failed and passed else exit_code
+        return Outcome(exit_code=exit_code, report=facts.report(), out_dir=out_dir, files=files)
+    except MlciError as exc:
+        console.error(exc.message)
+        failed = facts.report(exc, stage)
+        files = write_outputs(failed, out_dir)
+        publisher = publisher or open_publisher(config, facts.source, root, env, console)
+        publisher.publish(failed, out_dir)
+        return Outcome(exit_code=exc.exit_code, report=failed, out_dir=out_dir, files=files)
+    except KeyboardInterrupt:
+        write_outputs(facts.report(Interrupted(f"interrupted during {stage}"), stage), out_dir)
+        raise

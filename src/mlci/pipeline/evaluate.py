@@ -1,0 +1,70 @@
+"""The evaluate stage: read the metrics files, and compute metrics from the predictions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlci.config import Config
+from mlci.console import Console
+from mlci.core.gate import format_number
+from mlci.core.metrics import Metrics, is_number, read_metrics
+
+if TYPE_CHECKING:
+    from mlci.core.stats import Predictions
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: Metrics
+    predictions: Path | None = None  # the candidate's predictions file
+    loaded: Predictions | None = None  # loaded once, for the metrics and the intervals
+    notes: tuple[str, ...] = ()
+
+
+def evaluate(
+    config: Config, metrics: tuple[Path, ...] | None, predictions: Path | None, console: Console
+) -> Evaluation:
+    """The candidate's metrics: from `metrics` and `predictions` (the command line's), else
+    from evaluate.metrics and evaluate.predictions of mlci.yaml."""
+    files = metrics if metrics is not None else tuple(Path(p) for p in config.evaluate.metrics)
+    read = read_metrics(files, root=config.root)
+    name = predictions or (
+        Path(config.evaluate.predictions) if config.evaluate.predictions else None
+    )
+    if name is None:
+        console.step("evaluate", f"{len(read.values)} metrics from {', '.join(map(str, files))}")
+        return Evaluation(metrics=read)
+    from mlci.core import stats
+    from mlci.predictions import load_predictions
+
+    path = name if name.is_absolute() else config.root / name
+    loaded = load_predictions(path, task=config.evaluate.task)
+    computed = stats.compute_metrics(loaded, config.evaluate.task)
+    values = dict(read.values)
+    sources = dict(read.sources)
+    differing = []
+    for metric, value in computed.items():
+        old = values.get(metric)
+        # Files round what they write (probabilities to a few decimals): only a real
+        # disagreement, such as a different test set, is worth a note.
+        if (
+            isinstance(old, int | float)
+            and is_number(old)
+            and not math.isclose(old, value, rel_tol=1e-3, abs_tol=1e-6)
+        ):
+            shown = f"{sources[metric]}: {format_number(old)}, predictions: {format_number(value)}"
+            differing.append(f"{metric} ({shown})")
+        values[metric] = value
+        sources[metric] = f"{name} (computed by mlci)"
+    console.step(
+        "evaluate",
+        f"{len(read.values)} metrics from files, {len(computed)} computed from {name}",
+    )
+    notes: tuple[str, ...] = ()
+    if differing:
+        listed = ", ".join(differing)
+        notes = (f"The predictions disagree with the metrics files; using them for {listed}.",)
+    return Evaluation(Metrics(values=values, sources=sources), path, loaded, notes)

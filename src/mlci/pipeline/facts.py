@@ -1,0 +1,125 @@
+"""The facts of one run, grouped once; the report and the registry's lineage are built here.
+
+Each stage returns its group (the data pulled, the training, the metrics, the gate, the
+promotion); `Facts` holds what the run has learned so far, so a run that stops at any
+stage still has everything for its report. A new fact goes into its group, and into
+`report()` and `lineage()` below: nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mlci.ci import CiContext
+from mlci.core.device import DeviceInfo
+from mlci.core.gate import GateResult
+from mlci.core.metrics import Metrics, is_number
+from mlci.core.report import Figure, Promotion, ReportInput, ReportSection
+from mlci.errors import MlciError, TrainingError
+from mlci.registry.base import Lineage
+
+
+@dataclass(frozen=True)
+class DataVersions:
+    """The datasets (DVC hashes) of this run and of its baseline, and what `dvc pull` did."""
+
+    pull: str | None = None
+    datasets: Mapping[str, str] = field(default_factory=dict)
+    baseline: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Training:
+    """How the model was trained; `failure` is set when the training did not finish."""
+
+    command: str
+    seconds: float | None = None
+    device: DeviceInfo | None = None
+    reused: str | None = None  # what `dvc repro` reused instead of training
+    notes: tuple[str, ...] = ()
+    failure: MlciError | None = None
+
+
+@dataclass(frozen=True)
+class Params:
+    """The training's parameters (params.yaml), and the baseline's when known."""
+
+    current: Mapping[str, str] = field(default_factory=dict)
+    baseline: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the run has learned so far: becomes the report at any stage."""
+
+    model: str = "(unknown model)"
+    source: CiContext | None = None  # the commit, branch, event and CI run
+    data: DataVersions = DataVersions()
+    training: Training | None = None
+    metrics: Metrics | None = None
+    params: Params = Params()
+    gate: GateResult | None = None
+    promotion: Promotion | None = None
+    figures: tuple[Figure, ...] = ()
+    sections: tuple[ReportSection, ...] = ()
+
+    def report(self, error: MlciError | None = None, stage: str | None = None) -> ReportInput:
+        """The report of the run so far; with `error`, of a run that stopped at `stage`."""
+        source, training = self.source, self.training or Training(command="")
+        return ReportInput(
+            model=self.model,
+            gate=self.gate,
+            candidate=dict(self.metrics.values) if self.metrics else {},
+            metric_sources=dict(self.metrics.sources) if self.metrics else {},
+            commit=source.sha if source else None,
+            branch=source.branch if source else None,
+            dirty=source.dirty if source else False,
+            ci=source.ci if source else "local",
+            event=source.event if source else "local",
+            run_url=source.run_url if source else None,
+            report_url=source.report_url if source else None,
+            training_command=training.command or None,
+            training_seconds=training.seconds,
+            device=training.device,
+            stopped_by=error.stopped_by if isinstance(error, TrainingError) else None,
+            promotion=self.promotion,
+            error=error.message if error else None,
+            error_stage=stage if error else None,
+            exit_code=error.exit_code if error else 0,
+            output_tail=error.output_tail if isinstance(error, TrainingError) else (),
+            params=dict(self.params.current),
+            baseline_params=self.params.baseline,
+            figures=self.figures,
+            sections=self.sections,
+            data=dict(self.data.datasets),
+            baseline_data=self.data.baseline,
+            data_pull=self.data.pull,
+            training_reused=training.reused,
+        )
+
+    def lineage(self) -> Lineage:
+        """What the registry records on the version it registers (a gated, committed run)."""
+        source, gate, metrics = self.source, self.gate, self.metrics
+        assert source is not None and source.sha is not None
+        assert gate is not None and metrics is not None and self.promotion is not None
+        training = self.training or Training(command="")
+        return Lineage(
+            commit=source.sha,
+            branch=source.branch,
+            dirty=source.dirty,
+            ci=source.ci,
+            event=source.event,
+            metrics={k: float(v) for k, v in metrics.values.items() if is_number(v)},  # type: ignore[arg-type]
+            gate_verdict=gate.verdict,
+            gate_summary=gate.summary(),
+            baseline=gate.baseline.label if gate.baseline else None,
+            run_url=source.run_url,
+            pr_number=source.pr_number,
+            training_seconds=training.seconds,
+            device=training.device,
+            params=dict(self.params.current),
+            forced=self.promotion.forced,
+            data=dict(self.data.datasets),
+            training_reused=training.reused is not None,
+        )

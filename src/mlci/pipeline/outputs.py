@@ -1,0 +1,70 @@
+"""The report stage: figures and the project's own sections, then the files in .mlci/out/.
+
+The files are written before anything is published or promoted, so the report exists
+whatever happens next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlci.config import Config
+from mlci.core import report as report_module
+from mlci.core.report import Figure, ReportInput
+from mlci.pipeline.facts import Facts
+
+if TYPE_CHECKING:
+    from mlci.core.stats import Predictions
+
+OUT_DIR = Path(".mlci") / "out"
+
+
+def add_figures(
+    config: Config, facts: Facts, candidate: Predictions | None, baseline: Predictions | None
+) -> Facts:
+    """The figures (from the predictions and the training log) and report.sections."""
+    figures: tuple[Figure, ...] = ()
+    notes: tuple[str, ...] = ()
+    if candidate is not None or config.report.training_log is not None:
+        from mlci.pipeline.figures import build_figures
+
+        figures, notes = build_figures(config, candidate, baseline)
+    sections = facts.sections
+    if config.report.sections:
+        from mlci.pipeline.sections import read_sections
+
+        sections = read_sections(config.root, config.report.sections)
+    gate = facts.gate
+    if notes and gate is not None:
+        gate = replace(gate, notes=(*gate.notes, *notes))
+    return replace(facts, figures=figures, sections=sections, gate=gate)
+
+
+def write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:
+    """report.md, report.html, gate.json, report.json and plots/*.png into `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = out_dir / "plots"
+    for old in plots.glob("*.png"):
+        old.unlink()
+    for figure in report.figures:
+        for name, png in zip(report_module.png_names(figure), figure.pngs, strict=True):
+            plots.mkdir(exist_ok=True)
+            (plots / name).write_bytes(png)
+    for index, section in enumerate(report.sections):
+        if section.png is not None:
+            plots.mkdir(exist_ok=True)
+            (plots / report_module.section_png_name(index)).write_bytes(section.png)
+    files = {
+        "report.md": report_module.render_markdown(report),
+        "report.html": report_module.render_html(report),
+        "gate.json": report_module.dumps(report_module.render_json(report)),
+        "report.json": report_module.dumps(report_module.to_document(report)),
+    }
+    written = {}
+    for name, text in files.items():
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8")
+        written[name] = path
+    return written

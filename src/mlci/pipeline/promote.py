@@ -1,0 +1,107 @@
+"""The promote stage: whether this build may promote, and the registration with lineage.
+
+Only builds of the branches in registry.promote_on whose gate passed promote; a build
+from elsewhere can become the challenger. An older commit's build that finishes last
+never replaces a newer champion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from mlci import git
+from mlci.ci import CiContext
+from mlci.config import Config
+from mlci.console import Console
+from mlci.core.report import Promotion
+from mlci.errors import UsageError
+from mlci.pipeline.facts import Facts
+from mlci.registry.base import Registry
+
+if TYPE_CHECKING:
+    from mlci.pipeline.gate import Judged
+
+PromoteMode = Literal["auto", "never", "force"]
+
+
+def plan(config: Config, context: CiContext, promote: PromoteMode) -> Promotion:
+    """Whether a passing candidate of this build is registered, under which alias, and why."""
+    if promote == "never":
+        return Promotion(eligible=False, reason="promotion turned off for this run")
+    if config.registry.model is None:
+        return Promotion(
+            eligible=False, reason="registry.model is not set in mlci.yaml: nothing to register"
+        )
+    if context.sha is None:
+        return Promotion(eligible=False, reason="the repository has no commit yet")
+    eligible, reason = context.promotes(config.registry.promote_on)
+    if promote == "force" and not eligible:
+        reason = f"forced with --force-promote, although {reason}"
+        return Promotion(eligible=True, reason=reason, alias=config.registry.alias, forced=True)
+    if not eligible and config.registry.challenger:
+        # A candidate that does not promote can still be registered as the challenger.
+        why = f"a candidate from outside registry.promote_on becomes @{config.registry.challenger}"
+        return Promotion(
+            eligible=True, reason=why, alias=config.registry.challenger, role="challenger"
+        )
+    return Promotion(eligible=eligible, reason=reason, alias=config.registry.alias)
+
+
+def after_gate(planned: Promotion, judged: Judged) -> Promotion:
+    """The plan, once the gate has spoken: a failed gate promotes nothing."""
+    if planned.eligible and not judged.result.passed:
+        return dataclasses.replace(planned, eligible=False, reason="the gate failed")
+    return planned
+
+
+def due(facts: Facts) -> bool:
+    """Whether this run registers its model now."""
+    passed = facts.gate is not None and facts.gate.passed
+    return facts.promotion is not None and facts.promotion.eligible and passed
+
+
+def promote(
+    config: Config,
+    facts: Facts,
+    registry: Registry,
+    predictions: Path | None,
+    console: Console,
+) -> Promotion:
+    """Register the model with its lineage and move the alias (unless a newer commit holds it)."""
+    source, planned = facts.source, facts.promotion
+    assert source is not None and source.sha is not None and planned is not None
+    assert config.registry.model is not None
+    artifact = config.root / config.registry.model
+    if not artifact.exists():
+        raise UsageError(
+            f"registry.model: {config.registry.model} does not exist after training; make the "
+            f"training write the model there, or fix the path in mlci.yaml"
+        )
+    version, created = registry.register(
+        config.model_name, artifact, facts.lineage(), predictions=predictions
+    )
+    promotion = dataclasses.replace(planned, version=version.version, created=created)
+    alias = planned.alias or config.registry.alias
+    current = registry.by_alias(config.model_name, alias)
+    champion = alias == config.registry.alias
+    if champion and current is not None and _is_newer(config.root, current.commit, source.sha):
+        # An older commit's build finished last: it must not replace a newer champion.
+        kept = f"@{alias} stays on v{current.version}, from the newer commit "
+        kept += f"{(current.commit or '')[:8]}"
+        promotion = dataclasses.replace(promotion, previous=current.version, kept=kept)
+    else:
+        move = registry.move_alias(
+            config.model_name, alias, version, run_url=source.run_url, current=current
+        )
+        promotion = dataclasses.replace(promotion, previous=move.from_version)
+    console.step("promote", f"{config.model_name} {promotion.describe()}")
+    return promotion
+
+
+def _is_newer(root: Path, champion_commit: str | None, commit: str) -> bool:
+    """True when the champion's commit descends from `commit` (so it is newer)."""
+    if champion_commit is None or champion_commit == commit:
+        return False
+    return git.is_ancestor(root, commit, champion_commit) is True
