@@ -19,6 +19,7 @@ from mlci import data, git, pipeline
 from mlci.cli import main
 from mlci.config import DataConfig, parse_config
 from mlci.console import Console
+from mlci.data.pulling import _Expected, _Progress
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE, ConfigError, UsageError
 from mlci.registry.mlflow import MlflowRegistry
 from tests.dvc_project import DvcProject, build_template, copy_template, dvc
@@ -154,8 +155,8 @@ def test_a_missing_plugin_names_the_pip_extra(
 def test_progress_lines_count_files_and_bytes_arriving_in_the_cache(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     stream = io.StringIO()
-    progress = data._Progress(
-        cache, data._Expected(files=2, bytes=10), Console(stream), interval=0.02, every=1
+    progress = _Progress(
+        cache, _Expected(files=2, bytes=10), Console(stream), interval=0.02, every=1
     )
 
     def arrive() -> None:

@@ -1,0 +1,166 @@
+"""DVC's failures as errors that name the fix for the remote's kind."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from mlci.data.remotes import Remote, redact_url
+from mlci.errors import ExternalError, MlciError, UsageError
+
+
+def named_remote(remote: Remote) -> str:
+    """The remote as messages name it, with its S3 endpoint when one is configured."""
+    if remote.name is None:
+        return "the DVC remote"
+    endpoint = remote.options.get("endpointurl")
+    return remote.shown + (f" at {redact_url(endpoint)}" if endpoint else "")
+
+
+def answer_hint(remote: Remote) -> str:
+    """What to check when the remote does not answer, for its kind."""
+    if remote.kind.scheme == "local":
+        return (
+            "check that the folder answers on this runner (a hung network mount, NFS or SMB, "
+            "blocks every read)"
+        )
+    endpoint = " and endpointurl" if remote.options.get("endpointurl") else ""
+    return (
+        f"check that it answers from this runner (its url{endpoint} in .dvc/config, the "
+        f"network, a proxy or firewall that drops the traffic)"
+    )
+
+
+def plugin_message(remote: Remote, package: str) -> str:
+    """The remote needs the DVC plugin `package`: how to install it."""
+    extra = remote.kind.extra or remote.kind.scheme
+    return (
+        f"the DVC remote {remote.shown} needs {package}, which is not installed: "
+        f"pip install 'dvc[{extra}]' in the CI job (or add it to the project's requirements)"
+    )
+
+
+_SECRETISH = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|_KEY$|KEY_ID|CONNECTION_STRING", re.I)
+
+
+def _redact(text: str, env: Mapping[str, str] | None) -> str:
+    """Text from DVC without URL passwords or the values of secret-looking variables."""
+    text = redact_url(text)
+    for name, value in (env if env is not None else os.environ).items():
+        if _SECRETISH.search(name) and len(value) >= 6:
+            text = text.replace(value, "***")
+    return text
+
+
+def dvc_errors(output: str) -> list[str]:
+    """DVC's `ERROR: ` lines, without the prefix."""
+    return [line[7:].strip() for line in output.splitlines() if line.startswith("ERROR: ")]
+
+
+def _secrets_hint(remote: Remote) -> str:
+    kind = remote.kind
+    if kind.secrets:
+        names = " and ".join(kind.secrets)
+        return f"set {names} in the CI job from its secrets ({kind.how})"
+    return f"give the job its credentials: {kind.how}"
+
+
+def missing_targets(output: str) -> list[str]:
+    """The paths of "Checkout failed for following targets:" and the missing objects."""
+    lines = output.splitlines()
+    found: list[str] = []
+    for index, line in enumerate(lines):
+        if "Checkout failed for following targets:" in line:
+            for target in lines[index + 1 :]:
+                if target.startswith("Is your cache up to date?") or not target.strip():
+                    break
+                found.append(target.strip())
+    for match in re.finditer(r"^name: (.+?), md5: ([0-9a-f]+)", output, flags=re.M):
+        if match.group(1) not in found:
+            found.append(match.group(1))
+    return found
+
+
+def diagnose(
+    output: str,
+    exit_code: int,
+    remote: Remote,
+    *,
+    env: Mapping[str, str] | None = None,
+    missing: list[str] | None = None,
+) -> MlciError:
+    """DVC's failure as an error that names the fix, for the remote's kind.
+
+    `missing`: the datasets among the files DVC could not check out, named first.
+    """
+    errors = dvc_errors(output)
+    lines = [line for line in output.splitlines() if line.strip()]
+    quoted = _redact(errors[0] if errors else (lines[-1] if lines else ""), env)
+    quoted = quoted or f"dvc exited with code {exit_code}"
+    where = remote.shown if remote.name else "the DVC remote"
+    said = "\n".join(errors) or output  # DVC's error lines: file names cannot match below
+    plugin = re.search(r"requires '(dvc-[\w-]+)' to be installed", output)
+    if plugin:
+        return UsageError(plugin_message(remote, plugin.group(1)))
+    if "unknown Git revision" in output or "unknown revision" in output:
+        return UsageError(
+            f"DVC cannot find a git revision ({quoted}): this is probably a shallow clone; "
+            f"fetch the history, e.g. `fetch-depth: 0` on actions/checkout (GitLab: "
+            f"GIT_DEPTH: 0), or `git fetch --unshallow`"
+        )
+    if "unsaved files without confirmation" in output:
+        return UsageError(
+            "dvc pull would overwrite files in the work tree that DVC has not saved (a "
+            "stage output made outside `dvc repro`, or an edited dataset): save them with "
+            "`dvc commit` or `dvc add`, or delete them; in CI, clone afresh"
+        )
+    if "No remote provided and no default remote set" in output:
+        return UsageError(
+            "DVC has no remote to pull from: add one with `dvc remote add -d NAME URL` and "
+            "commit .dvc/config, or name one in data.remote of mlci.yaml"
+        )
+    if re.search(r"Unable to locate credentials|Unable to find AWS credentials", said) or (
+        re.search(r"DefaultCredentialsError|default credentials were not found", said)
+        or re.search(r"No credential|DefaultAzureCredential failed", said)
+    ):
+        return ExternalError(
+            f"DVC found no credentials for {where}: {_secrets_hint(remote)} ({quoted})"
+        )
+    if re.search(r"NoSuchBucket|bucket does not exist|ContainerNotFound|NoSuchContainer", said):
+        bucket = remote.bucket or "the bucket"
+        return ExternalError(
+            f"the bucket of {where} does not exist ({bucket}): fix the remote's URL in "
+            f".dvc/config (`dvc remote modify {remote.name or 'NAME'} url ...`), or check its "
+            f"region or endpoint ({quoted})"
+        )
+    if re.search(r"\b403\b|Forbidden|AccessDenied|Access Denied|AuthorizationFailure", said):
+        return ExternalError(
+            f"{where} refused the credentials (403 Forbidden). DVC cannot tell whether the "
+            f"key is wrong, the secret is wrong, or the key lacks permission: check "
+            f"{' and '.join(remote.kind.secrets) or 'the credentials'} in the CI secrets, and "
+            f"that the key may read {remote.bucket or 'the remote'} (S3: s3:GetObject and "
+            f"s3:ListBucket) ({quoted})"
+        )
+    if re.search(r"Permission denied \(publickey|Authentication failed|AuthenticationErr", said):
+        return ExternalError(f"{where} refused the login: {_secrets_hint(remote)} ({quoted})")
+    if "Checkout failed for following targets" in output or "Missing cache files" in output:
+        targets = missing or missing_targets(output)
+        more = f" and {len(targets) - 10} more" if len(targets) > 10 else ""
+        listed = ", ".join(targets[:10]) + more
+        url = (
+            f" (or the remote's URL is wrong: is {remote.bucket} the right bucket and path?)"
+            if remote.bucket
+            else ""
+        )
+        return ExternalError(
+            f"{where} lacks the data of {listed or 'some outputs'}: someone committed the "
+            f".dvc/dvc.lock change without `dvc push`{url}. Run `dvc push` where the data "
+            f"was added or trained (or `dvc repro` and push), then run again"
+        )
+    if re.search(r"Could not connect|Connection refused|Name or service not known", said):
+        return ExternalError(
+            f"cannot reach {where}: check the URL or endpoint in .dvc/config and the runner's "
+            f"network ({quoted})"
+        )
+    return ExternalError(f"dvc pull from {where} failed (exit {exit_code}): {quoted}")

@@ -1,0 +1,163 @@
+"""The datasets DVC tracks and their hashes (lineage), from `*.dvc` and `dvc.lock`."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from mlci import git
+from mlci.data.remotes import find_dvc_root
+from mlci.errors import MlciError, UsageError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A path DVC tracks as data, with the hash a commit names for it."""
+
+    path: str  # from the DVC project's root, with /
+    hash: str  # DVC's md5; "<md5>.dir" for a folder
+    size: int | None = None
+    files: int | None = None  # a folder's number of files
+    source: str = ""  # the .dvc file or "dvc.lock (stage NAME)"
+
+    @property
+    def short(self) -> str:
+        return short_hash(self.hash)
+
+
+def short_hash(value: str) -> str:
+    return value[:8] + ("/" if value.endswith(".dir") else "")
+
+
+def datasets(
+    root: Path, *, commit: str | None = None, everything: bool = False
+) -> tuple[Dataset, ...]:
+    """The datasets of the DVC project holding `root`, in the work tree or at `commit`.
+
+    A dataset is an output of a `.dvc` file (`dvc add`, `dvc import`) or an output of a
+    `dvc.lock` stage that another stage depends on (prepared data). `everything` adds
+    the other stage outputs (models, metrics): what a pull may fetch.
+    """
+    dvc_root = find_dvc_root(root)
+    if dvc_root is None:
+        return ()
+    if commit is None:
+        names = _work_tree_files(dvc_root)
+        read: Callable[[str], bytes | None] = lambda name: _read_disk(dvc_root / name)  # noqa: E731
+    else:
+        names = git.list_files(dvc_root, commit=commit)
+        prefix = git.prefix(dvc_root)
+        read = lambda name: git.read_file_at(dvc_root, commit, prefix + name)  # noqa: E731
+    wanted = [n for n in names if n.endswith(".dvc") or PurePosixPath(n).name == "dvc.lock"]
+    return _collect(wanted, read, everything=everything)
+
+
+def _work_tree_files(dvc_root: Path) -> list[str]:
+    """The work tree's files by git (which skips ignored folders), else by walking it."""
+    try:
+        return git.list_files(dvc_root)
+    except MlciError:  # git missing, or a DVC project outside git (`dvc init --no-scm`)
+        found = []
+        for folder, subfolders, files in os.walk(dvc_root):
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+            relative = Path(folder).relative_to(dvc_root)
+            found += [(relative / name).as_posix() for name in files]
+        return found
+
+
+def _read_disk(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+def _load(name: str, content: bytes | None) -> dict[str, Any]:
+    if content is None:
+        return {}
+    try:
+        data = yaml.safe_load(content.decode("utf-8", errors="replace"))
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{name}: not valid YAML ({exc}); fix it or run `dvc commit`") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _join(folder: str, path: object) -> str | None:
+    if not isinstance(path, str) or "://" in path:
+        return None  # an external output (s3://...) is no file of this project
+    joined = PurePosixPath(folder) / path if folder not in ("", ".") else PurePosixPath(path)
+    parts: list[str] = []
+    for part in joined.parts:
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part != ".":
+            parts.append(part)
+    return "/".join(parts)
+
+
+def _entry(folder: str, item: object, source: str) -> Dataset | None:
+    if not isinstance(item, dict):
+        return None
+    path = _join(folder, item.get("path"))
+    digest = item.get("md5") or item.get("etag") or item.get("checksum")
+    if path is None or not isinstance(digest, str):
+        return None
+    size, files = item.get("size"), item.get("nfiles")
+    return Dataset(
+        path=path,
+        hash=digest,
+        size=size if isinstance(size, int) else None,
+        files=files if isinstance(files, int) else None,
+        source=source,
+    )
+
+
+def _collect(
+    names: list[str], read: Callable[[str], bytes | None], *, everything: bool
+) -> tuple[Dataset, ...]:
+    found: dict[str, Dataset] = {}
+    stage_outs: dict[str, Dataset] = {}
+    stage_deps: set[str] = set()
+    for name in sorted(names):
+        folder = str(PurePosixPath(name).parent)
+        data = _load(name, read(name))
+        if name.endswith(".dvc"):
+            for item in data.get("outs") or []:
+                entry = _entry(folder, item, name)
+                if entry is not None:
+                    found.setdefault(entry.path, entry)
+            continue
+        stages = data.get("stages")
+        for stage, lock in stages.items() if isinstance(stages, dict) else ():
+            if not isinstance(lock, dict):
+                continue
+            source = f"{name} (stage {stage})"
+            for item in lock.get("outs") or []:
+                entry = _entry(folder, item, source)
+                if entry is not None:
+                    stage_outs.setdefault(entry.path, entry)
+            for item in lock.get("deps") or []:
+                path = _join(folder, item.get("path") if isinstance(item, dict) else None)
+                if path is not None:
+                    stage_deps.add(path)
+    for path, entry in stage_outs.items():
+        if everything or path in stage_deps:
+            found.setdefault(path, entry)
+    return tuple(found[path] for path in sorted(found))
+
+
+def lineage_key(path: str) -> str:
+    """A dataset's path as a registry tag may name it (MLflow's allowed characters)."""
+    return re.sub(r"[^\w./\- :]", "_", path)
+
+
+def lineage(root: Path, *, commit: str | None = None) -> dict[str, str]:
+    """Dataset path -> hash, for the report and the registry ({} without DVC)."""
+    return {lineage_key(d.path): d.hash for d in datasets(root, commit=commit)}
