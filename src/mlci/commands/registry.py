@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mlci.commands.run import plain
+from mlci.commands.summary import plain
 from mlci.config import load_config, locate
 from mlci.console import columns
 from mlci.errors import EXIT_OK, UsageError

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlci import pipeline
-from mlci.commands.run import from_cwd, print_outcome
+from mlci.commands.summary import print_outcome
 from mlci.config import locate
 from mlci.core import report as report_module
 from mlci.errors import EXIT_OK, UsageError
+from mlci.pipeline.outputs import OUT_DIR, write_outputs
 
 
 def report_command(*, config: Path | None, out: Path | None, as_json: bool) -> int:
     """Render the last run's report again (into `out`), from .mlci/out/report.json."""
     root = locate(config).parent.resolve()
-    source = root / pipeline.OUT_DIR
+    source = root / OUT_DIR
     document_path = source / "report.json"
     try:
         document = json.loads(document_path.read_text(encoding="utf-8"))
@@ -30,9 +30,7 @@ def report_command(*, config: Path | None, out: Path | None, as_json: bool) -> i
         raise UsageError(
             f"{document_path}: not a report this mlci can read ({exc}); run `mlci gate` again"
         ) from None
-    target = from_cwd(out) or source
-    pipeline.write_outputs(report, target)
-    print_outcome(
-        pipeline.Outcome(exit_code=EXIT_OK, report=report, out_dir=target), as_json=as_json
-    )
+    target = out.resolve() if out is not None else source
+    write_outputs(report, target)
+    print_outcome(report, target, as_json=as_json)
     return EXIT_OK

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import TextIO
 
 from mlci import pipeline
+from mlci.commands.summary import print_outcome
 from mlci.config import locate
-from mlci.console import Console, columns
-from mlci.core import report as report_module
-from mlci.core.gate import format_number
-from mlci.core.metrics import MetricValue
-from mlci.core.report import ReportInput
 from mlci.errors import UsageError
-from mlci.pipeline.baseline import BaselineRequest
+from mlci.pipeline import BaselineRequest
 
 
-def from_cwd(path: Path | None) -> Path | None:
+def _from_cwd(path: Path | None) -> Path | None:
     """Paths on the command line are relative to where the command runs."""
     return None if path is None else path.resolve()
 
@@ -25,7 +19,7 @@ def from_cwd(path: Path | None) -> Path | None:
 def run_command(*, config: Path | None, promote: pipeline.PromoteMode, as_json: bool) -> int:
     options = pipeline.RunOptions(promote=promote)
     outcome = pipeline.run(config_path=locate(config), options=options)
-    print_outcome(outcome, as_json=as_json)
+    print_outcome(outcome.report, outcome.out_dir, as_json=as_json)
     return outcome.exit_code
 
 
@@ -41,8 +35,8 @@ def gate_command(
     baseline_predictions: Path | None,
     as_json: bool,
 ) -> int:
-    baseline, baseline_predictions = from_cwd(baseline), from_cwd(baseline_predictions)
-    predictions = from_cwd(predictions)
+    baseline, baseline_predictions = _from_cwd(baseline), _from_cwd(baseline_predictions)
+    predictions = _from_cwd(predictions)
     request = None
     if baseline is not None:
         request = BaselineRequest(mode="file", file=baseline, predictions=baseline_predictions)
@@ -64,42 +58,5 @@ def gate_command(
         predictions=predictions,
     )
     outcome = pipeline.run(config_path=locate(config), options=options)
-    print_outcome(outcome, as_json=as_json)
+    print_outcome(outcome.report, outcome.out_dir, as_json=as_json)
     return outcome.exit_code
-
-
-def print_outcome(outcome: pipeline.Outcome, *, as_json: bool, out: TextIO | None = None) -> None:
-    out = out or sys.stdout
-    if as_json:
-        out.write(report_module.dumps(report_module.render_json(outcome.report)))
-        return
-    out.write(summary_text(outcome.report, outcome.out_dir, Console(out)))
-
-
-def summary_text(report: ReportInput, out_dir: Path, console: Console) -> str:
-    """The short human summary printed after a run: verdict, table, where the files are."""
-    icon = {"pass": "✔", "warn": "!", "fail": "✘", "error": "✘"}[report.status]
-    kind = {"pass": "ok", "warn": "warn"}.get(report.status, "fail")
-    lines = [console.paint(f"{icon} {report_module.headline(report)}", kind)]
-    if report.gate is not None and report.gate.results:
-        rows = [("metric", "baseline", "candidate", "change", "verdict")]
-        for result in report.gate.results:
-            rows.append(
-                (
-                    result.metric,
-                    plain(result.baseline),
-                    plain(result.candidate),
-                    "—" if result.change is None else format_number(result.change),
-                    result.verdict,
-                )
-            )
-        lines += columns(rows)
-    lines.append(f"report: {out_dir / 'report.md'} (also report.html, gate.json)")
-    if report.promotion is not None:
-        lines.append(f"registry: {report.promotion.describe()}")
-    return "\n".join(line.rstrip() for line in lines) + "\n"
-
-
-def plain(value: MetricValue) -> str:
-    """A metric value for a terminal table's cell."""
-    return report_module.format_value(value)[:30]

@@ -17,14 +17,21 @@ from mlci.config import Config, load_config
 from mlci.console import Console
 from mlci.core.report import ReportInput
 from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK, Interrupted, MlciError
-from mlci.pipeline import baseline, data, evaluate, gate, outputs, preflight, promote, train
-from mlci.pipeline.baseline import BaselineRequest, RegistryFactory, open_registry
-from mlci.pipeline.facts import Facts, Params
+from mlci.pipeline import baseline, data, evaluate, figures, gate, preflight, promote, train
+from mlci.pipeline.baseline import RegistryFactory, open_registry
+from mlci.pipeline.facts import BaselineRequest, Facts, Params, PromoteMode
 from mlci.pipeline.outputs import OUT_DIR, write_outputs
-from mlci.pipeline.promote import PromoteMode
 from mlci.pipeline.publish import Publisher, open_publisher
 
-__all__ = ["OUT_DIR", "Outcome", "PromoteMode", "RunOptions", "run", "write_outputs"]
+__all__ = [
+    "OUT_DIR",
+    "BaselineRequest",
+    "Outcome",
+    "PromoteMode",
+    "RunOptions",
+    "run",
+    "write_outputs",
+]
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ def run(
         judged = gate.judge(config, request, choice, plan, evaluation, facts, console)
         facts = replace(facts, gate=judged.result, promotion=promote.after_gate(plan, judged))
         stage = "report"
-        facts = outputs.add_figures(config, facts, judged.candidate, judged.baseline)
+        facts = figures.add(config, facts, judged.candidate, judged.baseline)
         files = write_outputs(facts.report(), out_dir)
         stage = "publish"
         publisher = open_publisher(config, source, root, env, console)

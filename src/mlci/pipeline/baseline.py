@@ -10,45 +10,22 @@ secrets) is passed over the same way, but only by a build that will not write to
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlci import data, git
 from mlci.ci import CiContext
-from mlci.config import BaselineMode, Config
+from mlci.config import Config
 from mlci.console import Console
 from mlci.core.gate import Baseline
 from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metrics
 from mlci.core.report import Promotion
 from mlci.errors import ExternalError, UsageError
+from mlci.pipeline.facts import BaselineChoice, BaselineRequest, PromoteMode
 from mlci.registry import open_registry
 from mlci.registry.base import Registry
 
-if TYPE_CHECKING:
-    from mlci.pipeline.promote import PromoteMode
-
 RegistryFactory = Callable[[Config, Mapping[str, str]], Registry]
 __all__ = ["BaselineChoice", "BaselineRequest", "RegistryFactory", "open_registry"]
-
-
-@dataclass(frozen=True)
-class BaselineRequest:
-    """Where to look: from mlci.yaml, or overridden on the command line."""
-
-    mode: BaselineMode
-    file: Path | None = None
-    ref: str | None = None
-    predictions: Path | None = None  # the baseline's predictions, with mode "file"
-
-
-@dataclass(frozen=True)
-class BaselineChoice:
-    baseline: Baseline | None
-    predictions: Path | None = None  # the baseline's predictions on disk, when known
-    notes: tuple[str, ...] = ()
-    params: Mapping[str, str] | None = None  # the baseline's params (report.params), if known
-    data: Mapping[str, str] | None = None  # the baseline's dataset hashes (DVC), if known
 
 
 def request_from_config(config: Config) -> BaselineRequest:

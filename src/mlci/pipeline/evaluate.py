@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core.gate import format_number
 from mlci.core.metrics import Metrics, is_number, read_metrics
-
-if TYPE_CHECKING:
-    from mlci.core.stats import Predictions
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    metrics: Metrics
-    predictions: Path | None = None  # the candidate's predictions file
-    loaded: Predictions | None = None  # loaded once, for the metrics and the intervals
-    notes: tuple[str, ...] = ()
+from mlci.pipeline.facts import Evaluation
 
 
 def evaluate(

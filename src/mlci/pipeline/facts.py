@@ -1,5 +1,7 @@
 """The facts of one run, grouped once; the report and the registry's lineage are built here.
 
+Also the values the stages hand each other (the baseline request and choice, the
+evaluation, the gate's judgement), so a stage imports this module, never another stage.
 Each stage returns its group (the data pulled, the training, the metrics, the gate, the
 promotion); `Facts` holds what the run has learned so far, so a run that stops at any
 stage still has everything for its report. A new fact goes into its group, and into
@@ -10,14 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from mlci.ci import CiContext
+from mlci.config import BaselineMode
 from mlci.core.device import DeviceInfo
-from mlci.core.gate import GateResult
+from mlci.core.gate import Baseline, GateResult
 from mlci.core.metrics import Metrics, is_number
 from mlci.core.report import Figure, Promotion, ReportInput, ReportSection
 from mlci.errors import MlciError, TrainingError
 from mlci.registry.base import Lineage
+
+if TYPE_CHECKING:
+    from mlci.core.stats import Predictions
+
+PromoteMode = Literal["auto", "never", "force"]  # `mlci run`: --no-promote, --force-promote
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,42 @@ class Params:
 
     current: Mapping[str, str] = field(default_factory=dict)
     baseline: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class BaselineRequest:
+    """Where to look: from mlci.yaml, or overridden on the command line."""
+
+    mode: BaselineMode
+    file: Path | None = None
+    ref: str | None = None
+    predictions: Path | None = None  # the baseline's predictions, with mode "file"
+
+
+@dataclass(frozen=True)
+class BaselineChoice:
+    baseline: Baseline | None
+    predictions: Path | None = None  # the baseline's predictions on disk, when known
+    notes: tuple[str, ...] = ()
+    params: Mapping[str, str] | None = None  # the baseline's params (report.params), if known
+    data: Mapping[str, str] | None = None  # the baseline's dataset hashes (DVC), if known
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: Metrics
+    predictions: Path | None = None  # the candidate's predictions file
+    loaded: Predictions | None = None  # loaded once, for the metrics and the intervals
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The gate's result, and the predictions the figures compare (aligned row by row)."""
+
+    result: GateResult
+    candidate: Predictions | None = None
+    baseline: Predictions | None = None
 
 
 @dataclass(frozen=True)

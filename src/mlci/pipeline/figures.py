@@ -1,4 +1,4 @@
-"""The report's plots, chosen from what the run provides.
+"""The report stage: the plots, chosen from what the run provides, and report.sections.
 
 Each figure has a Markdown form that needs no image hosting (a table, or a Mermaid chart
 that GitHub and GitLab draw) and, with `report.plots` and matplotlib, PNG images that the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,26 @@ from mlci.core import mermaid
 from mlci.core.report import Figure, area_table_markdown, confusion_markdown
 from mlci.core.stats import Predictions, confusion_matrix
 from mlci.errors import MetricsError, UsageError
+from mlci.pipeline.facts import Facts
+
+
+def add(
+    config: Config, facts: Facts, candidate: Predictions | None, baseline: Predictions | None
+) -> Facts:
+    """The figures (from the predictions and the training log) and report.sections."""
+    figures: tuple[Figure, ...] = ()
+    notes: tuple[str, ...] = ()
+    if candidate is not None or config.report.training_log is not None:
+        figures, notes = build_figures(config, candidate, baseline)
+    sections = facts.sections
+    if config.report.sections:
+        from mlci.pipeline.sections import read_sections
+
+        sections = read_sections(config.root, config.report.sections)
+    gate = facts.gate
+    if notes and gate is not None:
+        gate = replace(gate, notes=(*gate.notes, *notes))
+    return replace(facts, figures=figures, sections=sections, gate=gate)
 
 
 def build_figures(

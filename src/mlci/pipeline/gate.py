@@ -7,30 +7,18 @@ baseline's predictions on the same rows when those are known).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlci.config import Config
 from mlci.console import Console
-from mlci.core.gate import GateResult, MetricIntervals, MissingBaseline, evaluate_gate
+from mlci.core.gate import MetricIntervals, MissingBaseline, evaluate_gate
 from mlci.core.report import Promotion
 from mlci.errors import MetricsError
-from mlci.pipeline.baseline import BaselineChoice, BaselineRequest
-from mlci.pipeline.evaluate import Evaluation
-from mlci.pipeline.facts import Facts
+from mlci.pipeline.facts import BaselineChoice, BaselineRequest, Evaluation, Facts, Judged
 
 if TYPE_CHECKING:
     from mlci.core.stats import Predictions
-
-
-@dataclass(frozen=True)
-class Judged:
-    """The gate's result, and the predictions the figures compare (aligned row by row)."""
-
-    result: GateResult
-    candidate: Predictions | None = None
-    baseline: Predictions | None = None
 
 
 def judge(

@@ -1,45 +1,17 @@
-"""The report stage: figures and the project's own sections, then the files in .mlci/out/.
+"""The report's files in .mlci/out/: report.md, report.html, gate.json, report.json, plots.
 
-The files are written before anything is published or promoted, so the report exists
+They are written before anything is published or promoted, so the report exists
 whatever happens next.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from mlci.config import Config
 from mlci.core import report as report_module
-from mlci.core.report import Figure, ReportInput
-from mlci.pipeline.facts import Facts
-
-if TYPE_CHECKING:
-    from mlci.core.stats import Predictions
+from mlci.core.report import ReportInput
 
 OUT_DIR = Path(".mlci") / "out"
-
-
-def add_figures(
-    config: Config, facts: Facts, candidate: Predictions | None, baseline: Predictions | None
-) -> Facts:
-    """The figures (from the predictions and the training log) and report.sections."""
-    figures: tuple[Figure, ...] = ()
-    notes: tuple[str, ...] = ()
-    if candidate is not None or config.report.training_log is not None:
-        from mlci.pipeline.figures import build_figures
-
-        figures, notes = build_figures(config, candidate, baseline)
-    sections = facts.sections
-    if config.report.sections:
-        from mlci.pipeline.sections import read_sections
-
-        sections = read_sections(config.root, config.report.sections)
-    gate = facts.gate
-    if notes and gate is not None:
-        gate = replace(gate, notes=(*gate.notes, *notes))
-    return replace(facts, figures=figures, sections=sections, gate=gate)
 
 
 def write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:

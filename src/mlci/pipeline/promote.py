@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from mlci import git
 from mlci.ci import CiContext
@@ -17,13 +16,8 @@ from mlci.config import Config
 from mlci.console import Console
 from mlci.core.report import Promotion
 from mlci.errors import UsageError
-from mlci.pipeline.facts import Facts
+from mlci.pipeline.facts import Facts, Judged, PromoteMode
 from mlci.registry.base import Registry
-
-if TYPE_CHECKING:
-    from mlci.pipeline.gate import Judged
-
-PromoteMode = Literal["auto", "never", "force"]
 
 
 def plan(config: Config, context: CiContext, promote: PromoteMode) -> Promotion:

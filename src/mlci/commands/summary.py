@@ -1,0 +1,53 @@
+"""What `mlci run`, `mlci gate` and `mlci report` print about a report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from mlci.console import Console, columns
+from mlci.core import report as report_module
+from mlci.core.gate import format_number
+from mlci.core.metrics import MetricValue
+from mlci.core.report import ReportInput
+
+
+def print_outcome(
+    report: ReportInput, out_dir: Path, *, as_json: bool, out: TextIO | None = None
+) -> None:
+    """gate.json with --json, else the short summary (for `mlci run`, `gate`, `report`)."""
+    out = out or sys.stdout
+    if as_json:
+        out.write(report_module.dumps(report_module.render_json(report)))
+        return
+    out.write(summary_text(report, out_dir, Console(out)))
+
+
+def summary_text(report: ReportInput, out_dir: Path, console: Console) -> str:
+    """The short human summary printed after a run: verdict, table, where the files are."""
+    icon = {"pass": "✔", "warn": "!", "fail": "✘", "error": "✘"}[report.status]
+    kind = {"pass": "ok", "warn": "warn"}.get(report.status, "fail")
+    lines = [console.paint(f"{icon} {report_module.headline(report)}", kind)]
+    if report.gate is not None and report.gate.results:
+        rows = [("metric", "baseline", "candidate", "change", "verdict")]
+        for result in report.gate.results:
+            rows.append(
+                (
+                    result.metric,
+                    plain(result.baseline),
+                    plain(result.candidate),
+                    "—" if result.change is None else format_number(result.change),
+                    result.verdict,
+                )
+            )
+        lines += columns(rows)
+    lines.append(f"report: {out_dir / 'report.md'} (also report.html, gate.json)")
+    if report.promotion is not None:
+        lines.append(f"registry: {report.promotion.describe()}")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def plain(value: MetricValue) -> str:
+    """A metric value for a terminal table's cell."""
+    return report_module.format_value(value)[:30]
