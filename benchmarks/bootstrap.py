@@ -32,7 +32,8 @@ import numpy as np
 import sklearn
 from sklearn.metrics import accuracy_score, f1_score
 
-from mlci.core.stats import Interval, paired_difference_intervals
+from mlci.core.intervals import Interval
+from mlci.core.stats import paired_difference_intervals
 from mlci.predictions import Predictions
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlci.core.gate import Baseline, Interval, MetricIntervals, Rule, evaluate_gate
+from mlci.core.gate import Baseline, MetricIntervals, Rule, evaluate_gate
+from mlci.core.intervals import Interval
 
 BASE = Baseline("registry", "clf v1 (@champion)", {"accuracy": 0.90, "log_loss": 0.30})
 

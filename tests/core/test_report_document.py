@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from mlci.core.gate import Baseline, Interval, MetricIntervals, Rule, evaluate_gate
+from mlci.core.gate import Baseline, MetricIntervals, Rule, evaluate_gate
+from mlci.core.intervals import Interval
 from mlci.core.report import (
     Figure,
     Promotion,

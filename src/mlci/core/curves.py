@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from mlci.core.stats import Array, FloatArray, IntArray, Predictions
+from mlci.core.predictions import Array, FloatArray, IntArray, Predictions
 from mlci.errors import MetricsError
 
 LOG_FORMATS = ("csv", "json")

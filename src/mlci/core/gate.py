@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+from mlci.core.intervals import Interval
 from mlci.core.metrics import MetricValue, is_number
+from mlci.core.numbers import format_number as format_number  # re-exported: callers use it
 
 Direction = Literal["higher", "lower"]
 Verdict = Literal["pass", "fail", "warn", "skip"]
@@ -133,22 +135,6 @@ class Rule:
             text += f" at {format_number(self.confidence * 100)}%"
             text += ", proven" if self.require_proof else ""
         return text
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A confidence interval for a metric's value, or for a candidate - baseline change."""
-
-    low: float
-    high: float
-    confidence: float  # e.g. 0.95
-    method: str  # "bootstrap", "delong", "normal", "paired bootstrap", ...
-
-    def describe(self) -> str:
-        return f"[{format_number(self.low)}, {format_number(self.high)}]"
-
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
 
 
 @dataclass(frozen=True)
@@ -526,22 +512,3 @@ def _dec(value: MetricValue) -> Decimal:
 
 def _n(value: Decimal) -> str:
     return format_number(float(value))
-
-
-def format_number(value: float | int) -> str:
-    """Readable precision: 4 significant digits, never rounding a small number to 0."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    value = float(value)
-    if value == 0:
-        return "0"
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    text = f"{value:.4g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        exp = int(exponent)
-        if -5 <= exp < 0:
-            return f"{value:.{3 - exp}f}".rstrip("0").rstrip(".")
-        return f"{mantissa}e{exp}"
-    return text

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mlci.core.curves import Curve
-from mlci.core.stats import FloatArray
+from mlci.core.predictions import FloatArray
 
 MAX_POINTS = 21
 MAX_LINES = 10

@@ -47,42 +47,21 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 
-from mlci.core.gate import Interval
+from mlci.core.intervals import Interval
 
-
-@dataclass(frozen=True, eq=False)
-class Predictions:
-    """One model's predictions on an evaluation set, one entry per row.
-
-    `y_true` and `y_pred` hold int64 or str labels (classification) or float64 values
-    (regression). `scores` is an (n, k) array of class probabilities, columns in `classes`
-    order, or None. `classes` is the sorted labels seen in y_true, y_pred and the score
-    columns; () for regression. `ids` is a str array, or None when the file has no `id`.
-    `source` names the file in messages.
-    """
-
-    y_true: Array
-    y_pred: Array
-    scores: Array | None
-    classes: tuple[object, ...]
-    ids: Array | None
-    source: str = field(default="", compare=False)
-
-    def __len__(self) -> int:
-        return len(self.y_true)
-
+# Re-exported: callers outside core (plots, figures, predictions, pipeline) import them here.
+from mlci.core.predictions import Array as Array
+from mlci.core.predictions import FloatArray as FloatArray
+from mlci.core.predictions import IntArray as IntArray
+from mlci.core.predictions import Predictions as Predictions
 
 Task = Literal["classification", "regression"]
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-Array = npt.NDArray[Any]
 
 # Below this many rows, means are bootstrapped; above, the normal approximation is good.
 BOOTSTRAP_MAX_ROWS = 5_000

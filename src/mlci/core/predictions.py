@@ -1,0 +1,39 @@
+"""`Predictions`: one model's predictions on an evaluation set, as numpy arrays.
+
+What `core.stats` computes metrics and intervals from, and `core.curves` draws curves
+from; `mlci.predictions` reads them from a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Array = npt.NDArray[Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    """One model's predictions on an evaluation set, one entry per row.
+
+    `y_true` and `y_pred` hold int64 or str labels (classification) or float64 values
+    (regression). `scores` is an (n, k) array of class probabilities, columns in `classes`
+    order, or None. `classes` is the sorted labels seen in y_true, y_pred and the score
+    columns; () for regression. `ids` is a str array, or None when the file has no `id`.
+    `source` names the file in messages.
+    """
+
+    y_true: Array
+    y_pred: Array
+    scores: Array | None
+    classes: tuple[object, ...]
+    ids: Array | None
+    source: str = field(default="", compare=False)
+
+    def __len__(self) -> int:
+        return len(self.y_true)

@@ -1,0 +1,137 @@
+"""gate.json: the public contract a machine reads (see docs/gate-json.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+
+from mlci.core.gate import RuleResult
+from mlci.core.metrics import MetricValue
+from mlci.core.report.model import (
+    Promotion,
+    ReportInput,
+    data_changed,
+    data_changes,
+    headline,
+    metric_changes,
+)
+
+SCHEMA_VERSION = 1
+
+
+def render_json(report: ReportInput) -> dict[str, object]:
+    """The public contract written to `.mlci/out/gate.json` (see docs/gate-json.md)."""
+    gate = report.gate
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": report.model,
+        "passed": bool(gate is not None and gate.passed and report.error is None),
+        "verdict": report.status,
+        "summary": headline(report),
+        "baseline": None
+        if gate is None or gate.baseline is None
+        else {"source": gate.baseline.source, "label": gate.baseline.label},
+        "results": [_result_json(r) for r in gate.results] if gate else [],
+        "notes": list(gate.notes) if gate else [],
+        "metrics": {name: _json_value(value) for name, value in report.candidate.items()},
+        "diff": [
+            {
+                "metric": change.name,
+                "old": _json_value(change.old),
+                "new": _json_value(change.new),
+                "diff": change.diff,
+                "status": change.status,
+            }
+            for change in metric_changes(report)
+        ],
+        "commit": report.commit,
+        "branch": report.branch,
+        "event": report.event,
+        "ci": report.ci,
+        "run_url": report.run_url,
+        "training": None
+        if report.training_command is None
+        else {
+            "command": report.training_command,
+            "seconds": report.training_seconds,
+            "device": None if report.device is None else report.device.to_json(),
+            "stopped_by": report.stopped_by,
+            "reused": report.training_reused is not None,
+        },
+        "data": _data_json(report),
+        "promotion": None if report.promotion is None else _promotion_json(report.promotion),
+        "error": None
+        if report.error is None
+        else {"stage": report.error_stage, "message": report.error, "exit_code": report.exit_code},
+    }
+
+
+def _data_json(report: ReportInput) -> dict[str, object] | None:
+    if not report.data and not report.baseline_data and report.data_pull is None:
+        return None
+    return {
+        "changed": data_changed(report),
+        "pull": report.data_pull,
+        "datasets": [
+            {
+                "path": change.name,
+                "hash": change.new,
+                "baseline_hash": change.old,
+                "status": change.status,
+            }
+            for change in data_changes(report)
+        ],
+    }
+
+
+def _result_json(result: RuleResult) -> dict[str, object]:
+    return {
+        "metric": result.metric,
+        "candidate": _json_value(result.candidate),
+        "baseline": _json_value(result.baseline),
+        "verdict": result.verdict,
+        "change": result.change,
+        "change_pct": result.change_pct,
+        "rule": result.rule.describe(),
+        "severity": result.rule.severity,
+        "message": result.message,
+        "within_noise": result.within_noise,
+        "interval": None
+        if result.interval is None
+        else {
+            "of": result.interval_of,
+            "low": result.interval.low,
+            "high": result.interval.high,
+            "confidence": result.interval.confidence,
+            "method": result.interval.method,
+        },
+        "checks": [
+            {"name": c.name, "threshold": c.threshold, "passed": c.passed, "message": c.message}
+            for c in result.checks
+        ],
+    }
+
+
+def _promotion_json(promotion: Promotion) -> dict[str, object]:
+    return {
+        "eligible": promotion.eligible,
+        "reason": promotion.reason,
+        "version": promotion.version,
+        "alias": promotion.alias,
+        "previous_version": promotion.previous,
+        "created": promotion.created,
+        "alias_kept": promotion.kept,
+        "role": promotion.role,
+    }
+
+
+def _json_value(value: MetricValue) -> MetricValue:
+    """JSON has no NaN or infinity: those become the strings "NaN", "Infinity", "-Infinity"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+def dumps(data: Mapping[str, object]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
