@@ -31,7 +31,7 @@ from mlci.config import PublishConfig, load_publish_config, locate_optional
 from mlci.console import Console
 from mlci.core.links import IMAGE_SUFFIXES, Link, edit, find_links, fit, local_path, replace_link
 from mlci.core.markdown import code_ranges, inside
-from mlci.core.report import md_text
+from mlci.core.report.escape import md_text
 from mlci.errors import EXIT_OK, UsageError
 from mlci.forges import HttpFactory
 from mlci.forges.base import CommentMode, sticky_marker

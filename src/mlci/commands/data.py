@@ -6,10 +6,11 @@ import json
 import sys
 from pathlib import Path
 
-from mlci import data, git
+from mlci import git
 from mlci.config import load_config, locate
 from mlci.console import Console, columns
 from mlci.core.metrics import diff_metrics
+from mlci.data import hashes, pulling, remotes
 from mlci.errors import EXIT_OK, UsageError
 
 
@@ -17,7 +18,7 @@ def data_pull_command(*, config: Path | None, as_json: bool) -> int:
     loaded = load_config(locate(config))
     console = Console(sys.stderr)
     settings = loaded.data
-    result = data.pull(
+    result = pulling.pull(
         loaded.root,
         remote=settings.remote,
         jobs=settings.jobs,
@@ -37,15 +38,15 @@ def data_pull_command(*, config: Path | None, as_json: bool) -> int:
 def data_status_command(*, config: Path | None, ref: str | None, as_json: bool) -> int:
     loaded = load_config(locate(config))
     root = loaded.root
-    dvc_root = data.find_dvc_root(root)
+    dvc_root = remotes.find_dvc_root(root)
     if dvc_root is None:
         raise UsageError(f"{root} is not in a DVC project (no .dvc/ folder); run `dvc init`")
-    remote = data.read_remote(dvc_root, loaded.data.remote)
-    found = data.datasets(root)
+    remote = remotes.read_remote(dvc_root, loaded.data.remote)
+    found = hashes.datasets(root)
     at_ref: dict[str, str] | None = None
     if ref is not None:
-        at_ref = data.lineage(root, commit=_commit(root, ref))
-    current = {data.lineage_key(d.path): d.hash for d in found}
+        at_ref = hashes.lineage(root, commit=_commit(root, ref))
+    current = {hashes.lineage_key(d.path): d.hash for d in found}
     changes = {c.name: c for c in diff_metrics(at_ref, current)} if at_ref is not None else {}
     changed = None if at_ref is None else any(c.status != "unchanged" for c in changes.values())
     if as_json:
@@ -54,7 +55,7 @@ def data_status_command(*, config: Path | None, ref: str | None, as_json: bool) 
             if remote.name is None
             else {
                 "name": remote.name,
-                "url": data.redact_url(remote.url or ""),
+                "url": remotes.redact_url(remote.url or ""),
                 "kind": remote.kind.scheme,
                 "secrets": list(remote.kind.secrets),
             },
@@ -71,8 +72,8 @@ def data_status_command(*, config: Path | None, ref: str | None, as_json: bool) 
                         {}
                         if at_ref is None
                         else {
-                            "ref_hash": at_ref.get(data.lineage_key(d.path)),
-                            "status": changes[data.lineage_key(d.path)].status,
+                            "ref_hash": at_ref.get(hashes.lineage_key(d.path)),
+                            "status": changes[hashes.lineage_key(d.path)].status,
                         }
                     ),
                 }
@@ -95,12 +96,12 @@ def data_status_command(*, config: Path | None, ref: str | None, as_json: bool) 
         header: tuple[str, ...] = ("dataset", "hash", "size", "from")
         rows = [header + ((f"at {ref}",) if ref else ())]
         for d in found:
-            size = data.human_bytes(d.size) if d.size is not None else "—"
+            size = pulling.human_bytes(d.size) if d.size is not None else "—"
             if d.files:
                 size += f", {d.files} files"
             row: tuple[str, ...] = (d.path, d.short, size, d.source)
             if at_ref is not None:
-                change = changes[data.lineage_key(d.path)]
+                change = changes[hashes.lineage_key(d.path)]
                 same = change.status == "unchanged"
                 row += ("same" if same else _ref_text(change.old),)
             rows.append(row)
@@ -114,7 +115,7 @@ def data_status_command(*, config: Path | None, ref: str | None, as_json: bool) 
 
 
 def _ref_text(old: object) -> str:
-    return "new" if not isinstance(old, str) else f"was {data.short_hash(old)}"
+    return "new" if not isinstance(old, str) else f"was {hashes.short_hash(old)}"
 
 
 def _commit(root: Path, ref: str) -> str:

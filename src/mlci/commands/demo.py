@@ -24,7 +24,7 @@ from mlci import git, pipeline
 from mlci.commands.init import write_project
 from mlci.console import Console, columns
 from mlci.core.gate import format_number
-from mlci.data import dvc_command
+from mlci.data.run import dvc_command
 from mlci.errors import EXIT_INTERNAL, EXIT_OK, ExternalError, UsageError
 
 # Variables that would make the demo talk to a real CI, forge or registry.

@@ -17,8 +17,8 @@ from mlci import ci
 from mlci.ci import CiContext
 from mlci.config import PublishConfig, load_config, locate_optional
 from mlci.console import Console
-from mlci.core import report as report_module
-from mlci.core.report import ReportInput
+from mlci.core.report.document import from_document
+from mlci.core.report.model import ReportInput
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, ExternalError, UsageError
 from mlci.forges import open_forge
 from mlci.pipeline.publish import Publisher
@@ -70,7 +70,7 @@ def _load_report(source: Path) -> ReportInput:
                 raise ValueError(f"bad plot name {name!r}")
             return (plots / name).read_bytes()
 
-        return report_module.from_document(document, read_png)
+        return from_document(document, read_png)
     except FileNotFoundError:
         raise UsageError(
             f"{path}: not found; `mlci run` or `mlci gate` writes it (download the job's "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mlci.commands.summary import print_outcome
 from mlci.config import locate
-from mlci.core import report as report_module
+from mlci.core.report.document import from_document
 from mlci.errors import EXIT_OK, UsageError
 from mlci.pipeline.outputs import OUT_DIR, write_outputs
 
@@ -19,9 +19,7 @@ def report_command(*, config: Path | None, out: Path | None, as_json: bool) -> i
     document_path = source / "report.json"
     try:
         document = json.loads(document_path.read_text(encoding="utf-8"))
-        report = report_module.from_document(
-            document, lambda name: (source / "plots" / name).read_bytes()
-        )
+        report = from_document(document, lambda name: (source / "plots" / name).read_bytes())
     except FileNotFoundError as missing:
         raise UsageError(
             f"{missing.filename}: not found; `mlci run` or `mlci gate` writes the report first"

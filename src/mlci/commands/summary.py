@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import TextIO
 
 from mlci.console import Console, columns
-from mlci.core import report as report_module
 from mlci.core.gate import format_number
 from mlci.core.metrics import MetricValue
-from mlci.core.report import ReportInput
+from mlci.core.report.json import dumps, render_json
+from mlci.core.report.model import ReportInput, format_value, headline
 
 
 def print_outcome(
@@ -19,7 +19,7 @@ def print_outcome(
     """gate.json with --json, else the short summary (for `mlci run`, `gate`, `report`)."""
     out = out or sys.stdout
     if as_json:
-        out.write(report_module.dumps(report_module.render_json(report)))
+        out.write(dumps(render_json(report)))
         return
     out.write(summary_text(report, out_dir, Console(out)))
 
@@ -28,7 +28,7 @@ def summary_text(report: ReportInput, out_dir: Path, console: Console) -> str:
     """The short human summary printed after a run: verdict, table, where the files are."""
     icon = {"pass": "✔", "warn": "!", "fail": "✘", "error": "✘"}[report.status]
     kind = {"pass": "ok", "warn": "warn"}.get(report.status, "fail")
-    lines = [console.paint(f"{icon} {report_module.headline(report)}", kind)]
+    lines = [console.paint(f"{icon} {headline(report)}", kind)]
     if report.gate is not None and report.gate.results:
         rows = [("metric", "baseline", "candidate", "change", "verdict")]
         for result in report.gate.results:
@@ -50,4 +50,4 @@ def summary_text(report: ReportInput, out_dir: Path, console: Console) -> str:
 
 def plain(value: MetricValue) -> str:
     """A metric value for a terminal table's cell."""
-    return report_module.format_value(value)[:30]
+    return format_value(value)[:30]

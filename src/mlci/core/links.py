@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mlci.core.markdown import closing, code_ranges, inside
-from mlci.core.report import md_text
+from mlci.core.report.escape import md_text
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mlci.config import Config, load_config
 from mlci.console import Console
-from mlci.core.report import ReportInput
+from mlci.core.report.model import ReportInput
 from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK, Interrupted, MlciError
 from mlci.pipeline import baseline, data, evaluate, figures, gate, preflight, promote, train
 from mlci.pipeline.baseline import RegistryFactory, open_registry

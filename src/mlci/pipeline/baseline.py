@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from mlci import data, git
+from mlci import git
 from mlci.ci import CiContext
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core.gate import Baseline
 from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metrics
-from mlci.core.report import Promotion
+from mlci.core.report.model import Promotion
+from mlci.data import hashes, remotes
 from mlci.errors import ExternalError, UsageError
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, PromoteMode
 from mlci.registry import open_registry
@@ -218,7 +219,9 @@ def _from_git(
         if content is not None:
             params.update(_param_texts(content.decode("utf-8", errors="replace"), name))
     baseline = Baseline(source="git", label=label, metrics=values)
-    datasets = data.lineage(config.root, commit=commit) if data.find_dvc_root(config.root) else None
+    datasets = (
+        hashes.lineage(config.root, commit=commit) if remotes.find_dvc_root(config.root) else None
+    )
     return BaselineChoice(baseline, predictions, notes, params=params, data=datasets)
 
 

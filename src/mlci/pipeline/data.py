@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from mlci import data
 from mlci.config import Config
 from mlci.console import Console
+from mlci.data import hashes, pulling, repro
 from mlci.pipeline.facts import DataVersions
 
 
@@ -17,7 +17,7 @@ def pull(config: Config, console: Console, env: Mapping[str, str]) -> DataVersio
     what = "the data and the run cache" if settings.run_cache else "the data"
     limits = f"timeout {settings.timeout_minutes:g} min, stall {settings.stall_minutes:g} min"
     console.step("data", f"dvc pull: {what} ({limits})")
-    result = data.pull(
+    result = pulling.pull(
         config.root,
         remote=settings.remote,
         jobs=settings.jobs,
@@ -33,7 +33,7 @@ def pull(config: Config, console: Console, env: Mapping[str, str]) -> DataVersio
     if (
         config.data.run_cache
         and config.train is not None
-        and data.is_repro(config.train.command)
+        and repro.is_repro(config.train.command)
         and "--pull" not in str(config.train.command)
     ):
         console.warn(
@@ -48,4 +48,4 @@ def versions(
 ) -> DataVersions:
     """The datasets' hashes, read after training (`dvc repro` updates dvc.lock), beside
     the baseline's."""
-    return replace(pulled, datasets=data.lineage(config.root), baseline=baseline)
+    return replace(pulled, datasets=hashes.lineage(config.root), baseline=baseline)

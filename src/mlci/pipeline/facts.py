@@ -20,7 +20,7 @@ from mlci.config import BaselineMode
 from mlci.core.device import DeviceInfo
 from mlci.core.gate import Baseline, GateResult
 from mlci.core.metrics import Metrics, is_number
-from mlci.core.report import Figure, Promotion, ReportInput, ReportSection
+from mlci.core.report.model import Figure, Promotion, ReportInput, ReportSection
 from mlci.errors import MlciError, TrainingError
 from mlci.registry.base import Lineage
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core.gate import MetricIntervals, MissingBaseline, evaluate_gate
-from mlci.core.report import Promotion
+from mlci.core.report.model import Promotion
 from mlci.errors import MetricsError
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, Evaluation, Facts, Judged
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlci.core import report as report_module
-from mlci.core.report import ReportInput
+from mlci.core.report.document import png_names, section_png_name, to_document
+from mlci.core.report.html import render_html
+from mlci.core.report.json import dumps, render_json
+from mlci.core.report.markdown import render_markdown
+from mlci.core.report.model import ReportInput
 
 OUT_DIR = Path(".mlci") / "out"
 
@@ -21,18 +24,18 @@ def write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:
     for old in plots.glob("*.png"):
         old.unlink()
     for figure in report.figures:
-        for name, png in zip(report_module.png_names(figure), figure.pngs, strict=True):
+        for name, png in zip(png_names(figure), figure.pngs, strict=True):
             plots.mkdir(exist_ok=True)
             (plots / name).write_bytes(png)
     for index, section in enumerate(report.sections):
         if section.png is not None:
             plots.mkdir(exist_ok=True)
-            (plots / report_module.section_png_name(index)).write_bytes(section.png)
+            (plots / section_png_name(index)).write_bytes(section.png)
     files = {
-        "report.md": report_module.render_markdown(report),
-        "report.html": report_module.render_html(report),
-        "gate.json": report_module.dumps(report_module.render_json(report)),
-        "report.json": report_module.dumps(report_module.to_document(report)),
+        "report.md": render_markdown(report),
+        "report.html": render_html(report),
+        "gate.json": dumps(render_json(report)),
+        "report.json": dumps(to_document(report)),
     }
     written = {}
     for name, text in files.items():

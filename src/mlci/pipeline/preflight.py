@@ -309,16 +309,16 @@ def check_dvc(ctx: DoctorContext) -> CheckResult:
     found = _dvc_configuration(ctx)
     if found.status != "ok":
         return found
-    from mlci import data
+    from mlci.data import check
 
     dvc_root = next(f for f in (ctx.root, *ctx.root.parents) if (f / ".dvc").is_dir())
     # A remote that accepts connections but never answers must not hang the doctor.
-    timeout_s = data.CHECK_TIMEOUT_S
+    timeout_s = check.CHECK_TIMEOUT_S
     remote = None
     if ctx.config is not None:
         timeout_s = min(timeout_s, ctx.config.data.timeout_minutes * 60)
         remote = ctx.config.data.remote
-    ok, message = data.check_remote(dvc_root, remote=remote, env=ctx.env, timeout_s=timeout_s)
+    ok, message = check.check_remote(dvc_root, remote=remote, env=ctx.env, timeout_s=timeout_s)
     return CheckResult("dvc", "ok" if ok else "fail", message)
 
 

@@ -14,7 +14,7 @@ from mlci import git
 from mlci.ci import CiContext
 from mlci.config import Config
 from mlci.console import Console
-from mlci.core.report import Promotion
+from mlci.core.report.model import Promotion
 from mlci.errors import UsageError
 from mlci.pipeline.facts import Facts, Judged, PromoteMode
 from mlci.registry.base import Registry

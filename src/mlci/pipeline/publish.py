@@ -25,8 +25,10 @@ from mlci import ci
 from mlci.ci import CiContext
 from mlci.config import Config, PublishConfig
 from mlci.console import Console
-from mlci.core import report as report_module
-from mlci.core.report import ReportInput
+from mlci.core.report.document import png_names, section_png_name
+from mlci.core.report.escape import md_text
+from mlci.core.report.markdown import render_markdown
+from mlci.core.report.model import ReportInput, headline
 from mlci.errors import ExternalError, MlciError
 from mlci.forges import ForgeChoice, HttpFactory, open_forge
 from mlci.forges.base import CommentMode, sticky_marker
@@ -56,10 +58,10 @@ def _utf16_len(text: str) -> int:
 def fit_markdown(report: ReportInput, limit: int, measure: Callable[[str], int] = len) -> str:
     """The report's Markdown, folded and cut until `measure` of it is within `limit`."""
     budget = limit
-    text = report_module.render_markdown(report, max_chars=budget)
+    text = render_markdown(report, max_chars=budget)
     while measure(text) > limit and budget > 1000:
         budget = int(budget * limit / measure(text) * 0.95)
-        text = report_module.render_markdown(report, max_chars=budget)
+        text = render_markdown(report, max_chars=budget)
     return text
 
 
@@ -128,11 +130,9 @@ class Publisher:
     def publish(self, report: ReportInput, out_dir: Path) -> PublishResult:
         result = PublishResult()
         local = LocalForge(out_dir)
-        body = report_module.render_markdown(report)
+        body = render_markdown(report)
         result.published["local"] = local.upsert_comment(report.model, body)
-        local.set_status(
-            report.commit, report.status, report_module.headline(report), report.run_url
-        )
+        local.set_status(report.commit, report.status, headline(report), report.run_url)
         context = self.context
         if context is None or context.ci == "local":
             self._record(result, out_dir)
@@ -250,10 +250,10 @@ class Publisher:
         elif mode != "off":
             result.skipped.append("no open pull request for this commit: no comment")
         if self.settings.status and head:
-            headline = report_module.headline(report)
+            summary = headline(report)
             try:
                 result.published["status"] = forge.set_status(
-                    head, report.status, headline, self.context.run_url or report.run_url
+                    head, report.status, summary, self.context.run_url or report.run_url
                 )
             except Unreachable:
                 raise
@@ -264,8 +264,8 @@ class Publisher:
                 result.published["check_run"] = forge.create_check_run(
                     head,
                     report.status,
-                    report_module.headline(report),
-                    report_module.render_markdown(report, max_chars=60_000),
+                    headline(report),
+                    render_markdown(report, max_chars=60_000),
                     self.context.run_url or report.run_url,
                 )
             except Unreachable:
@@ -284,14 +284,14 @@ class Publisher:
         figures = []
         for figure in report.figures:
             links = []
-            for name, png in zip(report_module.png_names(figure), figure.pngs, strict=True):
+            for name, png in zip(png_names(figure), figure.pngs, strict=True):
                 digest = hashlib.sha256(png).hexdigest()
                 if digest not in self._uploaded:
                     url = store.url_for(name, png)
                     if url is None:
                         continue
                     self._uploaded[digest] = url
-                alt = report_module.md_text(figure.title)
+                alt = md_text(figure.title)
                 links.append(f"![{alt}]({self._uploaded[digest]})")
             markdown = "\n\n".join([*links, figure.markdown]) if links else figure.markdown
             figures.append(dataclasses.replace(figure, markdown=markdown))
@@ -300,7 +300,7 @@ class Publisher:
             if section.png is not None:
                 digest = hashlib.sha256(section.png).hexdigest()
                 if digest not in self._uploaded:
-                    url = store.url_for(report_module.section_png_name(index), section.png)
+                    url = store.url_for(section_png_name(index), section.png)
                     if url is not None:
                         self._uploaded[digest] = url
                 section = dataclasses.replace(section, image_url=self._uploaded.get(digest))

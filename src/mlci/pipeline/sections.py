@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mlci.core.links import unhost_local_links
 from mlci.core.markdown import closing
-from mlci.core.report import ReportSection
+from mlci.core.report.model import ReportSection
 
 MAX_MARKDOWN_CHARS = 30_000  # per section: the comment's limit is 65,536 for everything
 MAX_PNG_BYTES = 10_000_000  # GitHub's limit for an image attachment

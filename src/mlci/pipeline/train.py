@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from mlci import data, process
+from mlci import process
 from mlci.config import Config
 from mlci.console import Console
+from mlci.data import repro
 from mlci.errors import MlciError, TrainingError, UsageError
 from mlci.pipeline.facts import Training
 
@@ -59,12 +60,12 @@ def train(config: Config, console: Console, env: Mapping[str, str]) -> Training:
                 stall_s=None if settings.stall_minutes is None else settings.stall_minutes * 60,
                 echo=console.stream,
                 env=monitor.env,
-                on_line=lines.append if data.is_repro(settings.command) else None,
+                on_line=lines.append if repro.is_repro(settings.command) else None,
             )
     except MlciError as exc:
         return replace(training, device=monitor.info(), failure=exc)
     device = monitor.info()
-    reused = data.read_repro_output(lines).describe()
+    reused = repro.read_repro_output(lines).describe()
     notes: tuple[str, ...] = ()
     if device.idle:
         notes = (
