@@ -1,55 +1,51 @@
 """Where reports are published: forges behind one Protocol (`base.Forge`).
 
-`open_forge` picks the forge from the CI context and the environment alone;
-`check_access` answers, with one read, whether publishing will be allowed (for
-`mlci doctor`). The modules behind them are imported lazily.
+`open_forge` picks the forge from the CI context and the environment alone: each forge
+module's own `open_forge` reads its token and spots forks. `check_access` answers, with
+one read, whether publishing will be allowed (for `mlci doctor`). The forge modules are
+imported lazily: they load the HTTP client.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlci.errors import ExternalError
+from mlci.forges.base import TOKEN_VARIABLES, ForgeChoice, HttpFactory, Opener, Opening
 
 if TYPE_CHECKING:
     from mlci.ci import CiContext
-    from mlci.forges.remote import RemoteForge
-    from mlci.http import HttpClient
 
-HttpFactory = Callable[..., "HttpClient"]
-
-GITHUB_TOKEN_FIX = (
-    "pass the token to the mlci step: `env: GITHUB_TOKEN: ${{ github.token }}`, with "
-    "`permissions: {contents: read, pull-requests: write, statuses: write}` on the job"
-)
+__all__ = ["TOKEN_VARIABLES", "ForgeChoice", "HttpFactory", "check_access", "open_forge"]
 
 
-@dataclass(frozen=True)
-class ForgeChoice:
-    """The forge to publish to, or why there is none (`skip` is one line for the log)."""
+def _github() -> Opener:
+    from mlci.forges.github import open_forge
 
-    forge: RemoteForge | None
-    skip: str | None = None
-    read_only: bool = False  # a fork's pull request: the token cannot write
-    no_token: bool = False  # no token (or repository) in the environment: summary and files only
+    return open_forge
 
 
-# The variables each forge's token is read from, in order of preference.
-TOKEN_VARIABLES: dict[str, tuple[str, ...]] = {
-    "github": ("GITHUB_TOKEN", "GH_TOKEN"),
-    "gitea": ("GITEA_TOKEN", "FORGEJO_TOKEN", "GITHUB_TOKEN"),
-    "gitlab": ("GITLAB_TOKEN",),  # CI_JOB_TOKEN, its fallback, can read but not post notes
-    "bitbucket": ("BITBUCKET_TOKEN",),
+def _gitlab() -> Opener:
+    from mlci.forges.gitlab import open_forge
+
+    return open_forge
+
+
+def _bitbucket() -> Opener:
+    from mlci.forges.bitbucket import open_forge
+
+    return open_forge
+
+
+# `context.ci` -> the variable that names the repository, and the module that opens its
+# forge (GitHub's serves Gitea too).
+_OPENERS: dict[str, tuple[str, Callable[[], Opener]]] = {
+    "github": ("GITHUB_REPOSITORY", _github),
+    "gitea": ("GITHUB_REPOSITORY", _github),
+    "gitlab": ("CI_PROJECT_ID", _gitlab),
+    "bitbucket": ("BITBUCKET_REPO_FULL_NAME", _bitbucket),
 }
-
-
-def _token(env: Mapping[str, str], *names: str) -> tuple[str, str] | None:
-    for name in names:
-        if env.get(name):
-            return name, env[name]
-    return None
 
 
 def open_forge(
@@ -66,136 +62,16 @@ def open_forge(
     ForgeChoice has no forge and a `skip` line that says what to do: the job summary
     and the report files are still written, so a first CI setup without a token works.
     """
-    from mlci.http import HttpClient
-
-    make = http_factory or HttpClient
-    variable = {"github": "GITHUB_REPOSITORY", "gitea": "GITHUB_REPOSITORY"}.get(
-        context.ci,
-        {"gitlab": "CI_PROJECT_ID", "bitbucket": "BITBUCKET_REPO_FULL_NAME"}.get(context.ci),
-    )
-    if variable and not context.repository:
+    if context.ci not in _OPENERS:
+        return ForgeChoice(None, skip=None)
+    variable, opener = _OPENERS[context.ci]
+    if not context.repository:
         return ForgeChoice(
             None, skip=f"no {variable} in the environment: nothing to publish to", no_token=True
         )
-    if context.ci in ("github", "gitea"):
-        from mlci.forges.github import GitHubForge, graphql_url
+    from mlci.http import HttpClient
 
-        gitea = context.ci == "gitea"
-        names = TOKEN_VARIABLES[context.ci]
-        fork = context.fork and env.get("GITHUB_EVENT_NAME") == "pull_request"
-        if fork:
-            return _fork_choice(
-                context.pr_number,
-                ", so its token is read-only",
-                "the job summary and .mlci/out/",
-                "shows the two-workflow setup that comments on forks",
-            )
-        found = _token(env, *names)
-        if found is None:
-            forge_name = "Gitea" if gitea else "GitHub"
-            return ForgeChoice(
-                None,
-                skip=(
-                    f"no comment or status on {forge_name}: no {' or '.join(names)} in the "
-                    "environment; " + GITHUB_TOKEN_FIX.replace("GITHUB_TOKEN", names[0])
-                ),
-                no_token=True,
-            )
-        scheme = "token" if gitea else "Bearer"
-        headers = {"Authorization": f"{scheme} {found[1]}", "Accept": "application/vnd.github+json"}
-        if not gitea:
-            headers["X-GitHub-Api-Version"] = "2022-11-28"
-        http = make(
-            base_url=context.api_url or "https://api.github.com",
-            headers=headers,
-            secrets=(found[1],),
-            max_wait_s=max_wait_s,
-        )
-        forge = GitHubForge(
-            http,
-            repository=context.repository or "",
-            pr_number=context.pr_number,
-            flavour="gitea" if gitea else "github",
-            needed=needed,
-            graphql_url=graphql_url(http.base_url, env.get("GITHUB_GRAPHQL_URL")),
-        )
-        return ForgeChoice(forge)
-    if context.ci == "gitlab":
-        from mlci.forges.gitlab import JOB_TOKEN_FIX, GitLabForge
-
-        found = _token(env, *TOKEN_VARIABLES["gitlab"])
-        job = env.get("CI_JOB_TOKEN")
-        if found is None and context.fork:
-            return ForgeChoice(
-                None,
-                skip=(
-                    f"merge request !{context.pr_number} comes from a fork and no GITLAB_TOKEN "
-                    "is set: no note or status (the report is in .mlci/out/ and the job artifacts)"
-                ),
-                read_only=True,
-            )
-        if found is None and not job:
-            return ForgeChoice(
-                None,
-                skip=f"no note or status on GitLab: no GITLAB_TOKEN. {JOB_TOKEN_FIX}",
-                no_token=True,
-            )
-        header = ("PRIVATE-TOKEN", found[1]) if found else ("JOB-TOKEN", job or "")
-        http = make(
-            base_url=context.api_url or "https://gitlab.com/api/v4",
-            headers=dict([header]),
-            secrets=(header[1],),
-            max_wait_s=max_wait_s,
-        )
-        forge_gl = GitLabForge(
-            http,
-            project=context.repository or "",
-            mr_iid=context.pr_number,
-            job_token=found is None,
-            web_url=env.get("CI_MERGE_REQUEST_PROJECT_URL") or env.get("CI_PROJECT_URL"),
-        )
-        return ForgeChoice(forge_gl)
-    if context.ci == "bitbucket":
-        from mlci.forges.bitbucket import TOKEN_FIX, BitbucketForge
-
-        found = _token(env, *TOKEN_VARIABLES["bitbucket"])
-        if found is None:
-            return ForgeChoice(
-                None,
-                skip=f"no comment or status on Bitbucket: no BITBUCKET_TOKEN; {TOKEN_FIX}",
-                no_token=True,
-            )
-        http = make(
-            base_url=context.api_url or "https://api.bitbucket.org/2.0",
-            headers={"Authorization": f"Bearer {found[1]}"},
-            secrets=(found[1],),
-            max_wait_s=max_wait_s,
-        )
-        repository = context.repository or ""
-        forge_bb = BitbucketForge(http, repository=repository, pr_id=context.pr_number)
-        # Pipelines say nothing of forks: the pull request itself names its source.
-        fork_of = forge_bb.fork_of() if context.pr_number is not None else None
-        if fork_of is not None:
-            return _fork_choice(
-                context.pr_number,
-                f" ({fork_of}) and its code ran in this build, so BITBUCKET_TOKEN is not used",
-                ".mlci/out/, which the step's `artifacts:` keeps",
-                "says more",
-            )
-        return ForgeChoice(forge_bb)
-    return ForgeChoice(None, skip=None)
-
-
-def _fork_choice(number: int | None, why: str, where: str, docs: str) -> ForgeChoice:
-    """No forge for a pull request from a fork: one line that says so, and where the report is."""
-    return ForgeChoice(
-        None,
-        skip=(
-            f"pull request #{number} comes from a fork{why}: no comment or status (the "
-            f"report is in {where}; docs/forges.md#pull-requests-from-forks {docs})"
-        ),
-        read_only=True,
-    )
+    return opener()(Opening(context, env, http_factory or HttpClient, max_wait_s, needed))
 
 
 def check_access(
@@ -207,7 +83,9 @@ def check_access(
     names the fix.
     """
     if context.ci == "local":
-        return [(True, "outside CI: reports go to .mlci/out/ (comment.md, status.json)")]
+        from mlci.forges.local import OUTSIDE_CI
+
+        return [(True, OUTSIDE_CI)]
     try:
         choice = open_forge(context, env, max_wait_s=10.0, http_factory=http_factory)
     except ExternalError as exc:

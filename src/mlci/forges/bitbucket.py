@@ -9,11 +9,12 @@ three; `mlci comment --target` chooses which.
 
 from __future__ import annotations
 
+import copy
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from mlci.forges.base import status_state
+from mlci.forges.base import ForgeChoice, NoLookups, Opening, status_state
 from mlci.forges.remote import Comment, RemoteForge, shorten
 from mlci.http import ForgeError, HttpClient, Response
 
@@ -25,6 +26,32 @@ TOKEN_FIX = (
     "Repositories: Read (Repository settings > Security > Access tokens) and add it as a "
     "secured repository variable named BITBUCKET_TOKEN (app passwords no longer work)"
 )
+
+
+def open_forge(opening: Opening) -> ForgeChoice:
+    """Bitbucket Cloud, authenticated with BITBUCKET_TOKEN; none for a fork's pull request."""
+    context = opening.context
+    found = opening.token()
+    if found is None:
+        return ForgeChoice(
+            None,
+            skip=f"no comment or status on Bitbucket: no BITBUCKET_TOKEN; {TOKEN_FIX}",
+            no_token=True,
+        )
+    api_url = context.api_url or "https://api.bitbucket.org/2.0"
+    http = opening.connect(api_url, {"Authorization": f"Bearer {found[1]}"}, found[1])
+    forge = BitbucketForge(http, repository=context.repository or "", pr_id=context.pr_number)
+    # Pipelines say nothing of forks: the pull request itself names its source.
+    fork_of = forge.fork_of() if context.pr_number is not None else None
+    if fork_of is not None:
+        return ForgeChoice.fork(
+            context.pr_number,
+            f" ({fork_of}) and its code ran in this build, so BITBUCKET_TOKEN is not used",
+            ".mlci/out/, which the step's `artifacts:` keeps",
+            "says more",
+        )
+    return ForgeChoice(forge)
+
 
 # Scope names as the token settings label them: `repository:write` (access tokens) and
 # `write:repository:bitbucket` (API tokens) are both "Repositories: Write".
@@ -48,7 +75,10 @@ def scope_label(scope: str) -> str:
     return f"{_RESOURCES.get(resource, resource)}: {level.capitalize()}"
 
 
-class BitbucketForge(RemoteForge):
+class BitbucketForge(NoLookups, RemoteForge):
+    """One sticky comment (pull request, issue or commit) and build statuses. No check
+    runs, and a pull request pipeline names its pull request: nothing to look up."""
+
     name = "Bitbucket"
 
     def __init__(self, http: HttpClient, *, repository: str, pr_id: int | None) -> None:
@@ -57,8 +87,8 @@ class BitbucketForge(RemoteForge):
         self.pr_id = pr_id
         self.max_comment_chars = BITBUCKET_COMMENT_LIMIT
         self.status_context = "mlci"
-        # `mlci comment --target commit` sets the commit; `--target issue/N` sets
-        # "issues" (and pr_id to N): the sticky comment goes there instead.
+        # Aimed at a commit (`mlci comment --target commit`) or at an issue (`--target
+        # issue/N`: "issues", and pr_id N): the sticky comment goes there instead.
         self.commit_sha: str | None = None
         self.noteable = "pullrequests"
         http.forge_name = self.name
@@ -79,6 +109,22 @@ class BitbucketForge(RemoteForge):
             return f"{self._repo_path}/issues/{self.pr_id}/comments", f"issue #{self.pr_id}"
         path = f"{self._repo_path}/pullrequests/{self.pr_id}/comments"
         return path, f"pull request #{self.pr_id}"
+
+    def aimed_at_pull_request(self, number: int) -> BitbucketForge:
+        return self._aimed("pullrequests", number)
+
+    def aimed_at_issue(self, number: int) -> BitbucketForge:
+        return self._aimed("issues", number)
+
+    def aimed_at_commit(self, sha: str) -> BitbucketForge:
+        aimed = copy.copy(self)
+        aimed.commit_sha = sha
+        return aimed
+
+    def _aimed(self, noteable: str, number: int) -> BitbucketForge:
+        aimed = copy.copy(self)
+        aimed.noteable, aimed.pr_id, aimed.commit_sha = noteable, number, None
+        return aimed
 
     def _comments(self) -> Iterator[Comment]:
         path, where = self._thread

@@ -6,11 +6,12 @@ Gitea and Forgejo), so one adapter serves all of them; tests point it at a stand
 
 from __future__ import annotations
 
+import copy
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from mlci.forges.base import status_state
+from mlci.forges.base import TOKEN_VARIABLES, ForgeChoice, Opening, status_state
 from mlci.forges.remote import Comment, RemoteForge, shorten
 from mlci.http import ForgeError, HttpClient, Response
 
@@ -21,6 +22,49 @@ ACTIONS_BOTS = {
     "github": frozenset({"github-actions[bot]"}),
     "gitea": frozenset({"gitea-actions", "forgejo-actions"}),
 }
+GITHUB_TOKEN_FIX = (
+    "pass the token to the mlci step: `env: GITHUB_TOKEN: ${{ github.token }}`, with "
+    "`permissions: {contents: read, pull-requests: write, statuses: write}` on the job"
+)
+
+
+def open_forge(opening: Opening) -> ForgeChoice:
+    """GitHub, GHES or (`context.ci` "gitea") Gitea/Forgejo, authenticated from `env`."""
+    context, env = opening.context, opening.env
+    gitea = context.ci == "gitea"
+    names = TOKEN_VARIABLES[context.ci]
+    if context.fork and env.get("GITHUB_EVENT_NAME") == "pull_request":
+        return ForgeChoice.fork(
+            context.pr_number,
+            ", so its token is read-only",
+            "the job summary and .mlci/out/",
+            "shows the two-workflow setup that comments on forks",
+        )
+    found = opening.token()
+    if found is None:
+        forge_name = "Gitea" if gitea else "GitHub"
+        return ForgeChoice(
+            None,
+            skip=(
+                f"no comment or status on {forge_name}: no {' or '.join(names)} in the "
+                "environment; " + GITHUB_TOKEN_FIX.replace("GITHUB_TOKEN", names[0])
+            ),
+            no_token=True,
+        )
+    scheme = "token" if gitea else "Bearer"
+    headers = {"Authorization": f"{scheme} {found[1]}", "Accept": "application/vnd.github+json"}
+    if not gitea:
+        headers["X-GitHub-Api-Version"] = "2022-11-28"
+    http = opening.connect(context.api_url or "https://api.github.com", headers, found[1])
+    forge = GitHubForge(
+        http,
+        repository=context.repository or "",
+        pr_number=context.pr_number,
+        flavour="gitea" if gitea else "github",
+        needed=opening.needed,
+        graphql_url=graphql_url(http.base_url, env.get("GITHUB_GRAPHQL_URL")),
+    )
+    return ForgeChoice(forge)
 
 
 def permissions_block(accepted: str | None, needed: dict[str, str]) -> str:
@@ -73,7 +117,7 @@ class GitHubForge(RemoteForge):
         self.name = "Gitea" if flavour == "gitea" else "GitHub"
         self.max_comment_chars = GITHUB_COMMENT_LIMIT
         self.needed = needed or {"pull-requests": "write"}
-        # Set by `mlci comment --target commit`: the sticky comment goes on this commit.
+        # Aimed at a commit (`mlci comment --target commit`): the sticky comment goes there.
         self.commit_sha: str | None = None
         http.forge_name = self.name
 
@@ -131,6 +175,23 @@ class GitHubForge(RemoteForge):
         self.http.request(
             "POST", self.graphql_url, body={"query": query, "variables": {"id": comment.node_id}}
         )
+
+    def aimed_at_pull_request(self, number: int) -> GitHubForge:
+        aimed = copy.copy(self)
+        aimed.pr_number, aimed.commit_sha = number, None
+        return aimed
+
+    def aimed_at_issue(self, number: int) -> GitHubForge:
+        """Issues and pull requests share one comments API (`/issues/N/comments`)."""
+        return self.aimed_at_pull_request(number)
+
+    def aimed_at_commit(self, sha: str) -> GitHubForge | None:
+        """GitHub only: Gitea and Forgejo have no commit comments to update."""
+        if self.flavour != "github":
+            return None
+        aimed = copy.copy(self)
+        aimed.commit_sha = sha
+        return aimed
 
     def _my_names(self) -> frozenset[str]:
         response = self.http.request("GET", "/user")
@@ -220,13 +281,18 @@ class GitHubForge(RemoteForge):
                     return int(pull["number"]), str(head.get("sha") or sha)
         return None
 
-    def pull_request_head(self, number: int) -> str | None:
+    def pull_request_head(self, number: int) -> str:
         """The head commit of pull request `number`."""
         response = self.http.request("GET", f"{self._repo_path}/pulls/{number}")
         if response.status >= 300:
             self.fail(response, f"read pull request #{number}")
         head = _dict(_dict(response.json()).get("head"))
-        return str(head["sha"]) if head.get("sha") else None
+        if not head.get("sha"):
+            raise ForgeError(
+                f"{self.name} answered the read of pull request #{number} without its head "
+                "commit: cannot check which commit it is for; not publishing"
+            )
+        return str(head["sha"])
 
     def check_access(self) -> list[tuple[bool, str]]:
         """One read of the repository: does the token see it, and what may it do there."""

@@ -6,11 +6,12 @@ write them (forge.md §5): mlci says which token to create when GitLab refuses i
 
 from __future__ import annotations
 
+import copy
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-from mlci.forges.base import status_state
+from mlci.forges.base import ForgeChoice, NoLookups, Opening, status_state
 from mlci.forges.remote import Comment, RemoteForge, shorten
 from mlci.http import ForgeError, HttpClient, Response
 
@@ -23,7 +24,44 @@ JOB_TOKEN_FIX = (
 )
 
 
-class GitLabForge(RemoteForge):
+def open_forge(opening: Opening) -> ForgeChoice:
+    """GitLab, authenticated with GITLAB_TOKEN, else the job token (which can only read)."""
+    context, env = opening.context, opening.env
+    found = opening.token()
+    job = env.get("CI_JOB_TOKEN")
+    if found is None and context.fork:
+        return ForgeChoice(
+            None,
+            skip=(
+                f"merge request !{context.pr_number} comes from a fork and no GITLAB_TOKEN "
+                "is set: no note or status (the report is in .mlci/out/ and the job artifacts)"
+            ),
+            read_only=True,
+        )
+    if found is None and not job:
+        return ForgeChoice(
+            None,
+            skip=f"no note or status on GitLab: no GITLAB_TOKEN. {JOB_TOKEN_FIX}",
+            no_token=True,
+        )
+    header = ("PRIVATE-TOKEN", found[1]) if found else ("JOB-TOKEN", job or "")
+    http = opening.connect(
+        context.api_url or "https://gitlab.com/api/v4", dict([header]), header[1]
+    )
+    forge = GitLabForge(
+        http,
+        project=context.repository or "",
+        mr_iid=context.pr_number,
+        job_token=found is None,
+        web_url=env.get("CI_MERGE_REQUEST_PROJECT_URL") or env.get("CI_PROJECT_URL"),
+    )
+    return ForgeChoice(forge)
+
+
+class GitLabForge(NoLookups, RemoteForge):
+    """Notes on one merge request (or issue) and commit statuses. No check runs, and a
+    merge request pipeline names its merge request: nothing to look up."""
+
     name = "GitLab"
 
     def __init__(
@@ -42,7 +80,8 @@ class GitLabForge(RemoteForge):
         self.web_url = web_url
         self.max_comment_chars = GITLAB_NOTE_LIMIT
         self.status_context = "mlci"
-        # `mlci comment --target issue/N` sets "issues": the notes of issue `mr_iid`.
+        # Aimed at an issue (`mlci comment --target issue/N`): "issues", the notes of
+        # issue `mr_iid`.
         self.noteable = "merge_requests"
         http.forge_name = self.name
 
@@ -53,6 +92,21 @@ class GitLabForge(RemoteForge):
     @property
     def _notes(self) -> str:
         return f"{self._project_path}/{self.noteable}/{self.mr_iid}/notes"
+
+    def aimed_at_pull_request(self, number: int) -> GitLabForge:
+        return self._aimed("merge_requests", number)
+
+    def aimed_at_issue(self, number: int) -> GitLabForge:
+        return self._aimed("issues", number)
+
+    def aimed_at_commit(self, sha: str) -> None:
+        """None: GitLab's commit comments cannot be updated, so no sticky one there."""
+        return None
+
+    def _aimed(self, noteable: str, number: int) -> GitLabForge:
+        aimed = copy.copy(self)
+        aimed.noteable, aimed.mr_iid = noteable, number
+        return aimed
 
     def _comments(self) -> Iterator[Comment]:
         path = f"{self._notes}?per_page=100&sort=asc&order_by=created_at"

@@ -10,12 +10,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlci.forges.base import CommentMode, status_state, sticky_marker
+from mlci.forges.base import CommentMode, NoLookups, status_state, sticky_marker
+
+OUTSIDE_CI = "outside CI: reports go to .mlci/out/ (comment.md, status.json)"
 
 
-class LocalForge:
+class LocalForge(NoLookups):
+    """The files a pull request's comment and status would be; one comment, whatever the
+    thread, and nothing to look up."""
+
     name = "local files"
     max_comment_chars: int | None = None
+    status_context = "mlci"
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
@@ -30,8 +36,25 @@ class LocalForge:
     ) -> str:
         path = self.out_dir / "status.json"
         state = "success" if status_state(verdict) == "success" else "failure"
-        payload = {"sha": sha, "state": state, "context": "mlci", "description": summary[:140]}
+        payload = {
+            "sha": sha,
+            "state": state,
+            "context": self.status_context,
+            "description": summary[:140],
+        }
         if url:
             payload["target_url"] = url
         path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         return str(path)
+
+    def check_access(self) -> list[tuple[bool, str]]:
+        return [(True, OUTSIDE_CI)]
+
+    def aimed_at_pull_request(self, number: int) -> LocalForge:
+        return self
+
+    def aimed_at_issue(self, number: int) -> LocalForge:
+        return self
+
+    def aimed_at_commit(self, sha: str) -> LocalForge:
+        return self
