@@ -8,9 +8,12 @@ import hmac
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mlci.config import S3Config
 from mlci.http import ForgeError, HttpClient
+
+if TYPE_CHECKING:
+    from mlci.config import S3Config
 
 
 @dataclass(frozen=True)

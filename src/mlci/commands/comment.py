@@ -34,7 +34,7 @@ from mlci.core.markdown import code_ranges, inside
 from mlci.core.report.escape import md_text
 from mlci.errors import EXIT_OK, UsageError
 from mlci.forges import HttpFactory
-from mlci.forges.base import CommentMode, sticky_marker
+from mlci.forges.base import CommentMode, Forge, sticky_marker
 
 MAX_FILE_BYTES = 25_000_000  # GitHub's attachment limit for non-image files
 LIMITS = {"github": 65_536, "gitea": 65_536, "gitlab": 1_000_000, "bitbucket": 32_000}
@@ -374,12 +374,12 @@ def comment_command(
         _summary(env, marker_key, body)
         result.where, result.note = str(saved), line
         return _finish(result, as_json)
-    where = _aim(forge, chosen, context)
+    forge, where = _aim(forge, chosen, context)
     folder = f"comments/{slug}/{(context.head_sha or context.sha or 'nocommit')[:12]}"
-    from mlci.pipeline.publish import open_asset_store
+    from mlci.assets import open_store
 
     try:
-        store = open_asset_store(settings, env, forge, folder=folder, http_factory=http_factory)
+        store = open_store(settings, env, forge, folder=folder, http_factory=http_factory)
     except ForgeError as exc:  # a store this forge cannot serve, or no credentials: setup
         reason = exc.message.split("; the comment shows")[0]
         raise UsageError(
@@ -548,42 +548,34 @@ def _needed(target: Target, settings: PublishConfig) -> dict[str, str]:
     return needed
 
 
-def _aim(forge: object, target: Target, context: CiContext) -> str:
-    """Point `forge` at the target's thread; returns what it is, for the log."""
-    from mlci.forges.bitbucket import BitbucketForge
-    from mlci.forges.github import GitHubForge
-    from mlci.forges.gitlab import GitLabForge
-
-    name = getattr(forge, "name", "the forge")
+def _aim(forge: Forge, target: Target, context: CiContext) -> tuple[Forge, str]:
+    """`forge` aimed at the target's thread, and what that is, for the log."""
     head = context.head_sha or context.sha
     kind, number = target.kind, target.number
     if kind in ("auto", "pr") and number is None:
         number = context.pr_number
-        if number is None and head and hasattr(forge, "find_pull_request"):
+        if number is None and head:
             found = forge.find_pull_request(head)
             number = found[0] if found else None
         if number is None and kind == "pr":
             raise UsageError(
                 f"--target pr: no open pull request for commit {(head or 'unknown')[:12]} on "
-                f"{name}; run on pull_request events, or use --target pr/N, issue/N or commit"
+                f"{forge.name}; run on pull_request events, or use --target pr/N, issue/N or commit"
             )
         if number is None:
             kind = "commit"
     if kind == "commit":
-        gitea = isinstance(forge, GitHubForge) and forge.flavour == "gitea"
-        if gitea or not isinstance(forge, GitHubForge | BitbucketForge):
+        aimed = forge.aimed_at_commit(head or "")
+        if aimed is None:
             raise UsageError(
-                f"--target commit: {name} comments are posted to pull requests and issues "
+                f"--target commit: {forge.name} comments are posted to pull requests and issues "
                 "only (commit comments there cannot be updated); run in a pull or merge "
                 "request pipeline, or use --target issue/N"
             )
         if not head:
             raise UsageError("--target commit: no commit in this CI context")
-        forge.commit_sha = head
-        return f"commit {head[:12]}"
-    if kind == "issue" and isinstance(forge, GitLabForge | BitbucketForge):
-        forge.noteable = "issues"
-    for attribute in ("pr_number", "mr_iid", "pr_id"):
-        if hasattr(forge, attribute):
-            setattr(forge, attribute, number)
-    return f"{'issue' if kind == 'issue' else 'pull request'} #{number}"
+        return aimed, f"commit {head[:12]}"
+    assert number is not None  # issue/N and pr/N carry one; auto and pr found one above
+    if kind == "issue":
+        return forge.aimed_at_issue(number), f"issue #{number}"
+    return forge.aimed_at_pull_request(number), f"pull request #{number}"

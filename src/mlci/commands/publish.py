@@ -91,16 +91,14 @@ def _pull_request_from_artifact(
     number = record.get("pull_request") if isinstance(record, dict) else None
     if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
         return context
-    choice = open_forge(context, env)
-    forge = choice.forge
-    head = getattr(forge, "pull_request_head", None)
-    if head is None:
+    forge = open_forge(context, env).forge
+    actual = forge.pull_request_head(number) if forge is not None else None
+    if actual is None:
         return context
-    actual = head(number)
     if actual != context.head_sha:
         raise ExternalError(
             f"the artifact names pull request #{number}, but its head is "
-            f"{(actual or 'unknown')[:12]}, not {(context.head_sha or 'unknown')[:12]} "
+            f"{actual[:12]}, not {(context.head_sha or 'unknown')[:12]} "
             f"that the workflow ran on: not publishing (the artifact may be stale or forged)"
         )
     return dataclasses.replace(context, pr_number=number)

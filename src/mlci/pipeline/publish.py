@@ -31,7 +31,7 @@ from mlci.core.report.markdown import render_markdown
 from mlci.core.report.model import ReportInput, headline
 from mlci.errors import ExternalError, MlciError
 from mlci.forges import ForgeChoice, HttpFactory, open_forge
-from mlci.forges.base import CommentMode, sticky_marker
+from mlci.forges.base import CommentMode, Forge, sticky_marker
 from mlci.forges.local import LocalForge
 
 if TYPE_CHECKING:
@@ -226,6 +226,8 @@ class Publisher:
         except ForgeError as exc:
             result.errors.append(exc.message)
             pr = None
+        if pr is not None:
+            forge = forge.aimed_at_pull_request(pr[0])
         head = pr[1] if pr else (self.context.head_sha or report.commit)
         mode: CommentMode = self.settings.comment
         if mode != "off" and pr is not None:
@@ -259,21 +261,23 @@ class Publisher:
                 raise
             except ForgeError as exc:
                 result.errors.append(exc.message)
-        if self.settings.check_run and head and hasattr(forge, "create_check_run"):
+        if self.settings.check_run and head:
             try:
-                result.published["check_run"] = forge.create_check_run(
+                check_run = forge.create_check_run(
                     head,
                     report.status,
                     headline(report),
                     render_markdown(report, max_chars=60_000),
                     self.context.run_url or report.run_url,
                 )
+                if check_run is not None:
+                    result.published["check_run"] = check_run
             except Unreachable:
                 raise
             except ForgeError as exc:
                 result.errors.append(exc.message)
 
-    def _with_images(self, forge: object, report: ReportInput, head: str | None) -> ReportInput:
+    def _with_images(self, forge: Forge, report: ReportInput, head: str | None) -> ReportInput:
         """The report with each figure's PNGs uploaded to the asset store and linked."""
         has_images = any(f.pngs for f in report.figures) or any(
             s.png is not None for s in report.sections
@@ -307,14 +311,16 @@ class Publisher:
             sections.append(section)
         return dataclasses.replace(report, figures=tuple(figures), sections=tuple(sections))
 
-    def _store(self, forge: object, report: ReportInput, head: str | None) -> AssetStore:
+    def _store(self, forge: Forge, report: ReportInput, head: str | None) -> AssetStore:
+        from mlci.assets import open_store
+
         folder = re.sub(r"[^A-Za-z0-9._-]+", "-", report.model).strip("-.") or "model"
         folder = f"{folder}/{(head or 'nocommit')[:12]}"
-        return open_asset_store(
+        return open_store(
             self.settings, self.env, forge, folder=folder, http_factory=self.http_factory
         )
 
-    def _pull_request(self, forge: object) -> tuple[int, str] | None:
+    def _pull_request(self, forge: Forge) -> tuple[int, str] | None:
         """The pull request to comment on and its head sha; looked up once per run."""
         if self._pr is not False:
             return self._pr  # type: ignore[return-value]
@@ -323,10 +329,8 @@ class Publisher:
         found: tuple[int, str] | None = None
         if context.pr_number is not None:
             found = (context.pr_number, context.head_sha or context.sha or "")
-        elif context.event == "push" and context.sha and hasattr(forge, "find_pull_request"):
+        elif context.event == "push" and context.sha:
             found = forge.find_pull_request(context.sha)
-            if found is not None:
-                forge.pr_number = found[0]  # type: ignore[attr-defined]
         self._pr = found
         return found
 
@@ -342,52 +346,3 @@ class Publisher:
             "errors": result.errors,
         }
         (out_dir / "publish.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-
-
-def open_asset_store(
-    settings: PublishConfig,
-    env: Mapping[str, str],
-    forge: object,
-    *,
-    folder: str,
-    http_factory: HttpFactory | None = None,
-) -> AssetStore:
-    """The store `publish.images` names, for `forge`; ForgeError when it cannot serve it."""
-    from mlci import assets
-    from mlci.forges.bitbucket import BitbucketForge
-    from mlci.forges.github import GitHubForge
-    from mlci.forges.gitlab import GitLabForge
-    from mlci.http import ForgeError, HttpClient
-
-    kind = settings.images
-    if kind == "inline":
-        return assets.InlineStore()
-    if kind == "branch" and isinstance(forge, GitHubForge) and forge.flavour == "github":
-        return assets.BranchStore(forge, branch=settings.branch, folder=folder)
-    if kind == "gitea" and isinstance(forge, GitHubForge) and forge.flavour == "gitea":
-        return assets.GiteaAttachmentStore(forge)
-    if kind == "gitlab" and isinstance(forge, GitLabForge):
-        return assets.GitLabUploadStore(forge)
-    if kind == "bitbucket" and isinstance(forge, BitbucketForge):
-        return assets.BitbucketDownloadStore(forge)
-    if kind == "s3" and settings.s3 is not None:
-        credentials = assets.S3Credentials.from_env(env, settings.s3.region)
-        make = http_factory or HttpClient
-        http = make(
-            base_url=settings.s3.endpoint_url or "",
-            secrets=tuple(s for s in (credentials.secret_key, credentials.session_token) if s),
-            max_wait_s=settings.max_wait_seconds,
-        )
-        http.forge_name = "the S3 bucket"
-        return assets.S3Store(settings.s3, credentials, folder=folder, http=http)
-    where = {
-        "branch": "GitHub and GHES",
-        "gitlab": "GitLab",
-        "gitea": "Gitea and Forgejo",
-        "bitbucket": "Bitbucket Cloud",
-    }
-    raise ForgeError(
-        f"publish.images: {kind} works on {where.get(kind, 'any forge')} only, not on "
-        f"{getattr(forge, 'name', 'this forge')}; the comment shows the plots as tables "
-        f"and charts instead"
-    )
