@@ -26,6 +26,7 @@ test: $(VENV)/.installed-dev lint typecheck pytest
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports  # the layers: the contracts in pyproject.toml
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
