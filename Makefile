@@ -26,12 +26,17 @@ test: $(VENV)/.installed-dev lint typecheck pytest
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports  # the layers: the contracts in pyproject.toml
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# pytest-xdist workers: most tests wait on subprocesses and servers, so more workers than
+# cores pay (tests/README.md has the measurement). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
+
 pytest: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest --cov --cov-report=term
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --cov --cov-report=term
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/startup.py

@@ -7,6 +7,7 @@ import functools
 import http.server
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -20,12 +21,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Ports for servers the tests start: below the OS's ephemeral range (Linux: 32768 up), which
+# it gives to clients' connections and to `bind(("", 0))`, in a slice of its own for each
+# pytest-xdist worker. A port checked free here could otherwise be handed to another worker or
+# to a connection in the seconds before `mlflow server` binds it.
+_PORTS = range(10000, 32768)
+_WORKERS = 16  # slices; workers beyond that share them (and the check still holds)
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port on 127.0.0.1 that nothing listens on now, from this worker's slice."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = len(_PORTS) // _WORKERS
+    start = _PORTS.start + (worker % _WORKERS) * size
+    for port in random.sample(range(start, start + size), size):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or a closed connection's TIME_WAIT
+            return port
+    raise RuntimeError(f"no free port in {start}..{start + size - 1}")
 
 
 @contextlib.contextmanager

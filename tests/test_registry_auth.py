@@ -27,6 +27,9 @@ from tests.test_registry_server import mlflow_server
 ADMIN_PASSWORD = "admin-password-for-tests"
 BOT_PASSWORD = "bot-password-for-tests"
 MODEL = "tiny-model"  # the model of conftest's project
+# The tests share the module's server and the permissions granted on it, in this order:
+# under pytest-xdist they run on one worker (`--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("mlflow-auth-server")
 
 
 def _as_user(monkeypatch: pytest.MonkeyPatch, user: str, password: str) -> None:

@@ -2,25 +2,27 @@
 
 mlflow is imported on first use, so commands that never touch the registry stay fast,
 and a sqlite registry that does not exist yet is read as empty without importing it.
-Every MLflow failure becomes an `ExternalError` here and nowhere else.
+Every failure of MLflow's client becomes an `ExternalError` here and nowhere else; an
+exception in mlci's own reading of its answers stays what it is, a bug (exit 4).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from mlci.errors import ExternalError, UsageError
+from mlci.errors import ExternalError, MlciError, UsageError
 from mlci.registry.base import UNREAD, AliasMove, Lineage, ModelVersion, Unread
 from mlci.registry.packaging import PackagedModel, package_model
 
@@ -75,12 +77,12 @@ class MlflowRegistry:
     def by_alias(self, model: str, alias: str) -> ModelVersion | None:
         if self._sqlite_missing():
             return None
-        client = self._client()
+        client = self._api()
         with self._errors(f"reading {model}@{alias}"):
             try:
                 found = client.get_model_version_by_alias(model, alias)
-            except Exception as exc:
-                if _not_found(exc):
+            except _ClientFailure as failure:
+                if _not_found(failure.cause):
                     return None
                 raise
             aliases = self._aliases(model)
@@ -89,7 +91,7 @@ class MlflowRegistry:
     def versions(self, model: str) -> list[ModelVersion]:
         if self._sqlite_missing():
             return []
-        client = self._client()
+        client = self._api()
         with self._errors(f"listing the versions of {model}"):
             found = client.search_model_versions(
                 f"name = '{model}'", order_by=["version_number DESC"]
@@ -106,7 +108,7 @@ class MlflowRegistry:
     def register(
         self, model: str, artifact: Path, lineage: Lineage, *, predictions: Path | None = None
     ) -> tuple[ModelVersion, bool]:
-        client = self._client()
+        client = self._api()
         with self._errors(f"registering {model}"):
             reused = self._registered(model, lineage.commit)
             if reused is not None:
@@ -128,7 +130,8 @@ class MlflowRegistry:
                 # is not FINISHED is what a failed attempt left behind, never reused.
                 client.set_terminated(run_id)
             except BaseException as exc:
-                self._discard(model, run_id, f"registration failed: {type(exc).__name__}")
+                cause = exc.cause if isinstance(exc, _ClientFailure) else exc
+                self._discard(model, run_id, f"registration failed: {type(cause).__name__}")
                 raise
             # A new version has no alias yet, and its run holds what `lineage` has.
             params = {
@@ -139,7 +142,7 @@ class MlflowRegistry:
 
     def _registered(self, model: str, commit: str) -> ModelVersion | None:
         """The complete version registered for `commit`; discards what failed attempts left."""
-        client = self._client()
+        client = self._api()
         existing = client.search_model_versions(
             f"name = '{model}' and tags.`mlci.commit` = '{commit}'",
             order_by=["version_number DESC"],
@@ -156,24 +159,24 @@ class MlflowRegistry:
 
     def _discard(self, model: str, run_id: str, why: str) -> None:
         """Mark the run FAILED and delete its versions (or tag them, without MANAGE)."""
-        client = self._client()
-        with contextlib.suppress(Exception):
+        client = self._api()
+        with contextlib.suppress(_ClientFailure):
             client.set_terminated(run_id, status="FAILED")
         try:
             left = client.search_model_versions(f"name = '{model}' and run_id = '{run_id}'")
-        except Exception:
+        except _ClientFailure:
             return  # the server is gone: the next attempt finds the FAILED run
         for item in left:
             try:
                 client.delete_model_version(model, item.version)
-            except Exception:
-                with contextlib.suppress(Exception):
+            except _ClientFailure:
+                with contextlib.suppress(_ClientFailure):
                     client.set_model_version_tag(model, item.version, _FAILED_TAG, why)
 
     def predictions(self, version: ModelVersion, dest: Path) -> Path | None:
         if version.run_id is None:
             return None
-        client = self._client()
+        client = self._api()
         with self._errors(f"downloading the predictions of {version.label}"):
             stored = client.list_artifacts(version.run_id, _PREDICTIONS_DIR)
             if not stored:
@@ -202,7 +205,7 @@ class MlflowRegistry:
             commit=to.commit,
             run_url=run_url,
         )
-        client = self._client()
+        client = self._api()
         with self._errors(f"moving @{alias} of {model}"):
             client.set_registered_model_alias(model, alias, to.version)
             # MLflow keeps no alias history: each move is a tag on the registered model.
@@ -213,12 +216,12 @@ class MlflowRegistry:
     def history(self, model: str, alias: str) -> list[AliasMove]:
         if self._sqlite_missing():
             return []
-        client = self._client()
+        client = self._api()
         with self._errors(f"reading the history of {model}@{alias}"):
             try:
                 tags = client.get_registered_model(model).tags
-            except Exception as exc:
-                if _not_found(exc):
+            except _ClientFailure as failure:
+                if _not_found(failure.cause):
                     return []
                 raise
         prefix = f"{_HISTORY_PREFIX}{alias}."
@@ -228,12 +231,12 @@ class MlflowRegistry:
     def version(self, model: str, version: str) -> ModelVersion | None:
         if self._sqlite_missing():
             return None
-        client = self._client()
+        client = self._api()
         with self._errors(f"reading {model} v{version}"):
             try:
                 found = client.get_model_version(model, version)
-            except Exception as exc:
-                if _not_found(exc) or getattr(exc, "error_code", "") == "INVALID_PARAMETER_VALUE":
+            except _ClientFailure as failure:
+                if _not_found(failure.cause) or failure.error_code == "INVALID_PARAMETER_VALUE":
                     return None
                 raise
             return self._version(found, self._aliases(model))
@@ -268,18 +271,22 @@ class MlflowRegistry:
             for name in ("mlflow", "alembic"):
                 logging.getLogger(name).setLevel(logging.WARNING)
             with self._errors("connecting to the registry"):
-                self._client_instance = MlflowClient(
+                self._client_instance = _failing_as_client(MlflowClient)(
                     tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
                 )
         return self._client_instance
 
+    def _api(self) -> _Client:
+        """The client, for calls whose failures `_errors` explains as the registry's."""
+        return _Client(self._client())
+
     def _aliases(self, model: str) -> dict[str, str]:
-        registered = self._client().get_registered_model(model)
+        registered = self._api().get_registered_model(model)
         return {alias: str(version) for alias, version in registered.aliases.items()}
 
     def _runs(self, run_ids: list[str]) -> dict[str, Any]:
         """The runs of many versions in one search per 100, not one request per version."""
-        client = self._client()
+        client = self._api()
         experiment = client.get_experiment_by_name(EXPERIMENT)
         if experiment is None or not run_ids:
             return {}
@@ -309,7 +316,7 @@ class MlflowRegistry:
         if data is not None:
             metrics, params = data
         elif item.run_id:
-            found = (run or self._client().get_run(item.run_id)).data
+            found = (run or self._api().get_run(item.run_id)).data
             metrics, params = dict(found.metrics), dict(found.params)
         tags = item.tags or {}
         return ModelVersion(
@@ -333,15 +340,15 @@ class MlflowRegistry:
         )
 
     def _ensure_model(self, model: str) -> None:
-        client = self._client()
+        client = self._api()
         try:
             client.create_registered_model(model)
-        except Exception as exc:
-            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+        except _ClientFailure as failure:
+            if failure.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
 
     def _experiment_id(self) -> str:
-        client = self._client()
+        client = self._api()
         experiment = client.get_experiment_by_name(EXPERIMENT)
         if experiment is not None:
             return str(experiment.experiment_id)
@@ -361,10 +368,10 @@ class MlflowRegistry:
         """A RUNNING run with the metrics, lineage and the model; FAILED when anything fails."""
         from mlci.registry import mlflow_rest
 
-        client = self._client()
+        client = self._api()
         # Each client takes its own Metric, Param and RunTag (same fields).
         entities: Any = mlflow_rest
-        if not isinstance(client, mlflow_rest.RestClient):
+        if not isinstance(self._client(), mlflow_rest.RestClient):
             import mlflow.entities as entities
         run = client.create_run(
             self._experiment_id(),
@@ -397,22 +404,22 @@ class MlflowRegistry:
             if predictions is not None:
                 client.log_artifact(run_id, str(predictions), artifact_path=_PREDICTIONS_DIR)
         except BaseException:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(_ClientFailure):
                 client.set_terminated(run_id, status="FAILED")
             raise
         return run_id, str(run.info.artifact_uri)
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
-        """MLflow's failures as ExternalError; the REST client's connection is closed when
-        the outermost operation ends (an open socket must not outlive it into the GC)."""
+        """The client's failures as ExternalError (any other exception is mlci's own bug and
+        goes on as it is); the REST client's connection is closed when the outermost
+        operation ends (an open socket must not outlive it into the GC)."""
         self._depth += 1
         try:
             yield
-        except ExternalError:
-            raise
-        except Exception as exc:
-            raise ExternalError(_explain(exc, doing, redact_uri(self.tracking_uri))) from None
+        except _ClientFailure as failure:
+            where = redact_uri(self.tracking_uri)
+            raise ExternalError(_explain(failure.cause, doing, where)) from None
         finally:
             self._depth -= 1
             if self._depth == 0 and self._client_instance is not None:
@@ -420,6 +427,40 @@ class MlflowRegistry:
 
                 if isinstance(self._client_instance, mlflow_rest.RestClient):
                     self._client_instance.close()
+
+
+class _ClientFailure(Exception):
+    """An exception the client raised, on its way to `_errors`, which explains it."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.error_code: str = getattr(cause, "error_code", "")
+
+
+class _Client:
+    """MlflowClient or the REST client, each of whose calls raises what fails in it as a
+    `_ClientFailure`: only those are the registry's failures, not mlci's reading of the
+    answers."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return _failing_as_client(getattr(self._client, name))
+
+
+def _failing_as_client(call: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(call)
+    def calling(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except MlciError:
+            raise  # the REST client's own errors say what failed already
+        except Exception as exc:
+            raise _ClientFailure(exc) from exc
+
+    return calling
 
 
 def _not_found(exc: Exception) -> bool:
