@@ -101,6 +101,11 @@ def test_a_field_mlci_cannot_read_in_the_answer_is_a_bug_not_the_registrys_failu
     assert "mlci: internal error: AttributeError:" in err and "creation_timestamp" in err
     assert "This is a bug in mlci" in err
     assert "MLflow failed" not in err
+    # The report still lands, and says where the run stopped.
+    error = project.gate_json()["error"]
+    assert isinstance(error, dict) and error["stage"] == "baseline"
+    assert error["exit_code"] == EXIT_INTERNAL
+    assert "internal error during baseline: AttributeError" in str(error["message"])
 
 
 def test_a_registry_that_is_down_is_still_an_external_failure(

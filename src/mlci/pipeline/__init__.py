@@ -8,6 +8,7 @@ publish, promote; `facts` groups what they learn for the report and the registry
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -133,4 +134,9 @@ def run(
         return Outcome(exit_code=exc.exit_code, report=failed, out_dir=out_dir, files=files)
     except KeyboardInterrupt:
         write_outputs(facts.report(Interrupted(f"interrupted during {stage}"), stage), out_dir)
+        raise
+    except Exception as exc:  # a bug in mlci: the report says so, and the CLI exits 4
+        bug = MlciError(f"internal error during {stage}: {type(exc).__name__}: {exc}")
+        with contextlib.suppress(Exception):  # the bug may be in the report itself
+            write_outputs(facts.report(bug, stage), out_dir)
         raise
