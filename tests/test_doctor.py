@@ -261,6 +261,29 @@ def test_a_local_remote_passes_when_its_folder_exists(dvc_project: Project, tmp_
 
 
 @pytest.mark.slow
+def test_a_remote_with_a_long_path_or_a_relative_one_is_found(
+    dvc_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `dvc remote list` wraps a long URL to the terminal's width (80 columns in a CI log):
+    # the doctor reads the config files instead. A relative folder is relative to .dvc/,
+    # as DVC reads it.
+    monkeypatch.setenv("COLUMNS", "80")
+    # A 76-character folder: with the remote's name and "(default)" the line is over 80,
+    # so `dvc remote list` puts each column on a line of its own.
+    store = tmp_path / ("f" * max(1, 76 - len(f"{tmp_path}//store"))) / "store"
+    store.mkdir(parents=True)
+    _dvc(dvc_project.root, "remote", "add", "-d", "far", str(store))
+    result = doctor.check_dvc(_ctx(dvc_project.root))
+    assert result.status == "ok" and f"'far' ({store})" in result.detail
+
+    near = dvc_project.root.parent / "near-store"
+    near.mkdir()
+    _dvc(dvc_project.root, "remote", "add", "-f", "-d", "near", "../near-store")
+    result = doctor.check_dvc(_ctx(dvc_project.root))
+    assert result.status == "ok" and "'near'" in result.detail and "near-store" in result.detail
+
+
+@pytest.mark.slow
 def test_an_s3_remote_needs_credentials_in_the_environment(dvc_project: Project) -> None:
     _dvc(dvc_project.root, "remote", "add", "-d", "s3store", "s3://bucket/path")
     warned = doctor.check_dvc(_ctx(dvc_project.root))

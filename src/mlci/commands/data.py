@@ -17,17 +17,7 @@ from mlci.errors import EXIT_OK, UsageError
 def data_pull_command(*, config: Path | None, as_json: bool) -> int:
     loaded = load_config(locate(config))
     console = Console(sys.stderr)
-    settings = loaded.data
-    result = pulling.pull(
-        loaded.root,
-        remote=settings.remote,
-        jobs=settings.jobs,
-        run_cache=settings.run_cache,
-        targets=settings.targets,
-        console=console,
-        timeout_s=settings.timeout_minutes * 60,
-        stall_s=settings.stall_minutes * 60,
-    )
+    result = pulling.pull_configured(loaded.root, loaded.data, console=console)
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
     else:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlci import process
 from mlci.console import Console
@@ -18,6 +19,9 @@ from mlci.data.hashes import datasets
 from mlci.data.remotes import Remote, find_dvc_root, read_dvc_config, read_remote, redact_url
 from mlci.data.run import plugin_missing, run_dvc
 from mlci.errors import ExternalError, UsageError
+
+if TYPE_CHECKING:
+    from mlci.config import DataConfig
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,23 @@ class PullResult:
             "run_cache": self.run_cache,
             "missing_outputs": list(self.missing_outputs),
         }
+
+
+def pull_configured(
+    root: Path, settings: DataConfig, *, console: Console, env: Mapping[str, str] | None = None
+) -> PullResult:
+    """`pull` with the `data` section of mlci.yaml (`mlci run` and `mlci data pull`)."""
+    return pull(
+        root,
+        remote=settings.remote,
+        jobs=settings.jobs,
+        run_cache=settings.run_cache,
+        targets=settings.targets,
+        console=console,
+        env=env,
+        timeout_s=settings.timeout_minutes * 60,
+        stall_s=settings.stall_minutes * 60,
+    )
 
 
 def pull(

@@ -17,17 +17,7 @@ def pull(config: Config, console: Console, env: Mapping[str, str]) -> DataVersio
     what = "the data and the run cache" if settings.run_cache else "the data"
     limits = f"timeout {settings.timeout_minutes:g} min, stall {settings.stall_minutes:g} min"
     console.step("data", f"dvc pull: {what} ({limits})")
-    result = pulling.pull(
-        config.root,
-        remote=settings.remote,
-        jobs=settings.jobs,
-        run_cache=settings.run_cache,
-        targets=settings.targets,
-        console=console,
-        env=env,
-        timeout_s=settings.timeout_minutes * 60,
-        stall_s=settings.stall_minutes * 60,
-    )
+    result = pulling.pull_configured(config.root, settings, console=console, env=env)
     summary = result.summary()
     console.step("data", summary)
     if (

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -331,11 +330,8 @@ def _dvc_configuration(ctx: DoctorContext) -> CheckResult:
         return CheckResult(
             "dvc", "fail", "DVC is not installed", "pip install 'mlci[dvc]' (and dvc[s3]...)"
         )
-    listed = subprocess.run(
-        [executable, "remote", "list"], cwd=dvc_root, capture_output=True, text=True, check=False
-    )
-    remotes = _parse_remotes(listed.stdout)
-    if listed.returncode != 0 or not remotes:
+    remotes = _configured_remotes(dvc_root)
+    if not remotes:
         return CheckResult(
             "dvc",
             "fail",
@@ -345,7 +341,8 @@ def _dvc_configuration(ctx: DoctorContext) -> CheckResult:
     name, url = next(((n, u) for n, u, default in remotes if default), remotes[0][:2])
     scheme = url.partition("://")[0] if "://" in url else "file"
     if scheme == "file":
-        path = Path(url.removeprefix("file://"))
+        # DVC keeps a relative folder relative to the config file that names it.
+        path = dvc_root / ".dvc" / url.removeprefix("file://")
         if not path.is_dir():
             return CheckResult(
                 "dvc",
@@ -390,16 +387,21 @@ def _dvc_executable() -> str | None:
     return str(beside) if beside.exists() else shutil.which("dvc")
 
 
-def _parse_remotes(text: str) -> list[tuple[str, str, bool]]:
-    remotes = []
-    for line in text.splitlines():
-        parts = line.split(None, 1)
-        if len(parts) == 2:
-            url, default = parts[1].strip(), False
-            if url.endswith("(default)"):
-                url, default = url.removesuffix("(default)").strip(), True
-            remotes.append((parts[0], url, default))
-    return remotes
+def _configured_remotes(dvc_root: Path) -> list[tuple[str, str, bool]]:
+    """(name, url, default) of each remote in `.dvc/config` and `.dvc/config.local`.
+
+    Read from the files rather than `dvc remote list`, which wraps long URLs to the
+    terminal's width.
+    """
+    from mlci.data.remotes import read_dvc_config
+
+    sections = read_dvc_config(dvc_root)
+    default = sections.get("core", {}).get("remote")
+    return [
+        (name[8:-1], options.get("url", ""), name[8:-1] == default)
+        for name, options in sections.items()
+        if name.startswith('remote "') and name.endswith('"')
+    ]
 
 
 def check_forge_token(ctx: DoctorContext) -> CheckResult:
