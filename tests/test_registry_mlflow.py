@@ -439,3 +439,21 @@ def test_a_version_left_by_a_failed_attempt_is_not_reused_but_deleted(
     assert [v.version for v in registry.versions(clf)] == ["4", "3", "1"]  # v2 deleted
     again, created = registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.9))
     assert (again.version, created) == ("4", False)
+
+
+def test_a_rerun_on_a_promoted_commit_records_no_alias_move(
+    backend: Backend, model_dir: Path
+) -> None:
+    from mlci.commands.registry import _previous
+
+    registry, clf = backend.registry, backend.name
+    v1, _ = registry.register(clf, model_dir, lineage("a" * 40, accuracy=0.9))
+    v2, _ = registry.register(clf, model_dir, lineage("b" * 40, accuracy=0.95))
+    registry.move_alias(clf, "champion", v1)
+    registry.move_alias(clf, "champion", v2)
+    again = registry.move_alias(clf, "champion", v2)  # the same commit built again
+
+    moves = registry.history(clf, "champion")
+    assert [(m.from_version, m.to_version) for m in moves] == [(None, "1"), ("1", "2")]
+    assert (again.from_version, again.to_version) == ("2", "2")
+    assert _previous(moves, "2") == "1"  # what `mlci rollback` moves back to

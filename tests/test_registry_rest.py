@@ -427,3 +427,16 @@ def test_a_version_that_never_becomes_ready_is_an_error() -> None:
         client.close()
 
     assert "clf version 3 is FAILED_REGISTRATION, not READY" in str(failed.value)
+
+
+def test_a_failed_registration_is_not_reported_as_an_unreachable_server() -> None:
+    from mlci.registry.mlflow import _explain
+
+    failure = mlflow_rest.RestError(
+        "clf version 3 is FAILED_REGISTRATION, not READY, after 300 s (the registry's own "
+        "message is in its UI)"
+    )
+    message = _explain(failure, "registering clf", "http://m.example")
+
+    assert "cannot reach" not in message
+    assert "answered" in message and "FAILED_REGISTRATION" in message

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.forges import openapi
+
 Answer = tuple[int, dict[str, str], object]
 
 DOCS = "https://docs.github.com/rest"
@@ -190,7 +192,14 @@ class GitHubToken:
 
 
 class GitHubStandIn(StandIn):
-    """GitHub (prefix ""), GHES (prefix "/api/v3"), or Gitea/Forgejo (flavour "gitea")."""
+    """GitHub (prefix ""), GHES (prefix "/api/v3"), or Gitea/Forgejo (flavour "gitea").
+
+    Strict: every REST request is checked against the forge's published description
+    (tests/forges/openapi.py, specs/github.json or specs/gitea.json) before it is served;
+    one the description does not allow is answered as the forge answers it (GitHub: 422
+    "Validation Failed" with its `errors`; Gitea: 422 with a `message`), and recorded in
+    `violations`, which must be empty when the stand-in stops (`running`).
+    """
 
     def __init__(
         self, *, prefix: str = "", flavour: str = "github", repo: str = "team/models"
@@ -212,7 +221,32 @@ class GitHubStandIn(StandIn):
         self.attachments: dict[int, list[bytes]] = {}
         self.issues: set[int] = set()  # issues that are not pull requests
         self.commit_comments: dict[str, list[dict[str, Any]]] = {}
+        self.violations: list[tuple[str, str, list[dict[str, str]]]] = []
         super().__init__()
+
+    @contextmanager
+    def running(self) -> Iterator[StandIn]:
+        with super().running():
+            yield self
+        assert not self.violations, (
+            f"requests the API description does not allow: {self.violations}"
+        )
+
+    def _invalid(self, method: str, path: str, errors: list[dict[str, str]]) -> Answer:
+        self.violations.append((method, path, errors))
+        if self.flavour == "gitea":
+            text = "; ".join(e["message"] for e in errors)
+            return 422, {}, {"message": text, "url": f"{self.origin}/api/swagger"}
+        return (
+            422,
+            {},
+            {
+                "message": "Validation Failed",
+                "errors": errors,
+                "documentation_url": DOCS,
+                "status": "422",
+            },
+        )
 
     def graphql(self, path: str, headers: Any, body: Any) -> Answer:
         """`minimizeComment` only, at /graphql (GitHub) or /api/graphql (GHES)."""
@@ -295,6 +329,10 @@ class GitHubStandIn(StandIn):
                 {},
                 {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"},
             )
+        spec = openapi.load("gitea" if self.flavour == "gitea" else "github")
+        errors = openapi.violations(spec, method, path, query, body)
+        if errors:
+            return self._invalid(method, path, errors)
         if method == "GET" and path == "/user":
             if token.app:
                 return self._denied("users/users#get-the-authenticated-user", "")
@@ -311,8 +349,9 @@ class GitHubStandIn(StandIn):
             if number not in self.pulls and number not in self.issues:
                 return 404, {}, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}
             if method == "GET":
-                maximum = 50 if self.flavour == "gitea" else 100
-                items, page, last = _page(self.comments[number], query, 30, maximum)
+                if self.flavour == "gitea":  # no page size: every comment, one answer
+                    return 200, {}, self.comments[number]
+                items, page, last = _page(self.comments[number], query, 30, 100)
                 return 200, _link(self.api_url, path, query, page, last), items
             if method == "POST":
                 if not token.write:

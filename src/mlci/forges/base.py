@@ -35,6 +35,12 @@ def sticky_marker(key: str) -> str:
     return f"<!-- mlci:report key={safe} -->"
 
 
+def status_context(model: str) -> str:
+    """The commit status's (and check run's) name for `model`: what a branch-protection
+    rule requires, the same in status.json, the log and the docs."""
+    return f"mlci/{model}"
+
+
 def status_state(verdict: str) -> str:
     """A report status (pass, warn, fail, error) as a GitHub-style commit status state."""
     return {"pass": "success", "warn": "success", "fail": "failure"}.get(verdict, "error")
@@ -54,7 +60,8 @@ class Forge(Protocol):
     """The longest comment the forge accepts; None: no limit."""
 
     status_context: str
-    """The name of the commit status and check run; the publisher sets `mlci/<model>`."""
+    """The name of the commit status and check run; the publisher sets
+    `status_context(model)`, i.e. `mlci/<model>`."""
 
     def upsert_comment(self, key: str, body: str, mode: CommentMode = "update") -> str:
         """Create or update the one comment for `key`; returns where it went."""

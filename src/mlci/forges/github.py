@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlci.forges.base import TOKEN_VARIABLES, ForgeChoice, Opening, status_state
-from mlci.forges.remote import Comment, RemoteForge, shorten
+from mlci.forges.remote import Comment, RemoteForge, fit_text, shorten
 from mlci.http import ForgeError, HttpClient, Response
 
 GITHUB_COMMENT_LIMIT = 65_536  # UTF-16 code units, to be safe (forge.md §1.1)
@@ -130,8 +130,10 @@ class GitHubForge(RemoteForge):
     # -- comments ----------------------------------------------------------------------
 
     def _comments(self) -> Iterator[Comment]:
-        size = "limit=50" if self.flavour == "gitea" else "per_page=100"
-        path = f"{self._repo_path}/issues/{self.pr_number}/comments?{size}"
+        # Gitea's list takes no page size (only `since`/`before`) and answers every comment
+        # at once; GitHub pages by `per_page` (at most 100). Both follow `Link: rel="next"`.
+        size = "" if self.flavour == "gitea" else "?per_page=100"
+        path = f"{self._repo_path}/issues/{self.pr_number}/comments{size}"
         action = f"read the comments of pull request #{self.pr_number}"
         if self.commit_sha:
             path = f"{self._repo_path}/commits/{self.commit_sha}/comments?per_page=100"
@@ -221,8 +223,6 @@ class GitHubForge(RemoteForge):
             self.fail(response, f"set the commit status on {sha[:12]}")
         return f"status {payload['state']} on {sha[:12]}"
 
-    status_context = "mlci"
-
     def create_check_run(
         self, sha: str, verdict: str, title: str, summary: str, url: str | None
     ) -> str:
@@ -239,7 +239,7 @@ class GitHubForge(RemoteForge):
             "conclusion": conclusion,
             "output": {
                 "title": shorten(title, 255),
-                "summary": _fit_utf16(summary, CHECK_OUTPUT_LIMIT),
+                "summary": fit_text(summary, CHECK_OUTPUT_LIMIT),
             },
         }
         if url:
@@ -390,16 +390,6 @@ def _details(response: Response) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join(f"  {line}" for line in text.splitlines())
-
-
-def _fit_utf16(text: str, limit: int) -> str:
-    if len(text.encode("utf-16-le")) // 2 <= limit:
-        return text
-    note = "\n\n… cut to fit; the full report is in the job summary and .mlci/out/"
-    keep = text[: limit - len(note) - 200]
-    while len(keep.encode("utf-16-le")) // 2 > limit - len(note):
-        keep = keep[:-1000]
-    return keep + note
 
 
 def _dict(value: object) -> dict[str, Any]:

@@ -21,7 +21,7 @@ class LocalForge(NoLookups):
 
     name = "local files"
     max_comment_chars: int | None = None
-    status_context = "mlci"
+    status_context = "mlci"  # the publisher sets status_context(model): mlci/<model>
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir

@@ -6,8 +6,10 @@ who am I); the rules live here once:
 - mlci's comment for a model starts with `sticky_marker(key)` and was written by the
   same account as the token; someone else's comment that quotes the marker is left alone.
 - `update` edits the newest such comment (and skips the edit when nothing changed),
-  `new` always creates one, `hide` rewrites the older ones into a folded "outdated"
-  note and creates a new one.
+  `new` always creates one, `hide` creates a new one and then rewrites the older ones
+  into a folded "outdated" note (best effort: the new report never waits on the fold).
+- Nothing is sent over the forge's `max_comment_chars`: a body is cut to fit first, and
+  a folded old report is cut so that the fold's wrapper fits too.
 - A create that may or may not have happened (timeout, 5xx) is never blindly repeated:
   the comments are read again first, and only if it is not there is it sent again.
 """
@@ -19,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mlci.forges.base import CommentMode, sticky_marker
-from mlci.http import Ambiguous, HttpClient, Response
+from mlci.http import Ambiguous, ForgeError, HttpClient, Response, Unreachable
 
 
 @dataclass(frozen=True)
@@ -31,15 +33,42 @@ class Comment:
     node_id: str | None = None  # GitHub's GraphQL id (to minimize an outdated comment)
 
 
-def outdated_body(key: str, body: str) -> str:
-    """An older report, folded, with a marker that no longer matches the sticky one."""
+def outdated_body(key: str, body: str, limit: int | None = None) -> str:
+    """An older report, folded, with a marker that no longer matches the sticky one;
+    within `limit` characters (UTF-16 units), the old text cut to make room."""
     marker = sticky_marker(key)
     old = body[len(marker) :].lstrip("\n") if body.startswith(marker) else body
-    return (
+    head = (
         f"<!-- mlci:outdated key={html.escape(key)} -->\n"
         "<details><summary>Outdated mlci report (a newer one is below)</summary>\n\n"
-        f"{old}\n\n</details>\n"
     )
+    tail = "\n\n</details>\n"
+    if limit is not None:
+        old = fit_text(old, limit - utf16_len(head + tail))
+    return f"{head}{old}{tail}"
+
+
+def utf16_len(text: str) -> int:
+    """Characters as GitHub counts them (UTF-16 code units): never fewer than code points."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+CUT_NOTE = "\n\n… cut to fit the forge's limit; the full report is in the job's .mlci/out/"
+
+
+def fit_text(text: str, limit: int) -> str:
+    """`text` within `limit` UTF-16 units: cut at a line and noted when too long, with an
+    open code fence closed so that what follows it still renders."""
+    if utf16_len(text) <= limit:
+        return text
+    room = max(limit - len(CUT_NOTE) - 4, 0)
+    kept = text[:room]
+    while utf16_len(kept) > room:  # characters outside the BMP count twice
+        kept = kept[: len(kept) - (utf16_len(kept) - room) // 2 - 1]
+    if "\n" in kept:
+        kept = kept[: kept.rindex("\n")]
+    fences = sum(1 for line in kept.splitlines() if line.lstrip().startswith("```"))
+    return kept + ("\n```" if fences % 2 else "") + CUT_NOTE
 
 
 class RemoteForge:
@@ -99,7 +128,7 @@ class RemoteForge:
         ]
 
     def upsert_comment(self, key: str, body: str, mode: CommentMode = "update") -> str:
-        full = f"{sticky_marker(key)}\n{body}"
+        full = self._within_limit(f"{sticky_marker(key)}\n{body}")
         if mode == "new":
             return self._create_once(key, full).url
         existing = self.find_sticky(key)
@@ -108,11 +137,28 @@ class RemoteForge:
             if newest.body.rstrip() == full.rstrip():
                 return newest.url
             return self._edit(newest, full).url
+        created = self._create_once(key, full)
         if mode == "hide":
-            for comment in existing:
-                self._edit(comment, outdated_body(key, comment.body))
-                self._minimize(comment)
-        return self._create_once(key, full).url
+            self._fold(key, existing)
+        return created.url
+
+    def _fold(self, key: str, comments: list[Comment]) -> None:
+        """Fold the older reports, after the new one is posted: a refused fold leaves an
+        old report as it was (the newest one is what `update` edits next time)."""
+        for comment in comments:
+            try:
+                self._edit(comment, outdated_body(key, comment.body, self.max_comment_chars))
+            except Unreachable:
+                raise
+            except ForgeError:
+                continue
+            self._minimize(comment)
+
+    def _within_limit(self, full: str) -> str:
+        """The comment cut to the forge's limit (the marker first, so it is always kept)."""
+        if self.max_comment_chars is None:
+            return full
+        return fit_text(full, self.max_comment_chars)
 
     def _create_once(self, key: str, full: str) -> Comment:
         try:

@@ -31,8 +31,9 @@ from mlci.core.report.markdown import render_markdown
 from mlci.core.report.model import ReportInput, headline
 from mlci.errors import ExternalError, MlciError
 from mlci.forges import ForgeChoice, HttpFactory, open_forge
-from mlci.forges.base import CommentMode, Forge, sticky_marker
+from mlci.forges.base import CommentMode, Forge, status_context, sticky_marker
 from mlci.forges.local import LocalForge
+from mlci.forges.remote import utf16_len
 
 if TYPE_CHECKING:
     from mlci.assets import AssetStore
@@ -49,10 +50,6 @@ class PublishResult:
     @property
     def failed(self) -> bool:
         return bool(self.errors)
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def fit_markdown(report: ReportInput, limit: int, measure: Callable[[str], int] = len) -> str:
@@ -130,6 +127,7 @@ class Publisher:
     def publish(self, report: ReportInput, out_dir: Path) -> PublishResult:
         result = PublishResult()
         local = LocalForge(out_dir)
+        local.status_context = status_context(report.model)
         body = render_markdown(report)
         result.published["local"] = local.upsert_comment(report.model, body)
         local.set_status(report.commit, report.status, headline(report), report.run_url)
@@ -218,7 +216,7 @@ class Publisher:
 
         forge = choice.forge
         assert forge is not None and self.context is not None
-        forge.status_context = f"mlci/{report.model}"
+        forge.status_context = status_context(report.model)
         try:
             pr = self._pull_request(forge)
         except Unreachable:
@@ -241,7 +239,7 @@ class Publisher:
             except ForgeError as exc:
                 result.errors.append(exc.message)
                 shown = report
-            body = fit_markdown(shown, limit, _utf16_len)
+            body = fit_markdown(shown, limit, utf16_len)
             try:
                 result.published["comment"] = forge.upsert_comment(report.model, body, mode)
                 self._commented = True
@@ -257,6 +255,7 @@ class Publisher:
                 result.published["status"] = forge.set_status(
                     head, report.status, summary, self.context.run_url or report.run_url
                 )
+                self.console.step("publish", f"required status check: {forge.status_context}")
             except Unreachable:
                 raise
             except ForgeError as exc:

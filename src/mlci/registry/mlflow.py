@@ -205,6 +205,8 @@ class MlflowRegistry:
             commit=to.commit,
             run_url=run_url,
         )
+        if before is not None and before.version == to.version:
+            return move  # already there (a re-run): no move, and none in the history
         client = self._api()
         with self._errors(f"moving @{alias} of {model}"):
             client.set_registered_model_alias(model, alias, to.version)
@@ -476,6 +478,13 @@ def _explain(exc: Exception, doing: str, where: str) -> str:
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     from mlci.registry import mlflow_rest
 
+    if "FAILED_REGISTRATION" in text:
+        return (
+            f"the MLflow server {where} answered, but the model version it made while "
+            f"{doing} is FAILED_REGISTRATION ({first}): the server could not store the "
+            f"model's files; its message is on the version's page in the MLflow UI (check "
+            f"the server's artifact store), then run again"
+        )
     if isinstance(exc, mlflow_rest.RestError):
         if exc.status is None:
             return (
