@@ -39,6 +39,12 @@ class CiContext:
     # Where people find the full report.html: MLCI_REPORT_URL, else the CI's artifacts.
     report_url: str | None = None
 
+    def pull_request(self, number: int | None = None) -> str:
+        """A pull request in this forge's words: "merge request !3" on GitLab, "pull
+        request #3" elsewhere; without a number, just the words."""
+        words, sign = ("merge request", "!") if self.ci == "gitlab" else ("pull request", "#")
+        return words if number is None else f"{words} {sign}{number}"
+
     def promotes(self, promote_on: tuple[str, ...]) -> tuple[bool, str]:
         """Whether a passing model from this build may be promoted, and why (not)."""
         if self.event == "pull_request":

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from tests.forges import openapi
@@ -634,8 +635,19 @@ def _multipart_named_file(body: Any, field: str) -> tuple[str, bytes]:
     return (match.group(1).decode() if match else ""), raw[header_end + 4 : end]
 
 
+GITLAB_SPEC = Path(__file__).parent / "specs" / "gitlab.json"
+
+
 class GitLabStandIn(StandIn):
-    """GitLab's v4 API: merge request notes and commit statuses of one project."""
+    """GitLab's v4 API: merge request and issue notes, commit statuses and uploads of one
+    project.
+
+    Strict: every request is first checked against `specs/gitlab.json`, the extract of
+    GitLab's REST docs for the endpoints mlci calls (method, path, query parameters, body
+    fields, enums, lengths, which token header may call it). A request that breaks it gets
+    GitLab's answer (400 `{"error": ...}` or `{"message": {...}}`, 401 for a job token) and
+    is recorded in `violations`; leaving `running()` with any recorded fails the test.
+    """
 
     prefix = "/api/v4"
 
@@ -647,7 +659,17 @@ class GitLabStandIn(StandIn):
         self.issue_notes: dict[int, list[dict[str, Any]]] = {}
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.uploads: list[bytes] = []
+        self.spec: dict[str, Any] = json.loads(GITLAB_SPEC.read_text(encoding="utf-8"))
+        self.violations: list[str] = []
         super().__init__()
+
+    @contextmanager
+    def running(self) -> Iterator[StandIn]:
+        with super().running() as server:
+            yield server
+        assert not self.violations, f"requests that {GITLAB_SPEC.name} does not allow: " + (
+            "; ".join(self.violations)
+        )
 
     def add_mr(self, iid: int) -> None:
         self.notes.setdefault(iid, [])
@@ -669,25 +691,121 @@ class GitLabStandIn(StandIn):
         (self.notes if notes is None else notes).setdefault(iid, []).append(note)
         return note
 
+    # -- the documented API ----------------------------------------------------------------
+
+    def _endpoint(self, method: str, path: str) -> dict[str, Any] | None:
+        names = self.spec["path_parameters"]
+        for endpoint in self.spec["endpoints"]:
+            pattern = re.sub(r"\{(\w+)\}", lambda m: f"(?:{names[m.group(1)]})", endpoint["path"])
+            if endpoint["method"] == method and re.fullmatch(pattern, path):
+                return dict(endpoint)
+        return None
+
+    def _refuse(self, why: str, kind: str, **words: object) -> Answer:
+        self.violations.append(why)
+        error = self.spec["errors"][kind]
+        text = json.dumps(error["body"])
+        for name, value in words.items():
+            text = text.replace(f"{{{name}}}", str(value))
+        return error["status"], {}, json.loads(text)
+
+    def _check(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: Any
+    ) -> Answer | None:
+        """GitLab's answer to a request its docs do not allow; None for an allowed one."""
+        where = f"{method} {path}"
+        if headers.get("JOB-TOKEN") is not None:
+            return self._refuse(f"{where}: the job token may not call it", "unauthorized")
+        if headers.get("PRIVATE-TOKEN") is None:
+            return self._refuse(f"{where}: no PRIVATE-TOKEN header", "unauthorized")
+        endpoint = self._endpoint(method, path)
+        if endpoint is None:
+            return self._refuse(f"{where}: not an endpoint mlci may call", "no_route")
+        allowed = dict(endpoint.get("query", {}))
+        if endpoint.get("paginated"):
+            allowed.update(self.spec["pagination"])
+        for name, value in query.items():
+            refused = self._field(where, name, value, allowed.get(name), from_query=True)
+            if refused is not None:
+                return refused
+        if "multipart" in endpoint:
+            for name in endpoint["multipart"]:
+                if not isinstance(body, bytes) or f'name="{name}"'.encode() not in body:
+                    return self._refuse(f"{where}: no multipart {name}", "missing", field=name)
+            return None
+        fields: dict[str, Any] = endpoint.get("body", {})
+        if not fields:
+            return (
+                None if body is None else self._refuse(f"{where}: a body", "invalid", field="body")
+            )
+        if not isinstance(body, dict):
+            return self._refuse(f"{where}: the body is not a JSON object", "invalid", field="body")
+        for name, rule in fields.items():
+            if rule.get("required") and name not in body:
+                return self._refuse(f"{where}: no {name}", "missing", field=name)
+        for name, value in body.items():
+            refused = self._field(where, name, value, fields.get(name), from_query=False)
+            if refused is not None:
+                return refused
+        return None
+
+    def _field(
+        self, where: str, name: str, value: Any, rule: dict[str, Any] | None, *, from_query: bool
+    ) -> Answer | None:
+        if rule is None:
+            return self._refuse(
+                f"{where}: {name} is not a documented parameter", "invalid", field=name
+            )
+        kind = rule.get("type", "string")
+        if kind == "integer":
+            text = str(value)
+            if (
+                not text.isdigit()
+                or int(text) < rule.get("minimum", 0)
+                or ("maximum" in rule and int(text) > rule["maximum"])
+            ):
+                return self._refuse(f"{where}: {name}={value!r}", "invalid", field=name)
+            return None
+        if kind == "boolean":
+            ok = value in ("true", "false") if from_query else isinstance(value, bool)
+            return None if ok else self._refuse(f"{where}: {name}={value!r}", "invalid", field=name)
+        if kind == "number":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            return None if ok else self._refuse(f"{where}: {name}={value!r}", "invalid", field=name)
+        if not isinstance(value, str):
+            return self._refuse(f"{where}: {name} is not a string", "invalid", field=name)
+        if "enum" in rule and value not in rule["enum"]:
+            return self._refuse(f"{where}: {name}={value!r}", "not_in_enum", field=name)
+        limit = rule.get("maxLength")
+        if limit is not None and len(value) > limit:
+            return self._refuse(
+                f"{where}: {name} has {len(value)} characters, at most {limit}",
+                "too_long",
+                model=rule.get("model", name),
+                limit=limit,
+            )
+        return None
+
+    # -- the project's state -----------------------------------------------------------------
+
     def route(
         self, method: str, path: str, query: dict[str, str], headers: Any, body: Any
     ) -> Answer:
-        unauthorized: Answer = (401, {}, {"message": "401 Unauthorized"})
-        job = headers.get("JOB-TOKEN")
+        refused = self._check(method, path, query, headers, body)
+        if refused is not None:
+            return refused
         user = self.tokens.get(headers.get("PRIVATE-TOKEN") or "")
-        if (job is not None and job != self.job_token) or (job is None and user is None):
-            return unauthorized
+        if user is None:
+            return 401, {}, {"message": "401 Unauthorized"}
         if path == "/user":
-            return (200, {}, {"id": 99, "username": user}) if user else unauthorized
+            return 200, {}, {"id": 99, "username": user}
         base = f"/projects/{self.project}"
         if not path.startswith(base):
             return 404, {}, {"message": "404 Project Not Found"}
         rest = path[len(base) :]
-        if rest == "" and method == "GET":
+        if rest == "":
             return 200, {}, {"id": int(self.project)}
-        if rest == "/uploads" and method == "POST":
-            if job is not None:
-                return unauthorized
+        if rest == "/uploads":
             data = _multipart_file(body, "file")
             self.uploads.append(data)
             secret = f"{self.new_id():032x}"
@@ -702,49 +820,33 @@ class GitLabStandIn(StandIn):
                     "markdown": f"![plot]({url})",
                 },
             )
-        match = re.fullmatch(r"/(merge_requests|issues)/(\d+)/notes(?:/(\d+))?", rest)
+        match = re.fullmatch(r"/statuses/(\w+)", rest)
         if match:
-            notes = self.notes if match.group(1) == "merge_requests" else self.issue_notes
-            match = re.fullmatch(r"/\w+/(\d+)/notes(?:/(\d+))?", rest)
-            assert match is not None
-            iid = int(match.group(1))
-            if iid not in notes:
-                return 404, {}, {"message": "404 Not found"}
-            if method == "GET" and match.group(2) is None:
-                items, page, last = _page(notes[iid], query, 20, 100)
-                extra = {
-                    "X-Page": str(page),
-                    "X-Total-Pages": str(last),
-                    "X-Next-Page": str(page + 1) if page < last else "",
-                }
-                return 200, {**_link(self.api_url, path, query, page, last), **extra}, items
-            if job is not None:
-                return unauthorized  # the job token may only read notes
-            if len(body.get("body", "")) > 1_000_000:
-                return (
-                    400,
-                    {},
-                    {"message": {"note": ["is too long (maximum is 1000000 characters)"]}},
-                )
-            if method == "POST":
-                return 201, {}, self.add_note(iid, body["body"], str(user), notes=notes)
-            if method == "PUT":
-                for note in notes[iid]:
-                    if str(note["id"]) == match.group(2):
-                        if note["author"]["username"] != user:
-                            return 403, {}, {"message": "403 Forbidden"}
-                        note["body"] = body["body"]
-                        return 200, {}, note
-                return 404, {}, {"message": "404 Not found"}
-        match = re.fullmatch(r"/statuses/([0-9a-f]{40})", rest)
-        if match and method == "POST":
-            if job is not None:
-                return unauthorized
-            if body.get("state") not in ("pending", "running", "success", "failed", "canceled"):
-                return 400, {}, {"error": "state does not have a valid value"}
             self.statuses.setdefault(match.group(1), []).append(body)
             return 201, {}, {"id": self.new_id(), "status": body["state"], **body}
-        return 404, {}, {"message": "404 Not Found"}
+        match = re.fullmatch(r"/(merge_requests|issues)/(\d+)/notes(?:/(\d+))?", rest)
+        assert match is not None  # _check let only the endpoints above through
+        kind, iid, note_id = match.group(1), int(match.group(2)), match.group(3)
+        notes = self.notes if kind == "merge_requests" else self.issue_notes
+        if iid not in notes:
+            return 404, {}, {"message": "404 Not found"}
+        if method == "GET":
+            items, page, last = _page(notes[iid], query, 20, 100)
+            extra = {
+                "X-Page": str(page),
+                "X-Total-Pages": str(last),
+                "X-Next-Page": str(page + 1) if page < last else "",
+            }
+            return 200, {**_link(self.api_url, path, query, page, last), **extra}, items
+        if method == "POST":
+            return 201, {}, self.add_note(iid, body["body"], user, notes=notes)
+        for note in notes[iid]:
+            if str(note["id"]) == note_id:
+                if note["author"]["username"] != user:
+                    return 403, {}, {"message": "403 Forbidden"}
+                note["body"] = body["body"]
+                return 200, {}, note
+        return 404, {}, {"message": "404 Not found"}
 
 
 def _bitbucket_error(message: str, **detail: object) -> dict[str, Any]:

@@ -53,18 +53,6 @@ def test_gitlab_note_is_created_then_updated_across_pages(
     assert any("page=2" in r.path for r in gitlab.requests("GET", "/notes"))
 
 
-def test_gitlab_job_token_alone_names_the_token_to_create(
-    gitlab: GitLabStandIn, tmp_path: Path, clock: Clock
-) -> None:
-    done = publish(tmp_path, gitlab_env(gitlab, token=None), clock)
-
-    error = done.result.errors[0]
-    assert "401" in error and "CI_JOB_TOKEN cannot post" in error
-    assert "project access token" in error and "GITLAB_TOKEN" in error and "`api`" in error
-    assert gitlab.job_token not in done.log + "".join(done.result.errors)
-    assert gitlab.notes[3] == []
-
-
 def test_gitlab_retries_a_502_on_the_update(
     gitlab: GitLabStandIn, tmp_path: Path, clock: Clock
 ) -> None:

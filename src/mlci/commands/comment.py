@@ -559,8 +559,9 @@ def _aim(forge: Forge, target: Target, context: CiContext) -> tuple[Forge, str]:
             number = found[0] if found else None
         if number is None and kind == "pr":
             raise UsageError(
-                f"--target pr: no open pull request for commit {(head or 'unknown')[:12]} on "
-                f"{forge.name}; run on pull_request events, or use --target pr/N, issue/N or commit"
+                f"--target pr: no open {context.pull_request()} for commit "
+                f"{(head or 'unknown')[:12]} on {forge.name}; run on pull_request events, "
+                "or use --target pr/N, issue/N or commit"
             )
         if number is None:
             kind = "commit"
@@ -578,4 +579,4 @@ def _aim(forge: Forge, target: Target, context: CiContext) -> tuple[Forge, str]:
     assert number is not None  # issue/N and pr/N carry one; auto and pr found one above
     if kind == "issue":
         return forge.aimed_at_issue(number), f"issue #{number}"
-    return forge.aimed_at_pull_request(number), f"pull request #{number}"
+    return forge.aimed_at_pull_request(number), context.pull_request(number)

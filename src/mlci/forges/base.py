@@ -24,7 +24,7 @@ HttpFactory = Callable[..., "HttpClient"]
 TOKEN_VARIABLES: dict[str, tuple[str, ...]] = {
     "github": ("GITHUB_TOKEN", "GH_TOKEN"),
     "gitea": ("GITEA_TOKEN", "FORGEJO_TOKEN", "GITHUB_TOKEN"),
-    "gitlab": ("GITLAB_TOKEN",),  # CI_JOB_TOKEN, its fallback, can read but not post notes
+    "gitlab": ("GITLAB_TOKEN",),  # not CI_JOB_TOKEN: it may call none of mlci's endpoints
     "bitbucket": ("BITBUCKET_TOKEN",),
 }
 

@@ -1,7 +1,9 @@
 """GitLab (gitlab.com and self-managed): merge request notes and commit statuses.
 
-The API base is `CI_API_V4_URL`. The job token (`CI_JOB_TOKEN`) may read notes but not
-write them (forge.md §5): mlci says which token to create when GitLab refuses it.
+The API base is `CI_API_V4_URL`, the token `GITLAB_TOKEN`. GitLab sets `CI_JOB_TOKEN` in
+every job, but the job token may call none of the endpoints mlci needs (notes, statuses,
+uploads, `/user`; docs/forges.md#gitlab-ci): alone, it counts as no token, and mlci sends
+nothing to GitLab rather than collect 401s.
 """
 
 from __future__ import annotations
@@ -16,19 +18,21 @@ from mlci.forges.remote import Comment, RemoteForge, shorten
 from mlci.http import ForgeError, HttpClient, Response
 
 GITLAB_NOTE_LIMIT = 1_000_000
+# POST /projects/:id/statuses/:sha: `target_url`, `description` and `ref` "must be 255
+# characters or fewer" (GitLab's Commits API docs).
+GITLAB_STATUS_FIELD_LIMIT = 255
 
-JOB_TOKEN_FIX = (
-    "CI_JOB_TOKEN cannot post merge request notes or commit statuses. Create a project "
-    "access token (Settings > Access tokens) with the `api` scope and the Developer role, "
-    "and add it as a masked CI/CD variable named GITLAB_TOKEN (Settings > CI/CD > Variables)"
+TOKEN_FIX = (
+    "create a project access token (Settings > Access tokens) with the `api` scope and the "
+    "Developer role (Reporter may post the note but not the commit status), and add it as a "
+    "masked CI/CD variable named GITLAB_TOKEN (Settings > CI/CD > Variables)"
 )
 
 
 def open_forge(opening: Opening) -> ForgeChoice:
-    """GitLab, authenticated with GITLAB_TOKEN, else the job token (which can only read)."""
+    """GitLab, authenticated with GITLAB_TOKEN; without it, no forge and one line why."""
     context, env = opening.context, opening.env
     found = opening.token()
-    job = env.get("CI_JOB_TOKEN")
     if found is None and context.fork:
         return ForgeChoice(
             None,
@@ -38,21 +42,24 @@ def open_forge(opening: Opening) -> ForgeChoice:
             ),
             read_only=True,
         )
-    if found is None and not job:
+    if found is None:
+        why = (
+            "only CI_JOB_TOKEN is set, and GitLab's job token cannot post notes or commit statuses"
+            if env.get("CI_JOB_TOKEN")
+            else "no GITLAB_TOKEN"
+        )
         return ForgeChoice(
             None,
-            skip=f"no note or status on GitLab: no GITLAB_TOKEN. {JOB_TOKEN_FIX}",
+            skip=f"no note or status on GitLab: {why}; {TOKEN_FIX}",
             no_token=True,
         )
-    header = ("PRIVATE-TOKEN", found[1]) if found else ("JOB-TOKEN", job or "")
     http = opening.connect(
-        context.api_url or "https://gitlab.com/api/v4", dict([header]), header[1]
+        context.api_url or "https://gitlab.com/api/v4", {"PRIVATE-TOKEN": found[1]}, found[1]
     )
     forge = GitLabForge(
         http,
         project=context.repository or "",
         mr_iid=context.pr_number,
-        job_token=found is None,
         web_url=env.get("CI_MERGE_REQUEST_PROJECT_URL") or env.get("CI_PROJECT_URL"),
     )
     return ForgeChoice(forge)
@@ -70,13 +77,11 @@ class GitLabForge(NoLookups, RemoteForge):
         *,
         project: str,
         mr_iid: int | None,
-        job_token: bool,
         web_url: str | None = None,
     ) -> None:
         super().__init__(http)
         self.project = project
         self.mr_iid = mr_iid
-        self.job_token = job_token
         self.web_url = web_url
         self.max_comment_chars = GITLAB_NOTE_LIMIT
         self.status_context = "mlci"
@@ -108,9 +113,16 @@ class GitLabForge(NoLookups, RemoteForge):
         aimed.noteable, aimed.mr_iid = noteable, number
         return aimed
 
+    @property
+    def _thread(self) -> str:
+        """The notes' thread in GitLab's words: "merge request !3" or "issue #3"."""
+        if self.noteable == "issues":
+            return f"issue #{self.mr_iid}"
+        return f"merge request !{self.mr_iid}"
+
     def _comments(self) -> Iterator[Comment]:
         path = f"{self._notes}?per_page=100&sort=asc&order_by=created_at"
-        for _, page in self._pages(path, f"read the notes of merge request !{self.mr_iid}"):
+        for _, page in self._pages(path, f"read the notes of {self._thread}"):
             for item in page if isinstance(page, list) else []:
                 if isinstance(item, dict) and not item.get("system"):
                     yield self._note(item)
@@ -118,13 +130,13 @@ class GitLabForge(NoLookups, RemoteForge):
     def _create(self, body: str) -> Comment:
         response = self.http.request("POST", self._notes, body={"body": body})
         if response.status != 201:
-            self.fail(response, f"comment on merge request !{self.mr_iid}")
+            self.fail(response, f"comment on {self._thread}")
         return self._note(response.json())
 
     def _edit(self, comment: Comment, body: str) -> Comment:
         response = self.http.request("PUT", f"{self._notes}/{comment.id}", body={"body": body})
         if response.status >= 300:
-            self.fail(response, f"update note {comment.id} on merge request !{self.mr_iid}")
+            self.fail(response, f"update note {comment.id} on {self._thread}")
         return self._note(response.json())
 
     def _my_names(self) -> frozenset[str]:
@@ -140,9 +152,9 @@ class GitLabForge(NoLookups, RemoteForge):
         data = item if isinstance(item, dict) else {}
         author = _dict(data.get("author"))
         note_id = str(data.get("id"))
-        url = f"merge request !{self.mr_iid} note {note_id}"
+        url = f"{self._thread} note {note_id}"
         if self.web_url:
-            url = f"{self.web_url}/-/merge_requests/{self.mr_iid}#note_{note_id}"
+            url = f"{self.web_url}/-/{self.noteable}/{self.mr_iid}#note_{note_id}"
         return Comment(
             id=note_id,
             body=str(data.get("body") or ""),
@@ -159,19 +171,25 @@ class GitLabForge(NoLookups, RemoteForge):
         payload: dict[str, object] = {
             "state": state,
             "name": self.status_context,
-            "description": shorten(summary, 140),
+            "description": shorten(summary, GITLAB_STATUS_FIELD_LIMIT),
         }
-        if url:
+        # A cut URL would lead nowhere: a longer one (deep subgroups) is left out.
+        linked = url is not None and len(url) <= GITLAB_STATUS_FIELD_LIMIT
+        if linked:
             payload["target_url"] = url
         path = f"{self._project_path}/statuses/{sha}"
         response = self.http.request("POST", path, body=payload, idempotent=True)
         if response.status >= 300:
             self.fail(response, f"set the commit status on {sha[:12]}")
-        return f"status {state} on {sha[:12]}"
+        where = f"status {state} on {sha[:12]}"
+        if url and not linked:
+            where += (
+                f" (without a link: the pipeline URL has {len(url)} characters, GitLab "
+                f"takes {GITLAB_STATUS_FIELD_LIMIT})"
+            )
+        return where
 
     def check_access(self) -> list[tuple[bool, str]]:
-        if self.job_token:
-            return [(False, f"GitLab: only CI_JOB_TOKEN is set. {JOB_TOKEN_FIX}")]
         response = self.http.request("GET", self._project_path)
         if response.status >= 300:
             try:
@@ -182,10 +200,6 @@ class GitLabForge(NoLookups, RemoteForge):
 
     def fail(self, response: Response, action: str) -> None:
         status, text = response.status, self.http.redact(response.message)
-        if status == 401 and self.job_token:
-            raise ForgeError(
-                f"GitLab refused to {action} (401 {text}): {JOB_TOKEN_FIX}", status=status
-            )
         if status == 401:
             raise ForgeError(
                 f"GitLab refused the token in GITLAB_TOKEN to {action} (401 {text}): it is "
@@ -201,8 +215,8 @@ class GitLabForge(NoLookups, RemoteForge):
             )
         if status == 404:
             raise ForgeError(
-                f"GitLab answered 404 to {action} ({text}): project {self.project} or merge "
-                f"request !{self.mr_iid} is not visible to the token in GITLAB_TOKEN; give "
+                f"GitLab answered 404 to {action} ({text}): project {self.project} or "
+                f"{self._thread} is not visible to the token in GITLAB_TOKEN; give "
                 f"the token access to this project (a project or group access token of it, "
                 f"`api` scope), and check CI_API_V4_URL",
                 status=status,

@@ -248,7 +248,9 @@ class Publisher:
             except ForgeError as exc:
                 result.errors.append(exc.message)
         elif mode != "off":
-            result.skipped.append("no open pull request for this commit: no comment")
+            result.skipped.append(
+                f"no open {self.context.pull_request()} for this commit: no comment"
+            )
         if self.settings.status and head:
             summary = headline(report)
             try:
