@@ -857,23 +857,78 @@ def _bitbucket_error(message: str, **detail: object) -> dict[str, Any]:
     return {"type": "error", "error": error}
 
 
+def _bitbucket_spec() -> dict[str, Any]:
+    """The extract of Bitbucket Cloud's published API description (tests/forges/specs/)."""
+    from pathlib import Path
+
+    spec: dict[str, Any] = json.loads(
+        (Path(__file__).parent / "specs" / "bitbucket.json").read_text(encoding="utf-8")
+    )
+    return spec
+
+
+# API token scopes (`write:repository:bitbucket`) as the access tokens' (`repository:write`).
+def _scope(name: str) -> str:
+    parts = name.split(":")
+    if len(parts) == 3 and parts[2] == "bitbucket":
+        return parts[1] if parts[0] == "read" else f"{parts[1]}:{parts[0]}"
+    return name
+
+
+def _implied(scopes: frozenset[str]) -> set[str]:
+    """A write scope gives its read; pull requests give the repository (Bitbucket's rules)."""
+    have = {_scope(s) for s in scopes}
+    have |= {s.split(":")[0] for s in have if s.endswith((":write", ":admin"))}
+    if "pullrequest" in have:
+        have.add("repository")
+    return have
+
+
 @dataclass
 class BitbucketToken:
-    account: str  # the comments' author (an access token's bot account)
+    account: str  # the comments' author (an access token's app user, or the API token's owner)
     scopes: frozenset[str] = frozenset(
-        {"repository", "repository:write", "pullrequest", "pullrequest:write", "issue:write"}
+        {"repository", "repository:write", "pullrequest", "pullrequest:write"}
     )
+    # An Atlassian API token: valid only as Basic `email:token`. None: an access token,
+    # valid only as Bearer, which cannot have the issue or account scopes.
+    email: str | None = None
 
 
 class BitbucketStandIn(StandIn):
     """Bitbucket Cloud 2.0: comments on pull requests, commits and issues (paginated by
-    `next` in the JSON), pull requests, build statuses and the repository's Downloads."""
+    `next` in the JSON), pull requests, build statuses and the repository's Downloads.
+
+    Strict: every request is checked against the extract of Bitbucket's published API
+    description (tests/forges/specs/bitbucket.json) before it is served: the operation,
+    its query parameters, its body (required fields, types, enums, the key's length), the
+    auth scheme of the token's kind and the scopes. A request that breaks it gets
+    Bitbucket's 400 (or 401/403/404/405) and is recorded in `violations`.
+    """
 
     prefix = "/2.0"
 
     def __init__(self, *, repo: str = "team/models") -> None:
         self.repo = repo
-        self.tokens = {"bb-token": BitbucketToken("{bot-account}")}
+        self.spec = _bitbucket_spec()
+        self.tokens = {
+            "bb-token": BitbucketToken("{bot-account}"),
+            "api-token": BitbucketToken(
+                "{dev-account}",
+                frozenset(
+                    {
+                        "read:repository:bitbucket",
+                        "write:repository:bitbucket",
+                        "read:pullrequest:bitbucket",
+                        "write:pullrequest:bitbucket",
+                        "read:issue:bitbucket",
+                        "write:issue:bitbucket",
+                    }
+                ),
+                email="dev@example.com",
+            ),
+        }
+        self.violations: list[str] = []
         self.pulls: dict[int, dict[str, Any]] = {}
         self.comments: dict[int, list[dict[str, Any]]] = {}  # pull request id -> comments
         self.commit_comments: dict[str, list[dict[str, Any]]] = {}
@@ -903,22 +958,25 @@ class BitbucketStandIn(StandIn):
     def add_issue(self, issue_id: int) -> None:
         self.issue_comments.setdefault(issue_id, [])
 
-    def add_comment(self, pr_id: int, raw: str, account: str) -> dict[str, Any]:
-        return self._new_comment(self.comments.setdefault(pr_id, []), raw, account, "pr")
+    def add_comment(self, pr_id: int, raw: str, account: str, kind: str = "user") -> dict[str, Any]:
+        """A comment by `account`: a person ("user") or an access token ("app_user")."""
+        thread = self.comments.setdefault(pr_id, [])
+        return self._new_comment(thread, raw, account, "pr", kind)
 
     def add_commit_comment(self, sha: str, raw: str, account: str) -> dict[str, Any]:
         thread = self.commit_comments.setdefault(sha, [])
-        return self._new_comment(thread, raw, account, "commit")
+        return self._new_comment(thread, raw, account, "commit", "user")
 
     def _new_comment(
-        self, thread: list[dict[str, Any]], raw: str, account: str, where: str
+        self, thread: list[dict[str, Any]], raw: str, account: str, where: str, kind: str
     ) -> dict[str, Any]:
         comment_id = self.new_id()
         page = {"pr": "pull-requests", "commit": "commits", "issue": "issues"}[where]
         comment = {
             "id": comment_id,
+            "type": f"{where}_comment".replace("pr_", "pullrequest_"),
             "content": {"raw": raw, "markup": "markdown"},
-            "user": {"account_id": account},
+            "user": {"type": kind, "account_id": account},
             "deleted": False,
             "links": {
                 "html": {"href": f"https://bitbucket.org/{self.repo}/{page}/x#comment-{comment_id}"}
@@ -926,6 +984,94 @@ class BitbucketStandIn(StandIn):
         }
         thread.append(comment)
         return comment
+
+    # -- the published description ---------------------------------------------------
+
+    def _operation(self, method: str, path: str) -> tuple[str, dict[str, Any]] | Answer:
+        """The extract's operation for this request, or the answer Bitbucket gives."""
+        for template, operations in self.spec["paths"].items():
+            pattern = re.sub(r"\{[a-z_]+\}", "[^/]+", template)  # only letters and slashes
+            if re.fullmatch(pattern, path):
+                operation = operations.get(method.lower())
+                if operation is None:
+                    return self._broken(405, f"{method} {template} is not in the API description")
+                return template, operation
+        return self._broken(404, f"{method} {path}: no such resource in the API description")
+
+    def _broken(self, status: int, message: str) -> Answer:
+        self.violations.append(message)
+        return status, {}, _bitbucket_error(message)
+
+    def _authenticate(self, headers: Any) -> BitbucketToken | Answer:
+        """The token, sent with the scheme of its kind; else Bitbucket's 401."""
+        import base64
+
+        scheme, _, credential = (headers.get("Authorization") or "").partition(" ")
+        user, secret = None, credential
+        if scheme == "Basic":
+            user, _, secret = base64.b64decode(credential).decode().partition(":")
+        token = self.tokens.get(secret) if scheme in ("Bearer", "Basic") else None
+        if token is None or token.email != user:
+            if token is not None:  # a real token, sent with another kind's scheme
+                self.violations.append(f"{scheme} auth for a token that takes another scheme")
+            message = "Token is invalid, expired, or not supported for this endpoint."
+            return 401, {}, _bitbucket_error(message)
+        return token
+
+    def _check(
+        self, method: str, path: str, query: dict[str, str], headers: Any, body: Any
+    ) -> BitbucketToken | Answer:
+        """The token when the request is one the description allows; else the answer."""
+        found = self._operation(method, path)
+        if len(found) == 3:
+            return found
+        template, operation = found
+        token = self._authenticate(headers)
+        if not isinstance(token, BitbucketToken):
+            return token
+        params = [p for p in operation["parameters"] if p["in"] == "query"]
+        if method == "GET" and template.endswith("/comments"):
+            params += self.spec["x-mlci-pagination"]["parameters"]
+        allowed = {p["name"]: p["schema"] for p in params}
+        for name, value in query.items():
+            problem = _parameter_problem(allowed.get(name), value)
+            if problem:
+                return self._broken(400, f"Invalid {name}: {problem}")
+        problem = self._body_problem(operation, headers, body)
+        if problem:
+            return self._broken(400, problem)
+        (required,) = [s["oauth2"] for s in operation["security"] if "oauth2" in s]
+        missing = [s for s in required if s not in _implied(token.scopes)]
+        if missing:
+            return (
+                403,
+                {},
+                _bitbucket_error(
+                    "Your credentials lack one or more required privilege scopes.",
+                    required=missing,
+                    granted=sorted(token.scopes),
+                ),
+            )
+        return token
+
+    def _body_problem(self, operation: dict[str, Any], headers: Any, body: Any) -> str | None:
+        kind = headers.get("Content-Type") or ""
+        if "requestBody" not in operation:
+            if body is None or kind.startswith("multipart/form-data"):
+                return None  # Downloads: a form with the files, which the swagger does not model
+            return "this operation takes no body"
+        if not isinstance(body, dict) or "json" not in kind:
+            return "the body must be a JSON object"
+        name = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        name = name.rsplit("/", 1)[1]
+        limits = {
+            field.split(".", 1)[1]: limit["maxLength"]
+            for field, limit in self.spec["x-mlci-limits"].items()
+            if field.startswith(f"{name}.") and "maxLength" in limit
+        }
+        return _schema_problem(self.spec["components"]["schemas"][name], body, "", limits)
+
+    # -- serving ----------------------------------------------------------------------
 
     def _thread(self, rest: str) -> tuple[list[dict[str, Any]] | Answer, str, str | None] | None:
         """The comments a `.../comments[/id]` path names, or the 404 for it."""
@@ -948,18 +1094,11 @@ class BitbucketStandIn(StandIn):
     def route(
         self, method: str, path: str, query: dict[str, str], headers: Any, body: Any
     ) -> Answer:
-        value = headers.get("Authorization") or ""
-        token = self.tokens.get(value.removeprefix("Bearer "))
-        if token is None:
-            return (
-                401,
-                {},
-                _bitbucket_error("Token is invalid, expired, or not supported for this endpoint."),
-            )
-        if path == "/user":
-            return 401, {}, _bitbucket_error("Access tokens cannot access this endpoint.")
+        token = self._check(method, path, query, headers, body)
+        if not isinstance(token, BitbucketToken):
+            return token
         base = f"/repositories/{self.repo}"
-        if not path.startswith(base):
+        if not path.startswith(base + "/") and path != base:
             return 404, {}, _bitbucket_error("Repository not found")
         rest = path[len(base) :]
         if rest == "" and method == "GET":
@@ -977,30 +1116,16 @@ class BitbucketStandIn(StandIn):
                 return thread
             return self._comments(method, path, query, body, thread, where, comment_id, token)
         if rest == "/downloads" and method == "POST":
-            if "repository:write" not in token.scopes:
-                return (
-                    403,
-                    {},
-                    _bitbucket_error(
-                        "Your credentials lack one or more required privilege scopes.",
-                        required=["repository:write"],
-                        granted=sorted(token.scopes),
-                    ),
-                )
             name, data = _multipart_named_file(body, "files")
             self.downloads[name] = data  # "an existing file will be replaced"
             return 201, {}, None
         match = re.fullmatch(r"/commit/([0-9a-f]{40})/statuses/build", rest)
         if match and method == "POST":
-            if body.get("state") not in (
-                "SUCCESSFUL",
-                "FAILED",
-                "INPROGRESS",
-                "STOPPED",
-            ) or not body.get("url"):
-                return 400, {}, _bitbucket_error("Invalid build status")
-            self.statuses.setdefault(match.group(1), {})[body["key"]] = body
-            return 201, {}, body
+            # "If the specified key already exists, the existing status object will be
+            # overwritten."
+            status = {**body, "type": "build"}
+            self.statuses.setdefault(match.group(1), {})[body["key"]] = status
+            return 201, {}, status
         return 404, {}, _bitbucket_error("Not found")
 
     def _comments(
@@ -1015,7 +1140,7 @@ class BitbucketStandIn(StandIn):
         token: BitbucketToken,
     ) -> Answer:
         if method == "GET" and comment_id is None:
-            size = min(int(query.get("pagelen") or 10), 100)
+            size = int(query.get("pagelen") or 10)
             page = int(query.get("page") or 1)
             data: dict[str, Any] = {
                 "values": thread[(page - 1) * size : page * size],
@@ -1028,8 +1153,10 @@ class BitbucketStandIn(StandIn):
                     {**query, "page": page + 1}
                 )
             return 200, {}, data
+        kind = "user" if token.email else "app_user"
         if method == "POST" and comment_id is None:
-            return 201, {}, self._new_comment(thread, body["content"]["raw"], token.account, where)
+            raw = body["content"]["raw"]
+            return 201, {}, self._new_comment(thread, raw, token.account, where, kind)
         if method == "PUT" and comment_id is not None:
             for comment in thread:
                 if str(comment["id"]) == comment_id:
@@ -1038,6 +1165,53 @@ class BitbucketStandIn(StandIn):
                     comment["content"]["raw"] = body["content"]["raw"]
                     return 200, {}, comment
         return 404, {}, _bitbucket_error("Comment not found")
+
+
+def _parameter_problem(schema: dict[str, Any] | None, value: str) -> str | None:
+    """What is wrong with a query parameter's value for its schema (None: nothing)."""
+    if schema is None:
+        return "not a parameter of this operation"
+    if schema.get("type") != "integer":
+        return None
+    if not re.fullmatch(r"-?\d+", value):
+        return f"{value!r} is not an integer"
+    number = int(value)
+    if number < schema.get("minimum", number) or number > schema.get("maximum", number):
+        return f"{number} is outside {schema.get('minimum')}..{schema.get('maximum')}"
+    return None
+
+
+_JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "object": dict}
+
+
+def _schema_problem(
+    schema: dict[str, Any], value: Any, where: str, limits: dict[str, int]
+) -> str | None:
+    """What is wrong with `value` for an extracted schema: type, enum, required fields,
+    unknown fields where it allows none, and the lengths in `limits` (None: nothing)."""
+    kind = _JSON_TYPES.get(schema.get("type", "object"), object)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        return f"{where or 'body'}: expected {schema.get('type')}"
+    if "enum" in schema and value not in schema["enum"]:
+        return f"{where}: {value!r} is not one of {', '.join(schema['enum'])}"
+    if isinstance(value, str) and where in limits and len(value) > limits[where]:
+        return f"{where}: ensure this value has at most {limits[where]} characters"
+    if not isinstance(value, dict):
+        return None
+    properties = schema.get("properties", {})
+    for name in schema.get("required", []):
+        if name not in value:
+            return f"{where + '.' if where else ''}{name}: this field is required"
+    for name, item in value.items():
+        path = f"{where}.{name}" if where else name
+        if name not in properties:
+            if schema.get("additionalProperties", True) is False:
+                return f"{path}: unknown field"
+            continue
+        problem = _schema_problem(properties[name], item, path, limits)
+        if problem:
+            return problem
+    return None
 
 
 Sleeper = Callable[[float], None]

@@ -36,6 +36,14 @@ def push_env(server: BitbucketStandIn) -> dict[str, str]:
     return env
 
 
+def api_token_env(server: BitbucketStandIn) -> dict[str, str]:
+    """An Atlassian API token (the stand-in's "api-token") with its owner's email."""
+    return {
+        **bitbucket_env(server, token="api-token"),
+        "BITBUCKET_USERNAME": "dev@example.com",
+    }
+
+
 def post(
     tmp_path: Path, env: dict[str, str], clock: Clock, *, target: str = "auto", text: str = "hi"
 ) -> tuple[int, str]:
@@ -140,7 +148,7 @@ def test_target_issue_posts_one_sticky_issue_comment(
     bitbucket: BitbucketStandIn, tmp_path: Path, clock: Clock
 ) -> None:
     bitbucket.add_issue(8)
-    env = bitbucket_env(bitbucket)
+    env = api_token_env(bitbucket)
     for text in ("first", "second"):
         assert post(tmp_path, env, clock, target="issue/8", text=text)[0] == 0
     (comment,) = bitbucket.issue_comments[8]
@@ -153,7 +161,7 @@ def test_an_issue_target_without_an_issue_tracker_says_so(
 ) -> None:
     bitbucket.issue_tracker = False
     with pytest.raises(ForgeError) as caught:
-        post(tmp_path, bitbucket_env(bitbucket), clock, target="issue/8")
+        post(tmp_path, api_token_env(bitbucket), clock, target="issue/8")
     message = caught.value.message
     assert caught.value.exit_code == 3
     assert "Repository has no issue tracker" in message

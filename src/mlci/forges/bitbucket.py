@@ -1,30 +1,45 @@
 """Bitbucket Cloud: comments (pull request, commit, issue) and build statuses.
 
-Pipelines give no API token: a repository access token (or an API token) goes in a
-secured repository variable, BITBUCKET_TOKEN. App passwords stopped working in 2026.
-Pull requests, commits and issues have the same comment API (`.../comments`, body
-`{"content": {"raw": ...}}`, pages linked by `next`), so one sticky comment serves all
-three; `mlci comment --target` chooses which.
+Pipelines give no API token: a repository access token goes in a secured repository
+variable, BITBUCKET_TOKEN, and is sent as `Bearer`. An Atlassian API token works only over
+HTTP Basic with its owner's email: BITBUCKET_USERNAME set means BITBUCKET_TOKEN is one.
+App passwords stopped working in 2026. Pull requests, commits and issues have the same
+comment API (`.../comments`, body `{"content": {"raw": ...}}`, pages linked by `next`), so
+one sticky comment serves all three; `mlci comment --target` chooses which.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
+from mlci.errors import UsageError
 from mlci.forges.base import ForgeChoice, NoLookups, Opening, status_state
 from mlci.forges.remote import Comment, RemoteForge, shorten
 from mlci.http import ForgeError, HttpClient, Response
 
 # Bitbucket does not document a comment size limit; stay well under what it accepts.
 BITBUCKET_COMMENT_LIMIT = 32_000
+# Its API description gives a build status's key no length; mlci keeps to 40 characters.
+STATUS_KEY_LIMIT = 40
 
 TOKEN_FIX = (
     "create a repository access token with the scopes Pull requests: Write and "
     "Repositories: Read (Repository settings > Security > Access tokens) and add it as a "
-    "secured repository variable named BITBUCKET_TOKEN (app passwords no longer work)"
+    "secured repository variable named BITBUCKET_TOKEN (an Atlassian API token works "
+    "too, with its owner's email in BITBUCKET_USERNAME; app passwords no longer work)"
+)
+
+ISSUE_TOKEN_FIX = (
+    "an access token cannot have the Issues scopes that issue comments take. Use an "
+    "Atlassian API token with the scopes write:issue:bitbucket and read:issue:bitbucket "
+    "(Atlassian account > Security > API tokens) in BITBUCKET_TOKEN, with its owner's "
+    "email in BITBUCKET_USERNAME, or comment on the pull request (--target pr) or the "
+    "commit (--target commit)"
 )
 
 
@@ -39,8 +54,14 @@ def open_forge(opening: Opening) -> ForgeChoice:
             no_token=True,
         )
     api_url = context.api_url or "https://api.bitbucket.org/2.0"
-    http = opening.connect(api_url, {"Authorization": f"Bearer {found[1]}"}, found[1])
-    forge = BitbucketForge(http, repository=context.repository or "", pr_id=context.pr_number)
+    username = opening.env.get("BITBUCKET_USERNAME")
+    http = opening.connect(api_url, {"Authorization": authorization(found[1], username)}, found[1])
+    forge = BitbucketForge(
+        http,
+        repository=context.repository or "",
+        pr_id=context.pr_number,
+        api_token=bool(username),
+    )
     # Pipelines say nothing of forks: the pull request itself names its source.
     fork_of = forge.fork_of() if context.pr_number is not None else None
     if fork_of is not None:
@@ -51,6 +72,31 @@ def open_forge(opening: Opening) -> ForgeChoice:
             "says more",
         )
     return ForgeChoice(forge)
+
+
+def authorization(token: str, username: str | None) -> str:
+    """The Authorization header: Basic `username:token` for an API token (its owner's
+    email as the username), Bearer for an access token."""
+    if not username:
+        return f"Bearer {token}"
+    return "Basic " + base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
+
+
+def status_key(context: str) -> str:
+    """The build status's key for `context` (`mlci/<model>`), the same on every run.
+
+    Bitbucket overwrites a status whose key it already has, so two models never share
+    one: the readable context where it fits, else `mlci-` and a hash of the whole context.
+    """
+    readable = (
+        len(context) <= STATUS_KEY_LIMIT
+        and not context.startswith("mlci-")
+        and context.isprintable()
+        and not any(c.isspace() for c in context)
+    )
+    if readable:
+        return context
+    return "mlci-" + hashlib.sha256(context.encode("utf-8")).hexdigest()[:32]
 
 
 # Scope names as the token settings label them: `repository:write` (access tokens) and
@@ -81,8 +127,11 @@ class BitbucketForge(NoLookups, RemoteForge):
 
     name = "Bitbucket"
 
-    def __init__(self, http: HttpClient, *, repository: str, pr_id: int | None) -> None:
+    def __init__(
+        self, http: HttpClient, *, repository: str, pr_id: int | None, api_token: bool = False
+    ) -> None:
         super().__init__(http)
+        self.api_token = api_token  # an API token over Basic; else an access token (Bearer)
         self.repository = repository
         self.pr_id = pr_id
         self.max_comment_chars = BITBUCKET_COMMENT_LIMIT
@@ -91,6 +140,11 @@ class BitbucketForge(NoLookups, RemoteForge):
         # issue/N`: "issues", and pr_id N): the sticky comment goes there instead.
         self.commit_sha: str | None = None
         self.noteable = "pullrequests"
+        # Who mlci's comments are by, without GET /user (it takes the `account` scope,
+        # which access tokens cannot have): the authors of what mlci posted, and the app
+        # users (what an access token posts as, which no person is) seen among comments.
+        self._posted_as: set[str] = set()
+        self._app_users: set[str] = set()
         http.forge_name = self.name
 
     @property
@@ -114,6 +168,11 @@ class BitbucketForge(NoLookups, RemoteForge):
         return self._aimed("pullrequests", number)
 
     def aimed_at_issue(self, number: int) -> BitbucketForge:
+        if not self.api_token:
+            raise UsageError(
+                f"--target issue/{number}: BITBUCKET_TOKEN is sent as an access token "
+                f"(no BITBUCKET_USERNAME), and {ISSUE_TOKEN_FIX}. Nothing was posted."
+            )
         return self._aimed("issues", number)
 
     def aimed_at_commit(self, sha: str) -> BitbucketForge:
@@ -136,7 +195,10 @@ class BitbucketForge(NoLookups, RemoteForge):
             data = _dict(response.json())
             for item in data.get("values") or []:
                 if isinstance(item, dict) and not item.get("deleted"):
-                    yield _comment(item)
+                    comment = _comment(item)
+                    if _dict(item.get("user")).get("type") == "app_user" and comment.author:
+                        self._app_users.add(comment.author)
+                    yield comment
             url = data.get("next") if isinstance(data.get("next"), str) else None
 
     def _create(self, body: str) -> Comment:
@@ -144,22 +206,34 @@ class BitbucketForge(NoLookups, RemoteForge):
         response = self.http.request("POST", path, body={"content": {"raw": body}})
         if response.status != 201:
             self.fail(response, f"comment on {where}")
-        return _comment(response.json())
+        return self._posted(_comment(response.json()))
 
     def _edit(self, comment: Comment, body: str) -> Comment:
         path, where = self._thread
         response = self.http.request("PUT", f"{path}/{comment.id}", body={"content": {"raw": body}})
         if response.status >= 300:
             self.fail(response, f"update comment {comment.id} on {where}")
-        return _comment(response.json())
+        return self._posted(_comment(response.json()))
+
+    def _posted(self, comment: Comment) -> Comment:
+        if comment.author:
+            self._posted_as.add(comment.author)
+        return comment
 
     def _my_names(self) -> frozenset[str]:
-        response = self.http.request("GET", "/user")
-        data = response.json()
-        if response.status == 200 and isinstance(data, dict) and data.get("account_id"):
-            return frozenset({str(data["account_id"])})
-        # Access tokens act as a bot the API does not name: match on the marker alone.
+        """Empty: the marker finds the candidates, and `find_sticky` keeps mlci's own."""
         return frozenset()
+
+    def find_sticky(self, key: str) -> list[Comment]:
+        """mlci's comments for `key`: by the account mlci posted as in this run; else by
+        an app user (an access token); else, for an API token (its owner is a person),
+        by the marker alone, and Bitbucket refuses to edit anyone else's comment."""
+        found = super().find_sticky(key)
+        if self._posted_as:
+            return [c for c in found if c.author in self._posted_as]
+        if self.api_token:
+            return found
+        return [c for c in found if c.author in self._app_users]
 
     def fork_of(self) -> str | None:
         """The fork this pull request comes from (its source repository); None: not a fork.
@@ -183,8 +257,9 @@ class BitbucketForge(NoLookups, RemoteForge):
         if sha is None:
             return "no commit to set a status on"
         state = "SUCCESSFUL" if status_state(verdict) == "success" else "FAILED"
+        key = status_key(self.status_context)
         payload = {
-            "key": shorten(self.status_context.replace(" ", ""), 40),
+            "key": key,
             "state": state,
             "name": self.status_context,
             "description": shorten(summary, 140),
@@ -194,7 +269,7 @@ class BitbucketForge(NoLookups, RemoteForge):
         response = self.http.request("POST", path, body=payload, idempotent=True)
         if response.status >= 300:
             self.fail(response, f"set the build status on {sha[:12]}")
-        return f"status {state} on {sha[:12]}"
+        return f"build status {self.status_context} {state} on {sha[:12]} (key {key})"
 
     def check_access(self) -> list[tuple[bool, str]]:
         response = self.http.request("GET", self._repo_path)
