@@ -53,7 +53,7 @@ def _gitlab(tmp_path: Path) -> tuple[Any, dict[str, str], Callable[[], list[str]
 def _bitbucket(tmp_path: Path) -> tuple[Any, dict[str, str], Callable[[], list[str]]]:
     server = BitbucketStandIn()
     server.add_pull(5)
-    server.add_comment(5, _old_report(32_000), "{bot-account}")
+    server.add_comment(5, _old_report(32_000), "{bot-account}", kind="app_user")  # a token
     return server, {}, lambda: [c["content"]["raw"] for c in server.comments[5]]
 
 
