@@ -240,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run mlci through its composite GitHub Action, pinned by commit SHA",
     )
     init.add_argument(
+        "--install",
+        metavar="SOURCE",
+        help="where the CI installs mlci from, pinned: index (this exact version, the "
+        "default), action (with --action), git+https://HOST/OWNER/mlci@SHA, or the path of a "
+        "wheel committed to the repository",
+    )
+    init.add_argument(
         "--dvc-remote",
         choices=("none", "local", "s3", "gs", "azure"),
         help="the DVC remote's type, for its credentials (default: read from .dvc/config)",
@@ -410,6 +417,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             free_disk=args.free_disk,
             fork_safe=args.fork_safe,
             action=args.action,
+            install=args.install,
             python_version=args.python,
             dvc_remote=args.dvc_remote,
         )

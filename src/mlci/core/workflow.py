@@ -75,12 +75,52 @@ MLFLOW_SECRETS = (
 )
 
 
+SourceKind = Literal["index", "action", "git", "path"]
+SOURCE_KINDS: tuple[SourceKind, ...] = ("index", "action", "git", "path")
+GIT_SOURCE = re.compile(r"git\+https://[\w.@:/~-]+@[0-9a-f]{40}")
+WHEEL_PATH = re.compile(r"(?!/)(?!.*(^|/)\.\.(/|$))[\w./+-]+\.whl")
+
+
 @dataclass(frozen=True)
+class MlciSource:
+    """Where the generated jobs install mlci from. Every kind is pinned: the index at an
+    exact version, a git URL at a commit, a wheel committed to the repository (with its
+    sha256), or the composite action at a commit (`location` is then the action's own git
+    URL at that commit, which the fork-safe report job installs)."""
+
+    kind: SourceKind
+    version: str  # the version of mlci it installs
+    location: str = ""  # git and action: git+https://HOST/OWNER/REPO@SHA; path: from the top
+    sha256: str = ""  # path: the wheel's hash, checked before the privileged job installs it
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9][0-9A-Za-z.!+-]*", self.version):
+            raise ValueError(f"not a version: {self.version!r}")
+        if self.kind in ("git", "action") and not GIT_SOURCE.fullmatch(self.location):
+            raise ValueError(f"not a git URL pinned to a commit: {self.location!r}")
+        if self.kind == "path" and not WHEEL_PATH.fullmatch(self.location):
+            raise ValueError(f"not a wheel's path inside the repository: {self.location!r}")
+        if self.sha256 and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ValueError(f"not a sha256: {self.sha256!r}")
+
+    def requirement(self, extras: tuple[str, ...], *, top: str) -> str:
+        """mlci with `extras` as one shell word of a `pip install` line; `top` is the shell
+        variable that holds the repository's top folder on the runner (for a wheel)."""
+        extra = f"[{','.join(extras)}]" if extras else ""
+        if self.kind == "index":
+            return _shell_word(f"mlci{extra}=={self.version}")
+        if self.kind == "path":
+            return f'"${{{top}}}/{self.location}{extra}"'
+        return _shell_word(f"mlci{extra} @ {self.location}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorkflowSettings:
     """Everything the generated files depend on; `mlci init` fills it from flags and files."""
 
-    install: tuple[str, ...] = ("mlci[mlflow]",)  # pip requirements: mlci with its extras
+    source: MlciSource  # where mlci comes from, pinned
     extras: tuple[str, ...] = ("mlflow",)  # mlci's extras (the composite action takes these)
+    packages: tuple[str, ...] = ()  # more pip requirements, e.g. dvc[s3]
     requirements: str | None = None  # the training's requirements file, relative to the project
     python_version: str = "3.11"
     train_timeout_minutes: float = 60.0
@@ -289,8 +329,12 @@ def _torch_install(s: WorkflowSettings) -> list[str]:
     return [f"python -m pip install torch --index-url {TORCH_INDEX[build]}  # {why}"]
 
 
+def _install_line(s: WorkflowSettings, *, top: str) -> str:
+    mlci = s.source.requirement(s.extras, top=top)
+    return " ".join(["python -m pip install", mlci, *(_shell_word(p) for p in s.packages)])
+
+
 def _install_steps(s: WorkflowSettings) -> list[str]:
-    requirements = " ".join(_shell_word(req) for req in s.install)
     lines = [
         _step("Set up Python with pip's cache"),
         f"        uses: {pin('actions/setup-python')}",
@@ -301,7 +345,7 @@ def _install_steps(s: WorkflowSettings) -> list[str]:
         _step("Install mlci"),
         "        run: |",
         *(f"          {line}" for line in _torch_install(s)),
-        f"          python -m pip install {requirements}",
+        f"          {_install_line(s, top='GITHUB_WORKSPACE')}",
     ]
     if s.requirements:
         lines += [f"          python -m pip install -r {_shell_word(s.requirements)}"]
@@ -349,9 +393,8 @@ def _action_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         f"          extras: {_scalar(','.join(s.extras))}",
         f"          args: {_scalar(command.removeprefix('mlci '))}",
     ]
-    extra = [req for req in s.install if not req.startswith("mlci")]
-    if extra:
-        lines += [f"          packages: {_scalar(' '.join(extra))}"]
+    if s.packages:
+        lines += [f"          packages: {_scalar(' '.join(s.packages))}"]
     build = torch_build(s)
     if build is not None:
         lines += [f"          torch: {build}  # installed before mlci, from torch's own index"]
@@ -363,16 +406,15 @@ def _action_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
 
 
 def _report_workflow(s: WorkflowSettings) -> str:
-    mlci = re.sub(r"\[[^\]]*\]", "", s.install[0])  # mlci itself: publishing needs no extra
     lines = [
         *_header(s, "Post the report of pull-request runs, forks included (--fork-safe)."),
         "#",
         f'# The "{WORKFLOW_NAME}" workflow evaluates pull requests with a read-only token',
         "# (and, from forks, no secrets) and uploads the report as an artifact. This runs",
         "# afterwards with the right to comment. It never checks out or runs the pull",
-        "# request's code: mlci comes from PyPI, and `mlci publish` reads the artifact as",
-        "# untrusted data (size-capped JSON and PNGs), posting only if the pull request it",
-        "# names is at the commit the pipeline evaluated.",
+        "# request's code: mlci comes from a pinned source (see the install step), and",
+        "# `mlci publish` reads the artifact as untrusted data (size-capped JSON and PNGs),",
+        "# posting only if the pull request it names is at the commit the pipeline evaluated.",
         "name: ML report",
         "",
         "on:",
@@ -395,6 +437,11 @@ def _report_workflow(s: WorkflowSettings) -> str:
         "    timeout-minutes: 10",
         "    permissions:",
         "      actions: read  # download the pipeline run's artifact",
+        *(
+            ["      contents: read  # check out the default branch: mlci's wheel"]
+            if s.source.kind == "path"
+            else []
+        ),
         "      pull-requests: write  # post the report as a comment",
         "      statuses: write  # set the commit status",
         "    steps:",
@@ -409,8 +456,7 @@ def _report_workflow(s: WorkflowSettings) -> str:
         f"        uses: {pin('actions/setup-python')}",
         "        with:",
         f"          python-version: {_scalar(s.python_version)}",
-        _step("Install mlci"),
-        f"        run: python -m pip install {_shell_word(mlci)}",
+        *_pinned_install(s.source),
         _step("Post the report"),
         '        run: mlci publish --from "$REPORT"',
         "        env:",
@@ -418,6 +464,32 @@ def _report_workflow(s: WorkflowSettings) -> str:
         "          REPORT: ${{ runner.temp }}/report",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _pinned_install(source: MlciSource) -> list[str]:
+    """mlci for the job that may write to the pull request: the exact version from the
+    index, the action's or the git URL's commit, or the committed wheel checked against
+    the sha256 it had when `mlci init` ran. Publishing needs no extra."""
+    if source.kind != "path":
+        why = {
+            "index": f"the exact version {source.version}",
+            "action": "the action's commit",
+            "git": "a pinned commit",
+        }[source.kind]
+        return [
+            _step(f"Install mlci ({why})"),
+            f"        run: python -m pip install {source.requirement((), top='')}",
+        ]
+    return [
+        _step("Check out the default branch (mlci's wheel; never the pull request's code)"),
+        f"        uses: {pin('actions/checkout')}",
+        "        with:",
+        "          persist-credentials: false",
+        _step("Install mlci from the committed wheel, checked against its sha256"),
+        "        run: |",
+        f'          echo "{source.sha256}  {source.location}" | sha256sum --check --strict',
+        f"          python -m pip install {source.requirement((), top='GITHUB_WORKSPACE')}",
+    ]
 
 
 def actionlint_config(settings: WorkflowSettings) -> str | None:
@@ -488,9 +560,8 @@ def gitlab_ci(s: WorkflowSettings) -> str:
         lines += [f"    - {_item('cd ' + _shell_word(s.project_dir))}"]
     if s.gpu:
         lines += ["    - nvidia-smi  # fails at once on a runner without a GPU"]
-    install = " ".join(_shell_word(r) for r in s.install)
     lines += [f"    - {_item(line.split('  # ')[0])}" for line in _torch_install(s)]
-    lines += [f"    - {_item('python -m pip install ' + install)}"]
+    lines += [f"    - {_item(_install_line(s, top='CI_PROJECT_DIR'))}"]
     if s.requirements:
         lines += [f"    - {_item('python -m pip install -r ' + _shell_word(s.requirements))}"]
     lines += [
