@@ -74,7 +74,6 @@ def test_the_wheel_holds_the_examples_the_types_marker_and_the_licence(dist: Pat
     assert f"{info}/licenses/LICENSE" in names
     metadata = zipfile.ZipFile(_wheel(dist)).read(f"{info}/METADATA").decode()
     assert "License-Expression: MIT" in metadata
-    assert "Project-URL: Source, " in metadata
     assert "Classifier: Programming Language :: Python :: 3.13" in metadata
     with tarfile.open(dist / f"mlci-{mlci.__version__}.tar.gz") as sdist:
         sdist_names = {name.partition("/")[2] for name in sdist.getnames()}
