@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.forges import openapi
+from tests.forges import graphql_schema, openapi
 
 Answer = tuple[int, dict[str, str], object]
 
@@ -184,6 +184,15 @@ def _utf16(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def _unserved(body: dict[str, Any]) -> list[dict[str, str]]:
+    """Fields the schema extract allows but the GitHub stand-in does not carry out."""
+    return [
+        {"message": f"{node.name.value}: the stand-in serves minimizeComment only"}
+        for node, _ in graphql_schema.root_fields(body)
+        if node.name.value != "minimizeComment"
+    ]
+
+
 @dataclass
 class GitHubToken:
     login: str  # the comments' author
@@ -196,10 +205,12 @@ class GitHubStandIn(StandIn):
     """GitHub (prefix ""), GHES (prefix "/api/v3"), or Gitea/Forgejo (flavour "gitea").
 
     Strict: every REST request is checked against the forge's published description
-    (tests/forges/openapi.py, specs/github.json or specs/gitea.json) before it is served;
+    (tests/forges/openapi.py, specs/github.json or specs/gitea.json) before it is served,
+    every GraphQL request against GitHub's schema (graphql_schema.py, specs/github.graphql);
     one the description does not allow is answered as the forge answers it (GitHub: 422
-    "Validation Failed" with its `errors`; Gitea: 422 with a `message`), and recorded in
-    `violations`, which must be empty when the stand-in stops (`running`).
+    "Validation Failed" with its `errors`, GraphQL 200 with `errors`; Gitea: 422 with a
+    `message`), and recorded in `violations`, which must be empty when the stand-in stops
+    (`running`).
     """
 
     def __init__(
@@ -250,35 +261,49 @@ class GitHubStandIn(StandIn):
         )
 
     def graphql(self, path: str, headers: Any, body: Any) -> Answer:
-        """`minimizeComment` only, at /graphql (GitHub) or /api/graphql (GHES)."""
+        """At /graphql (GitHub) or /api/graphql (GHES): checked against GitHub's schema
+        (tests/forges/graphql_schema.py), then `minimizeComment` carried out.
+
+        A request the schema does not allow gets GitHub's answer, 200 with `errors` and no
+        `data`, and is recorded in `violations` like a REST request the description refuses.
+        """
         expected = "/api/graphql" if self.prefix == "/api/v3" else "/graphql"
         if path != expected:
             return 404, {}, {"message": "Not Found"}
         token = self._token(headers)
         if token is None:
             return 401, {}, {"message": "Bad credentials"}
-        if "minimizeComment" not in body["query"]:
-            return 200, {}, {"errors": [{"message": "unsupported by the stand-in"}]}
-        node = body["variables"]["id"]
+        errors = graphql_schema.errors(body) or _unserved(body)
+        if errors:
+            self.violations.append(("POST", path, errors))
+            return 200, {}, {"errors": errors}
+        return 200, {}, self._mutate(token, body)
+
+    def _mutate(self, token: GitHubToken, body: dict[str, Any]) -> dict[str, object]:
+        """The answer to a `minimizeComment` document: `data`, and `errors` where refused."""
+        data: dict[str, object] = {}
+        failed: list[dict[str, object]] = []
+        for node, arguments in graphql_schema.root_fields(body):
+            name = node.alias.value if node.alias else node.name.value
+            data[name], error = self._minimize(token, arguments["input"]["subjectId"])
+            if error is not None:
+                location = node.loc.source.get_location(node.loc.start) if node.loc else None
+                where = [location.formatted] if location else []
+                failed.append({**error, "path": [name], "locations": where})
+        return {"data": data, "errors": failed} if failed else {"data": data}
+
+    def _minimize(self, token: GitHubToken, node_id: str) -> tuple[object, dict[str, str] | None]:
+        """What GitHub answers for one `minimizeComment`: its payload, or null and an error."""
         for comments in self.comments.values():
             for comment in comments:
-                if comment["node_id"] == node and token.write:
-                    comment["is_minimized"] = True
-                    return (
-                        200,
-                        {},
-                        {"data": {"minimizeComment": {"minimizedComment": {"isMinimized": True}}}},
-                    )
-        return (
-            200,
-            {},
-            {
-                "data": {"minimizeComment": None},
-                "errors": [
-                    {"type": "FORBIDDEN", "message": "Resource not accessible by integration"}
-                ],
-            },
-        )
+                if comment["node_id"] != node_id:
+                    continue
+                if not token.write:
+                    return None, {"type": "FORBIDDEN", "message": NOT_ACCESSIBLE}
+                comment["is_minimized"] = True
+                return {"minimizedComment": {"isMinimized": True}}, None
+        text = f"Could not resolve to a node with the global id of '{node_id}'"
+        return None, {"type": "NOT_FOUND", "message": text}
 
     def add_pull(self, number: int, head_sha: str, state: str = "open") -> None:
         self.pulls[number] = {"number": number, "state": state, "head": {"sha": head_sha}}

@@ -174,3 +174,84 @@ def test_the_stand_in_refuses_what_the_description_does_not_allow(
             assert field in [e["field"] for e in answer["errors"]]
         else:
             assert field in answer["message"]
+
+
+def test_hide_minimizes_the_old_report_with_a_mutation_github_s_schema_allows(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    github.add_comment(12, f"{sticky_marker(MODEL)}\nold report", "github-actions[bot]")
+
+    published = publish(
+        tmp_path,
+        github_env(tmp_path, github.api_url),
+        clock,
+        settings=PublishConfig(comment="hide"),
+    )
+
+    assert published.result.errors == []
+    (request,) = github.requests("POST", "^/graphql$")
+    assert request.status == 200 and github.violations == []
+    assert [c.get("is_minimized", False) for c in github.comments[12]] == [True, False]
+
+
+MINIMIZE = """mutation($id: ID!) {
+  minimizeComment(input: {subjectId: $id, classifier: OUTDATED}) {
+    minimizedComment { isMinimized }
+  }
+}"""
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "message", "line"),
+    [
+        (MINIMIZE.replace("OUTDATED", "STALE"), {"id": "IC_1001"}, "'STALE'", 2),
+        (MINIMIZE.replace("($id: ID!)", "").replace("subjectId: $id, ", ""), {}, "subjectId", 2),
+        (MINIMIZE.replace("isMinimized", "hidden"), {"id": "IC_1001"}, "'hidden'", 3),
+        (MINIMIZE.replace("minimizeComment", "hideComment"), {"id": "IC_1001"}, "hideComment", 2),
+        (MINIMIZE, {}, "'$id'", 1),
+        (MINIMIZE, {"id": None}, "'$id'", 1),
+        (MINIMIZE, {"id": "IC_1001", "classifier": "OUTDATED"}, "$classifier", None),
+        (MINIMIZE[:-1], {"id": "IC_1001"}, "Syntax Error", 5),
+    ],
+)
+def test_the_stand_in_refuses_a_graphql_request_github_s_schema_does_not_allow(
+    query: str, variables: dict[str, Any], message: str, line: int | None, clock: Clock
+) -> None:
+    server = GitHubStandIn()
+    refused = pytest.raises(AssertionError, match="API description does not allow")
+    with refused, server.running():
+        server.add_pull(12, HEAD)
+        comment = server.add_comment(12, "old report", "github-actions[bot]")
+        body = {"query": query, "variables": variables}
+        response = _client(server, clock, "ghs_write").request(
+            "POST", server.origin + "/graphql", body=body
+        )
+        assert response.status == 200
+        answer = response.json()
+        assert isinstance(answer, dict) and list(answer) == ["errors"]
+        (error,) = answer["errors"]
+        assert message in error["message"]
+        assert [where["line"] for where in error.get("locations", [])] == ([line] if line else [])
+        assert "is_minimized" not in comment
+
+
+def test_minimizing_a_comment_that_is_not_there_answers_not_found_as_github_does(
+    github: GitHubStandIn, clock: Clock
+) -> None:
+    body = {"query": MINIMIZE, "variables": {"id": "IC_gone"}}
+    response = _client(github, clock, "ghs_write").request(
+        "POST", github.origin + "/graphql", body=body
+    )
+
+    assert response.status == 200
+    assert response.json() == {
+        "data": {"minimizeComment": None},
+        "errors": [
+            {
+                "type": "NOT_FOUND",
+                "message": "Could not resolve to a node with the global id of 'IC_gone'",
+                "path": ["minimizeComment"],
+                "locations": [{"line": 2, "column": 3}],
+            }
+        ],
+    }
