@@ -252,3 +252,13 @@ def test_doctor_prints_the_install_line_and_exits_3_on_a_failure(repo: Path) -> 
 
     assert failed.returncode == 3, failed.stdout + failed.stderr
     assert f"fail  mlci install: {PIPELINE.as_posix()} installs `mlci` unpinned" in failed.stdout
+
+
+def test_control_characters_of_a_ci_file_are_shown_escaped(repo: Path) -> None:
+    _init(repo, forge="github", action=f"acme/mlci@{SHA} # v1")
+    _edit(repo, PIPELINE, f"uses: acme/mlci@{SHA}", 'uses: "acme/mlci@v1\\e[2J"')
+
+    result = _check(repo)
+
+    assert result.status == "warn", result.line()
+    assert "\x1b" not in result.line() and "@v1\\x1b[2J" in result.detail

@@ -15,7 +15,7 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -569,15 +569,22 @@ def check_install(ctx: DoctorContext) -> CheckResult:
         )
     worst = max(findings, key=lambda finding: _SEVERITY[finding.status])
     if worst.status == "ok":
-        return CheckResult("mlci install", "ok", "; ".join(f.text for f in findings))
+        return CheckResult("mlci install", "ok", _printable(f.text for f in findings))
     wrong = [f for f in findings if f.status != "ok"]
     return CheckResult(
         "mlci install",
         worst.status,
-        "; ".join(f.text for f in wrong),
-        "; ".join(dict.fromkeys(f.fix for f in wrong)),
+        _printable(f.text for f in wrong),
+        _printable(dict.fromkeys(f.fix for f in wrong)),
         exit_code=EXIT_USAGE,
     )
+
+
+def _printable(texts: Iterable[str]) -> str:
+    """The texts joined, with the control characters a CI file may hold made visible (the
+    line goes to a terminal or a CI log)."""
+    joined = "; ".join(texts)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in joined)
 
 
 def _repository_top(root: Path) -> Path:
@@ -701,8 +708,9 @@ def _joined_at(words: list[str]) -> list[str]:
 
 
 def _requirements_file(name: str, ci_file: _CiFile, *, seen: set[Path]) -> list[str]:
-    path = next((f / name for f in (ci_file.project, ci_file.top) if (f / name).is_file()), None)
-    if path is None or path in seen:
+    found = [(f / name).resolve() for f in (ci_file.project, ci_file.top) if (f / name).is_file()]
+    path = next((p for p in found if p.is_relative_to(ci_file.top)), None)
+    if path is None or path in seen:  # a file outside the repository is not on the runner
         return []
     seen.add(path)
     words: list[str] = []
@@ -763,22 +771,22 @@ def _wheel_finding(location: str, version: str, ci_file: _CiFile) -> _Finding:
     shown = ci_file.shown
     path = re.sub(r"\[[^\]]*\]$", "", location.removeprefix("file://"))
     inside = next((path[len(v) :] for v in _TOP_VARIABLES if path.startswith(v)), None)
-    candidates = [ci_file.top / inside] if inside is not None else []
-    if inside is None and not (path.startswith("/") or set(path) & set("$*:")):
-        candidates = [ci_file.project / path, ci_file.top / path]
-    if not candidates:
+    if inside is not None:
+        candidates = [ci_file.top / inside]
+    elif path.startswith("/") or set(path) & set("$*:"):
         return _Finding("ok", f"{shown}: mlci from {path} (outside the repository: not checked)")
-    wheel = next((c for c in candidates if c.is_file()), candidates[0])
-    relative = (
-        wheel.relative_to(ci_file.top).as_posix() if wheel.is_relative_to(ci_file.top) else path
-    )
-    if not wheel.is_file():
+    else:  # relative to the step's working folder: the project's, or the top
+        candidates = [ci_file.project / path, ci_file.top / path]
+    found = [c.resolve() for c in candidates if c.is_file()]
+    wheel = next((c for c in found if c.is_relative_to(ci_file.top)), None)
+    if wheel is None:
         return _Finding(
             "fail",
-            f"{shown} installs mlci from {relative}, which is not in the repository",
+            f"{shown} installs mlci from {inside or path}, which is not in the repository",
             "build the wheel (`python -m build --wheel` in mlci's source) and commit it "
             "there, or run `mlci init --force --install PATH` with the wheel you commit",
         )
+    relative = wheel.relative_to(ci_file.top).as_posix()
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     expected = ci_file.hashes.get(relative) or ci_file.hashes.get(path)
     if expected is not None and expected != digest:
