@@ -381,6 +381,7 @@ def test_doctor_prints_one_line_per_check_and_exits_0(project: Project) -> None:
         "disk",
         "git",
         "timeout",
+        "mlci",  # mlci install
         "registry",
         "dvc",
         "forge",

@@ -9,16 +9,21 @@ warnings never stop a run.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shlex
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from mlci import git
+import yaml
+
+from mlci import __version__, git
 from mlci.ci import CiContext, detect_context
 from mlci.config import Config, load_config, locate
 from mlci.console import Console
@@ -492,12 +497,368 @@ def _gpu_requested(config: Config | None) -> bool:
     return config is not None and config.train is not None and config.train.device == "cuda"
 
 
+# -- mlci's install in the CI files ----------------------------------------------------------
+
+CI_FILES = (".github/workflows/*.yml", ".github/workflows/*.yaml", ".gitlab-ci.yml")
+INSTALL_DOCS = "docs/workflows.md#--install-where-the-ci-gets-mlci"
+_SEVERITY: dict[Status, int] = {"ok": 0, "skip": 0, "warn": 1, "fail": 2}
+# pip's options that take the next word as their value (its `-r FILE` is read, too).
+_PIP_VALUED = frozenset(
+    {
+        *("-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url"),
+        *("--extra-index-url", "-f", "--find-links", "-t", "--target", "--prefix", "--root"),
+        *("--src", "--python", "--platform", "--python-version", "--implementation", "--abi"),
+        *("--trusted-host", "--cache-dir", "--log", "--report", "--upgrade-strategy"),
+    }
+)
+# Where the generated install lines put the repository's top (core.workflow's `top`).
+_TOP_VARIABLES = (
+    "${GITHUB_WORKSPACE}/",
+    "$GITHUB_WORKSPACE/",
+    "${{ github.workspace }}/",
+    "${CI_PROJECT_DIR}/",
+    "$CI_PROJECT_DIR/",
+)
+_MLCI = re.compile(r"mlci(?![\w.-])\s*(?:\[[^\]]*\])?\s*(.*)", re.IGNORECASE | re.DOTALL)
+_PINNED = re.compile(r"===?\s*([0-9][0-9A-Za-z.!+-]*)")
+_WHEEL_NAME = re.compile(r"(?<![^/])mlci-([^-/]+)-[^-/]+-[^-/]+-[^-/]+\.whl", re.IGNORECASE)
+_GIT_MLCI = re.compile(r"git\+\S+/mlci(?:\.git)?(?:@\S*)?|git\+\S+#egg=mlci\b", re.IGNORECASE)
+_ACTION_USES = re.compile(r"[\w.-]+/mlci@(.+)", re.IGNORECASE)
+_SHA256_LINE = re.compile(r"\b([0-9a-f]{64})\s+\*?([^\s\"'|]+)")
+
+
+@dataclass(frozen=True)
+class _Finding:
+    """What one install of mlci in a CI file does: ok, or what is wrong and the fix."""
+
+    status: Status
+    text: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class _CiFile:
+    """A CI file being read: where it is, and the wheel hashes its `sha256sum` lines pin."""
+
+    shown: str  # the path from the repository's top
+    top: Path
+    project: Path
+    hashes: Mapping[str, str]  # path -> sha256
+
+
+def check_install(ctx: DoctorContext) -> CheckResult:
+    """The CI files install mlci pinned, from a source that has it (as far as mlci can
+    tell offline): the running version, a wheel in the repository with its sha256, a git
+    URL or mlci's action at a commit."""
+    top = _repository_top(ctx.root)
+    paths = sorted({path for pattern in CI_FILES for path in top.glob(pattern)})
+    if not paths:
+        return CheckResult(
+            "mlci install",
+            "skip",
+            f"no workflow found in {top} (.github/workflows/*.yml, .gitlab-ci.yml)",
+        )
+    findings = list(dict.fromkeys(f for path in paths for f in _file_findings(path, top, ctx.root)))
+    if not findings:
+        shown = ", ".join(path.relative_to(top).as_posix() for path in paths)
+        return CheckResult(
+            "mlci install",
+            "skip",
+            f"mlci is installed nowhere in {shown} (no `pip install` names it, no step "
+            f"uses OWNER/mlci@SHA): nothing to check",
+        )
+    worst = max(findings, key=lambda finding: _SEVERITY[finding.status])
+    if worst.status == "ok":
+        return CheckResult("mlci install", "ok", _printable(f.text for f in findings))
+    wrong = [f for f in findings if f.status != "ok"]
+    return CheckResult(
+        "mlci install",
+        worst.status,
+        _printable(f.text for f in wrong),
+        _printable(dict.fromkeys(f.fix for f in wrong)),
+        exit_code=EXIT_USAGE,
+    )
+
+
+def _printable(texts: Iterable[str]) -> str:
+    """The texts joined, with the control characters a CI file may hold made visible (the
+    line goes to a terminal or a CI log)."""
+    joined = "; ".join(texts)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in joined)
+
+
+def _repository_top(root: Path) -> Path:
+    try:
+        return git.repo_root(root).resolve()
+    except MlciError:  # no git: the CI files, if any, sit beside mlci.yaml
+        return root
+
+
+def _file_findings(path: Path, top: Path, project: Path) -> list[_Finding]:
+    shown = path.relative_to(top).as_posix()
+    try:
+        document = yamlsafe.load(path.read_text(encoding="utf-8", errors="replace"))
+    except yaml.YAMLError as exc:
+        return [
+            _Finding(
+                "warn",
+                f"{shown} is not valid YAML ({yamlsafe.describe_error(exc)})",
+                "correct it (actionlint, or GitLab's pipeline editor, shows the error)",
+            )
+        ]
+    texts = list(_strings(document))
+    hashes = {
+        found[2].removeprefix("./"): found[1]
+        for text in texts
+        for line in text.splitlines()
+        if "sha256sum" in line
+        for found in _SHA256_LINE.finditer(line)
+    }
+    ci_file = _CiFile(shown, top, project, hashes)
+    findings = [_action_finding(uses, shown) for uses in _uses(document)]
+    for text in texts:
+        for words in _commands(text):
+            findings += [_requirement_finding(r, ci_file) for r in _pip_installs(words, ci_file)]
+    return [finding for finding in findings if finding is not None]
+
+
+def _strings(node: object) -> Iterator[str]:
+    """Every text in a YAML document: the scripts of steps and jobs among them."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+
+
+def _uses(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("uses"), str):
+            yield node["uses"]
+        for value in node.values():
+            yield from _uses(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _uses(item)
+
+
+def _commands(script: str) -> Iterator[list[str]]:
+    """The shell words of each command of a script (split at newlines, `&&`, `;`, `|`)."""
+    for line in script.replace("\\\n", " ").splitlines():
+        if "install" not in line:
+            continue
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        try:
+            words = list(lexer)
+        except ValueError:  # unbalanced quotes: not a line mlci can read
+            continue
+        command: list[str] = []
+        for word in [*words, ";"]:
+            if word and set(word) <= set("();<>|&"):
+                if command:
+                    yield command
+                command = []
+            else:
+                command.append(word)
+
+
+def _pip_installs(words: list[str], ci_file: _CiFile) -> list[str]:
+    """The requirements that a `pip install` (`pipx install`, `uv pip install`) command
+    names, with those of its `-r` files."""
+    for index, word in enumerate(words[1:], start=1):
+        if word == "install" and words[index - 1].rsplit("/", 1)[-1] in ("pip", "pip3", "pipx"):
+            return _requirements(words[index + 1 :], ci_file, seen=set())
+    return []
+
+
+def _requirements(words: list[str], ci_file: _CiFile, *, seen: set[Path]) -> list[str]:
+    found: list[str] = []
+    words = _joined_at(words)
+    index = 0
+    while index < len(words):
+        word, value = words[index], ""
+        index += 1
+        if word in _PIP_VALUED:
+            value = words[index] if index < len(words) else ""
+            index += 1
+        elif word.startswith("--"):
+            word, _, value = word.partition("=")
+        if word in ("-r", "--requirement"):
+            found += _requirements_file(value, ci_file, seen=seen)
+        elif word in ("-e", "--editable"):
+            found.append(value)
+        elif not word.startswith("-"):
+            found.append(word)
+    return found
+
+
+def _joined_at(words: list[str]) -> list[str]:
+    """`mlci @ URL` as one requirement, as pip reads it."""
+    joined: list[str] = []
+    for word in words:
+        if len(joined) >= 2 and joined[-1] == "@":
+            joined[-2:] = [f"{joined[-2]} @ {word}"]
+        else:
+            joined.append(word)
+    return joined
+
+
+def _requirements_file(name: str, ci_file: _CiFile, *, seen: set[Path]) -> list[str]:
+    found = [(f / name).resolve() for f in (ci_file.project, ci_file.top) if (f / name).is_file()]
+    path = next((p for p in found if p.is_relative_to(ci_file.top)), None)
+    if path is None or path in seen:  # a file outside the repository is not on the runner
+        return []
+    seen.add(path)
+    words: list[str] = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        requirement = line.split(" #")[0].split(";")[0].strip()
+        if requirement and not requirement.startswith("#"):
+            words += _requirements(shlex.split(requirement), ci_file, seen=seen)
+    return words
+
+
+def _requirement_finding(requirement: str, ci_file: _CiFile) -> _Finding | None:
+    """What installing `requirement` means for mlci; None when it is not mlci."""
+    shown = ci_file.shown
+    named = _MLCI.fullmatch(requirement.strip())
+    if named is not None:
+        rest = named[1].strip()
+        if rest.startswith("@"):
+            return _url_finding(rest[1:].strip(), ci_file)
+        pinned = _PINNED.fullmatch(rest)
+        if pinned is None:
+            return _Finding(
+                "fail",
+                f"{shown} installs `{requirement}` unpinned: the job runs whatever the "
+                f"package index serves as mlci, whoever published it",
+                f"pin it (mlci=={__version__}), or run `mlci init --force` with the options "
+                f"in the file's header: it writes a pinned source ({INSTALL_DOCS})",
+            )
+        return _version_finding(shown, pinned[1], f"mlci=={pinned[1]}")
+    if _GIT_MLCI.fullmatch(requirement) or _WHEEL_NAME.search(requirement):
+        return _url_finding(requirement, ci_file)
+    return None
+
+
+def _url_finding(url: str, ci_file: _CiFile) -> _Finding:
+    if url.startswith("git+"):
+        return _git_finding(url, ci_file.shown)
+    wheel = _WHEEL_NAME.search(url)
+    if wheel is not None:
+        return _wheel_finding(url, wheel[1], ci_file)
+    return _Finding("ok", f"{ci_file.shown}: mlci from {url} (not checked offline)")
+
+
+def _git_finding(url: str, shown: str) -> _Finding:
+    path = urlsplit(url.removeprefix("git+")).path
+    ref = path.rpartition("@")[2] if "@" in path else ""
+    if re.fullmatch(r"[0-9a-f]{40}", ref):
+        return _Finding("ok", f"{shown}: mlci from {url.split('#')[0]}")
+    moving = f"at {ref}, a branch or tag that can be moved" if ref else "at its default branch"
+    return _Finding(
+        "warn",
+        f"{shown} installs mlci from {url.split('#')[0]} {moving}: each run may get other code",
+        "pin the commit: `git ls-remote URL REF` prints its SHA; "
+        "`mlci init --force --install git+URL@SHA` writes it",
+    )
+
+
+def _wheel_finding(location: str, version: str, ci_file: _CiFile) -> _Finding:
+    shown = ci_file.shown
+    path = re.sub(r"\[[^\]]*\]$", "", location.removeprefix("file://"))
+    inside = next((path[len(v) :] for v in _TOP_VARIABLES if path.startswith(v)), None)
+    if inside is not None:
+        candidates = [ci_file.top / inside]
+    elif path.startswith("/") or set(path) & set("$*:"):
+        return _Finding("ok", f"{shown}: mlci from {path} (outside the repository: not checked)")
+    else:  # relative to the step's working folder: the project's, or the top
+        candidates = [ci_file.project / path, ci_file.top / path]
+    found = [c.resolve() for c in candidates if c.is_file()]
+    wheel = next((c for c in found if c.is_relative_to(ci_file.top)), None)
+    if wheel is None:
+        return _Finding(
+            "fail",
+            f"{shown} installs mlci from {inside or path}, which is not in the repository",
+            "build the wheel (`python -m build --wheel` in mlci's source) and commit it "
+            "there, or run `mlci init --force --install PATH` with the wheel you commit",
+        )
+    relative = wheel.relative_to(ci_file.top).as_posix()
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    expected = ci_file.hashes.get(relative) or ci_file.hashes.get(path)
+    if expected is not None and expected != digest:
+        return _Finding(
+            "fail",
+            f"{shown}: the sha256 of {relative} is {digest[:12]}..., but its "
+            f"`sha256sum --check` line expects {expected[:12]}...: the job will refuse it",
+            "run `mlci init --force` with the options in the file's header (it writes the "
+            "new hash; review the diff), or restore the wheel that was reviewed",
+        )
+    if not _committed(wheel):
+        return _Finding(
+            "warn",
+            f"{shown} installs mlci from {relative}, which is not committed: "
+            f"the runner's checkout will not have it",
+            f"git add -f {relative} and commit it",
+        )
+    return _version_finding(shown, version, relative)
+
+
+def _committed(path: Path) -> bool:
+    try:
+        git.run_git("ls-files", "--error-unmatch", path.name, cwd=path.parent)
+    except MlciError:
+        return False
+    return True
+
+
+def _version_finding(shown: str, version: str, what: str) -> _Finding:
+    if _same_version(version, __version__):
+        return _Finding("ok", f"{shown}: {what}")
+    return _Finding(
+        "warn",
+        f"{shown} installs mlci {version}, but this is mlci {__version__}: the CI runs "
+        f"another version than the one that checked the configuration",
+        f"run `mlci init --force` with the options in the file's header (it writes "
+        f"{__version__}), or install mlci {version} here",
+    )
+
+
+def _same_version(a: str, b: str) -> bool:
+    """PEP 440's equality for plain releases (0.1 == 0.1.0); exact text otherwise."""
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)*", a) and re.fullmatch(r"[0-9]+(\.[0-9]+)*", b):
+        x, y = [int(part) for part in a.split(".")], [int(part) for part in b.split(".")]
+        width = max(len(x), len(y))
+        return x + [0] * (width - len(x)) == y + [0] * (width - len(y))
+    return a == b
+
+
+def _action_finding(uses: str, shown: str) -> _Finding | None:
+    pinned = _ACTION_USES.fullmatch(uses.strip())
+    if pinned is None:
+        return None
+    if re.fullmatch(r"[0-9a-f]{40}", pinned[1]):
+        return _Finding("ok", f"{shown}: mlci's action {uses}")
+    return _Finding(
+        "warn",
+        f"{shown} uses mlci's action at @{pinned[1]}, a tag or branch that can be moved: "
+        f"each run may get other code",
+        f"pin the commit: `uses: {uses.partition('@')[0]}@<40-hex sha>  # {pinned[1]}` "
+        f"(`git ls-remote https://github.com/{uses.partition('@')[0]} {pinned[1]}` prints "
+        f"it; `mlci init --force --action` writes it)",
+    )
+
+
 # In the order they print.
 CHECKS: list[Check] = [
     check_config,
     check_disk,
     check_git_history,
     check_timeout,
+    check_install,
     check_registry,
     check_dvc,
     check_forge_token,
