@@ -7,22 +7,44 @@ Each command's module is imported when that command runs, so `mlci --help` and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 from mlci import __version__
-from mlci.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, MlciError
+from mlci.errors import (
+    EXIT_HANGUP,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    MlciError,
+    StopSignal,
+)
 
 DESCRIPTION = """\
 Continuous integration and delivery for machine-learning models: train, gate the
 candidate against a baseline, report on the pull request, promote in the registry.
 
 Exit codes: 0 passed, 1 gate failed, 2 usage or config error, 3 external system
-failed, 4 internal error, 5 training failed or timed out, 130 interrupted.
+failed, 4 internal error, 5 training failed or timed out, 130 interrupted (SIGINT,
+Ctrl-C), 143 stopped by SIGTERM, 129 stopped by SIGHUP. On a signal the training's
+processes are stopped (SIGTERM, SIGKILL 5 s later), the report is written to .mlci/out/
+and a version registered but not yet promoted is removed.
 """
+
+# How CI systems, containers and terminals stop a job, and the exit code each gets.
+_STOP_SIGNALS = {
+    signal.SIGINT: EXIT_INTERRUPTED,
+    signal.SIGTERM: EXIT_TERMINATED,
+    signal.SIGHUP: EXIT_HANGUP,
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -472,14 +494,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:  # name the subcommand whose options were wrong, not just `mlci`
         _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return _dispatch(args)
+        with _stop_signals():
+            return _dispatch(args)
     except _MissingCommand:
         _command_parser(parser, args).print_help()
         return EXIT_USAGE
     except MlciError as exc:
         sys.stderr.write(f"mlci: error: {exc.message}\n")
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, StopSignal) and exc.name != "SIGINT":
+            sys.stderr.write(f"mlci: stopped by {exc.name}\n")
+            return exc.exit_code
         sys.stderr.write("mlci: interrupted\n")
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: say so, with what to report
@@ -491,6 +517,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(MLCI_DEBUG=1 shows the traceback).\n"
         )
         return EXIT_INTERNAL
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop mlci the way Ctrl-C does (a `StopSignal`, a KeyboardInterrupt),
+    so the training's process group is stopped and the report written on the way out.
+
+    After the first signal the others are ignored: GitHub sends SIGINT, then SIGTERM 7.5 s
+    later, and the second must not cut the teardown short. A signal ignored when mlci
+    started (`nohup`) stays ignored; the handlers are restored on return.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (mlci called from a library's thread)
+        return
+    previous = {number: signal.getsignal(number) for number in _STOP_SIGNALS}
+
+    def stop(number: int, frame: FrameType | None) -> None:
+        for other in _STOP_SIGNALS:
+            signal.signal(other, signal.SIG_IGN)
+        received = signal.Signals(number)
+        raise StopSignal(received.name, _STOP_SIGNALS[received])
+
+    for number, handler in previous.items():
+        if handler != signal.SIG_IGN:
+            signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
 
 def _command_parser(

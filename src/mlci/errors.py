@@ -13,7 +13,10 @@ EXIT_USAGE = 2
 EXIT_EXTERNAL = 3
 EXIT_INTERNAL = 4
 EXIT_TRAINING = 5
-EXIT_INTERRUPTED = 130
+# Stopped by a signal: 128 + its number, as a shell reports a command the signal ended.
+EXIT_HANGUP = 129  # SIGHUP
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
+EXIT_TERMINATED = 143  # SIGTERM
 
 
 class MlciError(Exception):
@@ -47,9 +50,23 @@ class ExternalError(MlciError):
 
 
 class Interrupted(MlciError):
-    """The user or the CI stopped the run (Ctrl-C, SIGINT)."""
+    """The user or the CI stopped the run (Ctrl-C, SIGINT, SIGTERM, SIGHUP): for the report."""
 
     exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_INTERRUPTED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class StopSignal(KeyboardInterrupt):
+    """A signal that stops mlci (SIGTERM, SIGHUP) arrived: unwound like Ctrl-C, so the
+    training is stopped, the report written and a half-done promotion undone on the way."""
+
+    def __init__(self, name: str, exit_code: int) -> None:
+        super().__init__(name)
+        self.name = name  # "SIGTERM"
+        self.exit_code = exit_code
 
 
 class TrainingError(MlciError):

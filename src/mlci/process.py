@@ -8,6 +8,7 @@ is stopped is stopped with all its children: the whole process group, not just t
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -18,7 +19,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+# What a stopped command gets between SIGTERM and SIGKILL. A signalled mlci's whole
+# teardown (this, the report, undoing a promotion) fits GitHub's 7.5 s after SIGINT on a
+# cancelled job, and the 10 s of GitLab's runner and `docker stop`.
 GRACE_SECONDS = 5.0
+_LINGER_STOPPED = 1.0  # waiting for the last output of a stopped command
+_POLL_S = 0.05
 _CHUNK = 65536
 
 
@@ -87,14 +93,16 @@ def watch(
     deadline = math.inf if timeout_s is None else started + timeout_s
     reader = threading.Thread(target=_pump, args=(process, activity, on_line), daemon=True)
     reader.start()
+    linger = GRACE_SECONDS
     try:
         return _wait(process, deadline, stall_s, activity, started)
     except (Stopped, KeyboardInterrupt):
         stop(process)
+        linger = _LINGER_STOPPED  # the teardown after a signal must fit the CI's grace
         raise
     finally:
         # A child that outlives the command may hold the pipe open: don't wait forever.
-        reader.join(timeout=GRACE_SECONDS)
+        reader.join(timeout=linger)
         assert process.stdout is not None
         process.stdout.close()
 
@@ -140,17 +148,29 @@ def _pump(
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the process group: SIGTERM, then SIGKILL after a grace period."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    """Stop the process group: SIGTERM, then SIGKILL to whatever of it is left after
+    GRACE_SECONDS. Every process of the group counts, not just the shell that leads it: a
+    child left running keeps the GPU busy after mlci has gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    if not _group_ended(process, time.monotonic() + GRACE_SECONDS):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=GRACE_SECONDS)
+
+
+def _group_ended(process: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Wait until no process of the group is left, or the deadline passes."""
+    while True:
+        process.poll()  # the leader, once reaped, no longer counts
         try:
-            os.killpg(process.pid, sig)
+            os.killpg(process.pid, 0)
         except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=GRACE_SECONDS)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL_S)
 
 
 def elapsed(seconds: float) -> str:

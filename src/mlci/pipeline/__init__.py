@@ -17,7 +17,14 @@ from pathlib import Path
 from mlci.config import Config, load_config
 from mlci.console import Console
 from mlci.core.report.model import ReportInput
-from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK, Interrupted, MlciError
+from mlci.errors import (
+    EXIT_EXTERNAL,
+    EXIT_GATE_FAILED,
+    EXIT_OK,
+    Interrupted,
+    MlciError,
+    StopSignal,
+)
 from mlci.pipeline import baseline, data, evaluate, figures, gate, preflight, promote, train
 from mlci.pipeline.baseline import RegistryFactory, open_registry
 from mlci.pipeline.facts import BaselineRequest, Facts, Params, PromoteMode
@@ -132,11 +139,18 @@ def run(
         publisher = publisher or open_publisher(config, facts.source, root, env, console)
         publisher.publish(failed, out_dir)
         return Outcome(exit_code=exc.exit_code, report=failed, out_dir=out_dir, files=files)
-    except KeyboardInterrupt:
-        write_outputs(facts.report(Interrupted(f"interrupted during {stage}"), stage), out_dir)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the report, then on out
+        write_outputs(facts.report(_interrupted(exc, stage), stage), out_dir)
         raise
     except Exception as exc:  # a bug in mlci: the report says so, and the CLI exits 4
         bug = MlciError(f"internal error during {stage}: {type(exc).__name__}: {exc}")
         with contextlib.suppress(Exception):  # the bug may be in the report itself
             write_outputs(facts.report(bug, stage), out_dir)
         raise
+
+
+def _interrupted(exc: KeyboardInterrupt, stage: str) -> Interrupted:
+    """What the report says of a run a signal stopped, with the exit code mlci ends with."""
+    if isinstance(exc, StopSignal) and exc.name != "SIGINT":
+        return Interrupted(f"stopped by {exc.name} during {stage}", exit_code=exc.exit_code)
+    return Interrupted(f"interrupted during {stage}")

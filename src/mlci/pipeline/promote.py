@@ -7,6 +7,7 @@ never replaces a newer champion.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -15,9 +16,9 @@ from mlci.ci import CiContext
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core.report.model import Promotion
-from mlci.errors import UsageError
+from mlci.errors import MlciError, UsageError
 from mlci.pipeline.facts import Facts, Judged, PromoteMode
-from mlci.registry.base import Registry
+from mlci.registry.base import ModelVersion, Registry
 
 
 def plan(config: Config, context: CiContext, promote: PromoteMode) -> Promotion:
@@ -78,20 +79,46 @@ def promote(
     )
     promotion = dataclasses.replace(planned, version=version.version, created=created)
     alias = planned.alias or config.registry.alias
+    try:
+        promotion = _place(config, registry, promotion, alias, version, source)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP between the registration and the move
+        if created:
+            _undo(registry, alias, version)
+        raise
+    console.step("promote", f"{config.model_name} {promotion.describe()}")
+    return promotion
+
+
+def _place(
+    config: Config,
+    registry: Registry,
+    promotion: Promotion,
+    alias: str,
+    version: ModelVersion,
+    source: CiContext,
+) -> Promotion:
+    """Move `alias` to `version`, unless a newer commit's version holds it."""
+    assert source.sha is not None
     current = registry.by_alias(config.model_name, alias)
     champion = alias == config.registry.alias
     if champion and current is not None and _is_newer(config.root, current.commit, source.sha):
         # An older commit's build finished last: it must not replace a newer champion.
         kept = f"@{alias} stays on v{current.version}, from the newer commit "
         kept += f"{(current.commit or '')[:8]}"
-        promotion = dataclasses.replace(promotion, previous=current.version, kept=kept)
-    else:
-        move = registry.move_alias(
-            config.model_name, alias, version, run_url=source.run_url, current=current
-        )
-        promotion = dataclasses.replace(promotion, previous=move.from_version)
-    console.step("promote", f"{config.model_name} {promotion.describe()}")
-    return promotion
+        return dataclasses.replace(promotion, previous=current.version, kept=kept)
+    move = registry.move_alias(
+        config.model_name, alias, version, run_url=source.run_url, current=current
+    )
+    return dataclasses.replace(promotion, previous=move.from_version)
+
+
+def _undo(registry: Registry, alias: str, version: ModelVersion) -> None:
+    """Remove the version this run created, unless the alias moved to it already: a
+    stopped promotion leaves no version that nothing points to and that no run will reuse."""
+    with contextlib.suppress(MlciError):  # a registry that fails now: the run still stops
+        current = registry.by_alias(version.model, alias)
+        if current is None or current.version != version.version:
+            registry.withdraw(version, f"stopped before @{alias} moved to it")
 
 
 def _is_newer(root: Path, champion_commit: str | None, commit: str) -> bool:

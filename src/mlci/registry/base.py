@@ -96,6 +96,12 @@ class Registry(Protocol):
         """Download the predictions stored with `version` into `dest`, or None."""
         ...
 
+    def withdraw(self, version: ModelVersion, why: str) -> None:
+        """Remove `version`, which this run registered but could not promote (a signal
+        stopped it before the alias moved), as a failed registration is removed: deleted,
+        or tagged failed where deleting is not allowed, and never reused."""
+        ...
+
     def move_alias(
         self,
         model: str,

@@ -129,16 +129,16 @@ class MlflowRegistry:
                 # The run is finished only once its version exists: a version whose run
                 # is not FINISHED is what a failed attempt left behind, never reused.
                 client.set_terminated(run_id)
-            except BaseException as exc:
+                # A new version has no alias yet, and its run holds what `lineage` has.
+                params = {
+                    name[:_PARAM_KEY_LIMIT]: value[:_PARAM_VALUE_LIMIT]
+                    for name, value in lineage.params.items()
+                }
+                return self._version(created, {}, data=(dict(lineage.metrics), params)), True
+            except BaseException as exc:  # a signal (KeyboardInterrupt) included
                 cause = exc.cause if isinstance(exc, _ClientFailure) else exc
                 self._discard(model, run_id, f"registration failed: {type(cause).__name__}")
                 raise
-            # A new version has no alias yet, and its run holds what `lineage` has.
-            params = {
-                name[:_PARAM_KEY_LIMIT]: value[:_PARAM_VALUE_LIMIT]
-                for name, value in lineage.params.items()
-            }
-            return self._version(created, {}, data=(dict(lineage.metrics), params)), True
 
     def _registered(self, model: str, commit: str) -> ModelVersion | None:
         """The complete version registered for `commit`; discards what failed attempts left."""
@@ -172,6 +172,12 @@ class MlflowRegistry:
             except _ClientFailure:
                 with contextlib.suppress(_ClientFailure):
                     client.set_model_version_tag(model, item.version, _FAILED_TAG, why)
+
+    def withdraw(self, version: ModelVersion, why: str) -> None:
+        if version.run_id is None:
+            return  # not a version mlci registered: leave it
+        with self._errors(f"removing {version.label}"):
+            self._discard(version.model, version.run_id, why)
 
     def predictions(self, version: ModelVersion, dest: Path) -> Path | None:
         if version.run_id is None:
