@@ -172,7 +172,7 @@ def test_the_linters_report_a_defect_they_are_shown(tmp_path: Path) -> None:
     """The harness can fail: an injected pull-request title in a script is reported."""
     text = github_files(_settings())[workflow.GITHUB_WORKFLOW]
     bad = text.replace(
-        "        run: mlci run --no-promote",
+        "        run: exec mlci run --no-promote",
         '        run: echo "${{ github.event.pull_request.title }}"',
     )
     assert bad != text
@@ -184,7 +184,7 @@ def test_the_linters_report_a_defect_they_are_shown(tmp_path: Path) -> None:
     audited = _zizmor(path.parent)
     assert audited.returncode != 0 and "template-injection" in audited.stdout
 
-    unquoted = text.replace("run: mlci run --no-promote", "run: mlci run $MLCI_ARGS")
+    unquoted = text.replace("run: exec mlci run --no-promote", "run: mlci run $MLCI_ARGS")
     path.write_text(unquoted)
     assert "SC2086" in _actionlint([path], set(), tmp_path).stdout  # shellcheck ran
 
@@ -306,9 +306,9 @@ def test_pull_requests_never_promote_and_main_does() -> None:
     runs = {name: [str(s.get("run", "")) for s in _steps(job)] for name, job in jobs.items()}
 
     assert jobs["pull-request"]["if"] == "github.event_name == 'pull_request'"
-    assert "mlci run --no-promote" in runs["pull-request"]
+    assert "exec mlci run --no-promote" in runs["pull-request"]
     assert jobs["main"]["if"] == "github.event_name == 'push'"
-    assert "mlci run" in runs["main"]
+    assert "exec mlci run" in runs["main"]
     data = yaml.safe_load(
         github_files(_settings(promote_on=("main", "prod")))[workflow.GITHUB_WORKFLOW]
     )
@@ -378,7 +378,7 @@ def test_no_expression_is_interpolated_into_a_script() -> None:
 def test_dvc_credentials_come_from_secrets_by_remote_type() -> None:
     def run_env(remote: str) -> dict[str, str]:
         settings = _settings(dvc_remote=remote)  # type: ignore[arg-type]
-        step = next(s for s in _steps(_jobs(settings)["main"]) if s.get("run") == "mlci run")
+        step = next(s for s in _steps(_jobs(settings)["main"]) if s.get("run") == "exec mlci run")
         env = step.get("env", {})
         assert isinstance(env, dict)
         return env

@@ -371,7 +371,9 @@ def _run_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
     name, command = _run_command(pull_request)
     return [
         _step(name),
-        f"        run: {command}",
+        # exec: a cancelled job's SIGINT/SIGTERM goes to the step's shell, which would not
+        # pass it on; mlci itself must get it to stop the training and write the report.
+        f"        run: exec {command}",
         *_step_env(s, token=not (pull_request and s.fork_safe)),
     ]
 
