@@ -19,13 +19,15 @@ import yaml
 from mlci.core import yamlsafe
 from mlci.core.device import DeviceSetting
 from mlci.core.gate import RELATIVE_CHECKS, MissingBaseline, Rule
-from mlci.errors import ConfigError
+from mlci.core.metrics import read_text
+from mlci.errors import ConfigError, shown
 
 CONFIG_NAME = "mlci.yaml"
 DEFAULT_TRACKING_URI = "sqlite:///.mlci/mlflow.db"
 BaselineMode = Literal["auto", "registry", "git", "file", "none"]
 Task = Literal["classification", "regression"]
 T = TypeVar("T")
+MAX_RESAMPLES = 100_000  # gate.resamples: each confidence level draws this many, per metric
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ def _describe(value: object) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str):
-        return f'"{value}"'
+        return f'"{shown(value)}"'
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -209,7 +211,7 @@ class _Section:
             problems.add(path, f"expected a mapping, got {_describe(data)}")
         for key in self.data:
             if key not in allowed:
-                self._unknown(str(key), allowed)
+                self._unknown(_key_text(key), allowed)
 
     def _unknown(self, key: str, allowed: tuple[str, ...]) -> None:
         close = difflib.get_close_matches(key, allowed, n=1)
@@ -253,13 +255,18 @@ class _Section:
             return None
         return float(value)
 
-    def integer(self, key: str, default: int, *, minimum: int) -> int:
+    def integer(self, key: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
         value = self._get(
             key, default, lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"
         )
         if value < minimum:
             self.problems.add(
                 self._at(key), f"expected a whole number of at least {minimum}, got {value}"
+            )
+            return default
+        if maximum is not None and value > maximum:
+            self.problems.add(
+                self._at(key), f"expected a whole number of at most {maximum:,}, got {value:,}"
             )
             return default
         return value
@@ -283,6 +290,13 @@ class _Section:
             self._at(key), f"expected a text or a list of texts, got {_describe(value)}"
         )
         return default
+
+
+def _key_text(key: object) -> str:
+    """A key as YAML writes it: `null`, `true`, a name with its invisible characters escaped."""
+    if key is None:
+        return "null"
+    return str(key).lower() if isinstance(key, bool) else shown(key)
 
 
 def _is_plain_number(value: object) -> bool:
@@ -324,12 +338,9 @@ def locate_optional(config: Path | None, *, start: Path | None = None) -> Path |
 
 def load_config(path: Path) -> Config:
     """Read and validate mlci.yaml; raises ConfigError listing every problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: not found; run `mlci init` to write one") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    if not path.exists():
+        raise ConfigError(f"{shown(path)}: not found; run `mlci init` to write one")
+    text = read_text(path, source=shown(path), what="file", error=ConfigError)
     return parse_config(text, root=path.parent.resolve(), name=path.name)
 
 
@@ -354,10 +365,9 @@ def parse_config(text: str, *, root: Path, name: str = CONFIG_NAME) -> Config:
 
 def load_publish_config(path: Path) -> PublishConfig:
     """Only the `publish` section of mlci.yaml (for `mlci comment`, which needs no model)."""
+    text = read_text(path, source=shown(path), what="file", error=ConfigError)
     try:
-        data = yamlsafe.load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+        data = yamlsafe.load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path.name}: {yamlsafe.describe_error(exc)}") from None
     problems = _Problems()
@@ -460,11 +470,21 @@ SECTION_SUFFIXES = (".md", ".markdown", ".png")
 def _report_sections(paths: tuple[str, ...], problems: _Problems) -> tuple[str, ...]:
     for index, path in enumerate(paths):
         where = f"report.sections[{index}]"
-        if PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
-            problems.add(where, f"{path}: give a path inside the project, relative to mlci.yaml")
-        elif not path.lower().endswith(SECTION_SUFFIXES):
-            problems.add(where, f"{path}: expected a Markdown file (.md) or a PNG image (.png)")
+        if not _inside_project(path, where, problems):
+            continue
+        if not path.lower().endswith(SECTION_SUFFIXES):
+            problems.add(
+                where, f"{shown(path)}: expected a Markdown file (.md) or a PNG image (.png)"
+            )
     return paths
+
+
+def _inside_project(path: str, where: str, problems: _Problems) -> bool:
+    """False, with a problem, for an absolute path or one that climbs out with `..`."""
+    if PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts:
+        problems.add(where, f"{shown(path)}: give a path inside the project, relative to mlci.yaml")
+        return False
+    return True
 
 
 def _parse_train(data: object, problems: _Problems) -> TrainConfig | None:
@@ -508,7 +528,7 @@ def _parse_gate(data: object, problems: _Problems) -> GateConfig:
     section = _Section(data, "gate", problems, KEYS["gate"])
     baseline, baseline_file = _parse_baseline(section.data.get("baseline", "auto"), problems)
     missing = section.choice("on_missing_baseline", "pass", ("pass", "fail"))
-    resamples = section.integer("resamples", 2000, minimum=100)
+    resamples = section.integer("resamples", 2000, minimum=100, maximum=MAX_RESAMPLES)
     seed = section.integer("seed", 0, minimum=0)
     raw_rules = section.data.get("rules", [])
     rules: list[Rule] = []
@@ -625,9 +645,12 @@ def _parse_registry(data: object, problems: _Problems) -> RegistryConfig:
             f'"{challenger}" is reserved or already registry.alias; use e.g. challenger',
         )
         challenger = None
+    model = section.optional_string("model")
+    if model is not None and not _inside_project(model, "registry.model", problems):
+        model = None
     return RegistryConfig(
         tracking_uri=section.string("tracking_uri", DEFAULT_TRACKING_URI),
-        model=section.optional_string("model"),
+        model=model,
         promote_on=section.string_list("promote_on", ("main",)),
         alias=alias,
         challenger=challenger,

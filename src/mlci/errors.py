@@ -80,3 +80,13 @@ class TrainingError(MlciError):
         super().__init__(message)
         self.output_tail = output_tail
         self.stopped_by = stopped_by  # "timeout" or "stall" when mlci stopped the training
+
+
+def shown(text: object) -> str:
+    """`text` for a message: control, bidi and other invisible characters escaped as
+    Python writes them (`\\x1b`, `\\u202e`), so a name from a file cannot rewrite the
+    terminal or reverse the line it is shown in."""
+    value = str(text)
+    if value.isprintable():
+        return value
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in value)

@@ -28,7 +28,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from mlci.core.stats import Predictions
+from mlci.core.stats import MAX_CLASSES, Predictions
 from mlci.errors import MetricsError, UsageError
 
 Task = Literal["classification", "regression"]
@@ -514,7 +514,9 @@ def _scores(
     columns: dict[str, Array], y_true: Array, y_pred: Array, source: str
 ) -> tuple[Array | None, tuple[object, ...]]:
     seen = np.union1d(np.unique(y_true), np.unique(y_pred))
+    _check_class_count(len(seen), "y_true and y_pred hold", source)
     named = [name for name in columns if name.startswith(SCORE_PREFIXES)]
+    _check_class_count(len(named), "the file has probability columns for", source)
     if "score" in columns and named:
         raise MetricsError(
             f"{source}: has both a score column and {', '.join(named)}; keep the p_<label> "
@@ -528,6 +530,7 @@ def _scores(
     by_label = _score_labels(named, integer=integer, source=source)
     named_labels = np.asarray(list(by_label))
     classes = np.union1d(seen, named_labels.astype(np.int64 if integer else str))
+    _check_class_count(len(classes), "y_true, y_pred and the probability columns name", source)
     missing = [label for label in classes.tolist() if label not in by_label]
     if missing:
         raise MetricsError(
@@ -540,6 +543,15 @@ def _scores(
         scores[:, index] = _probabilities(columns[name], name, source)
     _check_sums(scores, [by_label[label] for label in classes.tolist()], source)
     return scores, _as_tuple(classes)
+
+
+def _check_class_count(count: int, what: str, source: str) -> None:
+    if count > MAX_CLASSES:
+        raise MetricsError(
+            f"{source}: {what} {count:,} classes; mlci computes metrics for at most "
+            f"{MAX_CLASSES:,}. If the labels are numbers to predict, set evaluate.task: "
+            f"regression in mlci.yaml"
+        )
 
 
 def _binary_score(

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from mlci import git
+from mlci.core import yamlsafe
 from mlci.data.remotes import find_dvc_root
 from mlci.errors import MlciError, UsageError
 
@@ -82,9 +83,12 @@ def _load(name: str, content: bytes | None) -> dict[str, Any]:
     if content is None:
         return {}
     try:
-        data = yaml.safe_load(content.decode("utf-8", errors="replace"))
+        data = yamlsafe.load_bounded(content.decode("utf-8", errors="replace"))
     except yaml.YAMLError as exc:
-        raise UsageError(f"{name}: not valid YAML ({exc}); fix it or run `dvc commit`") from None
+        problem = yamlsafe.describe_error(exc)
+        raise UsageError(
+            f"{name}: not valid YAML ({problem}); fix it or run `dvc commit`"
+        ) from None
     return data if isinstance(data, dict) else {}
 
 

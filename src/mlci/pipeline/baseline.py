@@ -17,10 +17,10 @@ from mlci.ci import CiContext
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core.gate import Baseline
-from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metrics
+from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metrics, read_text
 from mlci.core.report.model import Promotion
 from mlci.data import hashes, remotes
-from mlci.errors import ExternalError, UsageError
+from mlci.errors import ExternalError, MetricsError, UsageError, shown
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, PromoteMode
 from mlci.registry import open_registry
 from mlci.registry.base import Registry
@@ -159,14 +159,17 @@ def read_params(config: Config) -> dict[str, str]:
     values: dict[str, str] = {}
     for name in config.report.params:
         path = config.root / name
-        if path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")
+        if path.exists():
+            source = shown(name)
+            text = read_text(
+                path, source=source, what="params file (report.params)", error=MetricsError
+            )
             values.update(_param_texts(text, name))
     return values
 
 
 def _param_texts(text: str, name: str) -> dict[str, str]:
-    parsed = parse_metrics(text, fmt=format_for(Path(name)), source=name)
+    parsed = parse_metrics(text, fmt=format_for(Path(name)), source=shown(name))
     return {key: param_text(value) for key, value in parsed.items()}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from pathlib import Path
 
 from mlci import git
@@ -16,7 +17,7 @@ from mlci.ci import CiContext
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core.report.model import Promotion
-from mlci.errors import MlciError, UsageError
+from mlci.errors import MlciError, UsageError, shown
 from mlci.pipeline.facts import Facts, Judged, PromoteMode
 from mlci.registry.base import ModelVersion, Registry
 
@@ -68,12 +69,7 @@ def promote(
     source, planned = facts.source, facts.promotion
     assert source is not None and source.sha is not None and planned is not None
     assert config.registry.model is not None
-    artifact = config.root / config.registry.model
-    if not artifact.exists():
-        raise UsageError(
-            f"registry.model: {config.registry.model} does not exist after training; make the "
-            f"training write the model there, or fix the path in mlci.yaml"
-        )
+    artifact = _model_artifact(config.root, config.registry.model)
     version, created = registry.register(
         config.model_name, artifact, facts.lineage(), predictions=predictions
     )
@@ -119,6 +115,40 @@ def _undo(registry: Registry, alias: str, version: ModelVersion) -> None:
         current = registry.by_alias(version.model, alias)
         if current is None or current.version != version.version:
             registry.withdraw(version, f"stopped before @{alias} moved to it")
+
+
+def _model_artifact(root: Path, listed: str) -> Path:
+    """The model to upload; refused when it, or a link inside its folder, leads out of the
+    project (the pull request's training writes it: it must not upload /etc or ~/.ssh)."""
+    artifact = root / listed
+    if not artifact.exists():
+        raise UsageError(
+            f"registry.model: {shown(listed)} does not exist after training; make the "
+            f"training write the model there, or fix the path in mlci.yaml"
+        )
+    project = root.resolve()
+    leaving = [
+        path for path in _links_and_self(artifact) if not path.resolve().is_relative_to(project)
+    ]
+    if leaving:
+        where = "" if leaving[0] == artifact else f" ({shown(leaving[0].relative_to(artifact))})"
+        raise UsageError(
+            f"registry.model: {shown(listed)}{where} leads outside the project (to "
+            f"{shown(leaving[0].resolve())}): nothing was registered; write the model inside "
+            f"the project, without links that leave it"
+        )
+    return artifact
+
+
+def _links_and_self(artifact: Path) -> list[Path]:
+    """`artifact`, and every symbolic link inside it when it is a folder (not followed)."""
+    found = [artifact]
+    if artifact.is_dir():
+        for folder, names, files in os.walk(artifact):
+            found += [
+                Path(folder, name) for name in names + files if Path(folder, name).is_symlink()
+            ]
+    return found
 
 
 def _is_newer(root: Path, champion_commit: str | None, commit: str) -> bool:
