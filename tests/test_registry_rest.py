@@ -381,7 +381,7 @@ def test_credentials_come_from_mlflows_file_and_an_empty_secret_is_none(
     )
 
     def auth(env: dict[str, str]) -> str | None:
-        return mlflow_rest._Connection("http://m.example", env).headers.get("Authorization")
+        return mlflow_rest._Connection("https://m.example", env).headers.get("Authorization")
 
     assert auth({}) == "Basic YWxpY2U6czNjcmV0"  # alice:s3cret, from the file
     assert auth({"MLFLOW_TRACKING_USERNAME": "bob"}) == "Basic Ym9iOnMzY3JldA=="  # bob:s3cret

@@ -1,4 +1,8 @@
-"""Diagnostics on stderr: one line per stage, colour only on a terminal."""
+"""Diagnostics on stderr: one line per stage, colour only on a terminal.
+
+Every line is masked (`mlci.secrets`): a CI log is as public as a comment, and not every
+CI hides its secrets in the log.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
+
+from mlci.core.redact import mask_text
+from mlci.secrets import secret_values
 
 _COLOURS = {"ok": "32", "fail": "31", "warn": "33", "step": "36", "dim": "2"}
 
@@ -16,6 +23,7 @@ class Console:
         self.quiet = quiet
         isatty = getattr(self.stream, "isatty", lambda: False)()
         self.colour = isatty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+        self.secrets = secret_values(os.environ)
 
     def paint(self, text: str, kind: str) -> str:
         return f"\033[{_COLOURS[kind]}m{text}\033[0m" if self.colour else text
@@ -31,7 +39,7 @@ class Console:
         self._write(f"{self.paint('mlci: error:', 'fail')} {text}")
 
     def _write(self, line: str) -> None:
-        self.stream.write(line + "\n")
+        self.stream.write(mask_text(line, self.secrets) + "\n")
         self.stream.flush()
 
 

@@ -9,6 +9,9 @@
   saying when the limit resets.
 - Tokens go in headers only; no message built here contains a header, and `redact`
   removes the token from any text that might echo it.
+- Every JSON body is masked (`masks`, the job's secrets; `mlci.core.redact`): the last
+  line of defence for comments, statuses and check runs, wherever they were built.
+- Credentials never go over plain http to another machine (`PlainHttp`, before connecting).
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from mlci.core.redact import hidden_values, mask, plain_http_refusal
 from mlci.errors import ExternalError
 
 BACKOFF_S = (1.0, 2.0, 4.0)
 SECONDARY_WAIT_S = 60.0
+_CREDENTIAL_HEADERS = frozenset({"authorization", "private-token", "job-token"})
 
 
 class ForgeError(ExternalError):
@@ -45,6 +50,10 @@ class Ambiguous(ForgeError):
 
 class Unreachable(ForgeError):
     """No answer at all after the retries: the other calls would fail the same way."""
+
+
+class PlainHttp(Unreachable):
+    """Credentials would go over plain http to another machine: every call is refused."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,9 @@ class HttpClient:
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], float] = time.time
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    masks: tuple[str, ...] = field(default=(), repr=False)  # mlci.secrets.secret_values
     forge_name: str = "the forge"
+    url_setting: str = "the forge's API URL"  # where base_url comes from, for messages
     waited_s: float = 0.0
 
     def url(self, path: str) -> str:
@@ -135,8 +146,15 @@ class HttpClient:
         url = self.url(path)
         payload = data
         headers = {"User-Agent": "mlci", **self.headers}
+        if any(name.lower() in _CREDENTIAL_HEADERS for name in headers):
+            refusal = plain_http_refusal(
+                url, f"the credentials for {self.forge_name}", self.url_setting
+            )
+            if refusal is not None:
+                raise PlainHttp(refusal)
         if body is not None:
-            payload = json.dumps(body).encode("utf-8")
+            hidden = hidden_values((*self.secrets, *self.masks))
+            payload = json.dumps(mask(body, hidden)).encode("utf-8")
             headers["Content-Type"] = "application/json"
         elif content_type is not None:
             headers["Content-Type"] = content_type
@@ -241,7 +259,7 @@ class HttpClient:
 
 
 class _NoRedirectAuth(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only on the same host, so the token never leaves it."""
+    """Follow redirects with the token only on the same host, and never to plain http."""
 
     def redirect_request(
         self,
@@ -253,7 +271,8 @@ class _NoRedirectAuth(urllib.request.HTTPRedirectHandler):
         newurl: str,
     ) -> urllib.request.Request | None:
         old = urllib.parse.urlsplit(req.full_url).netloc
-        if urllib.parse.urlsplit(newurl).netloc != old:
+        elsewhere = urllib.parse.urlsplit(newurl).netloc != old
+        if elsewhere or plain_http_refusal(newurl, "", "") is not None:
             for name in ("Authorization", "Private-token", "Job-token"):
                 req.headers.pop(name, None)
                 req.unredirected_hdrs.pop(name, None)

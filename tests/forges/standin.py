@@ -54,6 +54,7 @@ class Request:
     method: str
     path: str
     status: int
+    body: bytes = b""  # as sent: tests look for what must never be sent
 
 
 class StandIn:
@@ -116,7 +117,7 @@ class StandIn:
                 query = dict(urllib.parse.parse_qsl(url.query))
                 path = url.path
                 fault = standin._fault(self.command, path)
-                entry = Request(self.command, self.path, 0)
+                entry = Request(self.command, self.path, 0, raw)
                 standin.log.append(entry)
                 inner = path[len(standin.prefix) :]
                 if fault is not None and fault.act:

@@ -83,6 +83,7 @@ def open_store(
             max_wait_s=settings.max_wait_seconds,
         )
         http.forge_name = "the S3 bucket"
+        http.url_setting = "publish.s3.endpoint_url"
         return S3Store(settings.s3, credentials, folder=folder, http=http)
     where = {
         "branch": "GitHub and GHES",

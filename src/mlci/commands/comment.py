@@ -31,10 +31,12 @@ from mlci.config import PublishConfig, load_publish_config, locate_optional
 from mlci.console import Console
 from mlci.core.links import IMAGE_SUFFIXES, Link, edit, find_links, fit, local_path, replace_link
 from mlci.core.markdown import code_ranges, inside
+from mlci.core.redact import mask_text
 from mlci.core.report.escape import md_text
 from mlci.errors import EXIT_OK, UsageError
 from mlci.forges import HttpFactory
 from mlci.forges.base import CommentMode, Forge, sticky_marker
+from mlci.secrets import secret_values
 
 MAX_FILE_BYTES = 25_000_000  # GitHub's attachment limit for non-image files
 LIMITS = {"github": 65_536, "gitea": 65_536, "gitlab": 1_000_000, "bitbucket": 32_000}
@@ -324,6 +326,7 @@ def comment_command(
         raise UsageError(f"{markdown}: no such file; write the report first") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{markdown}: cannot read it as UTF-8 text ({exc})") from None
+    text = mask_text(text, secret_values(env))  # a report may quote what the training printed
     settings = settings or _settings(config, cwd)
     root = _root(source.parent)
     links = find_links(text)

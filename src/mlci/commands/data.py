@@ -10,6 +10,7 @@ from mlci import git
 from mlci.config import load_config, locate
 from mlci.console import Console, columns
 from mlci.core.metrics import diff_metrics
+from mlci.core.redact import redact_url
 from mlci.data import hashes, pulling, remotes
 from mlci.errors import EXIT_OK, UsageError
 
@@ -45,7 +46,7 @@ def data_status_command(*, config: Path | None, ref: str | None, as_json: bool) 
             if remote.name is None
             else {
                 "name": remote.name,
-                "url": remotes.redact_url(remote.url or ""),
+                "url": redact_url(remote.url or ""),
                 "kind": remote.kind.scheme,
                 "secrets": list(remote.kind.secrets),
             },

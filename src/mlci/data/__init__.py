@@ -19,11 +19,12 @@ check     check_remote() for `mlci doctor`
 
 from __future__ import annotations
 
+from mlci.core.redact import redact_url
 from mlci.data.check import CHECK_TIMEOUT_S, check_remote
 from mlci.data.diagnosis import diagnose
 from mlci.data.hashes import datasets, lineage, lineage_key, short_hash
 from mlci.data.pulling import human_bytes, pull
-from mlci.data.remotes import Remote, find_dvc_root, read_remote, redact_url
+from mlci.data.remotes import Remote, find_dvc_root, read_remote
 from mlci.data.repro import is_repro, read_repro_output
 from mlci.data.run import dvc_command
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 
-from mlci.data.remotes import Remote, redact_url
+from mlci.core.redact import mask_text, redact_url
+from mlci.data.remotes import Remote
 from mlci.errors import ExternalError, MlciError, UsageError
+from mlci.secrets import secret_values
 
 
 def named_remote(remote: Remote) -> str:
@@ -41,16 +42,9 @@ def plugin_message(remote: Remote, package: str) -> str:
     )
 
 
-_SECRETISH = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|_KEY$|KEY_ID|CONNECTION_STRING", re.I)
-
-
 def _redact(text: str, env: Mapping[str, str] | None) -> str:
     """Text from DVC without URL passwords or the values of secret-looking variables."""
-    text = redact_url(text)
-    for name, value in (env if env is not None else os.environ).items():
-        if _SECRETISH.search(name) and len(value) >= 6:
-            text = text.replace(value, "***")
-    return text
+    return mask_text(text, secret_values(env))
 
 
 def dvc_errors(output: str) -> list[str]:

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 from mlci import process
 from mlci.console import Console
+from mlci.core.redact import redact_url
 from mlci.data.diagnosis import answer_hint, diagnose, dvc_errors, missing_targets, named_remote
 from mlci.data.hashes import datasets
-from mlci.data.remotes import Remote, find_dvc_root, read_dvc_config, read_remote, redact_url
+from mlci.data.remotes import Remote, find_dvc_root, read_dvc_config, read_remote
 from mlci.data.run import plugin_missing, run_dvc
 from mlci.errors import ExternalError, UsageError
 

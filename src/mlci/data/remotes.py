@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import configparser
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mlci.core.redact import redact_url
 from mlci.errors import UsageError
 
 
@@ -131,11 +131,6 @@ class Remote:
             return None
         parts = urlsplit(self.url)
         return parts.netloc.rpartition("@")[2] + parts.path.rstrip("/")
-
-
-def redact_url(url: str) -> str:
-    """The URL without the user and password it may carry."""
-    return re.sub(r"(://)[^/@\s]+@", r"\1***@", url)
 
 
 def find_dvc_root(start: Path) -> Path | None:

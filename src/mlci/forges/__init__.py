@@ -8,11 +8,13 @@ imported lazily: they load the HTTP client.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from mlci.errors import ExternalError
 from mlci.forges.base import TOKEN_VARIABLES, ForgeChoice, HttpFactory, Opener, Opening
+from mlci.secrets import secret_values
 
 if TYPE_CHECKING:
     from mlci.ci import CiContext
@@ -71,7 +73,9 @@ def open_forge(
         )
     from mlci.http import HttpClient
 
-    return opener()(Opening(context, env, http_factory or HttpClient, max_wait_s, needed))
+    # No secret of the job's goes out in a body (comments, statuses, check runs).
+    make = functools.partial(http_factory or HttpClient, masks=secret_values(env))
+    return opener()(Opening(context, env, make, max_wait_s, needed))
 
 
 def check_access(

@@ -30,6 +30,7 @@ from mlci.pipeline.baseline import RegistryFactory, open_registry
 from mlci.pipeline.facts import BaselineRequest, Facts, Params, PromoteMode
 from mlci.pipeline.outputs import OUT_DIR, write_outputs
 from mlci.pipeline.publish import Publisher, open_publisher
+from mlci.secrets import secret_values
 
 __all__ = [
     "OUT_DIR",
@@ -79,7 +80,7 @@ def run(
     options = options or RunOptions()
     root = config_path.parent.resolve()
     out_dir = root / OUT_DIR
-    facts, stage = Facts(), "config"
+    facts, stage = Facts(secrets=secret_values(env)), "config"
     config: Config | None = None
     publisher: Publisher | None = None
     try:

@@ -5,7 +5,9 @@ evaluation, the gate's judgement), so a stage imports this module, never another
 Each stage returns its group (the data pulled, the training, the metrics, the gate, the
 promotion); `Facts` holds what the run has learned so far, so a run that stops at any
 stage still has everything for its report. A new fact goes into its group, and into
-`report()` and `lineage()` below: nowhere else.
+`report()` and `lineage()` below: nowhere else. Both mask the job's secrets (`secrets`):
+whatever the training printed or a file held, no secret value reaches a report, a
+comment or a registry tag (docs/security.md#secrets).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mlci.config import BaselineMode
 from mlci.core.device import DeviceInfo
 from mlci.core.gate import Baseline, GateResult
 from mlci.core.metrics import Metrics, is_number
+from mlci.core.redact import mask
 from mlci.core.report.model import Figure, Promotion, ReportInput, ReportSection
 from mlci.errors import MlciError, TrainingError
 from mlci.registry.base import Lineage
@@ -109,9 +112,13 @@ class Facts:
     promotion: Promotion | None = None
     figures: tuple[Figure, ...] = ()
     sections: tuple[ReportSection, ...] = ()
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # mlci.secrets.secret_values
 
     def report(self, error: MlciError | None = None, stage: str | None = None) -> ReportInput:
         """The report of the run so far; with `error`, of a run that stopped at `stage`."""
+        return mask(self._report(error, stage), self.secrets)
+
+    def _report(self, error: MlciError | None, stage: str | None) -> ReportInput:
         source, training = self.source, self.training or Training(command="")
         return ReportInput(
             model=self.model,
@@ -150,7 +157,7 @@ class Facts:
         assert source is not None and source.sha is not None
         assert gate is not None and metrics is not None and self.promotion is not None
         training = self.training or Training(command="")
-        return Lineage(
+        lineage = Lineage(
             commit=source.sha,
             branch=source.branch,
             dirty=source.dirty,
@@ -169,3 +176,4 @@ class Facts:
             data=dict(self.data.datasets),
             training_reused=training.reused is not None,
         )
+        return mask(lineage, self.secrets)

@@ -28,7 +28,8 @@ from mlci.ci import CiContext, detect_context
 from mlci.config import Config, load_config, locate
 from mlci.console import Console
 from mlci.core import yamlsafe
-from mlci.errors import EXIT_EXTERNAL, EXIT_USAGE, MlciError
+from mlci.core.redact import plain_http_refusal
+from mlci.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, MlciError
 
 Status = Literal["ok", "warn", "fail", "skip"]
 GB = 1_000_000_000
@@ -216,6 +217,9 @@ def _check_server(uri: str, shown: str) -> CheckResult:
     url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", ""))
     request = urllib.request.Request(url)
     if parts.username is not None:  # user:password@ in the URI: basic auth, as MLflow does
+        refusal = plain_http_refusal(uri, "the MLflow credentials", "registry.tracking_uri")
+        if refusal is not None:
+            return CheckResult("registry", "fail", refusal)
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
         request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode())
     fix = "start the server, or correct registry.tracking_uri / MLFLOW_TRACKING_URI"
@@ -246,7 +250,10 @@ def _check_server_read(
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(HTTP_TIMEOUT_S),
     }
-    client = mlflow_rest.RestClient(uri, quick)
+    try:
+        client = mlflow_rest.RestClient(uri, quick)
+    except ExternalError as exc:  # credentials for a plain-http server elsewhere
+        return CheckResult("registry", "fail", exc.message)
     try:
         found = client.get_registered_model(model)
     except mlflow_rest.RestError as exc:

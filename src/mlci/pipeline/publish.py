@@ -7,6 +7,9 @@ own, so a refused comment still leaves the status and the job summary; every fai
 becomes one line naming the fix, and `publish.json` records what went where. Pull
 requests from forks skip the comment with one line instead of failing on a read-only
 token.
+
+The report is masked again here (`mlci.core.redact.mask`, the job's secrets): `mlci
+publish` posts a report.json that another job wrote.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from mlci import ci
 from mlci.ci import CiContext
 from mlci.config import Config, PublishConfig
 from mlci.console import Console
+from mlci.core.redact import mask
 from mlci.core.report.document import png_names, section_png_name
 from mlci.core.report.escape import md_text
 from mlci.core.report.markdown import render_markdown
@@ -34,6 +38,7 @@ from mlci.forges import ForgeChoice, HttpFactory, open_forge
 from mlci.forges.base import CommentMode, Forge, status_context, sticky_marker
 from mlci.forges.local import LocalForge
 from mlci.forges.remote import utf16_len
+from mlci.secrets import secret_values
 
 if TYPE_CHECKING:
     from mlci.assets import AssetStore
@@ -123,9 +128,11 @@ class Publisher:
         self._pr: tuple[int, str] | bool | None = False  # False: not looked up yet
         self._commented = False
         self._uploaded: dict[str, str] = {}  # sha256 of a PNG -> its URL, once per run
+        self._secrets = secret_values(env)
 
     def publish(self, report: ReportInput, out_dir: Path) -> PublishResult:
         result = PublishResult()
+        report = mask(report, self._secrets)
         local = LocalForge(out_dir)
         local.status_context = status_context(report.model)
         body = render_markdown(report)
@@ -346,4 +353,5 @@ class Publisher:
             "skipped": result.skipped,
             "errors": result.errors,
         }
-        (out_dir / "publish.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(mask(record, self._secrets), indent=2)
+        (out_dir / "publish.json").write_text(text + "\n", encoding="utf-8")

@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
+from mlci.core.redact import MASK, mask, redact_url
 from mlci.errors import ExternalError, MlciError, UsageError
 from mlci.registry.base import UNREAD, AliasMove, Lineage, ModelVersion, Unread
 from mlci.registry.packaging import PackagedModel, package_model
+from mlci.secrets import secret_values
 
 EXPERIMENT = "mlci"
 _TAG_LIMIT = 5000  # MLflow's limit on a tag value
@@ -47,12 +48,7 @@ _MLFLOW_DEFAULTS = {
 
 def redact_uri(uri: str) -> str:
     """The URI without user and password, safe to print."""
-    parts = urlsplit(uri)
-    if parts.username is None and parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return redact_url(uri)
 
 
 def resolve_tracking_uri(uri: str, root: Path) -> str:
@@ -109,6 +105,7 @@ class MlflowRegistry:
         self, model: str, artifact: Path, lineage: Lineage, *, predictions: Path | None = None
     ) -> tuple[ModelVersion, bool]:
         client = self._api()
+        lineage = _masked(lineage)
         with self._errors(f"registering {model}"):
             reused = self._registered(model, lineage.commit)
             if reused is not None:
@@ -265,6 +262,8 @@ class MlflowRegistry:
             # Imported here: http.client and ssl stay out of `mlci gate`'s start-up.
             from mlci.registry import mlflow_rest
 
+            if mlflow_rest.has_credentials(self.tracking_uri, os.environ):
+                mlflow_rest.refuse_plain_http(self.tracking_uri)  # MLflow's client too
             if mlflow_rest.usable(self.tracking_uri, os.environ):
                 # A server: its REST API, without the seconds of importing MLflow.
                 self._client_instance = mlflow_rest.RestClient(self.tracking_uri)
@@ -521,6 +520,17 @@ def _explain(exc: Exception, doing: str, where: str) -> str:
             f"and that MLFLOW_TRACKING_URI (or registry.tracking_uri) is right"
         )
     return f"MLflow failed while {doing} at {where}: {first}"
+
+
+def _masked(lineage: Lineage) -> Lineage:
+    """`lineage` without the job's secrets; a metric or param whose name held one is left
+    out (MLflow refuses `*` in names)."""
+    lineage = mask(lineage, secret_values())
+    return dataclasses.replace(
+        lineage,
+        metrics={k: v for k, v in lineage.metrics.items() if MASK not in k},
+        params={k: v for k, v in lineage.params.items() if MASK not in k},
+    )
 
 
 def _lineage_tags(lineage: Lineage) -> dict[str, str]:

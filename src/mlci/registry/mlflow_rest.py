@@ -15,6 +15,8 @@ plain objects with the attributes it reads. One connection is kept open for all 
 - Retries as MLflow's: connection failures, 429 and 5xx answers, up to
   MLFLOW_HTTP_REQUEST_MAX_RETRIES times, waiting MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR * 2^n
   seconds (or the server's Retry-After); each request may take MLFLOW_HTTP_REQUEST_TIMEOUT.
+- Credentials never go over plain http to another machine: `refuse_plain_http`, before
+  connecting (for MLflow's client too).
 - `usable` says no, and MLflow's client is used, where only it knows how: an auth plugin
   (MLFLOW_TRACKING_AUTH), AWS SigV4 signing, an HTTP proxy, or MLCI_REGISTRY_CLIENT=mlflow.
 """
@@ -38,7 +40,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mlci import __version__
-from mlci.errors import UsageError
+from mlci.core.redact import plain_http_refusal
+from mlci.errors import ExternalError, UsageError
 
 _API = "/api/2.0/mlflow"
 _ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
@@ -59,6 +62,22 @@ def usable(tracking_uri: str, env: Mapping[str, str]) -> bool:
         return False
     proxies = urllib.request.getproxies()  # http.client knows nothing of proxies
     return parts.scheme not in proxies or bool(urllib.request.proxy_bypass(parts.hostname))
+
+
+def refuse_plain_http(tracking_uri: str) -> None:
+    """ExternalError (exit 3) when credentials would go to `tracking_uri` over plain http."""
+    refusal = plain_http_refusal(
+        tracking_uri, "the MLflow credentials", "registry.tracking_uri or MLFLOW_TRACKING_URI"
+    )
+    if refusal is not None:
+        raise ExternalError(refusal)
+
+
+def has_credentials(tracking_uri: str, env: Mapping[str, str]) -> bool:
+    """Whether MLflow's client would send credentials to `tracking_uri` (as `_Connection`)."""
+    user, password = _credentials(env)
+    parts = urllib.parse.urlsplit(tracking_uri)
+    return bool((user and password) or parts.username or env.get("MLFLOW_TRACKING_TOKEN"))
 
 
 class RestError(Exception):
@@ -415,6 +434,8 @@ class _Connection:
             self.headers["Authorization"] = f"Basic {pair}"
         elif env.get("MLFLOW_TRACKING_TOKEN"):
             self.headers["Authorization"] = f"Bearer {env['MLFLOW_TRACKING_TOKEN']}"
+        if "Authorization" in self.headers:
+            refuse_plain_http(tracking_uri)
         self.retries = _int(env.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES"), 7)
         self.backoff = _float(env.get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"), 2.0)
         self.timeout = _float(env.get("MLFLOW_HTTP_REQUEST_TIMEOUT"), 120.0)
