@@ -57,9 +57,16 @@ def _leaks(data: bytes) -> list[str]:
 
 
 def test_a_failed_training_that_prints_secrets_leaks_none(
-    project: Project, leaky_pull_request: GitHubStandIn, tmp_path: Path
+    project: Project,
+    leaky_pull_request: GitHubStandIn,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["run", "--config", str(project.config)]) == EXIT_TRAINING
+
+    log = capsys.readouterr().err  # the CI log: the training's lines as they came
+    assert "  │ GITHUB_TOKEN=***" in log
+    assert _leaks(log.encode()) == []
 
     report = (project.out / "report.md").read_text()
     assert "GITHUB_TOKEN=***" in report and "AWS_SECRET_ACCESS_KEY=***" in report

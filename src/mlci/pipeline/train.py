@@ -18,9 +18,11 @@ from typing import TextIO
 from mlci import process
 from mlci.config import Config
 from mlci.console import Console
+from mlci.core.redact import mask_text
 from mlci.data import repro
 from mlci.errors import MlciError, TrainingError, UsageError
 from mlci.pipeline.facts import Training
+from mlci.secrets import secret_values
 
 _TAIL_LINES = 30
 
@@ -112,12 +114,13 @@ def run_training(
             f"check the command in mlci.yaml"
         ) from None
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    secrets = secret_values(child_env)  # a CI log is as public as the comment
     try:
         exit_code = process.watch(
             child,
             timeout_s=timeout_s,
             stall_s=stall_s,
-            on_line=lambda raw: _echo(raw, tail, echo, on_line),
+            on_line=lambda raw: _echo(raw, tail, echo, secrets, on_line),
             started=started,
         )
     except process.Stopped as stopped:
@@ -150,11 +153,12 @@ def _echo(
     raw: bytes,
     tail: collections.deque[str],
     echo: TextIO,
+    secrets: tuple[str, ...],
     on_line: Callable[[str], None] | None = None,
 ) -> None:
     line = raw.decode("utf-8", errors="replace").rstrip("\r")
     tail.append(line)
     if on_line is not None:
         on_line(line)
-    echo.write(f"  │ {line}\n")
+    echo.write(f"  │ {mask_text(line, secrets)}\n")
     echo.flush()
