@@ -25,7 +25,17 @@ from mlci.errors import (
     MlciError,
     StopSignal,
 )
-from mlci.pipeline import baseline, data, evaluate, figures, gate, preflight, promote, train
+from mlci.pipeline import (
+    baseline,
+    data,
+    evaluate,
+    figures,
+    gate,
+    preflight,
+    promote,
+    train,
+    trust,
+)
 from mlci.pipeline.baseline import RegistryFactory, open_registry
 from mlci.pipeline.facts import BaselineRequest, Facts, Params, PromoteMode
 from mlci.pipeline.outputs import OUT_DIR, write_outputs
@@ -84,11 +94,15 @@ def run(
     config: Config | None = None
     publisher: Publisher | None = None
     try:
-        config = load_config(config_path)
-        facts = replace(facts, model=config.model_name)
+        loaded = load_config(config_path)
+        facts = replace(facts, model=loaded.model_name)
         stage = "context"
-        source = preflight.context(config, env, console)
+        source = preflight.context(loaded, env, console)
         facts = replace(facts, source=source)
+        # A pull request is judged by its base branch's rules, not its own (docs/security.md).
+        rules = trust.rules(loaded, config_path.name, source, env, console)
+        config = rules.config
+        facts = replace(facts, rules=rules.notes)
         if options.train and options.baseline is None:
             stage = "preflight"  # the cheap checks of `mlci doctor`, before training
             preflight.warn(config, env, console)

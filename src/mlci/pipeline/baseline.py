@@ -21,6 +21,7 @@ from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metri
 from mlci.core.report.model import Promotion
 from mlci.data import hashes, remotes
 from mlci.errors import ExternalError, MetricsError, UsageError, shown
+from mlci.pipeline.basecommit import base_commit
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, PromoteMode
 from mlci.registry import open_registry
 from mlci.registry.base import Registry
@@ -186,7 +187,7 @@ def _from_git(
     config: Config, context: CiContext, ref: str | None, cache: Path, *, strict: bool
 ) -> BaselineChoice:
     try:
-        commit, label = _base_commit(config, context, ref)
+        commit, label = base_commit(config, context, ref)
     except UsageError as exc:
         if strict:
             raise
@@ -239,39 +240,3 @@ def _predictions_at(config: Config, commit: str, prefix: str, cache: Path) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     return path
-
-
-def _base_commit(config: Config, context: CiContext, ref: str | None) -> tuple[str | None, str]:
-    """The commit to compare with, and a label for the report."""
-    root = config.root
-    branch = ref or config.gate.base_ref or context.base_ref or config.registry.promote_on[0]
-    if ref is None and context.branch == branch:
-        # A build of the base branch itself: compare with the commit before it.
-        parent = git.resolve_commit(root, "HEAD^")
-        if parent is None:
-            if git.is_shallow(root):
-                raise UsageError(_shallow_fix("the previous commit is not in this shallow clone"))
-            return None, f"{branch} has no earlier commit"
-        return parent, f"{branch} before this commit ({parent[:8]})"
-    for candidate in (f"origin/{branch}", branch):
-        found = git.resolve_commit(root, candidate)
-        if found is not None:
-            base = git.merge_base(root, found, "HEAD")
-            if base is None:
-                if git.is_shallow(root):
-                    raise UsageError(_shallow_fix(f"the merge base with {candidate} is missing"))
-                raise UsageError(f"{candidate} and HEAD have no common commit to compare with")
-            return base, f"{candidate} at the merge base {base[:8]}"
-    if git.is_shallow(root):
-        raise UsageError(_shallow_fix(f"the base branch {branch} was not fetched"))
-    raise UsageError(
-        f"the base branch {branch} is not in this repository; fetch it (git fetch origin "
-        f"{branch}) or set gate.base_ref"
-    )
-
-
-def _shallow_fix(problem: str) -> str:
-    return (
-        f"{problem}: this is a shallow clone; fetch the history, e.g. `fetch-depth: 0` on "
-        f"actions/checkout (GitLab: GIT_DEPTH: 0), or `git fetch --unshallow`"
-    )

@@ -104,6 +104,7 @@ class Facts:
 
     model: str = "(unknown model)"
     source: CiContext | None = None  # the commit, branch, event and CI run
+    rules: tuple[str, ...] = ()  # whose mlci.yaml judges a pull request (mlci.pipeline.trust)
     data: DataVersions = DataVersions()
     training: Training | None = None
     metrics: Metrics | None = None

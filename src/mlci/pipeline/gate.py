@@ -41,6 +41,7 @@ def judge(
         intervals=intervals,
     )
     notes = (
+        *facts.rules,
         *(facts.training.notes if facts.training else ()),
         *choice.notes,
         *seed_note,

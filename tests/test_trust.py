@@ -1,0 +1,155 @@
+"""A pull request is judged by its base branch's mlci.yaml, not by the one it brings."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from mlci import git, pipeline
+from mlci.console import Console
+from mlci.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE
+from mlci.registry.mlflow import MlflowRegistry
+from tests.conftest import Project
+
+
+def run(project: Project) -> tuple[pipeline.Outcome, str]:
+    log = io.StringIO()
+    outcome = pipeline.run(config_path=project.config, env=dict(os.environ), console=Console(log))
+    return outcome, log.getvalue()
+
+
+def github_pull_request(monkeypatch: pytest.MonkeyPatch, head: str) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    monkeypatch.setenv("GITHUB_HEAD_REF", head)
+    monkeypatch.setenv("GITHUB_BASE_REF", "main")
+    monkeypatch.setenv("GITHUB_REF", "refs/pull/7/merge")
+
+
+def loosen_max_drop(project: Project) -> None:
+    loosened = project.config.read_text().replace("max_drop: 0.01", "max_drop: 0.5")
+    project.write("mlci.yaml", loosened)
+
+
+def loosened_pull_request(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """main's champion has accuracy 0.9 (max_drop 0.01); pr/loose drops to 0.85 and
+    raises max_drop to 0.5 in its own mlci.yaml."""
+    run(project)
+    project.branch("pr/loose")
+    loosen_max_drop(project)
+    project.set_params(metrics={"accuracy": 0.85, "log_loss": 0.30})
+    project.commit("worse model, looser gate")
+    github_pull_request(monkeypatch, "pr/loose")
+
+
+def test_a_pull_request_that_loosens_its_gate_is_judged_by_the_base_rules(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loosened_pull_request(project, monkeypatch)
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    assert "accuracy dropped 0.05 from 0.9 to 0.85" in str(project.gate_json()["summary"])
+    report = (project.out / "report.md").read_text()
+    assert "changes gate.rules (accuracy) in mlci.yaml" in report
+    assert "takes effect after merge" in report
+    assert "takes effect after merge" in (project.out / "report.html").read_text()
+    assert "rules: mlci.yaml at main at the merge base" in log
+
+
+def test_the_opt_out_variable_makes_the_pull_requests_own_rules_apply(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loosened_pull_request(project, monkeypatch)
+    monkeypatch.setenv("MLCI_TRUST_PR_CONFIG", "1")
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_OK  # a drop of 0.05 is within its own max_drop 0.5
+    assert "rules: the pull request's own mlci.yaml (MLCI_TRUST_PR_CONFIG=1)" in log
+    assert "takes effect after merge" not in (project.out / "report.md").read_text()
+
+
+def test_a_pull_request_that_moves_the_registry_still_reads_the_base_registry(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run(project)  # @champion v1 in the base's registry, .mlci/mlflow.db
+    elsewhere = tmp_path / "elsewhere.db"
+    project.branch("pr/registry")
+    project.write(
+        "mlci.yaml",
+        project.config.read_text().replace(
+            "registry:\n", f"registry:\n  tracking_uri: sqlite:///{elsewhere}\n"
+        ),
+    )
+    project.set_params(metrics={"accuracy": 0.85, "log_loss": 0.30})
+    project.commit("point the registry elsewhere")
+    github_pull_request(monkeypatch, "pr/registry")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    baseline = project.gate_json()["baseline"]
+    assert baseline["source"] == "registry"  # type: ignore[index]
+    assert "tiny-model v1" in baseline["label"]  # type: ignore[index]
+    assert not elsewhere.exists()
+    assert "changes registry.tracking_uri in mlci.yaml" in str(project.gate_json()["notes"])
+    assert "registry.tracking\\_uri" in (project.out / "report.md").read_text()  # escaped
+
+
+def test_the_first_pull_request_adding_mlci_is_judged_by_its_own_file(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = project.config.read_text()
+    git.run_git("rm", "--quiet", "mlci.yaml", cwd=project.root)
+    project.commit("main without mlci")
+    project.branch("pr/add-mlci")
+    project.write("mlci.yaml", config)
+    project.commit("add mlci")
+    github_pull_request(monkeypatch, "pr/add-mlci")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_OK
+    report = (project.out / "report.md").read_text()
+    assert "No mlci.yaml on the base branch: this pull request is judged by its own" in report
+
+
+def test_a_push_to_main_is_judged_by_its_own_mlci_yaml(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(project)
+    loosen_max_drop(project)
+    project.set_params(metrics={"accuracy": 0.85, "log_loss": 0.30})
+    project.commit("looser gate on main")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    monkeypatch.setenv("GITHUB_REF_NAME", "main")
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_OK  # the drop of 0.05 is within main's new max_drop
+    assert "takes effect after merge" not in (project.out / "report.md").read_text()
+    assert "rules:" not in log
+    champion = MlflowRegistry(f"sqlite:///{project.root / '.mlci' / 'mlflow.db'}").by_alias(
+        "tiny-model", "champion"
+    )
+    assert champion is not None and champion.version == "2"
+
+
+def test_a_pull_request_whose_base_branch_is_missing_stops_with_the_fix(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loosened_pull_request(project, monkeypatch)
+    monkeypatch.setenv("GITHUB_BASE_REF", "release")  # not fetched: no rules to trust
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_USAGE
+    assert "the base branch release is not in this repository" in log
+    assert "MLCI_TRUST_PR_CONFIG=1" in log
+    assert project.gate_json()["error"]["stage"] == "context"  # type: ignore[index]
