@@ -20,6 +20,7 @@ from mlci.core import yamlsafe
 from mlci.core.device import DeviceSetting
 from mlci.core.gate import RELATIVE_CHECKS, MissingBaseline, Rule
 from mlci.core.metrics import read_text
+from mlci.core.workflow import branch_name_problem
 from mlci.errors import ConfigError, shown
 
 CONFIG_NAME = "mlci.yaml"
@@ -648,10 +649,15 @@ def _parse_registry(data: object, problems: _Problems) -> RegistryConfig:
     model = section.optional_string("model")
     if model is not None and not _inside_project(model, "registry.model", problems):
         model = None
+    promote_on = section.string_list("promote_on", ("main",))
+    for branch in promote_on:
+        if (problem := branch_name_problem(branch)) is not None:
+            problems.add("registry.promote_on", f"{shown(branch)} is not a branch name: {problem}")
+            promote_on = ("main",)
     return RegistryConfig(
         tracking_uri=section.string("tracking_uri", DEFAULT_TRACKING_URI),
         model=model,
-        promote_on=section.string_list("promote_on", ("main",)),
+        promote_on=promote_on,
         alias=alias,
         challenger=challenger,
     )
