@@ -300,6 +300,11 @@ def _key_text(key: object) -> str:
     return str(key).lower() if isinstance(key, bool) else shown(key)
 
 
+# The name goes into HTML-comment markers, status contexts and the registry: no line breaks,
+# no `--` or `>` to end a comment, nothing a forge or MLflow reads as syntax.
+_MODEL_NAME = re.compile(r"(?=.{1,100}\Z)[A-Za-z0-9](?:[A-Za-z0-9._ ]|-(?!-))*(?<! )", re.ASCII)
+
+
 def _is_plain_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -390,6 +395,13 @@ def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
     model_name = model.string("name", "")
     if not model_name and not model.has("name"):
         problems.add("model.name", "required: the registered model's name, e.g. digits-classifier")
+    elif model_name and not _MODEL_NAME.fullmatch(model_name):
+        problems.add(
+            "model.name",
+            f"{shown(model_name)}: use letters, digits, spaces and . _ - (no --), starting with "
+            "a letter or digit, at most 100 characters: it keys the registry, the pull "
+            "request's comment and the commit status",
+        )
     evaluate = _parse_evaluate(top.data.get("evaluate"), problems)
     return Config(
         root=root,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -44,6 +45,19 @@ def test_first_run_comments_sets_the_status_on_the_head_and_writes_the_summary(
     record = json.loads((done.out / "publish.json").read_text())
     assert record["published"]["comment"] == comment["html_url"]
     assert (done.out / "comment.md").exists()
+
+
+def test_a_forged_model_name_stays_inside_the_summary_markers(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    # mlci.yaml refuses such a name; `mlci publish` reads it from an artifact the PR built.
+    forged = dataclasses.replace(make_report(), model="m -->\n# Approved\n<!-- x")
+    publish(tmp_path, github_env(tmp_path, github.api_url), clock, report=forged)
+
+    lines = (tmp_path / "step_summary.md").read_text().splitlines()
+    assert lines[0] == "<!-- mlci:summary key=m - -# Approved<!- - x -->"
+    assert lines[-1] == "<!-- /mlci:summary key=m - -# Approved<!- - x -->"
+    assert "# Approved" not in lines
 
 
 def test_second_run_updates_the_same_comment_without_a_new_one(
