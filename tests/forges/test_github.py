@@ -6,6 +6,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
 from mlci.ci import CiContext, detect_context
 from mlci.config import PublishConfig
 from mlci.forges import check_access
@@ -280,6 +282,38 @@ def test_502_on_a_read_is_retried_with_backoff(
     assert done.result.errors == []
     assert clock.slept == [1.0, 2.0]
     assert len(github.comments[12]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (
+            b"<html><body>\x1b[31mSign in</body></html>",
+            "'<html><body>\\x1b[31mSign in</body></html>'",
+        ),
+        (b"{}", "'{}'"),
+    ],
+    ids=["html", "object"],
+)
+def test_a_listing_that_is_not_a_list_fails_instead_of_posting_again(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock, body: bytes, shown: str
+) -> None:
+    env = github_env(tmp_path, github.api_url)
+    publish(tmp_path, env, clock)
+    github.faults.append(
+        Fault("GET", "/comments$", status=200, headers={"Content-Type": "text/html"}, body=body)
+    )
+
+    done = publish(tmp_path, env, clock)
+
+    assert len(github.comments[12]) == 1  # read as "no comments", a duplicate was posted
+    assert done.result.failed
+    (error,) = done.result.errors
+    assert error == (
+        "could not read the comments of pull request #12: GitHub answered "
+        f"/repos/team/models/issues/12/comments with 200 but not a list: {shown}; check the "
+        "forge's API URL (a proxy or a sign-in page answers HTML)"
+    )
 
 
 def test_502_on_the_create_rereads_before_posting_again(
