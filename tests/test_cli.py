@@ -286,3 +286,26 @@ def test_rollback_errors_name_the_fix(project: Project) -> None:
     assert "has no version before v1; name one with --to VERSION" in first.stderr
     missing = mlci("rollback", "--to", "9", cwd=project.root)
     assert "tiny-model has no version 9" in missing.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_disk_that_refuses_the_report_exits_3_with_the_verdict(
+    project: Project, as_json: bool
+) -> None:
+    # Tests run as root, whom a read-only folder does not stop: a file where the folder
+    # should be refuses every write, as a read-only or full disk does.
+    project.out.parent.mkdir(parents=True, exist_ok=True)
+    project.out.write_text("not a folder")
+    project.write("metrics.json", json.dumps({"accuracy": 0.7, "log_loss": 0.3}))
+
+    result = mlci("gate", *(["--json"] if as_json else []), cwd=project.root)
+
+    assert result.returncode == 3
+    assert f"could not write the report into {project.out}: File exists" in result.stderr
+    assert "internal error" not in result.stderr
+    if as_json:
+        assert json.loads(result.stdout)["results"][0]["verdict"] == "fail"
+    else:
+        assert "gate: failed" in result.stdout
+        assert "accuracy 0.7 is below the minimum 0.8" in result.stdout
+        assert f"report: not written, {project.out} refused it" in result.stdout

@@ -612,6 +612,16 @@ def test_null_means_not_set() -> None:
     assert config.gate.base_ref is None
 
 
+@pytest.mark.parametrize(
+    "name", ['"m\\n<!-- x -->"', "a--b", "m>x", "<b>m</b>", '"m\\u202e"'], ids=repr
+)
+def test_a_model_name_that_would_break_a_marker_or_a_status_is_refused(name: str) -> None:
+    message = problem(MINIMAL.replace("{name: digits}", "{name: " + name + "}"))
+    assert message.startswith("mlci.yaml: model.name: ")
+    assert "use letters, digits, spaces and . _ - (no --)" in message
+    assert "\n" not in message.removeprefix("mlci.yaml: ")  # the name is shown escaped
+
+
 def test_an_empty_list_says_so() -> None:
     message = problem(MINIMAL + "registry: {promote_on: []}\n")
     assert message == (

@@ -25,6 +25,7 @@ from mlci.config import load_config
 from mlci.console import Console
 from mlci.errors import UsageError
 from tests.conftest import CONFIG
+from tests.linters import actionlint
 
 
 def test_init_writes_a_valid_config_named_after_the_folder(tmp_path: Path) -> None:
@@ -145,6 +146,36 @@ def test_init_writes_the_workflow_that_follows_the_config(
     assert data[True]["push"] == {"branches": ["trunk"]}
     assert "kept mlci.yaml" in capsys.readouterr().out.replace(str(tmp_path) + "/", "")
     assert (tmp_path / "mlci.yaml").read_text().count("timeout_minutes: 30") == 1
+
+
+def test_a_crafted_branch_name_stays_one_branch_of_the_workflow(tmp_path: Path) -> None:
+    # git accepts "dev,hotfix#x"; written plain into `branches: [...]` it becomes two.
+    git.init_repo(tmp_path)
+    crafted = 'promote_on: [main, "dev,hotfix#x", "{x}"]'
+    (tmp_path / "mlci.yaml").write_text(CONFIG.replace("promote_on: [main]", crafted))
+
+    assert _init(tmp_path, forge="github", gpu="", free_disk=False, fork_safe=False) == 0
+
+    data = yaml.safe_load((tmp_path / WORKFLOW).read_text())
+    branches = ["main", "dev,hotfix#x", "{x}"]
+    assert data[True] == {"pull_request": None, "push": {"branches": branches}}
+    linted = actionlint([tmp_path / WORKFLOW], set(), tmp_path)
+    assert linted.returncode == 0, linted.stdout
+
+
+def test_a_branch_name_git_refuses_never_reaches_the_workflow(tmp_path: Path) -> None:
+    git.init_repo(tmp_path)
+    crafted = 'promote_on: ["main]\\n  workflow_dispatch:\\n#"]'
+    (tmp_path / "mlci.yaml").write_text(CONFIG.replace("promote_on: [main]", crafted))
+
+    with pytest.raises(UsageError) as refused:
+        _init(tmp_path, forge="github", gpu="", free_disk=False, fork_safe=False)
+
+    assert refused.value.exit_code == 2
+    assert "registry.promote_on: main]\\n  workflow_dispatch:\\n# is not a branch name" in (
+        refused.value.message
+    )
+    assert not (tmp_path / WORKFLOW).exists()
 
 
 def test_a_project_in_a_subfolder_gets_the_workflow_at_the_repository_top(tmp_path: Path) -> None:

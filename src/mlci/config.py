@@ -20,6 +20,7 @@ from mlci.core import yamlsafe
 from mlci.core.device import DeviceSetting
 from mlci.core.gate import RELATIVE_CHECKS, MissingBaseline, Rule
 from mlci.core.metrics import read_text
+from mlci.core.workflow import branch_name_problem
 from mlci.errors import ConfigError, shown
 
 CONFIG_NAME = "mlci.yaml"
@@ -299,6 +300,11 @@ def _key_text(key: object) -> str:
     return str(key).lower() if isinstance(key, bool) else shown(key)
 
 
+# The name goes into HTML-comment markers, status contexts and the registry: no line breaks,
+# no `--` or `>` to end a comment, nothing a forge or MLflow reads as syntax.
+_MODEL_NAME = re.compile(r"(?=.{1,100}\Z)[A-Za-z0-9](?:[A-Za-z0-9._ ]|-(?!-))*(?<! )", re.ASCII)
+
+
 def _is_plain_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -389,6 +395,13 @@ def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
     model_name = model.string("name", "")
     if not model_name and not model.has("name"):
         problems.add("model.name", "required: the registered model's name, e.g. digits-classifier")
+    elif model_name and not _MODEL_NAME.fullmatch(model_name):
+        problems.add(
+            "model.name",
+            f"{shown(model_name)}: use letters, digits, spaces and . _ - (no --), starting with "
+            "a letter or digit, at most 100 characters: it keys the registry, the pull "
+            "request's comment and the commit status",
+        )
     evaluate = _parse_evaluate(top.data.get("evaluate"), problems)
     return Config(
         root=root,
@@ -648,10 +661,15 @@ def _parse_registry(data: object, problems: _Problems) -> RegistryConfig:
     model = section.optional_string("model")
     if model is not None and not _inside_project(model, "registry.model", problems):
         model = None
+    promote_on = section.string_list("promote_on", ("main",))
+    for branch in promote_on:
+        if (problem := branch_name_problem(branch)) is not None:
+            problems.add("registry.promote_on", f"{shown(branch)} is not a branch name: {problem}")
+            promote_on = ("main",)
     return RegistryConfig(
         tracking_uri=section.string("tracking_uri", DEFAULT_TRACKING_URI),
         model=model,
-        promote_on=section.string_list("promote_on", ("main",)),
+        promote_on=promote_on,
         alias=alias,
         challenger=challenger,
     )

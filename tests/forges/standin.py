@@ -137,12 +137,18 @@ class StandIn:
                             self.command, inner, query, self.headers, body
                         )
                 entry.status = status
-                data = b"" if payload is None else json.dumps(payload).encode()
+                # Bytes go as they are (a proxy's HTML page); anything else as JSON.
+                raw_body = isinstance(payload, bytes)
+                if isinstance(payload, bytes):
+                    data = payload
+                else:
+                    data = b"" if payload is None else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
                     for name, value in headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                    if not raw_body:
+                        self.send_header("Content-Type", "application/json; charset=utf-8")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)

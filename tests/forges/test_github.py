@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+
+import pytest
 
 from mlci.ci import CiContext, detect_context
 from mlci.config import PublishConfig
@@ -44,6 +47,19 @@ def test_first_run_comments_sets_the_status_on_the_head_and_writes_the_summary(
     record = json.loads((done.out / "publish.json").read_text())
     assert record["published"]["comment"] == comment["html_url"]
     assert (done.out / "comment.md").exists()
+
+
+def test_a_forged_model_name_stays_inside_the_summary_markers(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock
+) -> None:
+    # mlci.yaml refuses such a name; `mlci publish` reads it from an artifact the PR built.
+    forged = dataclasses.replace(make_report(), model="m -->\n# Approved\n<!-- x")
+    publish(tmp_path, github_env(tmp_path, github.api_url), clock, report=forged)
+
+    lines = (tmp_path / "step_summary.md").read_text().splitlines()
+    assert lines[0] == "<!-- mlci:summary key=m - -# Approved<!- - x -->"
+    assert lines[-1] == "<!-- /mlci:summary key=m - -# Approved<!- - x -->"
+    assert "# Approved" not in lines
 
 
 def test_second_run_updates_the_same_comment_without_a_new_one(
@@ -266,6 +282,38 @@ def test_502_on_a_read_is_retried_with_backoff(
     assert done.result.errors == []
     assert clock.slept == [1.0, 2.0]
     assert len(github.comments[12]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (
+            b"<html><body>\x1b[31mSign in</body></html>",
+            "'<html><body>\\x1b[31mSign in</body></html>'",
+        ),
+        (b"{}", "'{}'"),
+    ],
+    ids=["html", "object"],
+)
+def test_a_listing_that_is_not_a_list_fails_instead_of_posting_again(
+    github: GitHubStandIn, tmp_path: Path, clock: Clock, body: bytes, shown: str
+) -> None:
+    env = github_env(tmp_path, github.api_url)
+    publish(tmp_path, env, clock)
+    github.faults.append(
+        Fault("GET", "/comments$", status=200, headers={"Content-Type": "text/html"}, body=body)
+    )
+
+    done = publish(tmp_path, env, clock)
+
+    assert len(github.comments[12]) == 1  # read as "no comments", a duplicate was posted
+    assert done.result.failed
+    (error,) = done.result.errors
+    assert error == (
+        "could not read the comments of pull request #12: GitHub answered "
+        f"/repos/team/models/issues/12/comments with 200 but not a list: {shown}; check the "
+        "forge's API URL (a proxy or a sign-in page answers HTML)"
+    )
 
 
 def test_502_on_the_create_rereads_before_posting_again(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlci import pipeline
-from mlci.commands.summary import print_outcome
+from mlci.commands.summary import print_outcome, print_unwritten
 from mlci.config import locate
 from mlci.errors import UsageError
 from mlci.pipeline import BaselineRequest
+from mlci.pipeline.outputs import ReportNotWritten
 
 
 def _from_cwd(path: Path | None) -> Path | None:
@@ -17,8 +18,16 @@ def _from_cwd(path: Path | None) -> Path | None:
 
 
 def run_command(*, config: Path | None, promote: pipeline.PromoteMode, as_json: bool) -> int:
-    options = pipeline.RunOptions(promote=promote)
-    outcome = pipeline.run(config_path=locate(config), options=options)
+    return _run(locate(config), pipeline.RunOptions(promote=promote), as_json=as_json)
+
+
+def _run(config_path: Path, options: pipeline.RunOptions, *, as_json: bool) -> int:
+    """The pipeline, then what it found; with a disk that refused the report, the verdict."""
+    try:
+        outcome = pipeline.run(config_path=config_path, options=options)
+    except ReportNotWritten as exc:
+        print_unwritten(exc, as_json=as_json)
+        return exc.exit_code
     print_outcome(outcome.report, outcome.out_dir, as_json=as_json)
     return outcome.exit_code
 
@@ -57,6 +66,4 @@ def gate_command(
         metrics=tuple(path.resolve() for path in candidate) if candidate else None,
         predictions=predictions,
     )
-    outcome = pipeline.run(config_path=locate(config), options=options)
-    print_outcome(outcome.report, outcome.out_dir, as_json=as_json)
-    return outcome.exit_code
+    return _run(locate(config), options, as_json=as_json)

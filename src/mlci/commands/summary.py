@@ -11,6 +11,7 @@ from mlci.core.gate import format_number
 from mlci.core.metrics import MetricValue
 from mlci.core.report.json import dumps, render_json
 from mlci.core.report.model import ReportInput, format_value, headline
+from mlci.pipeline.outputs import ReportNotWritten
 
 
 def print_outcome(
@@ -24,7 +25,22 @@ def print_outcome(
     out.write(summary_text(report, out_dir, Console(out)))
 
 
-def summary_text(report: ReportInput, out_dir: Path, console: Console) -> str:
+def print_unwritten(
+    error: ReportNotWritten, *, as_json: bool, out: TextIO | None = None, err: TextIO | None = None
+) -> None:
+    """The verdict of a run whose report the disk refused: the gate's result is known."""
+    out, err = out or sys.stdout, err or sys.stderr
+    if error.report.error != error.message:  # the run did not say it yet
+        Console(err).error(error.message)
+    if as_json:
+        out.write(dumps(render_json(error.report)))
+        return
+    out.write(summary_text(error.report, error.out_dir, Console(out), written=False))
+
+
+def summary_text(
+    report: ReportInput, out_dir: Path, console: Console, *, written: bool = True
+) -> str:
     """The short human summary printed after a run: verdict, table, where the files are."""
     icon = {"pass": "✔", "warn": "!", "fail": "✘", "error": "✘"}[report.status]
     kind = {"pass": "ok", "warn": "warn"}.get(report.status, "fail")
@@ -42,7 +58,12 @@ def summary_text(report: ReportInput, out_dir: Path, console: Console) -> str:
                 )
             )
         lines += columns(rows)
-    lines.append(f"report: {out_dir / 'report.md'} (also report.html, gate.json)")
+    if written:
+        lines.append(f"report: {out_dir / 'report.md'} (also report.html, gate.json)")
+    else:
+        if report.gate is not None and report.gate.results:
+            lines.append(f"gate: {report.gate.summary()}")
+        lines.append(f"report: not written, {out_dir} refused it")
     if report.promotion is not None:
         lines.append(f"registry: {report.promotion.describe()}")
     return "\n".join(line.rstrip() for line in lines) + "\n"

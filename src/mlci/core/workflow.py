@@ -137,6 +137,11 @@ class WorkflowSettings:
     project_dir: str = ""  # the folder of mlci.yaml inside the repository ("" = the top)
     options: str = ""  # the `mlci init` options that wrote the files, for the header
 
+    def __post_init__(self) -> None:
+        for branch in self.promote_on:
+            if (problem := branch_name_problem(branch)) is not None:
+                raise ValueError(f"not a branch name: {branch!r} ({problem})")
+
     @property
     def job_timeout_minutes(self) -> int:
         """The job's limit: the training's own plus set-up, so mlci's timeout fires first
@@ -173,6 +178,23 @@ def _header(settings: WorkflowSettings, what: str) -> list[str]:
     ]
 
 
+def branch_name_problem(name: str) -> str | None:
+    """Why `name` is not a branch name git accepts (`git check-ref-format --branch`), or
+    None. Quotes are refused too: the names go into YAML and GitLab's rule expressions."""
+    if name in ("", "@") or name.startswith(("-", "/")) or name.endswith(("/", ".", ".lock")):
+        return "it may not be empty or @, start with - or /, or end with /, . or .lock"
+    if not name.isprintable() or set(name) & _REF_FORBIDDEN:
+        return "it may not hold spaces, control characters, quotes or any of ~ ^ : ? * [ \\"
+    if "//" in name or ".." in name or "@{" in name or "/." in name or name.startswith("."):
+        return "it may not hold //, .., @{ or a part that starts with ."
+    if any(part.endswith(".lock") for part in name.split("/")):
+        return "no part of it may end with .lock"
+    return None
+
+
+_REF_FORBIDDEN = frozenset(" ~^:?*[\\\"'`\x7f")
+
+
 def _pipeline_workflow(s: WorkflowSettings) -> str:
     branches = ", ".join(s.promote_on)
     lines = [
@@ -184,7 +206,7 @@ def _pipeline_workflow(s: WorkflowSettings) -> str:
         "on:",
         "  pull_request:",
         "  push:",
-        f"    branches: [{branches}]",
+        f"    branches: [{', '.join(_scalar(branch) for branch in s.promote_on)}]",
         "",
         "# No permission for the workflow as a whole: each job asks for what it needs.",
         "permissions: {}",

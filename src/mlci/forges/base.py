@@ -8,6 +8,7 @@ none.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -31,8 +32,13 @@ TOKEN_VARIABLES: dict[str, tuple[str, ...]] = {
 
 def sticky_marker(key: str) -> str:
     """The hidden first line that identifies mlci's comment for `key` (the model)."""
-    safe = key.replace("--", "- -").replace(">", "")
-    return f"<!-- mlci:report key={safe} -->"
+    return f"<!-- mlci:report key={marker_key(key)} -->"
+
+
+def marker_key(key: str) -> str:
+    """`key` (the model's name) as it may stand in a one-line HTML comment: the name is
+    checked in mlci.yaml, but `mlci publish` reads it from an artifact the PR built."""
+    return re.sub(r"-(?=-)", "- ", re.sub(r"[\x00-\x1f\x7f>]", "", key))
 
 
 def status_context(model: str) -> str:

@@ -193,7 +193,9 @@ class BitbucketForge(NoLookups, RemoteForge):
             if response.status >= 300:
                 self.fail(response, f"read the comments of {where}")
             data = _dict(response.json())
-            for item in data.get("values") or []:
+            if not isinstance(data.get("values"), list):  # a page is {"values": [...], ...}
+                raise self.not_a_list(response, url, f"read the comments of {where}")
+            for item in data["values"]:
                 if isinstance(item, dict) and not item.get("deleted"):
                     comment = _comment(item)
                     if _dict(item.get("user")).get("type") == "app_user" and comment.author:

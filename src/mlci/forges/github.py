@@ -139,7 +139,7 @@ class GitHubForge(RemoteForge):
             path = f"{self._repo_path}/commits/{self.commit_sha}/comments?per_page=100"
             action = f"read the comments of commit {self.commit_sha[:12]}"
         for _, page in self._pages(path, action):
-            for item in page if isinstance(page, list) else []:
+            for item in page:
                 if isinstance(item, dict):
                     yield _comment(item)
 

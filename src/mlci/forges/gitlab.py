@@ -123,7 +123,7 @@ class GitLabForge(NoLookups, RemoteForge):
     def _comments(self) -> Iterator[Comment]:
         path = f"{self._notes}?per_page=100&sort=asc&order_by=created_at"
         for _, page in self._pages(path, f"read the notes of {self._thread}"):
-            for item in page if isinstance(page, list) else []:
+            for item in page:
                 if isinstance(item, dict) and not item.get("system"):
                     yield self._note(item)
 

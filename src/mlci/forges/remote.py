@@ -19,7 +19,9 @@ from __future__ import annotations
 import html
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from mlci.errors import shown
 from mlci.forges.base import CommentMode, sticky_marker
 from mlci.http import Ambiguous, ForgeError, HttpClient, Response, Unreachable
 
@@ -176,7 +178,7 @@ class RemoteForge:
             self.fail(response, action)
         return response.json()
 
-    def _pages(self, path: str, action: str) -> Iterator[tuple[Response, object]]:
+    def _pages(self, path: str, action: str) -> Iterator[tuple[Response, list[object]]]:
         """Each page of a list, following `Link: rel="next"` as the API gives it."""
         url: str | None = path
         seen = 0
@@ -184,11 +186,25 @@ class RemoteForge:
             response = self.http.request("GET", url)
             if response.status >= 300:
                 self.fail(response, action)
-            yield response, response.json()
+            page = response.json()
+            if not isinstance(page, list):
+                raise self.not_a_list(response, url, action)
+            yield response, page
             url = response.next_link()
             seen += 1
             if seen > 1000:  # 100,000 comments: something is looping
                 return
+
+    def not_a_list(self, response: Response, url: str, action: str) -> ForgeError:
+        """A listing that is not one (a proxy's login page, `{}`): read as "no comments"
+        it would make each run post a duplicate, so the run stops instead."""
+        first = shown(response.body[:80].decode("utf-8", "replace"))
+        return ForgeError(
+            f"could not {action}: {self.name} answered {urlsplit(url).path} with "
+            f"{response.status} but not a list: '{first}'; check the forge's API URL "
+            "(a proxy or a sign-in page answers HTML)",
+            status=response.status,
+        )
 
 
 def shorten(text: str, limit: int) -> str:

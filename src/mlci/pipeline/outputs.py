@@ -13,12 +13,39 @@ from mlci.core.report.html import render_html
 from mlci.core.report.json import dumps, render_json
 from mlci.core.report.markdown import render_markdown
 from mlci.core.report.model import ReportInput
+from mlci.errors import ExternalError
 
 OUT_DIR = Path(".mlci") / "out"
 
 
+class ReportNotWritten(ExternalError):
+    """The disk refused the report's files; `report` is the report that was not written,
+    so the command can still print its verdict."""
+
+    def __init__(self, message: str, report: ReportInput, out_dir: Path) -> None:
+        super().__init__(message)
+        self.report = report
+        self.out_dir = out_dir
+
+
 def write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:
-    """report.md, report.html, gate.json, report.json and plots/*.png into `out_dir`."""
+    """report.md, report.html, gate.json, report.json and plots/*.png into `out_dir`.
+
+    A disk that refuses (full, read-only, not a folder) raises ReportNotWritten (exit 3).
+    """
+    try:
+        return _write(report, out_dir)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ReportNotWritten(
+            f"could not write the report into {out_dir}: {exc.strerror or exc}{where}; "
+            "free space on that disk, or make it a folder mlci can write",
+            report,
+            out_dir,
+        ) from None
+
+
+def _write(report: ReportInput, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = out_dir / "plots"
     for old in plots.glob("*.png"):

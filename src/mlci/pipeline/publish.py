@@ -35,7 +35,7 @@ from mlci.core.report.markdown import render_markdown
 from mlci.core.report.model import ReportInput, headline
 from mlci.errors import ExternalError, MlciError
 from mlci.forges import ForgeChoice, HttpFactory, open_forge
-from mlci.forges.base import CommentMode, Forge, status_context, sticky_marker
+from mlci.forges.base import CommentMode, Forge, marker_key, status_context, sticky_marker
 from mlci.forges.local import LocalForge
 from mlci.forges.remote import utf16_len
 from mlci.secrets import secret_values
@@ -69,8 +69,8 @@ def fit_markdown(report: ReportInput, limit: int, measure: Callable[[str], int] 
 
 def write_job_summary(path: Path, key: str, markdown: str) -> None:
     """Replace this model's section of the step summary file (others' text is kept)."""
-    start = f"<!-- mlci:summary key={key} -->"
-    end = f"<!-- /mlci:summary key={key} -->"
+    start = f"<!-- mlci:summary key={marker_key(key)} -->"
+    end = f"<!-- /mlci:summary key={marker_key(key)} -->"
     try:
         existing = path.read_text(encoding="utf-8")
     except FileNotFoundError:
