@@ -80,7 +80,9 @@ def run(
     options: RunOptions | None = None,
     open_registry: RegistryFactory = open_registry,
 ) -> Outcome:
-    """Run every stage for the project of `config_path`; never raises MlciError.
+    """Run every stage for the project of `config_path`; raises no MlciError but
+    ReportNotWritten, when the disk refuses .mlci/out/ (the caller prints the verdict it
+    carries).
 
     With `mlci gate` (no training, a baseline from a file) no registry is opened, so
     mlflow is never imported.
