@@ -1,0 +1,102 @@
+"""A registry that stays true (issue #23): no duplicate creates after an unknown outcome,
+no run left RUNNING by a dead job, no alias move without its history, no older build
+taking the alias back."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlci.registry import mlflow_rest
+from tests.test_registry_rest import stand_in
+
+_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
+_BAD_GATEWAY = (502, {"Content-Type": "text/html"}, b"<html>502 Bad Gateway</html>")
+
+
+@dataclass
+class AppliedThenLost:
+    """An MLflow server behind a proxy that times out: each create is applied, and the
+    first `lost` answers to creates are a 502 instead."""
+
+    lost: int = 1
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def serve(self, method: str, path: str, sent: bytes) -> tuple[int, dict[str, str], bytes]:
+        endpoint, _, query = path.removeprefix("/api/2.0/mlflow/").partition("?")
+        asked = json.loads(sent) if sent else {}
+        fields = {k: v[0] for k, v in urllib.parse.parse_qs(query).items()}
+        answer: dict[str, Any]
+        if endpoint == "model-versions/create":
+            version = {**asked, "version": str(len(self.versions) + 1), "status": "READY"}
+            self.versions.append(version)
+            answer = {"model_version": version}
+        elif endpoint == "runs/create":
+            run = {
+                "info": {"run_id": f"run{len(self.runs) + 1}", "status": "RUNNING"},
+                "data": {"tags": asked["tags"]},
+            }
+            self.runs.append(run)
+            answer = {"run": run}
+        elif endpoint == "model-versions/search":
+            run_id = re.search(r"run_id = '(\w+)'", fields["filter"])
+            found = [v for v in self.versions if run_id and v.get("run_id") == run_id[1]]
+            return 200, {}, json.dumps({"model_versions": found}).encode()
+        elif endpoint == "model-versions/get":
+            found = [v for v in self.versions if v["version"] == fields["version"]]
+            return 200, {}, json.dumps({"model_version": found[0]}).encode()
+        elif endpoint == "runs/search":
+            tag = re.search(r"= '(\w+)'", asked["filter"])
+            runs = [
+                r
+                for r in self.runs
+                if tag and {"key": "mlci.request", "value": tag[1]} in r["data"]["tags"]
+            ]
+            return 200, {}, json.dumps({"runs": runs}).encode()
+        else:
+            return 404, {}, b'{"error_code": "ENDPOINT_NOT_FOUND"}'
+        if self.lost:
+            self.lost -= 1
+            return _BAD_GATEWAY
+        return 200, {}, json.dumps(answer).encode()
+
+
+def test_a_version_created_before_a_502_is_found_not_created_twice() -> None:
+    server = AppliedThenLost()
+    with stand_in() as standin:
+        standin.serve = server.serve
+        client = mlflow_rest.RestClient(standin.url, _FAST)
+        created = client.create_model_version("clf", "mlflow-artifacts:/1/r/model", run_id="r1")
+        client.close()
+
+    assert created.version == "1" and created.run_id == "r1"
+    assert [v["version"] for v in server.versions] == ["1"]  # one version, not two
+    creates = [path for method, path, _ in standin.seen if path.endswith("versions/create")]
+    assert len(creates) == 1
+
+    # A 502 from the proxy before the server saw the create: looked up, then sent again.
+    server = AppliedThenLost(lost=0)
+    with stand_in() as standin:
+        standin.script = [_BAD_GATEWAY]
+        standin.serve = server.serve
+        client = mlflow_rest.RestClient(standin.url, _FAST)
+        created = client.create_model_version("clf", "mlflow-artifacts:/1/r/model", run_id="r1")
+        client.close()
+
+    assert created.version == "1" and len(server.versions) == 1
+
+
+def test_a_run_created_before_a_lost_answer_is_found_not_created_twice() -> None:
+    server = AppliedThenLost()
+    with stand_in() as standin:
+        standin.serve = server.serve
+        client = mlflow_rest.RestClient(standin.url, _FAST)
+        run = client.create_run("1", run_name="clf@12345678", tags={"mlflow.user": "ci"})
+        client.close()
+
+    assert run.info.run_id == "run1"
+    assert len(server.runs) == 1
