@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mlci.registry import mlflow_rest
+from mlci.registry.mlflow import MlflowRegistry
+from tests.test_registry_mlflow import lineage
 from tests.test_registry_rest import stand_in
 
 _FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
@@ -100,3 +106,45 @@ def test_a_run_created_before_a_lost_answer_is_found_not_created_twice() -> None
 
     assert run.info.run_id == "run1"
     assert len(server.runs) == 1
+
+
+@pytest.fixture
+def registry(tmp_path: Path, empty_registry_db: Path) -> MlflowRegistry:
+    db = tmp_path / "mlflow.db"
+    shutil.copy(empty_registry_db, db)
+    return MlflowRegistry(f"sqlite:///{db}", artifact_root=tmp_path / "artifacts")
+
+
+class _KilledAfterTheAliasMoves:
+    """MLflow's client, in a job killed as soon as the alias has moved."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        self._client.set_registered_model_alias(name, alias, version)
+        raise KeyboardInterrupt  # SIGTERM, as mlci's handler raises it
+
+
+def test_a_kill_right_after_the_alias_moves_keeps_the_rollback_target(
+    registry: MlflowRegistry, tmp_path: Path
+) -> None:
+    from mlci.commands.registry import _previous
+
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+    first, _ = registry.register("clf", model, lineage("1" * 40, accuracy=0.8))
+    registry.move_alias("clf", "champion", first)
+    second, _ = registry.register("clf", model, lineage("2" * 40, accuracy=0.9))
+    registry._client_instance = _KilledAfterTheAliasMoves(registry._client())
+
+    with pytest.raises(KeyboardInterrupt):
+        registry.move_alias("clf", "champion", second)
+
+    registry._client_instance = registry._client_instance._client
+    champion = registry.by_alias("clf", "champion")
+    assert champion is not None and champion.version == "2"
+    assert _previous(registry.history("clf", "champion"), champion.version) == "1"

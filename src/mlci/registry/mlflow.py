@@ -212,10 +212,12 @@ class MlflowRegistry:
             return move  # already there (a re-run): no move, and none in the history
         client = self._api()
         with self._errors(f"moving @{alias} of {model}"):
-            client.set_registered_model_alias(model, alias, to.version)
-            # MLflow keeps no alias history: each move is a tag on the registered model.
+            # MLflow keeps no alias history: each move is a tag on the registered model,
+            # written first: a job killed between the two keeps the rollback target (a
+            # move recorded but not made is never the last move to the alias's version).
             key = f"{_HISTORY_PREFIX}{alias}.{move.when_ms:013d}"
             client.set_registered_model_tag(model, key, json.dumps(dataclasses.asdict(move)))
+            client.set_registered_model_alias(model, alias, to.version)
         return move
 
     def history(self, model: str, alias: str) -> list[AliasMove]:
