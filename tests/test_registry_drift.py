@@ -148,3 +148,25 @@ def test_a_kill_right_after_the_alias_moves_keeps_the_rollback_target(
     champion = registry.by_alias("clf", "champion")
     assert champion is not None and champion.version == "2"
     assert _previous(registry.history("clf", "champion"), champion.version) == "1"
+
+
+def test_an_older_build_whose_clone_lacks_the_champions_commit_keeps_off_the_alias(
+    tmp_path: Path,
+) -> None:
+    from mlci import git
+    from mlci.pipeline.promote import _is_newer
+
+    origin = tmp_path / "origin"
+    git.init_repo(origin)
+    (origin / "a.txt").write_text("a\n")
+    older = git.commit_all(origin, "older")
+    clone = tmp_path / "clone"  # the older build's checkout, made before the next push
+    git.run_git("clone", "--quiet", str(origin), str(clone), cwd=tmp_path)
+    (origin / "a.txt").write_text("b\n")
+    newer = git.commit_all(origin, "newer: the champion's commit")
+
+    assert git.resolve_commit(clone, newer) is None
+    assert _is_newer(clone, newer, older)
+    assert not _is_newer(clone, older, newer)
+    assert not _is_newer(clone, "--upload-pack=touch pwned", older)
+    assert not (clone / "pwned").exists()
