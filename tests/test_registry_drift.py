@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from mlci.registry import mlflow_rest
 from mlci.registry.mlflow import MlflowRegistry
+from tests.conftest import Project
 from tests.test_registry_mlflow import lineage
 from tests.test_registry_rest import stand_in
 
@@ -170,3 +172,49 @@ def test_an_older_build_whose_clone_lacks_the_champions_commit_keeps_off_the_ali
     assert not _is_newer(clone, older, newer)
     assert not _is_newer(clone, "--upload-pack=touch pwned", older)
     assert not (clone / "pwned").exists()
+
+
+def _dead_job(db: Path, model: str, hours_ago: float) -> str:
+    """What a job killed after creating its version leaves: a RUNNING run started
+    `hours_ago`, and the version made from it. Returns the run's id."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
+    experiment = client.get_experiment_by_name("mlci")
+    assert experiment is not None
+    started = int((time.time() - hours_ago * 3600) * 1000)
+    run = client.create_run(
+        experiment.experiment_id, start_time=started, run_name=f"{model}@deadbeef"
+    )
+    client.create_model_version(
+        model,
+        f"{run.info.artifact_uri}/model",
+        run_id=run.info.run_id,
+        tags={"mlci.commit": "d" * 40},
+    )
+    return str(run.info.run_id)
+
+
+def test_a_run_left_running_by_a_dead_job_is_shown_then_cleaned_up(project: Project) -> None:
+    from mlflow import MlflowClient
+
+    from tests.test_cli import mlci
+
+    assert mlci("run", cwd=project.root).returncode == 0  # v1, the champion
+    db = project.root / ".mlci" / "mlflow.db"
+    dead = _dead_job(db, "tiny-model", hours_ago=7)  # v2
+    _dead_job(db, "tiny-model", hours_ago=1)  # v3: a job that may still be running
+
+    shown = mlci("registry", "show", cwd=project.root).stdout
+    listed = json.loads(mlci("registry", "show", "--json", cwd=project.root).stdout)
+    project.write("NOTES.md", "the next commit\n")
+    project.commit()
+    assert mlci("run", cwd=project.root).returncode == 0  # the next promotion
+    after = json.loads(mlci("registry", "show", "--json", cwd=project.root).stdout)
+
+    assert "! v2: its run was left RUNNING by a dead job (for over 6 h)" in shown
+    assert "v3:" not in shown
+    assert [v["problem"] is not None for v in listed["versions"]] == [False, True, False]
+    assert [v["version"] for v in after["versions"]] == ["4", "3", "1"]  # v2 withdrawn
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    assert client.get_run(dead).info.status == "FAILED"

@@ -130,6 +130,7 @@ class RunInfo:
     run_id: str
     status: str
     artifact_uri: str
+    start_time: int | None = None
 
 
 @dataclass(frozen=True)
@@ -680,6 +681,7 @@ def _run(found: Mapping[str, Any]) -> Run:
             run_id=info.get("run_id") or info.get("run_uuid", ""),
             status=info.get("status", ""),
             artifact_uri=info.get("artifact_uri", ""),
+            start_time=int(info["start_time"]) if info.get("start_time") else None,
         ),
         data=RunData(
             metrics={m["key"]: float(m["value"]) for m in data.get("metrics", [])},
