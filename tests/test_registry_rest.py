@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +170,8 @@ class StandIn:
     script: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
     seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     drop_after_answer: bool = False  # close the connection without saying so
+    # Answers what the script does not: (method, path, body) -> (status, headers, body).
+    serve: Callable[[str, str, bytes], tuple[int, dict[str, str], bytes]] | None = None
 
 
 @contextlib.contextmanager
@@ -181,9 +183,14 @@ def stand_in() -> Iterator[StandIn]:
 
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(length)
+            sent = self.rfile.read(length)
             state.seen.append((self.command, self.path, dict(self.headers)))
-            status, headers, body = state.script.pop(0) if state.script else (200, {}, b"{}")
+            if state.script:
+                status, headers, body = state.script.pop(0)
+            elif state.serve is not None:
+                status, headers, body = state.serve(self.command, self.path, sent)
+            else:
+                status, headers, body = 200, {}, b"{}"
             self.send_response(status)
             for name, value in {"Content-Type": "application/json", **headers}.items():
                 self.send_header(name, value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -113,6 +116,27 @@ def is_ancestor(root: Path, older: str, newer: str) -> bool | None:
         check=False,
     )
     return {0: True, 1: False}.get(completed.returncode)
+
+
+_FETCH_TIMEOUT_S = 30
+
+
+def fetch_commit(root: Path, sha: str, *, timeout_s: float = _FETCH_TIMEOUT_S) -> bool:
+    """Fetch the commit `sha` (a full hex id) from origin, within `timeout_s` and without
+    asking for credentials; whether it is here afterwards."""
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha):
+        return False  # read from the registry: never handed to git as an option
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+        subprocess.run(
+            ["git", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "origin", sha],
+            cwd=root,
+            capture_output=True,
+            check=False,
+            timeout=timeout_s,
+            env=env,
+        )
+    return resolve_commit(root, sha) is not None
 
 
 def prefix(root: Path) -> str:

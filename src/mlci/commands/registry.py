@@ -56,6 +56,9 @@ def registry_show_command(*, config: Path | None, as_json: bool) -> int:
             )
         )
     sys.stdout.write("\n".join(columns(rows)) + "\n")
+    for v in versions:
+        if v.problem:
+            sys.stdout.write(f"! v{v.version}: {v.problem}\n")
     return EXIT_OK
 
 
@@ -77,6 +80,7 @@ def _version_json(version: ModelVersion) -> dict[str, object]:
         "source": version.source,
         "model_format": version.model_format,
         "data": dict(version.data),
+        "problem": version.problem,
     }
 
 

@@ -152,7 +152,11 @@ def _links_and_self(artifact: Path) -> list[Path]:
 
 
 def _is_newer(root: Path, champion_commit: str | None, commit: str) -> bool:
-    """True when the champion's commit descends from `commit` (so it is newer)."""
+    """True when the champion's commit descends from `commit` (so it is newer). A clone
+    made before the champion's commit was pushed lacks it: it is fetched from origin."""
     if champion_commit is None or champion_commit == commit:
         return False
-    return git.is_ancestor(root, commit, champion_commit) is True
+    known = git.is_ancestor(root, commit, champion_commit)
+    if known is None and git.fetch_commit(root, champion_commit):
+        known = git.is_ancestor(root, commit, champion_commit)
+    return known is True

@@ -56,6 +56,8 @@ class ModelVersion:
     params: Mapping[str, str] = field(default_factory=dict)
     model_format: str | None = None  # "mlflow", "sklearn", "pyfunc" or "files" (packaging.py)
     data: Mapping[str, str] = field(default_factory=dict)  # dataset path -> DVC hash
+    # Why the version is not to be trusted (left by a dead job or a failed attempt).
+    problem: str | None = None
 
     @property
     def label(self) -> str:

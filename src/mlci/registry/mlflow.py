@@ -34,6 +34,9 @@ _DATA_PREFIX = "mlci.data."  # + dataset path: its DVC hash
 _HISTORY_PREFIX = "mlci.history."  # + alias + "." + milliseconds: one tag per alias move
 _FAILED_TAG = "mlci.failed"  # on a version a failed attempt left and could not delete
 _PREDICTIONS_DIR = "mlci-predictions"  # where a version's predictions are stored in its run
+# A CI job runs 6 hours at most (GitHub Actions' limit, GitLab's default 1 h is below it): a
+# run RUNNING for longer belongs to a job that died between creating it and finishing it.
+STALE_RUN_S = 6 * 3600
 # MLflow's defaults, changed where a CI job needs otherwise; a variable already set wins.
 _MLFLOW_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -107,6 +110,7 @@ class MlflowRegistry:
         client = self._api()
         lineage = _masked(lineage)
         with self._errors(f"registering {model}"):
+            self._clean_stale(model)
             reused = self._registered(model, lineage.commit)
             if reused is not None:
                 return reused, False
@@ -153,6 +157,19 @@ class MlflowRegistry:
             if run.info.status == "FAILED":
                 self._discard(model, item.run_id, "registration failed in an earlier attempt")
         return None
+
+    def _clean_stale(self, model: str) -> None:
+        """Fail the runs of `model` that dead jobs left RUNNING, and withdraw their versions."""
+        experiment = self._api().get_experiment_by_name(EXPERIMENT)
+        if experiment is None:
+            return
+        running = self._api().search_runs(
+            [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'"
+        )
+        for run in running:
+            mine = run.data.tags.get("mlflow.runName", "").startswith(f"{model}@")
+            if mine and _stale(run):
+                self._discard(model, run.info.run_id, _STALE_WHY)
 
     def _discard(self, model: str, run_id: str, why: str) -> None:
         """Mark the run FAILED and delete its versions (or tag them, without MANAGE)."""
@@ -212,10 +229,12 @@ class MlflowRegistry:
             return move  # already there (a re-run): no move, and none in the history
         client = self._api()
         with self._errors(f"moving @{alias} of {model}"):
-            client.set_registered_model_alias(model, alias, to.version)
-            # MLflow keeps no alias history: each move is a tag on the registered model.
+            # MLflow keeps no alias history: each move is a tag on the registered model,
+            # written first: a job killed between the two keeps the rollback target (a
+            # move recorded but not made is never the last move to the alias's version).
             key = f"{_HISTORY_PREFIX}{alias}.{move.when_ms:013d}"
             client.set_registered_model_tag(model, key, json.dumps(dataclasses.asdict(move)))
+            client.set_registered_model_alias(model, alias, to.version)
         return move
 
     def history(self, model: str, alias: str) -> list[AliasMove]:
@@ -326,6 +345,12 @@ class MlflowRegistry:
             found = (run or self._api().get_run(item.run_id)).data
             metrics, params = dict(found.metrics), dict(found.params)
         tags = item.tags or {}
+        problem = None
+        if tags.get(_FAILED_TAG) or (run is not None and run.info.status == "FAILED"):
+            why = tags.get(_FAILED_TAG) or "its run FAILED"
+            problem = f"left by a failed attempt ({why}): never reused or promoted"
+        elif run is not None and _stale(run):
+            problem = f"{_STALE_WHY}: the next promotion withdraws it"
         return ModelVersion(
             model=item.name,
             version=version,
@@ -344,6 +369,7 @@ class MlflowRegistry:
                 for key, value in tags.items()
                 if key.startswith(_DATA_PREFIX)
             },
+            problem=problem,
         )
 
     def _ensure_model(self, model: str) -> None:
@@ -468,6 +494,16 @@ def _failing_as_client(call: Callable[..., Any]) -> Callable[..., Any]:
             raise _ClientFailure(exc) from exc
 
     return calling
+
+
+_STALE_WHY = f"its run was left RUNNING by a dead job (for over {STALE_RUN_S // 3600} h)"
+
+
+def _stale(run: Any) -> bool:
+    """Whether `run` is RUNNING for longer than any CI job lives."""
+    started = run.info.start_time
+    cutoff = time.time() * 1000 - STALE_RUN_S * 1000
+    return run.info.status == "RUNNING" and started is not None and started < cutoff
 
 
 def _not_found(exc: Exception) -> bool:

@@ -15,6 +15,10 @@ plain objects with the attributes it reads. One connection is kept open for all 
 - Retries as MLflow's: connection failures, 429 and 5xx answers, up to
   MLFLOW_HTTP_REQUEST_MAX_RETRIES times, waiting MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR * 2^n
   seconds (or the server's Retry-After); each request may take MLFLOW_HTTP_REQUEST_TIMEOUT.
+  Unlike MLflow's, a create that may have been applied (a 5xx, a timeout, a connection
+  lost after sending) is looked up before it is sent again: a model version by its run,
+  a run by the `mlci.request` tag it was created with. A 502 from a proxy after the server
+  made the version leaves one version, not two.
 - Credentials never go over plain http to another machine: `refuse_plain_http`, before
   connecting (for MLflow's client too).
 - `usable` says no, and MLflow's client is used, where only it knows how: an auth plugin
@@ -34,7 +38,8 @@ import ssl
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -49,6 +54,7 @@ _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER_S = 60.0
 _CHUNK = 1024 * 1024
 _AWAIT_READY_S = 300  # as MlflowClient.create_model_version waits for a PENDING version
+REQUEST_TAG = "mlci.request"  # on a run: the id of the request that created it
 
 
 def usable(tracking_uri: str, env: Mapping[str, str]) -> bool:
@@ -124,6 +130,7 @@ class RunInfo:
     run_id: str
     status: str
     artifact_uri: str
+    start_time: int | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +211,20 @@ class RestClient:
         }
         if run_name:
             body["run_name"] = run_name
-        run = _run(self._call("POST", "runs/create", body)["run"])
+        request = uuid.uuid4().hex
+        body["tags"].append({"key": REQUEST_TAG, "value": request})
+
+        def created() -> Any:
+            filter_string = f"tags.`{REQUEST_TAG}` = '{request}'"
+            found = self._call(
+                "POST",
+                "runs/search",
+                {"experiment_ids": [str(experiment_id)], "filter": filter_string},
+            )
+            runs = found.get("runs", [])
+            return {"run": runs[0]} if runs else None
+
+        run = _run(self._call("POST", "runs/create", body, applied=created)["run"])
         self._artifact_uris[run.info.run_id] = run.info.artifact_uri
         return run
 
@@ -305,7 +325,16 @@ class RestClient:
             body["run_id"] = run_id
         if description:
             body["description"] = description
-        created = _model_version(self._call("POST", "model-versions/create", body)["model_version"])
+
+        def applied() -> Any:
+            if not run_id:
+                return None
+            query = {"filter": f"name = '{name}' and run_id = '{run_id}'"}
+            found = self._call("GET", "model-versions/search", query).get("model_versions", [])
+            return {"model_version": found[0]} if found else None
+
+        answer = self._call("POST", "model-versions/create", body, applied=applied)
+        created = _model_version(answer["model_version"])
         deadline = time.monotonic() + _AWAIT_READY_S
         while created.status == "PENDING_REGISTRATION" and time.monotonic() < deadline:
             time.sleep(1)
@@ -383,11 +412,20 @@ class RestClient:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _call(self, method: str, endpoint: str, body: Mapping[str, Any]) -> Any:
+    def _call(
+        self,
+        method: str,
+        endpoint: str,
+        body: Mapping[str, Any],
+        *,
+        applied: Callable[[], Any] | None = None,
+    ) -> Any:
+        """One call; `applied`, for a create, answers what it made when it may have been
+        applied despite the error (None: it was not, send it again)."""
         # As MLflow's client: GET sends the fields as the query, the others as JSON.
         if method == "GET":
             return self._http.json(method, f"{_API}/{endpoint}", body) or {}
-        return self._http.json(method, f"{_API}/{endpoint}", body=body) or {}
+        return self._http.json(method, f"{_API}/{endpoint}", body=body, applied=applied) or {}
 
     def _proxied_root(self, run_id: str) -> str | None:
         """The run's folder on the server's artifact proxy; None when not proxied."""
@@ -448,10 +486,21 @@ class _Connection:
         query: Mapping[str, Any] | None = None,
         *,
         body: Mapping[str, Any] | None = None,
+        applied: Callable[[], Any] | None = None,
     ) -> Any:
+        """The parsed answer. With `applied`, the request is not idempotent: after a failure
+        whose outcome is unknown it is sent again only when `applied()` finds nothing."""
         data = None if body is None else json.dumps(body, allow_nan=False).encode()
         headers = {"Content-Type": "application/json"} if data is not None else {}
-        _, answer = self._request(method, self._url(path, query), lambda: data, headers)
+        found: Callable[[], bytes | None] | None = None
+        if applied is not None:
+
+            def found() -> bytes | None:
+                done = applied()
+                return None if done is None else json.dumps(done).encode()
+
+        url = self._url(path, query)
+        _, answer = self._request(method, url, lambda: data, headers, applied=found)
         return json.loads(answer) if answer.strip() else None
 
     def upload(self, path: str, local: Path, kind: str) -> None:
@@ -489,6 +538,7 @@ class _Connection:
         *,
         out: BinaryIO | None = None,
         restart: Any = None,
+        applied: Callable[[], bytes | None] | None = None,
     ) -> tuple[int, bytes]:
         attempt = 0
         while True:
@@ -497,7 +547,7 @@ class _Connection:
                 if restart is not None:
                     restart()
                 status, answer_headers, answer = self._once(
-                    method, url, body(), headers, out, restart
+                    method, url, body(), headers, out, restart, resend=applied is None
                 )
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
@@ -509,12 +559,18 @@ class _Connection:
                 if status not in _RETRY_STATUS:
                     raise failure
                 wait = _retry_after(answer_headers.get("retry-after"))
-            if attempt >= self.retries:
+            last = attempt >= self.retries
+            if not last:
+                time.sleep(wait if wait is not None else self.backoff * 2**attempt)
+            # A create the server may have applied before the error: found, not sent twice.
+            done = applied() if applied is not None else None
+            if done is not None:
+                return 200, done
+            if last:
                 self.close()  # nothing left to send on it
                 if attempt:
                     failure.args = (f"{failure.args[0]} (after {attempt + 1} attempts)",)
                 raise failure
-            time.sleep(wait if wait is not None else self.backoff * 2**attempt)
             attempt += 1
 
     def _once(
@@ -525,13 +581,15 @@ class _Connection:
         headers: Mapping[str, str],
         out: BinaryIO | None,
         restart: Any,
+        *,
+        resend: bool = True,
     ) -> tuple[int, dict[str, str], bytes]:
         reused = self._connection is not None
         try:
             return self._exchange(method, url, body, headers, out)
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            if not reused:
-                raise
+            if not reused or not resend:
+                raise  # a create may have arrived: `_request` looks it up first
             # The server closed the kept-alive connection between requests: a new one,
             # from the start (the body sent again, a download written again).
             self.close()
@@ -623,6 +681,7 @@ def _run(found: Mapping[str, Any]) -> Run:
             run_id=info.get("run_id") or info.get("run_uuid", ""),
             status=info.get("status", ""),
             artifact_uri=info.get("artifact_uri", ""),
+            start_time=int(info["start_time"]) if info.get("start_time") else None,
         ),
         data=RunData(
             metrics={m["key"]: float(m["value"]) for m in data.get("metrics", [])},
