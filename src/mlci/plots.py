@@ -24,7 +24,7 @@ import numpy as np
 
 from mlci.core.curves import ClassCurves, Curve, downsample
 from mlci.core.mermaid import PALETTE
-from mlci.core.stats import Array, FloatArray
+from mlci.core.predictions import Array, FloatArray
 from mlci.errors import UsageError
 
 if TYPE_CHECKING:

@@ -28,7 +28,8 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from mlci.core.stats import MAX_CLASSES, Predictions
+from mlci.core.predictions import Predictions
+from mlci.core.stats import MAX_CLASSES
 from mlci.errors import MetricsError, UsageError
 
 Task = Literal["classification", "regression"]

@@ -34,8 +34,7 @@ from mlci.core.markdown import code_ranges, inside
 from mlci.core.redact import mask_text
 from mlci.core.report.escape import md_text
 from mlci.errors import EXIT_OK, UsageError
-from mlci.forges import HttpFactory
-from mlci.forges.base import CommentMode, Forge, sticky_marker
+from mlci.forges.base import CommentMode, Forge, HttpFactory, sticky_marker
 from mlci.secrets import secret_values
 
 MAX_FILE_BYTES = 25_000_000  # GitHub's attachment limit for non-image files

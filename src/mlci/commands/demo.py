@@ -23,7 +23,7 @@ from pathlib import Path
 from mlci import git, pipeline
 from mlci.commands.init import write_project
 from mlci.console import Console, columns
-from mlci.core.gate import format_number
+from mlci.core.numbers import format_number
 from mlci.data.run import dvc_command
 from mlci.errors import EXIT_INTERNAL, EXIT_OK, ExternalError, UsageError
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TextIO
 
 from mlci.console import Console, columns
-from mlci.core.gate import format_number
 from mlci.core.metrics import MetricValue
+from mlci.core.numbers import format_number
 from mlci.core.report.json import dumps, render_json
 from mlci.core.report.model import ReportInput, format_value, headline
 from mlci.pipeline.outputs import ReportNotWritten

@@ -20,7 +20,7 @@ from typing import Literal
 
 from mlci.core.intervals import Interval
 from mlci.core.metrics import MetricValue, is_number
-from mlci.core.numbers import format_number as format_number  # re-exported: callers use it
+from mlci.core.numbers import format_number
 
 Direction = Literal["higher", "lower"]
 Verdict = Literal["pass", "fail", "warn", "skip"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from mlci.config import Config
 from mlci.console import Console
-from mlci.core.gate import format_number
 from mlci.core.metrics import Metrics, is_number, read_metrics
+from mlci.core.numbers import format_number
 from mlci.pipeline.facts import Evaluation
 
 

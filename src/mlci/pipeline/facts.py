@@ -28,7 +28,7 @@ from mlci.errors import MlciError, TrainingError
 from mlci.registry.base import Lineage
 
 if TYPE_CHECKING:
-    from mlci.core.stats import Predictions
+    from mlci.core.predictions import Predictions
 
 PromoteMode = Literal["auto", "never", "force"]  # `mlci run`: --no-promote, --force-promote
 

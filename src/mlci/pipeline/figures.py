@@ -17,9 +17,10 @@ import numpy as np
 from mlci.config import Config
 from mlci.core import curves as curve_module
 from mlci.core import mermaid
+from mlci.core.predictions import Predictions
 from mlci.core.report.figures import area_table_markdown, confusion_markdown
 from mlci.core.report.model import Figure
-from mlci.core.stats import Predictions, confusion_matrix
+from mlci.core.stats import confusion_matrix
 from mlci.errors import MetricsError, UsageError
 from mlci.pipeline.facts import Facts
 

@@ -18,7 +18,7 @@ from mlci.errors import MetricsError
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, Evaluation, Facts, Judged
 
 if TYPE_CHECKING:
-    from mlci.core.stats import Predictions
+    from mlci.core.predictions import Predictions
 
 
 def judge(

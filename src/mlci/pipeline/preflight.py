@@ -461,7 +461,8 @@ def check_forge_access(ctx: DoctorContext) -> CheckResult:
     if not in_ci:
         return CheckResult("forge access", "skip", "a local run: nothing is posted")
     from mlci import ci
-    from mlci.forges import TOKEN_VARIABLES, check_access
+    from mlci.forges import check_access
+    from mlci.forges.base import TOKEN_VARIABLES
 
     try:
         context = ci.detect_context(ctx.root, env)

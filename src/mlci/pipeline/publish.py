@@ -34,14 +34,22 @@ from mlci.core.report.escape import md_text
 from mlci.core.report.markdown import render_markdown
 from mlci.core.report.model import ReportInput, headline
 from mlci.errors import ExternalError, MlciError
-from mlci.forges import ForgeChoice, HttpFactory, open_forge
-from mlci.forges.base import CommentMode, Forge, marker_key, status_context, sticky_marker
+from mlci.forges import open_forge
+from mlci.forges.base import (
+    CommentMode,
+    Forge,
+    ForgeChoice,
+    HttpFactory,
+    marker_key,
+    status_context,
+    sticky_marker,
+)
 from mlci.forges.local import LocalForge
 from mlci.forges.remote import utf16_len
 from mlci.secrets import secret_values
 
 if TYPE_CHECKING:
-    from mlci.assets import AssetStore
+    from mlci.assets.base import AssetStore
 
 STEP_SUMMARY_LIMIT = 1_048_576  # bytes per step (forge.md §1.4)
 
