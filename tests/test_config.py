@@ -647,3 +647,33 @@ def test_publish_section_defaults_and_values() -> None:
     assert problem(MINIMAL + "publish: {comment: sticky}\n") == (
         'mlci.yaml: publish.comment: expected one of update, new, hide, off, got "sticky"'
     )
+
+
+def test_evaluate_row_limits_default_and_values() -> None:
+    default = parse(MINIMAL).evaluate
+    assert (default.min_rows, default.min_row_fraction) == (0, 0.5)
+    text = MINIMAL.replace(
+        "evaluate: {metrics: [metrics.json]}",
+        "evaluate: {metrics: [metrics.json], min_rows: 200, min_row_fraction: 0}",
+    )
+    config = parse(text).evaluate
+    assert (config.min_rows, config.min_row_fraction) == (200, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("min_rows: -1", "evaluate.min_rows: expected a whole number of at least 0, got -1"),
+        ("min_rows: 0.5", "evaluate.min_rows: expected a whole number, got 0.5"),
+        (
+            "min_row_fraction: 2",
+            "evaluate.min_row_fraction: expected a fraction of the baseline's rows, 0 to 1 "
+            "(0.5: half), got 2",
+        ),
+    ],
+)
+def test_evaluate_row_limits_are_checked(setting: str, expected: str) -> None:
+    text = MINIMAL.replace(
+        "evaluate: {metrics: [metrics.json]}", f"evaluate: {{metrics: [metrics.json], {setting}}}"
+    )
+    assert expected in problem(text)

@@ -346,19 +346,25 @@ def rows_with_mistakes(wrong: set[int], n: int = 200) -> list[tuple[int, int]]:
     return [(t, 1 - t if i in wrong else t) for i, t in enumerate(truth)]
 
 
-def noise_aware_project(project: Project, *, require_proof: bool) -> None:
-    proof = ", require_proof: true" if require_proof else ""
+def small_evaluation_project(project: Project, rule: str, evaluate: str = "") -> None:
     config = project.config.read_text()
     config = config.replace(
         "  metrics: [metrics.json]\n",
-        "  metrics: [metrics.json]\n  predictions: predictions.csv\n",
+        f"  metrics: [metrics.json]\n  predictions: predictions.csv\n{evaluate}",
     ).replace(
         "    - {metric: accuracy, min: 0.8, max_drop: 0.01}\n"
         "    - {metric: log_loss, max_rise_pct: 10, severity: warn}\n",
-        f"    - {{metric: accuracy, max_drop: 0.01, confidence: 0.95{proof}}}\n",
+        f"    - {rule}\n",
     )
     project.write("mlci.yaml", config)
     project.write("train.py", PREDICTING_TRAIN)
+
+
+def noise_aware_project(project: Project, *, require_proof: bool) -> None:
+    proof = ", require_proof: true" if require_proof else ""
+    small_evaluation_project(
+        project, f"{{metric: accuracy, max_drop: 0.01, confidence: 0.95{proof}}}"
+    )
     project.set_params(rows=rows_with_mistakes(set(range(0, 200, 10))))  # 20 wrong: 0.90
     project.commit("noise-aware gate")
 
@@ -611,3 +617,65 @@ def test_an_explicit_registry_baseline_that_cannot_be_read_still_exits_3(
     assert "could not be read" not in log
     assert project.gate_json()["error"]["stage"] == "baseline"  # type: ignore[index]
     assert "cannot reach the MLflow server" in (project.out / "report.md").read_text()
+
+
+def test_a_missed_minimum_on_20_rows_is_inconclusive_not_within_noise(project: Project) -> None:
+    small_evaluation_project(project, "{metric: accuracy, min: 0.9, confidence: 0.95}")
+    project.set_params(rows=rows_with_mistakes({0, 4, 8, 12, 16}, n=20))  # 0.75
+    project.commit("20 rows")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    gate = project.gate_json()
+    (result,) = gate["results"]  # type: ignore[misc]
+    assert result["verdict"] == "fail"
+    assert result["within_noise"] is False
+    (check,) = result["checks"]
+    assert check["inconclusive"] is True
+    assert check["message"].endswith(
+        "20 rows cannot tell 0.75 from 0.9; about 30 rows would give an interval of ±0.15"
+    )
+    assert gate["rows"]["candidate"] == 20  # type: ignore[index]
+    assert (
+        "inconclusive: accuracy 0.75 is below the minimum 0.9"
+        in (project.out / "report.md").read_text()
+    )
+
+
+def test_a_branch_that_shrinks_its_evaluation_set_fails(project: Project) -> None:
+    small_evaluation_project(project, "{metric: accuracy, max_drop: 0.01, confidence: 0.95}")
+    project.set_params(rows=rows_with_mistakes(set(range(0, 200, 10))))  # 200 rows, 0.90
+    project.commit("200 rows")
+    assert run(project)[0].exit_code == EXIT_OK  # the champion, its predictions stored
+    project.branch("pr/fewer-rows")
+    # 60 rows, 9 of them wrong (0.85): on so few rows the drop of 0.05 is within noise.
+    project.set_params(rows=rows_with_mistakes(set(range(0, 60, 7)) - {56}, n=60))
+    project.commit("evaluate on fewer rows")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    gate = project.gate_json()
+    assert gate["rows"]["candidate"] == 60  # type: ignore[index]
+    assert gate["rows"]["baseline"] == 200  # type: ignore[index]
+    assert str(gate["summary"]).endswith(
+        "the candidate was evaluated on 60 rows, far fewer than the baseline's 200 "
+        "(evaluate.min_row_fraction: 0.5 asks for at least 100): a smaller evaluation set "
+        "can hide a regression"
+    )
+    assert "far fewer than the baseline's 200" in (project.out / "report.md").read_text()
+
+
+def test_min_rows_fails_a_small_evaluation(project: Project) -> None:
+    small_evaluation_project(project, "{metric: accuracy, min: 0.5}", evaluate="  min_rows: 100\n")
+    project.set_params(rows=rows_with_mistakes(set(), n=50))
+    project.commit("50 rows")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    assert project.gate_json()["summary"] == (
+        "failed with no baseline: the candidate was evaluated on 50 rows, fewer than "
+        "evaluate.min_rows (100): evaluate it on more rows"
+    )

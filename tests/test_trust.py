@@ -153,3 +153,27 @@ def test_a_pull_request_whose_base_branch_is_missing_stops_with_the_fix(
     assert "the base branch release is not in this repository" in log
     assert "MLCI_TRUST_PR_CONFIG=1" in log
     assert project.gate_json()["error"]["stage"] == "context"  # type: ignore[index]
+
+
+def test_a_pull_request_cannot_lower_the_row_limits_for_itself(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = project.config.read_text().replace(
+        "  metrics: [metrics.json]\n", "  metrics: [metrics.json]\n  min_rows: 100\n"
+    )
+    project.write("mlci.yaml", config)
+    project.commit("min_rows: 100")
+    project.branch("pr/no-limit")
+    project.write("mlci.yaml", config.replace("min_rows: 100", "min_rows: 0"))
+    project.commit("drop the row limit")
+    github_pull_request(monkeypatch, "pr/no-limit")
+
+    run(project)
+
+    gate = project.gate_json()
+    # The base's min_rows: 100 applies (the pull request's 0 would leave no check); with
+    # metrics files only, it says it could not count the rows.
+    (check,) = gate["rows"]["checks"]  # type: ignore[index]
+    assert (check["name"], check["threshold"], check["passed"]) == ("min_rows", 100, None)
+    report = (project.out / "report.md").read_text()
+    assert "changes evaluate.min\\_rows in mlci.yaml" in report  # underscores escaped

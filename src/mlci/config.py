@@ -44,6 +44,8 @@ class EvaluateConfig:
     metrics: tuple[str, ...]
     predictions: str | None = None
     task: Task = "classification"
+    min_rows: int = 0  # fewer rows in the predictions fail the gate; 0: off
+    min_row_fraction: float = 0.5  # of the baseline's rows, when both are known; 0: off
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     ),
     "model": ("name",),
     "train": ("command", "timeout_minutes", "stall_minutes", "device"),
-    "evaluate": ("metrics", "predictions", "task"),
+    "evaluate": ("metrics", "predictions", "task", "min_rows", "min_row_fraction"),
     "gate": ("baseline", "base_ref", "on_missing_baseline", "rules", "resamples", "seed"),
     "gate.rules[]": (
         "metric",
@@ -534,7 +536,21 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
             "(or evaluate.predictions, from which mlci computes the metrics)",
         )
     task = section.choice("task", "classification", ("classification", "regression"))
-    return EvaluateConfig(metrics=metrics, predictions=predictions, task=cast(Task, task))
+    min_rows = section.integer("min_rows", 0, minimum=0)
+    fraction = section.number("min_row_fraction", minimum=0)
+    if fraction is not None and fraction > 1:
+        problems.add(
+            "evaluate.min_row_fraction",
+            f"expected a fraction of the baseline's rows, 0 to 1 (0.5: half), got {fraction:g}",
+        )
+        fraction = None
+    return EvaluateConfig(
+        metrics=metrics,
+        predictions=predictions,
+        task=cast(Task, task),
+        min_rows=min_rows,
+        min_row_fraction=0.5 if fraction is None else fraction,
+    )
 
 
 def _parse_gate(data: object, problems: _Problems) -> GateConfig:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlci.core.gate import Baseline, MetricIntervals, Rule, evaluate_gate
+from mlci.core.gate import Baseline, MetricIntervals, Rows, Rule, evaluate_gate
 from mlci.core.intervals import Interval
 
 BASE = Baseline("registry", "clf v1 (@champion)", {"accuracy": 0.90, "log_loss": 0.30})
@@ -16,13 +16,16 @@ def gate_with(
     change: tuple[float, float] | None = None,
     value: tuple[float, float] | None = None,
     baseline: Baseline | None = BASE,
+    rows: int | None = None,
 ):
     level = rule.confidence or 0.95
     intervals = MetricIntervals(
         value={rule.metric: Interval(*value, level, "bootstrap")} if value else {},
         change={rule.metric: Interval(*change, level, "paired bootstrap")} if change else {},
     )
-    return evaluate_gate([rule], candidate, baseline, intervals={level: intervals})
+    return evaluate_gate(
+        [rule], candidate, baseline, intervals={level: intervals}, rows=Rows(candidate=rows)
+    )
 
 
 def test_a_drop_beyond_the_margin_but_within_noise_passes() -> None:
@@ -85,10 +88,55 @@ def test_min_gain_needs_the_interval_to_reach_the_gain() -> None:
 
 def test_absolute_minimum_uses_the_value_interval() -> None:
     rule = Rule("accuracy", min=0.9, confidence=0.95)
-    (result,) = gate_with(rule, {"accuracy": 0.895}, value=(0.87, 0.92), baseline=None).results
+    (result,) = gate_with(rule, {"accuracy": 0.905}, value=(0.88, 0.93), baseline=None).results
     assert result.verdict == "pass"
     assert result.within_noise
     assert result.interval_of == "value"
+
+
+def test_a_missed_minimum_is_inconclusive_not_within_noise() -> None:
+    """20 rows at 0.75 against min 0.90: the interval reaches 0.9 only because it is wide."""
+    rule = Rule("accuracy", min=0.9, confidence=0.95)
+    gate = gate_with(rule, {"accuracy": 0.75}, value=(0.55, 0.95), baseline=None, rows=20)
+
+    (result,) = gate.results
+    assert result.verdict == "fail"
+    assert not result.within_noise
+    (check,) = result.checks
+    assert check.inconclusive
+    assert gate.summary() == (
+        "failed with no baseline: inconclusive: accuracy 0.75 is below the minimum 0.9, but "
+        "the 95% interval of the value [0.55, 0.95] reaches the limit: 20 rows cannot tell "
+        "0.75 from 0.9; about 30 rows would give an interval of ±0.15"
+    )
+
+
+def test_a_missed_maximum_says_how_many_rows_by_the_square_root_rule() -> None:
+    # rmse is no proportion: ±0.2 on 100 rows becomes ±0.05 on 16 times as many.
+    rule = Rule("rmse", max=1.0, confidence=0.95)
+    (result,) = gate_with(rule, {"rmse": 1.05}, value=(0.85, 1.25), baseline=None, rows=100).results
+    assert result.verdict == "fail"
+    assert result.message.startswith("inconclusive: rmse 1.05 is above the maximum 1")
+    assert result.message.endswith(
+        "100 rows cannot tell 1.05 from 1; about 1,600 rows would give an interval of ±0.05"
+    )
+
+
+def test_a_missed_floor_with_unknown_rows_asks_for_more_rows() -> None:
+    rule = Rule("r2", min=0.8, confidence=0.95)
+    (result,) = gate_with(rule, {"r2": 0.7}, value=(0.5, 0.85), baseline=None).results
+    assert result.verdict == "fail"
+    assert result.message.endswith(
+        "the evaluation set cannot tell 0.7 from 0.8; more rows would narrow the interval"
+    )
+
+
+def test_a_floor_that_the_whole_interval_misses_is_not_inconclusive() -> None:
+    rule = Rule("accuracy", min=0.9, confidence=0.95)
+    (result,) = gate_with(rule, {"accuracy": 0.8}, value=(0.75, 0.85), baseline=None).results
+    assert result.verdict == "fail"
+    assert not result.checks[0].inconclusive
+    assert "is wholly beyond the limit" in result.message
 
 
 def test_without_a_paired_interval_the_baseline_is_taken_as_exact() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from mlci.core.device import DeviceInfo, Gpu
-from mlci.core.gate import Baseline, GateResult, Rule, evaluate_gate
+from mlci.core.gate import Baseline, GateResult, Rows, Rule, evaluate_gate
 from mlci.core.report import (
     SCHEMA_VERSION,
     Promotion,
@@ -538,12 +538,14 @@ def test_json_results() -> None:
             "threshold": 0.9,
             "passed": True,
             "message": "accuracy 0.93 is at least the minimum 0.9",
+            "inconclusive": False,
         },
         {
             "name": "max_drop",
             "threshold": 0.01,
             "passed": False,
             "message": "accuracy dropped 0.02 from 0.95 to 0.93 (allowed: drop ≤ 0.01)",
+            "inconclusive": False,
         },
     ]
     # Results keep the rules' order (the Markdown reorders, the contract does not).
@@ -715,3 +717,40 @@ def test_area_table_lists_each_class_and_past_the_limit_the_most_changed() -> No
     table = area_table_markdown(pairs, area_label="AP", limit=2)
     assert table.startswith("The 2 of 3 classes whose AP changed most:\n\n| class |")
     assert "| c |" not in table and "| @&#8203;x |" in table
+
+
+def test_json_and_markdown_show_an_evaluation_too_small() -> None:
+    rows = Rows(candidate=20, baseline=540, minimum=100, fraction=0.5)
+    gate = evaluate_gate([], {"accuracy": 0.9}, None, rows=rows)
+    report = ReportInput(model="m", gate=gate, candidate={"accuracy": 0.9})
+
+    data = render_json(report)
+
+    assert data["passed"] is False
+    assert data["verdict"] == "fail"
+    assert data["rows"] == {
+        "candidate": 20,
+        "baseline": 540,
+        "checks": [
+            {
+                "name": "min_rows",
+                "threshold": 100,
+                "passed": False,
+                "message": "the candidate was evaluated on 20 rows, fewer than "
+                "evaluate.min_rows (100): evaluate it on more rows",
+            },
+            {
+                "name": "min_row_fraction",
+                "threshold": 0.5,
+                "passed": False,
+                "message": "the candidate was evaluated on 20 rows, far fewer than the "
+                "baseline's 540 (evaluate.min_row_fraction: 0.5 asks for at least 270): a "
+                "smaller evaluation set can hide a regression",
+            },
+        ],
+    }
+    assert str(data["summary"]).startswith("failed with no baseline: the candidate was evaluated")
+    markdown = render_markdown(report)
+    assert "fewer than evaluate.min\\_rows (100)" in markdown  # underscores escaped
+    assert "far fewer than the baseline's 540" in markdown
+    assert "no gate rules configured" not in markdown

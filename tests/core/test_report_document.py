@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from mlci.core.gate import Baseline, MetricIntervals, Rule, evaluate_gate
+from mlci.core.gate import Baseline, MetricIntervals, Rows, Rule, evaluate_gate
 from mlci.core.intervals import Interval
 from mlci.core.report import (
     Figure,
@@ -84,3 +84,15 @@ def test_nan_and_infinity_come_back_as_floats() -> None:
 def test_another_document_is_refused() -> None:
     with pytest.raises(ValueError, match="not a version 1 report document"):
         from_document({"schema_version": 1, "passed": True}, bytes.fromhex)
+
+
+def test_a_gate_failed_by_its_row_count_stays_failed_when_read_back() -> None:
+    rows = Rows(candidate=20, baseline=540, minimum=100, fraction=0.5)
+    gate = evaluate_gate([Rule("accuracy", min=0.5)], {"accuracy": 0.9}, None, rows=rows)
+    report = ReportInput(model="m", gate=gate, candidate={"accuracy": 0.9})
+
+    again = from_document(json.loads(dumps(to_document(report))), bytes.fromhex)
+
+    assert again == report
+    assert again.gate is not None and not again.gate.passed
+    assert "fewer than evaluate.min_rows (100)" in again.gate.summary()

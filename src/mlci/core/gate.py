@@ -7,6 +7,11 @@ rule like `max_drop: 0.01` with baseline 0.95 accepts a candidate of exactly 0.9
 A rule with `confidence` is decided on an interval instead of a point: it fails only
 when the interval lies wholly beyond the limit, passes "within noise" when the interval
 straddles it, and with `require_proof` passes only when the interval clears the limit.
+A `min` or `max` the value misses is never passed within noise: an interval that reaches
+back to the floor only says the evaluation set is too small to tell ("inconclusive").
+
+The evaluation's size is checked too (`Rows`): fewer rows than `evaluate.min_rows`, or
+far fewer than the baseline was evaluated on, fails the gate.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from mlci.core.intervals import Interval
+from mlci.core.intervals import Interval, scaled_rows, wilson_rows
 from mlci.core.metrics import MetricValue, is_number
 from mlci.core.numbers import format_number
 
@@ -85,6 +90,8 @@ RELATIVE_CHECKS: dict[str, Direction | None] = {
     "min_gain_pct": None,
 }
 ABSOLUTE_CHECKS = ("min", "max")
+# Metrics that are a proportion of all the rows: the Wilson interval says how many they need.
+_PROPORTIONS = frozenset(["accuracy", "precision_micro", "recall_micro", "f1_micro"])
 
 
 def infer_direction(metric: str) -> Direction | None:
@@ -164,6 +171,19 @@ class Check:
     message: str
     interval: Interval | None = None
     within_noise: bool = False
+    inconclusive: bool = False  # failed: the value misses a floor its interval reaches
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The evaluation's size: the rows of the candidate's and the baseline's predictions
+    (None where unknown: metrics files only), and the limits evaluate.min_rows and
+    evaluate.min_row_fraction (0: off)."""
+
+    candidate: int | None = None
+    baseline: int | None = None
+    minimum: int = 0
+    fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -195,27 +215,35 @@ class GateResult:
     results: tuple[RuleResult, ...]
     baseline: Baseline | None
     notes: tuple[str, ...] = field(default=())
+    rows: Rows | None = None
+    row_checks: tuple[Check, ...] = ()  # evaluate.min_rows and min_row_fraction, applied
 
     @property
     def passed(self) -> bool:
-        return all(result.verdict != "fail" for result in self.results)
+        return self.verdict != "fail"
 
     @property
     def verdict(self) -> Verdict:
         verdicts = {result.verdict for result in self.results}
-        if "fail" in verdicts:
+        if "fail" in verdicts or self._row_failures():
             return "fail"
         return "warn" if "warn" in verdicts else "pass"
 
     def summary(self) -> str:
-        """One line: the verdict and the metrics that decided it."""
+        """One line: the verdict and the metrics (or the evaluation's size) that decided it."""
         against = f"against {self.baseline.label}" if self.baseline else "with no baseline"
         if self.verdict == "pass":
             return f"passed {against}: {self._pass_counts()}"
-        deciding = [r for r in self.results if r.verdict == self.verdict]
+        deciding = [
+            *self._row_failures(),
+            *(r.message for r in self.results if r.verdict == self.verdict),
+        ]
         head = "failed" if self.verdict == "fail" else "passed with warnings"
         more = f" (and {len(deciding) - 1} more)" if len(deciding) > 1 else ""
-        return f"{head} {against}: {deciding[0].message}{more}"
+        return f"{head} {against}: {deciding[0]}{more}"
+
+    def _row_failures(self) -> list[str]:
+        return [check.message for check in self.row_checks if check.passed is False]
 
     def _pass_counts(self) -> str:
         judged = [r for r in self.results if r.verdict == "pass"]
@@ -240,11 +268,13 @@ def evaluate_gate(
     *,
     on_missing_baseline: MissingBaseline = "pass",
     intervals: Mapping[float, MetricIntervals] | None = None,
+    rows: Rows | None = None,
 ) -> GateResult:
     """Apply every rule; the result says per metric what passed, failed, warned or skipped.
 
     `intervals` maps a confidence level (0.95) to the intervals computed at that level;
-    rules with that `confidence` are decided on them.
+    rules with that `confidence` are decided on them. `rows`, the evaluation's size, is
+    checked against its limits and says how many rows an inconclusive floor would need.
     """
     intervals = intervals or {}
     results = tuple(
@@ -254,10 +284,12 @@ def evaluate_gate(
             baseline,
             on_missing_baseline,
             intervals.get(rule.confidence or 0.95, MetricIntervals()),
+            rows.candidate if rows else None,
         )
         for rule in rules
     )
-    notes: list[str] = []
+    row_checks = check_rows(rows) if rows else ()
+    notes = [check.message for check in row_checks if not check.passed]
     if baseline is None and any(_relative(rule) for rule in rules):
         if on_missing_baseline == "pass":
             notes.append(
@@ -275,7 +307,42 @@ def evaluate_gate(
             f"No interval for {', '.join(pointwise)}: decided on point values. Intervals come "
             f"from evaluate.predictions for the metrics mlci computes from predictions."
         )
-    return GateResult(results=results, baseline=baseline, notes=tuple(notes))
+    return GateResult(
+        results=results, baseline=baseline, notes=tuple(notes), rows=rows, row_checks=row_checks
+    )
+
+
+def check_rows(rows: Rows) -> tuple[Check, ...]:
+    """evaluate.min_rows and evaluate.min_row_fraction applied to the evaluation's size;
+    `passed` is None where the candidate's rows are unknown."""
+    checks = []
+    counted = f"the candidate was evaluated on {rows.candidate or 0:,} rows"
+    if rows.minimum:
+        setting = f"evaluate.min_rows ({rows.minimum:,})"
+        if rows.candidate is None:
+            message = (
+                f"{setting} could not be applied: the number of rows is known only from "
+                f"evaluate.predictions, and this candidate has metrics files only"
+            )
+            checks.append(Check("min_rows", rows.minimum, None, message))
+        elif rows.candidate < rows.minimum:
+            message = f"{counted}, fewer than {setting}: evaluate it on more rows"
+            checks.append(Check("min_rows", rows.minimum, False, message))
+        else:
+            checks.append(Check("min_rows", rows.minimum, True, f"{counted}, {setting}"))
+    if rows.fraction and rows.candidate is not None and rows.baseline:
+        needed = math.ceil(_dec(rows.fraction) * rows.baseline)
+        setting = f"evaluate.min_row_fraction: {format_number(rows.fraction)}"
+        if rows.candidate < needed:
+            message = (
+                f"{counted}, far fewer than the baseline's {rows.baseline:,} ({setting} asks "
+                f"for at least {needed:,}): a smaller evaluation set can hide a regression"
+            )
+            checks.append(Check("min_row_fraction", rows.fraction, False, message))
+        else:
+            message = f"{counted}, the baseline on {rows.baseline:,} ({setting})"
+            checks.append(Check("min_row_fraction", rows.fraction, True, message))
+    return tuple(checks)
 
 
 def _relative(rule: Rule) -> bool:
@@ -288,6 +355,7 @@ def _evaluate_rule(
     baseline: Baseline | None,
     on_missing_baseline: MissingBaseline,
     intervals: MetricIntervals,
+    rows: int | None,
 ) -> RuleResult:
     name = rule.metric
     base_value = baseline.metrics.get(name) if baseline else None
@@ -306,7 +374,7 @@ def _evaluate_rule(
     if change_interval is None and value_interval is not None and base is not None:
         change_interval = _unpaired_change(value_interval, float(base))
     context = _Context(
-        rule, cand, base, baseline, on_missing_baseline, value_interval, change_interval
+        rule, cand, base, baseline, on_missing_baseline, value_interval, change_interval, rows
     )
     checks = [_check(context, check, threshold) for check, threshold in rule.thresholds()]
     failed = [c for c in checks if c.passed is False]
@@ -368,6 +436,7 @@ class _Context:
     on_missing_baseline: MissingBaseline
     value_interval: Interval | None
     change_interval: Interval | None
+    rows: int | None  # of the candidate's predictions, when known
 
 
 def _check(ctx: _Context, name: str, threshold: float) -> Check:
@@ -392,6 +461,7 @@ def _check(ctx: _Context, name: str, threshold: float) -> Check:
                 f"{point} {bad_text} the {word} {_n(limit)}",
             ),
             of="the value",
+            floor=True,
         )
     if ctx.base is None:
         why = "no baseline" if ctx.baseline is None else f"the baseline has no numeric {metric}"
@@ -440,8 +510,13 @@ def _decide(
     interval: Interval | None,
     texts: tuple[str, str],
     of: str,
+    floor: bool = False,
 ) -> Check:
-    """Pass or fail a bound, on the point value or, with `confidence`, on the interval."""
+    """Pass or fail a bound, on the point value or, with `confidence`, on the interval.
+
+    A floor (`min`, `max`) whose value misses it fails even when the interval reaches
+    back: the evaluation set could not tell the value from the limit.
+    """
     if ctx.rule.confidence is None or interval is None:
         ok = point >= limit if at_least else point <= limit
         return Check(name, threshold, ok, texts[0] if ok else texts[1], interval)
@@ -458,8 +533,28 @@ def _decide(
     if ctx.rule.require_proof:
         message = f"{texts[1]}; not proven: {level} reaches past the limit {_n(limit)}"
         return Check(name, threshold, False, message, interval)
+    if floor and not (point >= limit if at_least else point <= limit):
+        seen = f"{ctx.rows:,} rows" if ctx.rows else "the evaluation set"
+        message = (
+            f"inconclusive: {texts[1]}, but the {level} reaches the limit: {seen} cannot tell "
+            f"{_n(point)} from {_n(limit)}; {_rows_needed(ctx, point, limit, interval)}"
+        )
+        return Check(name, threshold, False, message, interval, inconclusive=True)
     message = f"within noise: {texts[0]}; {level} straddles the limit {_n(limit)}"
     return Check(name, threshold, True, message, interval, within_noise=True)
+
+
+def _rows_needed(ctx: _Context, point: Decimal, limit: Decimal, interval: Interval) -> str:
+    """How many rows would narrow the interval to the distance between value and limit."""
+    gap = float(abs(point - limit))
+    needed = None
+    if ctx.rule.metric in _PROPORTIONS and 0 <= point <= 1:
+        needed = wilson_rows(float(point), gap, interval.confidence)
+    if ctx.rows and (needed is None or needed <= ctx.rows):
+        needed = scaled_rows(ctx.rows, (interval.high - interval.low) / 2, gap)
+    if needed is None or (ctx.rows and needed <= ctx.rows):
+        return "more rows would narrow the interval"
+    return f"about {needed:,} rows would give an interval of ±{format_number(gap)}"
 
 
 def _movement(metric: str, cand: Decimal, base: Decimal, name: str) -> str:

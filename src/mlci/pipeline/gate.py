@@ -1,18 +1,18 @@
 """The gate stage: the rules of mlci.yaml applied to the candidate and its baseline.
 
 With predictions, each rule with a `confidence` is judged on intervals (paired with the
-baseline's predictions on the same rows when those are known).
+baseline's predictions on the same rows when those are known), and the evaluation's size
+is checked against evaluate.min_rows and the baseline's (evaluate.min_row_fraction).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlci.config import Config
 from mlci.console import Console
-from mlci.core.gate import MetricIntervals, MissingBaseline, evaluate_gate
+from mlci.core.gate import MetricIntervals, MissingBaseline, Rows, evaluate_gate
 from mlci.core.report.model import Promotion
 from mlci.errors import MetricsError
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, Evaluation, Facts, Judged
@@ -32,13 +32,23 @@ def judge(
 ) -> Judged:
     """Apply gate.rules; the notes of the stages before are collected into the result."""
     on_missing, seed_note = _missing_baseline_policy(config, request, choice, plan)
-    intervals, interval_notes, paired = _intervals(config, evaluation, choice.predictions, console)
+    baseline_predictions, load_notes = _baseline_predictions(config, evaluation, choice)
+    intervals, interval_notes, paired = _intervals(
+        config, evaluation, baseline_predictions, console
+    )
+    rows = Rows(
+        candidate=len(evaluation.loaded) if evaluation.loaded is not None else None,
+        baseline=len(baseline_predictions) if baseline_predictions is not None else None,
+        minimum=config.evaluate.min_rows,
+        fraction=config.evaluate.min_row_fraction,
+    )
     gate = evaluate_gate(
         config.gate.rules,
         evaluation.metrics.values,
         choice.baseline,
         on_missing_baseline=on_missing,
         intervals=intervals,
+        rows=rows,
     )
     notes = (
         *facts.rules,
@@ -46,11 +56,13 @@ def judge(
         *choice.notes,
         *seed_note,
         *evaluation.notes,
+        *load_notes,
         *interval_notes,
         *gate.notes,
     )
     gate = dataclasses.replace(gate, notes=notes)
-    console.step("gate", gate.summary() if gate.results else "no rules configured")
+    shown = gate.summary() if gate.results or not gate.passed else "no rules configured"
+    console.step("gate", shown)
     candidate, baseline = paired or (evaluation.loaded, None)
     return Judged(gate, candidate, baseline)
 
@@ -80,8 +92,25 @@ def _missing_baseline_policy(
     return policy, ()
 
 
+def _baseline_predictions(
+    config: Config, evaluation: Evaluation, choice: BaselineChoice
+) -> tuple[Predictions | None, tuple[str, ...]]:
+    """The baseline's predictions, when the candidate has some to compare them with."""
+    if evaluation.loaded is None or choice.predictions is None:
+        return None, ()
+    from mlci.predictions import load_predictions
+
+    try:
+        return load_predictions(choice.predictions, task=config.evaluate.task), ()
+    except MetricsError as exc:
+        return None, (f"Intervals are not paired: {exc.message}",)
+
+
 def _intervals(
-    config: Config, evaluation: Evaluation, baseline_predictions: Path | None, console: Console
+    config: Config,
+    evaluation: Evaluation,
+    baseline_predictions: Predictions | None,
+    console: Console,
 ) -> tuple[dict[float, MetricIntervals], tuple[str, ...], tuple[Predictions, Predictions] | None]:
     """Intervals at each confidence level the rules use (and 0.95 for the report).
 
@@ -91,7 +120,7 @@ def _intervals(
     if evaluation.loaded is None:
         return {}, (), None
     from mlci.core import stats
-    from mlci.predictions import align, load_predictions
+    from mlci.predictions import align
 
     candidate = evaluation.loaded
     task = config.evaluate.task
@@ -99,7 +128,7 @@ def _intervals(
     notes: tuple[str, ...] = ()
     if baseline_predictions is not None:
         try:
-            paired = align(candidate, load_predictions(baseline_predictions, task=task))
+            paired = align(candidate, baseline_predictions)
         except MetricsError as exc:
             notes = (f"Intervals are not paired: {exc.message}",)
     levels = sorted({rule.confidence for rule in config.gate.rules if rule.confidence} | {0.95})

@@ -27,6 +27,8 @@ from mlci.pipeline.basecommit import base_commit
 # workflow; an mlci.yaml key could not be the opt-out: the pull request would set it.
 TRUST_VARIABLE = "MLCI_TRUST_PR_CONFIG"
 TRUSTED_SECTIONS = ("gate", "registry", "publish")
+# The evaluation's size limits judge the pull request too; the rest of `evaluate` is its own.
+TRUSTED_EVALUATE_KEYS = ("min_rows", "min_row_fraction")
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,15 @@ def rules(
         text.decode("utf-8", errors="replace"), root=config.root, name=f"{name} at {label}"
     )
     sections = {section: getattr(base, section) for section in TRUSTED_SECTIONS}
-    trusted = dataclasses.replace(config, **sections)
+    limits = {key: getattr(base.evaluate, key) for key in TRUSTED_EVALUATE_KEYS}
+    evaluate = dataclasses.replace(config.evaluate, **limits)
+    trusted = dataclasses.replace(config, **sections, evaluate=evaluate)
     changed = [key for section in TRUSTED_SECTIONS for key in _changed(config, base, section)]
+    changed += [
+        changed
+        for key in TRUSTED_EVALUATE_KEYS
+        for changed in _changed(config.evaluate, base.evaluate, f"evaluate.{key}")
+    ]
     console.step("rules", f"{name} at {label}")
     if not changed:
         return Rules(trusted)

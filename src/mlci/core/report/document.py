@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlci.core.device import DeviceInfo
-from mlci.core.gate import Baseline, Check, GateResult, Rule, RuleResult
+from mlci.core.gate import Baseline, Check, GateResult, Rows, Rule, RuleResult
 from mlci.core.intervals import Interval
 from mlci.core.report.model import Figure, Promotion, ReportInput, ReportSection
 
@@ -67,7 +67,7 @@ def from_document(document: Mapping[str, Any], read_png: Callable[[str], bytes])
 def _gate_from(data: dict[str, Any]) -> GateResult:
     results = []
     for item in data["results"]:
-        checks = tuple(Check(**{**c, "interval": _interval(c["interval"])}) for c in item["checks"])
+        checks = tuple(_check(c) for c in item["checks"])
         results.append(
             RuleResult(
                 **{
@@ -79,11 +79,18 @@ def _gate_from(data: dict[str, Any]) -> GateResult:
             )
         )
     baseline = data["baseline"]
+    rows = data.get("rows")  # absent from older report.json files: no row checks
     return GateResult(
         results=tuple(results),
         baseline=None if baseline is None else Baseline(**baseline),
         notes=tuple(data["notes"]),
+        rows=None if rows is None else Rows(**rows),
+        row_checks=tuple(_check(c) for c in data.get("row_checks", [])),
     )
+
+
+def _check(data: dict[str, Any]) -> Check:
+    return Check(**{**data, "interval": _interval(data["interval"])})
 
 
 def _interval(data: dict[str, Any] | None) -> Interval | None:

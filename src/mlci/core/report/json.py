@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Mapping
 
-from mlci.core.gate import RuleResult
+from mlci.core.gate import Check, GateResult, RuleResult
 from mlci.core.metrics import MetricValue
 from mlci.core.report.model import (
     Promotion,
@@ -34,6 +34,7 @@ def render_json(report: ReportInput) -> dict[str, object]:
         else {"source": gate.baseline.source, "label": gate.baseline.label},
         "results": [_result_json(r) for r in gate.results] if gate else [],
         "notes": list(gate.notes) if gate else [],
+        "rows": _rows_json(gate),
         "metrics": {name: _json_value(value) for name, value in report.candidate.items()},
         "diff": [
             {
@@ -106,10 +107,26 @@ def _result_json(result: RuleResult) -> dict[str, object]:
             "confidence": result.interval.confidence,
             "method": result.interval.method,
         },
-        "checks": [
-            {"name": c.name, "threshold": c.threshold, "passed": c.passed, "message": c.message}
-            for c in result.checks
-        ],
+        "checks": [{**_check_json(c), "inconclusive": c.inconclusive} for c in result.checks],
+    }
+
+
+def _check_json(check: Check) -> dict[str, object]:
+    return {
+        "name": check.name,
+        "threshold": check.threshold,
+        "passed": check.passed,
+        "message": check.message,
+    }
+
+
+def _rows_json(gate: GateResult | None) -> dict[str, object] | None:
+    if gate is None or gate.rows is None:
+        return None
+    return {
+        "candidate": gate.rows.candidate,
+        "baseline": gate.rows.baseline,
+        "checks": [_check_json(check) for check in gate.row_checks],
     }
 
 

@@ -218,7 +218,7 @@ def headline(report: ReportInput) -> str:
         stage = f" at {report.error_stage}" if report.error_stage else ""
         return f"failed{stage}: {report.error.splitlines()[0]}"
     assert report.gate is not None
-    if not report.gate.results:
+    if not report.gate.results and report.gate.passed:
         return "no gate rules configured: add gate.rules to mlci.yaml to decide pass or fail"
     return report.gate.summary()
 
