@@ -157,10 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     publish = commands.add_parser(
         "publish",
         help="publish a report written earlier (the fork-safe two-workflow setup)",
-        description="Post the report in DIR (report.json, plots/, publish.json, as `mlci run` "
-        "writes them to .mlci/out/) as the pull request's comment and status, from a CI job "
-        "that does not run the pull request's code: a workflow_run job that downloaded the "
-        "artifact. See docs/forges.md.",
+        description="Post the report in DIR (report.json, gate.json, publish.json, as `mlci "
+        "run` writes them to .mlci/out/) as the pull request's comment and status, from a CI "
+        "job that does not run the pull request's code: a workflow_run job that downloaded "
+        "the artifact into a checkout of the base branch. The artifact's metrics are judged "
+        "again with that checkout's mlci.yaml and baseline; its verdict is not believed. "
+        "See docs/security.md#the-fork-safe-publisher.",
     )
     _config_option(publish)
     publish.add_argument(

@@ -431,11 +431,13 @@ def test_fork_safe_report_workflow_never_runs_the_pull_requests_code() -> None:
     assert data[True] == {"workflow_run": {"workflows": ["ML pipeline"], "types": ["completed"]}}
     assert job["permissions"] == {
         "actions": "read",
+        "contents": "read",
         "pull-requests": "write",
         "statuses": "write",
     }
-    uses = [str(step.get("uses", "")) for step in job["steps"]]
-    assert not any("checkout" in u for u in uses)
+    # The default branch only (no ref): its mlci.yaml judges the artifact.
+    (checkout,) = [s for s in job["steps"] if "checkout" in str(s.get("uses", ""))]
+    assert checkout["with"] == {"persist-credentials": False}
     runs = [step["run"] for step in job["steps"] if "run" in step]
     # mlci from PyPI, not from the pull request; it reads the artifact as data.
     assert runs == ["python -m pip install mlci==1.2.3", 'mlci publish --from "$REPORT"']

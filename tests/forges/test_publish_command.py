@@ -2,25 +2,51 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from mlci.cli import main
+from mlci.core.gate import Baseline, evaluate_gate
+from mlci.core.report.model import Figure, ReportInput
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK
 from mlci.forges.base import sticky_marker
 from mlci.pipeline import write_outputs
 from tests.forges.conftest import HEAD, github_env, make_report
 from tests.forges.standin import GitHubStandIn
 
+# The base branch's mlci.yaml, in the checkout of the privileged job: its rules judge.
+BASE_CONFIG = textwrap.dedent(
+    """\
+    version: 1
+    model: {name: tiny-model}
+    evaluate:
+      metrics: [metrics.json]
+    gate:
+      baseline: git
+      rules:
+        - {metric: accuracy, min: 0.8}
+    """
+)
+
 
 def reporter_job(
-    tmp_path: Path, server: GitHubStandIn, monkeypatch: pytest.MonkeyPatch, *, named_pr: int
+    tmp_path: Path,
+    server: GitHubStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    named_pr: int,
+    report: ReportInput | None = None,
 ) -> Path:
-    """The artifact of the unprivileged job, and the environment of a workflow_run job."""
+    """The artifact of the unprivileged job, and the environment of a workflow_run job
+    whose working folder is the base branch's checkout."""
     artifact = tmp_path / "artifact"
-    write_outputs(make_report(0.7), artifact)
+    write_outputs(report or make_report(0.7), artifact)
+    (tmp_path / "mlci.yaml").write_text(BASE_CONFIG)
     (artifact / "publish.json").write_text(json.dumps({"pull_request": named_pr}))
     env = github_env(tmp_path, server.api_url, event="workflow_run")
     event = tmp_path / "run.json"
@@ -78,3 +104,145 @@ def test_publish_without_a_report_names_the_artifact(
 ) -> None:
     assert main(["publish", "--from", str(tmp_path)]) == 2
     assert "report.json: not found" in capsys.readouterr().err
+
+
+def forged(accuracy: float) -> ReportInput:
+    """A report whose gate has no rules, so it claims "pass" whatever its metrics say,
+    with a figure whose Markdown is the forger's own."""
+    report = make_report(accuracy)
+    figure = Figure(
+        key="confusion_matrix",
+        title="Confusion matrix",
+        markdown='<img src=x onerror="alert(1)">\n\n## Approved by maintainers\n\n'
+        "cc @octo-org/admins",
+    )
+    gate = evaluate_gate([], report.candidate, Baseline("file", "b.json", {}))
+    return dataclasses.replace(report, gate=gate, figures=(figure,))
+
+
+def test_a_forged_verdict_is_judged_again_with_the_base_branch_rules(
+    github: GitHubStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    artifact = reporter_job(tmp_path, github, monkeypatch, named_pr=12, report=forged(0.7))
+    gate_json = json.loads((artifact / "gate.json").read_text())
+    assert gate_json["verdict"] == "pass" and gate_json["passed"] is True  # the forgery
+
+    assert main(["publish", "--from", str(artifact)]) == EXIT_OK
+
+    assert github.statuses[HEAD][0]["state"] == "failure"
+    (comment,) = github.comments[12]
+    body = comment["body"]
+    assert "accuracy" in body and "gate failed" in body
+    assert "Self-reported by the pull request's job" in body
+    assert 'claimed "pass"; judged again' in body and 'the verdict is "fail"' in body
+    assert "artifact claims the verdict 'pass'" in capsys.readouterr().err
+
+
+def test_a_figure_from_the_artifact_is_not_posted(
+    github: GitHubStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact = reporter_job(tmp_path, github, monkeypatch, named_pr=12, report=forged(0.9))
+
+    assert main(["publish", "--from", str(artifact)]) == EXIT_OK
+
+    body = github.comments[12][0]["body"]
+    for forged_text in ("<img", "onerror", "Approved by maintainers", "@octo-org"):
+        assert forged_text not in body
+    assert "Not shown: 1 figure of the artifact" in body
+    assert github.statuses[HEAD][0]["state"] == "success"  # 0.9 passes min: 0.8
+
+
+def test_a_valid_artifact_gets_the_verdict_of_its_run(
+    github: GitHubStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact = reporter_job(tmp_path, github, monkeypatch, named_pr=12, report=make_report(0.9))
+    run_verdict = json.loads((artifact / "gate.json").read_text())["verdict"]
+
+    assert main(["publish", "--from", str(artifact)]) == EXIT_OK
+
+    assert run_verdict == "pass"
+    assert github.statuses[HEAD][0]["state"] == "success"
+    body = github.comments[12][0]["body"]
+    assert "Self-reported by the pull request's job" in body
+    assert "claimed" not in body
+
+
+def test_the_baseline_is_the_base_checkout_not_the_artifact(
+    github: GitHubStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The artifact compares with a baseline it chose (none); the base branch has
+    # committed 0.95, and its rules allow a drop of 0.01 at most.
+    artifact = reporter_job(tmp_path, github, monkeypatch, named_pr=12, report=make_report(0.9))
+    # gate.baseline auto: no registry here, so the metrics committed on the base branch.
+    config = BASE_CONFIG.replace("  baseline: git\n", "")
+    (tmp_path / "mlci.yaml").write_text(config.replace("min: 0.8}", "min: 0.8, max_drop: 0.01}"))
+    (tmp_path / "metrics.json").write_text(json.dumps({"accuracy": 0.95}))
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "mlci.yaml", "metrics.json"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "commit", "-qm", "base"], cwd=tmp_path, check=True)
+
+    assert main(["publish", "--from", str(artifact)]) == EXIT_OK
+
+    assert github.statuses[HEAD][0]["state"] == "failure"
+    body = github.comments[12][0]["body"]
+    assert "tiny-model has no @&#8203;champion in the registry yet" in body
+    assert "Baseline: the base branch's checkout" in body
+
+
+def refused(artifact: Path, github: GitHubStandIn, capsys: pytest.CaptureFixture[str]) -> str:
+    """What `mlci publish` said when it refused the artifact (exit 2, nothing posted)."""
+    assert main(["publish", "--from", str(artifact)]) == 2
+    assert github.comments[12] == [] and github.statuses.get(HEAD, []) == []
+    return capsys.readouterr().err
+
+
+def test_publish_without_the_base_branch_config_names_the_checkout(
+    github: GitHubStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    artifact = reporter_job(tmp_path, github, monkeypatch, named_pr=12)
+    (tmp_path / "mlci.yaml").unlink()
+
+    assert "check out the base branch first" in refused(artifact, github, capsys)
+
+
+def test_publish_refuses_an_oversized_artifact(
+    github: GitHubStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    artifact = reporter_job(tmp_path, github, monkeypatch, named_pr=12)
+    (artifact / "plots").mkdir(exist_ok=True)
+    with (artifact / "plots" / "big.png").open("wb") as sparse:
+        sparse.truncate(200_000_000)  # sparse: no disk used
+
+    err = refused(artifact, github, capsys)
+    assert "100,000,000 bytes" in err and "upload only .mlci/out/" in err
+
+
+def test_publish_refuses_a_deeply_nested_report(
+    github: GitHubStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    artifact = reporter_job(tmp_path, github, monkeypatch, named_pr=12)
+    document = json.loads((artifact / "report.json").read_text())
+    document["candidate"]["accuracy"] = json.loads("[" * 500 + "]" * 500)
+    (artifact / "report.json").write_text(json.dumps(document))
+
+    assert "nested more than 100 levels deep" in refused(artifact, github, capsys)
+
+
+def test_publish_without_the_artifact_folder_says_how_to_get_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["publish", "--from", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "no such folder" in err and "actions/download-artifact" in err

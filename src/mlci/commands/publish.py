@@ -15,29 +15,27 @@ from pathlib import Path
 
 from mlci import ci
 from mlci.ci import CiContext
-from mlci.config import PublishConfig, load_config, locate_optional
+from mlci.config import load_config, locate_optional
 from mlci.console import Console
-from mlci.core.report.document import from_document
-from mlci.core.report.model import ReportInput
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, ExternalError, UsageError
 from mlci.forges import open_forge
+from mlci.pipeline import baseline, trust
+from mlci.pipeline.artifact import read_artifact, rejudge
 from mlci.pipeline.publish import Publisher
-
-MAX_DOCUMENT_BYTES = 20_000_000  # report.json from an artifact is untrusted: bounded
+from mlci.registry import open_registry
 
 
 def publish_command(*, source: Path, config: Path | None, as_json: bool) -> int:
     """Publish a report that an earlier job wrote (`.mlci/out/` or a downloaded artifact).
 
-    In a `workflow_run` job for a pull request from a fork, GitHub does not say which pull
-    request it was: the number comes from the artifact's publish.json and is believed
-    only if that pull request's head is the commit the workflow ran on.
+    The artifact's verdict is not believed: its metrics are judged again with the rules
+    of this job's own mlci.yaml (the base branch's checkout) against the baseline that
+    branch uses (mlci.pipeline.artifact). In a `workflow_run` job for a pull request
+    from a fork, GitHub does not say which pull request it was: the number comes from
+    the artifact's publish.json and is believed only if that pull request's head is the
+    commit the workflow ran on.
     """
-    report = _load_report(source)
-    settings = PublishConfig()
-    found = locate_optional(config)  # a reporter job may have no checkout: the defaults apply
-    if found is not None:
-        settings = load_config(found).publish
+    artifact = read_artifact(source)
     env = os.environ
     context = ci.detect_context(Path.cwd(), env)
     console = Console()
@@ -46,38 +44,49 @@ def publish_command(*, source: Path, config: Path | None, as_json: bool) -> int:
             "mlci publish runs in CI (GitHub Actions, GitLab CI, Bitbucket Pipelines): outside "
             f"CI there is nothing to publish to; the report is in {source}"
         )
+    found = _trusted_config(config)
+    # In a pull request's own job the checkout is the pull request's: its base's rules.
+    trusted = trust.rules(load_config(found), found.name, context, env, console).config
     if context.pr_number is None and context.event == "other":
         context = _pull_request_from_artifact(context, source, env)
-    publisher = Publisher(context=context, settings=settings, env=env, console=console)
+    reads_registry = trusted.gate.baseline in ("auto", "registry")
+    registry = open_registry(trusted, env) if reads_registry else None
+    cache = trusted.root / ".mlci" / "cache"
+    choice = baseline.of_base_checkout(trusted, context, registry, cache, console)
+    report = rejudge(artifact, trusted, choice)
+    report = dataclasses.replace(report, commit=context.head_sha or report.commit)
+    for claim in artifact.claimed:
+        if claim != report.status:
+            console.warn(
+                f"the artifact claims the verdict {claim!r}; judged again with the mlci.yaml "
+                f"of this checkout it is {report.status!r}: publishing that"
+            )
+    publisher = Publisher(context=context, settings=trusted.publish, env=env, console=console)
     result = publisher.publish(report, source)
     if as_json:
-        record = {"published": result.published, "skipped": result.skipped, "errors": result.errors}
+        record = {
+            "verdict": report.status,
+            "claimed": list(artifact.claimed),
+            "published": result.published,
+            "skipped": result.skipped,
+            "errors": result.errors,
+        }
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
     return EXIT_EXTERNAL if result.failed else EXIT_OK
 
 
-def _load_report(source: Path) -> ReportInput:
-    path = source / "report.json"
-    try:
-        if path.stat().st_size > MAX_DOCUMENT_BYTES:
-            raise UsageError(f"{path}: larger than {MAX_DOCUMENT_BYTES:,} bytes; not a report")
-        document = json.loads(path.read_text(encoding="utf-8"))
-        plots = source / "plots"
-
-        def read_png(name: str) -> bytes:
-            # Only plain file names inside plots/: the artifact may come from a fork.
-            if "/" in name or "\\" in name or name.startswith("."):
-                raise ValueError(f"bad plot name {name!r}")
-            return (plots / name).read_bytes()
-
-        return from_document(document, read_png)
-    except FileNotFoundError:
+def _trusted_config(config: Path | None) -> Path:
+    """This job's mlci.yaml: the base branch's, whose rules judge the artifact."""
+    found = locate_optional(config)
+    if found is None:
         raise UsageError(
-            f"{path}: not found; `mlci run` or `mlci gate` writes it (download the job's "
-            f".mlci/out/ artifact into {source})"
-        ) from None
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise UsageError(f"{path}: not a report this mlci can read ({exc})") from None
+            "mlci publish judges the artifact with the rules of the base branch's mlci.yaml, "
+            "and there is none here: check out the base branch first (actions/checkout "
+            "without ref: on workflow_run that is the default branch, never the pull "
+            "request's code), or name it with --config; regenerate the workflow with "
+            "`mlci init --fork-safe --force`"
+        )
+    return found
 
 
 def _pull_request_from_artifact(

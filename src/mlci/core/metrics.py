@@ -70,7 +70,7 @@ def parse_metrics(text: str, *, fmt: str, source: str) -> dict[str, MetricValue]
     if not text.strip():
         raise MetricsError(f"{source}: the file is empty; expected metric names and values")
     if fmt == "json":
-        data = _load_json(text, source)
+        data = load_json(text, source)
     elif fmt == "yaml":
         try:
             data = yamlsafe.load(text)
@@ -106,7 +106,8 @@ def _json_number(convert: type[int] | type[float]) -> Any:
     return parse
 
 
-def _load_json(text: str, source: str) -> object:
+def load_json(text: str, source: str) -> object:
+    """JSON with numbers of at most yamlsafe.MAX_NUMBER_DIGITS; MetricsError naming `source`."""
     try:
         data = json.loads(text, parse_int=_json_number(int), parse_float=_json_number(float))
     except json.JSONDecodeError as exc:

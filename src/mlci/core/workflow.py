@@ -437,8 +437,9 @@ def _report_workflow(s: WorkflowSettings) -> str:
         "# (and, from forks, no secrets) and uploads the report as an artifact. This runs",
         "# afterwards with the right to comment. It never checks out or runs the pull",
         "# request's code: mlci comes from a pinned source (see the install step), and",
-        "# `mlci publish` reads the artifact as untrusted data (size-capped JSON and PNGs),",
-        "# posting only if the pull request it names is at the commit the pipeline evaluated.",
+        "# `mlci publish` reads the artifact as untrusted data (bounded, its metrics only),",
+        "# judges them again with the default branch's mlci.yaml and baseline, and posts",
+        "# only if the pull request it names is at the commit the pipeline evaluated.",
         "name: ML report",
         "",
         "on:",
@@ -461,11 +462,7 @@ def _report_workflow(s: WorkflowSettings) -> str:
         "    timeout-minutes: 10",
         "    permissions:",
         "      actions: read  # download the pipeline run's artifact",
-        *(
-            ["      contents: read  # check out the default branch: mlci's wheel"]
-            if s.source.kind == "path"
-            else []
-        ),
+        "      contents: read  # check out the default branch: the rules that judge",
         "      pull-requests: write  # post the report as a comment",
         "      statuses: write  # set the commit status",
         "    steps:",
@@ -476,6 +473,10 @@ def _report_workflow(s: WorkflowSettings) -> str:
         "          path: ${{ runner.temp }}/report",
         "          run-id: ${{ github.event.workflow_run.id }}",
         "          github-token: ${{ github.token }}",
+        _step("Check out the default branch (its mlci.yaml judges; never the pull request's)"),
+        f"        uses: {pin('actions/checkout')}",
+        "        with:",
+        "          persist-credentials: false",
         _step("Set up Python"),
         f"        uses: {pin('actions/setup-python')}",
         "        with:",
@@ -483,6 +484,7 @@ def _report_workflow(s: WorkflowSettings) -> str:
         *_pinned_install(s.source),
         _step("Post the report"),
         '        run: mlci publish --from "$REPORT"',
+        *([f"        working-directory: {_scalar(s.project_dir)}"] if s.project_dir else []),
         "        env:",
         "          GITHUB_TOKEN: ${{ github.token }}",
         "          REPORT: ${{ runner.temp }}/report",
@@ -505,10 +507,6 @@ def _pinned_install(source: MlciSource) -> list[str]:
             f"        run: python -m pip install {source.requirement((), top='')}",
         ]
     return [
-        _step("Check out the default branch (mlci's wheel; never the pull request's code)"),
-        f"        uses: {pin('actions/checkout')}",
-        "        with:",
-        "          persist-credentials: false",
         _step("Install mlci from the committed wheel, checked against its sha256"),
         "        run: |",
         f'          echo "{source.sha256}  {source.location}" | sha256sum --check --strict',

@@ -9,6 +9,7 @@ secrets) is passed over the same way, but only by a build that will not write to
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from mlci.core.gate import Baseline
 from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metrics, read_text
 from mlci.core.report.model import Promotion
 from mlci.data import hashes, remotes
-from mlci.errors import ExternalError, MetricsError, UsageError, shown
+from mlci.errors import ExternalError, MetricsError, MlciError, UsageError, shown
 from mlci.pipeline.basecommit import base_commit
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, PromoteMode
 from mlci.registry import open_registry
@@ -131,6 +132,42 @@ def find_baseline(
     return BaselineChoice(None, notes=(f"No baseline ({'; '.join(notes)}).",))
 
 
+def of_base_checkout(
+    config: Config,
+    context: CiContext,
+    registry: Registry | None,
+    cache: Path,
+    console: Console,
+) -> BaselineChoice:
+    """The baseline `mlci publish` judges an artifact against: gate.baseline of the job's
+    own checkout (the base branch), the git baseline read at that checkout's HEAD; in a
+    pull request's own job, at the merge base, as `mlci run` reads it."""
+    mode = config.gate.baseline
+    if mode == "none":
+        return BaselineChoice(None, notes=("No baseline: gate.baseline is none.",))
+    if mode == "file":
+        assert config.gate.baseline_file is not None
+        return _from_file(config, Path(config.gate.baseline_file), None)
+    if mode == "git":
+        return from_checkout(config, context, cache)
+    try:
+        found = _from_registry(config, registry, cache)
+    except MlciError as exc:  # a job without the registry's credentials, or without mlflow
+        if mode == "registry":
+            raise
+        found = None
+        note = f"The registry could not be read: {exc.message}; compared with git instead."
+        console.warn(note)
+    else:
+        note = f"{config.model_name} has no @{config.registry.alias} in the registry yet."
+    if found is not None:
+        return found
+    if mode == "registry":
+        return BaselineChoice(None, notes=(note,))
+    from_git = from_checkout(config, context, cache)
+    return dataclasses.replace(from_git, notes=(note, *from_git.notes))
+
+
 def _from_file(config: Config, file: Path, predictions: Path | None) -> BaselineChoice:
     metrics = read_metrics([file], root=config.root)
     return BaselineChoice(
@@ -194,6 +231,24 @@ def _from_git(
         return BaselineChoice(None, notes=(f"no git baseline: {exc.message}",))
     if commit is None:
         return BaselineChoice(None, notes=(f"no git baseline: {label}",))
+    return at_commit(config, commit, label, cache, strict=strict)
+
+
+def from_checkout(config: Config, context: CiContext, cache: Path) -> BaselineChoice:
+    """The metrics committed at this checkout's HEAD: the git baseline of `mlci publish`,
+    whose job checks out the base branch (its last commit stands for the merge base)."""
+    if context.event == "pull_request":  # the pull request's checkout: its merge base
+        return _from_git(config, context, None, cache, strict=False)
+    commit = git.resolve_commit(config.root, "HEAD")
+    if commit is None:
+        return BaselineChoice(None, notes=("no git baseline: this folder is not a git checkout",))
+    return at_commit(config, commit, f"the base branch's checkout ({commit[:8]})", cache)
+
+
+def at_commit(
+    config: Config, commit: str, label: str, cache: Path, *, strict: bool = False
+) -> BaselineChoice:
+    """The baseline committed at `commit`: its metrics files, predictions, params, data."""
     prefix = git.prefix(config.root)
     values: dict[str, MetricValue] = {}
     missing = []
