@@ -22,7 +22,7 @@ from typing import Any
 
 from mlci.config import Config
 from mlci.core import yamlsafe
-from mlci.core.gate import evaluate_gate
+from mlci.core.gate import Rows, evaluate_gate
 from mlci.core.metrics import MetricValue, load_json
 from mlci.core.report.model import ReportInput
 from mlci.errors import UsageError, shown
@@ -70,6 +70,8 @@ def rejudge(artifact: Artifact, config: Config, choice: BaselineChoice) -> Repor
         report.candidate,
         choice.baseline,
         on_missing_baseline=config.gate.on_missing_baseline,
+        # The artifact carries no predictions: evaluate.min_rows is noted as not applied.
+        rows=Rows(minimum=config.evaluate.min_rows, fraction=config.evaluate.min_row_fraction),
     )
     judged = dataclasses.replace(
         report,
