@@ -104,6 +104,55 @@ def test_the_timeout_set_passes_and_unset_warns(tmp_path: Path) -> None:
     assert unset.status == "warn" and "set train.timeout_minutes" in unset.line()
 
 
+_GITHUB_JOB = """\
+jobs:
+  evaluate:
+    runs-on: ubuntu-latest
+    timeout-minutes: {minutes}
+    steps:
+      - uses: actions/checkout@v6
+      - run: exec mlci run --no-promote
+  lint:
+    runs-on: ubuntu-latest
+    timeout-minutes: 5
+    steps:
+      - run: ruff check
+"""
+_GITLAB_JOBS = """\
+.mlci:
+  timeout: 1h 15m
+main:
+  extends: .mlci
+  script: [mlci run]
+"""
+
+
+def test_a_workflow_that_stops_before_the_pull_and_the_training_end_warns(
+    tmp_path: Path,
+) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    config = CONFIG.replace("timeout_minutes: 1", "timeout_minutes: 60")
+    (tmp_path / "mlci.yaml").write_text(config + "data: {dvc: true}\n")
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "ml.yml").write_text(_GITHUB_JOB.format(minutes=75))
+    (tmp_path / ".gitlab-ci.yml").write_text(_GITLAB_JOBS)
+
+    warned = doctor.check_job_timeout(_ctx(tmp_path))
+
+    assert warned.status == "warn"
+    assert warned.detail == (
+        ".github/workflows/ml.yml: job evaluate stops after 75; .gitlab-ci.yml: job main stops "
+        "after 75 minutes, but the run needs 105 (train.timeout_minutes 60 + "
+        "data.timeout_minutes 30 + 15 for set-up and the upload): the job would be killed "
+        "before mlci stops and writes the report"
+    )
+    assert "raise the job's timeout to 105 minutes" in warned.line()
+    (workflows / "ml.yml").write_text(_GITHUB_JOB.format(minutes=105))
+    (tmp_path / ".gitlab-ci.yml").unlink()
+    assert doctor.check_job_timeout(_ctx(tmp_path)).status == "ok"
+
+
 def test_a_timeout_beyond_the_ci_jobs_limit_fails(tmp_path: Path) -> None:
     long = CONFIG.replace("timeout_minutes: 1", "timeout_minutes: 400")
     (tmp_path / "mlci.yaml").write_text(long)
@@ -381,6 +430,7 @@ def test_doctor_prints_one_line_per_check_and_exits_0(project: Project) -> None:
         "disk",
         "git",
         "timeout",
+        "job",
         "mlci",  # mlci install
         "registry",
         "dvc",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlci import git, pipeline
+from mlci import __version__, git, pipeline
 from mlci.cli import main
 from mlci.commands.init import (
     InitOptions,
@@ -24,12 +25,16 @@ from mlci.commands.init import (
 from mlci.config import load_config
 from mlci.console import Console
 from mlci.errors import UsageError
+from tests import dvc_pipeline
 from tests.conftest import CONFIG
-from tests.linters import actionlint
+from tests.golden import compare_golden
+from tests.linters import actionlint, zizmor
 
 
 def test_init_writes_a_valid_config_named_after_the_folder(tmp_path: Path) -> None:
     folder = tmp_path / "Fraud Detector"
+    folder.mkdir()
+    (folder / "train.py").write_text("print('training')\n")
     assert init_command(folder=folder, example=None, force=False) == 0
 
     config = load_config(folder / "mlci.yaml")
@@ -37,7 +42,6 @@ def test_init_writes_a_valid_config_named_after_the_folder(tmp_path: Path) -> No
     assert config.train is not None and config.train.command == "python train.py"
     assert [rule.metric for rule in config.gate.rules] == ["accuracy"]
     assert ".mlci/" in (folder / ".gitignore").read_text().splitlines()
-    assert not (folder / "train.py").exists()
 
 
 def test_example_writes_a_project_that_trains(tmp_path: Path) -> None:
@@ -351,3 +355,204 @@ def test_the_cli_prints_the_diff_and_exits_2(tmp_path: Path) -> None:
     assert "use --force to overwrite" in refused.stderr.lower()
     assert run("--gpu", "gpu-4core", "--force").returncode == 0
     assert "gpu-4core" in (tmp_path / ".github" / "actionlint.yaml").read_text()
+
+
+# -- reading the project (issue #16) ----------------------------------------------------------
+
+GOLDEN = Path(__file__).parent / "golden" / "init"
+PLOTS = """\
+plots:
+  - ROC:
+      x: fpr
+      y: {eval/plots/roc.json: tpr}
+  - eval/plots/importance.png
+"""
+
+
+def _get_started(root: Path, *, branch: str = "main", dvc_yaml: str | None = None) -> Path:
+    """The files of a project built like DVC's example-get-started (not reproduced)."""
+    git.init_repo(root, branch=branch)
+    for name, text in dvc_pipeline.STAGES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (root / "dvc.yaml").write_text(dvc_yaml or dvc_pipeline.DVC_YAML + PLOTS)
+    (root / "params.yaml").write_text(dvc_pipeline.PARAMS)
+    (root / "src" / "requirements.txt").write_text("pyyaml\n")
+    (root / ".dvc").mkdir()
+    (root / ".dvc" / "config").write_text(
+        "[core]\n    remote = storage\n['remote \"storage\"']\n    url = s3://bucket/get-started\n"
+    )
+    return root
+
+
+def _run_init(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlci", "init", "--yes", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _versionless(text: str) -> str:
+    return text.replace(__version__, "VERSION")
+
+
+def test_a_dvc_project_gets_its_stages_metrics_params_model_data_and_requirements(
+    tmp_path: Path,
+) -> None:
+    """Golden: mlci.yaml, the workflow and the summary for an example-get-started project.
+    MLCI_UPDATE_GOLDEN=1 rewrites them after an intended change."""
+    root = _get_started(tmp_path / "get-started")
+
+    done = _run_init(root)
+
+    assert done.returncode == 0, done.stderr
+    compare_golden(GOLDEN / "dvc-get-started" / "mlci.yaml", (root / "mlci.yaml").read_text())
+    compare_golden(
+        GOLDEN / "dvc-get-started" / "ml-pipeline.yml", _versionless((root / WORKFLOW).read_text())
+    )
+    compare_golden(GOLDEN / "dvc-get-started" / "summary.txt", _versionless(done.stdout))
+    config = load_config(root / "mlci.yaml")
+    assert config.train is not None and config.train.command == "dvc repro"
+    assert config.data.dvc and config.evaluate.metrics == ("eval/metrics.json",)
+    assert config.registry.model == "model.pkl" and config.report.params == ("params.yaml",)
+    assert config.report.sections == ("eval/plots/importance.png",)
+    job = yaml.safe_load((root / WORKFLOW).read_text())["jobs"]["pull-request"]
+    assert job["timeout-minutes"] == 60 + 30 + 15  # training + dvc pull + set-up
+    assert "python -m pip install -r src/requirements.txt" in str(job["steps"])
+    assert "AWS_SECRET_ACCESS_KEY" in job["steps"][-2]["env"]
+    assert actionlint([root / WORKFLOW], set(), tmp_path).returncode == 0
+    linted = zizmor(root / WORKFLOW)
+    assert linted.returncode == 0, linted.stdout
+
+
+def test_the_stages_the_user_names_are_the_training(tmp_path: Path) -> None:
+    root = _get_started(tmp_path / "p")
+
+    assert _run_init(root, "--stage", "train", "--stage", "evaluate").returncode == 0
+    config = load_config(root / "mlci.yaml")
+    assert config.train is not None and config.train.command == "dvc repro train evaluate"
+
+    (root / "mlci.yaml").unlink()
+    refused = _run_init(root, "--stage", "deploy")
+    assert refused.returncode == 2
+    assert "--stage deploy: dvc.yaml has no such stage" in refused.stderr
+    assert "prepare, featurize, train, evaluate" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("crafted", "message"),
+    [
+        ('"train\\nrun: curl x": {cmd: x}', 'the stage name "train\\nrun: curl x" is not'),
+        ('train: {cmd: x, metrics: ["m\\u0007.json"]}', 'the metrics path "m\\u0007.json"'),
+    ],
+)
+def test_a_crafted_dvc_yaml_is_refused_and_nothing_is_written(
+    tmp_path: Path, crafted: str, message: str
+) -> None:
+    root = _get_started(tmp_path / "p", dvc_yaml=f"stages:\n  {crafted}\n")
+
+    refused = _run_init(root)
+
+    assert refused.returncode == 2, refused.stderr
+    assert message in refused.stderr
+    assert not (root / "mlci.yaml").exists() and not (root / WORKFLOW).exists()
+
+
+def test_file_names_of_dvc_yaml_that_yaml_would_misread_stay_one_value(tmp_path: Path) -> None:
+    odd = ["a: b #c.json", "yes.json", "-x.json", "[x].json"]
+    stage = f'  evaluate:\n    cmd: x\n    metrics: {json.dumps(odd)}\n    outs: ["m: #1.pkl"]\n'
+    root = _get_started(tmp_path / "p", dvc_yaml=f"stages:\n{stage}")
+
+    assert _run_init(root).returncode == 0
+
+    config = load_config(root / "mlci.yaml")
+    assert config.evaluate.metrics == tuple(odd)
+    assert config.registry.model == "m: #1.pkl"
+
+
+def test_a_master_repository_promotes_on_master(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    git.init_repo(root, branch="master")
+    (root / "train.py").write_text("print('training')\n")
+
+    done = _run_init(root)
+
+    assert done.returncode == 0, done.stderr
+    assert load_config(root / "mlci.yaml").registry.promote_on == ("master",)
+    data = yaml.safe_load((root / WORKFLOW).read_text())
+    assert data[True]["push"] == {"branches": ["master"]}
+    assert "default branch: master (the checked-out branch)" in done.stdout
+
+
+def test_the_default_branch_is_origins_head_not_the_checked_out_one(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    git.init_repo(upstream, branch="trunk")
+    (upstream / "train.py").write_text("print('training')\n")
+    git.commit_all(upstream, "first")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(upstream), str(clone)], check=True)
+    git.switch(clone, "feature", create=True)
+
+    assert _run_init(clone).returncode == 0
+
+    assert load_config(clone / "mlci.yaml").registry.promote_on == ("trunk",)
+
+
+def test_a_kept_config_that_promotes_elsewhere_is_warned_about(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    git.init_repo(root, branch="master")
+    (root / "mlci.yaml").write_text(CONFIG)
+
+    done = _run_init(root)
+
+    assert done.returncode == 0, done.stderr
+    assert "the default branch is master (the checked-out branch), but registry.promote_on" in (
+        done.stdout
+    )
+
+
+def test_the_requirements_of_the_project_are_installed_by_each_ci(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    git.init_repo(root)
+    (root / "train.py").write_text("print('training')\n")
+    (root / "src").mkdir()
+    (root / "src" / "requirements.txt").write_text("torch\n")
+    (root / "requirements-extra.txt").write_text("pandas\n")
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "p"\nversion = "1"\n'
+        '[project.optional-dependencies]\ntrain = ["xgboost"]\ndev = ["pytest"]\n'
+    )
+    wanted = 'python -m pip install -r requirements-extra.txt -r src/requirements.txt ".[train]"'
+
+    assert _run_init(root).returncode == 0
+    steps = yaml.safe_load((root / WORKFLOW).read_text())["jobs"]["main"]["steps"]
+    install = next(step["run"] for step in steps if step.get("name") == "Install mlci")
+    assert wanted in install.splitlines()
+    assert "--index-url https://download.pytorch.org/whl/cpu" in install  # src/ names torch
+
+    assert _run_init(root, "--forge", "gitlab").returncode == 0
+    gitlab = yaml.safe_load((root / ".gitlab-ci.yml").read_text())
+    assert wanted in gitlab[".mlci"]["before_script"]
+
+
+def test_a_project_with_nothing_to_read_gets_a_template_to_fill_in(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    git.init_repo(root, branch="develop")
+    (root / "README.md").write_text("a model, some day\n")
+
+    done = _run_init(root)
+
+    assert done.returncode == 0, done.stderr
+    text = (root / "mlci.yaml").read_text()
+    assert "# train:" in text and "FILL IN: the command that trains" in text
+    config = load_config(root / "mlci.yaml")
+    assert config.train is None and config.registry.model is None
+    assert config.registry.promote_on == ("develop",)
+    assert "No training found (no dvc.yaml, train.py, src/train.py, scripts/train.py)" in (
+        done.stdout
+    )
+    fill = "fill in mlci.yaml (train.command, evaluate.metrics, gate.rules, registry.model)"
+    assert fill in done.stdout

@@ -276,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the DVC remote's type, for its credentials (default: read from .dvc/config)",
     )
     init.add_argument(
+        "--stage",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with dvc.yaml: the training is `dvc repro NAME` (repeat for more stages; "
+        "default: every stage)",
+    )
+    init.add_argument(
         "--python", default="3.11", metavar="VERSION", help="Python on the runner (default 3.11)"
     )
     init.add_argument(
@@ -444,6 +452,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             install=args.install,
             python_version=args.python,
             dvc_remote=args.dvc_remote,
+            stages=tuple(args.stage),
         )
         interactive = sys.stdin.isatty() and not args.yes
         return init_command(

@@ -54,6 +54,19 @@ def current_branch(root: Path) -> str | None:
         return None
 
 
+def default_branch(root: Path) -> tuple[str, str] | None:
+    """The repository's default branch and where it comes from: origin's HEAD (what a
+    clone checks out), else the checked-out branch; None outside git or on a detached HEAD."""
+    try:
+        remote = run_git("symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD", cwd=root)
+    except ExternalError:
+        remote = ""
+    if remote.startswith("origin/"):
+        return remote.removeprefix("origin/"), "origin/HEAD"
+    branch = current_branch(root)
+    return (branch, "the checked-out branch") if branch else None
+
+
 def is_dirty(root: Path) -> bool:
     """True when tracked files differ from the commit."""
     return run_git("status", "--porcelain", "--untracked-files=no", cwd=root) != ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import re
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ from mlci.core.workflow import (
     github_files,
     gitlab_ci,
 )
+from tests.golden import compare_golden
 from tests.linters import ACTIONLINT, BIN
 from tests.linters import actionlint as _actionlint
 from tests.linters import schema as _schema
@@ -65,8 +65,10 @@ VARIANTS: dict[str, WorkflowSettings] = {
         extras=("mlflow", "dvc"),
         dvc_remote="s3",
         project_dir="models/churn",
-        requirements="requirements.txt",
+        requirements=("requirements.txt", "src/requirements.txt"),
+        install_project=".[train]",
         train_timeout_minutes=120,
+        data_timeout_minutes=30,
     ),
     "dvc-gs-mlflow-server": _settings(
         extras=("mlflow", "dvc"),
@@ -86,6 +88,8 @@ VARIANTS: dict[str, WorkflowSettings] = {
         action_version="v1.2.0",
         project_dir="ml",
         promote_on=("main", "release"),
+        requirements=("requirements.txt",),
+        install_project=".",
     ),
 }
 VARIANTS |= {
@@ -96,7 +100,12 @@ GITLAB_VARIANTS: dict[str, WorkflowSettings] = {
     "gitlab": _settings(),
     "gitlab-wheel": _settings(source=WHEEL_SOURCE),
     "gitlab-gpu-dvc-s3": _settings(
-        runs_on=("self-hosted", "gpu"), gpu=True, dvc_remote="s3", project_dir="ml"
+        runs_on=("self-hosted", "gpu"),
+        gpu=True,
+        dvc_remote="s3",
+        project_dir="ml",
+        data_timeout_minutes=30,
+        requirements=("src/requirements.txt",),
     ),
 }
 
@@ -134,6 +143,9 @@ def _every_combination() -> list[WorkflowSettings]:
                 registry_server=server,
                 torch=server,  # half the combinations, across every other option
                 project_dir=subfolder,
+                requirements=("src/requirements.txt",) if fork_safe else (),
+                install_project=".[train]" if free_disk else None,
+                data_timeout_minutes=30 if remote != "none" else 0,
             )
         )
     return combos
@@ -227,7 +239,7 @@ def test_golden_github_workflows(name: str, tmp_path: Path) -> None:
     if config is not None:
         files[".github/actionlint.yaml"] = config
     for path, text in files.items():
-        _compare_golden(GOLDEN / name / path, text)
+        compare_golden(GOLDEN / name / path, text)
     # The generated actionlint.yaml is what actionlint needs for the custom runner labels.
     for path, text in files.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
@@ -239,18 +251,7 @@ def test_golden_github_workflows(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(GITLAB_VARIANTS))
 def test_golden_gitlab_ci(name: str) -> None:
-    _compare_golden(GOLDEN / name / ".gitlab-ci.yml", gitlab_ci(GITLAB_VARIANTS[name]))
-
-
-def _compare_golden(path: Path, text: str) -> None:
-    if os.environ.get("MLCI_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8", newline="\n")
-    expected = path.read_text(encoding="utf-8")
-    assert text == expected, (
-        f"{path} differs; if the change is intended, rerun with MLCI_UPDATE_GOLDEN=1 "
-        "and review the diff"
-    )
+    compare_golden(GOLDEN / name / ".gitlab-ci.yml", gitlab_ci(GITLAB_VARIANTS[name]))
 
 
 def test_every_gitlab_combination_passes_gitlabs_schema(tmp_path: Path) -> None:
@@ -479,16 +480,16 @@ def test_docs_show_the_generated_files_as_they_are(golden: str) -> None:
 
 def test_a_folder_name_yaml_would_misread_stays_one_value() -> None:
     folder = 'odd: "name" #1'
-    files = github_files(_settings(project_dir=folder, requirements="a: b.txt"))
+    files = github_files(_settings(project_dir=folder, requirements=("a:#b.txt",)))
     data = yaml.safe_load(files[workflow.GITHUB_WORKFLOW])
     job = data["jobs"]["main"]
     assert job["defaults"]["run"]["working-directory"] == folder
     assert job["steps"][-1]["with"]["path"] == f"{folder}/.mlci/out/"
-    settings = _settings(project_dir=folder, requirements="a: b.txt")
+    settings = _settings(project_dir=folder, requirements=("a:#b.txt",))
     gitlab = yaml.safe_load(gitlab_ci(settings))
     assert gitlab[".mlci"]["artifacts"]["paths"] == [f"{folder}/.mlci/out/"]
     assert gitlab[".mlci"]["before_script"][0] == "cd 'odd: \"name\" #1'"
-    assert gitlab[".mlci"]["before_script"][-1] == "python -m pip install -r 'a: b.txt'"
+    assert gitlab[".mlci"]["before_script"][-1] == "python -m pip install -r 'a:#b.txt'"
 
 
 def test_torch_is_the_cuda_build_on_gpu_runners_and_the_cpu_build_elsewhere() -> None:

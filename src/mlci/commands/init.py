@@ -22,7 +22,8 @@ from typing import Literal, TextIO
 
 from mlci import __version__, git
 from mlci.config import CONFIG_NAME, Config, parse_config
-from mlci.core import workflow
+from mlci.core import project, workflow
+from mlci.core.project import Reading
 from mlci.core.workflow import DvcRemote, MlciSource, WorkflowSettings
 from mlci.errors import EXIT_OK, ExternalError, UsageError
 
@@ -32,29 +33,10 @@ ForgeName = Literal["github", "gitlab", "none"]
 FORGES: tuple[ForgeName, ...] = ("github", "gitlab", "none")
 Ask = Callable[[str, str], str]  # (question, default) -> answer
 
-CONFIG_TEMPLATE = """\
-# mlci configuration. Every key is described in docs/config.md.
-version: 1
-model:
-  name: {name}                 # the registered model's name
-train:
-  command: python train.py     # trains and writes the metrics file (and the model)
-  timeout_minutes: 60
-evaluate:
-  metrics: [metrics.json]      # JSON, YAML, CSV or TSV files that the training writes
-  # predictions: predictions.csv  # y_true, y_pred[, p_<class>...]: noise-aware rules
-gate:
-  baseline: auto               # the registry's champion, else git, else none (first run)
-  on_missing_baseline: pass    # first run: only absolute rules (min, max) apply
-  rules:
-    - {{metric: accuracy, min: 0.80, max_drop: 0.01}}
-registry:
-  kind: mlflow
-  tracking_uri: sqlite:///.mlci/mlflow.db   # MLFLOW_TRACKING_URI overrides it
-  model: model/                # the file or folder the training writes
-  promote_on: [main]
-  alias: champion
-"""
+TRAINING_SCRIPTS = ("train.py", "src/train.py", "scripts/train.py")
+# pyproject.toml's extras that a training does not need (the others are installed).
+_DEV_EXTRAS = re.compile(r"dev|develop|test|tests|testing|docs?|lint|typing|style|mypy")
+_REQUIREMENTS_NAME = re.compile(r"[\w.+-]+\.txt")  # one word in a shell and an action input
 
 
 @dataclass(frozen=True)
@@ -70,6 +52,7 @@ class InitOptions:
     # action with --action, else the index
     python_version: str = "3.11"
     dvc_remote: DvcRemote | None = None  # None: the default remote of .dvc/config
+    stages: tuple[str, ...] = ()  # the stages of dvc.yaml to reproduce; (): all
 
 
 @dataclass
@@ -80,6 +63,8 @@ class Plan:
     kept: list[Path] = field(default_factory=list)
     gitignore: tuple[Path, str] | None = None
     settings: WorkflowSettings | None = None
+    reading: Reading | None = None  # what mlci.yaml was made from (a new one only)
+    branch: tuple[str, str] | None = None  # the default branch, and where it comes from
 
 
 def example_files(name: str = EXAMPLE) -> dict[str, str]:
@@ -290,6 +275,85 @@ def uses_dvc(project: Path, repo: Path) -> bool:
     return any((folder / ".dvc").is_dir() for folder in (project, repo))
 
 
+def read_project(
+    folder: Path, *, stages: tuple[str, ...], branch: tuple[str, str] | None
+) -> Reading:
+    """What the project's files say: dvc.yaml's training, metrics, params, plots and model,
+    else a training script, else nothing (mlci.yaml then says what to fill in)."""
+    dvc_yaml = folder / "dvc.yaml"
+    name, (default, source) = model_name_for(folder), branch or ("main", "")
+    dvc = (folder / ".dvc").is_dir() or dvc_yaml.is_file()
+    if stages and not dvc_yaml.is_file():
+        raise UsageError(f"--stage: there is no dvc.yaml in {folder}; leave out --stage")
+    if dvc_yaml.is_file():
+        text = dvc_yaml.read_text(encoding="utf-8", errors="replace")
+        found = project.read_dvc_yaml(text, chosen=stages)
+        return Reading(
+            name=name,
+            command=project.repro_command(stages),
+            command_from=f"dvc.yaml, {len(found.stages)} stages",
+            dvc=True,
+            metrics=found.metrics,
+            params=found.params,
+            sections=found.images,
+            model=found.model,
+            model_from=found.model_from,
+            branch=default,
+            branch_from=source,
+            notes=found.left_out,
+        )
+    script = next((s for s in TRAINING_SCRIPTS if (folder / s).is_file()), None)
+    return Reading(
+        name=name,
+        command=f"python {script}" if script else None,
+        command_from=script or "",
+        dvc=dvc,
+        branch=default,
+        branch_from=source,
+    )
+
+
+def requirement_files(folder: Path) -> tuple[str, ...]:
+    """The training's requirements files: requirements*.txt at the top, src/requirements.txt."""
+    found = sorted(
+        path.name
+        for path in folder.glob("requirements*.txt")
+        if path.is_file() and _REQUIREMENTS_NAME.fullmatch(path.name)
+    )
+    found += ["src/requirements.txt"] if (folder / "src" / "requirements.txt").is_file() else []
+    return tuple(found)
+
+
+def project_install(folder: Path) -> str | None:
+    """`.` or `.[extras]` when pyproject.toml declares a project: its dependencies and the
+    extras a training may need (not dev, test, docs...)."""
+    pyproject = folder / "pyproject.toml"
+    if not pyproject.is_file():
+        return None
+    text = pyproject.read_text(encoding="utf-8", errors="replace")
+    data = _toml(text)
+    if data is None:  # Python 3.10 (no tomllib), or not TOML: the project, without extras
+        return "." if re.search(r"^\[project\]", text, re.MULTILINE) else None
+    table = data.get("project")
+    if not isinstance(table, dict):
+        return None
+    optional = table.get("optional-dependencies")
+    names = [n for n in (optional if isinstance(optional, dict) else {}) if isinstance(n, str)]
+    extras = [n for n in names if re.fullmatch(r"[\w.-]+", n) and not _DEV_EXTRAS.fullmatch(n)]
+    return f".[{','.join(extras)}]" if extras else "."
+
+
+def _toml(text: str) -> dict[str, object] | None:
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            return None
+    return None
+
+
 def settings_for(
     config: Config,
     options: InitOptions,
@@ -299,7 +363,7 @@ def settings_for(
     example: str | None,
 ) -> WorkflowSettings:
     """The workflow's settings: what mlci.yaml and the repository ask for, and the flags."""
-    dvc = uses_dvc(config.root, repo) or example == "sklearn-dvc"
+    dvc = uses_dvc(config.root, repo) or example == "sklearn-dvc" or config.data.dvc
     remote = options.dvc_remote or (dvc_remote_type(repo) if dvc else "none")
     extras = ["mlflow"]
     if dvc or remote != "none":
@@ -309,9 +373,9 @@ def settings_for(
     if example is not None:  # the example's training needs scikit-learn (and torch)
         extras.append("torch" if example == "torch" else "example")
     packages = [f"dvc[{remote}]"] if remote in ("s3", "gs", "azure") else []
-    requirements = "requirements.txt" if (config.root / "requirements.txt").is_file() else None
+    requirements = requirement_files(config.root)
     labels, gpu = runner_labels(options.gpu or "")
-    torch = example == "torch" or _requires_torch(config.root / "requirements.txt")
+    torch = example == "torch" or any(_requires_torch(config.root / r) for r in requirements)
     action, action_version = parse_action(options.action) if options.action else (None, None)
     source = install_source(options.install, action=action, repo=repo)
     timeout = config.train.timeout_minutes if config.train else 60.0
@@ -320,8 +384,10 @@ def settings_for(
         extras=tuple(extras),
         packages=tuple(packages),
         requirements=requirements,
+        install_project=project_install(config.root),
         python_version=options.python_version,
         train_timeout_minutes=timeout,
+        data_timeout_minutes=config.data.timeout_minutes if config.data.dvc else 0.0,
         promote_on=config.registry.promote_on,
         runs_on=labels,
         gpu=gpu,
@@ -390,13 +456,17 @@ def plan_project(folder: Path, *, example: str | None, options: InitOptions) -> 
     files = example_files(example) if example is not None else {}
     gitignore = files.pop(".gitignore", f"{_IGNORED}\n")
     config_path = folder / CONFIG_NAME
+    repo, project_dir = _repository_of(folder)
+    branch = git.default_branch(repo) if repo.is_dir() else None
+    plan.branch = branch if branch and not workflow.branch_name_problem(branch[0]) else None
     if example is not None:
         config_text = files[CONFIG_NAME]
     elif config_path.exists():
         config_text = config_path.read_text(encoding="utf-8")
         plan.kept.append(config_path)
     else:
-        config_text = CONFIG_TEMPLATE.format(name=model_name_for(folder))
+        plan.reading = read_project(folder, stages=options.stages, branch=plan.branch)
+        config_text = project.config_text(plan.reading)
         files[CONFIG_NAME] = config_text
     plan.files = {folder / name: text for name, text in files.items()}
     plan.gitignore = (folder / ".gitignore", gitignore)
@@ -404,7 +474,6 @@ def plan_project(folder: Path, *, example: str | None, options: InitOptions) -> 
         return plan
     _check_combination(options)
     config = parse_config(config_text, root=folder.resolve(), name=str(config_path))
-    repo, project_dir = _repository_of(folder)
     settings = settings_for(config, options, project_dir=project_dir, repo=repo, example=example)
     plan.settings = settings
     if options.forge == "gitlab":
@@ -559,8 +628,11 @@ def _next_steps(plan: Plan, *, example: str | None, folder: Path) -> str:
             "  git init -b main && git add . && git commit -m 'Example project'",
             "  mlci run",
         ]
+    elif plan.reading is not None:
+        lines += _read_lines(plan.reading, plan.settings)
     else:
         lines += ["Next: edit mlci.yaml (train.command, metrics, gate.rules), then `mlci run`."]
+    lines += _branch_lines(plan)
     settings = plan.settings
     if settings is not None:
         secrets = [secret.secret for secret in workflow.secrets_of(settings)]
@@ -574,3 +646,44 @@ def _next_steps(plan: Plan, *, example: str | None, folder: Path) -> str:
             "explains the files)."
         ]
     return "\n".join(lines) + "\n"
+
+
+def _read_lines(reading: Reading, settings: WorkflowSettings | None) -> list[str]:
+    """What mlci.yaml was made from, to confirm, and what is left to fill in."""
+    r = reading
+    found = [
+        ("training", f"{r.command} (from {r.command_from})" if r.command else "not found"),
+        ("metrics", ", ".join(r.metrics) or "not found"),
+        ("params", ", ".join(r.params)),
+        ("plots", ", ".join(r.sections)),
+        ("model", f"{r.model} ({r.model_from}): check it" if r.model else "not found"),
+        ("data", "DVC, pulled before the training" if r.dvc else ""),
+        ("default branch", f"{r.branch} ({r.branch_from})" if r.branch_from else "not found"),
+    ]
+    if settings is not None:
+        installs = [*settings.requirements, settings.install_project or ""]
+        found += [
+            ("installs", ", ".join(name for name in installs if name)),
+            ("job timeout", f"{settings.job_timeout_minutes} min: {settings.timeout_comment()}"),
+        ]
+    lines = ["Read from the project (check mlci.yaml):"]
+    lines += [f"  {key}: {value}" for key, value in found if value]
+    lines += [f"  left out: {note}" for note in r.notes]
+    if r.command is None:
+        lines += [f"No training found (no dvc.yaml, {', '.join(TRAINING_SCRIPTS)})."]
+    lines += [f"Next: fill in mlci.yaml ({', '.join(r.to_fill())}), then `mlci run`."]
+    return lines
+
+
+def _branch_lines(plan: Plan) -> list[str]:
+    """A warning when the promoting branches miss the repository's default branch."""
+    if plan.branch is None or plan.settings is None:
+        return []
+    branch, source = plan.branch
+    promote_on = plan.settings.promote_on
+    if branch in promote_on:
+        return []
+    return [
+        f"Warning: the default branch is {branch} ({source}), but registry.promote_on is "
+        f"[{', '.join(promote_on)}]: no model would be promoted; add {branch} to it."
+    ]

@@ -121,9 +121,11 @@ class WorkflowSettings:
     source: MlciSource  # where mlci comes from, pinned
     extras: tuple[str, ...] = ("mlflow",)  # mlci's extras (the composite action takes these)
     packages: tuple[str, ...] = ()  # more pip requirements, e.g. dvc[s3]
-    requirements: str | None = None  # the training's requirements file, relative to the project
+    requirements: tuple[str, ...] = ()  # the training's requirements files, from the project
+    install_project: str | None = None  # "." or ".[extras]": the project's pyproject.toml
     python_version: str = "3.11"
     train_timeout_minutes: float = 60.0
+    data_timeout_minutes: float = 0.0  # data.timeout_minutes when `dvc pull` runs first
     promote_on: tuple[str, ...] = ("main",)
     runs_on: tuple[str, ...] = ("ubuntu-latest",)
     gpu: bool = False
@@ -141,12 +143,30 @@ class WorkflowSettings:
         for branch in self.promote_on:
             if (problem := branch_name_problem(branch)) is not None:
                 raise ValueError(f"not a branch name: {branch!r} ({problem})")
+        for name in self.requirements:  # the action's input holds them space-separated
+            if not name or not name.isprintable() or any(c.isspace() for c in name):
+                raise ValueError(f"not a requirements file's name for a workflow: {name!r}")
 
     @property
     def job_timeout_minutes(self) -> int:
-        """The job's limit: the training's own plus set-up, so mlci's timeout fires first
-        and the report is still uploaded."""
-        return int(-(-self.train_timeout_minutes // 1)) + SETUP_MINUTES
+        """The job's limit: the data pull's and the training's own plus set-up, so mlci's
+        timeouts fire first and the report is still uploaded."""
+        return job_minutes(self.train_timeout_minutes, self.data_timeout_minutes)
+
+    def timeout_comment(self) -> str:
+        """What the job's limit is made of, for the comment beside it."""
+        pull = f" + data.timeout_minutes ({self.data_timeout_minutes:g})"
+        return (
+            f"train.timeout_minutes ({self.train_timeout_minutes:g})"
+            f"{pull if self.data_timeout_minutes else ''} + {SETUP_MINUTES} for set-up and "
+            f"the upload"
+        )
+
+
+def job_minutes(train_minutes: float, data_minutes: float = 0.0) -> int:
+    """The least a CI job's limit must be: `dvc pull`, then the training, each under its
+    own timeout, then the set-up and the report's upload."""
+    return int(-(-(train_minutes + data_minutes) // 1)) + SETUP_MINUTES
 
 
 def _step(name: str) -> str:
@@ -250,8 +270,7 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         ]
     lines += [f"    runs-on: {_runs_on(s.runs_on)}"]
     lines += [
-        f"    timeout-minutes: {s.job_timeout_minutes}  # train.timeout_minutes "
-        f"({s.train_timeout_minutes:g}) + {SETUP_MINUTES} for set-up and the upload",
+        f"    timeout-minutes: {s.job_timeout_minutes}  # {s.timeout_comment()}",
         "    permissions:",
         *permissions,
     ]
@@ -369,9 +388,16 @@ def _install_steps(s: WorkflowSettings) -> list[str]:
         *(f"          {line}" for line in _torch_install(s)),
         f"          {_install_line(s, top='GITHUB_WORKSPACE')}",
     ]
-    if s.requirements:
-        lines += [f"          python -m pip install -r {_shell_word(s.requirements)}"]
+    if _project_requirements(s):
+        lines += [f"          {_project_requirements(s)}"]
     return lines
+
+
+def _project_requirements(s: WorkflowSettings) -> str:
+    """The pip line of the training's own requirements (files, pyproject.toml), or ""."""
+    words = [word for name in s.requirements for word in ("-r", _shell_word(name))]
+    words += [_shell_word(s.install_project)] if s.install_project else []
+    return " ".join(["python -m pip install", *words]) if words else ""
 
 
 def _step_env(s: WorkflowSettings, *, token: bool) -> list[str]:
@@ -417,13 +443,14 @@ def _action_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         f"          extras: {_scalar(','.join(s.extras))}",
         f"          args: {_scalar(command.removeprefix('mlci '))}",
     ]
-    if s.packages:
-        lines += [f"          packages: {_scalar(' '.join(s.packages))}"]
+    packages = (*s.packages, *([s.install_project] if s.install_project else []))
+    if packages:
+        lines += [f"          packages: {_scalar(' '.join(packages))}"]
     build = torch_build(s)
     if build is not None:
         lines += [f"          torch: {build}  # installed before mlci, from torch's own index"]
     if s.requirements:
-        lines += [f"          requirements: {_scalar(s.requirements)}"]
+        lines += [f"          requirements: {_scalar(' '.join(s.requirements))}"]
     if s.project_dir:
         lines += [f"          working-directory: {_scalar(s.project_dir)}"]
     return lines + _step_env(s, token=not (pull_request and s.fork_safe))
@@ -566,8 +593,7 @@ def gitlab_ci(s: WorkflowSettings) -> str:
         "",
         ".mlci:",
         f"  image: python:{s.python_version}",
-        f"  timeout: {s.job_timeout_minutes}m  # train.timeout_minutes "
-        f"({s.train_timeout_minutes:g}) + {SETUP_MINUTES} for set-up and the upload",
+        f"  timeout: {s.job_timeout_minutes}m  # {s.timeout_comment()}",
     ]
     if s.runs_on != ("ubuntu-latest",):
         tags = ", ".join(_scalar(t) for t in s.runs_on if t != "self-hosted")
@@ -584,8 +610,8 @@ def gitlab_ci(s: WorkflowSettings) -> str:
         lines += ["    - nvidia-smi  # fails at once on a runner without a GPU"]
     lines += [f"    - {_item(line.split('  # ')[0])}" for line in _torch_install(s)]
     lines += [f"    - {_item(_install_line(s, top='CI_PROJECT_DIR'))}"]
-    if s.requirements:
-        lines += [f"    - {_item('python -m pip install -r ' + _shell_word(s.requirements))}"]
+    if _project_requirements(s):
+        lines += [f"    - {_item(_project_requirements(s))}"]
     lines += [
         "  artifacts:",
         "    when: always  # the report, also when a step failed",

@@ -27,7 +27,7 @@ from mlci import __version__, git
 from mlci.ci import CiContext, detect_context
 from mlci.config import Config, load_config, locate
 from mlci.console import Console
-from mlci.core import yamlsafe
+from mlci.core import workflow, yamlsafe
 from mlci.core.redact import plain_http_refusal
 from mlci.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, MlciError
 
@@ -172,6 +172,96 @@ def check_timeout(ctx: DoctorContext) -> CheckResult:
     return CheckResult(
         "timeout", "ok", detail + (f", data.timeout_minutes: {pull:g}" if pull else "")
     )
+
+
+def check_job_timeout(ctx: DoctorContext) -> CheckResult:
+    """The CI files' jobs that run mlci outlast `dvc pull`, the training and the upload."""
+    config = ctx.config
+    if config is None or config.train is None:
+        return CheckResult("job timeout", "skip", "no training command (train.command)")
+    pull = config.data.timeout_minutes if config.data.dvc else 0.0
+    needed = workflow.job_minutes(config.train.timeout_minutes, pull)
+    top = _repository_top(ctx.root)
+    limits = [
+        (f"{path.relative_to(top).as_posix()}: job {job}", minutes)
+        for pattern in CI_FILES
+        for path in sorted(top.glob(pattern))
+        for job, minutes in _job_limits(path)
+    ]
+    if not limits:
+        return CheckResult("job timeout", "skip", "no CI job that runs mlci has a timeout")
+    short = [
+        f"{_printable([where])} stops after {minutes:g}"
+        for where, minutes in limits
+        if minutes < needed
+    ]
+    made_of = (
+        f"train.timeout_minutes {config.train.timeout_minutes:g}"
+        + (f" + data.timeout_minutes {pull:g}" if pull else "")
+        + f" + {workflow.SETUP_MINUTES} for set-up and the upload"
+    )
+    if short:
+        return CheckResult(
+            "job timeout",
+            "warn",
+            f"{'; '.join(short)} minutes, but the run needs {needed} ({made_of}): the job "
+            f"would be killed before mlci stops and writes the report",
+            f"raise the job's timeout to {needed} minutes (`mlci init --force` writes it), "
+            f"or lower the timeouts in mlci.yaml",
+        )
+    return CheckResult("job timeout", "ok", f"at least {needed} minutes ({made_of})")
+
+
+def _job_limits(path: Path) -> list[tuple[str, float]]:
+    """(job, minutes) of each job of a CI file that runs mlci and says its timeout:
+    GitHub's `timeout-minutes`, GitLab's `timeout` (its own or an `extends`' one)."""
+    try:
+        document = yamlsafe.load(path.read_text(encoding="utf-8", errors="replace"))
+    except yaml.YAMLError:
+        return []  # check_install says the file is not valid YAML
+    if not isinstance(document, dict):
+        return []
+    jobs = document.get("jobs") if "jobs" in document else document
+    jobs = jobs if isinstance(jobs, dict) else {}
+    found = []
+    for name, job in jobs.items():
+        if not isinstance(job, dict) or not _runs_mlci(job) or str(name).startswith("."):
+            continue
+        minutes = _job_minutes(job, jobs)
+        if minutes is not None:
+            found.append((str(name), minutes))
+    return found
+
+
+def _runs_mlci(job: dict[str, Any]) -> bool:
+    texts = [*_strings(job.get("steps")), *_strings(job.get("script"))]
+    return any(re.search(r"(^|[\s;&|])(exec\s+)?mlci\s+(run|gate)\b", t) for t in texts) or any(
+        _ACTION_USES.fullmatch(uses) for uses in _uses(job.get("steps"))
+    )
+
+
+def _job_minutes(job: object, jobs: dict[str, Any]) -> float | None:
+    value = job.get("timeout-minutes") if isinstance(job, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    seen: set[str] = set()
+    while isinstance(job, dict):
+        if isinstance(job.get("timeout"), str):
+            return _gitlab_minutes(job["timeout"])
+        parent = job.get("extends")
+        parent = parent[-1] if isinstance(parent, list) and parent else parent
+        if not isinstance(parent, str) or parent in seen:
+            return None
+        seen.add(parent)
+        job = jobs.get(parent)
+    return None
+
+
+def _gitlab_minutes(text: str) -> float | None:
+    """GitLab's durations: `75m`, `1h 30m`, `2 hours`, `90 minutes`."""
+    units = {"h": 60.0, "m": 1.0, "s": 1 / 60}
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])[a-z]*", text.lower())
+    return sum(float(number) * units[unit] for number, unit in parts) if parts else None
 
 
 def _ci_job_limit(env: Mapping[str, str]) -> tuple[float | None, str]:
@@ -866,6 +956,7 @@ CHECKS: list[Check] = [
     check_disk,
     check_git_history,
     check_timeout,
+    check_job_timeout,
     check_install,
     check_registry,
     check_dvc,
