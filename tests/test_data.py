@@ -224,8 +224,7 @@ def test_the_registry_version_carries_the_hashes_and_the_next_run_compares(
 ) -> None:
     project.edit_config("baseline: none", "baseline: auto")
     project.edit_config("command: dvc repro", "command: python train.py")
-    (project.root / ".mlci").mkdir()
-    shutil.copy(empty_registry_db, project.root / ".mlci" / "mlflow.db")
+    project.use_registry(empty_registry_db)
     project.commit("registry baseline")
     first = project.data_hash()
 

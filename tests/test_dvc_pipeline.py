@@ -19,6 +19,7 @@ from mlci.data import hashes
 from mlci.errors import EXIT_OK
 from mlci.pipeline import data
 from mlci.pipeline.facts import DataVersions
+from mlci.registry.mlflow import MlflowRegistry
 from tests.dvc_pipeline import build_pipeline_template, copy_pipeline, set_param
 from tests.dvc_project import DvcProject
 
@@ -111,14 +112,14 @@ def test_data_changed_speaks_of_the_datasets_only(
     project: DvcProject, empty_registry_db: Path
 ) -> None:
     project.edit_config("baseline: git", "baseline: auto")
-    (project.root / ".mlci").mkdir()
-    shutil.copy(empty_registry_db, project.root / ".mlci" / "mlflow.db")
+    project.use_registry(empty_registry_db)
     project.commit("the registry's champion is the baseline")
     first = project.data_hash()
     outcome, log = run(project, promote="auto")
     assert outcome.exit_code == EXIT_OK, log
-    promotion = outcome.report.promotion
-    assert promotion is not None and promotion.version is not None, log
+    registry = MlflowRegistry(f"sqlite:///{project.root / '.mlci' / 'mlflow.db'}")
+    champion = registry.by_alias("get-started", "champion")
+    assert champion is not None and champion.data == {"data/data.csv": first}  # the tags
 
     git.switch(project.root, "better-params", create=True)
     set_param(project, "quality: 0.9", "quality: 0.95")
