@@ -115,6 +115,11 @@ class DvcProject:
         assert old in text, old
         self.config.write_text(text.replace(old, new))
 
+    def use_registry(self, empty_db: Path) -> None:
+        """The default MLflow registry (.mlci/mlflow.db), from an empty database."""
+        (self.root / ".mlci").mkdir(exist_ok=True)
+        shutil.copy(empty_db, self.root / ".mlci" / "mlflow.db")
+
     def commit(self, message: str = "change") -> str:
         return git.commit_all(self.root, message)
 

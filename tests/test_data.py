@@ -210,7 +210,7 @@ def test_the_report_says_whether_data_changed_since_the_git_baseline(
     outcome, log = run(project)
 
     report = project.report()
-    assert "Data changed since the baseline: yes (1 of 1 dataset)" in report
+    assert "Data changed since the baseline: yes (1 of 1 dataset: data/data.csv)" in report
     assert f"| data/data.csv | {old[:8]} | {new[:8]} | changed |" in report
     datasets = project.gate_json()["data"]["datasets"]  # type: ignore[index]
     assert datasets == [
@@ -224,8 +224,7 @@ def test_the_registry_version_carries_the_hashes_and_the_next_run_compares(
 ) -> None:
     project.edit_config("baseline: none", "baseline: auto")
     project.edit_config("command: dvc repro", "command: python train.py")
-    (project.root / ".mlci").mkdir()
-    shutil.copy(empty_registry_db, project.root / ".mlci" / "mlflow.db")
+    project.use_registry(empty_registry_db)
     project.commit("registry baseline")
     first = project.data_hash()
 
@@ -248,10 +247,11 @@ def test_the_registry_version_carries_the_hashes_and_the_next_run_compares(
     assert outcome.exit_code == EXIT_OK, log
     assert outcome.report.baseline_data == {"data/data.csv": first}
     assert outcome.report.data == {"data/data.csv": second}
-    assert "Data changed since the baseline: yes (1 of 1 dataset)" in project.report()
+    changed = "Data changed since the baseline: yes (1 of 1 dataset: data/data.csv)"
+    assert changed in project.report()
 
 
-def test_datasets_are_dvc_files_and_prepared_stage_outputs(tmp_path: Path) -> None:
+def test_datasets_are_dvc_files_and_inputs_that_no_stage_makes(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     git.init_repo(root)
     (root / ".dvc").mkdir()
@@ -260,7 +260,10 @@ def test_datasets_are_dvc_files_and_prepared_stage_outputs(tmp_path: Path) -> No
         "outs:\n- md5: a3bddc914bb391a81192fe49c4770900.dir\n  size: 3612\n  nfiles: 200\n"
         "  hash: md5\n  path: images\n"
     )
-    # dvc.lock as DVC 3 writes it: prepare's output feeds train; train's are the model.
+    (root / "src").mkdir()
+    (root / "src" / "train.py").write_text("print('code, not data')\n")
+    # dvc.lock as DVC 3 writes it: prepare reads the images and a file on S3 that no stage
+    # makes; its output feeds train; train's is the model.
     (root / "dvc.lock").write_text(
         textwrap.dedent(
             """\
@@ -269,23 +272,25 @@ def test_datasets_are_dvc_files_and_prepared_stage_outputs(tmp_path: Path) -> No
               prepare:
                 cmd: python prepare.py
                 deps:
-                - path: raw/images
+                - path: raw/images/cats
                   hash: md5
-                  md5: a3bddc914bb391a81192fe49c4770900.dir
+                  md5: 0b0a5b6e9bd93b2c1d54a5ec3e3b1b7e.dir
+                - path: s3://acme/labels.csv
+                  etag: 5d41402abc4b2a76b9719d911017c592
                 outs:
                 - path: features.parquet
                   hash: md5
                   md5: 24e802fdf6d7d3c716d42583a7387e96
                   size: 3612
               train:
-                cmd: python train.py
+                cmd: python src/train.py
                 deps:
                 - path: features.parquet
                   hash: md5
                   md5: 24e802fdf6d7d3c716d42583a7387e96
-                - path: train.py
+                - path: src
                   hash: md5
-                  md5: 0eeb8c08b1ac64823ccc6092e6edd048
+                  md5: 0eeb8c08b1ac64823ccc6092e6edd048.dir
                 outs:
                 - path: model/model.txt
                   hash: md5
@@ -294,15 +299,16 @@ def test_datasets_are_dvc_files_and_prepared_stage_outputs(tmp_path: Path) -> No
         )
     )
     found = data.datasets(root)
-    assert [(d.path, d.short, d.files) for d in found] == [
-        ("features.parquet", "24e802fd", None),
-        ("raw/images", "a3bddc91/", 200),
+    assert [(d.path, d.short, d.files, d.source) for d in found] == [
+        ("raw/images", "a3bddc91/", 200, "raw/images.dvc"),
+        ("s3://acme/labels.csv", "5d41402a", None, "dvc.lock (input of stage prepare)"),
     ]
     assert data.lineage(root) == {
-        "features.parquet": "24e802fdf6d7d3c716d42583a7387e96",
         "raw/images": "a3bddc914bb391a81192fe49c4770900.dir",
+        "s3://acme/labels.csv": "5d41402abc4b2a76b9719d911017c592",
     }
-    assert "model/model.txt" in {d.path for d in data.datasets(root, everything=True)}
+    everything = {d.path for d in data.datasets(root, everything=True)}
+    assert {"features.parquet", "model/model.txt"} <= everything
 
 
 def test_data_status_compares_with_a_ref(

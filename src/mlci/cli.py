@@ -385,8 +385,9 @@ def _data_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
     status = data_commands.add_parser(
         "status",
         help="the tracked datasets, their hashes, and whether they changed since REF",
-        description="List the datasets DVC tracks (outputs of .dvc files, and stage outputs "
-        "other stages depend on) with their hashes from the .dvc files and dvc.lock, the "
+        description="List the datasets DVC tracks (outputs of .dvc files, and stage inputs "
+        "that no stage makes and git does not track) with their hashes from the .dvc files "
+        "and dvc.lock, the "
         "remote, and the CI secrets it needs. With --ref, compare with the hashes "
         "committed at REF.",
     )

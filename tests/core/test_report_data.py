@@ -32,9 +32,17 @@ def test_changed_data_is_summarised_and_listed_with_short_hashes() -> None:
             baseline_data={"data/labels.csv": OLD, "data/images": FOLDER},
         )
     )
-    assert "<summary>Data changed since the baseline: yes (1 of 2 datasets)</summary>" in text
+    summary = "Data changed since the baseline: yes (1 of 2 datasets: data/labels.csv)"
+    assert f"<summary>{summary}</summary>" in text
     assert "| data/labels.csv | d632eba7 | 8d5e957f | changed |" in text
     assert "| data/images | a3bddc91/ | a3bddc91/ | same |" in text
+
+
+def test_the_summary_names_the_changed_datasets_up_to_three() -> None:
+    data = {f"d{n}.csv": NEW for n in range(5)}
+    text = render_markdown(report(data=data, baseline_data={"d0.csv": NEW, "d1.csv": OLD}))
+    summary = "yes (4 of 5 datasets: d1.csv, d2.csv, d3.csv and 1 more)"
+    assert f"Data changed since the baseline: {summary}" in text
 
 
 def test_unchanged_added_and_unknown_data() -> None:

@@ -82,7 +82,7 @@ def data_status_command(*, config: Path | None, ref: str | None, as_json: bool) 
         needs = ", ".join(remote.kind.secrets) or remote.kind.how
         out.write(f"remote: {remote.shown}, {remote.kind.scheme}; CI needs: {needs}\n")
     if not found:
-        out.write("no datasets tracked yet (dvc add PATH, or a dvc.yaml stage)\n")
+        out.write("no datasets tracked yet (dvc add PATH, or dvc import)\n")
     else:
         header: tuple[str, ...] = ("dataset", "hash", "size", "from")
         rows = [header + ((f"at {ref}",) if ref else ())]

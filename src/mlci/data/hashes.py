@@ -41,9 +41,12 @@ def datasets(
 ) -> tuple[Dataset, ...]:
     """The datasets of the DVC project holding `root`, in the work tree or at `commit`.
 
-    A dataset is an output of a `.dvc` file (`dvc add`, `dvc import`) or an output of a
-    `dvc.lock` stage that another stage depends on (prepared data). `everything` adds
-    the other stage outputs (models, metrics): what a pull may fetch.
+    A dataset is data that no stage makes: an output of a `.dvc` file (`dvc add`,
+    `dvc import`), or an input of a `dvc.lock` stage that no stage produces and git does
+    not track (an external URL, a file outside the repository). Stage outputs (prepared
+    data, features, models) are not: the training makes them again. Code, params and
+    other files committed to git are not either: the git diff shows them. `everything`:
+    what a pull may fetch instead, the `.dvc` outputs and the stage outputs.
     """
     dvc_root = find_dvc_root(root)
     if dvc_root is None:
@@ -56,7 +59,7 @@ def datasets(
         prefix = git.prefix(dvc_root)
         read = lambda name: git.read_file_at(dvc_root, commit, prefix + name)  # noqa: E731
     wanted = [n for n in names if n.endswith(".dvc") or PurePosixPath(n).name == "dvc.lock"]
-    return _collect(wanted, read, everything=everything)
+    return _collect(wanted, read, tracked=names, everything=everything)
 
 
 def _work_tree_files(dvc_root: Path) -> list[str]:
@@ -92,9 +95,12 @@ def _load(name: str, content: bytes | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _join(folder: str, path: object) -> str | None:
+def _join(folder: str, path: object, *, urls: bool = False) -> str | None:
+    """`path` from the DVC project's root; a URL only with `urls` (an external input)."""
     if not isinstance(path, str) or "://" in path:
-        return None  # an external output (s3://...) is no file of this project
+        return path if urls and isinstance(path, str) else None
+    if PurePosixPath(path).is_absolute():
+        return path if urls else None  # outside the project: only an input can be
     joined = PurePosixPath(folder) / path if folder not in ("", ".") else PurePosixPath(path)
     parts: list[str] = []
     for part in joined.parts:
@@ -106,10 +112,10 @@ def _join(folder: str, path: object) -> str | None:
     return "/".join(parts)
 
 
-def _entry(folder: str, item: object, source: str) -> Dataset | None:
+def _entry(folder: str, item: object, source: str, *, urls: bool = False) -> Dataset | None:
     if not isinstance(item, dict):
         return None
-    path = _join(folder, item.get("path"))
+    path = _join(folder, item.get("path"), urls=urls)
     digest = item.get("md5") or item.get("etag") or item.get("checksum")
     if path is None or not isinstance(digest, str):
         return None
@@ -124,11 +130,15 @@ def _entry(folder: str, item: object, source: str) -> Dataset | None:
 
 
 def _collect(
-    names: list[str], read: Callable[[str], bytes | None], *, everything: bool
+    names: list[str],
+    read: Callable[[str], bytes | None],
+    *,
+    tracked: list[str],
+    everything: bool,
 ) -> tuple[Dataset, ...]:
     found: dict[str, Dataset] = {}
     stage_outs: dict[str, Dataset] = {}
-    stage_deps: set[str] = set()
+    stage_ins: dict[str, Dataset] = {}
     for name in sorted(names):
         folder = str(PurePosixPath(name).parent)
         data = _load(name, read(name))
@@ -142,19 +152,32 @@ def _collect(
         for stage, lock in stages.items() if isinstance(stages, dict) else ():
             if not isinstance(lock, dict):
                 continue
-            source = f"{name} (stage {stage})"
             for item in lock.get("outs") or []:
-                entry = _entry(folder, item, source)
+                entry = _entry(folder, item, f"{name} (stage {stage})")
                 if entry is not None:
                     stage_outs.setdefault(entry.path, entry)
             for item in lock.get("deps") or []:
-                path = _join(folder, item.get("path") if isinstance(item, dict) else None)
-                if path is not None:
-                    stage_deps.add(path)
-    for path, entry in stage_outs.items():
-        if everything or path in stage_deps:
+                entry = _entry(folder, item, f"{name} (input of stage {stage})", urls=True)
+                if entry is not None:
+                    stage_ins.setdefault(entry.path, entry)
+    if everything:  # what a pull may fetch: an input from outside is never pulled
+        for path, entry in stage_outs.items():
+            found.setdefault(path, entry)
+        return tuple(found[path] for path in sorted(found))
+    # An input within a dataset, a stage's output or git's files, or holding one of them,
+    # is none of its own (data/raw/a.csv of data/raw.dvc; src/ of src/train.py).
+    made = {*found, *stage_outs, *tracked}
+    holders = made | {folder for path in made for folder in _folders(path)}
+    for path, entry in stage_ins.items():
+        if path not in holders and not any(folder in made for folder in _folders(path)):
             found.setdefault(path, entry)
     return tuple(found[path] for path in sorted(found))
+
+
+def _folders(path: str) -> list[str]:
+    """The folders holding `path`: a/b/c -> a, a/b."""
+    parts = path.split("/")
+    return ["/".join(parts[:end]) for end in range(1, len(parts))]
 
 
 def lineage_key(path: str) -> str:
@@ -165,3 +188,12 @@ def lineage_key(path: str) -> str:
 def lineage(root: Path, *, commit: str | None = None) -> dict[str, str]:
     """Dataset path -> hash, for the report and the registry ({} without DVC)."""
     return {lineage_key(d.path): d.hash for d in datasets(root, commit=commit)}
+
+
+def stage_outputs(root: Path) -> set[str]:
+    """The stage outputs of the work tree, named as `lineage` names a dataset.
+
+    A registry version made before mlci told them apart has tags for some of them.
+    """
+    everything = datasets(root, everything=True)
+    return {lineage_key(d.path) for d in everything if not d.source.endswith(".dvc")}

@@ -51,8 +51,17 @@ class PullResult:
         source = self.remote.shown if self.remote.name else "the default remote"
         cache = " with the run cache" if self.run_cache else ""
         if not (self.fetched or self.added or self.modified or self.deleted):
-            return f"up to date with {source}{cache} ({self.seconds:.1f} s)"
-        return f"{', '.join(parts)} from {source}{cache} in {self.seconds:.1f} s"
+            return f"up to date with {source}{cache} ({self.seconds:.1f} s){self._rebuilt()}"
+        return f"{', '.join(parts)} from {source}{cache} in {self.seconds:.1f} s{self._rebuilt()}"
+
+    def _rebuilt(self) -> str:
+        """The stage outputs nobody pushed: not datasets, so the training makes them."""
+        if not self.missing_outputs:
+            return ""
+        shown = ", ".join(self.missing_outputs[:5])
+        more = len(self.missing_outputs) - 5
+        shown += f" and {more} more" if more > 0 else ""
+        return f"; not on the remote, made again by the training: {shown} (stage outputs)"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -148,10 +157,6 @@ def pull(
         missing_data, missing_outputs = _missing_split(output, root, dvc_root)
         if missing_data or not missing_outputs:
             raise diagnose(output, completed.returncode, configured, env=env, missing=missing_data)
-        console.warn(
-            f"not on the remote: {', '.join(missing_outputs)}, output(s) of pipeline stages "
-            f"that training makes again; the datasets were pulled"
-        )
     counts = _summary_counts(output)
     return PullResult(
         remote=configured,
@@ -207,7 +212,8 @@ def _missing_split(output: str, root: Path, dvc_root: Path) -> tuple[list[str], 
 
     A stage that never ran (no dvc.lock entry), or whose outputs were not pushed, is
     made again by training (`dvc repro`): that alone must not stop the run. A missing
-    dataset must. Both are empty when the pull failed for another reason.
+    dataset (`hashes.datasets`: data no stage makes) must. Both are empty when the pull
+    failed for another reason.
     """
     errors = dvc_errors(output)
     if not errors or not all("Checkout failed" in line for line in errors):

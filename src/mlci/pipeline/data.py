@@ -37,5 +37,12 @@ def versions(
     config: Config, pulled: DataVersions, baseline: Mapping[str, str] | None
 ) -> DataVersions:
     """The datasets' hashes, read after training (`dvc repro` updates dvc.lock), beside
-    the baseline's."""
+    the baseline's.
+
+    A champion registered by an older mlci also names stage outputs (a model, features)
+    among its datasets: those are left out, so that "data changed" speaks of data.
+    """
+    if baseline:
+        outputs = hashes.stage_outputs(config.root)
+        baseline = {path: digest for path, digest in baseline.items() if path not in outputs}
     return replace(pulled, datasets=hashes.lineage(config.root), baseline=baseline)

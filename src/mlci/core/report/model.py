@@ -287,10 +287,11 @@ def data_table(report: ReportInput) -> tuple[Table, str] | None:
     rows: tuple[tuple[str, ...], ...] = tuple(
         (c.name, _short(c.old), _short(c.new), names[c.status]) for c in changes
     )
-    differing = sum(1 for c in changes if c.status != "unchanged")
+    differing = [c.name for c in changes if c.status != "unchanged"]
     total = f"{len(changes)} dataset{'s' if len(changes) != 1 else ''}"
+    named = ", ".join(differing[:3]) + (f" and {len(differing) - 3} more" if differing[3:] else "")
     summary = (
-        f"Data changed since the baseline: yes ({differing} of {total})"
+        f"Data changed since the baseline: yes ({len(differing)} of {total}: {named})"
         if differing
         else f"Data changed since the baseline: no ({total})"
     )
