@@ -348,6 +348,38 @@ def test_an_s3_remote_needs_credentials_in_the_environment(dvc_project: Project)
     assert "hidden-value" not in asked.line() and "AKIAEXAMPLE" not in asked.line()
 
 
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (
+            {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request"},
+            "the pull-request job of `mlci init` fills them from the repository secrets "
+            "AWS_READONLY_ACCESS_KEY_ID and AWS_READONLY_SECRET_ACCESS_KEY",
+        ),
+        (
+            {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "push"},
+            "the main job of `mlci init` fills them from the secrets AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY of the environment mlci-promote",
+        ),
+        (
+            {"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "merge_request_event"},
+            "the CI/CD variables AWS_READONLY_ACCESS_KEY_ID and AWS_READONLY_SECRET_ACCESS_KEY",
+        ),
+    ],
+)
+def test_missing_data_credentials_name_the_secret_of_this_job(
+    project: Project, env: dict[str, str], named: str
+) -> None:
+    # GitHub gives a secret that does not exist as an empty variable.
+    (project.root / ".dvc").mkdir()
+    (project.root / ".dvc" / "config").write_text(
+        "[core]\n    remote = store\n['remote \"store\"']\n    url = s3://bucket/path\n"
+    )
+    result = doctor.check_dvc(_ctx(project.root, {**env, "AWS_ACCESS_KEY_ID": ""}))
+    assert result.status == "warn"
+    assert named in result.line()
+
+
 # -- forge token -----------------------------------------------------------------------------
 
 

@@ -259,6 +259,43 @@ def test_the_dvc_remote_of_the_repository_brings_its_secrets(
 
 
 @pytest.mark.parametrize(
+    ("forge", "readers", "writers"),
+    [
+        (
+            "github",
+            "repository secrets, read-only credentials for pull requests: "
+            "AWS_READONLY_ACCESS_KEY_ID, AWS_READONLY_SECRET_ACCESS_KEY, "
+            "MLFLOW_READER_USERNAME, MLFLOW_READER_PASSWORD",
+            "secrets of the environment mlci-promote (Settings > Environments, deployment "
+            "branches: trunk), for promotion: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            "MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD",
+        ),
+        (
+            "gitlab",
+            "for merge requests, read-only credentials: AWS_READONLY_ACCESS_KEY_ID, "
+            "AWS_READONLY_SECRET_ACCESS_KEY, MLFLOW_READER_USERNAME, MLFLOW_READER_PASSWORD",
+            "for trunk, protected (the write access): AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD",
+        ),
+    ],
+)
+def test_init_says_which_secrets_are_read_only_and_where_the_write_ones_go(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], forge: str, readers: str, writers: str
+) -> None:
+    git.init_repo(tmp_path)
+    config = CONFIG.replace("promote_on: [main]", "promote_on: [trunk]").replace(
+        "  model: model/", "  model: model/\n  tracking_uri: https://mlflow.example.com"
+    )
+    (tmp_path / "mlci.yaml").write_text(config)
+
+    _init(tmp_path, forge=forge, gpu="", free_disk=False, fork_safe=False, dvc_remote="s3")
+
+    out = capsys.readouterr().out
+    assert readers in out
+    assert writers in out
+
+
+@pytest.mark.parametrize(
     ("url", "kind"),
     [
         ("s3://b/p", "s3"),

@@ -171,6 +171,31 @@ def test_doctor_reads_the_model_with_the_jobs_credentials(
 
 
 @pytest.mark.slow
+def test_doctor_names_the_secret_a_pull_requests_job_lacks(
+    auth_server: str, project: Project
+) -> None:
+    def check(event: str, user: str, password: str) -> doctor.CheckResult:
+        env = {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_EVENT_NAME": event,
+            "MLFLOW_TRACKING_URI": auth_server,
+            "MLFLOW_TRACKING_USERNAME": user,
+            "MLFLOW_TRACKING_PASSWORD": password,
+        }
+        return doctor.check_registry(doctor.context_for(project.config, env))
+
+    missing = check("pull_request", "reader", "")  # GitHub's value of a missing secret
+    assert missing.status == "fail" and missing.fix is not None, missing.line()
+    assert "repository secrets MLFLOW_READER_USERNAME and MLFLOW_READER_PASSWORD" in missing.fix
+    on_main = check("push", "bot", "")
+    assert on_main.fix is not None
+    assert (
+        "secrets MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD of the environment "
+        "mlci-promote" in on_main.fix
+    )
+
+
+@pytest.mark.slow
 def test_a_build_without_the_secrets_that_does_not_promote_compares_with_git(
     auth_server: str, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 import shutil
 import subprocess
@@ -178,6 +179,28 @@ def test_every_combination_passes_actionlint_and_zizmor(tmp_path: Path) -> None:
     audited = _zizmor(*(repo / ".github" / "workflows" for repo in repos))
     assert audited.returncode == 0, audited.stdout + audited.stderr
     assert "No findings to report" in audited.stdout
+    _assert_the_auditor_finds_only_self_hosted_runners(repos, combos)
+
+
+def _assert_the_auditor_finds_only_self_hosted_runners(
+    repos: list[Path], settings: list[WorkflowSettings]
+) -> None:
+    """zizmor's auditor persona: no finding but the self-hosted runner the user chose (it
+    runs pull requests' code; docs/security.md says where that is safe)."""
+    folders = [repo / ".github" / "workflows" for repo in repos]
+    audited = _zizmor(*folders, extra=("--persona", "auditor", "--format", "json"))
+    found = {
+        (finding["ident"], location["symbolic"]["key"]["Local"]["verbatim_path"])
+        for finding in json.loads(audited.stdout)
+        for location in finding["locations"]
+    }
+    self_hosted = {
+        str(repo / workflow.GITHUB_WORKFLOW)
+        for repo, one in zip(repos, settings, strict=True)
+        if "self-hosted" in one.runs_on
+    }
+    assert {ident for ident, _ in found} <= {"self-hosted-runner"}, audited.stdout
+    assert {path for _, path in found} == self_hosted
 
 
 def test_the_linters_report_a_defect_they_are_shown(tmp_path: Path) -> None:
@@ -596,3 +619,85 @@ def test_the_wheel_is_installed_from_the_repositorys_top_in_a_subfolder_project(
 def test_a_source_that_is_not_pinned_cannot_be_made(kind: str, version: str, location: str) -> None:
     with pytest.raises(ValueError, match="not a"):
         MlciSource(kind, version, location)  # type: ignore[arg-type]
+
+
+# -- credentials: read-only for pull requests, the write ones behind an environment --------
+
+_SECRET = re.compile(r"\$\{\{ secrets\.(\w+) \}\}")
+READ_ONLY = {
+    "MLFLOW_READER_USERNAME",
+    "MLFLOW_READER_PASSWORD",
+    "AWS_READONLY_ACCESS_KEY_ID",
+    "AWS_READONLY_SECRET_ACCESS_KEY",
+    "AZURE_STORAGE_READONLY_CONNECTION_STRING",
+    "GCP_READONLY_SERVICE_ACCOUNT_KEY",
+}
+
+
+def test_pull_requests_get_read_only_secrets_and_main_takes_its_own_from_an_environment() -> None:
+    for settings in _every_combination():
+        files = github_files(settings)
+        jobs = yaml.load(files[workflow.GITHUB_WORKFLOW], Loader=_LOADER)["jobs"]
+        read = set(_SECRET.findall(str(jobs["pull-request"])))
+        written = set(_SECRET.findall(str(jobs["main"])))
+        assert read <= READ_ONLY, (settings, read - READ_ONLY)
+        assert not written & READ_ONLY
+        assert len(read) == len(written)  # each credential of main has its read-only twin
+        assert "environment" not in jobs["pull-request"]
+        assert jobs["main"].get("environment") == ("mlci-promote" if written else None)
+        assert "secrets." not in files.get(workflow.GITHUB_REPORT_WORKFLOW, "")
+
+
+def test_an_s3_remote_and_an_mlflow_server_read_with_a_reader_on_pull_requests() -> None:
+    jobs = _jobs(_settings(dvc_remote="s3", registry_server=True, fork_safe=True))
+    (run,) = [s for s in _steps(jobs["pull-request"]) if "mlci run" in str(s.get("run"))]
+    assert run["env"] == {
+        "AWS_ACCESS_KEY_ID": "${{ secrets.AWS_READONLY_ACCESS_KEY_ID }}",
+        "AWS_SECRET_ACCESS_KEY": "${{ secrets.AWS_READONLY_SECRET_ACCESS_KEY }}",
+        "MLFLOW_TRACKING_USERNAME": "${{ secrets.MLFLOW_READER_USERNAME }}",
+        "MLFLOW_TRACKING_PASSWORD": "${{ secrets.MLFLOW_READER_PASSWORD }}",
+    }
+
+
+def test_the_auditor_persona_finds_nothing_but_self_hosted_runners(tmp_path: Path) -> None:
+    settings = list(VARIANTS.values())
+    repos = _write_repositories(tmp_path, settings)
+    _assert_the_auditor_finds_only_self_hosted_runners(repos, settings)
+
+
+def test_only_the_read_only_secrets_are_exempt_from_secrets_outside_env(tmp_path: Path) -> None:
+    """Without the comments, zizmor's auditor reports the pull request's read-only secrets,
+    and nothing of main, whose secrets come from its environment."""
+    text = github_files(VARIANTS["dvc-gs-mlflow-server"])[workflow.GITHUB_WORKFLOW]
+    folder = tmp_path / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    (folder / "ml-pipeline.yml").write_text(
+        text.replace("# zizmor: ignore[secrets-outside-env]", "# (comment removed)")
+    )
+
+    audited = _zizmor(folder, extra=("--persona", "auditor", "--format", "json"))
+
+    findings = json.loads(audited.stdout)
+    assert {finding["ident"] for finding in findings} == {"secrets-outside-env"}
+    flagged = set(_SECRET.findall(audited.stdout))
+    assert flagged == {
+        "GCP_READONLY_SERVICE_ACCOUNT_KEY",
+        "MLFLOW_READER_USERNAME",
+        "MLFLOW_READER_PASSWORD",
+    }
+
+
+def test_gitlab_merge_requests_read_with_read_only_variables() -> None:
+    text = gitlab_ci(_settings(dvc_remote="azure", registry_server=True))
+    data = yaml.safe_load(text)
+
+    assert data["merge-request"]["variables"] == {
+        "AZURE_STORAGE_CONNECTION_STRING": "$AZURE_STORAGE_READONLY_CONNECTION_STRING",
+        "MLFLOW_TRACKING_USERNAME": "$MLFLOW_READER_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD": "$MLFLOW_READER_PASSWORD",
+    }
+    assert "variables" not in data["main"]  # the protected variables themselves
+    header = text.split("\nworkflow:")[0]
+    protected = header.split("For the main job, protected")[1].split("For merge requests")[0]
+    assert "#   MLFLOW_TRACKING_PASSWORD" in protected
+    assert "READER" not in protected and "READONLY" not in protected

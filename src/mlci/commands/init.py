@@ -635,11 +635,8 @@ def _next_steps(plan: Plan, *, example: str | None, folder: Path) -> str:
     lines += _branch_lines(plan)
     settings = plan.settings
     if settings is not None:
-        secrets = [secret.secret for secret in workflow.secrets_of(settings)]
-        if settings.dvc_remote == "gs":
-            secrets.append(workflow.GCP_KEY_SECRET)
-        if secrets:
-            lines += [f"Add these repository secrets for the CI: {', '.join(secrets)}."]
+        gitlab = any(path.name == workflow.GITLAB_CI for path in plan.files)
+        lines += _secrets_to_add(settings, gitlab=gitlab)
         lines += [describe_source(settings.source)]
         lines += [
             "Commit the workflow too; `mlci doctor` checks a runner (docs/workflows.md "
@@ -686,4 +683,26 @@ def _branch_lines(plan: Plan) -> list[str]:
     return [
         f"Warning: the default branch is {branch} ({source}), but registry.promote_on is "
         f"[{', '.join(promote_on)}]: no model would be promoted; add {branch} to it."
+    ]
+
+
+def _secrets_to_add(settings: WorkflowSettings, *, gitlab: bool) -> list[str]:
+    """What to create, and where: read-only credentials for pull requests, the write ones
+    where only the promoting branches reach them (docs/security.md)."""
+    writers = ", ".join(workflow.secret_names(settings, pull_request=False))
+    readers = ", ".join(workflow.secret_names(settings, pull_request=True))
+    if not writers:
+        return []
+    branches = ", ".join(settings.promote_on)
+    if gitlab:
+        return [
+            "Add these CI/CD variables (masked; docs/security.md explains each):",
+            f"  for merge requests, read-only credentials: {readers}",
+            f"  for {branches}, protected (the write access): {writers}",
+        ]
+    return [
+        "Add these secrets for the CI (docs/security.md explains each):",
+        f"  repository secrets, read-only credentials for pull requests: {readers}",
+        f"  secrets of the environment {workflow.PROMOTE_ENVIRONMENT} (Settings > Environments, "
+        f"deployment branches: {branches}), for promotion: {writers}",
     ]

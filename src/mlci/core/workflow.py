@@ -11,7 +11,9 @@ interpolated into a `run:` script: such values reach the shell through `env:` on
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
 from typing import Literal
 
 DvcRemote = Literal["none", "local", "s3", "gs", "azure"]
@@ -57,7 +59,18 @@ class Secret:
     secret: str
 
 
-# DVC's credentials by remote type: the variables each storage client reads.
+# The credentials of each job (docs/security.md). A pull request's job runs code that the
+# pull request wrote, so it gets read-only ones: an MLflow user with READ, keys that can
+# only read the data. The main job's write credentials live in a GitHub environment
+# restricted to the promoting branches, so no pull request's run can read them.
+PROMOTE_ENVIRONMENT = "mlci-promote"
+READ_ONLY_NOTE = (
+    "# Read-only credentials, as repository secrets on purpose (docs/security.md).",
+    "# zizmor: ignore[secrets-outside-env]",
+)
+
+# DVC's credentials by remote type: the variables each storage client reads, filled for
+# the main job (its environment's secrets) ...
 DVC_SECRETS: dict[DvcRemote, tuple[Secret, ...]] = {
     "none": (),
     "local": (),
@@ -68,12 +81,29 @@ DVC_SECRETS: dict[DvcRemote, tuple[Secret, ...]] = {
     "gs": (),  # a key file: written from GCP_SERVICE_ACCOUNT_KEY by its own step
     "azure": (Secret("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING"),),
 }
+# ... and for pull requests, from read-only keys.
+DVC_READ_SECRETS: dict[DvcRemote, tuple[Secret, ...]] = {
+    "none": (),
+    "local": (),
+    "s3": (
+        Secret("AWS_ACCESS_KEY_ID", "AWS_READONLY_ACCESS_KEY_ID"),
+        Secret("AWS_SECRET_ACCESS_KEY", "AWS_READONLY_SECRET_ACCESS_KEY"),
+    ),
+    "gs": (),
+    "azure": (
+        Secret("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_READONLY_CONNECTION_STRING"),
+    ),
+}
 GCP_KEY_SECRET = "GCP_SERVICE_ACCOUNT_KEY"
+GCP_READ_KEY_SECRET = "GCP_READONLY_SERVICE_ACCOUNT_KEY"
 MLFLOW_SECRETS = (
     Secret("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_USERNAME"),
     Secret("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_PASSWORD"),
 )
-
+MLFLOW_READ_SECRETS = (
+    Secret("MLFLOW_TRACKING_USERNAME", "MLFLOW_READER_USERNAME"),
+    Secret("MLFLOW_TRACKING_PASSWORD", "MLFLOW_READER_PASSWORD"),
+)
 
 SourceKind = Literal["index", "action", "git", "path"]
 SOURCE_KINDS: tuple[SourceKind, ...] = ("index", "action", "git", "path")
@@ -264,6 +294,12 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
             "    name: Evaluate and promote",
             "    if: github.event_name == 'push'",
         ]
+        if uses_environment(s):
+            lines += [
+                "    # The write credentials: secrets of this environment, which only the",
+                "    # promoting branches may use (its deployment branches; docs/security.md).",
+                f"    environment: {PROMOTE_ENVIRONMENT}",
+            ]
         permissions = [
             "      contents: read  # check out the code",
             "      statuses: write  # set the commit status",
@@ -289,7 +325,7 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         "          fetch-depth: 0",
         "          persist-credentials: false",
     ]
-    lines += _gcp_key_step(s)
+    lines += _gcp_key_step(s, pull_request=pull_request)
     if s.action is None:
         lines += _install_steps(s)
         lines += _run_step(s, pull_request=pull_request)
@@ -342,13 +378,16 @@ def _gpu_step(s: WorkflowSettings) -> list[str]:
     ]
 
 
-def _gcp_key_step(s: WorkflowSettings) -> list[str]:
+def _gcp_key_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
     if s.dvc_remote != "gs":
         return []
+    secret = GCP_READ_KEY_SECRET if pull_request else GCP_KEY_SECRET
+    note = [f"          {line}" for line in READ_ONLY_NOTE] if pull_request else []
     return [
         _step("Write the Google Cloud key that DVC reads"),
         "        env:",
-        f"          {GCP_KEY_SECRET}: ${{{{ secrets.{GCP_KEY_SECRET} }}}}",
+        *note,
+        f"          {GCP_KEY_SECRET}: ${{{{ secrets.{secret} }}}}",
         "        run: |",
         "          umask 077",
         f'          printf \'%s\' "${GCP_KEY_SECRET}" > "$RUNNER_TEMP/gcp-key.json"',
@@ -400,19 +439,50 @@ def _project_requirements(s: WorkflowSettings) -> str:
     return " ".join(["python -m pip install", *words]) if words else ""
 
 
-def _step_env(s: WorkflowSettings, *, token: bool) -> list[str]:
+def _step_env(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
     env = []
-    if token:
+    if not (pull_request and s.fork_safe):
         env.append("          GITHUB_TOKEN: ${{ github.token }}  # posts the report")
-    for secret in secrets_of(s):
+    secrets = secrets_of(s, pull_request=pull_request)
+    if pull_request and secrets:
+        env += [f"          {line}" for line in READ_ONLY_NOTE]
+    for secret in secrets:
         env.append(f"          {secret.env}: ${{{{ secrets.{secret.secret} }}}}")
     if s.dvc_remote == "gs":
         env.append("          GOOGLE_APPLICATION_CREDENTIALS: ${{ runner.temp }}/gcp-key.json")
     return ["        env:", *env] if env else []
 
 
-def secrets_of(s: WorkflowSettings) -> tuple[Secret, ...]:
+def secrets_of(s: WorkflowSettings, *, pull_request: bool) -> tuple[Secret, ...]:
+    """The secrets of the mlci step: read-only ones for pull requests, the writer's for main
+    (the GCP key, written to a file by its own step, not included)."""
+    if pull_request:
+        return DVC_READ_SECRETS[s.dvc_remote] + (MLFLOW_READ_SECRETS if s.registry_server else ())
     return DVC_SECRETS[s.dvc_remote] + (MLFLOW_SECRETS if s.registry_server else ())
+
+
+def secret_names(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    """The names of every secret a job reads, the GCP key included."""
+    names = [secret.secret for secret in secrets_of(s, pull_request=pull_request)]
+    if s.dvc_remote == "gs":
+        names.append(GCP_READ_KEY_SECRET if pull_request else GCP_KEY_SECRET)
+    return names
+
+
+def filled_from(variables: Iterable[str], *, pull_request: bool) -> list[str]:
+    """The secrets that fill these variables of the mlci step in the generated GitHub jobs,
+    a pull request's or main's (a variable that no secret fills keeps its own name)."""
+    dvc = DVC_READ_SECRETS if pull_request else DVC_SECRETS
+    secrets = (*(MLFLOW_READ_SECRETS if pull_request else MLFLOW_SECRETS), *chain(*dvc.values()))
+    key = GCP_READ_KEY_SECRET if pull_request else GCP_KEY_SECRET
+    table = {secret.env: secret.secret for secret in secrets}
+    table["GOOGLE_APPLICATION_CREDENTIALS"] = key
+    return [table.get(variable, variable) for variable in variables]
+
+
+def uses_environment(s: WorkflowSettings) -> bool:
+    """Whether the main job takes its secrets from the PROMOTE_ENVIRONMENT."""
+    return bool(secret_names(s, pull_request=False))
 
 
 def _run_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
@@ -422,7 +492,7 @@ def _run_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         # exec: a cancelled job's SIGINT/SIGTERM goes to the step's shell, which would not
         # pass it on; mlci itself must get it to stop the training and write the report.
         f"        run: exec {command}",
-        *_step_env(s, token=not (pull_request and s.fork_safe)),
+        *_step_env(s, pull_request=pull_request),
     ]
 
 
@@ -453,7 +523,7 @@ def _action_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         lines += [f"          requirements: {_scalar(' '.join(s.requirements))}"]
     if s.project_dir:
         lines += [f"          working-directory: {_scalar(s.project_dir)}"]
-    return lines + _step_env(s, token=not (pull_request and s.fork_safe))
+    return lines + _step_env(s, pull_request=pull_request)
 
 
 def _report_workflow(s: WorkflowSettings) -> str:
@@ -478,6 +548,11 @@ def _report_workflow(s: WorkflowSettings) -> str:
         "    types: [completed]",
         "",
         "permissions: {}",
+        "",
+        "# One report per evaluated commit: a re-run replaces the one still posting.",
+        "concurrency:",
+        "  group: ${{ github.workflow }}-${{ github.event.workflow_run.head_sha }}",
+        "  cancel-in-progress: true",
         "",
         "jobs:",
         "  publish:",
@@ -573,12 +648,7 @@ def gitlab_ci(s: WorkflowSettings) -> str:
         "# Set these CI/CD variables (Settings > CI/CD > Variables, masked):",
         "#   GITLAB_TOKEN: a project access token with the api scope (CI_JOB_TOKEN cannot",
         "#     post merge-request notes)",
-        *[f"#   {secret.env}" for secret in secrets_of(s)],
-        *(
-            ["#   GOOGLE_APPLICATION_CREDENTIALS: a variable of type File holding the key"]
-            if s.dvc_remote == "gs"
-            else []
-        ),
+        *_gitlab_variables(s),
         "",
         "workflow:",
         "  rules:",
@@ -624,6 +694,7 @@ def gitlab_ci(s: WorkflowSettings) -> str:
         "  rules:",
         '    - if: $CI_PIPELINE_SOURCE == "merge_request_event"',
         "  interruptible: true",
+        *_gitlab_read_only(s),
         "  script:",
         "    - mlci run --no-promote  # a merge request never promotes",
         "",
@@ -636,6 +707,38 @@ def gitlab_ci(s: WorkflowSettings) -> str:
         "    - mlci run",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _gitlab_variables(s: WorkflowSettings) -> list[str]:
+    """The header's list: the main job's write credentials as protected variables (which
+    merge-request pipelines of unprotected branches never get), the read-only ones."""
+    writers = [f"#   {secret.env}" for secret in secrets_of(s, pull_request=False)]
+    readers = [f"#   {secret.secret}" for secret in secrets_of(s, pull_request=True)]
+    if s.dvc_remote == "gs":
+        writers.append("#   GOOGLE_APPLICATION_CREDENTIALS: of type File, holding the key")
+        readers.append(f"#   {GCP_READ_KEY_SECRET}: of type File, holding a read-only key")
+    if not writers:
+        return []
+    return [
+        "# For the main job, protected (only protected branches get them; the write access):",
+        *writers,
+        "# For merge requests, not protected: read-only credentials (docs/security.md):",
+        *readers,
+    ]
+
+
+def _gitlab_read_only(s: WorkflowSettings) -> list[str]:
+    readers = [(secret.env, secret.secret) for secret in secrets_of(s, pull_request=True)]
+    if s.dvc_remote == "gs":
+        readers.append(("GOOGLE_APPLICATION_CREDENTIALS", GCP_READ_KEY_SECRET))
+    if not readers:
+        return []
+    return [
+        "  # Read-only credentials. A project variable of the same name wins over these: keep",
+        "  # the write ones protected, so that a merge request's pipeline never gets them.",
+        "  variables:",
+        *(f"    {env}: ${secret}" for env, secret in readers),
+    ]
 
 
 # -- quoting ---------------------------------------------------------------------------------

@@ -356,7 +356,8 @@ def _check_server_read(
                 "fail",
                 f"MLflow server {shown} refused the credentials (401)",
                 "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
-                "or MLFLOW_TRACKING_TOKEN, in the job",
+                "or MLFLOW_TRACKING_TOKEN, in the job"
+                + _filled_from(("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"), env),
             )
         if exc.status == 403:
             return CheckResult(
@@ -456,15 +457,15 @@ def _dvc_configuration(ctx: DoctorContext) -> CheckResult:
     return _cloud_credentials(name, scheme, ctx.env)
 
 
-_CREDENTIALS = {
+_CREDENTIALS = {  # the variables that hold credentials; those `mlci init` fills
     "s3": (
         ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE"),
-        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
     ),
-    "gs": (("GOOGLE_APPLICATION_CREDENTIALS",), "GOOGLE_APPLICATION_CREDENTIALS (a key file)"),
+    "gs": (("GOOGLE_APPLICATION_CREDENTIALS",), ("GOOGLE_APPLICATION_CREDENTIALS",)),
     "azure": (
         ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT", "AZURE_CLIENT_ID"),
-        "AZURE_STORAGE_CONNECTION_STRING",
+        ("AZURE_STORAGE_CONNECTION_STRING",),
     ),
 }
 
@@ -475,13 +476,39 @@ def _cloud_credentials(name: str, scheme: str, env: Mapping[str, str]) -> CheckR
     names, wanted = _CREDENTIALS[scheme]
     found = [variable for variable in names if env.get(variable)]
     if not found:
+        key_file = " (a key file)" if scheme == "gs" else ""
         return CheckResult(
             "dvc",
             "warn",
             f"remote {name} ({scheme}): no credentials in the environment",
-            f"set {wanted} (in CI: from repository secrets; `mlci init` writes them)",
+            f"set {' and '.join(wanted)}{key_file}{_filled_from(wanted, env)}",
         )
     return CheckResult("dvc", "ok", f"remote {name} ({scheme}): {', '.join(found)} set")
+
+
+def _filled_from(variables: tuple[str, ...], env: Mapping[str, str]) -> str:
+    """Where the job that `mlci init` writes gets these variables, for a fix: read-only
+    secrets in a pull request's job, the promoting environment's (GitLab: protected
+    variables) in main's. Empty outside GitHub Actions and GitLab CI."""
+    if env.get("GITHUB_ACTIONS") == "true":
+        pull_request = env.get("GITHUB_EVENT_NAME", "").startswith("pull_request")
+        names = " and ".join(workflow.filled_from(variables, pull_request=pull_request))
+        if pull_request:
+            return (
+                f"; the pull-request job of `mlci init` fills them from the repository "
+                f"secrets {names}, read-only credentials (docs/security.md)"
+            )
+        return (
+            f"; the main job of `mlci init` fills them from the secrets {names} of the "
+            f"environment {workflow.PROMOTE_ENVIRONMENT} (docs/security.md)"
+        )
+    if env.get("GITLAB_CI") == "true":
+        if env.get("CI_PIPELINE_SOURCE") == "merge_request_event":
+            names = " and ".join(workflow.filled_from(variables, pull_request=True))
+            return f"; the merge-request job of `mlci init` reads the CI/CD variables {names}"
+        names = " and ".join(variables)
+        return f"; in CI: the protected CI/CD variables {names} (docs/security.md)"
+    return "; in CI: from secrets (`mlci init` writes which, docs/security.md)"
 
 
 def _dvc_executable() -> str | None:
