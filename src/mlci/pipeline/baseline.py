@@ -19,7 +19,7 @@ from mlci.console import Console
 from mlci.core.gate import Baseline
 from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metrics, read_text
 from mlci.core.report.model import Promotion
-from mlci.data import hashes, remotes
+from mlci.data import hashes, remotes, tracked
 from mlci.errors import ExternalError, MetricsError, UsageError, shown
 from mlci.pipeline.basecommit import base_commit
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, PromoteMode
@@ -128,7 +128,14 @@ def find_baseline(
         )
     notes += from_git.notes
     console.step("baseline", "none: " + "; ".join(notes))
-    return BaselineChoice(None, notes=(f"No baseline ({'; '.join(notes)}).",))
+    # A champion may exist behind a registry that cannot be read; a git baseline that
+    # DVC names but cannot fetch exists too: neither is a first build.
+    unreadable = from_git.unreadable or (
+        f"the registry could not be read: {unread}" if unread else None
+    )
+    return BaselineChoice(
+        None, notes=(f"No baseline ({'; '.join(notes)}).",), unreadable=unreadable
+    )
 
 
 def _from_file(config: Config, file: Path, predictions: Path | None) -> BaselineChoice:
@@ -194,11 +201,23 @@ def _from_git(
         return BaselineChoice(None, notes=(f"no git baseline: {exc.message}",))
     if commit is None:
         return BaselineChoice(None, notes=(f"no git baseline: {label}",))
-    prefix = git.prefix(config.root)
+    try:
+        return _read_git_baseline(config, commit, label, cache, strict=strict)
+    except (ExternalError, UsageError) as exc:
+        if strict:
+            raise
+        return BaselineChoice(
+            None, notes=(f"no git baseline: {exc.message}",), unreadable=exc.message
+        )
+
+
+def _read_git_baseline(
+    config: Config, commit: str, label: str, cache: Path, *, strict: bool
+) -> BaselineChoice:
     values: dict[str, MetricValue] = {}
     missing = []
     for name in config.evaluate.metrics:
-        content = git.read_file_at(config.root, commit, prefix + name)
+        content = _read_at(config, commit, name)
         if content is None:
             missing.append(name)
             continue
@@ -206,20 +225,23 @@ def _from_git(
         values.update(
             parse_metrics(text, fmt=format_for(Path(name)), source=f"{name} at {commit[:8]}")
         )
-    predictions = _predictions_at(config, commit, prefix, cache)
+    predictions = _predictions_at(config, commit, cache)
     if not values and predictions is None:
         files = ", ".join(config.evaluate.metrics)
-        why = f"{files} {'is' if len(missing) == 1 else 'are'} not committed at {label}"
+        why = (
+            f"{files} {'is' if len(missing) == 1 else 'are'} neither committed at {label} "
+            f"nor a DVC output that its dvc.lock names"
+        )
         if strict:
             raise UsageError(
-                f"gate.baseline is git, but {why}; commit the metrics files (or use the "
-                f"registry baseline)"
+                f"gate.baseline is git, but {why}; commit the metrics files, or write them "
+                f"from a dvc.yaml stage (or use the registry baseline)"
             )
         return BaselineChoice(None, notes=(f"no git baseline: {why}",))
     notes = (f"Not committed at {label}: {', '.join(missing)}.",) if missing else ()
     params: dict[str, str] = {}
     for name in config.report.params:
-        content = git.read_file_at(config.root, commit, prefix + name)
+        content = _read_at(config, commit, name)
         if content is not None:
             params.update(_param_texts(content.decode("utf-8", errors="replace"), name))
     baseline = Baseline(source="git", label=label, metrics=values)
@@ -229,11 +251,17 @@ def _from_git(
     return BaselineChoice(baseline, predictions, notes, params=params, data=datasets)
 
 
-def _predictions_at(config: Config, commit: str, prefix: str, cache: Path) -> Path | None:
+def _read_at(config: Config, commit: str, name: str) -> bytes | None:
+    """`name` at `commit`: from git, else through the commit's dvc.lock (DVC's cache or remote)."""
+    content = git.read_file_at(config.root, commit, git.prefix(config.root) + name)
+    return content if content is not None else tracked.read_at(config.root, commit, name)
+
+
+def _predictions_at(config: Config, commit: str, cache: Path) -> Path | None:
     name = config.evaluate.predictions
     if name is None:
         return None
-    content = git.read_file_at(config.root, commit, prefix + name)
+    content = _read_at(config, commit, name)
     if content is None:
         return None
     path = cache / "git" / commit[:12] / Path(name).name
