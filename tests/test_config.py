@@ -60,7 +60,7 @@ def test_the_example_config_loads() -> None:
     assert config.evaluate.predictions == "predictions.csv"
     assert config.evaluate.task == "classification"
     assert config.gate.baseline == "auto"
-    assert config.gate.on_missing_baseline == "pass"
+    assert config.gate.on_missing_baseline == "auto"
     assert config.gate.rules == (
         Rule("accuracy", min=0.90, max_drop=0.01, confidence=0.95),
         Rule("f1_macro", max_drop=0.01, confidence=0.95),

@@ -132,7 +132,7 @@ def test_a_baseline_output_nobody_pushed_is_an_error_that_names_the_fix(
     assert error["stage"] == "baseline"
     assert "eval/metrics.json at " in error["message"]
     assert "(dvc.lock (stage evaluate), md5 339c306f)" in error["message"]
-    assert "neither in the DVC cache nor on the DVC remote: run `dvc push`" in error["message"]
+    assert "neither in git, the DVC cache nor on the DVC remote: run `dvc push`" in error["message"]
 
 
 def test_the_git_baseline_matches_dvc_metrics_diff_on_the_same_commits(
@@ -205,7 +205,7 @@ def test_no_readable_baseline_on_a_pull_request_fails_its_relative_rules(
     notes = "\n".join(str(n) for n in gate["notes"])  # type: ignore[union-attr]
     assert "The baseline could not be read (" in notes
     assert "gate.on_missing_baseline: auto" in notes
-    assert "neither in the DVC cache nor on the DVC remote" in notes
+    assert "neither in git, the DVC cache nor on the DVC remote" in notes
 
 
 def test_on_missing_baseline_pass_lets_it_pass_and_names_what_was_not_checked(

@@ -55,8 +55,9 @@ def _read(dvc_root: Path, commit: str, path: str, output: Dataset) -> bytes:
         content: bytes = dvc.api.read(path, repo=str(dvc_root), rev=commit, mode="rb")
     except PathMissingError:
         raise ExternalError(
-            f"{where} is neither in the DVC cache nor on the DVC remote: run `dvc push` "
-            f"on that commit, or give the remote's credentials to this job"
+            f"{where} is neither in git, the DVC cache nor on the DVC remote: run `dvc push` "
+            f"on that commit, or give the remote's credentials to this job (an output "
+            f"with `cache: false` must be committed to git)"
         ) from None
     except (DvcException, OSError) as exc:
         raise ExternalError(f"DVC could not read {where}: {exc}") from None
