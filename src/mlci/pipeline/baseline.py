@@ -4,7 +4,11 @@
 others were not. An explicit source that cannot be read is an error that names the fix;
 `auto` falls through to the next source instead, with a note in the report. A registry
 that cannot be read at all (unreachable, or refusing a fork's pull request that gets no
-secrets) is passed over the same way, but only by a build that will not write to it.
+secrets) is passed over the same way, but only by a build that will not write to it;
+the choice then says so (`unreadable`), and gate.on_missing_baseline: auto fails it.
+
+The git baseline reads each file with `git show`, or, for a file a DVC stage writes,
+through that commit's dvc.lock and DVC's cache or remote (mlci.data.tracked).
 """
 
 from __future__ import annotations
@@ -203,7 +207,7 @@ def _from_git(
         return BaselineChoice(None, notes=(f"no git baseline: {label}",))
     try:
         return _read_git_baseline(config, commit, label, cache, strict=strict)
-    except (ExternalError, UsageError) as exc:
+    except ExternalError as exc:  # DVC's remote refused or lacks the output
         if strict:
             raise
         return BaselineChoice(
