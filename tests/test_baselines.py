@@ -168,12 +168,12 @@ def test_uncommitted_metrics_make_git_an_error_and_auto_fall_through(tmp_path: P
 
     with pytest.raises(UsageError) as failed:
         choose(tmp_path)
-    assert "metrics.json is not committed at main before this commit" in failed.value.message
+    assert "metrics.json is neither committed at main before this commit" in failed.value.message
 
     choice = choose(tmp_path, BaselineRequest(mode="auto"))
     assert choice.baseline is None
     assert "m has no @champion in the registry yet" in choice.notes[0]
-    assert "metrics.json is not committed" in choice.notes[0]
+    assert "metrics.json is neither committed" in choice.notes[0]
 
 
 def test_file_baseline(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def test_the_example_config_loads() -> None:
     assert config.evaluate.predictions == "predictions.csv"
     assert config.evaluate.task == "classification"
     assert config.gate.baseline == "auto"
-    assert config.gate.on_missing_baseline == "pass"
+    assert config.gate.on_missing_baseline == "auto"
     assert config.gate.rules == (
         Rule("accuracy", min=0.90, max_drop=0.01, confidence=0.95),
         Rule("f1_macro", max_drop=0.01, confidence=0.95),
@@ -79,7 +79,7 @@ def test_defaults() -> None:
     assert config.train is not None
     assert config.train.timeout_minutes == 60
     assert config.gate.baseline == "auto"
-    assert config.gate.on_missing_baseline == "pass"
+    assert config.gate.on_missing_baseline == "auto"
     assert config.gate.rules == ()
     assert config.registry.tracking_uri == DEFAULT_TRACKING_URI == "sqlite:///.mlci/mlflow.db"
     assert config.registry.model is None
@@ -326,7 +326,7 @@ def test_rules_must_be_a_list() -> None:
     ("key", "value", "options"),
     [
         ("baseline", "latest", "auto, registry, git, none or file:PATH"),
-        ("on_missing_baseline", "warn", "pass, fail"),
+        ("on_missing_baseline", "warn", "auto, pass, fail"),
     ],
 )
 def test_gate_choices(key: str, value: str, options: str) -> None:

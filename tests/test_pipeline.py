@@ -39,7 +39,7 @@ def test_first_run_on_main_passes_on_absolute_rules_and_becomes_champion(project
     gate = project.gate_json()
     assert gate["passed"] is True
     assert gate["baseline"] is None
-    assert "first run" in " ".join(gate["notes"])  # type: ignore[arg-type]
+    assert "No baseline: only absolute rules (min, max) were applied" in " ".join(gate["notes"])  # type: ignore[arg-type]
     champion = registry_of(project).by_alias("tiny-model", "champion")
     assert champion is not None and champion.version == "1"
     assert champion.metrics["accuracy"] == pytest.approx(0.9)

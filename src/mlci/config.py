@@ -18,7 +18,7 @@ import yaml
 
 from mlci.core import yamlsafe
 from mlci.core.device import DeviceSetting
-from mlci.core.gate import RELATIVE_CHECKS, MissingBaseline, Rule
+from mlci.core.gate import RELATIVE_CHECKS, Rule
 from mlci.core.metrics import read_text
 from mlci.core.workflow import branch_name_problem
 from mlci.errors import ConfigError, shown
@@ -27,6 +27,8 @@ CONFIG_NAME = "mlci.yaml"
 DEFAULT_TRACKING_URI = "sqlite:///.mlci/mlflow.db"
 BaselineMode = Literal["auto", "registry", "git", "file", "none"]
 Task = Literal["classification", "regression"]
+# gate.on_missing_baseline; `auto` is `pass` unless a baseline should exist but cannot be read.
+MissingBaselinePolicy = Literal["auto", "pass", "fail"]
 T = TypeVar("T")
 MAX_RESAMPLES = 100_000  # gate.resamples: each confidence level draws this many, per metric
 
@@ -53,7 +55,7 @@ class GateConfig:
     baseline: BaselineMode = "auto"
     baseline_file: str | None = None  # with baseline "file": `baseline: file:PATH`
     base_ref: str | None = None  # the branch a pull request is compared with (git baseline)
-    on_missing_baseline: MissingBaseline = "pass"
+    on_missing_baseline: MissingBaselinePolicy = "auto"
     rules: tuple[Rule, ...] = ()
     resamples: int = 2000
     seed: int = 0
@@ -556,7 +558,7 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
 def _parse_gate(data: object, problems: _Problems) -> GateConfig:
     section = _Section(data, "gate", problems, KEYS["gate"])
     baseline, baseline_file = _parse_baseline(section.data.get("baseline", "auto"), problems)
-    missing = section.choice("on_missing_baseline", "pass", ("pass", "fail"))
+    missing = section.choice("on_missing_baseline", "auto", ("auto", "pass", "fail"))
     resamples = section.integer("resamples", 2000, minimum=100, maximum=MAX_RESAMPLES)
     seed = section.integer("seed", 0, minimum=0)
     raw_rules = section.data.get("rules", [])
@@ -572,7 +574,7 @@ def _parse_gate(data: object, problems: _Problems) -> GateConfig:
         baseline=baseline,
         baseline_file=baseline_file,
         base_ref=section.optional_string("base_ref"),
-        on_missing_baseline=cast(MissingBaseline, missing),
+        on_missing_baseline=cast(MissingBaselinePolicy, missing),
         rules=tuple(rules),
         resamples=resamples,
         seed=seed,

@@ -349,7 +349,8 @@ def test_first_run_applies_only_absolute_checks() -> None:
     assert f1.message == "within limits (no baseline: drop ≤ 0.01 not checked)"
     assert f1.change is None and f1.change_pct is None
     assert gate.notes == (
-        "No baseline yet (first run): only absolute rules (min, max) were applied.",
+        "No baseline: only absolute rules (min, max) were applied; not checked: "
+        "accuracy drop ≤ 0.01, f1 drop ≤ 0.01.",
     )
     assert gate.summary() == (
         "passed with no baseline: 1 rule met, 1 not checked (no baseline value)"

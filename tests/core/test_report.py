@@ -211,9 +211,10 @@ def test_markdown_first_run() -> None:
 
     assert "**passed with no baseline: 1 rule met, 1 not checked" in markdown
     assert cells(row_for(markdown, "| f1 |"))[-1].strip() == "pass (no baseline yet)"
-    assert "\n> No baseline yet (first run): only absolute rules (min, max) were applied.\n" in (
-        markdown
-    )
+    assert (
+        "\n> No baseline: only absolute rules (min, max) were applied; not checked: f1 drop ≤ "
+        "0.01.\n"
+    ) in markdown
     assert "- Baseline: none (first run)\n" in markdown
     assert "- Commit: abc (with uncommitted changes)\n" in markdown
 
@@ -570,7 +571,7 @@ def test_json_first_run_has_no_baseline_and_a_note() -> None:
 
     assert data["baseline"] is None
     assert data["notes"] == [
-        "No baseline yet (first run): only absolute rules (min, max) were applied."
+        "No baseline: only absolute rules (min, max) were applied; not checked: f1 drop ≤ 0.01."
     ]
     assert data["results"][0]["checks"][0]["passed"] is None  # type: ignore[index]
 

@@ -293,7 +293,9 @@ def evaluate_gate(
     if baseline is None and any(_relative(rule) for rule in rules):
         if on_missing_baseline == "pass":
             notes.append(
-                "No baseline yet (first run): only absolute rules (min, max) were applied."
+                "No baseline: only absolute rules (min, max) were applied; not checked: "
+                + ", ".join(unchecked_limits(results))
+                + "."
             )
         else:
             notes.append("No baseline, and gate.on_missing_baseline is fail.")
@@ -343,6 +345,16 @@ def check_rows(rows: Rows) -> tuple[Check, ...]:
             message = f"{counted}, the baseline on {rows.baseline:,} ({setting})"
             checks.append(Check("min_row_fraction", rows.fraction, True, message))
     return tuple(checks)
+
+
+def unchecked_limits(results: tuple[RuleResult, ...]) -> list[str]:
+    """The limits that waited for a baseline value, e.g. `f1 drop ≤ 0.01`."""
+    return [
+        f"{result.metric} {_describe_check(check.name, check.threshold)}"
+        for result in results
+        for check in result.checks
+        if check.passed is None
+    ]
 
 
 def _relative(rule: Rule) -> bool:

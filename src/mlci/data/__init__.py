@@ -4,8 +4,9 @@ Pull the data a commit names, explain DVC's failures, record the datasets' hashe
 tell when `dvc repro` reused its cache instead of training.
 
 DVC runs as a subprocess (`python -m dvc` of this interpreter when it can import dvc, else
-`dvc` on PATH) so that mlci never imports it: the remote's configuration and the
-datasets' hashes are read from DVC's own files (`.dvc/config`, `*.dvc`, `dvc.lock`).
+`dvc` on PATH): the remote's configuration and the datasets' hashes are read from DVC's
+own files (`.dvc/config`, `*.dvc`, `dvc.lock`). Only `tracked` imports DVC, to read a
+stage's output at a past commit through DVC's cache or remote.
 Every DVC failure becomes an `MlciError` here, with the fix for the remote's kind.
 
 remotes   Remote, RemoteKind: `.dvc/config` read without DVC
@@ -15,6 +16,7 @@ diagnosis DVC's output as an error that names the fix
 hashes    Dataset, datasets(), lineage(): the hashes a commit names
 repro     ReproOutcome: did `dvc repro` train or reuse its cache?
 check     check_remote() for `mlci doctor`
+tracked   read_at(): a file DVC tracks, as a past commit's dvc.lock names it
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from mlci.core.metrics import MetricValue, load_json
 from mlci.core.report.model import ReportInput
 from mlci.errors import UsageError, shown
 from mlci.pipeline.facts import BaselineChoice
+from mlci.pipeline.gate import auto_policy
 
 MAX_FILES = 200  # `mlci run` writes 5 files and a few plots
 MAX_ARTIFACT_BYTES = 100_000_000
@@ -65,11 +66,16 @@ def rejudge(artifact: Artifact, config: Config, choice: BaselineChoice) -> Repor
     """The artifact's report judged by `config`'s rules (the base branch's) against
     `choice`; its notes say what is self-reported and where the claim differed."""
     report = artifact.report
+    on_missing, policy_notes = (
+        auto_policy(choice)
+        if config.gate.on_missing_baseline == "auto"
+        else (config.gate.on_missing_baseline, ())
+    )
     gate = evaluate_gate(
         config.gate.rules,
         report.candidate,
         choice.baseline,
-        on_missing_baseline=config.gate.on_missing_baseline,
+        on_missing_baseline=on_missing,
         # The artifact carries no predictions: evaluate.min_rows is noted as not applied.
         rows=Rows(minimum=config.evaluate.min_rows, fraction=config.evaluate.min_row_fraction),
     )
@@ -80,7 +86,7 @@ def rejudge(artifact: Artifact, config: Config, choice: BaselineChoice) -> Repor
         baseline_params=choice.params,
         baseline_data=choice.data,
     )
-    notes = [SELF_REPORTED]
+    notes = [SELF_REPORTED, *policy_notes]
     differing = [claim for claim in artifact.claimed if claim != judged.status]
     if differing:
         claims = " and ".join(f'"{claim}"' for claim in differing)

@@ -4,7 +4,11 @@
 others were not. An explicit source that cannot be read is an error that names the fix;
 `auto` falls through to the next source instead, with a note in the report. A registry
 that cannot be read at all (unreachable, or refusing a fork's pull request that gets no
-secrets) is passed over the same way, but only by a build that will not write to it.
+secrets) is passed over the same way, but only by a build that will not write to it;
+the choice then says so (`unreadable`), and gate.on_missing_baseline: auto fails it.
+
+The git baseline reads each file with `git show`, or, for a file a DVC stage writes,
+through that commit's dvc.lock and DVC's cache or remote (mlci.data.tracked).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from mlci.console import Console
 from mlci.core.gate import Baseline
 from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metrics, read_text
 from mlci.core.report.model import Promotion
-from mlci.data import hashes, remotes
+from mlci.data import hashes, remotes, tracked
 from mlci.errors import ExternalError, MetricsError, MlciError, UsageError, shown
 from mlci.pipeline.basecommit import base_commit
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, PromoteMode
@@ -129,7 +133,14 @@ def find_baseline(
         )
     notes += from_git.notes
     console.step("baseline", "none: " + "; ".join(notes))
-    return BaselineChoice(None, notes=(f"No baseline ({'; '.join(notes)}).",))
+    # A champion may exist behind a registry that cannot be read; a git baseline that
+    # DVC names but cannot fetch exists too: neither is a first build.
+    unreadable = from_git.unreadable or (
+        f"the registry could not be read: {unread}" if unread else None
+    )
+    return BaselineChoice(
+        None, notes=(f"No baseline ({'; '.join(notes)}).",), unreadable=unreadable
+    )
 
 
 def of_base_checkout(
@@ -155,17 +166,24 @@ def of_base_checkout(
     except MlciError as exc:  # a job without the registry's credentials, or without mlflow
         if mode == "registry":
             raise
-        found = None
+        found, unread = None, exc.message
         note = f"The registry could not be read: {exc.message}; compared with git instead."
         console.warn(note)
     else:
+        unread = None
         note = f"{config.model_name} has no @{config.registry.alias} in the registry yet."
     if found is not None:
         return found
     if mode == "registry":
         return BaselineChoice(None, notes=(note,))
     from_git = from_checkout(config, context, cache)
-    return dataclasses.replace(from_git, notes=(note, *from_git.notes))
+    # A champion may exist behind the registry that could not be read: not a first build.
+    unreadable = from_git.unreadable or (
+        f"the registry could not be read: {unread}"
+        if unread and from_git.baseline is None
+        else None
+    )
+    return dataclasses.replace(from_git, notes=(note, *from_git.notes), unreadable=unreadable)
 
 
 def _from_file(config: Config, file: Path, predictions: Path | None) -> BaselineChoice:
@@ -248,12 +266,25 @@ def from_checkout(config: Config, context: CiContext, cache: Path) -> BaselineCh
 def at_commit(
     config: Config, commit: str, label: str, cache: Path, *, strict: bool = False
 ) -> BaselineChoice:
-    """The baseline committed at `commit`: its metrics files, predictions, params, data."""
-    prefix = git.prefix(config.root)
+    """The baseline committed at `commit`: its metrics files (in git, or DVC outputs that
+    its dvc.lock names), predictions, params, data."""
+    try:
+        return _read_git_baseline(config, commit, label, cache, strict=strict)
+    except ExternalError as exc:  # DVC's remote refused or lacks the output
+        if strict:
+            raise
+        return BaselineChoice(
+            None, notes=(f"no git baseline: {exc.message}",), unreadable=exc.message
+        )
+
+
+def _read_git_baseline(
+    config: Config, commit: str, label: str, cache: Path, *, strict: bool
+) -> BaselineChoice:
     values: dict[str, MetricValue] = {}
     missing = []
     for name in config.evaluate.metrics:
-        content = git.read_file_at(config.root, commit, prefix + name)
+        content = _read_at(config, commit, name)
         if content is None:
             missing.append(name)
             continue
@@ -261,20 +292,23 @@ def at_commit(
         values.update(
             parse_metrics(text, fmt=format_for(Path(name)), source=f"{name} at {commit[:8]}")
         )
-    predictions = _predictions_at(config, commit, prefix, cache)
+    predictions = _predictions_at(config, commit, cache)
     if not values and predictions is None:
         files = ", ".join(config.evaluate.metrics)
-        why = f"{files} {'is' if len(missing) == 1 else 'are'} not committed at {label}"
+        why = (
+            f"{files} {'is' if len(missing) == 1 else 'are'} neither committed at {label} "
+            f"nor a DVC output that its dvc.lock names"
+        )
         if strict:
             raise UsageError(
-                f"gate.baseline is git, but {why}; commit the metrics files (or use the "
-                f"registry baseline)"
+                f"gate.baseline is git, but {why}; commit the metrics files, or write them "
+                f"from a dvc.yaml stage (or use the registry baseline)"
             )
         return BaselineChoice(None, notes=(f"no git baseline: {why}",))
     notes = (f"Not committed at {label}: {', '.join(missing)}.",) if missing else ()
     params: dict[str, str] = {}
     for name in config.report.params:
-        content = git.read_file_at(config.root, commit, prefix + name)
+        content = _read_at(config, commit, name)
         if content is not None:
             params.update(_param_texts(content.decode("utf-8", errors="replace"), name))
     baseline = Baseline(source="git", label=label, metrics=values)
@@ -284,11 +318,17 @@ def at_commit(
     return BaselineChoice(baseline, predictions, notes, params=params, data=datasets)
 
 
-def _predictions_at(config: Config, commit: str, prefix: str, cache: Path) -> Path | None:
+def _read_at(config: Config, commit: str, name: str) -> bytes | None:
+    """`name` at `commit`: from git, else through the commit's dvc.lock (DVC's cache or remote)."""
+    content = git.read_file_at(config.root, commit, git.prefix(config.root) + name)
+    return content if content is not None else tracked.read_at(config.root, commit, name)
+
+
+def _predictions_at(config: Config, commit: str, cache: Path) -> Path | None:
     name = config.evaluate.predictions
     if name is None:
         return None
-    content = git.read_file_at(config.root, commit, prefix + name)
+    content = _read_at(config, commit, name)
     if content is None:
         return None
     path = cache / "git" / commit[:12] / Path(name).name

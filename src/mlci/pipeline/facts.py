@@ -79,6 +79,9 @@ class BaselineChoice:
     notes: tuple[str, ...] = ()
     params: Mapping[str, str] | None = None  # the baseline's params (report.params), if known
     data: Mapping[str, str] | None = None  # the baseline's dataset hashes (DVC), if known
+    # Why a baseline that should exist could not be read (a registry refusing a fork's
+    # pull request, a DVC output missing from the remote); None when none was expected.
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True)

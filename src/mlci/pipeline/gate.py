@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 
 from mlci.config import Config
 from mlci.console import Console
-from mlci.core.gate import MetricIntervals, MissingBaseline, Rows, evaluate_gate
+from mlci.core.gate import (
+    MetricIntervals,
+    MissingBaseline,
+    Rows,
+    evaluate_gate,
+    unchecked_limits,
+)
 from mlci.core.report.model import Promotion
 from mlci.errors import MetricsError
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, Evaluation, Facts, Judged
@@ -61,6 +67,9 @@ def judge(
         *gate.notes,
     )
     gate = dataclasses.replace(gate, notes=notes)
+    unchecked = unchecked_limits(gate.results)
+    if choice.baseline is None and unchecked:
+        console.warn(f"no baseline: not checked: {', '.join(unchecked)}")
     shown = gate.summary() if gate.results or not gate.passed else "no rules configured"
     console.step("gate", shown)
     candidate, baseline = paired or (evaluation.loaded, None)
@@ -70,13 +79,19 @@ def judge(
 def _missing_baseline_policy(
     config: Config, request: BaselineRequest, choice: BaselineChoice, plan: Promotion
 ) -> tuple[MissingBaseline, tuple[str, ...]]:
-    """gate.on_missing_baseline, except for the build that seeds an empty registry.
+    """gate.on_missing_baseline for this build.
+
+    `auto` (the default) lets a relative limit go unchecked when nothing was recorded
+    yet, and fails it when a baseline should exist but could not be read (a fork's pull
+    request that the registry refuses): such a build must not pass unjudged.
 
     With `fail`, a registry without a champion could never get one: the first build of
     the main branch would fail for want of a baseline. That build is judged on its
     absolute limits and becomes the first champion.
     """
     policy = config.gate.on_missing_baseline
+    if policy == "auto":
+        return auto_policy(choice)
     seeding = (
         plan.eligible
         and plan.alias == config.registry.alias
@@ -90,6 +105,19 @@ def _missing_baseline_policy(
         )
         return "pass", (note,)
     return policy, ()
+
+
+def auto_policy(choice: BaselineChoice) -> tuple[MissingBaseline, tuple[str, ...]]:
+    """gate.on_missing_baseline: auto, for this baseline: pass where nothing was recorded
+    yet, fail where a baseline should exist but could not be read."""
+    if choice.baseline is not None or choice.unreadable is None:
+        return "pass", ()
+    note = (
+        f"The baseline could not be read ({choice.unreadable}), so the relative limits "
+        f"fail (gate.on_missing_baseline: auto): make the baseline readable, or set "
+        f"gate.on_missing_baseline: pass to judge such builds on their absolute limits."
+    )
+    return "fail", (note,)
 
 
 def _baseline_predictions(
