@@ -161,6 +161,7 @@ def of_base_checkout(
         return _from_file(config, Path(config.gate.baseline_file), None)
     if mode == "git":
         return from_checkout(config, context, cache)
+    unread: str | None = None  # why the registry could not be read, when it could not
     try:
         found = _from_registry(config, registry, cache)
     except MlciError as exc:  # a job without the registry's credentials, or without mlflow
@@ -170,7 +171,6 @@ def of_base_checkout(
         note = f"The registry could not be read: {exc.message}; compared with git instead."
         console.warn(note)
     else:
-        unread = None
         note = f"{config.model_name} has no @{config.registry.alias} in the registry yet."
     if found is not None:
         return found
