@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlci import pipeline
+from mlci import git, pipeline
 from mlci.console import Console
 from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK, EXIT_TRAINING, EXIT_USAGE
 from mlci.pipeline.baseline import BaselineRequest
@@ -679,3 +679,28 @@ def test_min_rows_fails_a_small_evaluation(project: Project) -> None:
         "failed with no baseline: the candidate was evaluated on 50 rows, fewer than "
         "evaluate.min_rows (100): evaluate it on more rows"
     )
+
+
+def test_the_run_copies_its_predictions_into_the_report_folder(tmp_path: Path) -> None:
+    # The fork-safe publisher judges the uploaded .mlci/out/ from these (mlci publish --from).
+    git.init_repo(tmp_path, branch="main")
+    project = Project(tmp_path)
+    project.write(
+        "mlci.yaml",
+        "version: 1\nmodel: {name: tiny-model}\n"
+        "evaluate: {metrics: [metrics.json], predictions: predictions.csv}\n"
+        "gate: {baseline: none, rules: [{metric: accuracy, min: 0.5}]}\nreport: {plots: false}\n",
+    )
+    project.write("metrics.json", "{}")
+    rows = ["y_true,y_pred"] + [f"{t},{p}" for t, p in rows_with_mistakes({1}, n=20)]
+    project.write("predictions.csv", "\n".join(rows) + "\n")
+    project.commit("predictions")
+    project.out.mkdir(parents=True)
+    (project.out / "predictions.jsonl").write_text("{}\n")  # an earlier run's, another format
+    options = pipeline.RunOptions(train=False, promote="never")
+
+    assert run(project, options)[0].exit_code == EXIT_OK
+
+    copied = project.out / "predictions.csv"
+    assert copied.read_bytes() == (project.root / "predictions.csv").read_bytes()
+    assert not (project.out / "predictions.jsonl").exists()
