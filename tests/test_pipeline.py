@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mlci import pipeline
+from mlci import git, pipeline
 from mlci.console import Console
 from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK, EXIT_TRAINING, EXIT_USAGE
+from mlci.pipeline import outputs
 from mlci.pipeline.baseline import BaselineRequest
 from mlci.registry.mlflow import MlflowRegistry
 from tests.conftest import Project
@@ -679,3 +680,48 @@ def test_min_rows_fails_a_small_evaluation(project: Project) -> None:
         "failed with no baseline: the candidate was evaluated on 50 rows, fewer than "
         "evaluate.min_rows (100): evaluate it on more rows"
     )
+
+
+def predictions_project(tmp_path: Path) -> Project:
+    """A committed project whose evaluation is a predictions file of 20 rows (19 right)."""
+    git.init_repo(tmp_path, branch="main")
+    project = Project(tmp_path)
+    project.write(
+        "mlci.yaml",
+        "version: 1\nmodel: {name: tiny-model}\n"
+        "evaluate: {metrics: [metrics.json], predictions: predictions.csv}\n"
+        "gate: {baseline: none, rules: [{metric: accuracy, min: 0.5}]}\nreport: {plots: false}\n",
+    )
+    project.write("metrics.json", "{}")
+    rows = ["y_true,y_pred"] + [f"{t},{p}" for t, p in rows_with_mistakes({1}, n=20)]
+    project.write("predictions.csv", "\n".join(rows) + "\n")
+    project.commit("predictions")
+    return project
+
+
+def test_the_run_copies_its_predictions_into_the_report_folder(tmp_path: Path) -> None:
+    # The fork-safe publisher judges the uploaded .mlci/out/ from these (mlci publish --from).
+    project = predictions_project(tmp_path)
+    project.out.mkdir(parents=True)
+    (project.out / "predictions.jsonl").write_text("{}\n")  # an earlier run's, another format
+    options = pipeline.RunOptions(train=False, promote="never")
+
+    assert run(project, options)[0].exit_code == EXIT_OK
+
+    copied = project.out / "predictions.csv"
+    assert copied.read_bytes() == (project.root / "predictions.csv").read_bytes()
+    assert not (project.out / "predictions.jsonl").exists()
+
+
+def test_predictions_over_the_limit_stay_out_of_the_report_folder_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = predictions_project(tmp_path)
+    monkeypatch.setattr(outputs, "MAX_PREDICTIONS_BYTES", 50)  # the file has 94 bytes
+
+    outcome, _ = run(project, pipeline.RunOptions(train=False, promote="never"))
+
+    assert outcome.exit_code == EXIT_OK
+    assert not (project.out / "predictions.csv").exists()
+    report = (project.out / "report.md").read_text()
+    assert "The predictions (94 bytes) are not in .mlci/out: over the 50 bytes" in report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import textwrap
 from pathlib import Path
@@ -246,3 +247,145 @@ def test_publish_without_the_artifact_folder_says_how_to_get_it(
     assert main(["publish", "--from", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert "no such folder" in err and "actions/download-artifact" in err
+
+
+# The base branch's mlci.yaml when the pull request's job copies its predictions into the
+# artifact (`mlci run` does, as .mlci/out/predictions.csv).
+PREDICTIONS_CONFIG = BASE_CONFIG.replace(
+    "  metrics: [metrics.json]\n", "  metrics: [metrics.json]\n  predictions: preds.csv\n"
+).replace("version: 1\n", "version: 1\nreport: {plots: false}\n")
+
+
+def predictions_csv(right: int, n: int = 100, *, scores: bool = True) -> str:
+    """Binary predictions (with scores, or labels only): the first `right` rows are right."""
+    lines = ["y_true,y_pred,score" if scores else "y_true,y_pred"]
+    for i in range(n):
+        truth = i % 2
+        guess = truth if i < right else 1 - truth
+        score = 0.55 + 0.4 * i / n if guess == 1 else 0.45 - 0.4 * i / n
+        lines.append(f"{truth},{guess},{score:.4f}" if scores else f"{truth},{guess}")
+    return "\n".join(lines) + "\n"
+
+
+def with_predictions(
+    tmp_path: Path,
+    server: GitHubStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    report: ReportInput,
+    predictions: str,
+    config: str = PREDICTIONS_CONFIG,
+) -> Path:
+    """The artifact of a pull request's job that reported `report` with `predictions`."""
+    artifact = reporter_job(tmp_path, server, monkeypatch, named_pr=12, report=report)
+    (tmp_path / "mlci.yaml").write_text(config)
+    (artifact / "predictions.csv").write_text(predictions)
+    return artifact
+
+
+def test_a_claimed_metric_is_computed_again_from_the_artifact_predictions(
+    github: GitHubStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims = make_report(0.95)
+    artifact = with_predictions(tmp_path, github, monkeypatch, claims, predictions_csv(right=70))
+
+    assert main(["publish", "--from", str(artifact)]) == EXIT_OK
+
+    assert github.statuses[HEAD][0]["state"] == "failure"  # 0.7 misses min: 0.8
+    body = github.comments[12][0]["body"]
+    assert "The pull request's job claimed accuracy 0.95; its predictions give 0.7" in body
+    assert "its predictions (the labels and scores of the artifact's predictions file)" in body
+    assert "the artifact's predictions.csv (computed by mlci)" in body
+
+
+def test_the_figures_and_intervals_are_rebuilt_from_the_artifact_predictions(
+    github: GitHubStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = PREDICTIONS_CONFIG.replace("report: {plots: false}\n", "publish: {images: branch}\n")
+    config = config.replace("min: 0.8}", "min: 0.8, confidence: 0.9}")
+    labels_only = predictions_csv(right=97, scores=False)
+    report = forged(0.97)  # its confusion matrix is the forger's Markdown
+    curves = Figure(key="training", title="Training curves", markdown="(the job's log)")
+    report = dataclasses.replace(report, figures=(*report.figures, curves))
+    artifact = with_predictions(tmp_path, github, monkeypatch, report, labels_only, config)
+    (artifact / "plots").mkdir()
+    (artifact / "plots" / "confusion_matrix.png").write_bytes(b"\x89PNG forged")
+
+    assert main(["publish", "--from", str(artifact)]) == EXIT_OK
+
+    assert github.statuses[HEAD][0]["state"] == "success"
+    body = github.comments[12][0]["body"]
+    assert "| Interval |" in body and "90%" in body  # the rule's confidence level
+    uploaded = {
+        name: data for name, data in github.branches["mlci-assets"].items() if name.endswith(".png")
+    }
+    assert any(name.endswith("/confusion_matrix.png") for name in uploaded)
+    assert b"forged" not in b"".join(uploaded.values())
+    assert all(data.startswith(b"\x89PNG\r\n") for data in uploaded.values())
+    assert re.search(r"!\[Confusion matrix\]\([^)]*/confusion_matrix\.png[^)]*\)", body)
+    # The training log is not in the artifact: only its figure is left out.
+    assert "Not shown: 1 figure of the artifact" in body
+    assert "Approved by maintainers" not in body and "| **48** |" in body
+
+
+@pytest.mark.parametrize(
+    ("predictions", "said"),
+    [
+        ("y_true,y_pred\n" + "".join(f"c{i},c{i}\n" for i in range(1001)), "1,000"),
+        ("y_true,prediction\n1,1\n", "y_pred"),
+        ("\x00\xff\xfe" * 10, "predictions.csv"),
+    ],
+    ids=["too-many-classes", "no-y_pred", "binary"],
+)
+def test_hostile_predictions_in_the_artifact_are_refused(
+    github: GitHubStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    predictions: str,
+    said: str,
+) -> None:
+    artifact = with_predictions(tmp_path, github, monkeypatch, make_report(0.9), predictions)
+
+    assert said in refused(artifact, github, capsys)
+
+
+def test_oversized_or_linked_predictions_in_the_artifact_are_refused(
+    github: GitHubStandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    artifact = with_predictions(tmp_path, github, monkeypatch, make_report(0.9), "")
+    with (artifact / "predictions.csv").open("wb") as sparse:
+        sparse.truncate(60_000_000)  # sparse: no disk used
+    assert "larger than 50,000,000 bytes" in refused(artifact, github, capsys)
+
+    (artifact / "predictions.csv").unlink()
+    (artifact / "predictions.csv").symlink_to(tmp_path / "mlci.yaml")
+    assert "not a regular file" in refused(artifact, github, capsys)
+
+
+def test_the_artifact_predictions_are_paired_with_the_base_branch_and_counted(
+    github: GitHubStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = PREDICTIONS_CONFIG.replace(
+        "  predictions: preds.csv\n", "  predictions: preds.csv\n  min_rows: 200\n"
+    )
+    config = config.replace("min: 0.8}", "max_drop: 0.05, confidence: 0.9}")
+    worse = predictions_csv(right=88)
+    artifact = with_predictions(tmp_path, github, monkeypatch, make_report(0.88), worse, config)
+    # The base branch committed its metrics and predictions: the git baseline.
+    (tmp_path / "metrics.json").write_text(json.dumps({"accuracy": 0.9}))
+    (tmp_path / "preds.csv").write_text(predictions_csv(right=90))
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(
+        ["git", "add", "mlci.yaml", "metrics.json", "preds.csv"], cwd=tmp_path, check=True
+    )
+    subprocess.run(["git", "commit", "-qm", "base"], cwd=tmp_path, check=True)
+
+    assert main(["publish", "--from", str(artifact)]) == EXIT_OK
+
+    assert github.statuses[HEAD][0]["state"] == "failure"
+    body = github.comments[12][0]["body"]
+    assert "Δ \\[" in body  # the change's interval, paired row by row with the base's
+    assert "evaluated on 100 rows, fewer than evaluate.min\\_rows (200)" in body

@@ -53,7 +53,7 @@ def publish_command(*, source: Path, config: Path | None, as_json: bool) -> int:
     registry = open_registry(trusted, env) if reads_registry else None
     cache = trusted.root / ".mlci" / "cache"
     choice = baseline.of_base_checkout(trusted, context, registry, cache, console)
-    report = rejudge(artifact, trusted, choice)
+    report = rejudge(artifact, trusted, choice, console)
     report = dataclasses.replace(report, commit=context.head_sha or report.commit)
     for claim in artifact.claimed:
         if claim != report.status:

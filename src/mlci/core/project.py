@@ -271,7 +271,7 @@ def config_text(reading: Reading) -> str:
         "  # predictions: predictions.csv  # y_true, y_pred[, p_<class>...]: noise-aware rules",
         "gate:",
         "  baseline: auto               # the registry's champion, else git, else none",
-        "  on_missing_baseline: auto    # first run: absolute rules only; an unreadable baseline fails",
+        "  on_missing_baseline: auto    # unreadable baseline: fails; first run: passes",
         f"  rules:                       # {FILL_IN}: the metrics that must not get worse",
         "    - {metric: accuracy, min: 0.80, max_drop: 0.01}",
     ]

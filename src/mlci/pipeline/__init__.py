@@ -38,7 +38,7 @@ from mlci.pipeline import (
 )
 from mlci.pipeline.baseline import RegistryFactory, open_registry
 from mlci.pipeline.facts import BaselineRequest, Facts, Params, PromoteMode
-from mlci.pipeline.outputs import OUT_DIR, write_outputs
+from mlci.pipeline.outputs import OUT_DIR, keep_predictions, write_outputs
 from mlci.pipeline.publish import Publisher, open_publisher
 from mlci.secrets import secret_values
 
@@ -120,6 +120,9 @@ def run(
                 raise facts.training.failure
         stage = "evaluate"
         evaluation = evaluate.evaluate(config, options.metrics, options.predictions, console)
+        # The fork-safe publisher judges the artifact from these (docs/security.md).
+        kept = keep_predictions(evaluation.predictions, out_dir)
+        evaluation = replace(evaluation, notes=(*evaluation.notes, *kept))
         facts = replace(facts, metrics=evaluation.metrics)
         stage = "baseline"
         plan = promote.plan(config, source, options.promote)

@@ -5,9 +5,12 @@ In the fork-safe setup the pull request's job runs code nobody has reviewed yet,
 data, never its verdict: the folder is bounded (files, bytes, JSON size and depth), only
 plain values are read from report.json (the candidate's metrics and the facts the report
 lists), and `rejudge` decides again with the rules and the baseline of the job's own
-checkout, the base branch. The artifact's gate, notes, figures, sections and every
-Markdown text in it are left out: the comment is rendered from data, as a run renders it.
-docs/security.md#the-fork-safe-publisher.
+checkout, the base branch. When the artifact carries the candidate's predictions (`mlci
+run` copies them, mlci.pipeline.outputs.keep_predictions), they are read with the limits
+of a run, the metrics mlci computes from them replace the claimed ones, and the intervals,
+the evaluation's size and the figures come from them as in a run. The artifact's gate,
+notes, figures, sections and every Markdown text in it are left out: the comment is
+rendered from data, as a run renders it. docs/security.md#the-fork-safe-publisher.
 """
 
 from __future__ import annotations
@@ -21,13 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from mlci.config import Config
+from mlci.console import Console
 from mlci.core import yamlsafe
-from mlci.core.gate import Rows, evaluate_gate
-from mlci.core.metrics import MetricValue, load_json
-from mlci.core.report.model import ReportInput
+from mlci.core.gate import evaluate_gate
+from mlci.core.metrics import Metrics, MetricValue, load_json
+from mlci.core.numbers import format_number
+from mlci.core.report.model import Figure, ReportInput
 from mlci.errors import UsageError, shown
-from mlci.pipeline.facts import BaselineChoice
-from mlci.pipeline.gate import auto_policy
+from mlci.pipeline.evaluate import recompute
+from mlci.pipeline.facts import BaselineChoice, Evaluation
+from mlci.pipeline.figures import build_figures
+from mlci.pipeline.gate import auto_policy, measure
+from mlci.pipeline.outputs import MAX_PREDICTIONS_BYTES, PREDICTIONS
 
 MAX_FILES = 200  # `mlci run` writes 5 files and a few plots
 MAX_ARTIFACT_BYTES = 100_000_000
@@ -39,6 +47,14 @@ SELF_REPORTED = (
     "is not the job's own: it was judged again from those metrics with the base branch's "
     "mlci.yaml and baseline."
 )
+SELF_REPORTED_PREDICTIONS = (
+    "Self-reported by the pull request's job: its predictions (the labels and scores of "
+    "the artifact's predictions file), the metrics not computed from them, and everything "
+    "else this report lists of the run were produced by code nobody has reviewed yet. The "
+    "verdict is not the job's own: mlci computed the metrics, their intervals and the "
+    "figures again from those predictions, and judged them with the base branch's "
+    "mlci.yaml and baseline."
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +63,9 @@ class Artifact:
 
     report: ReportInput  # plain values only: no gate, figures, sections or promotion
     claimed: tuple[str, ...]  # the verdicts report.json and gate.json claim
-    left_out: tuple[str, ...]  # what the artifact held that is not posted ("2 figures")
+    left_out: tuple[str, ...]  # what the artifact held that is not posted ("2 report sections")
+    figures: tuple[str, ...] = ()  # the keys of the artifact's figures (not posted)
+    predictions: Path | None = None  # the candidate's predictions, as `mlci run` copied them
 
 
 def read_artifact(source: Path) -> Artifact:
@@ -57,15 +75,22 @@ def read_artifact(source: Path) -> Artifact:
     gate_json = _load_json(source / "gate.json") if (source / "gate.json").exists() else {}
     where = shown(source / "report.json")
     try:
-        return _artifact(document, gate_json)
+        artifact = _artifact(document, gate_json)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"{where}: not a report this mlci can read ({exc})") from None
+    return dataclasses.replace(artifact, predictions=_predictions_file(source))
 
 
-def rejudge(artifact: Artifact, config: Config, choice: BaselineChoice) -> ReportInput:
+def rejudge(
+    artifact: Artifact, config: Config, choice: BaselineChoice, console: Console
+) -> ReportInput:
     """The artifact's report judged by `config`'s rules (the base branch's) against
-    `choice`; its notes say what is self-reported and where the claim differed."""
+    `choice`, from its predictions where it has them; its notes say what is self-reported
+    and where the claim differed. Raises MetricsError (exit 2) for predictions that a run
+    would not have read."""
     report = artifact.report
+    evaluation, notes = _evaluation(artifact, config)
+    measured = measure(config, evaluation, choice, console)
     on_missing, policy_notes = (
         auto_policy(choice)
         if config.gate.on_missing_baseline == "auto"
@@ -73,20 +98,34 @@ def rejudge(artifact: Artifact, config: Config, choice: BaselineChoice) -> Repor
     )
     gate = evaluate_gate(
         config.gate.rules,
-        report.candidate,
+        evaluation.metrics.values,
         choice.baseline,
         on_missing_baseline=on_missing,
-        # The artifact carries no predictions: evaluate.min_rows is noted as not applied.
-        rows=Rows(minimum=config.evaluate.min_rows, fraction=config.evaluate.min_row_fraction),
+        intervals=measured.intervals,
+        rows=measured.rows,  # without predictions, evaluate.min_rows is noted as not applied
     )
+    figures: tuple[Figure, ...] = ()
+    if measured.candidate is not None:  # the training log is the base checkout's: not drawn
+        drawn = dataclasses.replace(config.report, training_log=None)
+        figures, figure_notes = build_figures(
+            dataclasses.replace(config, report=drawn), measured.candidate, measured.baseline
+        )
+        notes += figure_notes
     judged = dataclasses.replace(
         report,
         model=config.model_name,
         gate=gate,
+        candidate=dict(evaluation.metrics.values),
+        metric_sources=dict(evaluation.metrics.sources),
+        figures=figures,
         baseline_params=choice.params,
         baseline_data=choice.data,
     )
-    notes = [SELF_REPORTED, *policy_notes]
+    notes = [
+        SELF_REPORTED if artifact.predictions is None else SELF_REPORTED_PREDICTIONS,
+        *policy_notes,
+        *notes,
+    ]
     differing = [claim for claim in artifact.claimed if claim != judged.status]
     if differing:
         claims = " and ".join(f'"{claim}"' for claim in differing)
@@ -94,13 +133,61 @@ def rejudge(artifact: Artifact, config: Config, choice: BaselineChoice) -> Repor
             f"The pull request's job claimed {claims}; judged again from its metrics with "
             f'the base branch\'s rules, the verdict is "{judged.status}".'
         )
-    if artifact.left_out:
+    rebuilt = {figure.key for figure in figures}
+    missing = sum(1 for key in artifact.figures if key not in rebuilt)
+    left_out = [*([_count(missing, "figure")] if missing else []), *artifact.left_out]
+    if left_out:
         notes.append(
-            f"Not shown: {', '.join(artifact.left_out)} of the artifact; the privileged job "
+            f"Not shown: {', '.join(left_out)} of the artifact; the privileged job "
             "posts only what it renders from data."
         )
-    notes += [*choice.notes, *gate.notes]
+    notes += [*choice.notes, *measured.notes, *gate.notes]
     return dataclasses.replace(judged, gate=dataclasses.replace(gate, notes=tuple(notes)))
+
+
+def _evaluation(artifact: Artifact, config: Config) -> tuple[Evaluation, list[str]]:
+    """The candidate's metrics: computed again from the artifact's predictions where it
+    has them (a claim that differs is named), else as claimed."""
+    report = artifact.report
+    claimed = Metrics(values=report.candidate, sources=report.metric_sources)
+    path = artifact.predictions
+    if path is None:
+        return Evaluation(claimed), []
+    source = f"the artifact's {path.name} (computed by mlci)"
+    evaluation, recomputed = recompute(config, claimed, path, source)
+    notes = [
+        f"The pull request's job claimed {metric} {format_number(old)}; its predictions "
+        f"give {format_number(new)}, the value judged."
+        for metric, old, new in recomputed.metrics
+    ]
+    return evaluation, notes
+
+
+def _predictions_file(source: Path) -> Path | None:
+    """The predictions `mlci run` copied into the artifact, checked as a run would not
+    have written them otherwise (one regular file, within its size limit)."""
+    found = sorted(source.glob(f"{PREDICTIONS}.*"))
+    if not found:
+        return None
+    if len(found) > 1:
+        names = ", ".join(shown(path.name) for path in found[:5])
+        raise UsageError(
+            f"{shown(source)}: more than one predictions file ({names}); `mlci run` copies "
+            "one: upload the .mlci/out/ of one run"
+        )
+    path = found[0]
+    if path.is_symlink() or not path.is_file():
+        raise UsageError(f"{shown(path)}: not a regular file; `mlci run` copies a file there")
+    if path.stat().st_size > MAX_PREDICTIONS_BYTES:
+        raise UsageError(
+            f"{shown(path)}: larger than {MAX_PREDICTIONS_BYTES:,} bytes (mlci's limit); "
+            "`mlci run` does not copy a larger one"
+        )
+    return path
+
+
+def _count(number: int, what: str) -> str:
+    return f"{number} {what}{'s' if number != 1 else ''}"
 
 
 def _check_folder(source: Path) -> None:
@@ -195,13 +282,15 @@ def _artifact(document: Mapping[str, Any], gate_json: Mapping[str, Any]) -> Arti
         claimed.add(_claimed_verdict(gate["results"]))
     if isinstance(gate_json.get("verdict"), str):
         claimed.add(_plain_text(gate_json["verdict"])[:20])
-    figures, sections = _list(document, "figures"), _list(document, "sections")
-    left_out = [
-        f"{len(items)} {what}{'s' if len(items) != 1 else ''}"
-        for items, what in ((figures, "figure"), (sections, "report section"))
-        if items
-    ]
-    return Artifact(report, tuple(sorted(claimed)), tuple(left_out))
+    sections = _list(document, "sections")
+    left_out = [_count(len(sections), "report section")] if sections else []
+    figures = tuple(_figure_key(item) for item in _list(document, "figures"))
+    return Artifact(report, tuple(sorted(claimed)), tuple(left_out), figures)
+
+
+def _figure_key(figure: object) -> str:
+    key = figure.get("key") if isinstance(figure, dict) else None
+    return key if isinstance(key, str) else ""
 
 
 def _claimed_verdict(results: list[Any]) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlci.config import Config
@@ -25,10 +27,41 @@ def evaluate(
     if name is None:
         console.step("evaluate", f"{len(read.values)} metrics from {', '.join(map(str, files))}")
         return Evaluation(metrics=read)
+    path = name if name.is_absolute() else config.root / name
+    evaluation, recomputed = recompute(config, read, path, f"{name} (computed by mlci)")
+    console.step(
+        "evaluate",
+        f"{len(read.values)} metrics from files, {len(recomputed.computed)} computed from {name}",
+    )
+    if not recomputed.metrics:
+        return evaluation
+    listed = ", ".join(
+        f"{metric} ({read.sources[metric]}: {format_number(old)}, "
+        f"predictions: {format_number(new)})"
+        for metric, old, new in recomputed.metrics
+    )
+    note = f"The predictions disagree with the metrics files; using them for {listed}."
+    return dataclasses.replace(evaluation, notes=(note,))
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    """The metrics mlci computed from predictions, and those another source had otherwise:
+    (name, the other source's value, the computed value)."""
+
+    computed: tuple[str, ...]
+    metrics: tuple[tuple[str, float, float], ...]
+
+
+def recompute(
+    config: Config, read: Metrics, path: Path, source: str
+) -> tuple[Evaluation, Recomputed]:
+    """`read` with the metrics mlci computes from the predictions in `path` in their place
+    (each computed metric's source is `source`), and where the two disagreed. Raises
+    MetricsError (exit 2) when the file is not predictions mlci can read, or too large."""
     from mlci.core import stats
     from mlci.predictions import load_predictions
 
-    path = name if name.is_absolute() else config.root / name
     loaded = load_predictions(path, task=config.evaluate.task)
     computed = stats.compute_metrics(loaded, config.evaluate.task)
     values = dict(read.values)
@@ -43,16 +76,8 @@ def evaluate(
             and is_number(old)
             and not math.isclose(old, value, rel_tol=1e-3, abs_tol=1e-6)
         ):
-            shown = f"{sources[metric]}: {format_number(old)}, predictions: {format_number(value)}"
-            differing.append(f"{metric} ({shown})")
+            differing.append((metric, float(old), value))
         values[metric] = value
-        sources[metric] = f"{name} (computed by mlci)"
-    console.step(
-        "evaluate",
-        f"{len(read.values)} metrics from files, {len(computed)} computed from {name}",
-    )
-    notes: tuple[str, ...] = ()
-    if differing:
-        listed = ", ".join(differing)
-        notes = (f"The predictions disagree with the metrics files; using them for {listed}.",)
-    return Evaluation(Metrics(values=values, sources=sources), path, loaded, notes)
+        sources[metric] = source
+    evaluation = Evaluation(Metrics(values=values, sources=sources), path, loaded)
+    return evaluation, Recomputed(tuple(computed), tuple(differing))

@@ -8,6 +8,7 @@ is checked against evaluate.min_rows and the baseline's (evaluate.min_row_fracti
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlci.config import Config
@@ -38,6 +39,52 @@ def judge(
 ) -> Judged:
     """Apply gate.rules; the notes of the stages before are collected into the result."""
     on_missing, seed_note = _missing_baseline_policy(config, request, choice, plan)
+    measured = measure(config, evaluation, choice, console)
+    gate = evaluate_gate(
+        config.gate.rules,
+        evaluation.metrics.values,
+        choice.baseline,
+        on_missing_baseline=on_missing,
+        intervals=measured.intervals,
+        rows=measured.rows,
+    )
+    notes = (
+        *facts.rules,
+        *(facts.training.notes if facts.training else ()),
+        *choice.notes,
+        *seed_note,
+        *evaluation.notes,
+        *measured.notes,
+        *gate.notes,
+    )
+    gate = dataclasses.replace(gate, notes=notes)
+    unchecked = unchecked_limits(gate.results)
+    if choice.baseline is None and unchecked:
+        console.warn(f"no baseline: not checked: {', '.join(unchecked)}")
+    shown = gate.summary() if gate.results or not gate.passed else "no rules configured"
+    console.step("gate", shown)
+    return Judged(gate, measured.candidate, measured.baseline)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the gate judges besides the metrics: the intervals at each confidence level,
+    the evaluation's size, and the predictions the figures compare (aligned row by row
+    with the baseline's when those are known)."""
+
+    intervals: dict[float, MetricIntervals]
+    rows: Rows
+    notes: tuple[str, ...] = ()
+    candidate: Predictions | None = None
+    baseline: Predictions | None = None
+
+
+def measure(
+    config: Config, evaluation: Evaluation, choice: BaselineChoice, console: Console
+) -> Measured:
+    """The intervals and the rows of `evaluation`'s predictions (none without them),
+    paired with `choice`'s predictions where it has some; `mlci publish` measures an
+    artifact's predictions with it too."""
     baseline_predictions, load_notes = _baseline_predictions(config, evaluation, choice)
     intervals, interval_notes, paired = _intervals(
         config, evaluation, baseline_predictions, console
@@ -48,32 +95,8 @@ def judge(
         minimum=config.evaluate.min_rows,
         fraction=config.evaluate.min_row_fraction,
     )
-    gate = evaluate_gate(
-        config.gate.rules,
-        evaluation.metrics.values,
-        choice.baseline,
-        on_missing_baseline=on_missing,
-        intervals=intervals,
-        rows=rows,
-    )
-    notes = (
-        *facts.rules,
-        *(facts.training.notes if facts.training else ()),
-        *choice.notes,
-        *seed_note,
-        *evaluation.notes,
-        *load_notes,
-        *interval_notes,
-        *gate.notes,
-    )
-    gate = dataclasses.replace(gate, notes=notes)
-    unchecked = unchecked_limits(gate.results)
-    if choice.baseline is None and unchecked:
-        console.warn(f"no baseline: not checked: {', '.join(unchecked)}")
-    shown = gate.summary() if gate.results or not gate.passed else "no rules configured"
-    console.step("gate", shown)
     candidate, baseline = paired or (evaluation.loaded, None)
-    return Judged(gate, candidate, baseline)
+    return Measured(intervals, rows, (*load_notes, *interval_notes), candidate, baseline)
 
 
 def _missing_baseline_policy(

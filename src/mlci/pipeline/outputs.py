@@ -1,4 +1,5 @@
-"""The report's files in .mlci/out/: report.md, report.html, gate.json, report.json, plots.
+"""The report's files in .mlci/out/: report.md, report.html, gate.json, report.json, plots,
+and a copy of the candidate's predictions (`keep_predictions`).
 
 They are written before anything is published or promoted, so the report exists
 whatever happens next.
@@ -6,6 +7,7 @@ whatever happens next.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from mlci.core.report.document import png_names, section_png_name, to_document
@@ -16,6 +18,9 @@ from mlci.core.report.model import ReportInput
 from mlci.errors import ExternalError
 
 OUT_DIR = Path(".mlci") / "out"
+PREDICTIONS = "predictions"  # .mlci/out/predictions.csv (.tsv, .jsonl, .ndjson, .parquet)
+# Within the 100 MB that `mlci publish --from` reads of a whole artifact (mlci.pipeline.artifact).
+MAX_PREDICTIONS_BYTES = 50_000_000
 
 
 class ReportNotWritten(ExternalError):
@@ -70,3 +75,29 @@ def _write(report: ReportInput, out_dir: Path) -> dict[str, Path]:
         path.write_text(text, encoding="utf-8")
         written[name] = path
     return written
+
+
+def keep_predictions(predictions: Path | None, out_dir: Path) -> tuple[str, ...]:
+    """A copy of the candidate's predictions file in `out_dir` (`predictions` and its
+    extension), byte for byte, so that `mlci publish --from` judges the artifact from its
+    predictions; a note when the file is too large to go with it, or cannot be copied."""
+    try:
+        for old in out_dir.glob(f"{PREDICTIONS}.*"):
+            if predictions is None or not old.samefile(predictions):
+                old.unlink()
+        if predictions is None:
+            return ()
+        size = predictions.stat().st_size
+        if size > MAX_PREDICTIONS_BYTES:
+            return (
+                f"The predictions ({size:,} bytes) are not in {OUT_DIR}: over the "
+                f"{MAX_PREDICTIONS_BYTES:,} bytes mlci copies there, so `mlci publish --from` "
+                "judges this report's metrics without them (no intervals or figures).",
+            )
+        copy = out_dir / f"{PREDICTIONS}{predictions.suffix.lower()}"
+        if not (copy.exists() and copy.samefile(predictions)):  # the training wrote it there
+            out_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(predictions, copy)
+    except OSError as exc:
+        return (f"The predictions could not be copied into {out_dir}: {exc.strerror or exc}.",)
+    return ()
