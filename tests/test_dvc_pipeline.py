@@ -372,3 +372,25 @@ def test_on_missing_baseline_pass_lets_it_pass_and_names_what_was_not_checked(
     not_checked = "not checked: avg_prec.test drop ≤ 0.02"
     assert not_checked in str(project.gate_json()["notes"])
     assert "mlci: warning: no baseline: not checked: avg_prec.test drop ≤ 0.02" in log
+
+
+def test_a_baseline_inside_a_folder_output_the_remote_lacks_is_an_error_not_a_crash(
+    project: DvcProject,
+) -> None:
+    # example-get-started's evaluate stage has `outs: [eval]`: metrics.json inside a
+    # folder output. When that folder's listing (.dir) is in neither the cache nor the
+    # remote, DVC raises dvc_data's DataIndexDirError, which is not a DvcException.
+    from mlci.data import tracked
+    from mlci.errors import ExternalError
+
+    commit = git.resolve_commit(project.root, "HEAD")
+    assert commit is not None
+    unpush(project, "data/features")
+    shutil.rmtree(project.root / ".dvc" / "cache")
+
+    with pytest.raises(ExternalError) as error:
+        tracked.read_at(project.root, commit, "data/features/test.csv")
+
+    assert "DVC could not read data/features/test.csv at " in error.value.message
+    assert "failed to load directory" in error.value.message
+    assert "run `dvc push` on that commit" in error.value.message

@@ -45,6 +45,7 @@ def _read(dvc_root: Path, commit: str, path: str, output: Dataset) -> bytes:
     try:
         import dvc.api
         from dvc.exceptions import DvcException, PathMissingError
+        from dvc_data.index.index import DataIndexError
     except ImportError:
         raise UsageError(
             f"{path} at {commit[:8]} is a DVC output ({output.source}), and reading it needs "
@@ -59,6 +60,12 @@ def _read(dvc_root: Path, commit: str, path: str, output: Dataset) -> bytes:
             f"on that commit, or give the remote's credentials to this job (an output "
             f"with `cache: false` must be committed to git)"
         ) from None
-    except (DvcException, OSError) as exc:
-        raise ExternalError(f"DVC could not read {where}: {exc}") from None
+    except (DvcException, DataIndexError, OSError) as exc:
+        # DataIndexError: a folder output whose listing neither the cache nor the remote
+        # that commit names could give (its cause says why: an unreachable remote, say).
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        raise ExternalError(
+            f"DVC could not read {where}: {exc}{cause}; run `dvc push` on that commit, or "
+            f"give this job the remote and its credentials"
+        ) from None
     return content
