@@ -383,6 +383,7 @@ def test_doctor_prints_one_line_per_check_and_exits_0(project: Project) -> None:
         "timeout",
         "mlci",  # mlci install
         "registry",
+        "registry",  # registry consistency
         "dvc",
         "forge",
         "forge",
