@@ -24,6 +24,7 @@ COMMANDS = [
     ["registry"],
     ["registry", "show"],
     ["registry", "history"],
+    ["registry", "repair"],
 ]
 HEAVY = ("mlflow", "dvc", "matplotlib", "pandas", "sklearn")
 

@@ -465,6 +465,7 @@ def test_doctor_prints_one_line_per_check_and_exits_0(project: Project) -> None:
         "job",
         "mlci",  # mlci install
         "registry",
+        "registry",  # registry consistency
         "dvc",
         "forge",
         "forge",

@@ -26,7 +26,7 @@ class StubClient:
     lacking: str | None = None
     reachable = True
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, *, budget: object = None) -> None:
         assert tracking_uri == URL
         self.aliases = {"tiny-model": {"champion": "1"}}
         self.versions = {

@@ -346,6 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
     _config_option(history)
     history.add_argument("--alias", metavar="NAME", help="another alias than registry.alias")
     _json_option(history, "the moves")
+    repair = registry_commands.add_parser(
+        "repair",
+        help="withdraw what `mlci registry show` marks: versions and runs failed or dead jobs left",
+        description="Withdraw what failed or dead jobs left in the registry, as `mlci "
+        "registry show` and `mlci doctor` mark it: a version whose run FAILED or is tagged "
+        "mlci.failed, a version whose run a dead job left RUNNING (over 6 h), a run left "
+        "RUNNING without a version. Each version is deleted (tagged mlci.failed where "
+        "deleting is refused) and its run marked FAILED; a version an alias points at is "
+        "left alone. Without --yes, only says what it would change.",
+    )
+    _config_option(repair)
+    repair.add_argument("--yes", action="store_true", help="make the changes (default: dry run)")
+    _json_option(repair, "what it found and did")
 
     _data_parser(commands)
 
@@ -483,6 +496,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mlci.commands.registry import registry_show_command
 
         return registry_show_command(config=args.config, as_json=args.json)
+    if command == "registry" and args.registry_command == "repair":
+        from mlci.commands.registry import registry_repair_command
+
+        return registry_repair_command(config=args.config, apply=args.yes, as_json=args.json)
     if command == "data" and args.data_command == "pull":
         from mlci.commands.data import data_pull_command
 

@@ -69,6 +69,8 @@ class RegistryConfig:
     promote_on: tuple[str, ...] = ("main",)
     alias: str = "champion"
     challenger: str | None = None  # alias for passing pull-request candidates; None: off
+    # All requests of one run to an MLflow server together, retries and waits included.
+    timeout_minutes: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,15 @@ KEYS: dict[str, tuple[str, ...]] = {
         "require_proof",
         "on_missing_metric",
     ),
-    "registry": ("kind", "tracking_uri", "model", "promote_on", "alias", "challenger"),
+    "registry": (
+        "kind",
+        "tracking_uri",
+        "model",
+        "promote_on",
+        "alias",
+        "challenger",
+        "timeout_minutes",
+    ),
     "report": ("params", "training_log", "plots", "sections"),
     "data": ("dvc", "remote", "jobs", "run_cache", "targets", "timeout_minutes", "stall_minutes"),
     "publish": (
@@ -690,4 +700,5 @@ def _parse_registry(data: object, problems: _Problems) -> RegistryConfig:
         promote_on=promote_on,
         alias=alias,
         challenger=challenger,
+        timeout_minutes=section.number("timeout_minutes", positive=True) or 10.0,
     )

@@ -1,4 +1,4 @@
-"""`mlci registry show|history` and `mlci rollback`: the registry's versions and aliases."""
+"""`mlci registry show|history|repair` and `mlci rollback`: the registry's versions and aliases."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mlci.config import load_config, locate
 from mlci.console import columns
 from mlci.errors import EXIT_OK, UsageError
 from mlci.registry import open_registry
-from mlci.registry.base import AliasMove, ModelVersion
+from mlci.registry.base import AliasMove, Inconsistency, ModelVersion
 from mlci.registry.mlflow import redact_uri
 
 
@@ -56,10 +56,54 @@ def registry_show_command(*, config: Path | None, as_json: bool) -> int:
             )
         )
     sys.stdout.write("\n".join(columns(rows)) + "\n")
-    for v in versions:
-        if v.problem:
-            sys.stdout.write(f"! v{v.version}: {v.problem}\n")
+    found = registry.inconsistencies(loaded.model_name, versions)
+    for item in found:
+        sys.stdout.write(f"! {item.subject}: {item.problem}\n")
+    if found:
+        sys.stdout.write(REPAIR_HINT + "\n")
     return EXIT_OK
+
+
+REPAIR_HINT = "repair: `mlci registry repair` shows what it would change; `--yes` does it"
+
+
+def registry_repair_command(*, config: Path | None, apply: bool, as_json: bool) -> int:
+    """Withdraw what `mlci registry show` marks; only says what it would do without `apply`."""
+    loaded = load_config(locate(config))
+    registry = open_registry(loaded, os.environ)
+    found = registry.inconsistencies(loaded.model_name)
+    done = [registry.repair(item) if apply else None for item in found]
+    if as_json:
+        payload = {
+            "model": loaded.model_name,
+            "tracking_uri": redact_uri(registry.tracking_uri),
+            "applied": apply,
+            "items": [_repair_json(item, did) for item, did in zip(found, done, strict=True)],
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return EXIT_OK
+    where = f"{loaded.model_name} in {redact_uri(registry.tracking_uri)}"
+    if not found:
+        sys.stdout.write(f"{where}: nothing to repair\n")
+        return EXIT_OK
+    sys.stdout.write(f"{where}\n")
+    for item, did in zip(found, done, strict=True):
+        sys.stdout.write(f"! {item.subject}: {item.problem}\n")
+        sys.stdout.write(f"  {'done: ' + did if did else 'would: ' + item.repair}\n")
+    if not apply:
+        sys.stdout.write("Nothing changed: `mlci registry repair --yes` does it.\n")
+    return EXIT_OK
+
+
+def _repair_json(item: Inconsistency, done: str | None) -> dict[str, object]:
+    return {
+        "subject": item.subject,
+        "version": item.version,
+        "run_id": item.run_id,
+        "problem": item.problem,
+        "repair": item.repair,
+        "done": done,
+    }
 
 
 def _when(created_ms: int | None) -> str:

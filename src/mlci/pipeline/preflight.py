@@ -295,6 +295,35 @@ def check_registry(ctx: DoctorContext) -> CheckResult:
     return CheckResult("registry", "skip", f"{shown}: mlci cannot check this kind of URI")
 
 
+def check_registry_repair(ctx: DoctorContext) -> CheckResult:
+    """What failed or dead jobs left in the registry, as `mlci registry show` marks it."""
+    name = "registry consistency"
+    if ctx.config is None:
+        return CheckResult(name, "skip", "no configuration")
+    from dataclasses import replace
+
+    from mlci.registry import open_registry
+    from mlci.registry.mlflow import redact_uri
+
+    # A question, not the run's work: a registry that does not answer is check_registry's.
+    quick = replace(ctx.config.registry, timeout_minutes=HTTP_TIMEOUT_S / 60)
+    registry = open_registry(replace(ctx.config, registry=quick), ctx.env)
+    try:
+        found = registry.inconsistencies(ctx.config.model_name)
+    except MlciError as exc:
+        return CheckResult(name, "skip", f"the registry could not be read: {exc.message}")
+    if not found:
+        where = redact_uri(registry.tracking_uri)
+        return CheckResult(name, "ok", f"nothing left by failed or dead jobs in {where}")
+    items = "; ".join(f"{item.subject}: {item.problem} (repair: {item.repair})" for item in found)
+    return CheckResult(
+        name,
+        "warn",
+        f"{len(found)} left by failed or dead jobs in {ctx.config.model_name}: {items}",
+        "`mlci registry repair --yes` (`mlci registry repair` first shows what it changes)",
+    )
+
+
 def _check_server(uri: str, shown: str) -> CheckResult:
     import base64  # only here: `mlci gate` imports this module and starts fast
     import urllib.error
@@ -986,6 +1015,7 @@ CHECKS: list[Check] = [
     check_job_timeout,
     check_install,
     check_registry,
+    check_registry_repair,
     check_dvc,
     check_forge_token,
     check_forge_access,

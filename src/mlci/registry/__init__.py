@@ -23,4 +23,5 @@ def open_registry(config: Config, env: Mapping[str, str]) -> MlflowRegistry:
     return MlflowRegistry(
         resolve_tracking_uri(uri, config.root),
         artifact_root=config.root / ".mlci" / "mlartifacts",
+        timeout_s=config.registry.timeout_minutes * 60,
     )

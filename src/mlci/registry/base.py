@@ -66,6 +66,30 @@ class ModelVersion:
 
 
 @dataclass(frozen=True)
+class Inconsistency:
+    """Something a failed or dead job left in the registry, and how `mlci registry repair`
+    withdraws it: a version not to be trusted, or a run left RUNNING without a version."""
+
+    model: str
+    subject: str  # "v3", or "run 1a2b3c4d (clf@deadbeef)"
+    problem: str
+    version: str | None = None  # None: a run without a version
+    run_id: str | None = None
+    aliases: tuple[str, ...] = ()  # aliases on the version: it is not repaired while held
+
+    @property
+    def repair(self) -> str:
+        """What repairing does."""
+        if self.aliases:
+            held = ", ".join(f"@{alias}" for alias in self.aliases)
+            return f"nothing while {held} points at it: move the alias first (mlci rollback --to)"
+        if self.version is None:
+            return "mark the run FAILED"
+        run = " and mark its run FAILED" if self.run_id else ""
+        return f"delete {self.subject} (tag it mlci.failed where deleting is refused){run}"
+
+
+@dataclass(frozen=True)
 class AliasMove:
     """One move of an alias, as the registry's history records it."""
 

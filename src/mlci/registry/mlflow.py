@@ -23,7 +23,15 @@ from typing import Any, Literal
 
 from mlci.core.redact import MASK, mask, redact_url
 from mlci.errors import ExternalError, MlciError, UsageError
-from mlci.registry.base import UNREAD, AliasMove, Lineage, ModelVersion, Unread
+from mlci.registry.base import (
+    UNREAD,
+    AliasMove,
+    Inconsistency,
+    Lineage,
+    ModelVersion,
+    Unread,
+)
+from mlci.registry.budget import Budget, DeadlineExceeded
 from mlci.registry.packaging import PackagedModel, package_model
 from mlci.secrets import secret_values
 
@@ -65,9 +73,18 @@ def resolve_tracking_uri(uri: str, root: Path) -> str:
 class MlflowRegistry:
     """`Registry` on MLflow. Metrics and lineage live on the version's MLflow run and tags."""
 
-    def __init__(self, tracking_uri: str, *, artifact_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        *,
+        artifact_root: Path | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
+        # All requests to a server together (registry.timeout_minutes); a local file: none.
+        server = tracking_uri.startswith(("http://", "https://"))
+        self.budget = Budget(timeout_s if server else None)
         self._client_instance: Any = None
         self._depth = 0  # operations under way (`_errors` blocks)
 
@@ -160,16 +177,68 @@ class MlflowRegistry:
 
     def _clean_stale(self, model: str) -> None:
         """Fail the runs of `model` that dead jobs left RUNNING, and withdraw their versions."""
+        for run in self._stale_runs(model):
+            self._discard(model, run.info.run_id, _STALE_WHY)
+
+    def _stale_runs(self, model: str) -> list[Any]:
+        """The runs of `model` that dead jobs left RUNNING."""
         experiment = self._api().get_experiment_by_name(EXPERIMENT)
         if experiment is None:
-            return
+            return []
         running = self._api().search_runs(
             [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'"
         )
-        for run in running:
-            mine = run.data.tags.get("mlflow.runName", "").startswith(f"{model}@")
-            if mine and _stale(run):
-                self._discard(model, run.info.run_id, _STALE_WHY)
+        mine = [r for r in running if r.data.tags.get("mlflow.runName", "").startswith(f"{model}@")]
+        return [run for run in mine if _stale(run)]
+
+    # -- repair --------------------------------------------------------------------------
+
+    def inconsistencies(
+        self, model: str, versions: list[ModelVersion] | None = None
+    ) -> list[Inconsistency]:
+        """What `versions` marks (given, or read), and the runs of `model` that dead jobs
+        left RUNNING before they made a version."""
+        versions = self.versions(model) if versions is None else versions
+        found = [
+            Inconsistency(model, f"v{v.version}", v.problem, v.version, v.run_id, v.aliases)
+            for v in versions
+            if v.problem
+        ]
+        if self._sqlite_missing():
+            return found
+        with_version = {v.run_id for v in versions}
+        with self._errors(f"looking for the runs of {model} left RUNNING"):
+            for run in self._stale_runs(model):
+                if run.info.run_id in with_version:
+                    continue
+                name = run.data.tags.get("mlflow.runName", "")
+                subject = f"run {run.info.run_id[:8]} ({name})"
+                why = _ORPHAN_WHY
+                found.append(Inconsistency(model, subject, why, run_id=run.info.run_id))
+        return found
+
+    def repair(self, found: Inconsistency) -> str:
+        """Withdraw what `found` names, as the next promotion would; says what was done."""
+        if found.aliases:
+            return f"left as it is: {found.repair}"
+        client = self._api()
+        with self._errors(f"repairing {found.subject} of {found.model}"):
+            if found.run_id is not None:
+                client.set_terminated(found.run_id, status="FAILED")
+            if found.version is None:
+                return "run marked FAILED"
+            marked = "; its run marked FAILED" if found.run_id else ""
+            try:
+                client.delete_model_version(found.model, found.version)
+            except _ClientFailure as failure:
+                why = f"withdrawn by mlci registry repair: {found.problem}"[:_TAG_LIMIT]
+                client.set_model_version_tag(found.model, found.version, _FAILED_TAG, why)
+                refused = str(failure).strip().splitlines()[0] if str(failure).strip() else ""
+                return (
+                    f"kept, tagged {_FAILED_TAG} (deleting it was refused: {refused}; a user "
+                    f"with MANAGE permission on {found.model} can delete it){marked}"
+                )
+            return f"deleted{marked}"
 
     def _discard(self, model: str, run_id: str, why: str) -> None:
         """Mark the run FAILED and delete its versions (or tag them, without MANAGE)."""
@@ -285,7 +354,9 @@ class MlflowRegistry:
                 mlflow_rest.refuse_plain_http(self.tracking_uri)  # MLflow's client too
             if mlflow_rest.usable(self.tracking_uri, os.environ):
                 # A server: its REST API, without the seconds of importing MLflow.
-                self._client_instance = mlflow_rest.RestClient(self.tracking_uri)
+                self._client_instance = mlflow_rest.RestClient(
+                    self.tracking_uri, budget=self.budget
+                )
                 return self._client_instance
             prefix = "sqlite:///"
             if self.tracking_uri.startswith(prefix):
@@ -304,7 +375,7 @@ class MlflowRegistry:
 
     def _api(self) -> _Client:
         """The client, for calls whose failures `_errors` explains as the registry's."""
-        return _Client(self._client())
+        return _Client(self._client(), self.budget)
 
     def _aliases(self, model: str) -> dict[str, str]:
         registered = self._api().get_registered_model(model)
@@ -476,18 +547,23 @@ class _Client:
     `_ClientFailure`: only those are the registry's failures, not mlci's reading of the
     answers."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, budget: Budget) -> None:
         self._client = client
+        self._budget = budget
 
     def __getattr__(self, name: str) -> Any:
-        return _failing_as_client(getattr(self._client, name))
+        return _failing_as_client(getattr(self._client, name), self._budget)
 
 
-def _failing_as_client(call: Callable[..., Any]) -> Callable[..., Any]:
+def _failing_as_client(
+    call: Callable[..., Any], budget: Budget | None = None
+) -> Callable[..., Any]:
     @functools.wraps(call)
     def calling(*args: Any, **kwargs: Any) -> Any:
         try:
-            return call(*args, **kwargs)
+            if budget is None or budget.seconds is None:
+                return call(*args, **kwargs)
+            return _within(budget, call, *args, **kwargs)
         except MlciError:
             raise  # the REST client's own errors say what failed already
         except Exception as exc:
@@ -496,7 +572,78 @@ def _failing_as_client(call: Callable[..., Any]) -> Callable[..., Any]:
     return calling
 
 
+def _within(budget: Budget, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`call` in what is left of `budget`. MLflow's own client reads its timeout and
+    retries from the environment at each request: both are cut to fit (the REST client
+    cuts its own)."""
+    if budget.spent():
+        raise budget.exceeded("no answer in time")
+    with budget.counting(), _mlflow_limits(budget.left()) as cut:
+        try:
+            return call(*args, **kwargs)
+        except DeadlineExceeded:
+            raise
+        except Exception as exc:
+            # Timed out under limits cut to the budget: what is left fits no other attempt.
+            if budget.spent() or (cut and "timed out" in str(exc)):
+                raise budget.exceeded(f"no answer in time ({type(exc).__name__})") from exc
+            raise
+
+
+_MLFLOW_LIMITS = (
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+)
+
+
+@contextlib.contextmanager
+def _mlflow_limits(left: float | None) -> Iterator[bool]:
+    """MLflow's timeout and retries for one call, so that all its attempts and backoff
+    waits (factor * 2^n, plus up to a second of jitter each) end within `left` seconds.
+    Yields whether they had to be cut."""
+    saved = {name: os.environ.get(name) for name in _MLFLOW_LIMITS}
+    if left is None:
+        yield False
+        return
+    per_request = _env_number("MLFLOW_HTTP_REQUEST_TIMEOUT", 120)
+    retries = int(_env_number("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 3))
+    backoff = int(_env_number("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", 1))
+
+    def waits(n: int) -> float:
+        return float(backoff * (2**n - 1) + n)
+
+    asked = retries
+    while retries and waits(retries) + retries + 1 > left:
+        retries -= 1
+    each = max(int(min(per_request, (left - waits(retries)) / (retries + 1))), 1)
+    cut = retries < asked or each < per_request
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(each)  # MLflow reads an int
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(backoff)
+    try:
+        yield cut
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return max(float(os.environ.get(name) or default), 0.0)
+    except ValueError:
+        return default
+
+
 _STALE_WHY = f"its run was left RUNNING by a dead job (for over {STALE_RUN_S // 3600} h)"
+
+
+_ORPHAN_WHY = (
+    f"left RUNNING by a dead job (for over {STALE_RUN_S // 3600} h) before it made a version"
+)
 
 
 def _stale(run: Any) -> bool:
@@ -519,6 +666,12 @@ def _explain(exc: Exception, doing: str, where: str) -> str:
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     from mlci.registry import mlflow_rest
 
+    if isinstance(exc, DeadlineExceeded):
+        return (
+            f"the MLflow server {where} did not answer in time while {doing}: {first}; check "
+            f"that the server is up and answering (a proxy or firewall that holds connections "
+            f"open looks like this), or raise registry.timeout_minutes in mlci.yaml"
+        )
     if "FAILED_REGISTRATION" in text:
         return (
             f"the MLflow server {where} answered, but the model version it made while "

@@ -14,7 +14,9 @@ plain objects with the attributes it reads. One connection is kept open for all 
   MLFLOW_TRACKING_SERVER_CERT_PATH, MLFLOW_TRACKING_CLIENT_CERT_PATH.
 - Retries as MLflow's: connection failures, 429 and 5xx answers, up to
   MLFLOW_HTTP_REQUEST_MAX_RETRIES times, waiting MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR * 2^n
-  seconds (or the server's Retry-After); each request may take MLFLOW_HTTP_REQUEST_TIMEOUT.
+  seconds (or the server's Retry-After); each request may take MLFLOW_HTTP_REQUEST_TIMEOUT,
+  and never more than what is left of the run's `Budget` (registry.timeout_minutes): once
+  that is spent, no retry starts and the request fails with `DeadlineExceeded`.
   Unlike MLflow's, a create that may have been applied (a 5xx, a timeout, a connection
   lost after sending) is looked up before it is sent again: a model version by its run,
   a run by the `mlci.request` tag it was created with. A 502 from a proxy after the server
@@ -47,6 +49,7 @@ from typing import Any, BinaryIO
 from mlci import __version__
 from mlci.core.redact import plain_http_refusal
 from mlci.errors import ExternalError, UsageError
+from mlci.registry.budget import Budget
 
 _API = "/api/2.0/mlflow"
 _ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
@@ -174,8 +177,15 @@ class FileInfo:
 class RestClient:
     """The subset of `mlflow.MlflowClient` that `MlflowRegistry` uses, over HTTP."""
 
-    def __init__(self, tracking_uri: str, env: Mapping[str, str] | None = None) -> None:
-        self._http = _Connection(tracking_uri, os.environ if env is None else env)
+    def __init__(
+        self,
+        tracking_uri: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        budget: Budget | None = None,
+    ) -> None:
+        env = os.environ if env is None else env
+        self._http = _Connection(tracking_uri, env, budget)
         self.tracking_uri = tracking_uri
         self._artifact_uris: dict[str, str] = {}  # run id -> its artifact URI
         self._mlflow_client: Any = None
@@ -452,8 +462,11 @@ class RestClient:
 class _Connection:
     """One kept-alive HTTP(S) connection to the server, with MLflow's retries and auth."""
 
-    def __init__(self, tracking_uri: str, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, tracking_uri: str, env: Mapping[str, str], budget: Budget | None = None
+    ) -> None:
         self._connection: http.client.HTTPConnection | None = None  # first: __del__ reads it
+        self.budget = budget or Budget(None)
         parts = urllib.parse.urlsplit(tracking_uri)
         self.https = parts.scheme == "https"
         self.host = parts.hostname or ""
@@ -540,38 +553,50 @@ class _Connection:
         restart: Any = None,
         applied: Callable[[], bytes | None] | None = None,
     ) -> tuple[int, bytes]:
-        attempt = 0
-        while True:
-            wait: float | None = None
-            try:
-                if restart is not None:
-                    restart()
-                status, answer_headers, answer = self._once(
-                    method, url, body(), headers, out, restart, resend=applied is None
-                )
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                failure = RestError(f"cannot connect to {self.netloc}: {_reason(exc)}")
-            else:
-                if status < 300:
-                    return status, answer
-                failure = _error(status, answer, answer_headers)
-                if status not in _RETRY_STATUS:
+        with self.budget.counting():  # retries, waits and lookups: all of it counts
+            attempt = 0
+            while True:
+                wait: float | None = None
+                try:
+                    if restart is not None:
+                        restart()
+                    status, answer_headers, answer = self._once(
+                        method, url, body(), headers, out, restart, resend=applied is None
+                    )
+                except (OSError, http.client.HTTPException) as exc:
+                    self.close()
+                    failure = RestError(f"cannot connect to {self.netloc}: {_reason(exc)}")
+                    if self.budget.spent():
+                        raise self._deadline(attempt) from None
+                else:
+                    if status < 300:
+                        return status, answer
+                    failure = _error(status, answer, answer_headers)
+                    if status not in _RETRY_STATUS:
+                        raise failure
+                    wait = _retry_after(answer_headers.get("retry-after"))
+                last = attempt >= self.retries
+                if not last:
+                    pause = wait if wait is not None else self.backoff * 2**attempt
+                    left = self.budget.left()
+                    if left is not None and pause >= left:
+                        raise self._deadline(attempt)  # the retry could not even start
+                    time.sleep(pause)
+                # A create the server may have applied before the error: found, not sent twice.
+                done = applied() if applied is not None else None
+                if done is not None:
+                    return 200, done
+                if last:
+                    self.close()  # nothing left to send on it
+                    if attempt:
+                        failure.args = (f"{failure.args[0]} (after {attempt + 1} attempts)",)
                     raise failure
-                wait = _retry_after(answer_headers.get("retry-after"))
-            last = attempt >= self.retries
-            if not last:
-                time.sleep(wait if wait is not None else self.backoff * 2**attempt)
-            # A create the server may have applied before the error: found, not sent twice.
-            done = applied() if applied is not None else None
-            if done is not None:
-                return 200, done
-            if last:
-                self.close()  # nothing left to send on it
-                if attempt:
-                    failure.args = (f"{failure.args[0]} (after {attempt + 1} attempts)",)
-                raise failure
-            attempt += 1
+                attempt += 1
+
+    def _deadline(self, attempt: int) -> Exception:
+        self.close()
+        tries = f" ({attempt + 1} attempts)" if attempt else ""
+        return self.budget.exceeded(f"no answer from {self.netloc}{tries}")
 
     def _once(
         self,
@@ -608,6 +633,14 @@ class _Connection:
         out: BinaryIO | None,
     ) -> tuple[int, dict[str, str], bytes]:
         connection = self._connect()
+        # Each request waits at most what is left of the run's budget for the registry.
+        left = self.budget.left()
+        if left is not None and left <= 0:
+            raise TimeoutError("registry.timeout_minutes spent")
+        timeout = self.timeout if left is None else min(self.timeout, left)
+        connection.timeout = timeout
+        if connection.sock is not None:
+            connection.sock.settimeout(timeout)
         connection.request(method, url, body=body, headers={**self.headers, **headers})
         response = connection.getresponse()
         answer_headers = {name.lower(): value for name, value in response.getheaders()}
