@@ -98,7 +98,7 @@ def find_baseline(
             None, notes=(f"No baseline: {config.model_name} has no @{config.registry.alias} yet.",)
         )
     if request.mode == "git":
-        return _from_git(config, context, request.ref, cache, strict=True)
+        return _from_git(config, context, request.ref, cache, console, strict=True)
     unread = None  # why the registry could not be read, when it could not
     try:
         found = _from_registry(config, registry, cache)
@@ -108,7 +108,7 @@ def find_baseline(
         found, unread = None, exc.message
     if found is not None:
         return found
-    from_git = _from_git(config, context, request.ref, cache, strict=False)
+    from_git = _from_git(config, context, request.ref, cache, console, strict=False)
     if unread is None:
         notes = [f"{config.model_name} has no @{config.registry.alias} in the registry yet"]
     elif from_git.baseline is not None:
@@ -184,14 +184,23 @@ def param_text(value: MetricValue) -> str:
 
 
 def _from_git(
-    config: Config, context: CiContext, ref: str | None, cache: Path, *, strict: bool
+    config: Config,
+    context: CiContext,
+    ref: str | None,
+    cache: Path,
+    console: Console,
+    *,
+    strict: bool,
 ) -> BaselineChoice:
     try:
-        commit, label = base_commit(config, context, ref)
+        base = base_commit(config, context, ref)
     except UsageError as exc:
         if strict:
             raise
         return BaselineChoice(None, notes=(f"no git baseline: {exc.message}",))
+    commit, label = base.commit, base.label
+    if base.note is not None:
+        console.warn(base.note)
     if commit is None:
         return BaselineChoice(None, notes=(f"no git baseline: {label}",))
     prefix = git.prefix(config.root)
@@ -217,6 +226,7 @@ def _from_git(
             )
         return BaselineChoice(None, notes=(f"no git baseline: {why}",))
     notes = (f"Not committed at {label}: {', '.join(missing)}.",) if missing else ()
+    notes = notes if base.note is None else (base.note, *notes)
     params: dict[str, str] = {}
     for name in config.report.params:
         content = git.read_file_at(config.root, commit, prefix + name)
