@@ -309,3 +309,54 @@ def test_a_disk_that_refuses_the_report_exits_3_with_the_verdict(
         assert "gate: failed" in result.stdout
         assert "accuracy 0.7 is below the minimum 0.8" in result.stdout
         assert f"report: not written, {project.out} refused it" in result.stdout
+
+
+def test_a_dirty_tree_on_main_is_not_promoted(project: Project) -> None:
+    project.write("train.py", (project.root / "train.py").read_text() + "# an edit\n")
+
+    result = mlci("run", cwd=project.root)
+
+    assert result.returncode == 0  # the gate passed; only the promotion is skipped
+    assert "uncommitted changes: train.py" in result.stderr
+    assert "registry: not promoted: uncommitted changes (train.py)" in result.stdout
+    assert "--force-promote" in result.stdout
+    assert "with uncommitted changes" in (project.out / "report.md").read_text()
+    assert "no versions registered yet" in mlci("registry", "show", cwd=project.root).stdout
+
+
+def test_what_the_training_writes_and_untracked_files_leave_the_tree_clean(
+    project: Project,
+) -> None:
+    project.write("dvc.lock", "schema: '2.0'\nstages:\n  eval:\n    outs:\n    - path: eval\n")
+    (project.root / "eval").mkdir()
+    project.write("eval/scores.json", '{"auc": 0.8}\n')
+    project.commit("a DVC stage whose output git tracks (cache: false)")
+    project.write("dvc.lock", "schema: '2.0'\nstages:\n  eval:\n    outs:\n    - path: eval\n#\n")
+    project.write("eval/scores.json", '{"auc": 0.9}\n')
+    project.write("notes.txt", "scratch, never added\n")
+
+    result = mlci("run", cwd=project.root)
+
+    assert result.returncode == 0
+    assert "registry: version 1 registered" in result.stdout
+    assert "uncommitted" not in (project.out / "report.md").read_text()
+
+
+def test_force_promote_registers_a_dirty_tree_and_says_so(project: Project) -> None:
+    project.write("train.py", (project.root / "train.py").read_text() + "# an edit\n")
+
+    result = mlci("run", "--force-promote", cwd=project.root)
+
+    assert result.returncode == 0
+    forced = "version 1 registered (forced with --force-promote, although uncommitted changes"
+    assert f"registry: {forced} (train.py)" in result.stdout
+    assert forced in (project.out / "report.md").read_text()
+    shown = mlci("registry", "show", cwd=project.root).stdout
+    assert "(dirty)" in shown.splitlines()[2]
+    data = json.loads(mlci("registry", "show", "--json", cwd=project.root).stdout)
+    assert data["versions"][0]["dirty"] is True
+    from mlflow import MlflowClient
+
+    tracking = f"sqlite:///{project.root / '.mlci' / 'mlflow.db'}"
+    tags = MlflowClient(tracking_uri=tracking).get_model_version("tiny-model", "1").tags
+    assert (tags["mlci.dirty"], tags["mlci.forced"]) == ("true", "true")

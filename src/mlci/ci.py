@@ -25,7 +25,8 @@ class CiContext:
     event: Event
     branch: str | None  # the branch built (a PR's head branch for pull requests)
     sha: str | None
-    dirty: bool = False
+    dirty: bool = False  # tracked files changed since the commit (outside CI)
+    changed: tuple[str, ...] = ()  # which, of those the model depends on (mlci.pipeline.preflight)
     pr_number: int | None = None
     base_ref: str | None = None
     run_url: str | None = None

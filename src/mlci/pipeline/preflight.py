@@ -9,6 +9,7 @@ warnings never stop a run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -17,7 +18,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -926,11 +927,49 @@ def preflight(config: Config, env: Mapping[str, str]) -> list[CheckResult]:
 def context(config: Config, env: Mapping[str, str], console: Console) -> CiContext:
     """Where this run happens (the CI, the event, the branch and commit), said on the log."""
     found = detect_context(config.root, env)
+    if found.dirty:
+        changed = uncommitted(config)
+        found = dataclasses.replace(found, dirty=bool(changed), changed=changed)
     where = f"{found.branch or 'detached HEAD'} @ {(found.sha or 'no commit')[:12]}"
-    dirty = " (uncommitted changes)" if found.dirty else ""
+    dirty = f" (uncommitted changes: {_few(found.changed)})" if found.dirty else ""
     kind = "local" if found.ci == "local" else f"{found.ci} {found.event}"
     console.step("context", f"{kind} build of {where}{dirty}")
     return found
+
+
+def uncommitted(config: Config) -> tuple[str, ...]:
+    """The tracked files of the project changed since the commit, but for what the training
+    writes: `evaluate.metrics`, `evaluate.predictions`, `registry.model`, `dvc.lock` and the
+    stage outputs it lists (`.mlci/` and DVC's cached outputs are not tracked by git).
+    Untracked files do not count, as in `git describe --dirty`."""
+    written = [*config.evaluate.metrics, config.evaluate.predictions, config.registry.model]
+    outputs = {PurePosixPath(name).as_posix() for name in written if name}
+    for lock in (n for n in git.list_files(config.root) if PurePosixPath(n).name == "dvc.lock"):
+        outputs |= {lock, *_stage_outputs(config.root / lock, PurePosixPath(lock).parent)}
+    return tuple(
+        name
+        for name in git.changed_files(config.root)
+        if not any(name == out or name.startswith(f"{out}/") for out in outputs)
+    )
+
+
+def _stage_outputs(lock: Path, folder: PurePosixPath) -> list[str]:
+    try:
+        stages = (yamlsafe.load_bounded(lock.read_text(encoding="utf-8")) or {}).get("stages")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        return []  # a dvc.lock DVC itself cannot read: the data stage says so
+    return [
+        (folder / str(out["path"])).as_posix().removeprefix("./")
+        for lock_stage in (stages.values() if isinstance(stages, dict) else ())
+        if isinstance(lock_stage, dict)
+        for out in lock_stage.get("outs") or []
+        if isinstance(out, dict) and out.get("path")
+    ]
+
+
+def _few(names: tuple[str, ...]) -> str:
+    shown_names = ", ".join(names[:3])
+    return shown_names + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def warn(config: Config, env: Mapping[str, str], console: Console) -> None:
