@@ -190,10 +190,39 @@ def test_gate_baseline_sources_are_exclusive(project: Project) -> None:
     assert "not allowed with argument" in result.stderr
 
 
-def test_gate_baseline_predictions_need_a_baseline_file(project: Project) -> None:
-    result = mlci("gate", "--baseline-predictions", "p.csv", cwd=project.root)
-    assert result.returncode == 2
-    assert "--baseline-predictions goes with --baseline FILE" in result.stderr
+def test_gate_computes_the_baselines_metrics_from_its_predictions_alone(tmp_path: Path) -> None:
+    (tmp_path / "mlci.yaml").write_text(
+        "model: {name: m}\nevaluate: {predictions: candidate.csv}\n"
+        "gate:\n  rules:\n    - {metric: accuracy, max_drop: 0.01}\n"
+    )
+    rows = "".join(f"{i},{i % 2},{i % 2}\n" for i in range(10))
+    (tmp_path / "baseline.csv").write_text("id,y_true,y_pred\n" + rows)
+    worse = rows.replace("0,0,0\n", "0,0,1\n").replace("3,1,1\n", "3,1,0\n")
+    (tmp_path / "candidate.csv").write_text("id,y_true,y_pred\n" + worse)
+
+    result = mlci("gate", "--baseline-predictions", "baseline.csv", cwd=tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    assert "accuracy dropped 0.2 from 1 to 0.8" in result.stdout
+    gate = json.loads((tmp_path / ".mlci" / "out" / "gate.json").read_text())
+    assert gate["baseline"]["label"].endswith("baseline.csv")
+
+
+def test_gate_on_files_works_outside_a_git_repository(tmp_path: Path) -> None:
+    (tmp_path / "mlci.yaml").write_text(
+        "model: {name: m}\nevaluate: {metrics: [metrics.json]}\n"
+        "gate:\n  rules:\n    - {metric: accuracy, max_drop: 0.01}\n"
+    )
+    (tmp_path / "a.json").write_text('{"accuracy": 0.9}')
+    (tmp_path / "b.json").write_text('{"accuracy": 0.95}')
+
+    result = mlci("gate", "--candidate", "a.json", "--baseline", "b.json", cwd=tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    assert "accuracy dropped 0.05 from 0.95 to 0.9" in result.stdout
+    assert "local build of a folder outside git" in result.stderr
+    assert (tmp_path / ".mlci" / "out" / "gate.json").is_file()
+    assert mlci("run", cwd=tmp_path).returncode == 2  # a run records a commit: it needs git
 
 
 def test_gate_candidate_files_replace_the_configured_ones(project: Project, tmp_path: Path) -> None:

@@ -91,7 +91,6 @@ def find_baseline(
     if request.mode == "none":
         return BaselineChoice(None, notes=("No baseline: gate.baseline is none.",))
     if request.mode == "file":
-        assert request.file is not None
         return _from_file(config, request.file, request.predictions)
     if request.mode == "registry":
         return _from_registry(config, registry, cache) or BaselineChoice(
@@ -131,7 +130,16 @@ def find_baseline(
     return BaselineChoice(None, notes=(f"No baseline ({'; '.join(notes)}).",))
 
 
-def _from_file(config: Config, file: Path, predictions: Path | None) -> BaselineChoice:
+def _from_file(config: Config, file: Path | None, predictions: Path | None) -> BaselineChoice:
+    if file is None:  # only its predictions: its metrics computed as the candidate's are
+        assert predictions is not None
+        from mlci.core import stats
+        from mlci.predictions import load_predictions
+
+        task = config.evaluate.task
+        values = stats.compute_metrics(load_predictions(predictions, task=task), task)
+        baseline = Baseline(source="file", label=str(predictions), metrics=dict(values))
+        return BaselineChoice(baseline, predictions=predictions)
     metrics = read_metrics([file], root=config.root)
     return BaselineChoice(
         Baseline(source="file", label=str(file), metrics=metrics.values), predictions=predictions

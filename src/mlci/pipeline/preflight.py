@@ -31,6 +31,7 @@ from mlci.console import Console
 from mlci.core import yamlsafe
 from mlci.core.redact import plain_http_refusal
 from mlci.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, MlciError
+from mlci.pipeline.basecommit import base_commit
 
 Status = Literal["ok", "warn", "fail", "skip"]
 GB = 1_000_000_000
@@ -139,6 +140,33 @@ def check_git_history(ctx: DoctorContext) -> CheckResult:
             exit_code=EXIT_USAGE,
         )
     return CheckResult("git history", "ok", "the whole history is here")
+
+
+def check_baseline(ctx: DoctorContext) -> CheckResult:
+    """The baseline the run will read, where finding it needs no network: the git base
+    branch (`gate.baseline: git`) or the file (`file:PATH`), so that a missing one stops
+    the run before the training, not after."""
+    config = ctx.config
+    mode = config.gate.baseline if config else "auto"
+    if config is None or mode in ("auto", "registry", "none"):
+        why = "the registry, then git, when reachable" if mode == "auto" else f"{mode}"
+        return CheckResult("baseline", "skip", f"gate.baseline: {why}")
+    if mode == "file":
+        assert config.gate.baseline_file is not None
+        if (config.root / config.gate.baseline_file).is_file():
+            return CheckResult("baseline", "ok", f"{config.gate.baseline_file} is there")
+        return CheckResult(
+            "baseline",
+            "fail",
+            f"gate.baseline: file:{config.gate.baseline_file} does not exist",
+            "commit the baseline's metrics file there, or fix the path in mlci.yaml",
+            exit_code=EXIT_USAGE,
+        )
+    try:
+        found = base_commit(config, detect_context(ctx.root, ctx.env), None)
+    except MlciError as exc:
+        return CheckResult("baseline", "fail", exc.message, exit_code=EXIT_USAGE)
+    return CheckResult("baseline", "ok", found.label)
 
 
 def check_timeout(ctx: DoctorContext) -> CheckResult:
@@ -866,6 +894,7 @@ CHECKS: list[Check] = [
     check_config,
     check_disk,
     check_git_history,
+    check_baseline,
     check_timeout,
     check_install,
     check_registry,
@@ -875,7 +904,13 @@ CHECKS: list[Check] = [
     check_gpu,
 ]
 # Cheap (no network, no subprocess but git): `mlci run` runs them before training.
-PREFLIGHT: list[Check] = [check_disk, check_git_history, check_timeout]
+PREFLIGHT: list[Check] = [
+    check_disk,
+    check_git_history,
+    check_baseline,
+    check_timeout,
+    check_forge_token,
+]
 
 
 # -- running them ----------------------------------------------------------------------------
@@ -912,9 +947,13 @@ def run_checks(ctx: DoctorContext, checks: list[Check] | None = None) -> list[Ch
     return [check(ctx) for check in (CHECKS if checks is None else checks)]
 
 
-def preflight(config: Config, env: Mapping[str, str]) -> list[CheckResult]:
-    """Run the cheap checks; raise PreflightError at the first failure, return warnings."""
-    results = run_checks(context_of(config, env), PREFLIGHT)
+def preflight(
+    config: Config, env: Mapping[str, str], *, registry: bool = False
+) -> list[CheckResult]:
+    """Run the cheap checks, and the registry's where the run cannot do without it; raise
+    PreflightError at the first failure, return warnings."""
+    checks = [*PREFLIGHT, check_registry] if registry else PREFLIGHT
+    results = run_checks(context_of(config, env), checks)
     for result in results:
         if result.status == "fail":
             raise PreflightError(result)
@@ -924,13 +963,18 @@ def preflight(config: Config, env: Mapping[str, str]) -> list[CheckResult]:
 # -- the pipeline's first stages ---------------------------------------------------------------
 
 
-def context(config: Config, env: Mapping[str, str], console: Console) -> CiContext:
-    """Where this run happens (the CI, the event, the branch and commit), said on the log."""
-    found = detect_context(config.root, env)
+def context(
+    config: Config, env: Mapping[str, str], console: Console, *, commit: bool = True
+) -> CiContext:
+    """Where this run happens (the CI, the event, the branch and commit), said on the log;
+    without `commit`, also outside a git repository."""
+    found = detect_context(config.root, env, commit=commit)
     if found.dirty:
         changed = uncommitted(config)
         found = dataclasses.replace(found, dirty=bool(changed), changed=changed)
     where = f"{found.branch or 'detached HEAD'} @ {(found.sha or 'no commit')[:12]}"
+    if found.branch is None and found.sha is None:
+        where = "a folder outside git"
     dirty = f" (uncommitted changes: {_few(found.changed)})" if found.dirty else ""
     kind = "local" if found.ci == "local" else f"{found.ci} {found.event}"
     console.step("context", f"{kind} build of {where}{dirty}")
@@ -972,7 +1016,9 @@ def _few(names: tuple[str, ...]) -> str:
     return shown_names + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def warn(config: Config, env: Mapping[str, str], console: Console) -> None:
-    """The cheap checks of `mlci doctor` before training: stop on a failure, print warnings."""
-    for warning in preflight(config, env):
+def warn(config: Config, env: Mapping[str, str], console: Console, *, registry: bool) -> None:
+    """The cheap checks of `mlci doctor` before training: stop on a failure, print warnings.
+    With `registry` (the run reads the champion or promotes, so cannot do without it), the
+    registry is checked too: one request to a server, rather than a failure after training."""
+    for warning in preflight(config, env, registry=registry):
         console.warn(warning.line())
