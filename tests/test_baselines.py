@@ -59,6 +59,15 @@ def choose(
     )
 
 
+def github_pull_request(head: str, base: str) -> dict[str, str]:
+    return {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_HEAD_REF": head,
+        "GITHUB_BASE_REF": base,
+    }
+
+
 def test_pull_request_branch_compares_with_the_merge_base(tmp_path: Path) -> None:
     project = make_repo(tmp_path)
     base = git.head_sha(tmp_path)
@@ -200,14 +209,8 @@ def test_github_pull_request_uses_the_base_ref_from_the_environment(tmp_path: Pa
     write_metrics(project, 0.88)
     git.commit_all(tmp_path, "stable")
     git.switch(tmp_path, "feature", create=True)
-    env = {
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_EVENT_NAME": "pull_request",
-        "GITHUB_HEAD_REF": "feature",
-        "GITHUB_BASE_REF": "stable",
-    }
 
-    choice = choose(project, env=env)
+    choice = choose(project, env=github_pull_request("feature", "stable"))
 
     assert choice.baseline is not None
     assert choice.baseline.metrics["accuracy"] == 0.88
@@ -292,17 +295,10 @@ def test_the_cis_base_branch_is_the_forges_and_a_stale_local_one_is_noted(
     write_metrics(project, 0.93)
     upstream = git.commit_all(tmp_path, "the forge's main")
     git.run_git("update-ref", "refs/remotes/origin/main", upstream, cwd=tmp_path)
-    git.run_git("branch", "--quiet", "-f", "stale", stale, cwd=tmp_path)
     git.switch(tmp_path, "feature", create=True)
     git.run_git("branch", "--quiet", "-f", "main", stale, cwd=tmp_path)  # left by a job
-    env = {
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_EVENT_NAME": "pull_request",
-        "GITHUB_HEAD_REF": "feature",
-        "GITHUB_BASE_REF": "main",
-    }
 
-    choice = choose(project, env=env)
+    choice = choose(project, env=github_pull_request("feature", "main"))
 
     assert choice.baseline is not None
     assert choice.baseline.metrics["accuracy"] == 0.93
