@@ -59,6 +59,15 @@ def choose(
     )
 
 
+def github_pull_request(head: str, base: str) -> dict[str, str]:
+    return {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_HEAD_REF": head,
+        "GITHUB_BASE_REF": base,
+    }
+
+
 def test_pull_request_branch_compares_with_the_merge_base(tmp_path: Path) -> None:
     project = make_repo(tmp_path)
     base = git.head_sha(tmp_path)
@@ -200,14 +209,8 @@ def test_github_pull_request_uses_the_base_ref_from_the_environment(tmp_path: Pa
     write_metrics(project, 0.88)
     git.commit_all(tmp_path, "stable")
     git.switch(tmp_path, "feature", create=True)
-    env = {
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_EVENT_NAME": "pull_request",
-        "GITHUB_HEAD_REF": "feature",
-        "GITHUB_BASE_REF": "stable",
-    }
 
-    choice = choose(project, env=env)
+    choice = choose(project, env=github_pull_request("feature", "stable"))
 
     assert choice.baseline is not None
     assert choice.baseline.metrics["accuracy"] == 0.88
@@ -226,3 +229,77 @@ def test_auto_falling_back_to_git_keeps_the_base_commits_params(tmp_path: Path) 
 
     assert choice.baseline is not None and choice.baseline.source == "git"
     assert choice.params == {"model.C": "0.1"}
+
+
+def stale_upstream(tmp_path: Path) -> Path:
+    """main at 0.95 locally, an origin/main left behind at 0.50, a feature branch at 0.90."""
+    project = make_repo(tmp_path)
+    write_metrics(project, 0.50)
+    old = git.commit_all(tmp_path, "the upstream's model")
+    git.run_git("update-ref", "refs/remotes/origin/main", old, cwd=tmp_path)
+    write_metrics(project, 0.95)
+    git.commit_all(tmp_path, "a better model, not pushed")
+    git.switch(tmp_path, "feature", create=True)
+    write_metrics(project, 0.90)
+    git.commit_all(tmp_path, "worse")
+    return project
+
+
+def test_a_named_base_ref_is_the_local_branch_not_a_stale_upstream(tmp_path: Path) -> None:
+    project = stale_upstream(tmp_path)
+
+    choice = choose(project, BaselineRequest(mode="git", ref="main"))
+
+    assert choice.baseline is not None
+    assert choice.baseline.metrics["accuracy"] == 0.95
+    assert choice.baseline.label.startswith("main at the merge base")
+    assert any(
+        "main (" in note and "origin/main (" in note and "differ" in note for note in choice.notes
+    )
+
+    # Where there is no local main (a CI checkout), origin/main stands in, without a note.
+    git.run_git("branch", "--quiet", "-D", "main", cwd=tmp_path)
+    choice = choose(project, BaselineRequest(mode="git", ref="main"))
+    assert choice.baseline is not None
+    assert choice.baseline.metrics["accuracy"] == 0.50
+    assert choice.baseline.label.startswith("origin/main at the merge base")
+    assert not any("differ" in note for note in choice.notes)
+
+
+def test_gate_baseline_git_without_a_ref_uses_the_local_main(tmp_path: Path) -> None:
+    project = stale_upstream(tmp_path)
+
+    choice = choose(project)  # gate.baseline: git, base branch: promote_on's main
+
+    assert choice.baseline is not None
+    assert choice.baseline.metrics["accuracy"] == 0.95
+
+
+def test_gate_base_ref_in_the_config_is_the_local_branch(tmp_path: Path) -> None:
+    project = stale_upstream(tmp_path)
+    config = project / "mlci.yaml"
+    named = config.read_text().replace("  baseline: git\n", "  baseline: git\n  base_ref: main\n")
+    config.write_text(named)
+
+    choice = choose(project)
+
+    assert choice.baseline is not None
+    assert choice.baseline.metrics["accuracy"] == 0.95
+
+
+def test_the_cis_base_branch_is_the_forges_and_a_stale_local_one_is_noted(
+    tmp_path: Path,
+) -> None:
+    project = make_repo(tmp_path)
+    stale = git.head_sha(tmp_path)
+    write_metrics(project, 0.93)
+    upstream = git.commit_all(tmp_path, "the forge's main")
+    git.run_git("update-ref", "refs/remotes/origin/main", upstream, cwd=tmp_path)
+    git.switch(tmp_path, "feature", create=True)
+    git.run_git("branch", "--quiet", "-f", "main", stale, cwd=tmp_path)  # left by a job
+
+    choice = choose(project, env=github_pull_request("feature", "main"))
+
+    assert choice.baseline is not None
+    assert choice.baseline.metrics["accuracy"] == 0.93
+    assert any("origin/main (" in note and "differ" in note for note in choice.notes)

@@ -191,10 +191,39 @@ def test_gate_baseline_sources_are_exclusive(project: Project) -> None:
     assert "not allowed with argument" in result.stderr
 
 
-def test_gate_baseline_predictions_need_a_baseline_file(project: Project) -> None:
-    result = mlci("gate", "--baseline-predictions", "p.csv", cwd=project.root)
-    assert result.returncode == 2
-    assert "--baseline-predictions goes with --baseline FILE" in result.stderr
+def test_gate_computes_the_baselines_metrics_from_its_predictions_alone(tmp_path: Path) -> None:
+    (tmp_path / "mlci.yaml").write_text(
+        "model: {name: m}\nevaluate: {predictions: candidate.csv}\n"
+        "gate:\n  rules:\n    - {metric: accuracy, max_drop: 0.01}\n"
+    )
+    rows = "".join(f"{i},{i % 2},{i % 2}\n" for i in range(10))
+    (tmp_path / "baseline.csv").write_text("id,y_true,y_pred\n" + rows)
+    worse = rows.replace("0,0,0\n", "0,0,1\n").replace("3,1,1\n", "3,1,0\n")
+    (tmp_path / "candidate.csv").write_text("id,y_true,y_pred\n" + worse)
+
+    result = mlci("gate", "--baseline-predictions", "baseline.csv", cwd=tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    assert "accuracy dropped 0.2 from 1 to 0.8" in result.stdout
+    gate = json.loads((tmp_path / ".mlci" / "out" / "gate.json").read_text())
+    assert gate["baseline"]["label"].endswith("baseline.csv")
+
+
+def test_gate_on_files_works_outside_a_git_repository(tmp_path: Path) -> None:
+    (tmp_path / "mlci.yaml").write_text(
+        "model: {name: m}\nevaluate: {metrics: [metrics.json]}\n"
+        "gate:\n  rules:\n    - {metric: accuracy, max_drop: 0.01}\n"
+    )
+    (tmp_path / "a.json").write_text('{"accuracy": 0.9}')
+    (tmp_path / "b.json").write_text('{"accuracy": 0.95}')
+
+    result = mlci("gate", "--candidate", "a.json", "--baseline", "b.json", cwd=tmp_path)
+
+    assert result.returncode == 1, result.stderr
+    assert "accuracy dropped 0.05 from 0.95 to 0.9" in result.stdout
+    assert "local build of a folder outside git" in result.stderr
+    assert (tmp_path / ".mlci" / "out" / "gate.json").is_file()
+    assert mlci("run", cwd=tmp_path).returncode == 2  # a run records a commit: it needs git
 
 
 def test_gate_candidate_files_replace_the_configured_ones(project: Project, tmp_path: Path) -> None:
@@ -310,3 +339,54 @@ def test_a_disk_that_refuses_the_report_exits_3_with_the_verdict(
         assert "gate: failed" in result.stdout
         assert "accuracy 0.7 is below the minimum 0.8" in result.stdout
         assert f"report: not written, {project.out} refused it" in result.stdout
+
+
+def test_a_dirty_tree_on_main_is_not_promoted(project: Project) -> None:
+    project.write("train.py", (project.root / "train.py").read_text() + "# an edit\n")
+
+    result = mlci("run", cwd=project.root)
+
+    assert result.returncode == 0  # the gate passed; only the promotion is skipped
+    assert "uncommitted changes: train.py" in result.stderr
+    assert "registry: not promoted: uncommitted changes (train.py)" in result.stdout
+    assert "--force-promote" in result.stdout
+    assert "with uncommitted changes" in (project.out / "report.md").read_text()
+    assert "no versions registered yet" in mlci("registry", "show", cwd=project.root).stdout
+
+
+def test_what_the_training_writes_and_untracked_files_leave_the_tree_clean(
+    project: Project,
+) -> None:
+    project.write("dvc.lock", "schema: '2.0'\nstages:\n  eval:\n    outs:\n    - path: eval\n")
+    (project.root / "eval").mkdir()
+    project.write("eval/scores.json", '{"auc": 0.8}\n')
+    project.commit("a DVC stage whose output git tracks (cache: false)")
+    project.write("dvc.lock", "schema: '2.0'\nstages:\n  eval:\n    outs:\n    - path: eval\n#\n")
+    project.write("eval/scores.json", '{"auc": 0.9}\n')
+    project.write("notes.txt", "scratch, never added\n")
+
+    result = mlci("run", cwd=project.root)
+
+    assert result.returncode == 0
+    assert "registry: version 1 registered" in result.stdout
+    assert "uncommitted" not in (project.out / "report.md").read_text()
+
+
+def test_force_promote_registers_a_dirty_tree_and_says_so(project: Project) -> None:
+    project.write("train.py", (project.root / "train.py").read_text() + "# an edit\n")
+
+    result = mlci("run", "--force-promote", cwd=project.root)
+
+    assert result.returncode == 0
+    forced = "version 1 registered (forced with --force-promote, although uncommitted changes"
+    assert f"registry: {forced} (train.py)" in result.stdout
+    assert forced in (project.out / "report.md").read_text()
+    shown = mlci("registry", "show", cwd=project.root).stdout
+    assert "(dirty)" in shown.splitlines()[2]
+    data = json.loads(mlci("registry", "show", "--json", cwd=project.root).stdout)
+    assert data["versions"][0]["dirty"] is True
+    from mlflow import MlflowClient
+
+    tracking = f"sqlite:///{project.root / '.mlci' / 'mlflow.db'}"
+    tags = MlflowClient(tracking_uri=tracking).get_model_version("tiny-model", "1").tags
+    assert (tags["mlci.dirty"], tags["mlci.forced"]) == ("true", "true")

@@ -677,3 +677,37 @@ def test_evaluate_row_limits_are_checked(setting: str, expected: str) -> None:
         "evaluate: {metrics: [metrics.json]}", f"evaluate: {{metrics: [metrics.json], {setting}}}"
     )
     assert expected in problem(text)
+
+
+def test_every_configured_file_of_a_type_mlci_cannot_read_is_refused_at_load() -> None:
+    message = problem(
+        """\
+        model: {name: digits}
+        evaluate: {metrics: [metrics.json, metrics.txt], predictions: preds.xlsx}
+        report: {params: [params.toml], training_log: log.txt}
+        gate: {baseline: "file:baseline.ini"}
+        """
+    )
+
+    assert "has 5 problems" in message
+    metrics = ".json, .yaml, .yml, .csv, .tsv"
+    assert (
+        f"evaluate.metrics[1]: metrics.txt: mlci cannot read a .txt file here; use one of {metrics}"
+        in message
+    )
+    assert (
+        "evaluate.predictions: preds.xlsx: mlci cannot read a .xlsx file here; use one of "
+        ".csv, .tsv, .jsonl, .ndjson, .parquet" in message
+    )
+    assert (
+        f"report.params[0]: params.toml: mlci cannot read a .toml file here; use one of {metrics}"
+        in message
+    )
+    assert (
+        "report.training_log: log.txt: mlci cannot read a .txt file here; use one of .csv, .json"
+        in message
+    )
+    assert (
+        f"gate.baseline: baseline.ini: mlci cannot read a .ini file here; use one of {metrics}"
+        in message
+    )

@@ -461,6 +461,7 @@ def test_doctor_prints_one_line_per_check_and_exits_0(project: Project) -> None:
         "config",
         "disk",
         "git",
+        "baseline",
         "timeout",
         "job",
         "mlci",  # mlci install

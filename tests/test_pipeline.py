@@ -308,12 +308,14 @@ def test_unreachable_registry_exits_3_and_names_the_variable(
     outcome, log = run(project)
 
     assert outcome.exit_code == EXIT_EXTERNAL
-    assert "cannot reach the MLflow server http://***@127.0.0.1:9" in log
+    # A promoting build cannot do without the registry: it stops before training.
+    assert "registry: http://***@127.0.0.1:9 does not answer" in log
     assert "MLFLOW_TRACKING_URI" in log
     assert "could not be read" not in log  # a promoting build does not fall back to git
+    assert "mlci train:" not in log and not (project.root / "model").exists()
     everything = log + "".join(p.read_text() for p in project.out.iterdir())
     assert "s3cret-token" not in everything
-    assert project.gate_json()["error"]["stage"] == "baseline"  # type: ignore[index]
+    assert project.gate_json()["error"]["stage"] == "preflight"  # type: ignore[index]
 
 
 def test_gate_with_a_baseline_file_needs_no_registry(project: Project, tmp_path: Path) -> None:
@@ -614,10 +616,10 @@ def test_an_explicit_registry_baseline_that_cannot_be_read_still_exits_3(
     outcome, log = run(project)
 
     assert outcome.exit_code == EXIT_EXTERNAL
-    assert "cannot reach the MLflow server" in log
-    assert "could not be read" not in log
-    assert project.gate_json()["error"]["stage"] == "baseline"  # type: ignore[index]
-    assert "cannot reach the MLflow server" in (project.out / "report.md").read_text()
+    assert "registry: http://***@127.0.0.1:" in log and "does not answer" in log
+    assert "could not be read" not in log and "mlci train:" not in log
+    assert project.gate_json()["error"]["stage"] == "preflight"  # type: ignore[index]
+    assert "does not answer" in (project.out / "report.md").read_text()
 
 
 def test_a_missed_minimum_on_20_rows_is_inconclusive_not_within_noise(project: Project) -> None:
@@ -725,3 +727,35 @@ def test_predictions_over_the_limit_stay_out_of_the_report_folder_with_a_note(
     assert not (project.out / "predictions.csv").exists()
     report = (project.out / "report.md").read_text()
     assert "The predictions (94 bytes) are not in .mlci/out: over the 50 bytes" in report
+
+
+def test_a_metrics_file_mlci_cannot_read_stops_the_run_before_training(project: Project) -> None:
+    project.write(
+        "mlci.yaml", project.config.read_text().replace("[metrics.json]", "[metrics.txt]")
+    )
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_USAGE
+    assert "evaluate.metrics[0]: metrics.txt: mlci cannot read a .txt file here" in log
+    assert "mlci train:" not in log and not (project.root / "model").exists()
+    assert "metrics.txt" in (project.out / "report.md").read_text()
+
+
+def test_a_git_baseline_whose_branch_is_missing_stops_the_run_before_training(
+    project: Project,
+) -> None:
+    project.write(
+        "mlci.yaml",
+        project.config.read_text().replace(
+            "gate:\n", "gate:\n  baseline: git\n  base_ref: develop\n"
+        ),
+    )
+    project.commit("compare with develop")
+    project.branch("feature")
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_USAGE
+    assert "the base branch develop is not in this repository" in log
+    assert "mlci train:" not in log and not (project.root / "model").exists()

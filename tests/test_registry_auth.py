@@ -110,7 +110,7 @@ def test_a_wrong_password_names_the_variables_and_still_writes_the_report(
     assert "wrong-password" not in message
     assert "(401)" in (project.out / "report.md").read_text()
     assert project.gate_json()["error"] == {
-        "stage": "baseline",
+        "stage": "preflight",  # a promoting build: the registry is checked before training
         "message": message,
         "exit_code": EXIT_EXTERNAL,
     }

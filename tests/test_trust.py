@@ -177,3 +177,25 @@ def test_a_pull_request_cannot_lower_the_row_limits_for_itself(
     assert (check["name"], check["threshold"], check["passed"]) == ("min_rows", 100, None)
     report = (project.out / "report.md").read_text()
     assert "changes evaluate.min\\_rows in mlci.yaml" in report  # underscores escaped
+
+
+def test_a_stale_local_base_branch_does_not_pick_the_rules(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(project)  # main's champion: accuracy 0.9, max_drop 0.01
+    pushed = git.head_sha(project.root)
+    assert pushed is not None
+    git.run_git("update-ref", "refs/remotes/origin/main", pushed, cwd=project.root)
+    loosen_max_drop(project)
+    project.commit("a looser gate, on a local main the forge never saw")
+    project.branch("pr/worse")
+    project.set_params(metrics={"accuracy": 0.85, "log_loss": 0.30})
+    project.commit("worse model")
+    github_pull_request(monkeypatch, "pr/worse")
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    assert "rules: mlci.yaml at origin/main at the merge base" in log
+    assert "origin/main (" in log and "differ" in log
+    assert "and main (" in (project.out / "report.md").read_text()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from mlci import git
+from mlci.errors import UsageError
 
 Event = Literal["push", "pull_request", "local", "other"]
 
@@ -25,7 +26,8 @@ class CiContext:
     event: Event
     branch: str | None  # the branch built (a PR's head branch for pull requests)
     sha: str | None
-    dirty: bool = False
+    dirty: bool = False  # tracked files changed since the commit (outside CI)
+    changed: tuple[str, ...] = ()  # which, of those the model depends on (mlci.pipeline.preflight)
     pr_number: int | None = None
     base_ref: str | None = None
     run_url: str | None = None
@@ -59,8 +61,10 @@ class CiContext:
         return True, f"branch {self.branch} is in registry.promote_on"
 
 
-def detect_context(root: Path, env: Mapping[str, str]) -> CiContext:
-    """The context of this build, from CI variables or, outside CI, from git."""
+def detect_context(root: Path, env: Mapping[str, str], *, commit: bool = True) -> CiContext:
+    """The context of this build, from CI variables or, outside CI, from git. Without
+    `commit` (`mlci gate` on files: nothing it does needs one), a folder outside git is a
+    local build with no commit instead of an error."""
     context = None
     if env.get("GITHUB_ACTIONS") == "true":
         context = _github(env, root)
@@ -70,7 +74,12 @@ def detect_context(root: Path, env: Mapping[str, str]) -> CiContext:
         context = _bitbucket(env, root)
     if context is not None:
         return dataclasses.replace(context, report_url=_report_url(context, env))
-    git.repo_root(root)  # outside CI, a git repository is required: it gives the lineage
+    try:
+        git.repo_root(root)  # outside CI, a git repository is required: it gives the lineage
+    except UsageError:
+        if commit:
+            raise
+        return CiContext(ci="local", event="local", branch=None, sha=None)
     return CiContext(
         ci="local",
         event="local",

@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline-predictions",
         type=Path,
         metavar="FILE",
-        help="the baseline's predictions on the same rows, with --baseline (paired intervals)",
+        help="the baseline's predictions on the same rows (paired intervals); alone, the "
+        "baseline's metrics are computed from them",
     )
     _json_option(gate, "gate.json")
 

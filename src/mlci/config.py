@@ -9,14 +9,14 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar, cast
 
 import yaml
 
-from mlci.core import yamlsafe
+from mlci.core import filetypes, yamlsafe
 from mlci.core.device import DeviceSetting
 from mlci.core.gate import RELATIVE_CHECKS, Rule
 from mlci.core.metrics import read_text
@@ -483,9 +483,13 @@ def _parse_report(data: object, problems: _Problems) -> ReportConfig:
     params = (
         () if section.data.get("params") == [] else section.string_list("params", ("params.yaml",))
     )
+    training_log = section.optional_string("training_log")
+    for index, name in enumerate(params):
+        _check_type(name, f"report.params[{index}]", filetypes.METRICS, problems)
+    _check_type(training_log, "report.training_log", filetypes.TRAINING_LOGS, problems)
     return ReportConfig(
         params=params,
-        training_log=section.optional_string("training_log"),
+        training_log=training_log,
         plots=section.boolean("plots", True),
         sections=_report_sections(section.string_list("sections", ()), problems),
     )
@@ -504,6 +508,18 @@ def _report_sections(paths: tuple[str, ...], problems: _Problems) -> tuple[str, 
                 where, f"{shown(path)}: expected a Markdown file (.md) or a PNG image (.png)"
             )
     return paths
+
+
+def _check_type(path: str | None, where: str, types: Collection[str], problems: _Problems) -> None:
+    """A problem for a file mlci could not read, by its extension: found when mlci.yaml is
+    loaded, before the training runs, not when the file is read after it."""
+    suffix = PurePosixPath(path).suffix.lower() if path else ""
+    if path is None or suffix in types:
+        return
+    kind = f"a {suffix} file" if suffix else "a file without an extension"
+    problems.add(
+        where, f"{shown(path)}: mlci cannot read {kind} here; use one of {', '.join(types)}"
+    )
 
 
 def _inside_project(path: str, where: str, problems: _Problems) -> bool:
@@ -547,6 +563,9 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
             "required: the metrics files training writes, e.g. [metrics.json] "
             "(or evaluate.predictions, from which mlci computes the metrics)",
         )
+    for index, name in enumerate(metrics):
+        _check_type(name, f"evaluate.metrics[{index}]", filetypes.METRICS, problems)
+    _check_type(predictions, "evaluate.predictions", filetypes.PREDICTIONS, problems)
     task = section.choice("task", "classification", ("classification", "regression"))
     min_rows = section.integer("min_rows", 0, minimum=0)
     fraction = section.number("min_row_fraction", minimum=0)
@@ -593,6 +612,7 @@ def _parse_gate(data: object, problems: _Problems) -> GateConfig:
 
 def _parse_baseline(value: object, problems: _Problems) -> tuple[BaselineMode, str | None]:
     if isinstance(value, str) and value.startswith("file:") and value[5:].strip():
+        _check_type(value[5:].strip(), "gate.baseline", filetypes.METRICS, problems)
         return "file", value[5:].strip()
     if value in ("auto", "registry", "git", "none"):
         return value, None

@@ -72,6 +72,12 @@ def is_dirty(root: Path) -> bool:
     return run_git("status", "--porcelain", "--untracked-files=no", cwd=root) != ""
 
 
+def changed_files(root: Path) -> list[str]:
+    """The tracked files under `root` that differ from HEAD, staged or not, relative to `root`."""
+    listed = run_git("diff", "--name-only", "--no-renames", "--relative", "-z", "HEAD", cwd=root)
+    return sorted({name for name in listed.split("\0") if name})
+
+
 # -- writing: used by `mlci demo` and the tests' repositories ------------------------------
 
 _IDENTITY = ("-c", "user.name=mlci", "-c", "user.email=mlci@localhost.invalid")

@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from mlci.core.filetypes import PREDICTIONS
 from mlci.core.predictions import Predictions
 from mlci.core.stats import MAX_CLASSES
 from mlci.errors import MetricsError, UsageError
@@ -36,13 +37,6 @@ Task = Literal["classification", "regression"]
 Array = npt.NDArray[Any]
 _Row = TypeVar("_Row")
 
-FORMATS = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".parquet": "parquet",
-}
 SCORE_PREFIXES = ("p_", "proba_")
 # Probabilities written with 4 decimals still sum to 1 within this, for up to 20 classes.
 SUM_TOLERANCE = 1e-3
@@ -79,9 +73,9 @@ def load_predictions(path: Path, *, task: Task) -> Predictions:
 
 def format_for(path: Path) -> str:
     """`csv`, `tsv`, `jsonl` or `parquet`, from the file's extension."""
-    fmt = FORMATS.get(path.suffix.lower())
+    fmt = PREDICTIONS.get(path.suffix.lower())
     if fmt is None:
-        known = ", ".join(FORMATS)
+        known = ", ".join(PREDICTIONS)
         raise MetricsError(
             f"{path}: unknown predictions file type {path.suffix or '(no extension)'!r}; "
             f"use one of {known}"

@@ -49,13 +49,15 @@ def registry_show_command(*, config: Path | None, as_json: bool) -> int:
             (
                 v.version,
                 ", ".join(f"@{a}" for a in v.aliases) or "—",
-                (v.commit or "—")[:10],
+                (v.commit or "—")[:10] + (" (dirty)" if v.dirty else ""),
                 v.branch or "—",
                 _when(v.created_ms),
                 *(plain(v.metrics.get(name)) for name in metric_names),
             )
         )
     sys.stdout.write("\n".join(columns(rows)) + "\n")
+    if any(v.dirty for v in versions):
+        sys.stdout.write("(dirty): registered from a work tree with uncommitted changes\n")
     found = registry.inconsistencies(loaded.model_name, versions)
     for item in found:
         sys.stdout.write(f"! {item.subject}: {item.problem}\n")
@@ -118,6 +120,7 @@ def _version_json(version: ModelVersion) -> dict[str, object]:
         "aliases": list(version.aliases),
         "commit": version.commit,
         "branch": version.branch,
+        "dirty": version.dirty,
         "created_ms": version.created_ms,
         "gate": version.gate_verdict,
         "metrics": dict(version.metrics),

@@ -7,7 +7,6 @@ from pathlib import Path
 from mlci import pipeline
 from mlci.commands.summary import print_outcome, print_unwritten
 from mlci.config import locate
-from mlci.errors import UsageError
 from mlci.pipeline import BaselineRequest
 from mlci.pipeline.outputs import ReportNotWritten
 
@@ -56,9 +55,8 @@ def gate_command(
     elif no_baseline:
         request = BaselineRequest(mode="none")
     elif baseline_predictions is not None:
-        raise UsageError(
-            "--baseline-predictions goes with --baseline FILE (the baseline's metrics)"
-        )
+        # The baseline's metrics, computed from its predictions as the candidate's are.
+        request = BaselineRequest(mode="file", predictions=baseline_predictions)
     options = pipeline.RunOptions(
         train=False,
         promote="never",

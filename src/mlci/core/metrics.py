@@ -23,14 +23,13 @@ from typing import Any
 import yaml
 
 from mlci.core import yamlsafe
+from mlci.core.filetypes import METRICS
 from mlci.errors import MetricsError, UsageError, shown
 
 MetricValue = float | int | str | bool | None
 
 MAX_FILE_BYTES = 50_000_000  # a metrics, params or config file; docs/config.md says so
 _BOMS = {b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
-
-_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".csv": "csv", ".tsv": "tsv"}
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,9 @@ def is_number(value: MetricValue) -> bool:
 
 
 def format_for(path: Path) -> str:
-    fmt = _FORMATS.get(path.suffix.lower())
+    fmt = METRICS.get(path.suffix.lower())
     if fmt is None:
-        known = ", ".join(sorted(_FORMATS))
+        known = ", ".join(sorted(METRICS))
         raise MetricsError(
             f"{path}: unknown metrics file type {path.suffix or '(no extension)'!r}; "
             f"use one of {known}"

@@ -99,16 +99,21 @@ def run(
         loaded = load_config(config_path)
         facts = replace(facts, model=loaded.model_name)
         stage = "context"
-        source = preflight.context(loaded, env, console)
+        # Training records a commit, and a git baseline reads one; `mlci gate` on files needs none.
+        asked = options.baseline or baseline.request_from_config(loaded)
+        commit = options.train or asked.mode == "git"
+        source = preflight.context(loaded, env, console, commit=commit)
         facts = replace(facts, source=source)
         # A pull request is judged by its base branch's rules, not its own (docs/security.md).
         rules = trust.rules(loaded, config_path.name, source, env, console)
         config = rules.config
         facts = replace(facts, rules=rules.notes)
+        request = options.baseline or baseline.request_from_config(config)
+        plan = promote.plan(config, source, options.promote)
         if options.train and options.baseline is None:
             stage = "preflight"  # the cheap checks of `mlci doctor`, before training
-            preflight.warn(config, env, console)
-        request = options.baseline or baseline.request_from_config(config)
+            needed = request.mode == "registry" or plan.eligible  # else auto may do without
+            preflight.warn(config, env, console, registry=needed)
         registry = baseline.registry_for(request, options.promote, config, env, open_registry)
         if options.train and config.data.dvc:
             stage = "data"
@@ -125,7 +130,6 @@ def run(
         evaluation = replace(evaluation, notes=(*evaluation.notes, *kept))
         facts = replace(facts, metrics=evaluation.metrics)
         stage = "baseline"
-        plan = promote.plan(config, source, options.promote)
         choice = baseline.choose(config, source, registry, request, plan, out_dir, console)
         facts = replace(
             facts,

@@ -96,14 +96,13 @@ def find_baseline(
     if request.mode == "none":
         return BaselineChoice(None, notes=("No baseline: gate.baseline is none.",))
     if request.mode == "file":
-        assert request.file is not None
         return _from_file(config, request.file, request.predictions)
     if request.mode == "registry":
         return _from_registry(config, registry, cache) or BaselineChoice(
             None, notes=(f"No baseline: {config.model_name} has no @{config.registry.alias} yet.",)
         )
     if request.mode == "git":
-        return _from_git(config, context, request.ref, cache, strict=True)
+        return _from_git(config, context, request.ref, cache, console, strict=True)
     unread = None  # why the registry could not be read, when it could not
     try:
         found = _from_registry(config, registry, cache)
@@ -113,7 +112,7 @@ def find_baseline(
         found, unread = None, exc.message
     if found is not None:
         return found
-    from_git = _from_git(config, context, request.ref, cache, strict=False)
+    from_git = _from_git(config, context, request.ref, cache, console, strict=False)
     if unread is None:
         notes = [f"{config.model_name} has no @{config.registry.alias} in the registry yet"]
     elif from_git.baseline is not None:
@@ -160,7 +159,7 @@ def of_base_checkout(
         assert config.gate.baseline_file is not None
         return _from_file(config, Path(config.gate.baseline_file), None)
     if mode == "git":
-        return from_checkout(config, context, cache)
+        return from_checkout(config, context, cache, console)
     unread: str | None = None  # why the registry could not be read, when it could not
     try:
         found = _from_registry(config, registry, cache)
@@ -176,7 +175,7 @@ def of_base_checkout(
         return found
     if mode == "registry":
         return BaselineChoice(None, notes=(note,))
-    from_git = from_checkout(config, context, cache)
+    from_git = from_checkout(config, context, cache, console)
     # A champion may exist behind the registry that could not be read: not a first build.
     unreadable = from_git.unreadable or (
         f"the registry could not be read: {unread}"
@@ -186,7 +185,16 @@ def of_base_checkout(
     return dataclasses.replace(from_git, notes=(note, *from_git.notes), unreadable=unreadable)
 
 
-def _from_file(config: Config, file: Path, predictions: Path | None) -> BaselineChoice:
+def _from_file(config: Config, file: Path | None, predictions: Path | None) -> BaselineChoice:
+    if file is None:  # only its predictions: its metrics computed as the candidate's are
+        assert predictions is not None
+        from mlci.core import stats
+        from mlci.predictions import load_predictions
+
+        task = config.evaluate.task
+        values = stats.compute_metrics(load_predictions(predictions, task=task), task)
+        baseline = Baseline(source="file", label=str(predictions), metrics=dict(values))
+        return BaselineChoice(baseline, predictions=predictions)
     metrics = read_metrics([file], root=config.root)
     return BaselineChoice(
         Baseline(source="file", label=str(file), metrics=metrics.values), predictions=predictions
@@ -239,24 +247,35 @@ def param_text(value: MetricValue) -> str:
 
 
 def _from_git(
-    config: Config, context: CiContext, ref: str | None, cache: Path, *, strict: bool
+    config: Config,
+    context: CiContext,
+    ref: str | None,
+    cache: Path,
+    console: Console,
+    *,
+    strict: bool,
 ) -> BaselineChoice:
     try:
-        commit, label = base_commit(config, context, ref)
+        base = base_commit(config, context, ref)
     except UsageError as exc:
         if strict:
             raise
         return BaselineChoice(None, notes=(f"no git baseline: {exc.message}",))
+    commit, label = base.commit, base.label
+    if base.note is not None:
+        console.warn(base.note)
     if commit is None:
         return BaselineChoice(None, notes=(f"no git baseline: {label}",))
-    return at_commit(config, commit, label, cache, strict=strict)
+    return at_commit(config, commit, label, cache, strict=strict, note=base.note)
 
 
-def from_checkout(config: Config, context: CiContext, cache: Path) -> BaselineChoice:
+def from_checkout(
+    config: Config, context: CiContext, cache: Path, console: Console
+) -> BaselineChoice:
     """The metrics committed at this checkout's HEAD: the git baseline of `mlci publish`,
     whose job checks out the base branch (its last commit stands for the merge base)."""
     if context.event == "pull_request":  # the pull request's checkout: its merge base
-        return _from_git(config, context, None, cache, strict=False)
+        return _from_git(config, context, None, cache, console, strict=False)
     commit = git.resolve_commit(config.root, "HEAD")
     if commit is None:
         return BaselineChoice(None, notes=("no git baseline: this folder is not a git checkout",))
@@ -264,12 +283,19 @@ def from_checkout(config: Config, context: CiContext, cache: Path) -> BaselineCh
 
 
 def at_commit(
-    config: Config, commit: str, label: str, cache: Path, *, strict: bool = False
+    config: Config,
+    commit: str,
+    label: str,
+    cache: Path,
+    *,
+    strict: bool = False,
+    note: str | None = None,
 ) -> BaselineChoice:
     """The baseline committed at `commit`: its metrics files (in git, or DVC outputs that
-    its dvc.lock names), predictions, params, data."""
+    its dvc.lock names), predictions, params, data; `note` (which of two commits a branch's
+    name meant) goes first in its notes."""
     try:
-        return _read_git_baseline(config, commit, label, cache, strict=strict)
+        return _read_git_baseline(config, commit, label, cache, strict=strict, note=note)
     except ExternalError as exc:  # DVC's remote refused or lacks the output
         if strict:
             raise
@@ -279,7 +305,7 @@ def at_commit(
 
 
 def _read_git_baseline(
-    config: Config, commit: str, label: str, cache: Path, *, strict: bool
+    config: Config, commit: str, label: str, cache: Path, *, strict: bool, note: str | None
 ) -> BaselineChoice:
     values: dict[str, MetricValue] = {}
     missing = []
@@ -306,6 +332,7 @@ def _read_git_baseline(
             )
         return BaselineChoice(None, notes=(f"no git baseline: {why}",))
     notes = (f"Not committed at {label}: {', '.join(missing)}.",) if missing else ()
+    notes = notes if note is None else (note, *notes)
     params: dict[str, str] = {}
     for name in config.report.params:
         content = _read_at(config, commit, name)

@@ -9,6 +9,7 @@ warnings never stop a run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -17,7 +18,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -30,6 +31,7 @@ from mlci.console import Console
 from mlci.core import workflow, yamlsafe
 from mlci.core.redact import plain_http_refusal
 from mlci.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, MlciError
+from mlci.pipeline.basecommit import base_commit
 
 Status = Literal["ok", "warn", "fail", "skip"]
 GB = 1_000_000_000
@@ -138,6 +140,33 @@ def check_git_history(ctx: DoctorContext) -> CheckResult:
             exit_code=EXIT_USAGE,
         )
     return CheckResult("git history", "ok", "the whole history is here")
+
+
+def check_baseline(ctx: DoctorContext) -> CheckResult:
+    """The baseline the run will read, where finding it needs no network: the git base
+    branch (`gate.baseline: git`) or the file (`file:PATH`), so that a missing one stops
+    the run before the training, not after."""
+    config = ctx.config
+    mode = config.gate.baseline if config else "auto"
+    if config is None or mode in ("auto", "registry", "none"):
+        why = "the registry, then git, when reachable" if mode == "auto" else f"{mode}"
+        return CheckResult("baseline", "skip", f"gate.baseline: {why}")
+    if mode == "file":
+        assert config.gate.baseline_file is not None
+        if (config.root / config.gate.baseline_file).is_file():
+            return CheckResult("baseline", "ok", f"{config.gate.baseline_file} is there")
+        return CheckResult(
+            "baseline",
+            "fail",
+            f"gate.baseline: file:{config.gate.baseline_file} does not exist",
+            "commit the baseline's metrics file there, or fix the path in mlci.yaml",
+            exit_code=EXIT_USAGE,
+        )
+    try:
+        found = base_commit(config, detect_context(ctx.root, ctx.env), None)
+    except MlciError as exc:
+        return CheckResult("baseline", "fail", exc.message, exit_code=EXIT_USAGE)
+    return CheckResult("baseline", "ok", found.label)
 
 
 def check_timeout(ctx: DoctorContext) -> CheckResult:
@@ -1011,6 +1040,7 @@ CHECKS: list[Check] = [
     check_config,
     check_disk,
     check_git_history,
+    check_baseline,
     check_timeout,
     check_job_timeout,
     check_install,
@@ -1022,7 +1052,13 @@ CHECKS: list[Check] = [
     check_gpu,
 ]
 # Cheap (no network, no subprocess but git): `mlci run` runs them before training.
-PREFLIGHT: list[Check] = [check_disk, check_git_history, check_timeout]
+PREFLIGHT: list[Check] = [
+    check_disk,
+    check_git_history,
+    check_baseline,
+    check_timeout,
+    check_forge_token,
+]
 
 
 # -- running them ----------------------------------------------------------------------------
@@ -1059,29 +1095,86 @@ def run_checks(ctx: DoctorContext, checks: list[Check] | None = None) -> list[Ch
     return [check(ctx) for check in (CHECKS if checks is None else checks)]
 
 
-def preflight(config: Config, env: Mapping[str, str]) -> list[CheckResult]:
-    """Run the cheap checks; raise PreflightError at the first failure, return warnings."""
-    results = run_checks(context_of(config, env), PREFLIGHT)
+def preflight(
+    config: Config, env: Mapping[str, str], *, registry: bool = False
+) -> list[CheckResult]:
+    """Run the cheap checks, and the registry's where the run cannot do without it; raise
+    PreflightError at the first failure, return warnings."""
+    checks = [*PREFLIGHT, check_registry] if registry else PREFLIGHT
+    results = [_patient(result) for result in run_checks(context_of(config, env), checks)]
     for result in results:
         if result.status == "fail":
             raise PreflightError(result)
     return [result for result in results if result.status == "warn"]
 
 
+def _patient(result: CheckResult) -> CheckResult:
+    """A registry too slow for the quick check may still answer the run's own client, with
+    its longer timeout: a warning then, not a stop; a refusal or no server at all stops."""
+    if result.name == "registry" and result.status == "fail" and "timed out" in result.detail:
+        return dataclasses.replace(result, status="warn")
+    return result
+
+
 # -- the pipeline's first stages ---------------------------------------------------------------
 
 
-def context(config: Config, env: Mapping[str, str], console: Console) -> CiContext:
-    """Where this run happens (the CI, the event, the branch and commit), said on the log."""
-    found = detect_context(config.root, env)
+def context(
+    config: Config, env: Mapping[str, str], console: Console, *, commit: bool = True
+) -> CiContext:
+    """Where this run happens (the CI, the event, the branch and commit), said on the log;
+    without `commit`, also outside a git repository."""
+    found = detect_context(config.root, env, commit=commit)
+    if found.dirty:
+        changed = uncommitted(config)
+        found = dataclasses.replace(found, dirty=bool(changed), changed=changed)
     where = f"{found.branch or 'detached HEAD'} @ {(found.sha or 'no commit')[:12]}"
-    dirty = " (uncommitted changes)" if found.dirty else ""
+    if found.branch is None and found.sha is None:
+        where = "a folder outside git"
+    dirty = f" (uncommitted changes: {_few(found.changed)})" if found.dirty else ""
     kind = "local" if found.ci == "local" else f"{found.ci} {found.event}"
     console.step("context", f"{kind} build of {where}{dirty}")
     return found
 
 
-def warn(config: Config, env: Mapping[str, str], console: Console) -> None:
-    """The cheap checks of `mlci doctor` before training: stop on a failure, print warnings."""
-    for warning in preflight(config, env):
+def uncommitted(config: Config) -> tuple[str, ...]:
+    """The tracked files of the project changed since the commit, but for what the training
+    writes: `evaluate.metrics`, `evaluate.predictions`, `registry.model`, `dvc.lock` and the
+    stage outputs it lists (`.mlci/` and DVC's cached outputs are not tracked by git).
+    Untracked files do not count, as in `git describe --dirty`."""
+    written = [*config.evaluate.metrics, config.evaluate.predictions, config.registry.model]
+    outputs = {PurePosixPath(name).as_posix() for name in written if name}
+    for lock in (n for n in git.list_files(config.root) if PurePosixPath(n).name == "dvc.lock"):
+        outputs |= {lock, *_stage_outputs(config.root / lock, PurePosixPath(lock).parent)}
+    return tuple(
+        name
+        for name in git.changed_files(config.root)
+        if not any(name == out or name.startswith(f"{out}/") for out in outputs)
+    )
+
+
+def _stage_outputs(lock: Path, folder: PurePosixPath) -> list[str]:
+    try:
+        stages = (yamlsafe.load_bounded(lock.read_text(encoding="utf-8")) or {}).get("stages")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+        return []  # a dvc.lock DVC itself cannot read: the data stage says so
+    return [
+        (folder / str(out["path"])).as_posix().removeprefix("./")
+        for lock_stage in (stages.values() if isinstance(stages, dict) else ())
+        if isinstance(lock_stage, dict)
+        for out in lock_stage.get("outs") or []
+        if isinstance(out, dict) and out.get("path")
+    ]
+
+
+def _few(names: tuple[str, ...]) -> str:
+    shown_names = ", ".join(names[:3])
+    return shown_names + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def warn(config: Config, env: Mapping[str, str], console: Console, *, registry: bool) -> None:
+    """The cheap checks of `mlci doctor` before training: stop on a failure, print warnings.
+    With `registry` (the run reads the champion or promotes, so cannot do without it), the
+    registry is checked too: one request to a server, rather than a failure after training."""
+    for warning in preflight(config, env, registry=registry):
         console.warn(warning.line())

@@ -1,8 +1,8 @@
 """The promote stage: whether this build may promote, and the registration with lineage.
 
-Only builds of the branches in registry.promote_on whose gate passed promote; a build
-from elsewhere can become the challenger. An older commit's build that finishes last
-never replaces a newer champion.
+Only builds of the branches in registry.promote_on whose gate passed promote, from a
+clean work tree; a build from elsewhere can become the challenger. An older commit's
+build that finishes last never replaces a newer champion.
 """
 
 from __future__ import annotations
@@ -33,16 +33,27 @@ def plan(config: Config, context: CiContext, promote: PromoteMode) -> Promotion:
     if context.sha is None:
         return Promotion(eligible=False, reason="the repository has no commit yet")
     eligible, reason = context.promotes(config.registry.promote_on)
+    if context.dirty:
+        # No commit produced this model: its lineage would name one that did not.
+        eligible, reason = False, _dirty(context)
     if promote == "force" and not eligible:
         reason = f"forced with --force-promote, although {reason}"
         return Promotion(eligible=True, reason=reason, alias=config.registry.alias, forced=True)
-    if not eligible and config.registry.challenger:
+    if not eligible and config.registry.challenger and not context.dirty:
         # A candidate that does not promote can still be registered as the challenger.
         why = f"a candidate from outside registry.promote_on becomes @{config.registry.challenger}"
         return Promotion(
             eligible=True, reason=why, alias=config.registry.challenger, role="challenger"
         )
     return Promotion(eligible=eligible, reason=reason, alias=config.registry.alias)
+
+
+def _dirty(context: CiContext) -> str:
+    names = ", ".join(context.changed[:3]) + (" …" if len(context.changed) > 3 else "")
+    return (
+        f"uncommitted changes ({names}): no commit produced this model; commit them and run "
+        f"again, or promote it anyway with --force-promote"
+    )
 
 
 def after_gate(planned: Promotion, judged: Judged) -> Promotion:

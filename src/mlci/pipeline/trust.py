@@ -21,7 +21,7 @@ from mlci.ci import CiContext
 from mlci.config import Config, parse_config
 from mlci.console import Console
 from mlci.errors import UsageError
-from mlci.pipeline.basecommit import base_commit
+from mlci.pipeline.basecommit import pull_request_base
 
 # Set in the job's environment, which on a pull request comes from the base branch's
 # workflow; an mlci.yaml key could not be the opt-out: the pull request would set it.
@@ -51,17 +51,21 @@ def rules(
         return Rules(config)
     try:
         # The CI's base branch, not gate.base_ref: that key is the pull request's to set.
-        commit, label = base_commit(config, context, context.base_ref)
+        found = pull_request_base(config, context)
     except UsageError as exc:
         raise UsageError(
             f"{exc.message}; a pull request is judged by the rules of the base branch's "
             f"{name} (or set {TRUST_VARIABLE}=1 where every author is trusted)"
         ) from None
+    commit, label = found.commit, found.label
+    ref_notes = () if found.note is None else (found.note,)
+    for note in ref_notes:
+        console.warn(note)
     text = git.read_file_at(config.root, commit, git.prefix(config.root) + name) if commit else None
     if text is None:
         note = f"No {name} on the base branch: this pull request is judged by its own {name}."
         console.step("rules", note)
-        return Rules(config, notes=(note,))
+        return Rules(config, notes=(*ref_notes, note))
     base = parse_config(
         text.decode("utf-8", errors="replace"), root=config.root, name=f"{name} at {label}"
     )
@@ -77,13 +81,13 @@ def rules(
     ]
     console.step("rules", f"{name} at {label}")
     if not changed:
-        return Rules(trusted)
+        return Rules(trusted, notes=ref_notes)
     note = (
         f"This pull request changes {', '.join(changed)} in {name}; it was judged by the "
         f"base branch's settings ({label}): the change takes effect after merge."
     )
     console.warn(note)
-    return Rules(trusted, notes=(note,))
+    return Rules(trusted, notes=(*ref_notes, note))
 
 
 def _changed(head: object, base: object, key: str) -> list[str]:

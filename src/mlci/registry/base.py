@@ -56,6 +56,7 @@ class ModelVersion:
     params: Mapping[str, str] = field(default_factory=dict)
     model_format: str | None = None  # "mlflow", "sklearn", "pyfunc" or "files" (packaging.py)
     data: Mapping[str, str] = field(default_factory=dict)  # dataset path -> DVC hash
+    dirty: bool | None = None  # registered with uncommitted changes; None: not recorded
     # Why the version is not to be trusted (left by a dead job or a failed attempt).
     problem: str | None = None
 

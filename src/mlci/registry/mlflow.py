@@ -440,6 +440,7 @@ class MlflowRegistry:
                 for key, value in tags.items()
                 if key.startswith(_DATA_PREFIX)
             },
+            dirty={"true": True, "false": False}.get(tags.get("mlci.dirty", "")),
             problem=problem,
         )
 

@@ -45,6 +45,8 @@ class Promotion:
                 self.reason
             )
         verb = "registered" if self.created else "reused (already registered for this commit)"
+        if self.forced:
+            verb += f" ({self.reason})"
         if self.kept is not None:
             return f"version {self.version} {verb}; {self.kept}"
         moved = f"; @{self.alias} moved from v{self.previous}" if self.previous else ""
