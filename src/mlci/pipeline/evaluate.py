@@ -29,7 +29,9 @@ def evaluate(
     from mlci.predictions import load_predictions
 
     path = name if name.is_absolute() else config.root / name
-    loaded = load_predictions(path, task=config.evaluate.task)
+    loaded = load_predictions(
+        path, task=config.evaluate.task, columns=config.evaluate.slice_columns
+    )
     computed = stats.compute_metrics(loaded, config.evaluate.task)
     values = dict(read.values)
     sources = dict(read.sources)
