@@ -711,3 +711,71 @@ def test_every_configured_file_of_a_type_mlci_cannot_read_is_refused_at_load() -
         f"gate.baseline: baseline.ini: mlci cannot read a .ini file here; use one of {metrics}"
         in message
     )
+
+
+SLICED = """\
+model: {name: digits}
+evaluate:
+  predictions: predictions.csv
+  slices:
+    - segment
+    - {column: age, edges: [18, 65]}
+    - {column: income, quantiles: 4, min_rows: 300}
+    - {cross: [segment, age]}
+  slice_min_rows: 50
+gate:
+  slice_correction: bh
+  rules:
+    - {metric: accuracy, max_drop: 0.02, confidence: 0.95, slices: [segment, age]}
+    - {metric: f1_macro, min: 0.8, slices: true}
+"""
+
+
+def test_slices_and_per_slice_rules_are_read() -> None:
+    config = parse(SLICED)
+
+    specs = config.evaluate.slices
+    assert [spec.names for spec in specs] == [
+        ("segment",),
+        ("age",),
+        ("income",),
+        ("segment", "age"),
+    ]
+    assert specs[3].columns[1].edges == (18.0, 65.0)  # a cross bins a column as its entry
+    assert specs[2].columns[0].quantiles == 4 and specs[2].min_rows == 300
+    assert config.evaluate.slice_min_rows == 50
+    assert config.evaluate.slice_columns == ("segment", "age", "income")
+    assert config.gate.slice_correction == "bh"
+    assert [rule.slices for rule in config.gate.rules] == [("segment", "age"), True]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("slice_correction: bh", "gate.slice_correction: expected one of holm, bh"),
+        ("slice_min_rows: 50", "evaluate.slice_min_rows: expected a whole number of at least 2"),
+        ("edges: [18, 65]", "evaluate.slices[1].edges: expected increasing numbers"),
+        ("quantiles: 4, min_rows: 300", "evaluate.slices[2].quantiles: expected a whole number"),
+        ("cross: [segment, age]", "evaluate.slices[3].cross: expected two columns' names"),
+        ("slices: [segment, age]", "gate.rules[0].slices: country not in evaluate.slices"),
+        ("slices: true", "gate.rules[1].slices: expected true or a list"),
+        ("- segment", "evaluate.slices[0]: y_pred is a column of the predictions"),
+    ],
+)
+def test_a_slice_setting_that_is_wrong_names_its_key(change: str, expected: str) -> None:
+    broken = {
+        "slice_correction: bh": "slice_correction: bonferroni",
+        "slice_min_rows: 50": "slice_min_rows: 1",
+        "edges: [18, 65]": "edges: [65, 18]",
+        "quantiles: 4, min_rows: 300": "quantiles: 1, min_rows: 300",
+        "cross: [segment, age]": "cross: [segment]",
+        "slices: [segment, age]": "slices: [country]",
+        "slices: true": "slices: yes please",
+        "- segment": "- y_pred",
+    }[change]
+    assert expected in problem(SLICED.replace(change, broken, 1))
+
+
+def test_a_per_slice_rule_needs_evaluate_slices() -> None:
+    text = MINIMAL + "gate:\n  rules:\n    - {metric: accuracy, min: 0.9, slices: true}\n"
+    assert "gate.rules[0].slices: needs evaluate.slices" in problem(text)

@@ -199,3 +199,57 @@ def test_a_stale_local_base_branch_does_not_pick_the_rules(
     assert "rules: mlci.yaml at origin/main at the merge base" in log
     assert "origin/main (" in log and "differ" in log
     assert "and main (" in (project.out / "report.md").read_text()
+
+
+SEGMENTED_TRAIN = """\
+import json, pathlib
+params = json.loads(pathlib.Path("params.json").read_text())
+rows = ["y_true,y_pred,segment"]
+for i in range(2000):
+    segment = "hurt" if i < 200 else f"s{i % 5}"
+    wrong = i % 100 < params["hurt_wrong"] if segment == "hurt" else i % 100 < 10
+    rows.append(f"{i % 2},{1 - i % 2 if wrong else i % 2},{segment}")
+pathlib.Path("predictions.csv").write_text("\\n".join(rows) + "\\n")
+pathlib.Path("metrics.json").write_text("{}")
+pathlib.Path("model").mkdir(exist_ok=True)
+pathlib.Path("model/model.bin").write_text("weights")
+"""
+
+
+def test_a_pull_request_cannot_unslice_its_own_gate(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = project.config.read_text().replace(
+        "  metrics: [metrics.json]\n",
+        "  metrics: [metrics.json]\n  predictions: predictions.csv\n  slices: [segment]\n",
+    )
+    config = config.replace(
+        "    - {metric: accuracy, min: 0.8, max_drop: 0.01}\n"
+        "    - {metric: log_loss, max_rise_pct: 10, severity: warn}\n",
+        "    - {metric: accuracy, max_drop: 0.05, confidence: 0.95, slices: true}\n",
+    )
+    project.write("mlci.yaml", config)
+    project.write("train.py", SEGMENTED_TRAIN)
+    project.set_params(hurt_wrong=10)
+    project.commit("sliced gate")
+    assert run(project)[0].exit_code == EXIT_OK  # main: the champion and its predictions
+    project.branch("pr/unsliced")
+    # The pull request's segment `hurt` drops from 0.9 to 0.5, and its mlci.yaml raises
+    # the slices' row limit past every slice, which would leave none gated.
+    project.write(
+        "mlci.yaml",
+        config.replace("slices: [segment]\n", "slices: [segment]\n  slice_min_rows: 100000\n"),
+    )
+    project.set_params(hurt_wrong=50)
+    project.commit("worse on hurt, no slice gated")
+    github_pull_request(monkeypatch, "pr/unsliced")
+
+    outcome, _ = run(project)
+
+    assert outcome.exit_code == EXIT_GATE_FAILED
+    slices = project.gate_json()["slices"]["results"]  # type: ignore[index]
+    assert [r["slice"] for r in slices if r["verdict"] == "fail"] == [{"segment": "hurt"}]
+    assert (
+        "changes evaluate.slice\\_min\\_rows in mlci.yaml"
+        in (project.out / "report.md").read_text()
+    )

@@ -18,7 +18,14 @@ import yaml
 
 from mlci.core import filetypes, yamlsafe
 from mlci.core.device import DeviceSetting
-from mlci.core.gate import RELATIVE_CHECKS, Rule
+from mlci.core.gate import (
+    CORRECTIONS,
+    RELATIVE_CHECKS,
+    Binning,
+    Correction,
+    Rule,
+    SliceSpec,
+)
 from mlci.core.metrics import read_text
 from mlci.core.workflow import branch_name_problem
 from mlci.errors import ConfigError, shown
@@ -48,6 +55,14 @@ class EvaluateConfig:
     task: Task = "classification"
     min_rows: int = 0  # fewer rows in the predictions fail the gate; 0: off
     min_row_fraction: float = 0.5  # of the baseline's rows, when both are known; 0: off
+    slices: tuple[SliceSpec, ...] = ()  # columns of the predictions, and crosses of two
+    slice_min_rows: int = 100  # smaller slices are listed, not gated
+
+    @property
+    def slice_columns(self) -> tuple[str, ...]:
+        """The predictions file's columns the slices read."""
+        names = (name for spec in self.slices for name in spec.names)
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ class GateConfig:
     rules: tuple[Rule, ...] = ()
     resamples: int = 2000
     seed: int = 0
+    slice_correction: Correction = "holm"  # across the slices of a rule: holm or bh
 
 
 @dataclass(frozen=True)
@@ -151,8 +167,25 @@ KEYS: dict[str, tuple[str, ...]] = {
     ),
     "model": ("name",),
     "train": ("command", "timeout_minutes", "stall_minutes", "device"),
-    "evaluate": ("metrics", "predictions", "task", "min_rows", "min_row_fraction"),
-    "gate": ("baseline", "base_ref", "on_missing_baseline", "rules", "resamples", "seed"),
+    "evaluate": (
+        "metrics",
+        "predictions",
+        "task",
+        "min_rows",
+        "min_row_fraction",
+        "slices",
+        "slice_min_rows",
+    ),
+    "evaluate.slices[]": ("column", "edges", "quantiles", "cross", "min_rows"),
+    "gate": (
+        "baseline",
+        "base_ref",
+        "on_missing_baseline",
+        "rules",
+        "resamples",
+        "seed",
+        "slice_correction",
+    ),
     "gate.rules[]": (
         "metric",
         "direction",
@@ -163,6 +196,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "confidence",
         "require_proof",
         "on_missing_metric",
+        "slices",
     ),
     "registry": (
         "kind",
@@ -417,12 +451,14 @@ def _parse(data: object, root: Path, problems: _Problems) -> Config | None:
             "request's comment and the commit status",
         )
     evaluate = _parse_evaluate(top.data.get("evaluate"), problems)
+    gate = _parse_gate(top.data.get("gate"), problems)
+    _check_rule_slices(gate, evaluate, problems)
     return Config(
         root=root,
         model_name=model_name,
         train=_parse_train(top.data.get("train"), problems) if top.has("train") else None,
         evaluate=evaluate,
-        gate=_parse_gate(top.data.get("gate"), problems),
+        gate=gate,
         registry=_parse_registry(top.data.get("registry"), problems),
         report=_parse_report(top.data.get("report"), problems),
         publish=_parse_publish(top.data.get("publish"), problems),
@@ -575,13 +611,99 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
             f"expected a fraction of the baseline's rows, 0 to 1 (0.5: half), got {fraction:g}",
         )
         fraction = None
+    slices = _parse_slices(section.data.get("slices"), problems)
+    if slices and predictions is None:
+        problems.add("evaluate.slices", "needs evaluate.predictions: slices are its columns")
     return EvaluateConfig(
         metrics=metrics,
         predictions=predictions,
         task=cast(Task, task),
         min_rows=min_rows,
         min_row_fraction=0.5 if fraction is None else fraction,
+        slices=slices,
+        slice_min_rows=section.integer("slice_min_rows", 100, minimum=2),
     )
+
+
+_RESERVED_COLUMNS = ("y_true", "y_pred", "id", "score")
+
+
+def _parse_slices(raw: object, problems: _Problems) -> tuple[SliceSpec, ...]:
+    """evaluate.slices: column names, `{column, edges | quantiles}`, `{cross: [a, b]}`."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.add("evaluate.slices", f"expected a list of columns, got {_describe(raw)}")
+        return ()
+    binnings: dict[str, Binning] = {}
+    entries: list[tuple[tuple[str, ...], int | None]] = []
+    for index, item in enumerate(raw):
+        path = f"evaluate.slices[{index}]"
+        parsed = _parse_slice(item, path, problems)
+        if parsed is None:
+            continue
+        names, binning, min_rows = parsed
+        for name in names:
+            if name in _RESERVED_COLUMNS or name.startswith(("p_", "proba_")):
+                problems.add(path, f"{shown(name)} is a column of the predictions, not a slice")
+        if binning is not None:
+            binnings[binning.column] = binning
+        entries.append((names, min_rows))
+    return tuple(
+        SliceSpec(tuple(binnings.get(name, Binning(name)) for name in names), min_rows)
+        for names, min_rows in entries
+    )
+
+
+def _parse_slice(
+    item: object, path: str, problems: _Problems
+) -> tuple[tuple[str, ...], Binning | None, int | None] | None:
+    if isinstance(item, str) and item.strip():
+        return (item,), None, None
+    if not isinstance(item, dict):
+        problems.add(
+            path,
+            f"expected a column's name or a mapping like {{column: age, edges: [18, 65]}}, "
+            f"got {_describe(item)}",
+        )
+        return None
+    section = _Section(item, path, problems, KEYS["evaluate.slices[]"])
+    min_rows = section.integer("min_rows", 0, minimum=2) if section.has("min_rows") else None
+    if section.has("cross"):
+        cross = section.data["cross"]
+        if section.has("column") or section.has("edges") or section.has("quantiles"):
+            problems.add(path, "cross names two columns; bin a column in its own entry")
+        ok = isinstance(cross, list) and len(cross) == 2 and len(set(map(str, cross))) == 2
+        if not ok or not all(isinstance(name, str) and name for name in cross):
+            problems.add(f"{path}.cross", f"expected two columns' names, got {_describe(cross)}")
+            return None
+        return (cross[0], cross[1]), None, min_rows
+    column = section.string("column", "")
+    if not column:
+        problems.add(f"{path}.column", "required: the predictions file's column to slice by")
+        return None
+    edges = _parse_edges(section, path, problems)
+    quantiles = None
+    if section.has("quantiles"):
+        quantiles = section.integer("quantiles", 4, minimum=2, maximum=100)
+        if edges:
+            problems.add(path, "give edges or quantiles, not both")
+    binning = Binning(column, edges, quantiles) if edges or quantiles else None
+    return (column,), binning, min_rows
+
+
+def _parse_edges(section: _Section, path: str, problems: _Problems) -> tuple[float, ...]:
+    if not section.has("edges"):
+        return ()
+    edges = section.data["edges"]
+    numbers = isinstance(edges, list) and edges and all(_is_plain_number(e) for e in edges)
+    if not numbers or edges != sorted(set(edges)):
+        problems.add(
+            f"{path}.edges",
+            f"expected increasing numbers like [18, 30, 65], got {_describe(edges)}",
+        )
+        return ()
+    return tuple(float(edge) for edge in edges)
 
 
 def _parse_gate(data: object, problems: _Problems) -> GateConfig:
@@ -590,6 +712,7 @@ def _parse_gate(data: object, problems: _Problems) -> GateConfig:
     missing = section.choice("on_missing_baseline", "auto", ("auto", "pass", "fail"))
     resamples = section.integer("resamples", 2000, minimum=100, maximum=MAX_RESAMPLES)
     seed = section.integer("seed", 0, minimum=0)
+    correction = section.choice("slice_correction", "holm", tuple(CORRECTIONS))
     raw_rules = section.data.get("rules", [])
     rules: list[Rule] = []
     if not isinstance(raw_rules, list):
@@ -607,6 +730,7 @@ def _parse_gate(data: object, problems: _Problems) -> GateConfig:
         rules=tuple(rules),
         resamples=resamples,
         seed=seed,
+        slice_correction=cast(Correction, correction),
     )
 
 
@@ -661,6 +785,7 @@ def _parse_rule(raw: object, path: str, problems: _Problems) -> Rule | None:
         confidence=confidence,
         require_proof=require_proof,
         on_missing_metric=cast(Any, section.choice("on_missing_metric", "fail", ("fail", "skip"))),
+        slices=_parse_rule_slices(section, path, problems),
     )
     if not any(key in raw for key in ("min", "max", *RELATIVE_CHECKS)):
         problems.add(
@@ -668,6 +793,39 @@ def _parse_rule(raw: object, path: str, problems: _Problems) -> Rule | None:
         )
     _check_direction(rule, path, problems)
     return rule
+
+
+def _parse_rule_slices(section: _Section, path: str, problems: _Problems) -> bool | tuple[str, ...]:
+    value = section.data.get("slices")
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    expected = "true or a list of evaluate.slices columns"
+    problems.add(f"{path}.slices", f"expected {expected}, got {_describe(value)}")
+    return False
+
+
+def _check_rule_slices(gate: GateConfig, evaluate: EvaluateConfig, problems: _Problems) -> None:
+    """A rule's `slices` needs evaluate.slices, and its columns must be among them."""
+    known = evaluate.slice_columns
+    for index, rule in enumerate(gate.rules):
+        if not rule.slices:
+            continue
+        path = f"gate.rules[{index}].slices"
+        if not evaluate.slices:
+            problems.add(path, "needs evaluate.slices: the predictions' columns to slice by")
+            continue
+        listed = () if isinstance(rule.slices, bool) else rule.slices
+        unknown = [name for name in listed if name not in known]
+        if unknown:
+            problems.add(
+                path,
+                f"{', '.join(map(shown, unknown))} not in evaluate.slices "
+                f"({', '.join(map(shown, known))}); add it there or remove it here",
+            )
 
 
 def _check_direction(rule: Rule, path: str, problems: _Problems) -> None:

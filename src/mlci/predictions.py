@@ -53,8 +53,12 @@ class _Table:
     rows: int
 
 
-def load_predictions(path: Path, *, task: Task) -> Predictions:
-    """Read and check a predictions file; errors name the file, the problem and the fix."""
+def load_predictions(path: Path, *, task: Task, columns: tuple[str, ...] = ()) -> Predictions:
+    """Read and check a predictions file; errors name the file, the problem and the fix.
+
+    `columns` are other columns to read as they are (evaluate.slices), into `extra`; a
+    file may hold more columns than mlci reads (a segment, a country): they are ignored.
+    """
     source = str(path)
     fmt = format_for(path)
     if not path.is_file():
@@ -63,12 +67,12 @@ def load_predictions(path: Path, *, task: Task) -> Predictions:
             f"the path in mlci.yaml"
         )
     try:
-        table = _read(path, fmt, task=task, source=source)
+        table = _read(path, fmt, task=task, source=source, extra=columns)
     except UnicodeDecodeError:
         raise MetricsError(
             f"{source}: the file is not UTF-8 text; write the predictions file as UTF-8"
         ) from None
-    return _build(table, task=task, source=source)
+    return _build(table, task=task, source=source, extra=columns)
 
 
 def format_for(path: Path) -> str:
@@ -103,8 +107,8 @@ def align(candidate: Predictions, baseline: Predictions) -> tuple[Predictions, P
 # -- Reading -----------------------------------------------------------------------------
 
 
-def _wanted(name: str, task: Task) -> bool:
-    if name in ("y_true", "y_pred", "id"):
+def _wanted(name: str, task: Task, extra: tuple[str, ...]) -> bool:
+    if name in ("y_true", "y_pred", "id") or name in extra:
         return True
     return task == "classification" and _is_score(name)
 
@@ -119,12 +123,13 @@ def _is_numeric(name: str, task: Task) -> bool:
     return _is_score(name)
 
 
-def _read(path: Path, fmt: str, *, task: Task, source: str) -> _Table:
+def _read(path: Path, fmt: str, *, task: Task, source: str, extra: tuple[str, ...]) -> _Table:
     if fmt == "parquet":
-        return _read_parquet(path, task=task, source=source)
+        return _read_parquet(path, task=task, source=source, extra=extra)
     if fmt == "jsonl":
-        return _read_jsonl(path, task=task, source=source)
-    return _read_delimited(path, "," if fmt == "csv" else "\t", task=task, source=source)
+        return _read_jsonl(path, task=task, source=source, extra=extra)
+    delimiter = "," if fmt == "csv" else "\t"
+    return _read_delimited(path, delimiter, task=task, source=source, extra=extra)
 
 
 def _arrow() -> Any:
@@ -135,9 +140,11 @@ def _arrow() -> Any:
     return pyarrow
 
 
-def _read_delimited(path: Path, delimiter: str, *, task: Task, source: str) -> _Table:
+def _read_delimited(
+    path: Path, delimiter: str, *, task: Task, source: str, extra: tuple[str, ...]
+) -> _Table:
     header = _csv_header(path, delimiter, source)
-    wanted = [name for name in header if _wanted(name, task)]
+    wanted = [name for name in header if _wanted(name, task, extra)]
     pa = _arrow()
     if pa is not None:
         try:
@@ -258,7 +265,7 @@ def _concatenated(parts: dict[str, list[Array]], names: Iterable[str]) -> dict[s
     return {name: np.concatenate(parts[name]) if parts[name] else np.array([]) for name in names}
 
 
-def _read_jsonl(path: Path, *, task: Task, source: str) -> _Table:
+def _read_jsonl(path: Path, *, task: Task, source: str, extra: tuple[str, ...]) -> _Table:
     pa = _arrow()
     if pa is not None:
         import pyarrow.json as pajson  # type: ignore[import-untyped]
@@ -270,20 +277,20 @@ def _read_jsonl(path: Path, *, task: Task, source: str) -> _Table:
         except OSError as exc:
             raise MetricsError(f"{source}: cannot read the predictions file ({exc})") from None
         else:
-            wanted = [name for name in table.column_names if _wanted(name, task)]
+            wanted = [name for name in table.column_names if _wanted(name, task, extra)]
             found = tuple(table.column_names)
             return _from_arrow(table.select(wanted), found=found, source=source)
-    return _python_jsonl(path, task=task, source=source)
+    return _python_jsonl(path, task=task, source=source, extra=extra)
 
 
-def _python_jsonl(path: Path, *, task: Task, source: str) -> _Table:
+def _python_jsonl(path: Path, *, task: Task, source: str, extra: tuple[str, ...]) -> _Table:
     with _open(path, source) as file:
         records = _json_records(file, source)
         first = next(records, None)
         if first is None:
             raise _empty(source)
         found = tuple(first)
-        wanted = [name for name in found if _wanted(name, task)]
+        wanted = [name for name in found if _wanted(name, task, extra)]
         parts: dict[str, list[Array]] = {name: [] for name in wanted}
         count = 0
         for block in _batched(_chain(first, records), _CHUNK_ROWS):
@@ -318,7 +325,7 @@ def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[di
     yield from rest
 
 
-def _read_parquet(path: Path, *, task: Task, source: str) -> _Table:
+def _read_parquet(path: Path, *, task: Task, source: str, extra: tuple[str, ...]) -> _Table:
     pa = _arrow()
     if pa is None:
         raise UsageError(
@@ -329,7 +336,7 @@ def _read_parquet(path: Path, *, task: Task, source: str) -> _Table:
 
     try:
         names = tuple(pq.read_schema(path).names)
-        wanted = [name for name in names if _wanted(name, task)]
+        wanted = [name for name in names if _wanted(name, task, extra)]
         table = pq.read_table(path, columns=wanted)
     except (pa.ArrowException, OSError) as exc:
         raise MetricsError(f"{source}: cannot read the file as Parquet ({exc})") from None
@@ -377,21 +384,29 @@ def _arrow_text(column: Any) -> Array:
 # -- Checking and building ---------------------------------------------------------------
 
 
-def _build(table: _Table, *, task: Task, source: str) -> Predictions:
+def _build(table: _Table, *, task: Task, source: str, extra: tuple[str, ...]) -> Predictions:
     if table.rows == 0:
         raise _empty(source)
     for name in _LABELS:
         if name not in table.columns:
             raise _missing_column(source, name, table.found, task)
     columns = table.columns
+    for name in extra:
+        if name not in columns:
+            shown = ", ".join(table.found)
+            raise MetricsError(
+                f"{source}: no {name} column for evaluate.slices (columns found: {shown}); "
+                f"write it in the predictions file, or remove it from evaluate.slices"
+            )
+    others = {name: columns[name] for name in extra}
     ids = _ids(columns["id"], source) if "id" in columns else None
     if task == "regression":
         y_true = _numbers(columns["y_true"], "y_true", source)
         y_pred = _numbers(columns["y_pred"], "y_pred", source)
-        return Predictions(y_true, y_pred, None, (), ids, source)
+        return Predictions(y_true, y_pred, None, (), ids, source, others)
     y_true, y_pred = _label_pair(columns["y_true"], columns["y_pred"], source)
     scores, classes = _scores(columns, y_true, y_pred, source)
-    return Predictions(y_true, y_pred, scores, classes, ids, source)
+    return Predictions(y_true, y_pred, scores, classes, ids, source, others)
 
 
 def _missing_column(source: str, name: str, found: tuple[str, ...], task: Task) -> MetricsError:
@@ -687,6 +702,7 @@ def _take(pred: Predictions, index: Array) -> Predictions:
         y_pred=pred.y_pred[index],
         scores=None if pred.scores is None else pred.scores[index],
         ids=None if pred.ids is None else pred.ids[index],
+        extra={name: values[index] for name, values in pred.extra.items()},
     )
 
 

@@ -26,6 +26,7 @@ from typing import Literal
 from mlci.core.intervals import Interval, scaled_rows, wilson_rows
 from mlci.core.metrics import MetricValue, is_number
 from mlci.core.numbers import format_number
+from mlci.errors import shown
 
 Direction = Literal["higher", "lower"]
 Verdict = Literal["pass", "fail", "warn", "skip"]
@@ -80,6 +81,9 @@ _HIGHER_WORDS = frozenset(
     ]
 )
 
+Correction = Literal["holm", "bh"]
+CORRECTIONS: dict[str, str] = {"holm": "Holm", "bh": "Benjamini–Hochberg"}
+
 # Each relative check: which direction it belongs to (None: both), and its wording.
 RELATIVE_CHECKS: dict[str, Direction | None] = {
     "max_drop": "higher",
@@ -108,6 +112,27 @@ def infer_direction(metric: str) -> Direction | None:
 
 
 @dataclass(frozen=True)
+class Binning:
+    """How one column makes slices: each value (neither set), or numeric bins."""
+
+    column: str
+    edges: tuple[float, ...] = ()
+    quantiles: int | None = None
+
+
+@dataclass(frozen=True)
+class SliceSpec:
+    """One entry of evaluate.slices: a column, or a cross of two."""
+
+    columns: tuple[Binning, ...]
+    min_rows: int | None = None  # None: evaluate.slice_min_rows
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(binning.column for binning in self.columns)
+
+
+@dataclass(frozen=True)
 class Rule:
     """One line of `gate.rules`: bounds and allowed changes for one metric."""
 
@@ -125,6 +150,8 @@ class Rule:
     confidence: float | None = None
     require_proof: bool = False
     on_missing_metric: MissingMetric = "fail"
+    # Judged in each slice of evaluate.slices too: True (all), or the slices' columns.
+    slices: bool | tuple[str, ...] = False
 
     @property
     def better(self) -> Direction | None:
@@ -137,10 +164,12 @@ class Rule:
 
     def describe(self) -> str:
         """Short text for the report's rule column, e.g. `≥ 0.9, drop ≤ 0.01 at 95%`."""
-        text = ", ".join(_describe_check(name, value) for name, value in self.thresholds())
+        text = ", ".join(describe_check(name, value) for name, value in self.thresholds())
         if self.confidence is not None:
             text += f" at {format_number(self.confidence * 100)}%"
             text += ", proven" if self.require_proof else ""
+        if self.slices:
+            text += ", per slice"
         return text
 
 
@@ -210,6 +239,49 @@ class RuleResult:
         return self.verdict == "pass" and any(check.within_noise for check in self.checks)
 
 
+Trend = Literal["worse", "better", "unclear"]
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """A rule applied in one slice (core/slices.py). `slice` is ((column, value), ...);
+    `verdict` is `skip` for a slice listed but not gated (fewer rows than its min_rows).
+    `trend` says whether the change is clearly worse or better after the correction for
+    the many slices; `p_value` is the corrected p-value of the check that decided."""
+
+    metric: str
+    slice: tuple[tuple[str, str], ...]
+    rows: int
+    candidate: float
+    baseline: float | None
+    change: float | None
+    interval: Interval | None  # of the change when paired, else of the value
+    verdict: Verdict
+    trend: Trend
+    message: str
+    p_value: float | None = None
+    rule: str = ""  # the rule's description
+
+    @property
+    def name(self) -> str:
+        """`country=fr, device=ios`, each value shown safely (`slice_name`)."""
+        return slice_name(self.slice)
+
+
+SLICE_VALUE_CHARS = 60  # a slice's value comes from the predictions file: shown this long
+
+
+def slice_name(label: tuple[tuple[str, str], ...]) -> str:
+    """`country=fr, device=ios`: control and bidi characters made visible, each value cut
+    to SLICE_VALUE_CHARS (a value is the pull request's data; it cannot reverse or flood
+    the line it is shown in). Markdown and HTML escape the result as they escape all text."""
+    return ", ".join(f"{_short(shown(column))}={_short(shown(value))}" for column, value in label)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SLICE_VALUE_CHARS else text[: SLICE_VALUE_CHARS - 1] + "…"
+
+
 @dataclass(frozen=True)
 class GateResult:
     results: tuple[RuleResult, ...]
@@ -217,6 +289,8 @@ class GateResult:
     notes: tuple[str, ...] = field(default=())
     rows: Rows | None = None
     row_checks: tuple[Check, ...] = ()  # evaluate.min_rows and min_row_fraction, applied
+    slices: tuple[SliceResult, ...] = ()  # rules with `slices`, in each slice
+    slice_correction: str = ""  # "Holm" or "Benjamini–Hochberg", when slices were judged
 
     @property
     def passed(self) -> bool:
@@ -225,6 +299,7 @@ class GateResult:
     @property
     def verdict(self) -> Verdict:
         verdicts = {result.verdict for result in self.results}
+        verdicts |= {result.verdict for result in self.slices}
         if "fail" in verdicts or self._row_failures():
             return "fail"
         return "warn" if "warn" in verdicts else "pass"
@@ -237,10 +312,14 @@ class GateResult:
         deciding = [
             *self._row_failures(),
             *(r.message for r in self.results if r.verdict == self.verdict),
+            *(s.message for s in self._worst_slices() if s.verdict == self.verdict),
         ]
         head = "failed" if self.verdict == "fail" else "passed with warnings"
         more = f" (and {len(deciding) - 1} more)" if len(deciding) > 1 else ""
         return f"{head} {against}: {deciding[0]}{more}"
+
+    def _worst_slices(self) -> list[SliceResult]:
+        return sorted(self.slices, key=lambda s: -abs(s.change or 0.0))
 
     def _row_failures(self) -> list[str]:
         return [check.message for check in self.row_checks if check.passed is False]
@@ -258,6 +337,9 @@ class GateResult:
         skipped = len(self.results) - len(judged)
         if skipped:
             parts.append(f"{skipped} skipped (metric missing)")
+        gated = sum(1 for s in self.slices if s.verdict != "skip")
+        if gated:
+            parts.append(f"{gated} slice checks within limits ({self.slice_correction})")
         return ", ".join(parts)
 
 
@@ -350,7 +432,7 @@ def check_rows(rows: Rows) -> tuple[Check, ...]:
 def unchecked_limits(results: tuple[RuleResult, ...]) -> list[str]:
     """The limits that waited for a baseline value, e.g. `f1 drop ≤ 0.01`."""
     return [
-        f"{result.metric} {_describe_check(check.name, check.threshold)}"
+        f"{result.metric} {describe_check(check.name, check.threshold)}"
         for result in results
         for check in result.checks
         if check.passed is None
@@ -479,7 +561,7 @@ def _check(ctx: _Context, name: str, threshold: float) -> Check:
         why = "no baseline" if ctx.baseline is None else f"the baseline has no numeric {metric}"
         if ctx.on_missing_baseline == "pass":
             return Check(
-                name, threshold, None, f"{why}: {_describe_check(name, threshold)} not checked"
+                name, threshold, None, f"{why}: {describe_check(name, threshold)} not checked"
             )
         return Check(
             name, threshold, False, f"{metric}: {why} to compare with (on_missing_baseline: fail)"
@@ -496,8 +578,8 @@ def _check(ctx: _Context, name: str, threshold: float) -> Check:
     else:
         at_least, limit = (True, margin) if higher else (False, -margin)
     word = "required" if name.startswith("min_gain") else "allowed"
-    moved = _movement(metric, ctx.cand, base, name)
-    text = f"{moved} ({word}: {_describe_check(name, threshold)})"
+    moved = movement(metric, ctx.cand, base, name)
+    text = f"{moved} ({word}: {describe_check(name, threshold)})"
     return _decide(
         ctx,
         name,
@@ -569,7 +651,7 @@ def _rows_needed(ctx: _Context, point: Decimal, limit: Decimal, interval: Interv
     return f"about {needed:,} rows would give an interval of ±{format_number(gap)}"
 
 
-def _movement(metric: str, cand: Decimal, base: Decimal, name: str) -> str:
+def movement(metric: str, cand: Decimal, base: Decimal, name: str) -> str:
     """`accuracy dropped 0.05 from 0.96 to 0.91`, in the unit the rule uses."""
     if cand == base:
         return f"{metric} is unchanged at {_n(cand)}"
@@ -587,7 +669,7 @@ def _describe_amount(name: str, threshold: float) -> str:
     return f"{format_number(threshold)}%" if name.endswith("_pct") else format_number(threshold)
 
 
-def _describe_check(name: str, threshold: float) -> str:
+def describe_check(name: str, threshold: float) -> str:
     amount = _describe_amount(name, threshold)
     return {
         "min": f"≥ {amount}",

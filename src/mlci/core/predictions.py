@@ -6,6 +6,7 @@ from; `mlci.predictions` reads them from a file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,8 @@ class Predictions:
     (regression). `scores` is an (n, k) array of class probabilities, columns in `classes`
     order, or None. `classes` is the sorted labels seen in y_true, y_pred and the score
     columns; () for regression. `ids` is a str array, or None when the file has no `id`.
-    `source` names the file in messages.
+    `source` names the file in messages. `extra` holds the other columns read as they
+    are (those evaluate.slices names), by name.
     """
 
     y_true: Array
@@ -34,6 +36,7 @@ class Predictions:
     classes: tuple[object, ...]
     ids: Array | None
     source: str = field(default="", compare=False)
+    extra: Mapping[str, Array] = field(default_factory=dict, compare=False)
 
     def __len__(self) -> int:
         return len(self.y_true)

@@ -623,3 +623,189 @@ def _stratified_spread(estimate: _Linear) -> float:
     within = np.bincount(strata, weights=deviation**2, minlength=len(counts))
     factor = np.where(counts > 1, counts / np.maximum(counts - 1, 1), 0.0)
     return math.sqrt(float((within * factor).sum())) / len(influence)
+
+
+# -- Per slice ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SliceEstimates:
+    """One metric in each slice: its value and standard error, and with a baseline on the
+    same rows, the baseline's value and the paired change's standard error. Arrays of
+    shape (slices,); NaN where a slice has too few rows to tell."""
+
+    value: FloatArray
+    value_se: FloatArray
+    baseline: FloatArray | None = None
+    change_se: FloatArray | None = None
+
+
+def slice_estimates(
+    candidate: Predictions,
+    baseline: Predictions | None,
+    task: Task,
+    codes: IntArray,
+    slices: int,
+    metrics: tuple[str, ...],
+) -> dict[str, SliceEstimates]:
+    """`metrics` in each of `slices` slices (`codes`: each row's slice, 0 to slices - 1).
+
+    Count-based metrics get a delete-one jackknife on each slice's count table: one
+    evaluation per non-empty cell, all slices at once. Means (log loss, regression) get the
+    delta method within each slice. A metric without a per-slice estimate (roc_auc) is left
+    out. `baseline` must be aligned with `candidate`.
+    """
+    _check_task(task)
+    if baseline is not None:
+        _check_paired(candidate, baseline)
+    codes = np.asarray(codes, dtype=np.int64)
+    found: dict[str, SliceEstimates] = {}
+    if task == "classification":
+        found.update(_slice_counts(candidate, baseline, codes, slices, metrics))
+        smooth = {"log_loss": (_log_loss(candidate), _log_loss(baseline) if baseline else None)}
+    else:
+        base = _regression(baseline) if baseline is not None else {}
+        smooth = {name: (s, base.get(name)) for name, s in _regression(candidate).items()}
+    for name, (first, second) in smooth.items():
+        if name in metrics and first is not None and (baseline is None or second is not None):
+            found[name] = _slice_smooth(first, second, codes, slices)
+    return found
+
+
+def _slice_counts(
+    candidate: Predictions,
+    baseline: Predictions | None,
+    codes: IntArray,
+    slices: int,
+    metrics: tuple[str, ...],
+) -> dict[str, SliceEstimates]:
+    classes = _classes(candidate)
+    if baseline is not None:
+        classes = np.union1d(classes, _classes(baseline))
+    cand = _encode(candidate, classes)
+    k = len(classes)
+    base_pred = _encode(baseline, classes).pred if baseline is not None else cand.pred
+    per_class = _per_class(cand.confusion(), classes)
+    if baseline is not None:
+        base_classes = _per_class(_encode(baseline, classes).confusion(), classes)
+        per_class = sorted(set(per_class) | set(base_classes))
+    # cell = ((slice * k + true) * k + candidate's label) * k + baseline's label
+    joint = ((codes * k + cand.true) * k + cand.pred) * k + base_pred
+    cells, counts = _cell_counts(joint, slices * k**3)
+    base_cells = cells % k
+    rest = cells // k
+    cand_cells, true_cells, cell_slice = rest % k, (rest // k) % k, rest // (k * k)
+    ours = _slice_tables(cell_slice, true_cells, cand_cells, counts, slices, k)
+    theirs = _slice_tables(cell_slice, true_cells, base_cells, counts, slices, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        full = _count_metrics(ours, per_class)
+        full_base = _count_metrics(theirs, per_class)
+    wanted = [name for name in metrics if name in full]
+    if not wanted:
+        return {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        left_out = _jackknife(ours, cell_slice, true_cells, cand_cells, per_class, wanted)
+        base_left = _jackknife(theirs, cell_slice, true_cells, base_cells, per_class, wanted)
+    rows = np.bincount(codes, minlength=slices).astype(np.float64)
+    found = {}
+    for name in wanted:
+        value_se = _jackknife_se(left_out[name], counts, cell_slice, rows)
+        if baseline is None:
+            found[name] = SliceEstimates(full[name], value_se)
+            continue
+        change = left_out[name] - base_left[name]
+        found[name] = SliceEstimates(
+            full[name], value_se, full_base[name], _jackknife_se(change, counts, cell_slice, rows)
+        )
+    return found
+
+
+def _cell_counts(joint: IntArray, width: int) -> tuple[IntArray, IntArray]:
+    """The non-empty cells and their counts: a bincount when the table is small enough."""
+    if width > 4 * len(joint):
+        cells, counts = np.unique(joint, return_counts=True)
+        return cells, counts
+    every = np.bincount(joint, minlength=width)
+    cells = np.flatnonzero(every)
+    return cells.astype(np.int64), every[cells]
+
+
+def _slice_tables(
+    cell_slice: IntArray, true: IntArray, pred: IntArray, counts: IntArray, slices: int, k: int
+) -> FloatArray:
+    flat = (cell_slice * k + true) * k + pred
+    summed = np.bincount(flat, weights=counts, minlength=slices * k * k)
+    return np.asarray(summed.reshape(slices, k, k), dtype=np.float64)
+
+
+def _jackknife(
+    tables: FloatArray,
+    cell_slice: IntArray,
+    true: IntArray,
+    pred: IntArray,
+    per_class: list[tuple[int, str]],
+    wanted: list[str],
+) -> dict[str, FloatArray]:
+    """Each metric of each cell's slice table with one row of that cell left out."""
+    k = tables.shape[1]
+    chunk = max(1, _CHUNK_ELEMENTS // (k * k))
+    parts: dict[str, list[FloatArray]] = {name: [] for name in wanted}
+    for start in range(0, len(cell_slice), chunk):
+        part = slice(start, start + chunk)
+        left = tables[cell_slice[part]].copy()
+        left[np.arange(len(left)), true[part], pred[part]] -= 1
+        values = _count_metrics(left, per_class)
+        for name in wanted:
+            parts[name].append(values[name])
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def _jackknife_se(
+    left_out: FloatArray, counts: IntArray, cell_slice: IntArray, rows: FloatArray
+) -> FloatArray:
+    """sqrt((n - 1) / n · Σ (θ₋ᵢ - θ̄)²) per slice, the rows of a cell sharing one θ₋ᵢ."""
+    weights = counts.astype(np.float64)
+    size = len(rows)
+    mean = np.bincount(cell_slice, weights=weights * left_out, minlength=size) / rows
+    spread = np.bincount(
+        cell_slice, weights=weights * (left_out - mean[cell_slice]) ** 2, minlength=size
+    )
+    return np.asarray(np.sqrt((rows - 1) / rows * spread), dtype=np.float64)
+
+
+def _slice_smooth(
+    first: _Smooth, second: _Smooth | None, codes: IntArray, slices: int
+) -> SliceEstimates:
+    """Per-slice values and delta-method standard errors of a metric of per-row means."""
+    rows = np.bincount(codes, minlength=slices).astype(np.float64)
+    value, influence = _slice_influence(first, codes, slices, rows)
+    value_se = _influence_se(influence, codes, slices, rows)
+    if second is None:
+        return SliceEstimates(value, value_se)
+    base, base_influence = _slice_influence(second, codes, slices, rows)
+    change_se = _influence_se(influence - base_influence, codes, slices, rows)
+    return SliceEstimates(value, value_se, base, change_se)
+
+
+def _slice_influence(
+    smooth: _Smooth, codes: IntArray, slices: int, rows: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    columns = smooth.columns
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.column_stack(
+            [np.bincount(codes, weights=column, minlength=slices) / rows for column in columns.T]
+        )
+        values = np.asarray(smooth.statistic(means), dtype=np.float64)
+    gradients = np.array(
+        [smooth.gradient(row) if np.isfinite(row).all() else np.zeros(len(row)) for row in means]
+    )
+    influence = ((columns - means[codes]) * gradients[codes]).sum(axis=1)
+    return values, np.asarray(influence, dtype=np.float64)
+
+
+def _influence_se(
+    influence: FloatArray, codes: IntArray, slices: int, rows: FloatArray
+) -> FloatArray:
+    squares = np.bincount(codes, weights=influence**2, minlength=slices)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(np.sqrt(squares / (rows - 1)) / np.sqrt(rows), dtype=np.float64)

@@ -104,6 +104,9 @@ def rejudge(
         intervals=measured.intervals,
         rows=measured.rows,  # without predictions, evaluate.min_rows is noted as not applied
     )
+    gate = dataclasses.replace(
+        gate, slices=measured.slices, slice_correction=measured.slice_correction
+    )
     figures: tuple[Figure, ...] = ()
     if measured.candidate is not None:  # the training log is the base checkout's: not drawn
         drawn = dataclasses.replace(config.report, training_log=None)

@@ -62,7 +62,9 @@ def recompute(
     from mlci.core import stats
     from mlci.predictions import load_predictions
 
-    loaded = load_predictions(path, task=config.evaluate.task)
+    loaded = load_predictions(
+        path, task=config.evaluate.task, columns=config.evaluate.slice_columns
+    )
     computed = stats.compute_metrics(loaded, config.evaluate.task)
     values = dict(read.values)
     sources = dict(read.sources)

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core.gate import (
+    CORRECTIONS,
     MetricIntervals,
     MissingBaseline,
     Rows,
+    SliceResult,
     evaluate_gate,
     unchecked_limits,
 )
@@ -57,7 +59,9 @@ def judge(
         *measured.notes,
         *gate.notes,
     )
-    gate = dataclasses.replace(gate, notes=notes)
+    gate = dataclasses.replace(
+        gate, notes=notes, slices=measured.slices, slice_correction=measured.slice_correction
+    )
     unchecked = unchecked_limits(gate.results)
     if choice.baseline is None and unchecked:
         console.warn(f"no baseline: not checked: {', '.join(unchecked)}")
@@ -77,6 +81,8 @@ class Measured:
     notes: tuple[str, ...] = ()
     candidate: Predictions | None = None
     baseline: Predictions | None = None
+    slices: tuple[SliceResult, ...] = ()  # the rules with `slices`, judged in each slice
+    slice_correction: str = ""
 
 
 def measure(
@@ -89,6 +95,7 @@ def measure(
     intervals, interval_notes, paired = _intervals(
         config, evaluation, baseline_predictions, console
     )
+    slices, correction, slice_notes = _slices(config, evaluation, paired, console)
     rows = Rows(
         candidate=len(evaluation.loaded) if evaluation.loaded is not None else None,
         baseline=len(baseline_predictions) if baseline_predictions is not None else None,
@@ -96,7 +103,8 @@ def measure(
         fraction=config.evaluate.min_row_fraction,
     )
     candidate, baseline = paired or (evaluation.loaded, None)
-    return Measured(intervals, rows, (*load_notes, *interval_notes), candidate, baseline)
+    notes = (*load_notes, *interval_notes, *slice_notes)
+    return Measured(intervals, rows, notes, candidate, baseline, slices, correction)
 
 
 def _missing_baseline_policy(
@@ -199,3 +207,54 @@ def _intervals(
             )
         result[level] = MetricIntervals(value=value, change=change)
     return result, notes, paired
+
+
+def _slices(
+    config: Config,
+    evaluation: Evaluation,
+    paired: tuple[Predictions, Predictions] | None,
+    console: Console,
+) -> tuple[tuple[SliceResult, ...], str, tuple[str, ...]]:
+    """The rules with `slices`, judged in each slice of evaluate.slices (core/slices.py),
+    the correction's name, and notes."""
+    rules = [rule for rule in config.gate.rules if rule.slices]
+    if evaluation.loaded is None or not rules or not config.evaluate.slices:
+        return (), "", ()
+    from mlci.core import slices as slicing
+    from mlci.core import stats
+
+    candidate, baseline = paired or (evaluation.loaded, None)
+    task = config.evaluate.task
+    metrics = tuple(dict.fromkeys(rule.metric for rule in rules))
+    groups = []
+    for spec in config.evaluate.slices:
+        if not any(slicing.applies(rule, spec) for rule in rules):
+            continue
+        try:
+            assigned = slicing.assign(spec, candidate.extra)
+        except ValueError as exc:
+            raise MetricsError(f"{candidate.source}: {exc} (evaluate.slices)") from None
+        estimates = stats.slice_estimates(
+            candidate, baseline, task, assigned.codes, len(assigned.labels), metrics
+        )
+        minimum = spec.min_rows or config.evaluate.slice_min_rows
+        groups.append(slicing.SliceGroup(assigned, estimates, minimum))
+    correction = config.gate.slice_correction
+    results = slicing.judge_slices(rules, groups, correction)
+    notes = []
+    unsliced = [m for m in metrics if not any(m in group.estimates for group in groups)]
+    if unsliced:
+        notes.append(
+            f"No per-slice estimate for {', '.join(unsliced)}: those rules were judged "
+            f"overall only (per slice: the metrics from labels, log_loss, and regression's)."
+        )
+    if baseline is None:
+        notes.append(
+            "Per-slice changes need the baseline's predictions on the same rows: only min "
+            "and max were checked in each slice."
+        )
+    gated = sum(1 for result in results if result.verdict != "skip")
+    console.step(
+        "gate", f"{gated} slice checks, {CORRECTIONS[correction]} correction across slices"
+    )
+    return results, CORRECTIONS[correction], tuple(notes)

@@ -27,8 +27,9 @@ from mlci.pipeline.basecommit import pull_request_base
 # workflow; an mlci.yaml key could not be the opt-out: the pull request would set it.
 TRUST_VARIABLE = "MLCI_TRUST_PR_CONFIG"
 TRUSTED_SECTIONS = ("gate", "registry", "publish")
-# The evaluation's size limits judge the pull request too; the rest of `evaluate` is its own.
-TRUSTED_EVALUATE_KEYS = ("min_rows", "min_row_fraction")
+# The evaluation's size limits and the slices the rules are judged in judge the pull
+# request too; the rest of `evaluate` is its own.
+TRUSTED_EVALUATE_KEYS = ("min_rows", "min_row_fraction", "slices", "slice_min_rows")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlci.core.device import DeviceInfo
-from mlci.core.gate import Baseline, Check, GateResult, Rows, Rule, RuleResult
+from mlci.core.gate import (
+    Baseline,
+    Check,
+    GateResult,
+    Rows,
+    Rule,
+    RuleResult,
+    SliceResult,
+)
 from mlci.core.intervals import Interval
 from mlci.core.report.model import Figure, Promotion, ReportInput, ReportSection
 
@@ -72,7 +80,7 @@ def _gate_from(data: dict[str, Any]) -> GateResult:
             RuleResult(
                 **{
                     **item,
-                    "rule": Rule(**item["rule"]),
+                    "rule": _rule(item["rule"]),
                     "checks": checks,
                     "interval": _interval(item["interval"]),
                 }
@@ -86,7 +94,19 @@ def _gate_from(data: dict[str, Any]) -> GateResult:
         notes=tuple(data["notes"]),
         rows=None if rows is None else Rows(**rows),
         row_checks=tuple(_check(c) for c in data.get("row_checks", [])),
+        slices=tuple(_slice(item) for item in data.get("slices", [])),
+        slice_correction=data.get("slice_correction", ""),
     )
+
+
+def _rule(data: dict[str, Any]) -> Rule:
+    slices = data.get("slices", False)
+    return Rule(**{**data, "slices": tuple(slices) if isinstance(slices, list) else slices})
+
+
+def _slice(data: dict[str, Any]) -> SliceResult:
+    label = tuple((str(column), str(value)) for column, value in data["slice"])
+    return SliceResult(**{**data, "slice": label, "interval": _interval(data["interval"])})
 
 
 def _check(data: dict[str, Any]) -> Check:

@@ -16,6 +16,7 @@ from mlci.core.report.model import (
     other_table,
     params_table,
     run_details,
+    slice_tables,
 )
 
 # Emoji need an emoji font; the HTML report uses symbols every text font has.
@@ -53,6 +54,7 @@ def render_html(report: ReportInput) -> str:
     if report.gate is not None and report.gate.results:
         body.append(_html_table(gate_table(report.gate)))
     if report.gate is not None:
+        body += _html_slices(report)
         body += [f'<p class="note">{esc(note)}</p>' for note in report.gate.notes]
     for section in report.sections:
         body.append(f"<h2>{esc(section.path)}</h2>")
@@ -95,6 +97,22 @@ def render_html(report: ReportInput) -> str:
         f"<title>mlci report · {esc(report.model)}</title><style>{_CSS}</style></head>"
         "<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
+
+
+def _html_slices(report: ReportInput) -> list[str]:
+    assert report.gate is not None
+    tables = slice_tables(report.gate)
+    if tables is None:
+        return []
+    body = ["<h2>Slices</h2>", f'<p class="note">{html.escape(tables.summary)}</p>']
+    if tables.worse is not None:
+        body += ["<h3>Clearly worse, worst first</h3>", _html_table(tables.worse)]
+    if tables.better is not None:
+        body += ["<h3>Clearly better</h3>", _html_table(tables.better)]
+    if tables.rest is not None:
+        summary = f"The other {tables.rest_count} slices"
+        body.append(f"<details><summary>{summary}</summary>{_html_table(tables.rest)}</details>")
+    return body
 
 
 def _html_table(table: Table) -> str:

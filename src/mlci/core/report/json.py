@@ -6,7 +6,8 @@ import json
 import math
 from collections.abc import Mapping
 
-from mlci.core.gate import Check, GateResult, RuleResult
+from mlci.core.gate import Check, GateResult, RuleResult, SliceResult
+from mlci.core.intervals import Interval
 from mlci.core.metrics import MetricValue
 from mlci.core.report.model import (
     Promotion,
@@ -35,6 +36,7 @@ def render_json(report: ReportInput) -> dict[str, object]:
         "results": [_result_json(r) for r in gate.results] if gate else [],
         "notes": list(gate.notes) if gate else [],
         "rows": _rows_json(gate),
+        "slices": _slices_json(gate),
         "metrics": {name: _json_value(value) for name, value in report.candidate.items()},
         "diff": [
             {
@@ -98,16 +100,49 @@ def _result_json(result: RuleResult) -> dict[str, object]:
         "severity": result.rule.severity,
         "message": result.message,
         "within_noise": result.within_noise,
-        "interval": None
-        if result.interval is None
-        else {
-            "of": result.interval_of,
-            "low": result.interval.low,
-            "high": result.interval.high,
-            "confidence": result.interval.confidence,
-            "method": result.interval.method,
-        },
+        "interval": _interval_json(result.interval, result.interval_of),
         "checks": [{**_check_json(c), "inconclusive": c.inconclusive} for c in result.checks],
+    }
+
+
+def _slices_json(gate: GateResult | None) -> dict[str, object] | None:
+    """The rules with `slices`, per slice; null when none was judged."""
+    if gate is None or not gate.slices:
+        return None
+    return {
+        "correction": gate.slice_correction,
+        "results": [_slice_json(result) for result in gate.slices],
+    }
+
+
+def _slice_json(result: SliceResult) -> dict[str, object]:
+    return {
+        "metric": result.metric,
+        "slice": dict(result.slice),
+        "rows": result.rows,
+        "candidate": _json_value(result.candidate),
+        "baseline": None if result.baseline is None else _json_value(result.baseline),
+        "change": None if result.change is None else _json_value(result.change),
+        "verdict": result.verdict,
+        "trend": result.trend,
+        "p_value": result.p_value,
+        "rule": result.rule,
+        "message": result.message,
+        "interval": _interval_json(
+            result.interval, "change" if result.change is not None else "value"
+        ),
+    }
+
+
+def _interval_json(interval: Interval | None, of: str | None) -> dict[str, object] | None:
+    if interval is None:
+        return None
+    return {
+        "of": of,
+        "low": interval.low,
+        "high": interval.high,
+        "confidence": interval.confidence,
+        "method": interval.method,
     }
 
 

@@ -19,10 +19,11 @@ from mlci.core.report.model import (
     other_table,
     params_table,
     run_details,
+    slice_tables,
 )
 
 # Optional sections, dropped in this order when the Markdown is over the forge's limit.
-_FOLDABLE = ("figures", "sections", "other", "params", "data", "output")
+_FOLDABLE = ("figures", "slices", "sections", "other", "params", "data", "output")
 
 
 def render_markdown(report: ReportInput, *, max_chars: int | None = None) -> str:
@@ -78,6 +79,8 @@ def _markdown(report: ReportInput, omit: set[str]) -> str:
         parts += [*(f"- {md_text(line)}" for line in error_details(report)), ""]
     if report.gate is not None and report.gate.results:
         parts += [_markdown_table(gate_table(report.gate)), ""]
+    if report.gate is not None:
+        parts += _markdown_slices(report, "slices" in omit)
     if report.gate is not None and report.gate.notes:
         parts += [*(f"> {md_text(note)}" for note in report.gate.notes), ""]
     folded = []
@@ -123,6 +126,27 @@ def _markdown(report: ReportInput, omit: set[str]) -> str:
     facts = "\n".join(f"- {md_text(line)}" for line in run_details(report))
     parts += _md_details("Run details", facts)
     return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _markdown_slices(report: ReportInput, fold: bool) -> list[str]:
+    """Who got worse: the clearly worse slices, then the better, the rest folded (or, to
+    fit the page, left to report.html)."""
+    assert report.gate is not None
+    tables = slice_tables(report.gate)
+    if tables is None:
+        return []
+    parts = ["### Slices", "", md_text(tables.summary), ""]
+    if tables.worse is not None:
+        parts += ["**Clearly worse**, worst first:", "", _markdown_table(tables.worse), ""]
+    if tables.better is not None:
+        parts += ["**Clearly better**:", "", _markdown_table(tables.better), ""]
+    if tables.rest is not None:
+        title = f"The other {tables.rest_count} slices"
+        if fold:
+            parts += [f"> {title} are in report.html.", ""]
+        else:
+            parts += _md_details(title, _markdown_table(tables.rest))
+    return parts
 
 
 def _section_markdown(section: ReportSection) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mlci.core.device import DeviceInfo
-from mlci.core.gate import GateResult, RuleResult
+from mlci.core.gate import GateResult, RuleResult, SliceResult
 from mlci.core.metrics import MetricChange, MetricValue, diff_metrics, is_number
 from mlci.core.numbers import format_number
 
@@ -156,6 +156,81 @@ def gate_table(gate: GateResult) -> Table:
             cells.insert(5, _interval_text(r))
         rows.append(tuple(cells))
     return Table(header, numeric, tuple(rows), tuple(r.verdict for r in ordered))
+
+
+@dataclass(frozen=True)
+class SliceTables:
+    """The Slices section: clearly worse (worst first), clearly better, and the rest."""
+
+    summary: str
+    worse: Table | None
+    better: Table | None
+    rest: Table | None
+    rest_count: int
+
+
+def slice_tables(gate: GateResult) -> SliceTables | None:
+    """The per-slice results grouped for the report; None when no rule has `slices`."""
+    if not gate.slices:
+        return None
+    worse = [s for s in gate.slices if s.verdict in ("fail", "warn") or s.trend == "worse"]
+    better = [s for s in gate.slices if s.trend == "better" and s not in worse]
+    rest = [s for s in gate.slices if s not in worse and s not in better]
+    gated = sum(1 for s in gate.slices if s.verdict != "skip")
+    small = len(gate.slices) - gated
+    summary = (
+        f"{gated} slice checks, {gate.slice_correction} correction across the slices of "
+        f"each rule: {len(worse)} clearly worse, {len(better)} clearly better, "
+        f"{len(rest) - small} with no clear change"
+    ) + (f", {small} too small to gate" if small else "")
+    by_size = sorted(worse, key=lambda s: (_VERDICT_ORDER[s.verdict], -abs(s.change or 0.0)))
+    return SliceTables(
+        summary=summary,
+        worse=_slice_table(by_size) if worse else None,
+        better=_slice_table(sorted(better, key=lambda s: -abs(s.change or 0.0)))
+        if better
+        else None,
+        rest=_slice_table(sorted(rest, key=lambda s: (s.metric, -s.rows))) if rest else None,
+        rest_count=len(rest),
+    )
+
+
+def _slice_table(results: list[SliceResult]) -> Table:
+    header = ("", "Slice", "Metric", "Rows", "Baseline", "Candidate", "Change", "Interval")
+    rows = []
+    for s in results:
+        interval = "—"
+        if s.interval is not None:
+            level = f"{format_number(s.interval.confidence * 100)}%"
+            low, high = _signed(s.interval.low), _signed(s.interval.high)
+            interval = f"Δ [{low}, {high}] {level}" if s.change is not None else f"[{low}, {high}]"
+        rows.append(
+            (
+                ICONS[s.verdict],
+                s.name,
+                s.metric,
+                f"{s.rows:,}",
+                format_value(s.baseline),
+                format_value(s.candidate),
+                "—" if s.change is None else _signed(s.change),
+                interval,
+                _slice_verdict(s),
+            )
+        )
+    return Table(
+        header=(*header, "Verdict"),
+        numeric=(False, False, False, True, True, True, True, True, False),
+        rows=tuple(rows),
+        verdicts=tuple(s.verdict for s in results),
+    )
+
+
+def _slice_verdict(result: SliceResult) -> str:
+    if result.verdict == "skip":
+        return "not gated (too few rows)"
+    if result.verdict == "pass":
+        return "pass"
+    return f"{result.verdict}: {result.message}"
 
 
 def _interval_text(result: RuleResult) -> str:

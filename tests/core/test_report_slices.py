@@ -1,0 +1,108 @@
+"""The Slices section: who got worse leads; slice values (the pull request's data) are
+escaped in Markdown and HTML; gate.json and report.json carry each slice."""
+
+from __future__ import annotations
+
+import json
+
+from mlci.core.gate import (
+    Baseline,
+    GateResult,
+    Rule,
+    SliceResult,
+    evaluate_gate,
+    slice_name,
+)
+from mlci.core.intervals import Interval
+from mlci.core.report.document import from_document, to_document
+from mlci.core.report.html import render_html
+from mlci.core.report.json import render_json
+from mlci.core.report.markdown import render_markdown
+from mlci.core.report.model import ReportInput
+
+HOSTILE = (
+    "\u202egnp.exe\u200f\x1b[31m<img src=x onerror=alert(1)>|**bold**[link](http://x.example)"
+    " @admin " + "A" * 100_000
+)
+RULE = Rule("accuracy", max_drop=0.02, confidence=0.95, slices=True)
+
+
+def sliced(value: str, change: float, verdict: str, trend: str) -> SliceResult:
+    return SliceResult(
+        metric="accuracy",
+        slice=(("segment", value),),
+        rows=1_000,
+        candidate=0.85 + change,
+        baseline=0.85,
+        change=change,
+        interval=Interval(change - 0.03, change + 0.03, 0.95, "paired, per slice"),
+        verdict=verdict,  # type: ignore[arg-type]
+        trend=trend,  # type: ignore[arg-type]
+        message=f"accuracy in {slice_name((('segment', value),))}: changed by {change}",
+        p_value=0.001,
+        rule=RULE.describe(),
+    )
+
+
+def report(*slices: SliceResult) -> ReportInput:
+    baseline = Baseline("file", "base.yaml", {"accuracy": 0.85})
+    gate = evaluate_gate([RULE], {"accuracy": 0.86}, baseline)
+    gate = GateResult(gate.results, gate.baseline, slices=slices, slice_correction="Holm")
+    return ReportInput(model="m", gate=gate, candidate={"accuracy": 0.86})
+
+
+def test_the_worst_slices_come_first_then_the_better_then_the_rest_folded() -> None:
+    text = render_markdown(
+        report(
+            sliced("flat", 0.0, "pass", "unclear"),
+            sliced("mild", -0.04, "fail", "worse"),
+            sliced("up", 0.05, "pass", "better"),
+            sliced("worst", -0.12, "fail", "worse"),
+        )
+    )
+    assert "failed against base.yaml: accuracy in segment=worst" in text  # the headline
+    section = text[text.index("### Slices") :]
+    assert "Holm correction" in section
+    order = [section.index(f"segment={name}") for name in ("worst", "mild", "up", "flat")]
+    assert order == sorted(order)
+    assert section.index("**Clearly worse**") < section.index("**Clearly better**")
+    assert "<details><summary>The other 1 slices</summary>" in section
+    assert section.index("<details><summary>The other") < section.index("segment=flat")
+
+
+def test_hostile_slice_values_are_escaped_in_markdown_and_html() -> None:
+    shown = report(sliced(HOSTILE, -0.1, "fail", "worse"), sliced(HOSTILE, 0.0, "pass", "unclear"))
+
+    markdown = render_markdown(shown)
+    page = render_html(shown)
+
+    for text in (markdown, page):
+        assert "<img" not in text
+        assert "\u202e" not in text and "\u200f" not in text and "\x1b" not in text
+        assert "\\u202e" in text  # made visible, not dropped
+        assert "A" * 100 not in text  # a huge value is cut
+        assert len(text) < 20_000
+    assert "\\x1b\\[31m&lt;img src=x onerror=alert(1)&gt;\\|" in markdown
+    assert "\\x1b[31m&lt;img src=x onerror=alert(1)&gt;|" in page
+
+
+def test_gate_json_carries_each_slice_beside_the_rule_fields() -> None:
+    data = render_json(report(sliced("a&b", -0.1, "fail", "worse")))
+
+    assert data["passed"] is False
+    assert data["slices"]["correction"] == "Holm"  # type: ignore[index]
+    (result,) = data["slices"]["results"]  # type: ignore[index]
+    assert result["slice"] == {"segment": "a&b"}
+    assert (result["verdict"], result["trend"], result["rows"]) == ("fail", "worse", 1_000)
+    assert result["interval"]["of"] == "change"
+    json.dumps(data, allow_nan=False)
+
+
+def test_report_json_keeps_the_slices_for_mlci_report() -> None:
+    original = report(sliced("x", -0.1, "fail", "worse"))
+    document = json.loads(json.dumps(to_document(original)))
+
+    restored = from_document(document, read_png=lambda name: b"")
+
+    assert restored.gate == original.gate
+    assert render_markdown(restored) == render_markdown(original)

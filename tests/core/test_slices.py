@@ -1,0 +1,193 @@
+"""Per-slice gating: simulations whose truth is known, the correction, the estimates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import false_discovery_control
+
+from mlci.core.gate import Binning, Correction, Rule, SliceSpec
+from mlci.core.predictions import Predictions
+from mlci.core.slices import SliceGroup, adjust, assign, judge_slices
+from mlci.core.stats import slice_estimates
+
+CLASSES = (0, 1, 2)
+
+
+def models(truth: np.ndarray, accuracy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Predictions right with each row's probability `accuracy`, else the next class."""
+    right = rng.random(len(truth)) < accuracy
+    return np.where(right, truth, (truth + 1) % len(CLASSES))
+
+
+def judge(
+    segments: np.ndarray,
+    truth: np.ndarray,
+    candidate: np.ndarray,
+    baseline: np.ndarray,
+    rule: Rule,
+    correction: Correction = "holm",
+    min_rows: int = 100,
+):  # type: ignore[no-untyped-def]
+    spec = SliceSpec((Binning("segment"),))
+    cand = Predictions(truth, candidate, None, CLASSES, None, extra={"segment": segments})
+    base = Predictions(truth, baseline, None, CLASSES, None)
+    slices = assign(spec, cand.extra)
+    estimates = slice_estimates(
+        cand, base, "classification", slices.codes, len(slices.labels), (rule.metric,)
+    )
+    return judge_slices([rule], [SliceGroup(slices, estimates, min_rows)], correction)
+
+
+def test_a_segment_that_loses_ten_points_fails_while_the_whole_gains_one() -> None:
+    rng = np.random.default_rng(7)
+    rows = 40_000
+    segments = np.array([f"s{i % 19}" for i in range(rows)], dtype="U8")
+    segments[: rows // 20] = "hurt"  # 5% of the rows
+    truth = rng.integers(0, 3, rows)
+    # The same draw decides both models' rows (their mistakes are correlated, as two
+    # versions of one model's are): hurt goes from 0.85 to 0.75, the other 95% from 0.85
+    # to 0.8658, so the whole gains a point.
+    difficulty = rng.random(rows)
+    baseline = np.where(difficulty < 0.85, truth, (truth + 1) % 3)
+    accuracy = np.where(segments == "hurt", 0.75, 0.8658)
+    candidate = np.where(difficulty < accuracy, truth, (truth + 1) % 3)
+    overall = (candidate == truth).mean() - (baseline == truth).mean()
+    assert overall == pytest.approx(0.01, abs=0.002)
+    rule = Rule("accuracy", max_drop=0.02, confidence=0.95, slices=True)
+
+    results = judge(segments, truth, candidate, baseline, rule)
+
+    failed = [r for r in results if r.verdict == "fail"]
+    assert [r.slice for r in failed] == [(("segment", "hurt"),)]
+    (hurt,) = failed
+    assert hurt.change == pytest.approx(-0.10, abs=0.03)
+    assert hurt.trend == "worse"
+    assert "accuracy in segment=hurt (2,000 rows): dropped" in hurt.message
+    assert "Holm-adjusted p" in hurt.message
+    assert hurt.interval is not None and hurt.interval.high < -0.02
+
+
+@pytest.mark.parametrize("correction", ["holm", "bh"])
+def test_with_no_real_change_in_50_slices_at_most_5_percent_of_200_pull_requests_fail(
+    correction: Correction,
+) -> None:
+    # Each pull request: a candidate exactly as good as the baseline in every slice, 200
+    # rows per slice. `max_drop: 0` is the strictest rule: any drop is a regression, and
+    # the true change (0) sits on the limit, where false alarms are likeliest.
+    rng = np.random.default_rng(20)
+    slices, per_slice, pull_requests = 50, 200, 200
+    segments = np.repeat(np.array([f"s{i:02}" for i in range(slices)]), per_slice)
+    rule = Rule("accuracy", max_drop=0.0, confidence=0.95, slices=True)
+    failed = naive = 0
+    for _ in range(pull_requests):
+        truth = rng.integers(0, 3, len(segments))
+        accuracy = np.full(len(segments), 0.85)
+        baseline, candidate = models(truth, accuracy, rng), models(truth, accuracy, rng)
+        results = judge(segments, truth, candidate, baseline, rule, correction)
+        failed += any(r.verdict == "fail" for r in results)
+        naive += any((r.change or 0) < 0 for r in results)  # a point-value per-slice gate
+    assert failed <= 0.05 * pull_requests
+    assert naive == pull_requests  # what the correction saves the team from
+
+
+def test_holm_and_benjamini_hochberg_adjust_as_defined() -> None:
+    p = np.array([0.01, 0.04, 0.03, 0.2, 0.001])
+    # Holm: sorted p × (m - rank), made non-decreasing, capped at 1.
+    ranked = np.sort(p) * (len(p) - np.arange(len(p)))
+    holm = np.maximum.accumulate(ranked)[np.argsort(np.argsort(p))]
+    assert adjust(p, "holm") == pytest.approx(holm)
+    assert adjust(p, "bh") == pytest.approx(false_discovery_control(p, method="bh"))
+
+
+def test_the_jackknife_on_count_tables_gives_the_textbook_standard_errors() -> None:
+    rng = np.random.default_rng(3)
+    rows = 30_000
+    truth = rng.integers(0, 3, rows)
+    segments = rng.integers(0, 4, rows)
+    cand = Predictions(truth, models(truth, np.full(rows, 0.9), rng), None, CLASSES, None)
+    base = Predictions(truth, models(truth, np.full(rows, 0.8), rng), None, CLASSES, None)
+
+    (found,) = slice_estimates(cand, base, "classification", segments, 4, ("accuracy",)).values()
+
+    for index in range(4):
+        inside = segments == index
+        n = inside.sum()
+        ours = cand.y_pred[inside] == truth[inside]
+        theirs = base.y_pred[inside] == truth[inside]
+        p = ours.mean()
+        assert found.value[index] == pytest.approx(p)
+        assert found.value_se[index] == pytest.approx(np.sqrt(p * (1 - p) / n), rel=1e-3)
+        # A paired difference of proportions: var = (p10 + p01 - (p10 - p01)²) / n.
+        p10, p01 = (ours & ~theirs).mean(), (~ours & theirs).mean()
+        paired = np.sqrt((p10 + p01 - (p10 - p01) ** 2) / n)
+        assert found.change_se is not None
+        assert found.change_se[index] == pytest.approx(paired, rel=1e-3)
+
+
+def test_a_slice_below_its_min_rows_is_listed_but_not_gated() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, 1_050)
+    segments = np.array(["big"] * 1_000 + ["tiny"] * 50)
+    baseline = truth.copy()
+    candidate = np.where(segments == "tiny", (truth + 1) % 3, truth)  # tiny: all wrong
+    rule = Rule("accuracy", max_drop=0.02, confidence=0.95, slices=True)
+
+    results = judge(segments, truth, candidate, baseline, rule)
+
+    by_name = {r.name: r for r in results}
+    assert by_name["segment=tiny"].verdict == "skip"
+    assert "too few to gate" in by_name["segment=tiny"].message
+    assert by_name["segment=big"].verdict == "pass"
+
+
+def test_numbers_are_binned_by_edges_and_quantiles_and_missing_values_get_a_slice() -> None:
+    ages = np.array(["17", "18", "29.5", "30", "64", "65", "", "90"])
+    by_edges = assign(SliceSpec((Binning("age", edges=(18, 30, 65)),)), {"age": ages})
+    names = [label[0][1] for label in by_edges.labels]
+    assert names == ["< 18", "[18, 30)", "[30, 65)", "≥ 65", "(missing)"]
+    assert by_edges.rows.tolist() == [1, 2, 2, 2, 1]
+
+    values = np.arange(100, dtype=np.float64)
+    quartiles = assign(SliceSpec((Binning("x", quantiles=4),)), {"x": values})
+    assert quartiles.rows.tolist() == [25, 25, 25, 25]
+
+    crossed = assign(
+        SliceSpec((Binning("a"), Binning("b"))),
+        {"a": np.array(["x", "x", "y"]), "b": np.array(["1", "2", "1"])},
+    )
+    assert crossed.labels == (
+        (("a", "x"), ("b", "1")),
+        (("a", "x"), ("b", "2")),
+        (("a", "y"), ("b", "1")),
+    )
+
+
+def test_a_binned_column_holding_text_names_the_column_and_the_row() -> None:
+    with pytest.raises(ValueError, match=r"column age holds 'old' in row 2, not a number"):
+        assign(SliceSpec((Binning("age", edges=(30,)),)), {"age": np.array(["20", "old"])})
+
+
+def test_regression_metrics_get_per_slice_values_and_delta_method_errors() -> None:
+    rng = np.random.default_rng(4)
+    truth = rng.normal(size=5_000)
+    segments = rng.integers(0, 3, 5_000)
+    cand = Predictions(truth, truth + rng.normal(0, 0.5, 5_000), None, (), None)
+    base = Predictions(truth, truth + rng.normal(0, 0.6, 5_000), None, (), None)
+
+    found = slice_estimates(cand, base, "regression", segments, 3, ("mae", "rmse"))
+
+    for index in range(3):
+        inside = segments == index
+        ours = np.abs(truth - cand.y_pred)[inside]
+        theirs = np.abs(truth - base.y_pred)[inside]
+        assert found["mae"].value[index] == pytest.approx(ours.mean())
+        assert found["mae"].value_se[index] == pytest.approx(
+            ours.std(ddof=1) / np.sqrt(inside.sum())
+        )
+        assert found["mae"].change_se is not None
+        assert found["mae"].change_se[index] == pytest.approx(
+            (ours - theirs).std(ddof=1) / np.sqrt(inside.sum())
+        )
+        squared = (truth - cand.y_pred)[inside] ** 2
+        assert found["rmse"].value[index] == pytest.approx(np.sqrt(squared.mean()))
