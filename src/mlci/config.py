@@ -46,6 +46,7 @@ class EvaluateConfig:
     task: Task = "classification"
     min_rows: int = 0  # fewer rows in the predictions fail the gate; 0: off
     min_row_fraction: float = 0.5  # of the baseline's rows, when both are known; 0: off
+    id_column: str = "id"  # pairs the candidate's rows with the baseline's
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class ReportConfig:
     training_log: str | None = None  # a per-epoch CSV/JSON log: training curves
     plots: bool = True  # PNG plots in report.html and .mlci/out/plots/ (needs mlci[plots])
     sections: tuple[str, ...] = ()  # Markdown files and PNGs the training writes (report.sections)
+    flipped_examples: int = 10  # broken rows listed in the report; flipped.csv has them all
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     ),
     "model": ("name",),
     "train": ("command", "timeout_minutes", "stall_minutes", "device"),
-    "evaluate": ("metrics", "predictions", "task", "min_rows", "min_row_fraction"),
+    "evaluate": ("metrics", "predictions", "task", "min_rows", "min_row_fraction", "id_column"),
     "gate": ("baseline", "base_ref", "on_missing_baseline", "rules", "resamples", "seed"),
     "gate.rules[]": (
         "metric",
@@ -161,7 +163,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "on_missing_metric",
     ),
     "registry": ("kind", "tracking_uri", "model", "promote_on", "alias", "challenger"),
-    "report": ("params", "training_log", "plots", "sections"),
+    "report": ("params", "training_log", "plots", "sections", "flipped_examples"),
     "data": ("dvc", "remote", "jobs", "run_cache", "targets", "timeout_minutes", "stall_minutes"),
     "publish": (
         "comment",
@@ -476,6 +478,7 @@ def _parse_report(data: object, problems: _Problems) -> ReportConfig:
         training_log=section.optional_string("training_log"),
         plots=section.boolean("plots", True),
         sections=_report_sections(section.string_list("sections", ()), problems),
+        flipped_examples=section.integer("flipped_examples", 10, minimum=0, maximum=1000),
     )
 
 
@@ -544,12 +547,20 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
             f"expected a fraction of the baseline's rows, 0 to 1 (0.5: half), got {fraction:g}",
         )
         fraction = None
+    id_column = section.string("id_column", "id")
+    if id_column in ("y_true", "y_pred", "score") or id_column.startswith(("p_", "proba_")):
+        problems.add(
+            "evaluate.id_column",
+            f"{shown(id_column)} is a column mlci computes metrics from; name the column that "
+            "identifies each row, e.g. id",
+        )
     return EvaluateConfig(
         metrics=metrics,
         predictions=predictions,
         task=cast(Task, task),
         min_rows=min_rows,
         min_row_fraction=0.5 if fraction is None else fraction,
+        id_column=id_column,
     )
 
 

@@ -59,8 +59,16 @@ class _Table:
     rows: int
 
 
-def load_predictions(path: Path, *, task: Task) -> Predictions:
-    """Read and check a predictions file; errors name the file, the problem and the fix."""
+def load_predictions(
+    path: Path, *, task: Task, id_column: str = "id", extra_columns: int = 0
+) -> Predictions:
+    """Read and check a predictions file; errors name the file, the problem and the fix.
+
+    `id_column` names the column that pairs rows with the baseline's (evaluate.id_column).
+    The first `extra_columns` other columns (a segment, a country: neither labels nor
+    probabilities) are kept as text in `Predictions.extra`, out of the metrics.
+    """
+    spec = _Spec(task, id_column, extra_columns)
     source = str(path)
     fmt = format_for(path)
     if not path.is_file():
@@ -69,12 +77,12 @@ def load_predictions(path: Path, *, task: Task) -> Predictions:
             f"the path in mlci.yaml"
         )
     try:
-        table = _read(path, fmt, task=task, source=source)
+        table = _read(path, fmt, spec=spec, source=source)
     except UnicodeDecodeError:
         raise MetricsError(
             f"{source}: the file is not UTF-8 text; write the predictions file as UTF-8"
         ) from None
-    return _build(table, task=task, source=source)
+    return _build(table, spec=spec, source=source)
 
 
 def format_for(path: Path) -> str:
@@ -106,13 +114,60 @@ def align(candidate: Predictions, baseline: Predictions) -> tuple[Predictions, P
     return candidate, baseline
 
 
+@dataclass(frozen=True)
+class Joined:
+    """The rows both models predicted, paired; and the rows only one of them has."""
+
+    candidate: Predictions
+    baseline: Predictions
+    by_id: bool  # paired by the id column; False: by row order
+    only_candidate: int = 0
+    only_baseline: int = 0
+
+
+def join(candidate: Predictions, baseline: Predictions) -> Joined:
+    """Like `align`, but an id found on one side only leaves its row out, counted.
+
+    Without ids on both sides, rows pair by position and the lengths must agree.
+    Raises MetricsError when they cannot be paired (lengths, repeated ids, y_true).
+    """
+    candidate, baseline = _same_label_type(candidate, baseline)
+    by_id = candidate.ids is not None and baseline.ids is not None
+    only_candidate = only_baseline = 0
+    if by_id:
+        found, position = _matches(candidate, baseline)
+        kept = np.flatnonzero(found)
+        only_candidate = len(candidate) - len(kept)
+        only_baseline = len(baseline) - len(kept)
+        candidate, baseline = _take(candidate, kept), _take(baseline, position[kept])
+    else:
+        _check_same_length(candidate, baseline)
+    _check_same_truth(candidate, baseline, by_id=by_id)
+    return Joined(candidate, baseline, by_id, only_candidate, only_baseline)
+
+
 # -- Reading -----------------------------------------------------------------------------
 
 
-def _wanted(name: str, task: Task) -> bool:
-    if name in ("y_true", "y_pred", "id"):
-        return True
-    return task == "classification" and _is_score(name)
+@dataclass(frozen=True)
+class _Spec:
+    """Which columns to read: the labels, the id, the scores and a few others."""
+
+    task: Task
+    id_column: str = "id"
+    extra: int = 0  # how many other columns to keep, in the file's order
+
+    def wanted(self, names: Iterable[str]) -> list[str]:
+        names = list(names)
+        return [name for name in names if self.used(name)] + self.others(names)
+
+    def used(self, name: str) -> bool:
+        if name in (*_LABELS, self.id_column):
+            return True
+        return self.task == "classification" and _is_score(name)
+
+    def others(self, names: Iterable[str]) -> list[str]:
+        return [name for name in names if name and not self.used(name)][: self.extra]
 
 
 def _is_score(name: str) -> bool:
@@ -125,12 +180,12 @@ def _is_numeric(name: str, task: Task) -> bool:
     return _is_score(name)
 
 
-def _read(path: Path, fmt: str, *, task: Task, source: str) -> _Table:
+def _read(path: Path, fmt: str, *, spec: _Spec, source: str) -> _Table:
     if fmt == "parquet":
-        return _read_parquet(path, task=task, source=source)
+        return _read_parquet(path, spec=spec, source=source)
     if fmt == "jsonl":
-        return _read_jsonl(path, task=task, source=source)
-    return _read_delimited(path, "," if fmt == "csv" else "\t", task=task, source=source)
+        return _read_jsonl(path, spec=spec, source=source)
+    return _read_delimited(path, "," if fmt == "csv" else "\t", spec=spec, source=source)
 
 
 def _arrow() -> Any:
@@ -141,16 +196,16 @@ def _arrow() -> Any:
     return pyarrow
 
 
-def _read_delimited(path: Path, delimiter: str, *, task: Task, source: str) -> _Table:
+def _read_delimited(path: Path, delimiter: str, *, spec: _Spec, source: str) -> _Table:
     header = _csv_header(path, delimiter, source)
-    wanted = [name for name in header if _wanted(name, task)]
+    wanted = spec.wanted(header)
     pa = _arrow()
     if pa is not None:
         try:
-            return _arrow_csv(path, delimiter, header, wanted, task=task, source=source)
+            return _arrow_csv(path, delimiter, header, wanted, spec=spec, source=source)
         except pa.ArrowInvalid:
             pass  # the csv module's reader below says which row is wrong
-    return _python_csv(path, delimiter, wanted, task=task, source=source)
+    return _python_csv(path, delimiter, wanted, spec=spec, source=source)
 
 
 def _csv_header(path: Path, delimiter: str, source: str) -> tuple[str, ...]:
@@ -182,13 +237,13 @@ def _arrow_csv(
     header: tuple[str, ...],
     wanted: list[str],
     *,
-    task: Task,
+    spec: _Spec,
     source: str,
 ) -> _Table:
     import pyarrow as pa
     import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 
-    types = {name: pa.float64() if _is_numeric(name, task) else pa.string() for name in wanted}
+    types = {name: pa.float64() if _is_numeric(name, spec.task) else pa.string() for name in wanted}
     table = pacsv.read_csv(
         str(path),
         read_options=pacsv.ReadOptions(column_names=list(header), skip_rows=1),
@@ -199,7 +254,7 @@ def _arrow_csv(
 
 
 def _python_csv(
-    path: Path, delimiter: str, wanted: list[str], *, task: Task, source: str
+    path: Path, delimiter: str, wanted: list[str], *, spec: _Spec, source: str
 ) -> _Table:
     with _open(path, source) as file:
         rows = (row for row in csv.reader(file, delimiter=delimiter) if row)
@@ -217,7 +272,7 @@ def _python_csv(
                     )
             for name, position in positions.items():
                 cells = [row[position] for row in block]
-                parts[name].append(_cells(cells, name, task, first=count + 1, source=source))
+                parts[name].append(_cells(cells, name, spec.task, first=count + 1, source=source))
             count += len(block)
     return _Table(tuple(header), _concatenated(parts, wanted), count)
 
@@ -264,7 +319,7 @@ def _concatenated(parts: dict[str, list[Array]], names: Iterable[str]) -> dict[s
     return {name: np.concatenate(parts[name]) if parts[name] else np.array([]) for name in names}
 
 
-def _read_jsonl(path: Path, *, task: Task, source: str) -> _Table:
+def _read_jsonl(path: Path, *, spec: _Spec, source: str) -> _Table:
     pa = _arrow()
     if pa is not None:
         import pyarrow.json as pajson  # type: ignore[import-untyped]
@@ -276,26 +331,26 @@ def _read_jsonl(path: Path, *, task: Task, source: str) -> _Table:
         except OSError as exc:
             raise MetricsError(f"{source}: cannot read the predictions file ({exc})") from None
         else:
-            wanted = [name for name in table.column_names if _wanted(name, task)]
+            wanted = spec.wanted(table.column_names)
             found = tuple(table.column_names)
             return _from_arrow(table.select(wanted), found=found, source=source)
-    return _python_jsonl(path, task=task, source=source)
+    return _python_jsonl(path, spec=spec, source=source)
 
 
-def _python_jsonl(path: Path, *, task: Task, source: str) -> _Table:
+def _python_jsonl(path: Path, *, spec: _Spec, source: str) -> _Table:
     with _open(path, source) as file:
         records = _json_records(file, source)
         first = next(records, None)
         if first is None:
             raise _empty(source)
         found = tuple(first)
-        wanted = [name for name in found if _wanted(name, task)]
+        wanted = spec.wanted(found)
         parts: dict[str, list[Array]] = {name: [] for name in wanted}
         count = 0
         for block in _batched(_chain(first, records), _CHUNK_ROWS):
             for name in wanted:
                 cells = [record.get(name) for record in block]
-                parts[name].append(_cells(cells, name, task, first=count + 1, source=source))
+                parts[name].append(_cells(cells, name, spec.task, first=count + 1, source=source))
             count += len(block)
     return _Table(found, _concatenated(parts, wanted), count)
 
@@ -324,7 +379,7 @@ def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[di
     yield from rest
 
 
-def _read_parquet(path: Path, *, task: Task, source: str) -> _Table:
+def _read_parquet(path: Path, *, spec: _Spec, source: str) -> _Table:
     pa = _arrow()
     if pa is None:
         raise UsageError(
@@ -335,7 +390,7 @@ def _read_parquet(path: Path, *, task: Task, source: str) -> _Table:
 
     try:
         names = tuple(pq.read_schema(path).names)
-        wanted = [name for name in names if _wanted(name, task)]
+        wanted = spec.wanted(names)
         table = pq.read_table(path, columns=wanted)
     except (pa.ArrowException, OSError) as exc:
         raise MetricsError(f"{source}: cannot read the file as Parquet ({exc})") from None
@@ -383,21 +438,31 @@ def _arrow_text(column: Any) -> Array:
 # -- Checking and building ---------------------------------------------------------------
 
 
-def _build(table: _Table, *, task: Task, source: str) -> Predictions:
+def _build(table: _Table, *, spec: _Spec, source: str) -> Predictions:
+    task = spec.task
     if table.rows == 0:
         raise _empty(source)
     for name in _LABELS:
         if name not in table.columns:
             raise _missing_column(source, name, table.found, task)
     columns = table.columns
-    ids = _ids(columns["id"], source) if "id" in columns else None
+    name = spec.id_column
+    ids = _ids(columns[name], name, source) if name in columns else None
+    extra = {name: _extra(columns[name]) for name in spec.others(table.found) if name in columns}
     if task == "regression":
         y_true = _numbers(columns["y_true"], "y_true", source)
         y_pred = _numbers(columns["y_pred"], "y_pred", source)
-        return Predictions(y_true, y_pred, None, (), ids, source)
+        return Predictions(y_true, y_pred, None, (), ids, source, extra)
     y_true, y_pred = _label_pair(columns["y_true"], columns["y_pred"], source)
     scores, classes = _scores(columns, y_true, y_pred, source)
-    return Predictions(y_true, y_pred, scores, classes, ids, source)
+    return Predictions(y_true, y_pred, scores, classes, ids, source, extra)
+
+
+def _extra(values: Array) -> Array:
+    """A column kept for people to read, as text (NaN, a missing number, as empty)."""
+    if values.dtype.kind == "f":
+        return np.where(np.isnan(values), "", values.astype(str))
+    return values.astype(str)
 
 
 def _missing_column(source: str, name: str, found: tuple[str, ...], task: Task) -> MetricsError:
@@ -491,11 +556,11 @@ def _label_pair(y_true: Array, y_pred: Array, source: str) -> tuple[Array, Array
     return true, pred
 
 
-def _ids(values: Array, source: str) -> Array:
+def _ids(values: Array, name: str, source: str) -> Array:
     kind = values.dtype.kind
     if kind == "f":
         if np.isnan(values).any():
-            raise _empty_id(source, int(np.argmax(np.isnan(values))) + 1)
+            raise _empty_id(source, name, int(np.argmax(np.isnan(values))) + 1)
         values = values.astype(np.int64) if np.all(np.mod(values, 1) == 0) else values
     if values.dtype.kind in "iub":
         width = len(str(int(np.abs(values).max()))) + 1
@@ -503,12 +568,12 @@ def _ids(values: Array, source: str) -> Array:
     values = values.astype(str)
     empty = np.char.str_len(values) == 0
     if empty.any():
-        raise _empty_id(source, int(np.argmax(empty)) + 1)
+        raise _empty_id(source, name, int(np.argmax(empty)) + 1)
     return values
 
 
-def _empty_id(source: str, row: int) -> MetricsError:
-    return MetricsError(f"{source}: id in row {row} is empty; write an id in every row")
+def _empty_id(source: str, name: str, row: int) -> MetricsError:
+    return MetricsError(f"{source}: {name} in row {row} is empty; write an id in every row")
 
 
 def _scores(
@@ -654,16 +719,11 @@ def _as_text_labels(pred: Predictions) -> Predictions:
 
 
 def _reorder_by_id(candidate: Predictions, baseline: Predictions) -> Predictions:
-    assert candidate.ids is not None and baseline.ids is not None
-    _check_unique_ids(candidate, "candidate")
-    _check_unique_ids(baseline, "baseline")
-    order = np.argsort(baseline.ids, kind="stable")
-    sorted_ids = baseline.ids[order]
-    position = np.minimum(np.searchsorted(sorted_ids, candidate.ids), len(sorted_ids) - 1)
-    found = sorted_ids[position] == candidate.ids
+    found, position = _matches(candidate, baseline)
     only_candidate = int(np.count_nonzero(~found))
     only_baseline = len(baseline) - (len(candidate) - only_candidate)
     if only_candidate or only_baseline:
+        assert candidate.ids is not None
         example = candidate.ids[np.argmax(~found)] if only_candidate else None
         shown = f" (e.g. id {str(example)!r})" if example is not None else ""
         raise MetricsError(
@@ -671,7 +731,18 @@ def _reorder_by_id(candidate: Predictions, baseline: Predictions) -> Predictions
             f"{_name(baseline, 'baseline')} lacks{shown}, and the baseline has "
             f"{only_baseline} the candidate lacks; evaluate both models on the same rows"
         )
-    return _take(baseline, order[position])
+    return _take(baseline, position)
+
+
+def _matches(candidate: Predictions, baseline: Predictions) -> tuple[Array, Array]:
+    """Whether each candidate row's id is in the baseline, and the baseline's row for it."""
+    assert candidate.ids is not None and baseline.ids is not None
+    _check_unique_ids(candidate, "candidate")
+    _check_unique_ids(baseline, "baseline")
+    order = np.argsort(baseline.ids, kind="stable")
+    sorted_ids = baseline.ids[order]
+    position = np.minimum(np.searchsorted(sorted_ids, candidate.ids), len(sorted_ids) - 1)
+    return sorted_ids[position] == candidate.ids, order[position]
 
 
 def _check_unique_ids(pred: Predictions, role: str) -> None:
@@ -693,6 +764,7 @@ def _take(pred: Predictions, index: Array) -> Predictions:
         y_pred=pred.y_pred[index],
         scores=None if pred.scores is None else pred.scores[index],
         ids=None if pred.ids is None else pred.ids[index],
+        extra={name: column[index] for name, column in pred.extra.items()},
     )
 
 

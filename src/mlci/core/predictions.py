@@ -6,6 +6,7 @@ from; `mlci.predictions` reads them from a file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +25,10 @@ class Predictions:
     `y_true` and `y_pred` hold int64 or str labels (classification) or float64 values
     (regression). `scores` is an (n, k) array of class probabilities, columns in `classes`
     order, or None. `classes` is the sorted labels seen in y_true, y_pred and the score
-    columns; () for regression. `ids` is a str array, or None when the file has no `id`.
-    `source` names the file in messages.
+    columns; () for regression. `ids` is a str array, or None when the file has no id
+    column (evaluate.id_column). `source` names the file in messages. `extra` holds a few
+    other columns of the file (a segment, a country) as str arrays, for people to read:
+    no metric uses them.
     """
 
     y_true: Array
@@ -34,6 +37,7 @@ class Predictions:
     classes: tuple[object, ...]
     ids: Array | None
     source: str = field(default="", compare=False)
+    extra: Mapping[str, Array] = field(default_factory=dict, compare=False)
 
     def __len__(self) -> int:
         return len(self.y_true)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlci.config import Config
 from mlci.console import Console
+from mlci.core.flipped import MAX_EXTRA_COLUMNS
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.numbers import format_number
 from mlci.pipeline.facts import Evaluation
@@ -29,7 +30,12 @@ def evaluate(
     from mlci.predictions import load_predictions
 
     path = name if name.is_absolute() else config.root / name
-    loaded = load_predictions(path, task=config.evaluate.task)
+    loaded = load_predictions(
+        path,
+        task=config.evaluate.task,
+        id_column=config.evaluate.id_column,
+        extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
+    )
     computed = stats.compute_metrics(loaded, config.evaluate.task)
     values = dict(read.values)
     sources = dict(read.sources)

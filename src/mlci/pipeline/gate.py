@@ -16,6 +16,7 @@ from mlci.core.gate import MetricIntervals, MissingBaseline, Rows, evaluate_gate
 from mlci.core.report.model import Promotion
 from mlci.errors import MetricsError
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, Evaluation, Facts, Judged
+from mlci.pipeline.flipped import compare
 
 if TYPE_CHECKING:
     from mlci.core.predictions import Predictions
@@ -36,6 +37,7 @@ def judge(
     intervals, interval_notes, paired = _intervals(
         config, evaluation, baseline_predictions, console
     )
+    flipped = compare(config, evaluation.loaded, baseline_predictions)
     rows = Rows(
         candidate=len(evaluation.loaded) if evaluation.loaded is not None else None,
         baseline=len(baseline_predictions) if baseline_predictions is not None else None,
@@ -58,13 +60,14 @@ def judge(
         *evaluation.notes,
         *load_notes,
         *interval_notes,
+        *flipped.notes,
         *gate.notes,
     )
     gate = dataclasses.replace(gate, notes=notes)
     shown = gate.summary() if gate.results or not gate.passed else "no rules configured"
     console.step("gate", shown)
     candidate, baseline = paired or (evaluation.loaded, None)
-    return Judged(gate, candidate, baseline)
+    return Judged(gate, candidate, baseline, flipped.summary, flipped.table)
 
 
 def _missing_baseline_policy(
@@ -101,9 +104,12 @@ def _baseline_predictions(
     from mlci.predictions import load_predictions
 
     try:
-        return load_predictions(choice.predictions, task=config.evaluate.task), ()
+        loaded = load_predictions(
+            choice.predictions, task=config.evaluate.task, id_column=config.evaluate.id_column
+        )
     except MetricsError as exc:
         return None, (f"Intervals are not paired: {exc.message}",)
+    return loaded, ()
 
 
 def _intervals(

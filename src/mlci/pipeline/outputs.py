@@ -6,8 +6,10 @@ whatever happens next.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
+from mlci.core.flipped import FILE, CsvTable
 from mlci.core.report.document import png_names, section_png_name, to_document
 from mlci.core.report.html import render_html
 from mlci.core.report.json import dumps, render_json
@@ -28,13 +30,19 @@ class ReportNotWritten(ExternalError):
         self.out_dir = out_dir
 
 
-def write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:
-    """report.md, report.html, gate.json, report.json and plots/*.png into `out_dir`.
+def write_outputs(
+    report: ReportInput, out_dir: Path, *, flipped: CsvTable | None = None
+) -> dict[str, Path]:
+    """report.md, report.html, gate.json, report.json and plots/*.png into `out_dir`;
+    with `flipped`, flipped.csv too.
 
     A disk that refuses (full, read-only, not a folder) raises ReportNotWritten (exit 3).
     """
     try:
-        return _write(report, out_dir)
+        written = _write(report, out_dir)
+        if flipped is not None:
+            written[FILE] = _write_csv(flipped, out_dir / FILE)
+        return written
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         raise ReportNotWritten(
@@ -70,3 +78,11 @@ def _write(report: ReportInput, out_dir: Path) -> dict[str, Path]:
         path.write_text(text, encoding="utf-8")
         written[name] = path
     return written
+
+
+def _write_csv(table: CsvTable, path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(table.header)
+        writer.writerows(zip(*(column.tolist() for column in table.columns), strict=True))
+    return path

@@ -11,6 +11,9 @@ from mlci.core.report.model import (
     Table,
     data_table,
     error_details,
+    flipped_file,
+    flipped_summary,
+    flipped_tables,
     gate_table,
     headline,
     other_table,
@@ -54,6 +57,7 @@ def render_html(report: ReportInput) -> str:
         body.append(_html_table(gate_table(report.gate)))
     if report.gate is not None:
         body += [f'<p class="note">{esc(note)}</p>' for note in report.gate.notes]
+    body += _html_flipped(report)
     for section in report.sections:
         body.append(f"<h2>{esc(section.path)}</h2>")
         if section.note is not None:
@@ -95,6 +99,17 @@ def render_html(report: ReportInput) -> str:
         f"<title>mlci report · {esc(report.model)}</title><style>{_CSS}</style></head>"
         "<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
+
+
+def _html_flipped(report: ReportInput) -> list[str]:
+    if report.flipped is None:
+        return []
+    esc = html.escape
+    body = [f"<h2>{esc(flipped_summary(report.flipped))}</h2>"]
+    for title, table in flipped_tables(report.flipped):
+        body += [f"<h3>{esc(title)}</h3>", _html_table(table)]
+    where = flipped_file(report.flipped)
+    return body + ([f'<p class="note">{esc(where)}</p>'] if where else [])
 
 
 def _html_table(table: Table) -> str:
