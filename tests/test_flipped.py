@@ -142,6 +142,19 @@ def test_the_section_survives_mlci_report(tmp_path: Path) -> None:
     assert to_document(again) == document
 
 
+def test_a_later_run_without_the_baselines_predictions_removes_flipped_csv(
+    tmp_path: Path,
+) -> None:
+    root = hostile_project(tmp_path)
+    gate(root, "--predictions", "candidate.csv", "--baseline-predictions", "baseline.csv")
+    assert (root / ".mlci" / "out" / "flipped.csv").exists()
+
+    assert gate(root, "--predictions", "candidate.csv") == 0
+
+    assert json.loads((root / ".mlci" / "out" / "gate.json").read_text())["flipped"] is None
+    assert not (root / ".mlci" / "out" / "flipped.csv").exists()
+
+
 def test_rows_pair_by_row_order_without_ids(tmp_path: Path) -> None:
     config = CONFIG.replace(
         "predictions: candidate.csv", "predictions: candidate.csv\n  task: regression"

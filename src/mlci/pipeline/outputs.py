@@ -34,7 +34,7 @@ def write_outputs(
     report: ReportInput, out_dir: Path, *, flipped: CsvTable | None = None
 ) -> dict[str, Path]:
     """report.md, report.html, gate.json, report.json and plots/*.png into `out_dir`;
-    with `flipped`, flipped.csv too.
+    with `flipped`, flipped.csv too (and a report without flipped examples removes it).
 
     A disk that refuses (full, read-only, not a folder) raises ReportNotWritten (exit 3).
     """
@@ -42,6 +42,8 @@ def write_outputs(
         written = _write(report, out_dir)
         if flipped is not None:
             written[FILE] = _write_csv(flipped, out_dir / FILE)
+        elif report.flipped is None:  # a previous run's file would pass for this one's
+            (out_dir / FILE).unlink(missing_ok=True)
         return written
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
