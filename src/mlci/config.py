@@ -64,6 +64,8 @@ class EvaluateConfig:
         names = (name for spec in self.slices for name in spec.names)
         return tuple(dict.fromkeys(names))
 
+    id_column: str = "id"  # pairs the candidate's rows with the baseline's
+
 
 @dataclass(frozen=True)
 class GateConfig:
@@ -95,6 +97,7 @@ class ReportConfig:
     training_log: str | None = None  # a per-epoch CSV/JSON log: training curves
     plots: bool = True  # PNG plots in report.html and .mlci/out/plots/ (needs mlci[plots])
     sections: tuple[str, ...] = ()  # Markdown files and PNGs the training writes (report.sections)
+    flipped_examples: int = 10  # broken rows listed in the report; flipped.csv has them all
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "min_row_fraction",
         "slices",
         "slice_min_rows",
+        "id_column",
     ),
     "evaluate.slices[]": ("column", "edges", "quantiles", "cross", "min_rows"),
     "gate": (
@@ -207,7 +211,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "challenger",
         "timeout_minutes",
     ),
-    "report": ("params", "training_log", "plots", "sections"),
+    "report": ("params", "training_log", "plots", "sections", "flipped_examples"),
     "data": ("dvc", "remote", "jobs", "run_cache", "targets", "timeout_minutes", "stall_minutes"),
     "publish": (
         "comment",
@@ -528,6 +532,7 @@ def _parse_report(data: object, problems: _Problems) -> ReportConfig:
         training_log=training_log,
         plots=section.boolean("plots", True),
         sections=_report_sections(section.string_list("sections", ()), problems),
+        flipped_examples=section.integer("flipped_examples", 10, minimum=0, maximum=1000),
     )
 
 
@@ -614,6 +619,13 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
     slices = _parse_slices(section.data.get("slices"), problems)
     if slices and predictions is None:
         problems.add("evaluate.slices", "needs evaluate.predictions: slices are its columns")
+    id_column = section.string("id_column", "id")
+    if id_column in ("y_true", "y_pred", "score") or id_column.startswith(("p_", "proba_")):
+        problems.add(
+            "evaluate.id_column",
+            f"{shown(id_column)} is a column mlci computes metrics from; name the column that "
+            "identifies each row, e.g. id",
+        )
     return EvaluateConfig(
         metrics=metrics,
         predictions=predictions,
@@ -622,6 +634,7 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
         min_row_fraction=0.5 if fraction is None else fraction,
         slices=slices,
         slice_min_rows=section.integer("slice_min_rows", 100, minimum=2),
+        id_column=id_column,
     )
 
 

@@ -28,7 +28,6 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from mlci.core.filetypes import PREDICTIONS
 from mlci.core.predictions import Predictions
 from mlci.core.stats import MAX_CLASSES
 from mlci.errors import MetricsError, UsageError
@@ -37,6 +36,13 @@ Task = Literal["classification", "regression"]
 Array = npt.NDArray[Any]
 _Row = TypeVar("_Row")
 
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+}
 SCORE_PREFIXES = ("p_", "proba_")
 # Probabilities written with 4 decimals still sum to 1 within this, for up to 20 classes.
 SUM_TOLERANCE = 1e-3
@@ -53,12 +59,24 @@ class _Table:
     rows: int
 
 
-def load_predictions(path: Path, *, task: Task, columns: tuple[str, ...] = ()) -> Predictions:
+def load_predictions(
+    path: Path,
+    *,
+    task: Task,
+    id_column: str = "id",
+    extra_columns: int = 0,
+    columns: tuple[str, ...] = (),
+) -> Predictions:
     """Read and check a predictions file; errors name the file, the problem and the fix.
 
     `columns` are other columns to read as they are (evaluate.slices), into `extra`; a
     file may hold more columns than mlci reads (a segment, a country): they are ignored.
+
+    `id_column` names the column that pairs rows with the baseline's (evaluate.id_column).
+    The first `extra_columns` other columns (a segment, a country: neither labels nor
+    probabilities) are kept as text in `Predictions.extra`, out of the metrics.
     """
+    spec = _Spec(task, id_column, extra_columns, columns)
     source = str(path)
     fmt = format_for(path)
     if not path.is_file():
@@ -67,19 +85,19 @@ def load_predictions(path: Path, *, task: Task, columns: tuple[str, ...] = ()) -
             f"the path in mlci.yaml"
         )
     try:
-        table = _read(path, fmt, task=task, source=source, extra=columns)
+        table = _read(path, fmt, spec=spec, source=source)
     except UnicodeDecodeError:
         raise MetricsError(
             f"{source}: the file is not UTF-8 text; write the predictions file as UTF-8"
         ) from None
-    return _build(table, task=task, source=source, extra=columns)
+    return _build(table, spec=spec, source=source)
 
 
 def format_for(path: Path) -> str:
     """`csv`, `tsv`, `jsonl` or `parquet`, from the file's extension."""
-    fmt = PREDICTIONS.get(path.suffix.lower())
+    fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        known = ", ".join(PREDICTIONS)
+        known = ", ".join(FORMATS)
         raise MetricsError(
             f"{path}: unknown predictions file type {path.suffix or '(no extension)'!r}; "
             f"use one of {known}"
@@ -104,13 +122,61 @@ def align(candidate: Predictions, baseline: Predictions) -> tuple[Predictions, P
     return candidate, baseline
 
 
+@dataclass(frozen=True)
+class Joined:
+    """The rows both models predicted, paired; and the rows only one of them has."""
+
+    candidate: Predictions
+    baseline: Predictions
+    by_id: bool  # paired by the id column; False: by row order
+    only_candidate: int = 0
+    only_baseline: int = 0
+
+
+def join(candidate: Predictions, baseline: Predictions) -> Joined:
+    """Like `align`, but an id found on one side only leaves its row out, counted.
+
+    Without ids on both sides, rows pair by position and the lengths must agree.
+    Raises MetricsError when they cannot be paired (lengths, repeated ids, y_true).
+    """
+    candidate, baseline = _same_label_type(candidate, baseline)
+    by_id = candidate.ids is not None and baseline.ids is not None
+    only_candidate = only_baseline = 0
+    if by_id:
+        found, position = _matches(candidate, baseline)
+        kept = np.flatnonzero(found)
+        only_candidate = len(candidate) - len(kept)
+        only_baseline = len(baseline) - len(kept)
+        candidate, baseline = _take(candidate, kept), _take(baseline, position[kept])
+    else:
+        _check_same_length(candidate, baseline)
+    _check_same_truth(candidate, baseline, by_id=by_id)
+    return Joined(candidate, baseline, by_id, only_candidate, only_baseline)
+
+
 # -- Reading -----------------------------------------------------------------------------
 
 
-def _wanted(name: str, task: Task, extra: tuple[str, ...]) -> bool:
-    if name in ("y_true", "y_pred", "id") or name in extra:
-        return True
-    return task == "classification" and _is_score(name)
+@dataclass(frozen=True)
+class _Spec:
+    """Which columns to read: the labels, the id, the scores and a few others."""
+
+    task: Task
+    id_column: str = "id"
+    extra: int = 0  # how many other columns to keep as text, in the file's order
+    columns: tuple[str, ...] = ()  # columns to read as they are (evaluate.slices)
+
+    def wanted(self, names: Iterable[str]) -> list[str]:
+        names = list(names)
+        return [name for name in names if self.used(name)] + self.others(names)
+
+    def used(self, name: str) -> bool:
+        if name in (*_LABELS, self.id_column) or name in self.columns:
+            return True
+        return self.task == "classification" and _is_score(name)
+
+    def others(self, names: Iterable[str]) -> list[str]:
+        return [name for name in names if name and not self.used(name)][: self.extra]
 
 
 def _is_score(name: str) -> bool:
@@ -123,13 +189,12 @@ def _is_numeric(name: str, task: Task) -> bool:
     return _is_score(name)
 
 
-def _read(path: Path, fmt: str, *, task: Task, source: str, extra: tuple[str, ...]) -> _Table:
+def _read(path: Path, fmt: str, *, spec: _Spec, source: str) -> _Table:
     if fmt == "parquet":
-        return _read_parquet(path, task=task, source=source, extra=extra)
+        return _read_parquet(path, spec=spec, source=source)
     if fmt == "jsonl":
-        return _read_jsonl(path, task=task, source=source, extra=extra)
-    delimiter = "," if fmt == "csv" else "\t"
-    return _read_delimited(path, delimiter, task=task, source=source, extra=extra)
+        return _read_jsonl(path, spec=spec, source=source)
+    return _read_delimited(path, "," if fmt == "csv" else "\t", spec=spec, source=source)
 
 
 def _arrow() -> Any:
@@ -140,18 +205,16 @@ def _arrow() -> Any:
     return pyarrow
 
 
-def _read_delimited(
-    path: Path, delimiter: str, *, task: Task, source: str, extra: tuple[str, ...]
-) -> _Table:
+def _read_delimited(path: Path, delimiter: str, *, spec: _Spec, source: str) -> _Table:
     header = _csv_header(path, delimiter, source)
-    wanted = [name for name in header if _wanted(name, task, extra)]
+    wanted = spec.wanted(header)
     pa = _arrow()
     if pa is not None:
         try:
-            return _arrow_csv(path, delimiter, header, wanted, task=task, source=source)
+            return _arrow_csv(path, delimiter, header, wanted, spec=spec, source=source)
         except pa.ArrowInvalid:
             pass  # the csv module's reader below says which row is wrong
-    return _python_csv(path, delimiter, wanted, task=task, source=source)
+    return _python_csv(path, delimiter, wanted, spec=spec, source=source)
 
 
 def _csv_header(path: Path, delimiter: str, source: str) -> tuple[str, ...]:
@@ -183,13 +246,13 @@ def _arrow_csv(
     header: tuple[str, ...],
     wanted: list[str],
     *,
-    task: Task,
+    spec: _Spec,
     source: str,
 ) -> _Table:
     import pyarrow as pa
     import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 
-    types = {name: pa.float64() if _is_numeric(name, task) else pa.string() for name in wanted}
+    types = {name: pa.float64() if _is_numeric(name, spec.task) else pa.string() for name in wanted}
     table = pacsv.read_csv(
         str(path),
         read_options=pacsv.ReadOptions(column_names=list(header), skip_rows=1),
@@ -200,7 +263,7 @@ def _arrow_csv(
 
 
 def _python_csv(
-    path: Path, delimiter: str, wanted: list[str], *, task: Task, source: str
+    path: Path, delimiter: str, wanted: list[str], *, spec: _Spec, source: str
 ) -> _Table:
     with _open(path, source) as file:
         rows = (row for row in csv.reader(file, delimiter=delimiter) if row)
@@ -218,7 +281,7 @@ def _python_csv(
                     )
             for name, position in positions.items():
                 cells = [row[position] for row in block]
-                parts[name].append(_cells(cells, name, task, first=count + 1, source=source))
+                parts[name].append(_cells(cells, name, spec.task, first=count + 1, source=source))
             count += len(block)
     return _Table(tuple(header), _concatenated(parts, wanted), count)
 
@@ -265,7 +328,7 @@ def _concatenated(parts: dict[str, list[Array]], names: Iterable[str]) -> dict[s
     return {name: np.concatenate(parts[name]) if parts[name] else np.array([]) for name in names}
 
 
-def _read_jsonl(path: Path, *, task: Task, source: str, extra: tuple[str, ...]) -> _Table:
+def _read_jsonl(path: Path, *, spec: _Spec, source: str) -> _Table:
     pa = _arrow()
     if pa is not None:
         import pyarrow.json as pajson  # type: ignore[import-untyped]
@@ -277,26 +340,26 @@ def _read_jsonl(path: Path, *, task: Task, source: str, extra: tuple[str, ...]) 
         except OSError as exc:
             raise MetricsError(f"{source}: cannot read the predictions file ({exc})") from None
         else:
-            wanted = [name for name in table.column_names if _wanted(name, task, extra)]
+            wanted = spec.wanted(table.column_names)
             found = tuple(table.column_names)
             return _from_arrow(table.select(wanted), found=found, source=source)
-    return _python_jsonl(path, task=task, source=source, extra=extra)
+    return _python_jsonl(path, spec=spec, source=source)
 
 
-def _python_jsonl(path: Path, *, task: Task, source: str, extra: tuple[str, ...]) -> _Table:
+def _python_jsonl(path: Path, *, spec: _Spec, source: str) -> _Table:
     with _open(path, source) as file:
         records = _json_records(file, source)
         first = next(records, None)
         if first is None:
             raise _empty(source)
         found = tuple(first)
-        wanted = [name for name in found if _wanted(name, task, extra)]
+        wanted = spec.wanted(found)
         parts: dict[str, list[Array]] = {name: [] for name in wanted}
         count = 0
         for block in _batched(_chain(first, records), _CHUNK_ROWS):
             for name in wanted:
                 cells = [record.get(name) for record in block]
-                parts[name].append(_cells(cells, name, task, first=count + 1, source=source))
+                parts[name].append(_cells(cells, name, spec.task, first=count + 1, source=source))
             count += len(block)
     return _Table(found, _concatenated(parts, wanted), count)
 
@@ -325,7 +388,7 @@ def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[di
     yield from rest
 
 
-def _read_parquet(path: Path, *, task: Task, source: str, extra: tuple[str, ...]) -> _Table:
+def _read_parquet(path: Path, *, spec: _Spec, source: str) -> _Table:
     pa = _arrow()
     if pa is None:
         raise UsageError(
@@ -336,7 +399,7 @@ def _read_parquet(path: Path, *, task: Task, source: str, extra: tuple[str, ...]
 
     try:
         names = tuple(pq.read_schema(path).names)
-        wanted = [name for name in names if _wanted(name, task, extra)]
+        wanted = spec.wanted(names)
         table = pq.read_table(path, columns=wanted)
     except (pa.ArrowException, OSError) as exc:
         raise MetricsError(f"{source}: cannot read the file as Parquet ({exc})") from None
@@ -384,29 +447,39 @@ def _arrow_text(column: Any) -> Array:
 # -- Checking and building ---------------------------------------------------------------
 
 
-def _build(table: _Table, *, task: Task, source: str, extra: tuple[str, ...]) -> Predictions:
+def _build(table: _Table, *, spec: _Spec, source: str) -> Predictions:
+    task = spec.task
     if table.rows == 0:
         raise _empty(source)
     for name in _LABELS:
         if name not in table.columns:
             raise _missing_column(source, name, table.found, task)
     columns = table.columns
-    for name in extra:
+    name = spec.id_column
+    ids = _ids(columns[name], name, source) if name in columns else None
+    for name in spec.columns:
         if name not in columns:
             shown = ", ".join(table.found)
             raise MetricsError(
                 f"{source}: no {name} column for evaluate.slices (columns found: {shown}); "
                 f"write it in the predictions file, or remove it from evaluate.slices"
             )
-    others = {name: columns[name] for name in extra}
-    ids = _ids(columns["id"], source) if "id" in columns else None
+    extra = {name: columns[name] for name in spec.columns}  # as read: slices bin them
+    extra |= {name: _extra(columns[name]) for name in spec.others(table.found) if name in columns}
     if task == "regression":
         y_true = _numbers(columns["y_true"], "y_true", source)
         y_pred = _numbers(columns["y_pred"], "y_pred", source)
-        return Predictions(y_true, y_pred, None, (), ids, source, others)
+        return Predictions(y_true, y_pred, None, (), ids, source, extra)
     y_true, y_pred = _label_pair(columns["y_true"], columns["y_pred"], source)
     scores, classes = _scores(columns, y_true, y_pred, source)
-    return Predictions(y_true, y_pred, scores, classes, ids, source, others)
+    return Predictions(y_true, y_pred, scores, classes, ids, source, extra)
+
+
+def _extra(values: Array) -> Array:
+    """A column kept for people to read, as text (NaN, a missing number, as empty)."""
+    if values.dtype.kind == "f":
+        return np.where(np.isnan(values), "", values.astype(str))
+    return values.astype(str)
 
 
 def _missing_column(source: str, name: str, found: tuple[str, ...], task: Task) -> MetricsError:
@@ -500,11 +573,11 @@ def _label_pair(y_true: Array, y_pred: Array, source: str) -> tuple[Array, Array
     return true, pred
 
 
-def _ids(values: Array, source: str) -> Array:
+def _ids(values: Array, name: str, source: str) -> Array:
     kind = values.dtype.kind
     if kind == "f":
         if np.isnan(values).any():
-            raise _empty_id(source, int(np.argmax(np.isnan(values))) + 1)
+            raise _empty_id(source, name, int(np.argmax(np.isnan(values))) + 1)
         values = values.astype(np.int64) if np.all(np.mod(values, 1) == 0) else values
     if values.dtype.kind in "iub":
         width = len(str(int(np.abs(values).max()))) + 1
@@ -512,12 +585,12 @@ def _ids(values: Array, source: str) -> Array:
     values = values.astype(str)
     empty = np.char.str_len(values) == 0
     if empty.any():
-        raise _empty_id(source, int(np.argmax(empty)) + 1)
+        raise _empty_id(source, name, int(np.argmax(empty)) + 1)
     return values
 
 
-def _empty_id(source: str, row: int) -> MetricsError:
-    return MetricsError(f"{source}: id in row {row} is empty; write an id in every row")
+def _empty_id(source: str, name: str, row: int) -> MetricsError:
+    return MetricsError(f"{source}: {name} in row {row} is empty; write an id in every row")
 
 
 def _scores(
@@ -663,16 +736,11 @@ def _as_text_labels(pred: Predictions) -> Predictions:
 
 
 def _reorder_by_id(candidate: Predictions, baseline: Predictions) -> Predictions:
-    assert candidate.ids is not None and baseline.ids is not None
-    _check_unique_ids(candidate, "candidate")
-    _check_unique_ids(baseline, "baseline")
-    order = np.argsort(baseline.ids, kind="stable")
-    sorted_ids = baseline.ids[order]
-    position = np.minimum(np.searchsorted(sorted_ids, candidate.ids), len(sorted_ids) - 1)
-    found = sorted_ids[position] == candidate.ids
+    found, position = _matches(candidate, baseline)
     only_candidate = int(np.count_nonzero(~found))
     only_baseline = len(baseline) - (len(candidate) - only_candidate)
     if only_candidate or only_baseline:
+        assert candidate.ids is not None
         example = candidate.ids[np.argmax(~found)] if only_candidate else None
         shown = f" (e.g. id {str(example)!r})" if example is not None else ""
         raise MetricsError(
@@ -680,7 +748,18 @@ def _reorder_by_id(candidate: Predictions, baseline: Predictions) -> Predictions
             f"{_name(baseline, 'baseline')} lacks{shown}, and the baseline has "
             f"{only_baseline} the candidate lacks; evaluate both models on the same rows"
         )
-    return _take(baseline, order[position])
+    return _take(baseline, position)
+
+
+def _matches(candidate: Predictions, baseline: Predictions) -> tuple[Array, Array]:
+    """Whether each candidate row's id is in the baseline, and the baseline's row for it."""
+    assert candidate.ids is not None and baseline.ids is not None
+    _check_unique_ids(candidate, "candidate")
+    _check_unique_ids(baseline, "baseline")
+    order = np.argsort(baseline.ids, kind="stable")
+    sorted_ids = baseline.ids[order]
+    position = np.minimum(np.searchsorted(sorted_ids, candidate.ids), len(sorted_ids) - 1)
+    return sorted_ids[position] == candidate.ids, order[position]
 
 
 def _check_unique_ids(pred: Predictions, role: str) -> None:
@@ -702,7 +781,7 @@ def _take(pred: Predictions, index: Array) -> Predictions:
         y_pred=pred.y_pred[index],
         scores=None if pred.scores is None else pred.scores[index],
         ids=None if pred.ids is None else pred.ids[index],
-        extra={name: values[index] for name, values in pred.extra.items()},
+        extra={name: column[index] for name, column in pred.extra.items()},
     )
 
 

@@ -138,10 +138,11 @@ def run(
         )
         stage = "gate"
         judged = gate.judge(config, request, choice, plan, evaluation, facts, console)
-        facts = replace(facts, gate=judged.result, promotion=promote.after_gate(plan, judged))
+        facts = replace(facts, gate=judged.result, flipped=judged.flipped)
+        facts = replace(facts, promotion=promote.after_gate(plan, judged))
         stage = "report"
         facts = figures.add(config, facts, judged.candidate, judged.baseline)
-        files = write_outputs(facts.report(), out_dir)
+        files = write_outputs(facts.report(), out_dir, flipped=judged.flipped_csv)
         stage = "publish"
         publisher = open_publisher(config, source, root, env, console)
         published = publisher.publish(facts.report(), out_dir)
@@ -149,7 +150,7 @@ def run(
             stage = "promote"
             promotion = promote.promote(config, facts, registry, evaluation.predictions, console)
             facts = replace(facts, promotion=promotion)
-            files = write_outputs(facts.report(), out_dir)
+            files = write_outputs(facts.report(), out_dir, flipped=judged.flipped_csv)
             published = publisher.publish(facts.report(), out_dir)
         passed = facts.gate is not None and facts.gate.passed
         # A gate that passed but a pull request that did not get the report: say so (3).

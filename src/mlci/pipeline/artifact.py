@@ -121,6 +121,7 @@ def rejudge(
         candidate=dict(evaluation.metrics.values),
         metric_sources=dict(evaluation.metrics.sources),
         figures=figures,
+        flipped=measured.flipped.summary,
         baseline_params=choice.params,
         baseline_data=choice.data,
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mlci.config import Config
 from mlci.console import Console
+from mlci.core.flipped import MAX_EXTRA_COLUMNS
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.numbers import format_number
 from mlci.pipeline.facts import Evaluation
@@ -63,7 +64,11 @@ def recompute(
     from mlci.predictions import load_predictions
 
     loaded = load_predictions(
-        path, task=config.evaluate.task, columns=config.evaluate.slice_columns
+        path,
+        task=config.evaluate.task,
+        id_column=config.evaluate.id_column,
+        extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
+        columns=config.evaluate.slice_columns,
     )
     computed = stats.compute_metrics(loaded, config.evaluate.task)
     values = dict(read.values)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from mlci.ci import CiContext
 from mlci.config import BaselineMode
 from mlci.core.device import DeviceInfo
+from mlci.core.flipped import Flipped
 from mlci.core.gate import Baseline, GateResult
 from mlci.core.metrics import Metrics, is_number
 from mlci.core.redact import mask
@@ -28,6 +29,7 @@ from mlci.errors import MlciError, TrainingError
 from mlci.registry.base import Lineage
 
 if TYPE_CHECKING:
+    from mlci.core.flipped import CsvTable
     from mlci.core.predictions import Predictions
 
 PromoteMode = Literal["auto", "never", "force"]  # `mlci run`: --no-promote, --force-promote
@@ -99,6 +101,8 @@ class Judged:
     result: GateResult
     candidate: Predictions | None = None
     baseline: Predictions | None = None
+    flipped: Flipped | None = None  # the flipped examples, for the report
+    flipped_csv: CsvTable | None = None  # all of them, for .mlci/out/flipped.csv
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ class Facts:
     metrics: Metrics | None = None
     params: Params = Params()
     gate: GateResult | None = None
+    flipped: Flipped | None = None
     promotion: Promotion | None = None
     figures: tuple[Figure, ...] = ()
     sections: tuple[ReportSection, ...] = ()
@@ -153,6 +158,7 @@ class Facts:
             baseline_data=self.data.baseline,
             data_pull=self.data.pull,
             training_reused=training.reused,
+            flipped=self.flipped,
         )
 
     def lineage(self) -> Lineage:

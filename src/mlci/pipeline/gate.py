@@ -8,7 +8,7 @@ is checked against evaluate.min_rows and the baseline's (evaluate.min_row_fracti
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mlci.config import Config
@@ -25,6 +25,7 @@ from mlci.core.gate import (
 from mlci.core.report.model import Promotion
 from mlci.errors import MetricsError
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, Evaluation, Facts, Judged
+from mlci.pipeline.flipped import Compared, compare
 
 if TYPE_CHECKING:
     from mlci.core.predictions import Predictions
@@ -67,7 +68,8 @@ def judge(
         console.warn(f"no baseline: not checked: {', '.join(unchecked)}")
     shown = gate.summary() if gate.results or not gate.passed else "no rules configured"
     console.step("gate", shown)
-    return Judged(gate, measured.candidate, measured.baseline)
+    flipped = measured.flipped
+    return Judged(gate, measured.candidate, measured.baseline, flipped.summary, flipped.table)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Measured:
     baseline: Predictions | None = None
     slices: tuple[SliceResult, ...] = ()  # the rules with `slices`, judged in each slice
     slice_correction: str = ""
+    flipped: Compared = field(default_factory=Compared)  # rows flipped between the models
 
 
 def measure(
@@ -103,8 +106,9 @@ def measure(
         fraction=config.evaluate.min_row_fraction,
     )
     candidate, baseline = paired or (evaluation.loaded, None)
-    notes = (*load_notes, *interval_notes, *slice_notes)
-    return Measured(intervals, rows, notes, candidate, baseline, slices, correction)
+    flipped = compare(config, evaluation.loaded, baseline_predictions)
+    notes = (*load_notes, *interval_notes, *slice_notes, *flipped.notes)
+    return Measured(intervals, rows, notes, candidate, baseline, slices, correction, flipped)
 
 
 def _missing_baseline_policy(
@@ -160,9 +164,12 @@ def _baseline_predictions(
     from mlci.predictions import load_predictions
 
     try:
-        return load_predictions(choice.predictions, task=config.evaluate.task), ()
+        loaded = load_predictions(
+            choice.predictions, task=config.evaluate.task, id_column=config.evaluate.id_column
+        )
     except MetricsError as exc:
         return None, (f"Intervals are not paired: {exc.message}",)
+    return loaded, ()
 
 
 def _intervals(

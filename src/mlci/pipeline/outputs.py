@@ -7,9 +7,11 @@ whatever happens next.
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
+from mlci.core.flipped import FILE, CsvTable
 from mlci.core.report.document import png_names, section_png_name, to_document
 from mlci.core.report.html import render_html
 from mlci.core.report.json import dumps, render_json
@@ -33,13 +35,21 @@ class ReportNotWritten(ExternalError):
         self.out_dir = out_dir
 
 
-def write_outputs(report: ReportInput, out_dir: Path) -> dict[str, Path]:
-    """report.md, report.html, gate.json, report.json and plots/*.png into `out_dir`.
+def write_outputs(
+    report: ReportInput, out_dir: Path, *, flipped: CsvTable | None = None
+) -> dict[str, Path]:
+    """report.md, report.html, gate.json, report.json and plots/*.png into `out_dir`;
+    with `flipped`, flipped.csv too (and a report without flipped examples removes it).
 
     A disk that refuses (full, read-only, not a folder) raises ReportNotWritten (exit 3).
     """
     try:
-        return _write(report, out_dir)
+        written = _write(report, out_dir)
+        if flipped is not None:
+            written[FILE] = _write_csv(flipped, out_dir / FILE)
+        elif report.flipped is None:  # a previous run's file would pass for this one's
+            (out_dir / FILE).unlink(missing_ok=True)
+        return written
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         raise ReportNotWritten(
@@ -101,3 +111,11 @@ def keep_predictions(predictions: Path | None, out_dir: Path) -> tuple[str, ...]
     except OSError as exc:
         return (f"The predictions could not be copied into {out_dir}: {exc.strerror or exc}.",)
     return ()
+
+
+def _write_csv(table: CsvTable, path: Path) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(table.header)
+        writer.writerows(zip(*(column.tolist() for column in table.columns), strict=True))
+    return path

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlci.core.device import DeviceInfo
+from mlci.core.flipped import Flipped
 from mlci.core.gate import (
     Baseline,
     Check,
@@ -55,6 +56,7 @@ def from_document(document: Mapping[str, Any], read_png: Callable[[str], bytes])
     figures = data.pop("figures")
     promotion = data.pop("promotion")
     device = data.pop("device", None)
+    flipped = data.pop("flipped", None)  # absent from older report.json files
     sections = tuple(
         ReportSection(**{**item, "png": None if item["png"] is None else read_png(item["png"])})
         for item in data.pop("sections", [])
@@ -68,8 +70,14 @@ def from_document(document: Mapping[str, Any], read_png: Callable[[str], bytes])
         ),
         promotion=None if promotion is None else Promotion(**promotion),
         output_tail=tuple(data.pop("output_tail")),
+        flipped=None if flipped is None else _flipped_from(flipped),
         **data,
     )
+
+
+def _flipped_from(data: dict[str, Any]) -> Flipped:
+    rows = {key: tuple(map(tuple, data[key])) for key in ("worst", "best")}
+    return Flipped(**{**data, "header": tuple(data["header"]), **rows})
 
 
 def _gate_from(data: dict[str, Any]) -> GateResult:

@@ -11,6 +11,9 @@ from mlci.core.report.model import (
     Table,
     data_table,
     error_details,
+    flipped_file,
+    flipped_summary,
+    flipped_tables,
     gate_table,
     headline,
     other_table,
@@ -56,6 +59,7 @@ def render_html(report: ReportInput) -> str:
     if report.gate is not None:
         body += _html_slices(report)
         body += [f'<p class="note">{esc(note)}</p>' for note in report.gate.notes]
+    body += _html_flipped(report)
     for section in report.sections:
         body.append(f"<h2>{esc(section.path)}</h2>")
         if section.note is not None:
@@ -113,6 +117,17 @@ def _html_slices(report: ReportInput) -> list[str]:
         summary = f"The other {tables.rest_count} slices"
         body.append(f"<details><summary>{summary}</summary>{_html_table(tables.rest)}</details>")
     return body
+
+
+def _html_flipped(report: ReportInput) -> list[str]:
+    if report.flipped is None:
+        return []
+    esc = html.escape
+    body = [f"<h2>{esc(flipped_summary(report.flipped))}</h2>"]
+    for title, table in flipped_tables(report.flipped):
+        body += [f"<h3>{esc(title)}</h3>", _html_table(table)]
+    where = flipped_file(report.flipped)
+    return body + ([f'<p class="note">{esc(where)}</p>'] if where else [])
 
 
 def _html_table(table: Table) -> str:

@@ -63,10 +63,30 @@ def render_json(report: ReportInput) -> dict[str, object]:
             "reused": report.training_reused is not None,
         },
         "data": _data_json(report),
+        "flipped": _flipped_json(report),
         "promotion": None if report.promotion is None else _promotion_json(report.promotion),
         "error": None
         if report.error is None
         else {"stage": report.error_stage, "message": report.error, "exit_code": report.exit_code},
+    }
+
+
+def _flipped_json(report: ReportInput) -> dict[str, object] | None:
+    flipped = report.flipped
+    if flipped is None:
+        return None
+    return {
+        "task": flipped.task,
+        "rows": flipped.rows,
+        "broken": flipped.broken,
+        "fixed": flipped.fixed,
+        "test": flipped.test,
+        "statistic": flipped.statistic,
+        "p_value": flipped.p_value,
+        "paired_by": flipped.paired_by,
+        "only_candidate": flipped.only_candidate,
+        "only_baseline": flipped.only_baseline,
+        "file": flipped.file,
     }
 
 

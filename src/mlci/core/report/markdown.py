@@ -14,6 +14,9 @@ from mlci.core.report.model import (
     Table,
     data_table,
     error_details,
+    flipped_file,
+    flipped_summary,
+    flipped_tables,
     gate_table,
     headline,
     other_table,
@@ -23,7 +26,7 @@ from mlci.core.report.model import (
 )
 
 # Optional sections, dropped in this order when the Markdown is over the forge's limit.
-_FOLDABLE = ("figures", "slices", "sections", "other", "params", "data", "output")
+_FOLDABLE = ("figures", "slices", "flipped", "sections", "other", "params", "data", "output")
 
 
 def render_markdown(report: ReportInput, *, max_chars: int | None = None) -> str:
@@ -84,6 +87,12 @@ def _markdown(report: ReportInput, omit: set[str]) -> str:
     if report.gate is not None and report.gate.notes:
         parts += [*(f"> {md_text(note)}" for note in report.gate.notes), ""]
     folded = []
+    if report.flipped is not None:
+        if "flipped" in omit:
+            folded.append("the flipped examples")
+            parts += [md_text(flipped_summary(report.flipped)), ""]
+        else:
+            parts += _md_details(md_text(flipped_summary(report.flipped)), _md_flipped(report))
     if report.sections and "sections" in omit:
         folded.append("the sections from report.sections")
     for section in () if "sections" in omit else report.sections:
@@ -147,6 +156,16 @@ def _markdown_slices(report: ReportInput, fold: bool) -> list[str]:
         else:
             parts += _md_details(title, _markdown_table(tables.rest))
     return parts
+
+
+def _md_flipped(report: ReportInput) -> str:
+    assert report.flipped is not None
+    parts = [
+        f"**{md_text(title)}**\n\n{_markdown_table(table)}"
+        for title, table in flipped_tables(report.flipped)
+    ]
+    where = flipped_file(report.flipped)
+    return "\n\n".join([*parts, *([md_text(where)] if where else [])])
 
 
 def _section_markdown(section: ReportSection) -> str:

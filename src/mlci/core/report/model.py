@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mlci.core.device import DeviceInfo
+from mlci.core.flipped import Flipped
 from mlci.core.gate import GateResult, RuleResult, SliceResult
 from mlci.core.metrics import MetricChange, MetricValue, diff_metrics, is_number
 from mlci.core.numbers import format_number
@@ -111,6 +112,7 @@ class ReportInput:
     data_pull: str | None = None  # what `dvc pull` did, one line
     training_reused: str | None = None  # "training reused from cache: ..." (dvc repro)
     sections: tuple[ReportSection, ...] = ()  # report.sections, in the order listed
+    flipped: Flipped | None = None  # the rows the change broke and fixed (core/flipped.py)
 
     @property
     def status(self) -> str:
@@ -432,3 +434,47 @@ def _change(result: RuleResult) -> str:
     if result.change_pct is not None:
         text += f" ({_signed(round(result.change_pct, 2))}%)"
     return text
+
+
+# -- Flipped examples -----------------------------------------------------------------
+
+_TESTS = {"mcnemar-exact": "McNemar's exact test", "mcnemar-chi2": "McNemar's chi-square test"}
+
+
+def flipped_summary(flipped: Flipped) -> str:
+    """One line: the counts, how the rows were paired, and McNemar's test."""
+    paired = f"of {flipped.rows:,} rows paired by {flipped.paired_by}"
+    if flipped.task == "regression":
+        return (
+            f"Flipped examples: the absolute error grew on {flipped.broken:,} rows and shrank "
+            f"on {flipped.fixed:,}, {paired}"
+        )
+    test = ""
+    if flipped.test is not None and flipped.p_value is not None:
+        test = f"; {_TESTS.get(flipped.test, flipped.test)}: p = {format_number(flipped.p_value)}"
+    return (
+        f"Flipped examples: {flipped.broken:,} broken (the baseline right, the candidate "
+        f"wrong), {flipped.fixed:,} fixed, {paired}{test}"
+    )
+
+
+def flipped_tables(flipped: Flipped) -> list[tuple[str, Table]]:
+    """The listed rows under their titles: the broken ones (regression: the error grew
+    most, then shrank most)."""
+    numeric = tuple(name in ("confidence", "error change") for name in flipped.header)
+    if flipped.task == "regression":
+        titled = [
+            (f"The {len(flipped.worst)} rows whose error grew most", flipped.worst),
+            (f"The {len(flipped.best)} rows whose error shrank most", flipped.best),
+        ]
+    else:
+        what = "by the candidate's confidence in its wrong label"
+        titled = [(f"The {len(flipped.worst)} broken rows listed first, {what}", flipped.worst)]
+    return [(title, Table(flipped.header, numeric, rows)) for title, rows in titled if rows]
+
+
+def flipped_file(flipped: Flipped) -> str | None:
+    """Where every flipped row is, when it was written."""
+    if flipped.file is None:
+        return None
+    return f"Every flipped row: {flipped.file} in .mlci/out/ (the CI run's artifacts)"
