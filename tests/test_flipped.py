@@ -248,3 +248,25 @@ def test_the_id_column_cannot_be_a_column_of_the_metrics(tmp_path: Path) -> None
 
     assert "evaluate.id_column" in caught.value.message
     assert "name the column that identifies each row" in caught.value.message
+
+
+def test_a_secret_in_an_id_or_a_column_is_masked_in_flipped_csv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "hunter2-very-secret-value"
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", secret)
+    root = make_project(tmp_path / "project")
+    header = ["id", "y_true", "y_pred", "segment"]
+    write_csv(root / "candidate.csv", header, [[f"row-{secret}", 0, 1, secret], ["b", 1, 1, "x"]])
+    write_csv(
+        root / "baseline.csv", ["id", "y_true", "y_pred"], [[f"row-{secret}", 0, 0], ["b", 1, 1]]
+    )
+
+    gate(root, "--baseline-predictions", "baseline.csv")
+
+    written = (root / ".mlci" / "out" / "flipped.csv").read_text()
+    assert "row-***" in written and "***" in written.splitlines()[1]
+    for name in os.listdir(root / ".mlci" / "out"):
+        if name == "predictions.csv":  # the training's own file, copied byte for byte
+            continue
+        assert secret not in (root / ".mlci" / "out" / name).read_text(errors="replace"), name

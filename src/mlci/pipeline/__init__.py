@@ -142,7 +142,9 @@ def run(
         facts = replace(facts, promotion=promote.after_gate(plan, judged))
         stage = "report"
         facts = figures.add(config, facts, judged.candidate, judged.baseline)
-        files = write_outputs(facts.report(), out_dir, flipped=judged.flipped_csv)
+        files = write_outputs(
+            facts.report(), out_dir, flipped=judged.flipped_csv, secrets=facts.secrets
+        )
         stage = "publish"
         publisher = open_publisher(config, source, root, env, console)
         published = publisher.publish(facts.report(), out_dir)
@@ -150,7 +152,9 @@ def run(
             stage = "promote"
             promotion = promote.promote(config, facts, registry, evaluation.predictions, console)
             facts = replace(facts, promotion=promotion)
-            files = write_outputs(facts.report(), out_dir, flipped=judged.flipped_csv)
+            files = write_outputs(
+                facts.report(), out_dir, flipped=judged.flipped_csv, secrets=facts.secrets
+            )
             published = publisher.publish(facts.report(), out_dir)
         passed = facts.gate is not None and facts.gate.passed
         # A gate that passed but a pull request that did not get the report: say so (3).

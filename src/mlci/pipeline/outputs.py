@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from mlci.core.flipped import FILE, CsvTable
+from mlci.core.redact import mask_text
 from mlci.core.report.document import png_names, section_png_name, to_document
 from mlci.core.report.html import render_html
 from mlci.core.report.json import dumps, render_json
@@ -36,7 +38,11 @@ class ReportNotWritten(ExternalError):
 
 
 def write_outputs(
-    report: ReportInput, out_dir: Path, *, flipped: CsvTable | None = None
+    report: ReportInput,
+    out_dir: Path,
+    *,
+    flipped: CsvTable | None = None,
+    secrets: Sequence[str] = (),
 ) -> dict[str, Path]:
     """report.md, report.html, gate.json, report.json and plots/*.png into `out_dir`;
     with `flipped`, flipped.csv too (and a report without flipped examples removes it).
@@ -46,7 +52,7 @@ def write_outputs(
     try:
         written = _write(report, out_dir)
         if flipped is not None:
-            written[FILE] = _write_csv(flipped, out_dir / FILE)
+            written[FILE] = _write_csv(flipped, out_dir / FILE, secrets)
         elif report.flipped is None:  # a previous run's file would pass for this one's
             (out_dir / FILE).unlink(missing_ok=True)
         return written
@@ -113,9 +119,17 @@ def keep_predictions(predictions: Path | None, out_dir: Path) -> tuple[str, ...]
     return ()
 
 
-def _write_csv(table: CsvTable, path: Path) -> Path:
+def _write_csv(table: CsvTable, path: Path, secrets: Sequence[str]) -> Path:
+    """The table as CSV, the job's secrets masked in its text (ids and columns of the
+    predictions file come from the pull request's code)."""
+    columns = [column.tolist() for column in table.columns]
+    if secrets:
+        columns = [
+            [mask_text(cell, secrets) if isinstance(cell, str) else cell for cell in column]
+            for column in columns
+        ]
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
-        writer.writerow(table.header)
-        writer.writerows(zip(*(column.tolist() for column in table.columns), strict=True))
+        writer.writerow([mask_text(name, secrets) for name in table.header])
+        writer.writerows(zip(*columns, strict=True))
     return path
