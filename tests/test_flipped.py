@@ -266,7 +266,7 @@ def test_a_secret_in_an_id_or_a_column_is_masked_in_flipped_csv(
 
     written = (root / ".mlci" / "out" / "flipped.csv").read_text()
     assert "row-***" in written and "***" in written.splitlines()[1]
-    for name in os.listdir(root / ".mlci" / "out"):
-        if name == "predictions.csv":  # the training's own file, copied byte for byte
+    for path in (root / ".mlci" / "out").iterdir():
+        if path.name == "predictions.csv":  # the training's own file, copied byte for byte
             continue
-        assert secret not in (root / ".mlci" / "out" / name).read_text(errors="replace"), name
+        assert secret not in path.read_text(errors="replace"), path.name
