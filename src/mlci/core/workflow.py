@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Literal
 
-DvcRemote = Literal["none", "local", "s3", "gs", "azure"]
-DVC_REMOTES: tuple[DvcRemote, ...] = ("none", "local", "s3", "gs", "azure")
+DvcRemote = Literal["none", "local", "s3", "gs", "azure", "ssh", "http"]
+DVC_REMOTES: tuple[DvcRemote, ...] = ("none", "local", "s3", "gs", "azure", "ssh", "http")
 
 # Actions pinned by full commit SHA (zizmor's unpinned-uses), with the release they are.
 # The node24 releases: actionlint reports the node20 ones (checkout v4, setup-python v5,
@@ -80,6 +80,8 @@ DVC_SECRETS: dict[DvcRemote, tuple[Secret, ...]] = {
     ),
     "gs": (),  # a key file: written from GCP_SERVICE_ACCOUNT_KEY by its own step
     "azure": (Secret("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING"),),
+    "ssh": (),  # a key file: written from DVC_SSH_KEY by its own step
+    "http": (),  # .dvc/config.local: written from DVC_HTTP_USER/PASSWORD by its own step
 }
 # ... and for pull requests, from read-only keys.
 DVC_READ_SECRETS: dict[DvcRemote, tuple[Secret, ...]] = {
@@ -93,9 +95,26 @@ DVC_READ_SECRETS: dict[DvcRemote, tuple[Secret, ...]] = {
     "azure": (
         Secret("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_READONLY_CONNECTION_STRING"),
     ),
+    "ssh": (),
+    "http": (),
 }
 GCP_KEY_SECRET = "GCP_SERVICE_ACCOUNT_KEY"
 GCP_READ_KEY_SECRET = "GCP_READONLY_SERVICE_ACCOUNT_KEY"
+# SSH: the private key DVC logs in with (a deploy key without a passphrase), written to
+# ~/.ssh/ by its own step with the host's public key. The host key is no secret: a
+# configuration variable (vars.), so that it is not masked in the logs.
+SSH_KEY_SECRET = "DVC_SSH_KEY"
+SSH_READ_KEY_SECRET = "DVC_SSH_READONLY_KEY"
+SSH_KNOWN_HOSTS_VARIABLE = "DVC_SSH_KNOWN_HOSTS"
+# HTTP(S): basic auth, written into .dvc/config.local (which git ignores) by its own step.
+HTTP_SECRETS = (
+    Secret("DVC_HTTP_USER", "DVC_HTTP_USER"),
+    Secret("DVC_HTTP_PASSWORD", "DVC_HTTP_PASSWORD"),
+)
+HTTP_READ_SECRETS = (
+    Secret("DVC_HTTP_USER", "DVC_HTTP_READONLY_USER"),
+    Secret("DVC_HTTP_PASSWORD", "DVC_HTTP_READONLY_PASSWORD"),
+)
 MLFLOW_SECRETS = (
     Secret("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_USERNAME"),
     Secret("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_PASSWORD"),
