@@ -258,7 +258,9 @@ def trickle_server(folder: Path, *, piece: int, pause: float) -> Iterator[str]:
 class SshServer:
     """Debian's sshd on 127.0.0.1 with throwaway keys; the login is this user's (root in CI
     containers), allowed with `key` (no passphrase) and `locked_key` (passphrase
-    `passphrase`), refused with `other_key`. `known_hosts` lists the server's host key."""
+    `passphrase`), refused with `other_key`. `known_hosts` lists the server's host key.
+    On `denied_port` SFTP refuses to read anything, as for a path the user may not read
+    (root reads every path, so permissions cannot do it)."""
 
     host: str
     port: int
@@ -268,6 +270,7 @@ class SshServer:
     other_key: Path
     passphrase: str
     known_hosts: Path
+    denied_port: int  # the same server, whose SFTP refuses to open or list any path
 
 
 def sshd_program() -> str | None:
@@ -297,14 +300,15 @@ def ssh_server(folder: Path) -> Iterator[SshServer]:
     authorized.write_text(
         (folder / "user_key.pub").read_text() + (folder / "locked_key.pub").read_text()
     )
-    port = free_port()
+    port, denied = free_port(), free_port()
     config = folder / "sshd_config"
     config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\n"
+        f"Port {port}\nPort {denied}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\n"
         f"AuthorizedKeysFile {authorized}\nPidFile {folder / 'sshd.pid'}\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
         "StrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
         "LogLevel ERROR\n"
+        f"Match LocalPort {denied}\n  ForceCommand internal-sftp -P open,opendir,stat,lstat\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
     with (folder / "sshd.log").open("w") as log:
@@ -315,7 +319,9 @@ def ssh_server(folder: Path) -> Iterator[SshServer]:
         _wait_listening(port, process, "sshd")
         host_key = (folder / "host_key.pub").read_text().split()[:2]
         known = folder / "known_hosts"
-        known.write_text(f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
+        known.write_text(
+            "".join(f"[127.0.0.1]:{one} {' '.join(host_key)}\n" for one in (port, denied))
+        )
         import getpass
 
         yield SshServer(
@@ -327,6 +333,7 @@ def ssh_server(folder: Path) -> Iterator[SshServer]:
             folder / "other_key",
             "passphrase",
             known,
+            denied,
         )
     finally:
         process.terminate()

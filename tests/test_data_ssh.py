@@ -170,6 +170,19 @@ def test_a_missing_path_names_host_and_path(
     assert f"is 127.0.0.1:{sshd.port}/no/such/store the right host and path?" in err
 
 
+def test_a_path_the_user_may_not_read_is_named(
+    project: DvcProject, capsys: pytest.CaptureFixture[str], sshd: SshServer, tmp_path: Path
+) -> None:
+    url = f"ssh://{sshd.user}@127.0.0.1:{sshd.denied_port}{tmp_path / 'store'}"
+    project.dvc("remote", "modify", "storage", "url", url)
+
+    code, err = pull(project, capsys)
+
+    assert code == EXIT_EXTERNAL
+    assert "let the user log in but not read 127.0.0.1:" in err
+    assert "give the user read permission on it there" in err
+
+
 def test_a_closed_port_cannot_be_reached(
     project: DvcProject, capsys: pytest.CaptureFixture[str], sshd: SshServer
 ) -> None:

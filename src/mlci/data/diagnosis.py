@@ -217,9 +217,7 @@ def _ssh_failure(said: str, remote: Remote, where: str, quoted: str) -> MlciErro
             f"in the server's authorized_keys, and check the user in the remote's URL "
             f"(`dvc remote modify {name} user ...`) ({quoted})"
         )
-    if re.search(r"No such file|Permission denied|SFTPPermissionDenied", said) and (
-        remote.kind.scheme == "ssh"
-    ):
+    if remote.kind.scheme == "ssh" and re.search(r" - Permission denied$", said, flags=re.M):
         return ExternalError(
             f"{where} let the user log in but not read {remote.bucket or 'its path'} "
             f"(SFTP said: {quoted}): fix the path in the remote's URL, or give the user read "
