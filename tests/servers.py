@@ -55,15 +55,7 @@ def moto_server(env: Mapping[str, str] | None = None) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto's server did not start on port {port}") from None
-                time.sleep(0.05)
+        _wait_listening(port, process, "moto's server", seconds=60)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -340,8 +332,11 @@ def ssh_server(folder: Path) -> Iterator[SshServer]:
         process.wait(timeout=10)
 
 
-def _wait_listening(port: int, process: subprocess.Popen[Any], what: str) -> None:
-    deadline = time.monotonic() + 30
+def _wait_listening(
+    port: int, process: subprocess.Popen[Any], what: str, *, seconds: float = 30
+) -> None:
+    """Until something listens on `port`; RuntimeError when `process` ended first."""
+    deadline = time.monotonic() + seconds
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from mlci import data
-from mlci.cli import main
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
 from tests.dvc_project import DvcProject, build_template, copy_template
+from tests.dvc_project import data_pull as pull
 from tests.servers import HttpStore, http_store
 
 pytestmark = pytest.mark.slow
@@ -49,12 +49,6 @@ def project(http_template: Path, store: HttpStore, tmp_path: Path) -> DvcProject
     proj.commit("data over HTTP")
     proj.forget_local_data()
     return proj
-
-
-def pull(project: DvcProject, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(["data", "pull", "--config", str(project.config)])
-    captured = capsys.readouterr()
-    return code, captured.err + captured.out
 
 
 def test_basic_auth_pulls(project: DvcProject, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from mlci import data
-from mlci.cli import main
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
 from tests.dvc_project import DvcProject, build_template, copy_template
+from tests.dvc_project import data_pull as pull
 from tests.servers import SshServer, ssh_server, sshd_program
 
 pytestmark = [
@@ -71,12 +71,6 @@ def project(
     proj.commit("data on SSH")
     proj.forget_local_data()
     return proj
-
-
-def pull(project: DvcProject, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(["data", "pull", "--config", str(project.config)])
-    captured = capsys.readouterr()
-    return code, captured.err + captured.out
 
 
 def test_the_key_in_ssh_pulls(project: DvcProject, capsys: pytest.CaptureFixture[str]) -> None:

@@ -442,18 +442,17 @@ def _ssh_key_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
     if s.dvc_remote != "ssh":
         return []
     secret = SSH_READ_KEY_SECRET if pull_request else SSH_KEY_SECRET
-    note = [f"          {line}" for line in READ_ONLY_NOTE] if pull_request else []
     return [
         _step("Give DVC the SSH key and the server's host key"),
         "        # A key without a passphrase (a deploy key): nothing can type one in CI.",
         "        # The host key is checked, never StrictHostKeyChecking=no: mlci refuses a",
         "        # server whose key is not in known_hosts (DVC itself would not check it).",
-        "        env:",
-        *note,
-        f"          {SSH_KEY_SECRET}: ${{{{ secrets.{secret} }}}}",
-        f"          {SSH_KNOWN_HOSTS_VARIABLE}: ${{{{ vars.{SSH_KNOWN_HOSTS_VARIABLE} }}}}",
-        "        run: |",
-        *(f"          {line}" for line in SSH_LOGIN),
+        *_login_env_and_run(
+            [Secret(SSH_KEY_SECRET, secret)],
+            SSH_LOGIN,
+            pull_request=pull_request,
+            variable=SSH_KNOWN_HOSTS_VARIABLE,
+        ),
     ]
 
 
@@ -461,14 +460,28 @@ def _http_login_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
     if s.dvc_remote != "http":
         return []
     secrets = HTTP_READ_SECRETS if pull_request else HTTP_SECRETS
-    note = [f"          {line}" for line in READ_ONLY_NOTE] if pull_request else []
     return [
         _step("Give DVC the HTTP credentials (in .dvc/config.local, which git ignores)"),
+        *_login_env_and_run(secrets, HTTP_LOGIN, pull_request=pull_request),
+    ]
+
+
+def _login_env_and_run(
+    secrets: Iterable[Secret],
+    script: Iterable[str],
+    *,
+    pull_request: bool,
+    variable: str | None = None,
+) -> list[str]:
+    """A login step's `env:` (its secrets, and a configuration variable) and `run:`."""
+    note = [f"          {line}" for line in READ_ONLY_NOTE] if pull_request else []
+    return [
         "        env:",
         *note,
         *(f"          {x.env}: ${{{{ secrets.{x.secret} }}}}" for x in secrets),
+        *([f"          {variable}: ${{{{ vars.{variable} }}}}"] if variable else []),
         "        run: |",
-        *(f"          {line}" for line in HTTP_LOGIN),
+        *(f"          {line}" for line in script),
     ]
 
 
