@@ -58,7 +58,8 @@ def _ssh_host_key(remote: Remote, env: Mapping[str, str]) -> MlciError | None:
     command = [program, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
     command += ["-o", f"UserKnownHostsFile={home / '.ssh' / 'known_hosts'}"]
     command += ["-o", "PreferredAuthentications=none", "-o", f"ConnectTimeout={_SSH_TIMEOUT_S}"]
-    command += ["-F", str(home / ".ssh" / "config")] if (home / ".ssh" / "config").is_file() else []
+    config = home / ".ssh" / "config"  # the one asyncssh reads, not $HOME-less OpenSSH's
+    command += ["-F", str(config) if config.is_file() else os.devnull]
     command += ["-p", str(port), "--", host, "exit"]
     try:
         done = subprocess.run(
@@ -167,7 +168,7 @@ def http_problem(remote: Remote, where: str, md5: str) -> MlciError | None:
     if _plain_http(remote) is not None:
         return None  # refused before pulling already
     request = urllib.request.Request(url, method="HEAD", headers=_credentials(remote))
-    opener = urllib.request.build_opener(_NoRedirect)
+    opener = urllib.request.build_opener(_NoRedirect, _tls(remote))
     try:
         with opener.open(request, timeout=_HTTP_TIMEOUT_S):
             return None
@@ -180,6 +181,20 @@ def http_problem(remote: Remote, where: str, md5: str) -> MlciError | None:
             f"cannot reach {where} ({reason}): check the URL in .dvc/config and the runner's "
             f"network (DVC takes an unreachable HTTP remote for missing data)"
         )
+
+
+def _tls(remote: Remote) -> urllib.request.HTTPSHandler:
+    """The remote's ssl_verify, as DVC applies it: false, a CA bundle's path, or on."""
+    import ssl
+
+    verify = remote.options.get("ssl_verify", "true")
+    if verify.lower() == "false":
+        context = ssl._create_unverified_context()  # the user's own choice for DVC
+    elif verify.lower() == "true":
+        context = ssl.create_default_context()
+    else:
+        context = ssl.create_default_context(cafile=verify)
+    return urllib.request.HTTPSHandler(context=context)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
