@@ -7,12 +7,16 @@ DVC itself takes each of those for missing data; mlci asks again and names the f
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mlci import data
+from mlci.core import workflow
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
 from tests.dvc_project import DvcProject, build_template, copy_template
 from tests.dvc_project import data_pull as pull
@@ -55,6 +59,21 @@ def test_basic_auth_pulls(project: DvcProject, capsys: pytest.CaptureFixture[str
     code, err = pull(project, capsys)
     assert code == EXIT_OK, err
     assert (project.root / "data" / "data.csv").exists()
+
+
+def test_the_step_of_mlci_init_gives_dvc_the_credentials(
+    project: DvcProject, capsys: pytest.CaptureFixture[str], store: HttpStore
+) -> None:
+    (project.root / ".dvc" / "config.local").unlink()
+    env = {**os.environ, "DVC_HTTP_USER": store.user, "DVC_HTTP_PASSWORD": store.password}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the venv's dvc
+    script = "\n".join(["set -eu", *workflow.HTTP_LOGIN])
+    subprocess.run(["bash", "-c", script], env=env, cwd=project.root, check=True)
+
+    code, err = pull(project, capsys)
+
+    assert code == EXIT_OK, err
+    assert "config.local" in (project.root / ".dvc" / ".gitignore").read_text()
 
 
 def test_a_custom_header_pulls(

@@ -7,13 +7,16 @@ a CI job's would: the key the job wrote and the host's line in known_hosts, or n
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mlci import data
+from mlci.core import workflow
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
 from tests.dvc_project import DvcProject, build_template, copy_template
 from tests.dvc_project import data_pull as pull
@@ -78,6 +81,28 @@ def test_the_key_in_ssh_pulls(project: DvcProject, capsys: pytest.CaptureFixture
     assert code == EXIT_OK, err
     assert (project.root / "data" / "data.csv").exists()
     assert "added from 'storage' (ssh://" in err
+
+
+def test_the_step_of_mlci_init_gives_dvc_the_key_and_the_host_key(
+    project: DvcProject, capsys: pytest.CaptureFixture[str], sshd: SshServer
+) -> None:
+    shutil.rmtree(Path.home() / ".ssh")
+    env = {
+        **os.environ,
+        workflow.SSH_KEY_SECRET: sshd.key.read_text(),
+        workflow.SSH_KNOWN_HOSTS_VARIABLE: sshd.known_hosts.read_text().strip(),
+    }
+    script = "\n".join(["set -eu", *workflow.SSH_LOGIN])
+    subprocess.run(["bash", "-c", script], env=env, check=True)
+
+    assert (Path.home() / ".ssh" / "dvc_key").stat().st_mode & 0o777 == 0o600
+    code, err = pull(project, capsys)
+    assert code == EXIT_OK, err
+
+    env[workflow.SSH_KNOWN_HOSTS_VARIABLE] = ""
+    stopped = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert stopped.returncode == 1
+    assert "DVC_SSH_KNOWN_HOSTS is empty" in stopped.stderr
 
 
 def test_an_unknown_host_key_is_refused_before_dvc_connects(
