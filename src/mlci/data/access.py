@@ -56,7 +56,8 @@ def _ssh_host_key(remote: Remote, env: Mapping[str, str]) -> MlciError | None:
         )
     home = Path(env.get("HOME") or Path.home())  # DVC's asyncssh reads $HOME's ~/.ssh
     command = [program, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
-    command += ["-o", f"UserKnownHostsFile={home / '.ssh' / 'known_hosts'}"]
+    # Quoted: OpenSSH splits an unquoted list of files at spaces (a HOME with a space).
+    command += ["-o", f'UserKnownHostsFile="{home / ".ssh" / "known_hosts"}"']
     command += ["-o", "PreferredAuthentications=none", "-o", f"ConnectTimeout={_SSH_TIMEOUT_S}"]
     config = home / ".ssh" / "config"  # the one asyncssh reads, not $HOME-less OpenSSH's
     command += ["-F", str(config) if config.is_file() else os.devnull]
