@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from mlci import git
 
 TRAIN = textwrap.dedent(
@@ -146,3 +148,12 @@ def build_template(base: Path) -> Path:
 def copy_template(template: Path, dest: Path) -> DvcProject:
     shutil.copytree(template.parent, dest, symlinks=True)
     return DvcProject(dest / "project")
+
+
+def data_pull(project: DvcProject, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`mlci data pull` on the project: its exit code, and what it wrote (stderr, stdout)."""
+    from mlci.cli import main
+
+    code = main(["data", "pull", "--config", str(project.config)])
+    captured = capsys.readouterr()
+    return code, captured.err + captured.out

@@ -55,15 +55,7 @@ def moto_server(env: Mapping[str, str] | None = None) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto's server did not start on port {port}") from None
-                time.sleep(0.05)
+        _wait_listening(port, process, "moto's server", seconds=60)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -249,6 +241,164 @@ def trickle_server(folder: Path, *, piece: int, pause: float) -> Iterator[str]:
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass(frozen=True)
+class SshServer:
+    """Debian's sshd on 127.0.0.1 with throwaway keys; the login is this user's (root in CI
+    containers), allowed with `key` (no passphrase) and `locked_key` (passphrase
+    `passphrase`), refused with `other_key`. `known_hosts` lists the server's host key.
+    On `denied_port` SFTP refuses to read anything, as for a path the user may not read
+    (root reads every path, so permissions cannot do it)."""
+
+    host: str
+    port: int
+    user: str
+    key: Path
+    locked_key: Path
+    other_key: Path
+    passphrase: str
+    known_hosts: Path
+    denied_port: int  # the same server, whose SFTP refuses to open or list any path
+
+
+def sshd_program() -> str | None:
+    """Debian's sshd (package openssh-server), if installed."""
+    found = shutil.which("sshd") or "/usr/sbin/sshd"
+    return found if Path(found).is_file() else None
+
+
+def _keygen(path: Path, passphrase: str = "") -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", path.name, "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+
+
+@contextlib.contextmanager
+def ssh_server(folder: Path) -> Iterator[SshServer]:
+    """sshd in the foreground on a free port, its keys and config in `folder`."""
+    program = sshd_program()
+    if program is None:
+        raise RuntimeError("sshd is not installed (Debian: apt-get install openssh-server)")
+    for name in ("host_key", "user_key", "other_key"):
+        _keygen(folder / name)
+    _keygen(folder / "locked_key", "passphrase")
+    authorized = folder / "authorized_keys"
+    authorized.write_text(
+        (folder / "user_key.pub").read_text() + (folder / "locked_key.pub").read_text()
+    )
+    port, denied = free_port(), free_port()
+    config = folder / "sshd_config"
+    config.write_text(
+        f"Port {port}\nPort {denied}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\n"
+        f"AuthorizedKeysFile {authorized}\nPidFile {folder / 'sshd.pid'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "StrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
+        "LogLevel ERROR\n"
+        f"Match LocalPort {denied}\n  ForceCommand internal-sftp -P open,opendir,stat,lstat\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation folder
+    with (folder / "sshd.log").open("w") as log:
+        process = subprocess.Popen(
+            [program, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=log
+        )
+    try:
+        _wait_listening(port, process, "sshd")
+        host_key = (folder / "host_key.pub").read_text().split()[:2]
+        known = folder / "known_hosts"
+        known.write_text(
+            "".join(f"[127.0.0.1]:{one} {' '.join(host_key)}\n" for one in (port, denied))
+        )
+        import getpass
+
+        yield SshServer(
+            "127.0.0.1",
+            port,
+            getpass.getuser(),
+            folder / "user_key",
+            folder / "locked_key",
+            folder / "other_key",
+            "passphrase",
+            known,
+            denied,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _wait_listening(
+    port: int, process: subprocess.Popen[Any], what: str, *, seconds: float = 30
+) -> None:
+    """Until something listens on `port`; RuntimeError when `process` ended first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start on port {port}") from None
+            time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class HttpStore:
+    """A DVC remote over HTTP on 127.0.0.1 that asks for credentials: basic auth as
+    `reader`/`password`, or the header `X-Token: token`, may read; `nobody`/`password`
+    is a known user without access (403); anything else gets 401."""
+
+    url: str
+    user: str = "reader"
+    password: str = "password"
+    header: str = "X-Token"
+    token: str = "token"
+
+
+class _StoreHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder (a DVC remote's layout) to the credentials of `HttpStore` only."""
+
+    def _allowed(self) -> bool:
+        import base64
+
+        store = HttpStore("")
+        if self.headers.get(store.header) == store.token:
+            return True
+        basic = self.headers.get("Authorization", "")
+        user = base64.b64decode(basic.removeprefix("Basic ")).decode() if basic else ""
+        if user == f"{store.user}:{store.password}":
+            return True
+        code = 403 if user == f"nobody:{store.password}" else 401
+        self.send_response(code)
+        if code == 401:
+            self.send_header("WWW-Authenticate", 'Basic realm="dvc"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return False
+
+    def send_head(self) -> Any:
+        if not self._allowed():
+            return None
+        return super().send_head()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def http_store(folder: Path) -> Iterator[HttpStore]:
+    """`folder` served as a DVC remote behind credentials; yields its `HttpStore`."""
+    serve = functools.partial(_StoreHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), serve)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield HttpStore(f"http://127.0.0.1:{server.server_address[1]}")
     finally:
         server.shutdown()
         server.server_close()

@@ -302,7 +302,9 @@ def test_init_says_which_secrets_are_read_only_and_where_the_write_ones_go(
         ("gs://b/p", "gs"),
         ("azure://c/p", "azure"),
         ("../store", "local"),
-        ("ssh://host/p", "none"),
+        ("ssh://host/p", "ssh"),
+        ("https://files.example.com/dvc", "http"),
+        ("hdfs://host/p", "none"),
     ],
 )
 def test_dvc_remote_types_are_read_from_the_dvc_config(tmp_path: Path, url: str, kind: str) -> None:
@@ -333,6 +335,7 @@ def test_the_example_installs_its_training_dependencies(tmp_path: Path) -> None:
         ({"gpu": "gpu runner"}, "is not a runner label"),
         ({"action": "acme/mlci@v1"}, "pin mlci's action by its full commit SHA"),
         ({"python_version": "3.11\nx: y"}, "expected a version like 3.11"),
+        ({"action": f"acme/mlci@{'a' * 40}", "dvc_remote": "http"}, "leave out --action"),
     ],
 )
 def test_options_that_cannot_work_are_refused(

@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument(
         "--dvc-remote",
-        choices=("none", "local", "s3", "gs", "azure"),
+        choices=("none", "local", "s3", "gs", "azure", "ssh", "http"),
         help="the DVC remote's type, for its credentials (default: read from .dvc/config)",
     )
     init.add_argument(

@@ -94,6 +94,8 @@ VARIANTS: dict[str, WorkflowSettings] = {
     ),
 }
 VARIANTS |= {
+    "dvc-ssh": _settings(extras=("mlflow", "dvc"), packages=("dvc[ssh]",), dvc_remote="ssh"),
+    "dvc-http-subfolder": _settings(extras=("mlflow", "dvc"), dvc_remote="http", project_dir="ml"),
     "git-source": _settings(source=GIT_SOURCE, fork_safe=True),
     "wheel-fork-safe-subfolder": _settings(source=WHEEL_SOURCE, fork_safe=True, project_dir="ml"),
 }
@@ -108,6 +110,8 @@ GITLAB_VARIANTS: dict[str, WorkflowSettings] = {
         data_timeout_minutes=30,
         requirements=("src/requirements.txt",),
     ),
+    "gitlab-dvc-ssh": _settings(dvc_remote="ssh"),
+    "gitlab-dvc-http": _settings(dvc_remote="http"),
 }
 
 
@@ -129,6 +133,8 @@ def _every_combination() -> list[WorkflowSettings]:
     ):
         if free_disk and runs_on[0] == "self-hosted":
             continue
+        if action and remote == "http":
+            continue  # refused: the HTTP credentials' step needs DVC before the action
         # Without the action, the sources take turns across every other option.
         sources = (INDEX, GIT_SOURCE, WHEEL_SOURCE)
         combos.append(
@@ -169,7 +175,9 @@ def test_every_combination_passes_actionlint_and_zizmor(tmp_path: Path) -> None:
     combos = _every_combination()
     repos = _write_repositories(tmp_path, combos)
     files = sorted(tmp_path.glob("r*/.github/workflows/*.yml"))
-    assert len(combos) == 400  # 480 less the 80 with --free-disk on a self-hosted runner
+    # 672, less the 112 with --free-disk on a self-hosted runner, less the 40 with the action
+    # and an HTTP remote
+    assert len(combos) == 520
     assert len(files) == len(combos) + sum(one.fork_safe for one in combos)
 
     labels = {label for one in combos for label in one.runs_on} - {"ubuntu-latest", "self-hosted"}
@@ -631,6 +639,9 @@ READ_ONLY = {
     "AWS_READONLY_SECRET_ACCESS_KEY",
     "AZURE_STORAGE_READONLY_CONNECTION_STRING",
     "GCP_READONLY_SERVICE_ACCOUNT_KEY",
+    "DVC_SSH_READONLY_KEY",
+    "DVC_HTTP_READONLY_USER",
+    "DVC_HTTP_READONLY_PASSWORD",
 }
 
 
@@ -701,3 +712,41 @@ def test_gitlab_merge_requests_read_with_read_only_variables() -> None:
     protected = header.split("For the main job, protected")[1].split("For merge requests")[0]
     assert "#   MLFLOW_TRACKING_PASSWORD" in protected
     assert "READER" not in protected and "READONLY" not in protected
+
+
+def test_an_ssh_remote_gets_its_key_and_a_checked_host_key_per_job() -> None:
+    jobs = _jobs(VARIANTS["dvc-ssh"])
+    for job, secret in (("pull-request", "DVC_SSH_READONLY_KEY"), ("main", "DVC_SSH_KEY")):
+        step = next(s for s in _steps(jobs[job]) if "SSH key" in str(s.get("name")))
+        assert step["env"] == {
+            "DVC_SSH_KEY": f"${{{{ secrets.{secret} }}}}",
+            "DVC_SSH_KNOWN_HOSTS": "${{ vars.DVC_SSH_KNOWN_HOSTS }}",
+        }
+        script = str(step["run"])
+        assert "umask 077" in script and "~/.ssh/dvc_key" in script
+        assert ">> ~/.ssh/known_hosts" in script
+        assert "StrictHostKeyChecking" not in script
+    assert jobs["main"]["environment"] == workflow.PROMOTE_ENVIRONMENT
+    assert "environment" not in jobs["pull-request"]
+
+
+def test_an_http_remote_gets_its_credentials_in_dvc_config_local_after_the_install() -> None:
+    jobs = _jobs(VARIANTS["dvc-http-subfolder"])
+    for job, prefix in (("pull-request", "DVC_HTTP_READONLY_"), ("main", "DVC_HTTP_")):
+        names = [str(s.get("name")) for s in _steps(jobs[job])]
+        at = next(i for i, name in enumerate(names) if "HTTP credentials" in name)
+        assert names.index("Install mlci") < at
+        step = _steps(jobs[job])[at]
+        assert step["env"] == {
+            "DVC_HTTP_USER": f"${{{{ secrets.{prefix}USER }}}}",
+            "DVC_HTTP_PASSWORD": f"${{{{ secrets.{prefix}PASSWORD }}}}",
+        }
+        assert 'dvc remote modify --local "$remote" password "$DVC_HTTP_PASSWORD"' in str(
+            step["run"]
+        )
+    assert jobs["main"]["environment"] == workflow.PROMOTE_ENVIRONMENT
+
+
+def test_an_http_remote_with_the_action_is_refused() -> None:
+    with pytest.raises(ValueError, match="leave out --action"):
+        _settings(dvc_remote="http", action=f"acme/mlci@{ACTION_SHA}")

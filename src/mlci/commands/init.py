@@ -265,7 +265,15 @@ def dvc_remote_type(repo: Path) -> DvcRemote:
     }
     url = urls.get(default or "") or next(iter(urls.values()), "")
     scheme = url.partition("://")[0] if "://" in url else ""
-    kinds: dict[str, DvcRemote] = {"s3": "s3", "gs": "gs", "azure": "azure", "file": "local"}
+    kinds: dict[str, DvcRemote] = {
+        "s3": "s3",
+        "gs": "gs",
+        "azure": "azure",
+        "ssh": "ssh",
+        "http": "http",
+        "https": "http",
+        "file": "local",
+    }
     if not url:
         return "none"
     return kinds.get(scheme, "local" if not scheme else "none")
@@ -372,13 +380,18 @@ def settings_for(
         extras.append("plots")
     if example is not None:  # the example's training needs scikit-learn (and torch)
         extras.append("torch" if example == "torch" else "example")
-    packages = [f"dvc[{remote}]"] if remote in ("s3", "gs", "azure") else []
+    packages = [f"dvc[{remote}]"] if remote in ("s3", "gs", "azure", "ssh") else []
     requirements = requirement_files(config.root)
     labels, gpu = runner_labels(options.gpu or "")
     torch = example == "torch" or any(_requires_torch(config.root / r) for r in requirements)
     action, action_version = parse_action(options.action) if options.action else (None, None)
     source = install_source(options.install, action=action, repo=repo)
     timeout = config.train.timeout_minutes if config.train else 60.0
+    if action is not None and remote == "http":
+        raise UsageError(
+            "an HTTP DVC remote needs DVC installed before the step that runs mlci, to write "
+            "its credentials into .dvc/config.local: leave out --action"
+        )
     return WorkflowSettings(
         source=source,
         extras=tuple(extras),

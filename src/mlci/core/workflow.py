@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Literal
 
-DvcRemote = Literal["none", "local", "s3", "gs", "azure"]
-DVC_REMOTES: tuple[DvcRemote, ...] = ("none", "local", "s3", "gs", "azure")
+DvcRemote = Literal["none", "local", "s3", "gs", "azure", "ssh", "http"]
+DVC_REMOTES: tuple[DvcRemote, ...] = ("none", "local", "s3", "gs", "azure", "ssh", "http")
 
 # Actions pinned by full commit SHA (zizmor's unpinned-uses), with the release they are.
 # The node24 releases: actionlint reports the node20 ones (checkout v4, setup-python v5,
@@ -80,6 +80,8 @@ DVC_SECRETS: dict[DvcRemote, tuple[Secret, ...]] = {
     ),
     "gs": (),  # a key file: written from GCP_SERVICE_ACCOUNT_KEY by its own step
     "azure": (Secret("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_CONNECTION_STRING"),),
+    "ssh": (),  # a key file: written from DVC_SSH_KEY by its own step
+    "http": (),  # .dvc/config.local: written from DVC_HTTP_USER/PASSWORD by its own step
 }
 # ... and for pull requests, from read-only keys.
 DVC_READ_SECRETS: dict[DvcRemote, tuple[Secret, ...]] = {
@@ -93,9 +95,26 @@ DVC_READ_SECRETS: dict[DvcRemote, tuple[Secret, ...]] = {
     "azure": (
         Secret("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_READONLY_CONNECTION_STRING"),
     ),
+    "ssh": (),
+    "http": (),
 }
 GCP_KEY_SECRET = "GCP_SERVICE_ACCOUNT_KEY"
 GCP_READ_KEY_SECRET = "GCP_READONLY_SERVICE_ACCOUNT_KEY"
+# SSH: the private key DVC logs in with (a deploy key without a passphrase), written to
+# ~/.ssh/ by its own step with the host's public key. The host key is no secret: a
+# configuration variable (vars.), so that it is not masked in the logs.
+SSH_KEY_SECRET = "DVC_SSH_KEY"
+SSH_READ_KEY_SECRET = "DVC_SSH_READONLY_KEY"
+SSH_KNOWN_HOSTS_VARIABLE = "DVC_SSH_KNOWN_HOSTS"
+# HTTP(S): basic auth, written into .dvc/config.local (which git ignores) by its own step.
+HTTP_SECRETS = (
+    Secret("DVC_HTTP_USER", "DVC_HTTP_USER"),
+    Secret("DVC_HTTP_PASSWORD", "DVC_HTTP_PASSWORD"),
+)
+HTTP_READ_SECRETS = (
+    Secret("DVC_HTTP_USER", "DVC_HTTP_READONLY_USER"),
+    Secret("DVC_HTTP_PASSWORD", "DVC_HTTP_READONLY_PASSWORD"),
+)
 MLFLOW_SECRETS = (
     Secret("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_USERNAME"),
     Secret("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_PASSWORD"),
@@ -170,6 +189,11 @@ class WorkflowSettings:
     options: str = ""  # the `mlci init` options that wrote the files, for the header
 
     def __post_init__(self) -> None:
+        if self.action is not None and self.dvc_remote == "http":
+            raise ValueError(
+                "an HTTP DVC remote needs DVC installed before the step that runs mlci, to "
+                "write its credentials: leave out --action (mlci is then installed by pip)"
+            )
         for branch in self.promote_on:
             if (problem := branch_name_problem(branch)) is not None:
                 raise ValueError(f"not a branch name: {branch!r} ({problem})")
@@ -326,8 +350,10 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         "          persist-credentials: false",
     ]
     lines += _gcp_key_step(s, pull_request=pull_request)
+    lines += _ssh_key_step(s, pull_request=pull_request)
     if s.action is None:
         lines += _install_steps(s)
+        lines += _http_login_step(s, pull_request=pull_request)
         lines += _run_step(s, pull_request=pull_request)
     else:
         lines += _action_step(s, pull_request=pull_request)
@@ -391,6 +417,71 @@ def _gcp_key_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         "        run: |",
         "          umask 077",
         f'          printf \'%s\' "${GCP_KEY_SECRET}" > "$RUNNER_TEMP/gcp-key.json"',
+    ]
+
+
+# The shell lines that give DVC its SSH key and the server's host key, or its HTTP
+# credentials, from the variables of `dvc_login_env` (GitHub's steps and GitLab's jobs).
+SSH_LOGIN = (
+    f'test -n "${SSH_KNOWN_HOSTS_VARIABLE}" || {{ echo "{SSH_KNOWN_HOSTS_VARIABLE} is '
+    f'empty: see docs/data.md" >&2; exit 1; }}',
+    "install -d -m 700 ~/.ssh",
+    f"(umask 077 && printf '%s\\n' \"${SSH_KEY_SECRET}\" > ~/.ssh/dvc_key)",
+    "echo 'IdentityFile ~/.ssh/dvc_key' >> ~/.ssh/config",
+    f"printf '%s\\n' \"${SSH_KNOWN_HOSTS_VARIABLE}\" >> ~/.ssh/known_hosts",
+)
+HTTP_LOGIN = (
+    'remote="$(dvc remote default)"',
+    'dvc remote modify --local "$remote" auth basic',
+    'dvc remote modify --local "$remote" user "$DVC_HTTP_USER"',
+    'dvc remote modify --local "$remote" password "$DVC_HTTP_PASSWORD"',
+)
+
+
+def _ssh_key_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    if s.dvc_remote != "ssh":
+        return []
+    secret = SSH_READ_KEY_SECRET if pull_request else SSH_KEY_SECRET
+    return [
+        _step("Give DVC the SSH key and the server's host key"),
+        "        # A key without a passphrase (a deploy key): nothing can type one in CI.",
+        "        # The host key is checked, never StrictHostKeyChecking=no: mlci refuses a",
+        "        # server whose key is not in known_hosts (DVC itself would not check it).",
+        *_login_env_and_run(
+            [Secret(SSH_KEY_SECRET, secret)],
+            SSH_LOGIN,
+            pull_request=pull_request,
+            variable=SSH_KNOWN_HOSTS_VARIABLE,
+        ),
+    ]
+
+
+def _http_login_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    if s.dvc_remote != "http":
+        return []
+    secrets = HTTP_READ_SECRETS if pull_request else HTTP_SECRETS
+    return [
+        _step("Give DVC the HTTP credentials (in .dvc/config.local, which git ignores)"),
+        *_login_env_and_run(secrets, HTTP_LOGIN, pull_request=pull_request),
+    ]
+
+
+def _login_env_and_run(
+    secrets: Iterable[Secret],
+    script: Iterable[str],
+    *,
+    pull_request: bool,
+    variable: str | None = None,
+) -> list[str]:
+    """A login step's `env:` (its secrets, and a configuration variable) and `run:`."""
+    note = [f"          {line}" for line in READ_ONLY_NOTE] if pull_request else []
+    return [
+        "        env:",
+        *note,
+        *(f"          {x.env}: ${{{{ secrets.{x.secret} }}}}" for x in secrets),
+        *([f"          {variable}: ${{{{ vars.{variable} }}}}"] if variable else []),
+        "        run: |",
+        *(f"          {line}" for line in script),
     ]
 
 
@@ -466,6 +557,10 @@ def secret_names(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
     names = [secret.secret for secret in secrets_of(s, pull_request=pull_request)]
     if s.dvc_remote == "gs":
         names.append(GCP_READ_KEY_SECRET if pull_request else GCP_KEY_SECRET)
+    if s.dvc_remote == "ssh":
+        names.append(SSH_READ_KEY_SECRET if pull_request else SSH_KEY_SECRET)
+    if s.dvc_remote == "http":
+        names += [x.secret for x in (HTTP_READ_SECRETS if pull_request else HTTP_SECRETS)]
     return names
 
 
@@ -682,6 +777,8 @@ def gitlab_ci(s: WorkflowSettings) -> str:
     lines += [f"    - {_item(_install_line(s, top='CI_PROJECT_DIR'))}"]
     if _project_requirements(s):
         lines += [f"    - {_item(_project_requirements(s))}"]
+    login = SSH_LOGIN if s.dvc_remote == "ssh" else HTTP_LOGIN if s.dvc_remote == "http" else ()
+    lines += [f"    - {_item(line)}" for line in login]
     lines += [
         "  artifacts:",
         "    when: always  # the report, also when a step failed",
@@ -717,6 +814,12 @@ def _gitlab_variables(s: WorkflowSettings) -> list[str]:
     if s.dvc_remote == "gs":
         writers.append("#   GOOGLE_APPLICATION_CREDENTIALS: of type File, holding the key")
         readers.append(f"#   {GCP_READ_KEY_SECRET}: of type File, holding a read-only key")
+    writers += [f"#   {env}" for env, _ in _gitlab_login(s)]
+    readers += [f"#   {secret}" for _, secret in _gitlab_login(s)]
+    if s.dvc_remote == "ssh":
+        readers.append(
+            f"#   {SSH_KNOWN_HOSTS_VARIABLE}: not protected, the server's line of known_hosts"
+        )
     if not writers:
         return []
     return [
@@ -727,10 +830,20 @@ def _gitlab_variables(s: WorkflowSettings) -> list[str]:
     ]
 
 
+def _gitlab_login(s: WorkflowSettings) -> list[tuple[str, str]]:
+    """(variable, its read-only variable) of the SSH key or the HTTP credentials."""
+    if s.dvc_remote == "ssh":
+        return [(SSH_KEY_SECRET, SSH_READ_KEY_SECRET)]
+    if s.dvc_remote == "http":
+        return [(x.env, y.secret) for x, y in zip(HTTP_SECRETS, HTTP_READ_SECRETS, strict=True)]
+    return []
+
+
 def _gitlab_read_only(s: WorkflowSettings) -> list[str]:
     readers = [(secret.env, secret.secret) for secret in secrets_of(s, pull_request=True)]
     if s.dvc_remote == "gs":
         readers.append(("GOOGLE_APPLICATION_CREDENTIALS", GCP_READ_KEY_SECRET))
+    readers += _gitlab_login(s)
     if not readers:
         return []
     return [

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mlci import process
+from mlci.data import access
 from mlci.data.diagnosis import answer_hint, diagnose, named_remote
-from mlci.data.remotes import find_dvc_root, read_remote
+from mlci.data.hashes import datasets
+from mlci.data.remotes import Remote, find_dvc_root, read_remote
 from mlci.data.run import plugin_missing, run_dvc
 from mlci.errors import ExternalError, MlciError
 
@@ -33,7 +35,7 @@ def check_remote(
         configured = read_remote(dvc_root, remote)
         if configured.name is None:
             raise diagnose("No remote provided and no default remote set.", 1, configured)
-        missing = plugin_missing(configured)
+        missing = plugin_missing(configured) or access.before_pull(configured, env)
         if missing is not None:
             raise missing
         args = ["status", "--cloud", "--json"] + (["--remote", remote] if remote else [])
@@ -49,6 +51,20 @@ def check_remote(
         output = completed.output
         if completed.returncode != 0 or "ERROR:" in output:
             raise diagnose(output, completed.returncode or 1, configured, env=env)
+        asked = _ask_http(dvc_root, configured, output)
+        if asked is not None:
+            raise asked
     except MlciError as exc:
         return False, exc.message
     return True, f"DVC remote {configured.shown} answers ({configured.kind.scheme})"
+
+
+def _ask_http(dvc_root: Path, remote: Remote, output: str) -> MlciError | None:
+    """`dvc status --cloud` says "missing" where an HTTP remote refused: ask it again for
+    the object of one dataset, with the remote's credentials."""
+    if remote.kind.scheme != "http" or '"missing"' not in output:
+        return None
+    found = [d.hash for d in datasets(dvc_root) if d.hash]
+    if not found:
+        return None
+    return access.http_problem(remote, named_remote(remote), found[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from mlci.core import workflow
 from mlci.core.redact import mask_text, redact_url
 from mlci.data.remotes import Remote
 from mlci.errors import ExternalError, MlciError, UsageError
@@ -114,6 +115,11 @@ def diagnose(
             "DVC has no remote to pull from: add one with `dvc remote add -d NAME URL` and "
             "commit .dvc/config, or name one in data.remote of mlci.yaml"
         )
+    ssh = _ssh_failure(said, remote, where, quoted)
+    if ssh is not None:
+        return ssh
+    if "HTTP 'basic' authentication require" in said or "HTTP 'custom' authentication" in said:
+        return UsageError(http_config_message(remote, where))
     if re.search(r"Unable to locate credentials|Unable to find AWS credentials", said) or (
         re.search(r"DefaultCredentialsError|default credentials were not found", said)
         or re.search(r"No credential|DefaultAzureCredential failed", said)
@@ -143,7 +149,7 @@ def diagnose(
         more = f" and {len(targets) - 10} more" if len(targets) > 10 else ""
         listed = ", ".join(targets[:10]) + more
         url = (
-            f" (or the remote's URL is wrong: is {remote.bucket} the right bucket and path?)"
+            f" (or the remote's URL is wrong: is {remote.bucket} the right {_place(remote)}?)"
             if remote.bucket
             else ""
         )
@@ -152,9 +158,145 @@ def diagnose(
             f".dvc/dvc.lock change without `dvc push`{url}. Run `dvc push` where the data "
             f"was added or trained (or `dvc repro` and push), then run again"
         )
-    if re.search(r"Could not connect|Connection refused|Name or service not known", said):
+    if re.search(
+        r"Could not connect|Connection refused|Connect call failed|Name or service not known",
+        said,
+    ):
         return ExternalError(
             f"cannot reach {where}: check the URL or endpoint in .dvc/config and the runner's "
             f"network ({quoted})"
         )
     return ExternalError(f"dvc pull from {where} failed (exit {exit_code}): {quoted}")
+
+
+def _place(remote: Remote) -> str:
+    return "host and path" if remote.kind.scheme in ("ssh", "http") else "bucket and path"
+
+
+def ci_secrets(write: str, read: str) -> str:
+    """Where the workflows of `mlci init` take a credential from, for a fix."""
+    return (
+        f"(the workflows of `mlci init` read it from the repository secret {read}, a "
+        f"read-only credential, in pull requests, and from the secret {write} of the "
+        f"environment {workflow.PROMOTE_ENVIRONMENT} on the main branch; GitLab: CI/CD "
+        f"variables, the write one protected)"
+    )
+
+
+# -- SSH ---------------------------------------------------------------------------------------
+
+_SSH_KEY_WHERE = ci_secrets(workflow.SSH_KEY_SECRET, workflow.SSH_READ_KEY_SECRET)
+
+
+def _ssh_failure(said: str, remote: Remote, where: str, quoted: str) -> MlciError | None:
+    """The failures of DVC's SSH remote (asyncssh's words), or None."""
+    name = remote.name or "NAME"
+    if "Passphrase must be specified" in said:
+        return UsageError(
+            f"the SSH key for {where} is protected by a passphrase, and nothing gives DVC "
+            f"the passphrase in CI: use a deploy key without one (`ssh-keygen -t ed25519 "
+            f"-N '' -f dvc_deploy_key`, its .pub in the server's authorized_keys) as the "
+            f"secret {workflow.SSH_KEY_SECRET} {_SSH_KEY_WHERE}; or give DVC the passphrase "
+            f'from a secret: `dvc remote modify --local {name} passphrase "$SSH_PASSPHRASE"` '
+            f"({quoted})"
+        )
+    if "Incorrect passphrase" in said:
+        return UsageError(
+            f"the passphrase of the SSH key for {where} is wrong: fix the secret that "
+            f"`dvc remote modify --local {name} passphrase` reads, or use a deploy key "
+            f"without a passphrase ({quoted})"
+        )
+    denied = re.search(r"Permission denied for user (\S+) on host (\S+?):", said)
+    if denied:
+        user, host = denied.groups()
+        return ExternalError(
+            f"{where} refused the SSH login of user {user} on {host}. The server does not "
+            f"say why: no key reached DVC (none in ~/.ssh/ and no keyfile), the key is not "
+            f"in ~{user}/.ssh/authorized_keys there, or the user is wrong. Put the private "
+            f"key in the secret {workflow.SSH_KEY_SECRET} {_SSH_KEY_WHERE}, its public half "
+            f"in the server's authorized_keys, and check the user in the remote's URL "
+            f"(`dvc remote modify {name} user ...`) ({quoted})"
+        )
+    if remote.kind.scheme == "ssh" and re.search(r" - Permission denied$", said, flags=re.M):
+        return ExternalError(
+            f"{where} let the user log in but not read {remote.bucket or 'its path'} "
+            f"(SFTP said: {quoted}): fix the path in the remote's URL, or give the user read "
+            f"permission on it there"
+        )
+    return None
+
+
+def ssh_host_key_message(remote: Remote, host: str, port: int, said: str) -> str:
+    """OpenSSH does not know, or no longer recognises, the host key of the SSH remote."""
+    changed = "IDENTIFICATION HAS CHANGED" in said
+    problem = (
+        "presents a host key that differs from the one in known_hosts (a new server, or "
+        "someone in between)"
+        if changed
+        else "presents a host key that is not in known_hosts"
+    )
+    target = host if port == 22 else f"[{host}]:{port}"
+    return (
+        f"the SSH server of {remote.shown} {problem}, so mlci does not let DVC connect "
+        f"(DVC itself does not check host keys). Add the server's key to ~/.ssh/known_hosts: "
+        f"`ssh-keyscan -p {port} {host}` on a trusted machine, check its fingerprint "
+        f"(`ssh-keygen -lf`) against the server's, and store the line ({target} TYPE KEY) "
+        f"in the configuration variable {workflow.SSH_KNOWN_HOSTS_VARIABLE}, which the "
+        f"workflows of `mlci init` append to known_hosts"
+    )
+
+
+# -- HTTP --------------------------------------------------------------------------------------
+
+_HTTP_WHERE = ci_secrets(
+    " and ".join(s.secret for s in workflow.HTTP_SECRETS),
+    " and ".join(s.secret for s in workflow.HTTP_READ_SECRETS),
+)
+
+
+def _http_set(remote: Remote) -> str:
+    name = remote.name or "NAME"
+    return (
+        f'`dvc remote modify --local {name} auth basic`, `... user "$DVC_HTTP_USER"` and '
+        f'`... password "$DVC_HTTP_PASSWORD"` (or auth custom with custom_auth_header and '
+        f"password) {_HTTP_WHERE}"
+    )
+
+
+def http_config_message(remote: Remote, where: str) -> str:
+    """The remote asks for auth but lacks the user, password or header."""
+    auth = remote.options.get("auth", "basic")
+    needs = "custom_auth_header and password" if auth == "custom" else "user and password"
+    return (
+        f"the HTTP remote {where} has auth {auth} but not its {needs}: set them in the CI "
+        f"job with {_http_set(remote)}"
+    )
+
+
+def http_status_message(remote: Remote, where: str, status: int, url: str) -> str | None:
+    """What an HTTP answer to one of the remote's objects means, or None (found, or 404:
+    the data is missing, which the caller says)."""
+    shown = redact_url(url)
+    auth = remote.options.get("auth")
+    if status == 401:
+        why = (
+            "no credentials are configured for it (no auth in .dvc/config.local)"
+            if not auth
+            else "the user or password (or the custom header's value) is wrong"
+        )
+        return (
+            f"{where} answered 401 Unauthorized for {shown}: {why}. DVC takes this for "
+            f"missing data, mlci asked again. Set the credentials in the CI job with "
+            f"{_http_set(remote)}"
+        )
+    if status == 403:
+        return (
+            f"{where} answered 403 Forbidden for {shown}: the server refuses these "
+            f"credentials (a wrong user or password where the server answers 403, or a user "
+            f"without read permission on the path). DVC takes this for missing data, mlci "
+            f"asked again. Check the credentials set with {_http_set(remote)}, and that the "
+            f"user may read the path on the server"
+        )
+    if status >= 500:
+        return f"{where} answered {status} for {shown}: the server failed; try again later"
+    return None

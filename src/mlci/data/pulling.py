@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 from mlci import process
 from mlci.console import Console
 from mlci.core.redact import redact_url
+from mlci.data import access
 from mlci.data.diagnosis import answer_hint, diagnose, dvc_errors, missing_targets, named_remote
 from mlci.data.hashes import datasets
 from mlci.data.remotes import Remote, find_dvc_root, read_dvc_config, read_remote
 from mlci.data.run import plugin_missing, run_dvc
-from mlci.errors import ExternalError, UsageError
+from mlci.errors import ExternalError, MlciError, UsageError
 
 if TYPE_CHECKING:
     from mlci.config import DataConfig
@@ -126,6 +127,7 @@ def pull(
         )
     configured = read_remote(dvc_root, remote)
     missing = plugin_missing(configured) if configured.name else None
+    missing = missing or access.before_pull(configured, env)
     if missing is not None:
         raise missing
     args = ["pull"]
@@ -156,6 +158,9 @@ def pull(
     if completed.returncode != 0:
         missing_data, missing_outputs = _missing_split(output, root, dvc_root)
         if missing_data or not missing_outputs:
+            asked = _ask_http(configured, output)
+            if asked is not None:
+                raise asked
             raise diagnose(output, completed.returncode, configured, env=env, missing=missing_data)
     counts = _summary_counts(output)
     return PullResult(
@@ -169,6 +174,14 @@ def pull(
         run_cache=run_cache,
         missing_outputs=missing_outputs,
     )
+
+
+def _ask_http(remote: Remote, output: str) -> MlciError | None:
+    """DVC's HTTP remote takes a 401, a 403 or no answer for missing data: ask it again."""
+    md5 = re.search(r"^md5: ([0-9a-f]{32}(?:\.dir)?)", output, flags=re.M)
+    if remote.kind.scheme != "http" or md5 is None:
+        return None
+    return access.http_problem(remote, named_remote(remote), md5.group(1))
 
 
 def _stopped(

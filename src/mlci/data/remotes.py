@@ -56,8 +56,9 @@ _KINDS: dict[str, RemoteKind] = {
         "ssh",
         "dvc_ssh",
         (),
-        "a private key the job writes to ~/.ssh/ from a secret (e.g. SSH_PRIVATE_KEY), or a "
-        "password set with "
+        "a private key the job writes to ~/.ssh/ from a secret (mlci init: DVC_SSH_KEY, a "
+        "deploy key without a passphrase) with the server's line in ~/.ssh/known_hosts (the "
+        "variable DVC_SSH_KNOWN_HOSTS: mlci checks the host key), or a password set with "
         '`dvc remote modify --local REMOTE password "$SSH_PASSWORD"`',
     ),
     "http": RemoteKind(
@@ -66,7 +67,8 @@ _KINDS: dict[str, RemoteKind] = {
         None,
         (),
         "user and password set in the job with `dvc remote modify --local REMOTE user ...` "
-        "and `... password ...` from secrets (auth: basic)",
+        "and `... password ...` from secrets (auth: basic; mlci init: DVC_HTTP_USER and "
+        "DVC_HTTP_PASSWORD), over https",
     ),
     "webdav": RemoteKind(
         "webdav",
