@@ -11,7 +11,7 @@ interpolated into a `run:` script: such values reach the shell through `env:` on
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from typing import Literal
@@ -478,6 +478,31 @@ def filled_from(variables: Iterable[str], *, pull_request: bool) -> list[str]:
     table = {secret.env: secret.secret for secret in secrets}
     table["GOOGLE_APPLICATION_CREDENTIALS"] = key
     return [table.get(variable, variable) for variable in variables]
+
+
+def secrets_source(variables: tuple[str, ...], env: Mapping[str, str]) -> str:
+    """Where the job that `mlci init` writes gets these variables, for a fix: read-only
+    secrets in a pull request's job, the promoting environment's (GitLab: protected
+    variables) in main's. Empty outside GitHub Actions and GitLab CI."""
+    if env.get("GITHUB_ACTIONS") == "true":
+        pull_request = env.get("GITHUB_EVENT_NAME", "").startswith("pull_request")
+        names = " and ".join(filled_from(variables, pull_request=pull_request))
+        if pull_request:
+            return (
+                f"; the pull-request job of `mlci init` fills them from the repository "
+                f"secrets {names}, read-only credentials (docs/security.md)"
+            )
+        return (
+            f"; the main job of `mlci init` fills them from the secrets {names} of the "
+            f"environment {PROMOTE_ENVIRONMENT} (docs/security.md)"
+        )
+    if env.get("GITLAB_CI") == "true":
+        if env.get("CI_PIPELINE_SOURCE") == "merge_request_event":
+            names = " and ".join(filled_from(variables, pull_request=True))
+            return f"; the merge-request job of `mlci init` reads the CI/CD variables {names}"
+        names = " and ".join(variables)
+        return f"; in CI: the protected CI/CD variables {names} (docs/security.md)"
+    return "; in CI: from secrets (`mlci init` writes which, docs/security.md)"
 
 
 def uses_environment(s: WorkflowSettings) -> bool:

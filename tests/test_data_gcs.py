@@ -1,0 +1,219 @@
+"""DVC's Google Cloud Storage remote against a local GCS emulator (gcp-storage-emulator).
+
+The emulator checks no credentials; Google's token endpoint stands beside it
+(tests/emulators.py) and refuses a key it does not know, as Google does a deleted one.
+gcsfs takes a key it cannot read for no key and goes on anonymously, which the emulator
+allows: those cases are caught by mlci before DVC runs. A key without permission on the
+bucket (Google's 403) is beyond the emulator: docs/data.md says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlci import data
+from mlci.cli import main
+from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
+from tests.dvc_project import DvcProject, build_template, copy_template
+from tests.emulators import GcsEmulator, gcs_emulator
+
+pytestmark = pytest.mark.slow
+BUCKET = "mlci-data"
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[GcsEmulator]:
+    pytest.importorskip("dvc_gs")
+    with gcs_emulator() as emulator:
+        emulator.create_bucket(BUCKET)
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def gcs_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_template(tmp_path_factory.mktemp("dvc-gcs-template"))
+
+
+def write_key(folder: Path, key: dict[str, str]) -> Path:
+    path = folder / "gcp-key.json"
+    path.write_text(json.dumps(key))
+    return path
+
+
+@pytest.fixture
+def project(
+    gcs_template: Path,
+    gcs: GcsEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> DvcProject:
+    """The project with a GCS remote (a fresh prefix per test), its data pushed there with
+    a service-account key that Google's endpoint knows."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    monkeypatch.setenv("NO_GCE_CHECK", "true")  # no probe of the metadata server
+    # gcsfs asks GCS's gRPC control API for the bucket's type, which the emulator lacks:
+    # with a token it would retry for minutes against the emulator's plain HTTP port.
+    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    monkeypatch.setenv(
+        "GOOGLE_APPLICATION_CREDENTIALS", str(write_key(tmp_path, gcs.tokens.new_key()))
+    )
+    proj = copy_template(gcs_template, tmp_path / "copy")
+    prefix = tmp_path.name.replace("_", "-")
+    proj.dvc("remote", "add", "-f", "-d", "storage", f"gs://{BUCKET}/{prefix}")
+    proj.dvc("push", "-q")
+    proj.commit("data on GCS")
+    proj.forget_local_data()
+    return proj
+
+
+def pull(project: DvcProject, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["data", "pull", "--config", str(project.config)])
+    return code, capsys.readouterr().err
+
+
+def in_pull_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+
+
+def test_a_service_account_key_pulls(
+    project: DvcProject, capsys: pytest.CaptureFixture[str], gcs: GcsEmulator
+) -> None:
+    asked = gcs.tokens.requests
+    code, err = pull(project, capsys)
+    assert code == EXIT_OK, err
+    assert (project.root / "data" / "data.csv").read_text().count("\n") == 100
+    assert gcs.tokens.requests > asked  # the key was used, not anonymous access
+
+
+def test_the_key_json_in_the_variable_is_named_before_dvc_runs(
+    project: DvcProject,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    gcs: GcsEmulator,
+) -> None:
+    key = gcs.tokens.new_key()
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", json.dumps(key))
+    in_pull_request(monkeypatch)
+
+    code, err = pull(project, capsys)
+
+    assert code == EXIT_USAGE
+    assert "GOOGLE_APPLICATION_CREDENTIALS (for the DVC remote 'storage' (gs://" in err
+    assert "holds a key's JSON, not the path of a key file" in err
+    assert '> "$RUNNER_TEMP/gcp-key.json"' in err
+    assert "dvc remote modify --local storage credentialpath FILE" in err
+    assert "repository secrets GCP_READONLY_SERVICE_ACCOUNT_KEY, read-only" in err
+    assert key["private_key_id"] not in err and "PRIVATE KEY" not in err
+    assert not (project.root / "data" / "data.csv").exists()
+
+
+def test_credentialpath_holding_the_json_names_the_option(
+    project: DvcProject,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    gcs: GcsEmulator,
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    key = json.dumps(gcs.tokens.new_key())
+    project.dvc("remote", "modify", "--local", "storage", "credentialpath", key)
+
+    code, err = pull(project, capsys)
+
+    assert code == EXIT_USAGE
+    assert "credentialpath of the DVC remote 'storage'" in err
+    assert "holds a key's JSON" in err
+    assert "secrets GCP_SERVICE_ACCOUNT_KEY of the environment mlci-promote" in err
+    assert "PRIVATE KEY" not in err
+
+
+@pytest.mark.parametrize("case", ["no such file", "empty file"])
+def test_a_key_file_that_is_not_there_is_named(
+    project: DvcProject,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    case: str,
+) -> None:
+    path = tmp_path / "runner-temp" / "gcp-key.json"
+    if case == "empty file":  # the secret was not set: the job wrote nothing
+        path.parent.mkdir()
+        path.write_text("")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+
+    code, err = pull(project, capsys)
+
+    assert code == EXIT_USAGE
+    if case == "empty file":
+        assert "which is not a Google credentials file" in err
+        assert "it is empty: is the secret set, and does this job get it?" in err
+    else:
+        assert f"names {path}, which is not a file on this runner" in err
+
+
+def test_a_key_google_does_not_know_is_refused(
+    project: DvcProject,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    gcs: GcsEmulator,
+    tmp_path: Path,
+) -> None:
+    # gcsfs retries a refused key for about 30 s before DVC gives up: one test only.
+    key = gcs.tokens.new_key(known=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_key(tmp_path, key)))
+    in_pull_request(monkeypatch)
+
+    code, err = pull(project, capsys)
+
+    assert code == EXIT_EXTERNAL
+    assert "Google refused the service-account key of 'storage' (gs://" in err
+    assert "create a new key (IAM > Service accounts > Keys)" in err
+    assert "repository secrets GCP_READONLY_SERVICE_ACCOUNT_KEY" in err
+    assert "invalid_grant: Invalid JWT Signature." in err
+    assert key["private_key"] not in err
+
+
+def test_a_missing_bucket_is_named(project: DvcProject, capsys: pytest.CaptureFixture[str]) -> None:
+    # With more than one object DVC lists the bucket, and GCS answers 404 for it.
+    (project.root / "data" / "extra.csv").write_text("1\n2\n")
+    project.dvc("add", "-q", "data/extra.csv")
+    project.dvc("remote", "modify", "storage", "url", "gs://no-such-bucket/store")
+    project.forget_local_data()
+    (project.root / "data" / "extra.csv").unlink()
+
+    code, err = pull(project, capsys)
+
+    assert code == EXIT_EXTERNAL
+    assert "the bucket of 'storage' (gs://no-such-bucket/store) does not exist" in err
+
+
+def test_objects_missing_on_gcs_name_the_files(
+    project: DvcProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project.set_data(77, push=False)
+    project.commit("data v2, never pushed")
+    project.forget_local_data()
+
+    code, err = pull(project, capsys)
+
+    assert code == EXIT_EXTERNAL
+    assert "lacks the data of data/data.csv" in err
+    assert "is mlci-data/" in err and "the right bucket and path?" in err
+
+
+def test_check_remote_asks_the_bucket_and_checks_the_key(
+    project: DvcProject, monkeypatch: pytest.MonkeyPatch, gcs: GcsEmulator
+) -> None:
+    ok, message = data.check_remote(project.root)
+    assert ok, message
+    assert "answers (gs)" in message
+
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", json.dumps(gcs.tokens.new_key()))
+    ok, message = data.check_remote(project.root)
+    assert not ok
+    assert "holds a key's JSON" in message
