@@ -250,3 +250,16 @@ def azurite() -> Iterator[Azurite]:
     ]  # fmt: skip
     with _process(args, port, "Azurite"):
         yield Azurite(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}")
+
+
+def dvc_pull_without(module: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`dvc pull` by a DVC that cannot import `module` (its remote's plugin), as on a runner
+    where the extra was not installed: DVC's own failure, text and exit code."""
+    script = (
+        f"import sys; sys.modules[{module!r}] = None\n"
+        "from dvc.cli import main\n"
+        "sys.exit(main(['pull']))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, check=False
+    )

@@ -17,7 +17,7 @@ from mlci import data
 from mlci.cli import main
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
 from tests.dvc_project import DvcProject, build_template, copy_template
-from tests.emulators import AZURITE_KEY, Azurite, azurite
+from tests.emulators import AZURITE_KEY, Azurite, azurite, dvc_pull_without
 
 pytestmark = pytest.mark.slow
 CONTAINER = "mlci-data"
@@ -177,3 +177,14 @@ def test_check_remote_asks_the_container(
     ok, message = data.check_remote(project.root)
     assert not ok
     assert "may not read the container" in message, message
+
+
+def test_without_dvc_azure_the_extra_is_named(project: DvcProject) -> None:
+    ran = dvc_pull_without("dvc_azure", project.root)
+    assert "requires 'dvc-azure' to be installed" in ran.stderr
+
+    error = data.diagnose(ran.stdout + ran.stderr, ran.returncode, data.read_remote(project.root))
+
+    assert error.exit_code == EXIT_USAGE
+    assert "the DVC remote 'storage' (azure://mlci-data/" in error.message
+    assert "needs dvc-azure, which is not installed: pip install 'dvc[azure]'" in error.message

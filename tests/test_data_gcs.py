@@ -19,7 +19,7 @@ from mlci import data
 from mlci.cli import main
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
 from tests.dvc_project import DvcProject, build_template, copy_template
-from tests.emulators import GcsEmulator, gcs_emulator
+from tests.emulators import GcsEmulator, dvc_pull_without, gcs_emulator
 
 pytestmark = pytest.mark.slow
 BUCKET = "mlci-data"
@@ -217,3 +217,14 @@ def test_check_remote_asks_the_bucket_and_checks_the_key(
     ok, message = data.check_remote(project.root)
     assert not ok
     assert "holds a key's JSON" in message
+
+
+def test_without_dvc_gs_the_extra_is_named(project: DvcProject) -> None:
+    ran = dvc_pull_without("dvc_gs", project.root)
+    assert "requires 'dvc-gs' to be installed" in ran.stderr
+
+    error = data.diagnose(ran.stdout + ran.stderr, ran.returncode, data.read_remote(project.root))
+
+    assert error.exit_code == EXIT_USAGE
+    assert "the DVC remote 'storage' (gs://mlci-data/" in error.message
+    assert "needs dvc-gs, which is not installed: pip install 'dvc[gs]'" in error.message

@@ -29,6 +29,13 @@ PINS = {
     "actions/download-artifact": ("37930b1c2abaa49bbe596cd826c3c89aef350131", "v7.0.0"),
 }
 
+# Keyless (OIDC) log-ins, offered as comments beside the key-based steps: the release
+# commits, read from the actions' repositories (both run on node24).
+KEYLESS_PINS = {
+    "google-github-actions/auth": ("7c6bc770dae815cd3e89ee6cdf493a5fab2cc093", "v3.0.0"),
+    "azure/login": ("f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca", "v3.0.1"),
+}
+
 GITHUB_WORKFLOW = ".github/workflows/ml-pipeline.yml"
 GITHUB_REPORT_WORKFLOW = ".github/workflows/ml-report.yml"
 GITLAB_CI = ".gitlab-ci.yml"
@@ -325,6 +332,9 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         "          fetch-depth: 0",
         "          persist-credentials: false",
     ]
+    lines += _keyless_gcp(s, pull_request=pull_request) + _keyless_azure(
+        s, pull_request=pull_request
+    )
     lines += _gcp_key_step(s, pull_request=pull_request)
     if s.action is None:
         lines += _install_steps(s)
@@ -391,6 +401,46 @@ def _gcp_key_step(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         "        run: |",
         "          umask 077",
         f'          printf \'%s\' "${GCP_KEY_SECRET}" > "$RUNNER_TEMP/gcp-key.json"',
+    ]
+
+
+def _keyless(action: str) -> str:
+    sha, version = KEYLESS_PINS[action]
+    return f"      # - uses: {action}@{sha}  # {version}"
+
+
+def _keyless_gcp(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    if s.dvc_remote != "gs":
+        return []
+    account = "ci-reader" if pull_request else "ci-writer"
+    return [
+        "      # Keyless instead (workload identity federation, no key to store): delete the",
+        "      # key's step below and GOOGLE_APPLICATION_CREDENTIALS in mlci's step, add",
+        "      # `id-token: write` to this job's permissions, and log in here; the action",
+        "      # sets GOOGLE_APPLICATION_CREDENTIALS itself (docs/data.md).",
+        _keyless("google-github-actions/auth"),
+        "      #   with:",
+        "      #     workload_identity_provider: projects/NUMBER/locations/global/"
+        "workloadIdentityPools/POOL/providers/PROVIDER",
+        f"      #     service_account: {account}@PROJECT.iam.gserviceaccount.com",
+    ]
+
+
+def _keyless_azure(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    if s.dvc_remote != "azure":
+        return []
+    role = "Storage Blob Data Reader" if pull_request else "Storage Blob Data Contributor"
+    return [
+        "      # Keyless instead (OIDC: a federated credential on an app registration with",
+        f"      # the role {role}): add `id-token: write` to this job's permissions,",
+        "      # commit the account (`dvc remote modify storage account_name ACCOUNT`), drop",
+        "      # AZURE_STORAGE_CONNECTION_STRING from mlci's step, and log in here: DVC then",
+        "      # uses the Azure CLI's login (docs/data.md).",
+        _keyless("azure/login"),
+        "      #   with:",
+        "      #     client-id: APP_CLIENT_ID",
+        "      #     tenant-id: TENANT_ID",
+        "      #     allow-no-subscriptions: true",
     ]
 
 
