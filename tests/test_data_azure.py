@@ -8,6 +8,7 @@ and service principals (Azure AD), can only reach the real *.blob.core.windows.n
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 from mlci import data
 from mlci.cli import main
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
+from mlci.pipeline import preflight as doctor
+from mlci.pipeline.preflight import context_for
 from tests.dvc_project import DvcProject, build_template, copy_template
 from tests.emulators import AZURITE_KEY, Azurite, azurite, dvc_pull_without
 
@@ -188,3 +191,21 @@ def test_without_dvc_azure_the_extra_is_named(project: DvcProject) -> None:
     assert error.exit_code == EXIT_USAGE
     assert "the DVC remote 'storage' (azure://mlci-data/" in error.message
     assert "needs dvc-azure, which is not installed: pip install 'dvc[azure]'" in error.message
+
+
+def test_doctor_asks_the_container_with_the_connection_string_of_config_local(
+    project: DvcProject, monkeypatch: pytest.MonkeyPatch, blob: Azurite
+) -> None:
+    monkeypatch.delenv(VARIABLE)
+    value = blob.connection_string()
+    project.dvc("remote", "modify", "--local", "storage", "connection_string", value)
+
+    result = doctor.check_dvc(context_for(project.config, dict(os.environ)))
+    assert result.status == "ok", result.line()
+    assert "answers (azure)" in result.line()
+
+    sas = blob.sas_connection_string(CONTAINER, "w")
+    project.dvc("remote", "modify", "--local", "storage", "connection_string", sas)
+    result = doctor.check_dvc(context_for(project.config, dict(os.environ)))
+    assert result.status == "fail"
+    assert "may not read the container" in result.line()

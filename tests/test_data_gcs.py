@@ -10,6 +10,7 @@ bucket (Google's 403) is beyond the emulator: docs/data.md says so.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import pytest
 from mlci import data
 from mlci.cli import main
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
+from mlci.pipeline import preflight as doctor
+from mlci.pipeline.preflight import context_for
 from tests.dvc_project import DvcProject, build_template, copy_template
 from tests.emulators import GcsEmulator, dvc_pull_without, gcs_emulator
 
@@ -228,3 +231,16 @@ def test_without_dvc_gs_the_extra_is_named(project: DvcProject) -> None:
     assert error.exit_code == EXIT_USAGE
     assert "the DVC remote 'storage' (gs://mlci-data/" in error.message
     assert "needs dvc-gs, which is not installed: pip install 'dvc[gs]'" in error.message
+
+
+def test_doctor_asks_the_bucket_with_the_key_of_credentialpath(
+    project: DvcProject, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gcs: GcsEmulator
+) -> None:
+    path = write_key(tmp_path / "copy", gcs.tokens.new_key())
+    project.dvc("remote", "modify", "--local", "storage", "credentialpath", str(path))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+
+    result = doctor.check_dvc(context_for(project.config, dict(os.environ)))
+
+    assert result.status == "ok", result.line()
+    assert "answers (gs)" in result.line()

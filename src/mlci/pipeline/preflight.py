@@ -456,7 +456,10 @@ def _dvc_configuration(ctx: DoctorContext) -> CheckResult:
                 "create or mount it, or `dvc remote modify` the url",
             )
         return CheckResult("dvc", "ok", f"remote {name}: the folder {path} exists")
-    return _cloud_credentials(name, scheme, ctx.env)
+    from mlci.data.remotes import read_dvc_config
+
+    options = read_dvc_config(dvc_root).get(f'remote "{name}"', {})
+    return _cloud_credentials(name, scheme, ctx.env, options)
 
 
 _CREDENTIALS = {  # the variables that hold credentials; those `mlci init` fills
@@ -472,11 +475,21 @@ _CREDENTIALS = {  # the variables that hold credentials; those `mlci init` fills
 }
 
 
-def _cloud_credentials(name: str, scheme: str, env: Mapping[str, str]) -> CheckResult:
+# The options of `.dvc/config.local` (`dvc remote modify --local`) that hold credentials.
+_CREDENTIAL_OPTIONS = {
+    "gs": ("credentialpath",),
+    "azure": ("connection_string", "account_key", "sas_token", "client_secret"),
+}
+
+
+def _cloud_credentials(
+    name: str, scheme: str, env: Mapping[str, str], options: Mapping[str, str]
+) -> CheckResult:
     if scheme not in _CREDENTIALS:
         return CheckResult("dvc", "ok", f"remote {name} ({scheme}) is configured")
     names, wanted = _CREDENTIALS[scheme]
     found = [variable for variable in names if env.get(variable)]
+    found += [option for option in _CREDENTIAL_OPTIONS.get(scheme, ()) if options.get(option)]
     if not found:
         key_file = " (a key file)" if scheme == "gs" else ""
         return CheckResult(
