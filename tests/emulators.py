@@ -18,11 +18,9 @@ import datetime
 import http.server
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -30,29 +28,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.servers import free_port
+import pytest
+
+from mlci.cli import main
+from mlci.data.diagnosis import diagnose
+from mlci.data.remotes import read_remote
+from mlci.errors import MlciError
+from tests.dvc_project import DvcProject, copy_template
+from tests.servers import free_port, wait_until_listening
 
 NODE_BIN = Path(__file__).parent / ".node" / "node_modules" / ".bin"
 AZURITE_INSTALL = "npm install --prefix tests/.node azurite@3.35.0 (or `make tools`)"
-
-
-def _wait_for(port: int, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not start on port {port}") from None
-            time.sleep(0.05)
 
 
 @contextlib.contextmanager
 def _process(args: list[str], port: int, what: str) -> Iterator[None]:
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(port, process, what)
+        wait_until_listening(port, process, what)
         yield
     finally:
         process.terminate()
@@ -252,14 +245,39 @@ def azurite() -> Iterator[Azurite]:
         yield Azurite(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}")
 
 
-def dvc_pull_without(module: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`dvc pull` by a DVC that cannot import `module` (its remote's plugin), as on a runner
-    where the extra was not installed: DVC's own failure, text and exit code."""
+def project_on(template: Path, dest: Path, url: str) -> DvcProject:
+    """A copy of the DVC project `template` whose default remote 'storage' is `url`, its
+    data pushed there, and none of it left here: a fresh CI runner's checkout."""
+    project = copy_template(template, dest)
+    project.dvc("remote", "add", "-f", "-d", "storage", url)
+    project.dvc("push", "-q")
+    project.commit("data on the remote")
+    project.forget_local_data()
+    return project
+
+
+def mlci_pull(project: DvcProject, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`mlci data pull`: its exit code and what it said on stderr."""
+    code = main(["data", "pull", "--config", str(project.config)])
+    return code, capsys.readouterr().err
+
+
+def in_github_job(monkeypatch: pytest.MonkeyPatch, event: str) -> None:
+    """As in a job of GitHub Actions for `event` (pull_request, push)."""
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_EVENT_NAME", event)
+
+
+def missing_plugin_error(project: DvcProject, module: str) -> MlciError:
+    """What mlci makes of `dvc pull` by a DVC that cannot import `module` (the remote's
+    plugin), as on a runner where the extra was not installed: DVC's own failure."""
     script = (
         f"import sys; sys.modules[{module!r}] = None\n"
         "from dvc.cli import main\n"
         "sys.exit(main(['pull']))\n"
     )
-    return subprocess.run(
-        [sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, check=False
+    ran = subprocess.run(
+        [sys.executable, "-c", script], cwd=project.root, capture_output=True, text=True
     )
+    assert f"requires '{module.replace('_', '-')}' to be installed" in ran.stderr
+    return diagnose(ran.stdout + ran.stderr, ran.returncode, read_remote(project.root))

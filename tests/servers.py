@@ -44,6 +44,19 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {start}..{start + size - 1}")
 
 
+def wait_until_listening(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    """Wait (up to a minute) until `process` listens on `port` of 127.0.0.1."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start on port {port}") from None
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def moto_server(env: Mapping[str, str] | None = None) -> Iterator[str]:
     """moto's S3-compatible (and IAM) server; yields its URL. `env` configures moto."""
@@ -55,15 +68,7 @@ def moto_server(env: Mapping[str, str] | None = None) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto's server did not start on port {port}") from None
-                time.sleep(0.05)
+        wait_until_listening(port, process, "moto's server")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

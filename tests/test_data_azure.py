@@ -15,12 +15,19 @@ from pathlib import Path
 import pytest
 
 from mlci import data
-from mlci.cli import main
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
 from mlci.pipeline import preflight as doctor
 from mlci.pipeline.preflight import context_for
-from tests.dvc_project import DvcProject, build_template, copy_template
-from tests.emulators import AZURITE_KEY, Azurite, azurite, dvc_pull_without
+from tests.dvc_project import DvcProject, build_template
+from tests.emulators import (
+    AZURITE_KEY,
+    Azurite,
+    azurite,
+    in_github_job,
+    missing_plugin_error,
+    mlci_pull,
+    project_on,
+)
 
 pytestmark = pytest.mark.slow
 CONTAINER = "mlci-data"
@@ -47,23 +54,8 @@ def project(
     """The project with an Azure remote (a fresh prefix per test), its data pushed there."""
     monkeypatch.setenv("AZURE_CONFIG_DIR", str(tmp_path / "azure-config"))  # no az login
     monkeypatch.setenv(VARIABLE, blob.connection_string())
-    proj = copy_template(azure_template, tmp_path / "copy")
     prefix = tmp_path.name.replace("_", "-")
-    proj.dvc("remote", "add", "-f", "-d", "storage", f"azure://{CONTAINER}/{prefix}")
-    proj.dvc("push", "-q")
-    proj.commit("data on Azure")
-    proj.forget_local_data()
-    return proj
-
-
-def pull(project: DvcProject, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(["data", "pull", "--config", str(project.config)])
-    return code, capsys.readouterr().err
-
-
-def in_pull_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    return project_on(azure_template, tmp_path / "copy", f"azure://{CONTAINER}/{prefix}")
 
 
 @pytest.mark.parametrize("credential", ["account key", "SAS read and list"])
@@ -76,7 +68,7 @@ def test_a_connection_string_pulls(
 ) -> None:
     if credential != "account key":
         monkeypatch.setenv(VARIABLE, blob.sas_connection_string(CONTAINER, "rl"))
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
     assert code == EXIT_OK, err
     assert (project.root / "data" / "data.csv").read_text().count("\n") == 100
 
@@ -85,9 +77,9 @@ def test_no_credentials_names_the_ways_and_the_secret(
     project: DvcProject, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(VARIABLE)
-    in_pull_request(monkeypatch)
+    in_github_job(monkeypatch, "pull_request")
 
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
 
     assert code == EXIT_EXTERNAL
     assert "DVC found no credentials for 'storage' (azure://mlci-data/" in err
@@ -112,10 +104,9 @@ def test_refused_credentials_say_key_or_sas(
         else blob.sas_connection_string(CONTAINER, "rl", hours=-1)
     )
     monkeypatch.setenv(VARIABLE, value)
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    in_github_job(monkeypatch, "push")
 
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
 
     assert code == EXIT_EXTERNAL
     assert "'storage' (azure://mlci-data/" in err and "refused the credentials (403)" in err
@@ -135,7 +126,7 @@ def test_a_sas_without_read_and_list_is_named(
 ) -> None:
     monkeypatch.setenv(VARIABLE, blob.sas_connection_string(CONTAINER, permission))
 
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
 
     assert code == EXIT_EXTERNAL
     assert "the credentials of 'storage'" in err
@@ -148,7 +139,7 @@ def test_the_key_alone_is_not_a_connection_string(
 ) -> None:
     monkeypatch.setenv(VARIABLE, AZURITE_KEY)
 
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
 
     assert code == EXIT_USAGE
     assert "AZURE_STORAGE_CONNECTION_STRING of 'storage'" in err
@@ -162,7 +153,7 @@ def test_a_missing_container_is_named(
     # Azure lists a missing container as empty: DVC finds no data there.
     project.dvc("remote", "modify", "storage", "url", "azure://no-such-container/store")
 
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
 
     assert code == EXIT_EXTERNAL
     assert "'storage' (azure://no-such-container/store) lacks the data of data/data.csv" in err
@@ -183,10 +174,7 @@ def test_check_remote_asks_the_container(
 
 
 def test_without_dvc_azure_the_extra_is_named(project: DvcProject) -> None:
-    ran = dvc_pull_without("dvc_azure", project.root)
-    assert "requires 'dvc-azure' to be installed" in ran.stderr
-
-    error = data.diagnose(ran.stdout + ran.stderr, ran.returncode, data.read_remote(project.root))
+    error = missing_plugin_error(project, "dvc_azure")
 
     assert error.exit_code == EXIT_USAGE
     assert "the DVC remote 'storage' (azure://mlci-data/" in error.message

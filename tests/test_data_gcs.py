@@ -17,12 +17,18 @@ from pathlib import Path
 import pytest
 
 from mlci import data
-from mlci.cli import main
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
 from mlci.pipeline import preflight as doctor
 from mlci.pipeline.preflight import context_for
-from tests.dvc_project import DvcProject, build_template, copy_template
-from tests.emulators import GcsEmulator, dvc_pull_without, gcs_emulator
+from tests.dvc_project import DvcProject, build_template
+from tests.emulators import (
+    GcsEmulator,
+    gcs_emulator,
+    in_github_job,
+    missing_plugin_error,
+    mlci_pull,
+    project_on,
+)
 
 pytestmark = pytest.mark.slow
 BUCKET = "mlci-data"
@@ -64,30 +70,15 @@ def project(
     monkeypatch.setenv(
         "GOOGLE_APPLICATION_CREDENTIALS", str(write_key(tmp_path, gcs.tokens.new_key()))
     )
-    proj = copy_template(gcs_template, tmp_path / "copy")
     prefix = tmp_path.name.replace("_", "-")
-    proj.dvc("remote", "add", "-f", "-d", "storage", f"gs://{BUCKET}/{prefix}")
-    proj.dvc("push", "-q")
-    proj.commit("data on GCS")
-    proj.forget_local_data()
-    return proj
-
-
-def pull(project: DvcProject, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(["data", "pull", "--config", str(project.config)])
-    return code, capsys.readouterr().err
-
-
-def in_pull_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    return project_on(gcs_template, tmp_path / "copy", f"gs://{BUCKET}/{prefix}")
 
 
 def test_a_service_account_key_pulls(
     project: DvcProject, capsys: pytest.CaptureFixture[str], gcs: GcsEmulator
 ) -> None:
     asked = gcs.tokens.requests
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
     assert code == EXIT_OK, err
     assert (project.root / "data" / "data.csv").read_text().count("\n") == 100
     assert gcs.tokens.requests > asked  # the key was used, not anonymous access
@@ -101,9 +92,9 @@ def test_the_key_json_in_the_variable_is_named_before_dvc_runs(
 ) -> None:
     key = gcs.tokens.new_key()
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", json.dumps(key))
-    in_pull_request(monkeypatch)
+    in_github_job(monkeypatch, "pull_request")
 
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
 
     assert code == EXIT_USAGE
     assert "GOOGLE_APPLICATION_CREDENTIALS (for the DVC remote 'storage' (gs://" in err
@@ -121,12 +112,11 @@ def test_credentialpath_holding_the_json_names_the_option(
     monkeypatch: pytest.MonkeyPatch,
     gcs: GcsEmulator,
 ) -> None:
-    monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    in_github_job(monkeypatch, "push")
     key = json.dumps(gcs.tokens.new_key())
     project.dvc("remote", "modify", "--local", "storage", "credentialpath", key)
 
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
 
     assert code == EXIT_USAGE
     assert "credentialpath of the DVC remote 'storage'" in err
@@ -149,7 +139,7 @@ def test_a_key_file_that_is_not_there_is_named(
         path.write_text("")
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
 
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
 
     assert code == EXIT_USAGE
     if case == "empty file":
@@ -169,9 +159,9 @@ def test_a_key_google_does_not_know_is_refused(
     # gcsfs retries a refused key for about 30 s before DVC gives up: one test only.
     key = gcs.tokens.new_key(known=False)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(write_key(tmp_path, key)))
-    in_pull_request(monkeypatch)
+    in_github_job(monkeypatch, "pull_request")
 
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
 
     assert code == EXIT_EXTERNAL
     assert "Google refused the service-account key of 'storage' (gs://" in err
@@ -189,24 +179,10 @@ def test_a_missing_bucket_is_named(project: DvcProject, capsys: pytest.CaptureFi
     project.forget_local_data()
     (project.root / "data" / "extra.csv").unlink()
 
-    code, err = pull(project, capsys)
+    code, err = mlci_pull(project, capsys)
 
     assert code == EXIT_EXTERNAL
     assert "the bucket of 'storage' (gs://no-such-bucket/store) does not exist" in err
-
-
-def test_objects_missing_on_gcs_name_the_files(
-    project: DvcProject, capsys: pytest.CaptureFixture[str]
-) -> None:
-    project.set_data(77, push=False)
-    project.commit("data v2, never pushed")
-    project.forget_local_data()
-
-    code, err = pull(project, capsys)
-
-    assert code == EXIT_EXTERNAL
-    assert "lacks the data of data/data.csv" in err
-    assert "is mlci-data/" in err and "the right bucket and path?" in err
 
 
 def test_check_remote_asks_the_bucket_and_checks_the_key(
@@ -223,10 +199,7 @@ def test_check_remote_asks_the_bucket_and_checks_the_key(
 
 
 def test_without_dvc_gs_the_extra_is_named(project: DvcProject) -> None:
-    ran = dvc_pull_without("dvc_gs", project.root)
-    assert "requires 'dvc-gs' to be installed" in ran.stderr
-
-    error = data.diagnose(ran.stdout + ran.stderr, ran.returncode, data.read_remote(project.root))
+    error = missing_plugin_error(project, "dvc_gs")
 
     assert error.exit_code == EXIT_USAGE
     assert "the DVC remote 'storage' (gs://mlci-data/" in error.message
