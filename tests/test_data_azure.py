@@ -8,13 +8,15 @@ and service principals (Azure AD), can only reach the real *.blob.core.windows.n
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mlci import data
+from mlci import data, pipeline
+from mlci.console import Console
 from mlci.errors import EXIT_EXTERNAL, EXIT_OK, EXIT_USAGE
 from mlci.pipeline import preflight as doctor
 from mlci.pipeline.preflight import context_for
@@ -197,3 +199,19 @@ def test_doctor_asks_the_container_with_the_connection_string_of_config_local(
     result = doctor.check_dvc(context_for(project.config, dict(os.environ)))
     assert result.status == "fail"
     assert "may not read the container" in result.line()
+
+
+def test_a_run_pulls_from_azure_and_records_the_hashes(project: DvcProject) -> None:
+    log = io.StringIO()
+    outcome = pipeline.run(
+        config_path=project.config,
+        env=dict(os.environ),
+        console=Console(log),
+        options=pipeline.RunOptions(promote="never"),
+    )
+
+    assert outcome.exit_code == EXIT_OK, log.getvalue()
+    assert "added from 'storage' (azure://mlci-data/" in log.getvalue()
+    datasets = project.gate_json()["data"]["datasets"]  # type: ignore[index]
+    assert datasets[0]["path"] == "data/data.csv"
+    assert datasets[0]["hash"] == project.data_hash()
