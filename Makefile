@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench dist clean
+.PHONY: demo test lint typecheck pytest bench dist clean tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,18 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	$(MAKE) tools
 	touch $@
+
+# Programs the tests run that pip does not bring: Azurite, Microsoft's Azure Storage
+# emulator (npm), for the Azure remote's tests; into tests/.node, not the system.
+AZURITE := azurite@3.35.0
+
+tools: tests/.node/node_modules/.bin/azurite-blob
+
+tests/.node/node_modules/.bin/azurite-blob:
+	mkdir -p tests/.node
+	npm install --prefix tests/.node --no-audit --no-fund --loglevel=error $(AZURITE)
 
 demo: $(VENV)/.installed-all
 	$(BIN)/mlci demo
@@ -49,4 +60,4 @@ dist: $(VENV)/.installed-dev
 	$(BIN)/check-wheel-contents dist/*.whl
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .coverage
+	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .coverage tests/.node

@@ -44,6 +44,19 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {start}..{start + size - 1}")
 
 
+def wait_until_listening(port: int, process: subprocess.Popen[Any], what: str) -> None:
+    """Wait (up to a minute) until `process` listens on `port` of 127.0.0.1."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start on port {port}") from None
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def moto_server(env: Mapping[str, str] | None = None) -> Iterator[str]:
     """moto's S3-compatible (and IAM) server; yields its URL. `env` configures moto."""
@@ -55,7 +68,7 @@ def moto_server(env: Mapping[str, str] | None = None) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_listening(port, process, "moto's server", seconds=60)
+        wait_until_listening(port, process, "moto's server")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -308,7 +321,7 @@ def ssh_server(folder: Path) -> Iterator[SshServer]:
             [program, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=log
         )
     try:
-        _wait_listening(port, process, "sshd")
+        wait_until_listening(port, process, "sshd")
         host_key = (folder / "host_key.pub").read_text().split()[:2]
         known = folder / "known_hosts"
         known.write_text(
@@ -330,21 +343,6 @@ def ssh_server(folder: Path) -> Iterator[SshServer]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def _wait_listening(
-    port: int, process: subprocess.Popen[Any], what: str, *, seconds: float = 30
-) -> None:
-    """Until something listens on `port`; RuntimeError when `process` ended first."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not start on port {port}") from None
-            time.sleep(0.05)
 
 
 @dataclass(frozen=True)

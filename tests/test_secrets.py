@@ -44,6 +44,14 @@ def test_which_values_are_masked(tmp_path: Path) -> None:
     assert "/run/secrets/pw" not in found and str(key_file) not in found
 
 
+def test_a_key_pasted_into_google_application_credentials_is_masked() -> None:
+    # The variable should hold a key file's path; a job that puts the key's JSON there
+    # instead must not print the private key in DVC's "File {...} was not found".
+    key = {"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEv"}
+    found = secret_values({"GOOGLE_APPLICATION_CREDENTIALS": json.dumps(key)})
+    assert key["private_key"] in found
+
+
 def _leaks(folder: Path) -> list[str]:
     return [
         str(path)

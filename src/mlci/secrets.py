@@ -56,8 +56,11 @@ def _key_file(path: str | None) -> Iterator[str]:
     if not path:
         return
     try:
-        with Path(path).open("rb") as source:
-            data = json.loads(source.read(_KEY_FILE_MAX_BYTES + 1)[:_KEY_FILE_MAX_BYTES])
+        if path.lstrip().startswith("{"):  # the key itself, a common mistake: mask it too
+            data = json.loads(path)
+        else:
+            with Path(path).open("rb") as source:
+                data = json.loads(source.read(_KEY_FILE_MAX_BYTES + 1)[:_KEY_FILE_MAX_BYTES])
     except (OSError, ValueError):
         return
     if isinstance(data, dict):

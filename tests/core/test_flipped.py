@@ -62,6 +62,7 @@ def test_mcnemar_matches_scipy(broken: int, fixed: int) -> None:
 
 def test_mcnemar_matches_statsmodels() -> None:
     from statsmodels.stats import contingency_tables as contingency
+
     for broken, fixed in [(3, 10), (9, 2), (40, 25), (100, 130)]:
         exact = broken + fixed < EXACT_BELOW
         table = [[50, broken], [fixed, 50]]

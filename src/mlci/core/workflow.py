@@ -11,7 +11,7 @@ interpolated into a `run:` script: such values reach the shell through `env:` on
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from typing import Literal
@@ -27,6 +27,13 @@ PINS = {
     "actions/setup-python": ("e797f83bcb11b83ae66e0230d6156d7c80228e7c", "v6.0.0"),
     "actions/upload-artifact": ("b7c566a772e6b6bfb58ed0dc250532a479d7789f", "v6.0.0"),
     "actions/download-artifact": ("37930b1c2abaa49bbe596cd826c3c89aef350131", "v7.0.0"),
+}
+
+# Keyless (OIDC) log-ins, offered as comments beside the key-based steps: the release
+# commits, read from the actions' repositories (both run on node24).
+KEYLESS_PINS = {
+    "google-github-actions/auth": ("7c6bc770dae815cd3e89ee6cdf493a5fab2cc093", "v3.0.0"),
+    "azure/login": ("f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca", "v3.0.1"),
 }
 
 GITHUB_WORKFLOW = ".github/workflows/ml-pipeline.yml"
@@ -349,6 +356,9 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         "          fetch-depth: 0",
         "          persist-credentials: false",
     ]
+    lines += _keyless_gcp(s, pull_request=pull_request) + _keyless_azure(
+        s, pull_request=pull_request
+    )
     lines += _gcp_key_step(s, pull_request=pull_request)
     lines += _ssh_key_step(s, pull_request=pull_request)
     if s.action is None:
@@ -485,6 +495,46 @@ def _login_env_and_run(
     ]
 
 
+def _keyless(action: str) -> str:
+    sha, version = KEYLESS_PINS[action]
+    return f"      # - uses: {action}@{sha}  # {version}"
+
+
+def _keyless_gcp(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    if s.dvc_remote != "gs":
+        return []
+    account = "ci-reader" if pull_request else "ci-writer"
+    return [
+        "      # Keyless instead (workload identity federation, no key to store): delete the",
+        "      # key's step below and GOOGLE_APPLICATION_CREDENTIALS in mlci's step, add",
+        "      # `id-token: write` to this job's permissions, and log in here; the action",
+        "      # sets GOOGLE_APPLICATION_CREDENTIALS itself (docs/data.md).",
+        _keyless("google-github-actions/auth"),
+        "      #   with:",
+        "      #     workload_identity_provider: projects/NUMBER/locations/global/"
+        "workloadIdentityPools/POOL/providers/PROVIDER",
+        f"      #     service_account: {account}@PROJECT.iam.gserviceaccount.com",
+    ]
+
+
+def _keyless_azure(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    if s.dvc_remote != "azure":
+        return []
+    role = "Storage Blob Data Reader" if pull_request else "Storage Blob Data Contributor"
+    return [
+        "      # Keyless instead (OIDC: a federated credential on an app registration with",
+        f"      # the role {role}): add `id-token: write` to this job's permissions,",
+        "      # commit the account (`dvc remote modify storage account_name ACCOUNT`), drop",
+        "      # AZURE_STORAGE_CONNECTION_STRING from mlci's step, and log in here: DVC then",
+        "      # uses the Azure CLI's login (docs/data.md).",
+        _keyless("azure/login"),
+        "      #   with:",
+        "      #     client-id: APP_CLIENT_ID",
+        "      #     tenant-id: TENANT_ID",
+        "      #     allow-no-subscriptions: true",
+    ]
+
+
 def torch_build(s: WorkflowSettings) -> str | None:
     """Which build of torch the job installs: "cuda", "cpu", or None (no torch)."""
     if not s.torch:
@@ -573,6 +623,31 @@ def filled_from(variables: Iterable[str], *, pull_request: bool) -> list[str]:
     table = {secret.env: secret.secret for secret in secrets}
     table["GOOGLE_APPLICATION_CREDENTIALS"] = key
     return [table.get(variable, variable) for variable in variables]
+
+
+def secrets_source(variables: tuple[str, ...], env: Mapping[str, str]) -> str:
+    """Where the job that `mlci init` writes gets these variables, for a fix: read-only
+    secrets in a pull request's job, the promoting environment's (GitLab: protected
+    variables) in main's. Empty outside GitHub Actions and GitLab CI."""
+    if env.get("GITHUB_ACTIONS") == "true":
+        pull_request = env.get("GITHUB_EVENT_NAME", "").startswith("pull_request")
+        names = " and ".join(filled_from(variables, pull_request=pull_request))
+        if pull_request:
+            return (
+                f"; the pull-request job of `mlci init` fills them from the repository "
+                f"secrets {names}, read-only credentials (docs/security.md)"
+            )
+        return (
+            f"; the main job of `mlci init` fills them from the secrets {names} of the "
+            f"environment {PROMOTE_ENVIRONMENT} (docs/security.md)"
+        )
+    if env.get("GITLAB_CI") == "true":
+        if env.get("CI_PIPELINE_SOURCE") == "merge_request_event":
+            names = " and ".join(filled_from(variables, pull_request=True))
+            return f"; the merge-request job of `mlci init` reads the CI/CD variables {names}"
+        names = " and ".join(variables)
+        return f"; in CI: the protected CI/CD variables {names} (docs/security.md)"
+    return "; in CI: from secrets (`mlci init` writes which, docs/security.md)"
 
 
 def uses_environment(s: WorkflowSettings) -> bool:

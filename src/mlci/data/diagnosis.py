@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 from mlci.core import workflow
 from mlci.core.redact import mask_text, redact_url
+from mlci.core.workflow import secrets_source
 from mlci.data.remotes import Remote
 from mlci.errors import ExternalError, MlciError, UsageError
 from mlci.secrets import secret_values
@@ -53,12 +58,31 @@ def dvc_errors(output: str) -> list[str]:
     return [line[7:].strip() for line in output.splitlines() if line.startswith("ERROR: ")]
 
 
-def _secrets_hint(remote: Remote) -> str:
+def _secrets_hint(remote: Remote, env: Mapping[str, str] | None = None) -> str:
     kind = remote.kind
     if kind.secrets:
         names = " and ".join(kind.secrets)
-        return f"set {names} in the CI job from its secrets ({kind.how})"
+        return f"set {names} in the CI job from its secrets ({kind.how}){_where(kind.secrets, env)}"
     return f"give the job its credentials: {kind.how}"
+
+
+def _where(variables: tuple[str, ...], env: Mapping[str, str] | None) -> str:
+    """Which secrets fill `variables` in the job `mlci init` writes: repository or
+    environment secrets (docs/security.md)."""
+    return secrets_source(variables, os.environ if env is None else env)
+
+
+def _missing_bucket(remote: Remote, where: str, quoted: str) -> ExternalError:
+    noun = _bucket_noun(remote)
+    return ExternalError(
+        f"the {noun} of {where} does not exist ({remote.bucket or 'the ' + noun}): fix the "
+        f"remote's URL in .dvc/config (`dvc remote modify {remote.name or 'NAME'} url ...`), "
+        f"or check its region or endpoint ({quoted})"
+    )
+
+
+def _bucket_noun(remote: Remote) -> str:
+    return "container" if remote.kind.scheme == "azure" else "bucket"
 
 
 def missing_targets(output: str) -> list[str]:
@@ -120,20 +144,19 @@ def diagnose(
         return ssh
     if "HTTP 'basic' authentication require" in said or "HTTP 'custom' authentication" in said:
         return UsageError(http_config_message(remote, where))
+    by_kind = _BY_KIND.get(remote.kind.scheme)
+    found = by_kind(said, remote, _Said(where, quoted, env)) if by_kind else None
+    if found is not None:
+        return found
     if re.search(r"Unable to locate credentials|Unable to find AWS credentials", said) or (
         re.search(r"DefaultCredentialsError|default credentials were not found", said)
         or re.search(r"No credential|DefaultAzureCredential failed", said)
     ):
         return ExternalError(
-            f"DVC found no credentials for {where}: {_secrets_hint(remote)} ({quoted})"
+            f"DVC found no credentials for {where}: {_secrets_hint(remote, env)} ({quoted})"
         )
     if re.search(r"NoSuchBucket|bucket does not exist|ContainerNotFound|NoSuchContainer", said):
-        bucket = remote.bucket or "the bucket"
-        return ExternalError(
-            f"the bucket of {where} does not exist ({bucket}): fix the remote's URL in "
-            f".dvc/config (`dvc remote modify {remote.name or 'NAME'} url ...`), or check its "
-            f"region or endpoint ({quoted})"
-        )
+        return _missing_bucket(remote, where, quoted)
     if re.search(r"\b403\b|Forbidden|AccessDenied|Access Denied|AuthorizationFailure", said):
         return ExternalError(
             f"{where} refused the credentials (403 Forbidden). DVC cannot tell whether the "
@@ -143,7 +166,7 @@ def diagnose(
             f"s3:ListBucket) ({quoted})"
         )
     if re.search(r"Permission denied \(publickey|Authentication failed|AuthenticationErr", said):
-        return ExternalError(f"{where} refused the login: {_secrets_hint(remote)} ({quoted})")
+        return ExternalError(f"{where} refused the login: {_secrets_hint(remote, env)} ({quoted})")
     if "Checkout failed for following targets" in output or "Missing cache files" in output:
         targets = missing or missing_targets(output)
         more = f" and {len(targets) - 10} more" if len(targets) > 10 else ""
@@ -170,7 +193,9 @@ def diagnose(
 
 
 def _place(remote: Remote) -> str:
-    return "host and path" if remote.kind.scheme in ("ssh", "http") else "bucket and path"
+    if remote.kind.scheme in ("ssh", "http"):
+        return "host and path"
+    return f"{_bucket_noun(remote)} and path"
 
 
 def ci_secrets(write: str, read: str) -> str:
@@ -300,3 +325,143 @@ def http_status_message(remote: Remote, where: str, status: int, url: str) -> st
     if status >= 500:
         return f"{where} answered {status} for {shown}: the server failed; try again later"
     return None
+
+
+def credentials_problem(remote: Remote, env: Mapping[str, str] | None) -> MlciError | None:
+    """Before DVC runs: credentials that cannot work and that DVC would not name (gcsfs
+    takes a key it cannot read for no key at all, and goes on anonymously)."""
+    check = _BEFORE_PULL.get(remote.kind.scheme)
+    return check(remote, os.environ if env is None else env) if check else None
+
+
+@dataclass(frozen=True)
+class _Said:
+    """What every message by kind quotes: the remote as named, DVC's line, the job's env."""
+
+    where: str
+    quoted: str
+    env: Mapping[str, str] | None
+
+
+# -- Google Cloud Storage --------------------------------------------------------------------
+
+_GCS_KEY = "GOOGLE_APPLICATION_CREDENTIALS"
+_GCS_KEY_FIX = (
+    "write the secret's JSON to a file and point the variable at it, e.g. "
+    '`printf \'%s\' "$GCP_SERVICE_ACCOUNT_KEY" > "$RUNNER_TEMP/gcp-key.json"` and '
+    "GOOGLE_APPLICATION_CREDENTIALS=$RUNNER_TEMP/gcp-key.json (or `dvc remote modify --local "
+    "{name} credentialpath FILE`)"
+)
+
+
+def _gcs_key_problem(remote: Remote, env: Mapping[str, str]) -> MlciError | None:
+    option = remote.options.get("credentialpath")
+    value = option or env.get(_GCS_KEY)
+    if not value:
+        return None  # workload identity, gcloud's login or the metadata server may serve
+    named = (
+        f"credentialpath of the DVC remote {remote.shown}"
+        if option
+        else f"{_GCS_KEY} (for the DVC remote {remote.shown})"
+    )
+    fix = _GCS_KEY_FIX.format(name=remote.name or "NAME") + _where((_GCS_KEY,), env)
+    if re.search(r'\{\s*"', value):  # DVC keeps credentialpath as a path: ../{"type": ...
+        return UsageError(
+            f"{named} holds a key's JSON, not the path of a key file: Google's libraries "
+            f"would look for a file of that name, not find it, and go on without "
+            f"credentials; {fix}"
+        )
+    path = Path(value)
+    if not path.is_file():
+        return UsageError(f"{named} names {value}, which is not a file on this runner; {fix}")
+    try:
+        kind = json.loads(path.read_bytes()[:1_000_000]).get("type")
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    if not isinstance(kind, str):
+        empty = (
+            " (it is empty: is the secret set, and does this job get it?)"
+            if not (path.stat().st_size)
+            else ""
+        )
+        return UsageError(
+            f"{named} names {value}, which is not a Google credentials file (JSON with "
+            f'"type": "service_account"){empty}; {fix}'
+        )
+    return None
+
+
+def _gcs(said: str, remote: Remote, s: _Said) -> MlciError | None:
+    if re.search(r"invalid_grant|Invalid Credentials|RefreshError", said):
+        return ExternalError(
+            f"Google refused the service-account key of {s.where}: the key was deleted or "
+            f"disabled, or its account was: create a new key (IAM > Service accounts > "
+            f"Keys) and store its JSON as the secret{_where((_GCS_KEY,), s.env)} ({s.quoted})"
+        )
+    if "Anonymous caller does not have" in said:
+        return ExternalError(
+            f"DVC found no credentials for {s.where} and asked Google as an anonymous "
+            f"caller: {_secrets_hint(remote, s.env)} ({s.quoted})"
+        )
+    if re.search(r"does not have storage\.\w+\.\w+ access|Forbidden: ", said):
+        return ExternalError(
+            f"{s.where} refused the service account (403): it may not read "
+            f"{remote.bucket or 'the bucket'}; grant it the role Storage Object Viewer "
+            f"(storage.objects.get and storage.objects.list) on the bucket ({s.quoted})"
+        )
+    if re.search(r"unexpected error - b/[^/\s]+/o$", said, flags=re.M):
+        return _missing_bucket(remote, s.where, s.quoted)
+    return None
+
+
+# -- Azure Blob Storage ----------------------------------------------------------------------
+
+_AZURE_WAYS = (
+    "AZURE_STORAGE_CONNECTION_STRING (the account key's connection string, or a SAS's: "
+    "BlobEndpoint=...;SharedAccessSignature=...); or AZURE_STORAGE_ACCOUNT with "
+    "AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN; or a service principal: `dvc remote "
+    "modify --local {name} account_name ACCOUNT` with AZURE_CLIENT_ID, AZURE_CLIENT_SECRET "
+    "and AZURE_TENANT_ID (or OIDC: azure/login)"
+)
+
+
+def _azure(said: str, remote: Remote, s: _Said) -> MlciError | None:
+    ways = _AZURE_WAYS.format(name=remote.name or "NAME")
+    where_secret = _where(("AZURE_STORAGE_CONNECTION_STRING",), s.env)
+    if re.search(r"requires either account_name or connection_string|DefaultAzureCredential", said):
+        return ExternalError(
+            f"DVC found no credentials for {s.where}: set {ways}{where_secret} ({s.quoted})"
+        )
+    if "Connection string missing required connection details" in said:
+        return UsageError(
+            f"AZURE_STORAGE_CONNECTION_STRING of {s.where} is not a connection string: "
+            f"store the whole 'Connection string' of the storage account's access key "
+            f"(DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...;EndpointSuffix="
+            f"core.windows.net), not the key alone{where_secret} ({s.quoted})"
+        )
+    if re.search(
+        r"AuthorizationPermissionMismatch|not authorized to perform this operation using", said
+    ):
+        return ExternalError(
+            f"the credentials of {s.where} are valid but may not read the container "
+            f"{remote.bucket or ''}: a SAS needs the permissions read and list (sp=rl), a "
+            f"service principal the role Storage Blob Data Reader on the account or "
+            f"container ({s.quoted})"
+        )
+    if re.search(r"AuthenticationFailed|AuthorizationFailure|failed to authenticate", said):
+        return ExternalError(
+            f"{s.where} refused the credentials (403): the account key in the connection "
+            f"string is wrong or was rotated, or the SAS expired or was signed with a key "
+            f"since rotated: store a fresh connection string (Storage account > Access "
+            f"keys) or a new SAS{where_secret} ({s.quoted})"
+        )
+    return None
+
+
+_BEFORE_PULL: dict[str, Callable[[Remote, Mapping[str, str]], MlciError | None]] = {
+    "gs": _gcs_key_problem,
+}
+_BY_KIND: dict[str, Callable[[str, Remote, _Said], MlciError | None]] = {
+    "gs": _gcs,
+    "azure": _azure,
+}

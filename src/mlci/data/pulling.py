@@ -16,7 +16,14 @@ from mlci import process
 from mlci.console import Console
 from mlci.core.redact import redact_url
 from mlci.data import access
-from mlci.data.diagnosis import answer_hint, diagnose, dvc_errors, missing_targets, named_remote
+from mlci.data.diagnosis import (
+    answer_hint,
+    credentials_problem,
+    diagnose,
+    dvc_errors,
+    missing_targets,
+    named_remote,
+)
 from mlci.data.hashes import datasets
 from mlci.data.remotes import Remote, find_dvc_root, read_dvc_config, read_remote
 from mlci.data.run import plugin_missing, run_dvc
@@ -127,6 +134,7 @@ def pull(
         )
     configured = read_remote(dvc_root, remote)
     missing = plugin_missing(configured) if configured.name else None
+    missing = missing or (credentials_problem(configured, env) if configured.name else None)
     missing = missing or access.before_pull(configured, env)
     if missing is not None:
         raise missing

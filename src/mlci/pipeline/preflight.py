@@ -415,7 +415,9 @@ def _check_server_read(
                 f"MLflow server {shown} refused the credentials (401)",
                 "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
                 "or MLFLOW_TRACKING_TOKEN, in the job"
-                + _filled_from(("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"), env),
+                + workflow.secrets_source(
+                    ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"), env
+                ),
             )
         if exc.status == 403:
             return CheckResult(
@@ -512,7 +514,10 @@ def _dvc_configuration(ctx: DoctorContext) -> CheckResult:
                 "create or mount it, or `dvc remote modify` the url",
             )
         return CheckResult("dvc", "ok", f"remote {name}: the folder {path} exists")
-    return _cloud_credentials(name, scheme, ctx.env)
+    from mlci.data.remotes import read_dvc_config
+
+    options = read_dvc_config(dvc_root).get(f'remote "{name}"', {})
+    return _cloud_credentials(name, scheme, ctx.env, options)
 
 
 _CREDENTIALS = {  # the variables that hold credentials; those `mlci init` fills
@@ -528,45 +533,30 @@ _CREDENTIALS = {  # the variables that hold credentials; those `mlci init` fills
 }
 
 
-def _cloud_credentials(name: str, scheme: str, env: Mapping[str, str]) -> CheckResult:
+# The options of `.dvc/config.local` (`dvc remote modify --local`) that hold credentials.
+_CREDENTIAL_OPTIONS = {
+    "gs": ("credentialpath",),
+    "azure": ("connection_string", "account_key", "sas_token", "client_secret"),
+}
+
+
+def _cloud_credentials(
+    name: str, scheme: str, env: Mapping[str, str], options: Mapping[str, str]
+) -> CheckResult:
     if scheme not in _CREDENTIALS:
         return CheckResult("dvc", "ok", f"remote {name} ({scheme}) is configured")
     names, wanted = _CREDENTIALS[scheme]
     found = [variable for variable in names if env.get(variable)]
+    found += [option for option in _CREDENTIAL_OPTIONS.get(scheme, ()) if options.get(option)]
     if not found:
         key_file = " (a key file)" if scheme == "gs" else ""
         return CheckResult(
             "dvc",
             "warn",
             f"remote {name} ({scheme}): no credentials in the environment",
-            f"set {' and '.join(wanted)}{key_file}{_filled_from(wanted, env)}",
+            f"set {' and '.join(wanted)}{key_file}{workflow.secrets_source(wanted, env)}",
         )
     return CheckResult("dvc", "ok", f"remote {name} ({scheme}): {', '.join(found)} set")
-
-
-def _filled_from(variables: tuple[str, ...], env: Mapping[str, str]) -> str:
-    """Where the job that `mlci init` writes gets these variables, for a fix: read-only
-    secrets in a pull request's job, the promoting environment's (GitLab: protected
-    variables) in main's. Empty outside GitHub Actions and GitLab CI."""
-    if env.get("GITHUB_ACTIONS") == "true":
-        pull_request = env.get("GITHUB_EVENT_NAME", "").startswith("pull_request")
-        names = " and ".join(workflow.filled_from(variables, pull_request=pull_request))
-        if pull_request:
-            return (
-                f"; the pull-request job of `mlci init` fills them from the repository "
-                f"secrets {names}, read-only credentials (docs/security.md)"
-            )
-        return (
-            f"; the main job of `mlci init` fills them from the secrets {names} of the "
-            f"environment {workflow.PROMOTE_ENVIRONMENT} (docs/security.md)"
-        )
-    if env.get("GITLAB_CI") == "true":
-        if env.get("CI_PIPELINE_SOURCE") == "merge_request_event":
-            names = " and ".join(workflow.filled_from(variables, pull_request=True))
-            return f"; the merge-request job of `mlci init` reads the CI/CD variables {names}"
-        names = " and ".join(variables)
-        return f"; in CI: the protected CI/CD variables {names} (docs/security.md)"
-    return "; in CI: from secrets (`mlci init` writes which, docs/security.md)"
 
 
 def _dvc_executable() -> str | None:
