@@ -26,7 +26,6 @@ from typing import Any
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core import yamlsafe
-from mlci.core.gate import evaluate_gate
 from mlci.core.metrics import Metrics, MetricValue, load_json
 from mlci.core.numbers import format_number
 from mlci.core.report.model import Figure, ReportInput
@@ -34,7 +33,7 @@ from mlci.errors import UsageError, shown
 from mlci.pipeline.evaluate import recompute
 from mlci.pipeline.facts import BaselineChoice, Evaluation
 from mlci.pipeline.figures import build_figures
-from mlci.pipeline.gate import auto_policy, measure
+from mlci.pipeline.gate import apply_rules, auto_policy, measure
 from mlci.pipeline.outputs import MAX_PREDICTIONS_BYTES, PREDICTIONS
 
 MAX_FILES = 200  # `mlci run` writes 5 files and a few plots
@@ -96,17 +95,7 @@ def rejudge(
         if config.gate.on_missing_baseline == "auto"
         else (config.gate.on_missing_baseline, ())
     )
-    gate = evaluate_gate(
-        config.gate.rules,
-        evaluation.metrics.values,
-        choice.baseline,
-        on_missing_baseline=on_missing,
-        intervals=measured.intervals,
-        rows=measured.rows,  # without predictions, evaluate.min_rows is noted as not applied
-    )
-    gate = dataclasses.replace(
-        gate, slices=measured.slices, slice_correction=measured.slice_correction
-    )
+    gate = apply_rules(config, evaluation, choice, measured, on_missing)
     figures: tuple[Figure, ...] = ()
     if measured.candidate is not None:  # the training log is the base checkout's: not drawn
         drawn = dataclasses.replace(config.report, training_log=None)

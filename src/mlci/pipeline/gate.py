@@ -15,6 +15,7 @@ from mlci.config import Config
 from mlci.console import Console
 from mlci.core.gate import (
     CORRECTIONS,
+    GateResult,
     MetricIntervals,
     MissingBaseline,
     Rows,
@@ -43,14 +44,7 @@ def judge(
     """Apply gate.rules; the notes of the stages before are collected into the result."""
     on_missing, seed_note = _missing_baseline_policy(config, request, choice, plan)
     measured = measure(config, evaluation, choice, console)
-    gate = evaluate_gate(
-        config.gate.rules,
-        evaluation.metrics.values,
-        choice.baseline,
-        on_missing_baseline=on_missing,
-        intervals=measured.intervals,
-        rows=measured.rows,
-    )
+    gate = apply_rules(config, evaluation, choice, measured, on_missing)
     notes = (
         *facts.rules,
         *(facts.training.notes if facts.training else ()),
@@ -60,9 +54,7 @@ def judge(
         *measured.notes,
         *gate.notes,
     )
-    gate = dataclasses.replace(
-        gate, notes=notes, slices=measured.slices, slice_correction=measured.slice_correction
-    )
+    gate = dataclasses.replace(gate, notes=notes)
     unchecked = unchecked_limits(gate.results)
     if choice.baseline is None and unchecked:
         console.warn(f"no baseline: not checked: {', '.join(unchecked)}")
@@ -70,6 +62,28 @@ def judge(
     console.step("gate", shown)
     flipped = measured.flipped
     return Judged(gate, measured.candidate, measured.baseline, flipped.summary, flipped.table)
+
+
+def apply_rules(
+    config: Config,
+    evaluation: Evaluation,
+    choice: BaselineChoice,
+    measured: Measured,
+    on_missing: MissingBaseline,
+) -> GateResult:
+    """gate.rules on `evaluation`'s metrics against `choice`, with what `measure` found
+    (intervals, rows, the slices' results); `mlci publish` judges an artifact with it too."""
+    gate = evaluate_gate(
+        config.gate.rules,
+        evaluation.metrics.values,
+        choice.baseline,
+        on_missing_baseline=on_missing,
+        intervals=measured.intervals,
+        rows=measured.rows,  # without predictions, evaluate.min_rows is noted as not applied
+    )
+    return dataclasses.replace(
+        gate, slices=measured.slices, slice_correction=measured.slice_correction
+    )
 
 
 @dataclass(frozen=True)
