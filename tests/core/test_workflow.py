@@ -750,3 +750,32 @@ def test_an_http_remote_gets_its_credentials_in_dvc_config_local_after_the_insta
 def test_an_http_remote_with_the_action_is_refused() -> None:
     with pytest.raises(ValueError, match="leave out --action"):
         _settings(dvc_remote="http", action=f"acme/mlci@{ACTION_SHA}")
+
+
+@pytest.mark.parametrize(
+    ("remote", "action", "login"),
+    [
+        ("s3", "aws-actions/configure-aws-credentials", "role-to-assume: arn:aws:iam::"),
+        ("gs", "google-github-actions/auth", "workload_identity_provider: projects/"),
+        ("azure", "azure/login", "client-id: APP_CLIENT_ID"),
+    ],
+)
+def test_the_keyless_log_in_uncommented_is_a_valid_pinned_step(
+    remote: str, action: str, login: str, tmp_path: Path
+) -> None:
+    text = dict(github_files(_settings(dvc_remote=remote)))[workflow.GITHUB_WORKFLOW]
+    sha, version = workflow.KEYLESS_PINS[action]
+    assert re.fullmatch(r"[0-9a-f]{40}", sha)
+    # In each job: the commented step, which the user enables by removing "# ".
+    assert text.count(f"      # - uses: {action}@{sha}  # {version}") == 2
+    enabled = re.sub(r"^      # ((?:- uses|  )\S*.*)$", r"      \1", text, flags=re.M)
+    enabled = enabled.replace("      #   ", "        ")
+    assert enabled.count(f"      - uses: {action}@{sha}") == 2 and login in enabled
+    path = tmp_path / workflow.GITHUB_WORKFLOW
+    path.parent.mkdir(parents=True)
+    path.write_text(enabled)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    linted = subprocess.run(ACTIONLINT, cwd=tmp_path, capture_output=True, text=True)
+    assert linted.returncode == 0, linted.stdout
+    steps = [yaml.safe_load(enabled)["jobs"][job]["steps"] for job in ("pull-request", "main")]
+    assert all(any(step.get("uses", "").startswith(action) for step in s) for s in steps)

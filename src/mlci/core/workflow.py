@@ -32,6 +32,10 @@ PINS = {
 # Keyless (OIDC) log-ins, offered as comments beside the key-based steps: the release
 # commits, read from the actions' repositories (both run on node24).
 KEYLESS_PINS = {
+    "aws-actions/configure-aws-credentials": (
+        "e6de054238d6b7531b4efff3b6587d9aade6a06c",
+        "v6.2.3",
+    ),
     "google-github-actions/auth": ("7c6bc770dae815cd3e89ee6cdf493a5fab2cc093", "v3.0.0"),
     "azure/login": ("f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca", "v3.0.1"),
 }
@@ -356,6 +360,7 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         "          fetch-depth: 0",
         "          persist-credentials: false",
     ]
+    lines += _keyless_s3(s, pull_request=pull_request)
     lines += _keyless_gcp(s, pull_request=pull_request) + _keyless_azure(
         s, pull_request=pull_request
     )
@@ -498,6 +503,22 @@ def _login_env_and_run(
 def _keyless(action: str) -> str:
     sha, version = KEYLESS_PINS[action]
     return f"      # - uses: {action}@{sha}  # {version}"
+
+
+def _keyless_s3(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    if s.dvc_remote != "s3":
+        return []
+    role = "ci-dvc-read" if pull_request else "ci-dvc-write"
+    return [
+        "      # Keyless instead (OIDC: an IAM role that trusts GitHub's token provider, no",
+        "      # key to store): add `id-token: write` to this job's permissions, drop the",
+        "      # AWS_* variables from mlci's step, and log in here; the action sets the",
+        "      # role's temporary credentials for the steps after it (docs/data.md).",
+        _keyless("aws-actions/configure-aws-credentials"),
+        "      #   with:",
+        f"      #     role-to-assume: arn:aws:iam::ACCOUNT_ID:role/{role}",
+        "      #     aws-region: REGION",
+    ]
 
 
 def _keyless_gcp(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
