@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlci import __version__
+from mlci import __version__, git
 from mlci.cli import main
 from tests.conftest import Project
 
@@ -390,3 +390,8 @@ def test_force_promote_registers_a_dirty_tree_and_says_so(project: Project) -> N
     tracking = f"sqlite:///{project.root / '.mlci' / 'mlflow.db'}"
     tags = MlflowClient(tracking_uri=tracking).get_model_version("tiny-model", "1").tags
     assert (tags["mlci.dirty"], tags["mlci.forced"]) == ("true", "true")
+
+    # The same commit, clean now: the dirty tree's version is not this commit's model.
+    git.run_git("checkout", "--", "train.py", cwd=project.root)
+    clean = mlci("run", cwd=project.root)
+    assert "registry: version 2 registered" in clean.stdout, clean.stdout

@@ -159,14 +159,17 @@ class MlflowRegistry:
                 raise
 
     def _registered(self, model: str, commit: str) -> ModelVersion | None:
-        """The complete version registered for `commit`; discards what failed attempts left."""
+        """The complete version registered for `commit`; discards what failed attempts left.
+        A version registered from a dirty tree (--force-promote) is not the commit's: never
+        reused."""
         client = self._api()
         existing = client.search_model_versions(
             f"name = '{model}' and tags.`mlci.commit` = '{commit}'",
             order_by=["version_number DESC"],
         )
         for item in existing:
-            if item.status != "READY" or (item.tags or {}).get(_FAILED_TAG):
+            tags = item.tags or {}
+            if item.status != "READY" or tags.get(_FAILED_TAG) or tags.get("mlci.dirty") == "true":
                 continue
             run = client.get_run(item.run_id) if item.run_id else None
             if run is None or run.info.status == "FINISHED":
