@@ -304,6 +304,7 @@ def test_init_says_which_secrets_are_read_only_and_where_the_write_ones_go(
         ("../store", "local"),
         ("ssh://host/p", "ssh"),
         ("https://files.example.com/dvc", "http"),
+        ("https://files.example.com/dvc%20store", "http"),  # no configparser interpolation
         ("hdfs://host/p", "none"),
     ],
 )

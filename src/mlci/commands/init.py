@@ -8,7 +8,6 @@ writes nothing.
 
 from __future__ import annotations
 
-import configparser
 import dataclasses
 import difflib
 import hashlib
@@ -18,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Literal, TextIO, cast, get_args
 
 from mlci import __version__, git
 from mlci.config import CONFIG_NAME, Config, parse_config
 from mlci.core import project, workflow
 from mlci.core.project import Reading
 from mlci.core.workflow import DvcRemote, MlciSource, WorkflowSettings
+from mlci.data.remotes import Remote, read_dvc_config
 from mlci.errors import EXIT_OK, ExternalError, UsageError
 
 EXAMPLE = "sklearn"
@@ -251,32 +251,23 @@ def _check_combination(options: InitOptions) -> None:
 
 
 def dvc_remote_type(repo: Path) -> DvcRemote:
-    """The type of the default DVC remote in `.dvc/config`; "none" without DVC."""
-    parser = configparser.ConfigParser()
+    """The type of the default DVC remote in `.dvc/config` (else the first one configured);
+    "none" without one, or for a type `mlci init` writes no steps for."""
     try:
-        parser.read([repo / ".dvc" / "config", repo / ".dvc" / "config.local"], encoding="utf-8")
-    except configparser.Error:
+        sections = read_dvc_config(repo)
+    except UsageError:  # a config DVC itself would refuse: `mlci doctor` says why
         return "none"
-    default = parser.get("core", "remote", fallback=None)
-    urls = {  # DVC writes sections as ['remote "name"']
-        section.strip("'").split('"')[1]: parser.get(section, "url", fallback="")
-        for section in parser.sections()
-        if section.strip("'").startswith('remote "') and section.count('"') == 2
+    urls = {
+        key[len('remote "') : -1]: options.get("url", "")
+        for key, options in sections.items()
+        if key.startswith('remote "') and key.endswith('"')
     }
+    default = sections.get("core", {}).get("remote")
     url = urls.get(default or "") or next(iter(urls.values()), "")
-    scheme = url.partition("://")[0] if "://" in url else ""
-    kinds: dict[str, DvcRemote] = {
-        "s3": "s3",
-        "gs": "gs",
-        "azure": "azure",
-        "ssh": "ssh",
-        "http": "http",
-        "https": "http",
-        "file": "local",
-    }
     if not url:
         return "none"
-    return kinds.get(scheme, "local" if not scheme else "none")
+    scheme = Remote("default", url).kind.scheme
+    return cast(DvcRemote, scheme) if scheme in get_args(DvcRemote) else "none"
 
 
 def uses_dvc(project: Path, repo: Path) -> bool:
