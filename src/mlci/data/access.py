@@ -20,7 +20,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mlci.core.redact import plain_http_refusal
-from mlci.data.diagnosis import diagnose, http_status_message, ssh_host_key_message
+from mlci.data.diagnosis import (
+    credentials_problem,
+    diagnose,
+    http_status_message,
+    ssh_host_key_message,
+)
 from mlci.data.remotes import Remote
 from mlci.errors import ExternalError, MlciError, UsageError
 
@@ -30,7 +35,12 @@ _HOST_KEY_FAILURES = ("Host key verification failed", "IDENTIFICATION HAS CHANGE
 
 
 def before_pull(remote: Remote, env: Mapping[str, str] | None = None) -> MlciError | None:
-    """What stops a pull from this remote before DVC connects, or None."""
+    """What stops a pull from this remote before DVC connects, or None: credentials that
+    cannot work (`diagnosis.credentials_problem`), an SSH host or key DVC would not check,
+    credentials over plain HTTP."""
+    problem = credentials_problem(remote, env)
+    if problem is not None:
+        return problem
     if remote.kind.scheme == "ssh":
         env = env if env is not None else os.environ
         return _ssh_host_key(remote, env) or _locked_key(remote, Path(env.get("HOME") or "~"))

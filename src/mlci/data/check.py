@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mlci import process
 from mlci.data import access
-from mlci.data.diagnosis import answer_hint, credentials_problem, diagnose, named_remote
+from mlci.data.diagnosis import answer_hint, diagnose, named_remote
 from mlci.data.hashes import datasets
 from mlci.data.remotes import Remote, find_dvc_root, read_remote
 from mlci.data.run import plugin_missing, run_dvc
@@ -35,11 +35,7 @@ def check_remote(
         configured = read_remote(dvc_root, remote)
         if configured.name is None:
             raise diagnose("No remote provided and no default remote set.", 1, configured)
-        missing = (
-            plugin_missing(configured)
-            or credentials_problem(configured, env)
-            or access.before_pull(configured, env)
-        )
+        missing = plugin_missing(configured) or access.before_pull(configured, env)
         if missing is not None:
             raise missing
         args = ["status", "--cloud", "--json"] + (["--remote", remote] if remote else [])

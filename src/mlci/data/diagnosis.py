@@ -139,11 +139,6 @@ def diagnose(
             "DVC has no remote to pull from: add one with `dvc remote add -d NAME URL` and "
             "commit .dvc/config, or name one in data.remote of mlci.yaml"
         )
-    ssh = _ssh_failure(said, remote, where, quoted)
-    if ssh is not None:
-        return ssh
-    if "HTTP 'basic' authentication require" in said or "HTTP 'custom' authentication" in said:
-        return UsageError(http_config_message(remote, where))
     by_kind = _BY_KIND.get(remote.kind.scheme)
     found = by_kind(said, remote, _Said(where, quoted, env)) if by_kind else None
     if found is not None:
@@ -213,9 +208,9 @@ def ci_secrets(write: str, read: str) -> str:
 _SSH_KEY_WHERE = ci_secrets(workflow.SSH_KEY_SECRET, workflow.SSH_READ_KEY_SECRET)
 
 
-def _ssh_failure(said: str, remote: Remote, where: str, quoted: str) -> MlciError | None:
+def _ssh(said: str, remote: Remote, s: _Said) -> MlciError | None:
     """The failures of DVC's SSH remote (asyncssh's words), or None."""
-    name = remote.name or "NAME"
+    name, where, quoted = remote.name or "NAME", s.where, s.quoted
     if "Passphrase must be specified" in said:
         return UsageError(
             f"the SSH key for {where} is protected by a passphrase, and nothing gives DVC "
@@ -286,6 +281,13 @@ def _http_set(remote: Remote) -> str:
         f'`... password "$DVC_HTTP_PASSWORD"` (or auth custom with custom_auth_header and '
         f"password) {_HTTP_WHERE}"
     )
+
+
+def _http(said: str, remote: Remote, s: _Said) -> MlciError | None:
+    """DVC's HTTP remote (and WebDAV's) set to ask for auth without what it needs."""
+    if "HTTP 'basic' authentication require" in said or "HTTP 'custom' authentication" in said:
+        return UsageError(http_config_message(remote, s.where))
+    return None
 
 
 def http_config_message(remote: Remote, where: str) -> str:
@@ -464,4 +466,7 @@ _BEFORE_PULL: dict[str, Callable[[Remote, Mapping[str, str]], MlciError | None]]
 _BY_KIND: dict[str, Callable[[str, Remote, _Said], MlciError | None]] = {
     "gs": _gcs,
     "azure": _azure,
+    "ssh": _ssh,
+    "http": _http,
+    "webdav": _http,
 }

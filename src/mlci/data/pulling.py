@@ -18,7 +18,6 @@ from mlci.core.redact import redact_url
 from mlci.data import access
 from mlci.data.diagnosis import (
     answer_hint,
-    credentials_problem,
     diagnose,
     dvc_errors,
     missing_targets,
@@ -134,7 +133,6 @@ def pull(
         )
     configured = read_remote(dvc_root, remote)
     missing = plugin_missing(configured) if configured.name else None
-    missing = missing or (credentials_problem(configured, env) if configured.name else None)
     missing = missing or access.before_pull(configured, env)
     if missing is not None:
         raise missing
