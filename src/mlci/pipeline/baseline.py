@@ -132,13 +132,10 @@ def find_baseline(
         )
     notes += from_git.notes
     console.step("baseline", "none: " + "; ".join(notes))
-    # A champion may exist behind a registry that cannot be read; a git baseline that
-    # DVC names but cannot fetch exists too: neither is a first build.
-    unreadable = from_git.unreadable or (
-        f"the registry could not be read: {unread}" if unread else None
-    )
     return BaselineChoice(
-        None, notes=(f"No baseline ({'; '.join(notes)}).",), unreadable=unreadable
+        None,
+        notes=(f"No baseline ({'; '.join(notes)}).",),
+        unreadable=_unreadable(from_git, unread),
     )
 
 
@@ -176,13 +173,17 @@ def of_base_checkout(
     if mode == "registry":
         return BaselineChoice(None, notes=(note,))
     from_git = from_checkout(config, context, cache, console)
-    # A champion may exist behind the registry that could not be read: not a first build.
-    unreadable = from_git.unreadable or (
-        f"the registry could not be read: {unread}"
-        if unread and from_git.baseline is None
-        else None
-    )
+    unreadable = _unreadable(from_git, unread)
     return dataclasses.replace(from_git, notes=(note, *from_git.notes), unreadable=unreadable)
+
+
+def _unreadable(from_git: BaselineChoice, unread: str | None) -> str | None:
+    """Why a baseline should exist but could not be read, when git gave none: a champion
+    may exist behind a registry that could not be read (`unread`: why), and a git baseline
+    that DVC names but cannot fetch exists too; neither is a first build."""
+    if from_git.baseline is not None:
+        return None
+    return from_git.unreadable or (f"the registry could not be read: {unread}" if unread else None)
 
 
 def _from_file(config: Config, file: Path | None, predictions: Path | None) -> BaselineChoice:
