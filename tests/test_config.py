@@ -106,6 +106,37 @@ def test_train_command_as_text() -> None:
     assert config.train.command == "python train.py --epochs 3"
 
 
+def test_train_on_ray_reads_the_bare_yaml_key_on() -> None:
+    # YAML 1.1 reads a bare `on` as true: the key must still be train.on
+    config = parse(
+        MINIMAL
+        + "train:\n"
+        + "  command: python train.py\n"
+        + "  on: ray\n"
+        + "  storage: s3://bucket/runs\n"
+        + "  resources: {gpus: 1, accelerator: A100}\n"
+        + "  ray: {address: http://127.0.0.1:8265}\n"
+    )
+
+    assert config.train is not None
+    assert (config.train.on, config.train.storage) == ("ray", "s3://bucket/runs")
+    assert config.train.resources.gpus == 1 and config.train.resources.accelerator == "A100"
+    assert config.train.ray is not None and config.train.ray.address == "http://127.0.0.1:8265"
+
+
+def test_a_training_off_the_runner_needs_storage_and_one_ray_target() -> None:
+    message = problem(MINIMAL + "train: {command: python train.py, on: ray, ray: {}}\n")
+
+    assert "train.storage: required with train.on: ray" in message
+    assert "train.ray: set one of address" in message
+
+
+def test_remote_settings_with_a_local_training_are_named() -> None:
+    message = problem(MINIMAL + "train: {command: python train.py, resources: {gpus: 1}}\n")
+
+    assert "train.resources: applies to a training off the runner" in message
+
+
 def test_train_command_as_list() -> None:
     config = parse(MINIMAL + "train:\n  command: [python, train.py, --epochs, '3']\n")
 

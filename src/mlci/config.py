@@ -40,12 +40,49 @@ T = TypeVar("T")
 MAX_RESAMPLES = 100_000  # gate.resamples: each confidence level draws this many, per metric
 
 
+TrainOn = Literal["local", "ray", "skypilot"]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a training off the runner asks its engine for (train.resources)."""
+
+    gpus: float = 0  # GPUs per training; Ray accepts fractions
+    accelerator: str | None = None  # a GPU type, e.g. A100, L4, H100; None: any
+    cpus: float | None = None
+    memory_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """train.ray: the cluster a `train.on: ray` training is submitted to (docs/gpu.md)."""
+
+    address: str | None = None  # the Jobs API of a running cluster, http://host:8265
+    cluster: str | None = None  # a cluster config: `ray up` before the training, `ray down` after
+
+
+@dataclass(frozen=True)
+class SkyPilotConfig:
+    """train.skypilot: where a `train.on: skypilot` task may run (docs/gpu.md)."""
+
+    infra: str | None = None  # SkyPilot's infra: aws, gcp/us-central1, k8s...; None: any enabled
+    spot: bool = False  # spot instances, with failover across regions and clouds
+    managed: bool | None = None  # a managed job (recovers lost spot instances); None: = spot
+    autostop_minutes: float = 10.0  # the backstop: a cluster idle this long goes down
+    api_server: str | None = None  # None: SKYPILOT_API_SERVER_ENDPOINT, else a local one
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     command: str | tuple[str, ...]
     timeout_minutes: float = 60.0
     stall_minutes: float | None = None  # stop a training silent this long; None: off
     device: DeviceSetting = "auto"
+    on: TrainOn = "local"  # where the training runs: this runner, or a cloud GPU by an engine
+    resources: Resources = Resources()
+    storage: str | None = None  # where a training off the runner leaves its outputs (s3://...)
+    ray: RayConfig | None = None
+    skypilot: SkyPilotConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +206,20 @@ KEYS: dict[str, tuple[str, ...]] = {
         "data",
     ),
     "model": ("name",),
-    "train": ("command", "timeout_minutes", "stall_minutes", "device"),
+    "train": (
+        "command",
+        "timeout_minutes",
+        "stall_minutes",
+        "device",
+        "on",
+        "resources",
+        "storage",
+        "ray",
+        "skypilot",
+    ),
+    "train.resources": ("gpus", "accelerator", "cpus", "memory_gb"),
+    "train.ray": ("address", "cluster"),
+    "train.skypilot": ("infra", "spot", "managed", "autostop_minutes", "api_server"),
     "evaluate": (
         "metrics",
         "predictions",
@@ -586,11 +636,75 @@ def _parse_train(data: object, problems: _Problems) -> TrainConfig | None:
     timeout = section.number("timeout_minutes", positive=True)
     stall = section.number("stall_minutes", positive=True)
     device = section.choice("device", "auto", ("auto", "cuda", "cpu"))
+    on = cast(TrainOn, section.choice("on", "local", ("local", "ray", "skypilot")))
+    storage = section.optional_string("storage")
+    ray = _parse_ray(section, problems) if section.has("ray") or on == "ray" else None
+    skypilot = None
+    if section.has("skypilot") or on == "skypilot":
+        skypilot = _parse_skypilot(section.data.get("skypilot"), problems)
+    for name in ("resources", "storage", "ray", "skypilot"):
+        if section.has(name) and on == "local":
+            problems.add(
+                f"train.{name}",
+                "applies to a training off the runner; set train.on: ray or skypilot, or remove it",
+            )
+    if on != "local" and storage is None:
+        problems.add(
+            "train.storage",
+            f"required with train.on: {on}: where the training leaves the files mlci reads, "
+            "e.g. s3://my-bucket/mlci-runs (docs/gpu.md)",
+        )
     return TrainConfig(
         command=command,
         timeout_minutes=timeout or 60.0,
         stall_minutes=stall,
         device=cast(DeviceSetting, device),
+        on=on,
+        resources=_parse_resources(section.data.get("resources"), problems),
+        storage=storage,
+        ray=ray,
+        skypilot=skypilot,
+    )
+
+
+def _parse_resources(data: object, problems: _Problems) -> Resources:
+    section = _Section(data, "train.resources", problems, KEYS["train.resources"])
+    return Resources(
+        gpus=section.number("gpus", minimum=0) or 0,
+        accelerator=section.optional_string("accelerator"),
+        cpus=section.number("cpus", positive=True),
+        memory_gb=section.number("memory_gb", positive=True),
+    )
+
+
+def _parse_ray(train: _Section, problems: _Problems) -> RayConfig:
+    section = _Section(train.data.get("ray"), "train.ray", problems, KEYS["train.ray"])
+    address = section.optional_string("address")
+    cluster = section.optional_string("cluster")
+    if (address is None) == (cluster is None):
+        problems.add(
+            "train.ray",
+            "set one of address (a running cluster's Jobs API, e.g. http://127.0.0.1:8265) "
+            "and cluster (a Ray cluster config mlci brings up with `ray up` and down after)",
+        )
+    if address is not None and not address.startswith(("http://", "https://")):
+        problems.add(
+            "train.ray.address",
+            f"expected the Jobs API's http(s) address, e.g. http://127.0.0.1:8265, got "
+            f"{shown(address)}",
+        )
+    return RayConfig(address=address, cluster=cluster)
+
+
+def _parse_skypilot(data: object, problems: _Problems) -> SkyPilotConfig:
+    section = _Section(data, "train.skypilot", problems, KEYS["train.skypilot"])
+    managed = section.data.get("managed")
+    return SkyPilotConfig(
+        infra=section.optional_string("infra"),
+        spot=section.boolean("spot", False),
+        managed=section.boolean("managed", False) if managed is not None else None,
+        autostop_minutes=section.number("autostop_minutes", positive=True) or 10.0,
+        api_server=section.optional_string("api_server"),
     )
 
 

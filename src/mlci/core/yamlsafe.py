@@ -106,13 +106,29 @@ def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode) -> dict[Any
                 problem=f"a key is a {kind}; write a name or a number as the key",
                 problem_mark=key_node.start_mark,
             )
-        key = loader.construct_object(key_node)
+        key = _key(loader, key_node)
         if key in seen:
             raise DuplicateKeyError(
                 problem=f"the key {key!r} appears twice", problem_mark=key_node.start_mark
             )
         seen.add(key)
-    return loader.construct_mapping(node)
+    loader.flatten_mapping(node)  # `<<: *defaults` merge keys, as SafeLoader reads them
+    return {
+        _key(loader, key_node): loader.construct_object(value_node, deep=True)
+        for key_node, value_node in node.value
+    }
+
+
+def _key(loader: StrictLoader, node: yaml.ScalarNode) -> Any:
+    """A mapping key; a plain `on`, `off`, `yes` or `no` stays that text (YAML 1.1 reads
+    them as true/false, which would turn `train: {on: ray}` into `{True: "ray"}`)."""
+    key = loader.construct_object(node)
+    if isinstance(key, bool) and node.style is None and node.value.lower() in _BOOL_WORDS:
+        return node.value
+    return key
+
+
+_BOOL_WORDS = frozenset({"on", "off", "yes", "no", "y", "n"})
 
 
 def _bounded_number(construct: Any) -> Any:

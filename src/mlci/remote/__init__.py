@@ -1,0 +1,1 @@
+"""Training off the runner: a cloud GPU through an engine (Ray, SkyPilot); docs/gpu.md."""
