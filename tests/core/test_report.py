@@ -485,6 +485,7 @@ def test_json_has_the_documented_keys() -> None:
         "command": "python train.py",
         "seconds": 12.34,
         "device": H200.to_json(),
+        "where": None,
         "stopped_by": None,
         "reused": False,
     }

@@ -1,4 +1,5 @@
-"""What the training ran on: the record the report shows and the registry keeps.
+"""What the training ran on, and where (off the runner): the record the report shows and
+the registry keeps.
 
 Pure values; `mlci.gpu` fills them in from nvidia-smi and the operating system.
 """
@@ -114,3 +115,61 @@ def _gib(mib: int | None) -> str:
     if mib < 1024:
         return f"{mib} MiB"
     return f"{mib / 1024:.1f} GiB"
+
+
+ENGINE_NAMES = {"ray": "Ray", "skypilot": "SkyPilot"}
+_WHERE_TEXT_LIMIT = 100  # an engine's names are shown in full up to this many characters
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a training off the runner ran (train.on: ray | skypilot), as the engine told
+    it; None: not reported. Every text is the engine's: each format escapes it."""
+
+    engine: str
+    cloud: str | None = None
+    region: str | None = None
+    instance_type: str | None = None
+    accelerator: str | None = None  # e.g. "A100:1"
+    spot: bool | None = None
+    price_per_hour: float | None = None  # USD, where the engine reports it
+    minutes: float | None = None  # the machine's time used, where the engine reports it
+    name: str | None = None  # the job's or the cluster's name (mlci-...)
+
+    def describe(self) -> str:
+        """One line: `Ray job mlci-1a2b on aws us-east-1, g5.xlarge, A10G:1, spot, $0.41/h,
+        12.3 min`; what the engine did not report is left out."""
+        head = ENGINE_NAMES.get(self.engine, _cut(self.engine))
+        if self.name:
+            head += f" job {_cut(self.name)}"
+        place = " ".join(_cut(text) for text in (self.cloud, self.region) if text)
+        details = [_cut(text) for text in (self.instance_type, self.accelerator) if text]
+        if self.spot is not None:
+            details.append("spot" if self.spot else "on-demand")
+        if self.price_per_hour is not None:
+            details.append(f"${self.price_per_hour:.2f}/h")
+        if self.minutes is not None:
+            details.append(f"{self.minutes:.1f} min")
+        return ", ".join([head + (f" on {place}" if place else ""), *details])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "name": self.name,
+            "cloud": self.cloud,
+            "region": self.region,
+            "instance_type": self.instance_type,
+            "accelerator": self.accelerator,
+            "spot": self.spot,
+            "price_per_hour": self.price_per_hour,
+            "minutes": self.minutes,
+            "summary": self.describe(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Where:
+        return cls(**{k: v for k, v in data.items() if k != "summary"})
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _WHERE_TEXT_LIMIT else text[: _WHERE_TEXT_LIMIT - 1] + "…"

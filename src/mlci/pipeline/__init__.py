@@ -120,7 +120,7 @@ def run(
             facts = replace(facts, data=data.pull(config, console, env))
         if options.train and config.train is not None:
             stage = "train"
-            facts = replace(facts, training=train.train(config, console, env))
+            facts = replace(facts, training=train.train(config, console, env, source))
             if facts.training and facts.training.failure:
                 raise facts.training.failure
         stage = "evaluate"

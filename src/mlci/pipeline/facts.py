@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from mlci.ci import CiContext
 from mlci.config import BaselineMode
-from mlci.core.device import DeviceInfo
+from mlci.core.device import DeviceInfo, Where
 from mlci.core.flipped import Flipped
 from mlci.core.gate import Baseline, GateResult
 from mlci.core.metrics import Metrics, is_number
@@ -51,6 +51,7 @@ class Training:
     command: str
     seconds: float | None = None
     device: DeviceInfo | None = None
+    where: Where | None = None  # off the runner (train.on: ray | skypilot): the engine's word
     reused: str | None = None  # what `dvc repro` reused instead of training
     notes: tuple[str, ...] = ()
     failure: MlciError | None = None
@@ -144,6 +145,7 @@ class Facts:
             training_command=training.command or None,
             training_seconds=training.seconds,
             device=training.device,
+            where=training.where,
             stopped_by=error.stopped_by if isinstance(error, TrainingError) else None,
             promotion=self.promotion,
             error=error.message if error else None,
@@ -181,6 +183,7 @@ class Facts:
             pr_number=source.pr_number,
             training_seconds=training.seconds,
             device=training.device,
+            where=training.where,
             params=dict(self.params.current),
             forced=self.promotion.forced,
             data=dict(self.data.datasets),

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import TextIO
 
 from mlci import process
+from mlci.ci import CiContext
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core.redact import mask_text
 from mlci.data import repro
 from mlci.errors import MlciError, TrainingError, UsageError
 from mlci.pipeline.facts import Training
+from mlci.pipeline.offrunner import launch_refused
 from mlci.secrets import secret_values
 
 _TAIL_LINES = 30
@@ -36,7 +38,9 @@ class TrainInfo:
     exit_code: int
 
 
-def train(config: Config, console: Console, env: Mapping[str, str]) -> Training:
+def train(
+    config: Config, console: Console, env: Mapping[str, str], source: CiContext | None = None
+) -> Training:
     """Run train.command; a training that failed or was stopped comes back with `failure`
     set (and what was learned until then: the command, the device)."""
     from mlci.gpu import Monitor
@@ -44,6 +48,9 @@ def train(config: Config, console: Console, env: Mapping[str, str]) -> Training:
     settings = config.train
     assert settings is not None
     training = Training(command=_shown(settings.command))
+    if (refused := launch_refused(config, source)) is not None:
+        console.warn(refused)
+        return replace(training, notes=(refused,))
     try:
         monitor = Monitor(settings.device, env, cwd=config.root)
     except MlciError as exc:

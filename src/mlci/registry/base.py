@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from mlci.core.device import DeviceInfo
+from mlci.core.device import DeviceInfo, Where
 
 
 class Unread(enum.Enum):
@@ -37,6 +37,7 @@ class Lineage:
     params: Mapping[str, str] = field(default_factory=dict)
     forced: bool = False  # promoted from outside registry.promote_on (--force-promote)
     device: DeviceInfo | None = None  # what it trained on
+    where: Where | None = None  # where, when off the runner (train.on: ray | skypilot)
     data: Mapping[str, str] = field(default_factory=dict)  # dataset path -> DVC hash
     training_reused: bool = False  # `dvc repro` reused its cache instead of training
 

@@ -746,6 +746,10 @@ def _lineage_tags(lineage: Lineage) -> dict[str, str]:
         "mlci.device_json": json.dumps(lineage.device.to_json(), sort_keys=True)
         if lineage.device
         else "",
+        "mlci.where": lineage.where.describe() if lineage.where else "",
+        "mlci.where_json": json.dumps(lineage.where.to_json(), sort_keys=True)
+        if lineage.where
+        else "",
         "mlci.training_reused": "true" if lineage.training_reused else "",
     }
     # MLflow allows 250 characters in a tag's name; longer dataset paths are left out.

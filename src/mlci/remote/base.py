@@ -19,6 +19,9 @@ from typing import Literal, Protocol
 
 from mlci.config import Resources
 
+# Where the training ran is a fact of the report (core), so it lives there; engines build it.
+from mlci.core.device import Where as Where
+
 State = Literal["pending", "running", "succeeded", "failed", "stopped"]
 # Every name mlci gives a job or a cluster starts with this: how `mlci doctor` and
 # `mlci gpu down` find what mlci launched, and only that.
@@ -48,20 +51,6 @@ class Progress:
     lines: tuple[str, ...]
     state: State
     exit_code: int | None = None
-
-
-@dataclass(frozen=True)
-class Where:
-    """Where the training ran, for the report and the registry (None: not reported)."""
-
-    engine: str
-    cloud: str | None = None
-    region: str | None = None
-    instance_type: str | None = None
-    accelerator: str | None = None  # e.g. "A100:1"
-    spot: bool | None = None
-    price_per_hour: float | None = None  # USD, where the engine reports it
-    minutes: float | None = None  # the machine's time used, where the engine reports it
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mlci.core.device import DeviceInfo
+from mlci.core.device import DeviceInfo, Where
 from mlci.core.flipped import Flipped
 from mlci.core.gate import (
     Baseline,
@@ -56,6 +56,7 @@ def from_document(document: Mapping[str, Any], read_png: Callable[[str], bytes])
     figures = data.pop("figures")
     promotion = data.pop("promotion")
     device = data.pop("device", None)
+    where = data.pop("where", None)  # absent from older report.json files
     flipped = data.pop("flipped", None)  # absent from older report.json files
     sections = tuple(
         ReportSection(**{**item, "png": None if item["png"] is None else read_png(item["png"])})
@@ -64,6 +65,7 @@ def from_document(document: Mapping[str, Any], read_png: Callable[[str], bytes])
     return ReportInput(
         sections=sections,
         device=None if device is None else DeviceInfo.from_json(device),
+        where=None if where is None else Where.from_json(where),
         gate=None if gate is None else _gate_from(gate),
         figures=tuple(
             Figure(**{**f, "pngs": tuple(read_png(name) for name in f["pngs"])}) for f in figures

@@ -59,6 +59,7 @@ def render_json(report: ReportInput) -> dict[str, object]:
             "command": report.training_command,
             "seconds": report.training_seconds,
             "device": None if report.device is None else report.device.to_json(),
+            "where": None if report.where is None else report.where.to_json(),
             "stopped_by": report.stopped_by,
             "reused": report.training_reused is not None,
         },

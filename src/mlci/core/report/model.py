@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mlci.core.device import DeviceInfo
+from mlci.core.device import DeviceInfo, Where
 from mlci.core.flipped import Flipped
 from mlci.core.gate import GateResult, RuleResult, SliceResult
 from mlci.core.metrics import MetricChange, MetricValue, diff_metrics, is_number
@@ -98,6 +98,7 @@ class ReportInput:
     training_command: str | None = None
     training_seconds: float | None = None
     device: DeviceInfo | None = None  # what the training ran on
+    where: Where | None = None  # where, when off the runner (train.on: ray | skypilot)
     stopped_by: str | None = None  # "timeout" or "stall": why mlci stopped the training
     promotion: Promotion | None = None
     error: str | None = None
@@ -395,6 +396,8 @@ def run_details(report: ReportInput) -> list[str]:
         lines.append(f"Training: {report.training_command}{took}{reused}")
     if report.device is not None:
         lines.append(f"Device: {report.device.describe()}")
+    if report.where is not None:
+        lines.append(f"Ran on: {report.where.describe()}")
     if report.data_pull:
         lines.append(f"Data: {report.data_pull}")
     if report.metric_sources:
