@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--gpu",
         metavar="RUNNER",
-        help="run on a GPU runner: self-hosted[:LABEL,...] or a larger runner's label",
+        help="run on a GPU runner: self-hosted[:LABEL,...] or a larger runner's label; or "
+        "ray / skypilot: the job stays on a hosted runner, the training runs on a cloud GPU",
     )
     init.add_argument(
         "--free-disk",

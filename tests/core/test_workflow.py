@@ -98,6 +98,14 @@ VARIANTS |= {
     "dvc-http-subfolder": _settings(extras=("mlflow", "dvc"), dvc_remote="http", project_dir="ml"),
     "git-source": _settings(source=GIT_SOURCE, fork_safe=True),
     "wheel-fork-safe-subfolder": _settings(source=WHEEL_SOURCE, fork_safe=True, project_dir="ml"),
+    "cloud-ray": _settings(extras=("mlflow", "ray"), engine="ray", torch=True),
+    "cloud-skypilot-fork-safe-dvc-s3": _settings(
+        extras=("mlflow", "dvc", "skypilot"),
+        packages=("dvc[s3]",),
+        dvc_remote="s3",
+        engine="skypilot",
+        fork_safe=True,
+    ),
 }
 GITLAB_VARIANTS: dict[str, WorkflowSettings] = {
     "gitlab": _settings(),

@@ -44,7 +44,9 @@ class InitOptions:
     """The choices of `mlci init`; None means: ask on a terminal, else the default."""
 
     forge: ForgeName | None = None
-    gpu: str | None = None  # "" none, "self-hosted[:label,...]", or a larger runner's label
+    # "" none, "self-hosted[:label,...]", a larger runner's label, or "ray"/"skypilot": the
+    # job stays on a hosted runner and the training runs on a cloud GPU (train.on)
+    gpu: str | None = None
     free_disk: bool | None = None
     fork_safe: bool | None = None
     action: str | None = None  # "OWNER/REPO@SHA # vX": mlci's composite action
@@ -101,7 +103,11 @@ def resolve_options(options: InitOptions, ask: Ask | None) -> InitOptions:
         return _replace(options, forge=forge, gpu="", free_disk=False, fork_safe=False)
     gpu = options.gpu
     if gpu is None:
-        gpu = choose("GPU runner: none, self-hosted[:label,...] or a larger runner's label", "none")
+        gpu = choose(
+            "GPU: none, self-hosted[:label,...], a larger runner's label, or a cloud GPU for "
+            "the training only (ray, skypilot)",
+            "none",
+        )
         gpu = "" if gpu == "none" else gpu
     hosted = forge == "github" and not gpu.startswith("self-hosted")
     free_disk = options.free_disk
@@ -133,8 +139,9 @@ def terminal_ask(question: str, default: str) -> str:
 
 
 def runner_labels(gpu: str) -> tuple[tuple[str, ...], bool]:
-    """runs-on labels for --gpu, and whether the job has a GPU."""
-    if not gpu:
+    """runs-on labels for --gpu, and whether the job has a GPU (not with ray or skypilot:
+    the job stays on a hosted runner, the training goes to a cloud GPU)."""
+    if not gpu or gpu in workflow.ENGINES:
         return ("ubuntu-latest",), False
     if gpu == "self-hosted" or gpu.startswith("self-hosted:"):
         named = [label.strip() for label in gpu.partition(":")[2].split(",") if label.strip()]
@@ -237,6 +244,7 @@ def _check_combination(options: InitOptions) -> None:
             ("--free-disk", options.free_disk),
             ("--action", options.action),
             ("--install action", options.install == "action"),
+            (f"--gpu {gpu}", engine_of(options) is not None),
         ):
             if used:
                 raise UsageError(f"{flag} is for GitHub Actions; leave it out with --forge gitlab")
@@ -245,6 +253,12 @@ def _check_combination(options: InitOptions) -> None:
             "--free-disk deletes toolchains of GitHub's hosted runner image; it must not run "
             "on a self-hosted machine: leave out --free-disk or --gpu self-hosted"
         )
+
+
+def engine_of(options: InitOptions) -> workflow.Engine | None:
+    """The engine of `--gpu ray|skypilot`: the training runs on a cloud GPU; else None."""
+    gpu = options.gpu or ""
+    return gpu if gpu in workflow.ENGINES else None
 
 
 # -- reading the project ---------------------------------------------------------------------
@@ -371,6 +385,9 @@ def settings_for(
         extras.append("plots")
     if example is not None:  # the example's training needs scikit-learn (and torch)
         extras.append("torch" if example == "torch" else "example")
+    engine = engine_of(options)
+    if engine is not None:  # the engine's client: it launches the training's cloud GPU
+        extras.append(engine)
     packages = [f"dvc[{remote}]"] if remote in ("s3", "gs", "azure", "ssh") else []
     requirements = requirement_files(config.root)
     labels, gpu = runner_labels(options.gpu or "")
@@ -402,6 +419,7 @@ def settings_for(
         action_version=action_version,
         dvc_remote=remote,
         registry_server=config.registry.tracking_uri.startswith(("http://", "https://")),
+        engine=engine,
         project_dir=project_dir,
         options=describe_options(options),
     )
@@ -463,15 +481,17 @@ def plan_project(folder: Path, *, example: str | None, options: InitOptions) -> 
     repo, project_dir = _repository_of(folder)
     branch = git.default_branch(repo) if repo.is_dir() else None
     plan.branch = branch if branch and not workflow.branch_name_problem(branch[0]) else None
+    engine = engine_of(options) if options.forge not in (None, "none") else None
     if example is not None:
-        config_text = files[CONFIG_NAME]
+        config_text = files[CONFIG_NAME] = _with_engine(files[CONFIG_NAME], engine)
     elif config_path.exists():
         config_text = config_path.read_text(encoding="utf-8")
         plan.kept.append(config_path)
     else:
         plan.reading = read_project(folder, stages=options.stages, branch=plan.branch)
-        config_text = project.config_text(plan.reading)
-        files[CONFIG_NAME] = config_text
+        config_text = files[CONFIG_NAME] = _with_engine(project.config_text(plan.reading), engine)
+    if engine == "ray" and not (folder / project.RAY_CLUSTER).exists():
+        files[project.RAY_CLUSTER] = project.ray_cluster_config(model_name_for(folder))
     plan.files = {folder / name: text for name, text in files.items()}
     plan.gitignore = (folder / ".gitignore", gitignore)
     if options.forge in (None, "none"):
@@ -489,6 +509,10 @@ def plan_project(folder: Path, *, example: str | None, options: InitOptions) -> 
     if lint_config is not None:
         plan.files[repo / ".github" / "actionlint.yaml"] = lint_config
     return plan
+
+
+def _with_engine(config_text: str, engine: workflow.Engine | None) -> str:
+    return config_text if engine is None else project.with_engine(config_text, engine)
 
 
 def write_plan(plan: Plan, *, force: bool, out: TextIO | None = None) -> list[Path]:
@@ -641,6 +665,7 @@ def _next_steps(plan: Plan, *, example: str | None, folder: Path) -> str:
     if settings is not None:
         gitlab = any(path.name == workflow.GITLAB_CI for path in plan.files)
         lines += _secrets_to_add(settings, gitlab=gitlab)
+        lines += _cloud_set_up(settings.engine, kept=bool(plan.kept))
         lines += [describe_source(settings.source)]
         lines += [
             "Commit the workflow too; `mlci doctor` checks a runner (docs/workflows.md "
@@ -688,6 +713,39 @@ def _branch_lines(plan: Plan) -> list[str]:
         f"Warning: the default branch is {branch} ({source}), but registry.promote_on is "
         f"[{', '.join(promote_on)}]: no model would be promoted; add {branch} to it."
     ]
+
+
+def _cloud_set_up(engine: workflow.Engine | None, *, kept: bool) -> list[str]:
+    """What to set up before the first training on a cloud GPU (docs/gpu.md)."""
+    if engine is None:
+        return []
+    role, region = workflow.CLOUD_ROLE_VARIABLES
+    lines = [f"The training runs on a cloud GPU (train.on: {engine}); before the first run:"]
+    if kept:
+        lines += ["  add to the train section of mlci.yaml (docs/gpu.md):"]
+        lines += [f"    {line}" for line in project.engine_lines(engine)]
+    lines += [
+        f"  train.storage in mlci.yaml: a bucket the runner and the cloud machine both use "
+        f"(not {project.STORAGE_PLACEHOLDER})",
+        f"  an AWS IAM role that trusts GitHub's OIDC provider and may start and terminate "
+        f"EC2 instances and use that bucket: its ARN as the repository variable {role}, the "
+        f"region as {region} (Settings > Secrets and variables > Actions > Variables)",
+    ]
+    if engine == "ray":
+        lines += [
+            f"  {project.RAY_CLUSTER}: the region and the GPU instance type (the CHOOSE lines); "
+            f"or a running cluster's address as train.ray.address instead"
+        ]
+    else:
+        lines += [
+            "  SkyPilot's clouds: `sky check` where you work; a team's API server instead: its "
+            "endpoint as the variable SKYPILOT_API_SERVER_ENDPOINT"
+        ]
+    lines += [
+        "  a pull request from a fork launches nothing (it gets no secrets); `mlci gpu list` "
+        "shows what mlci left running, `mlci gpu down` removes it"
+    ]
+    return lines
 
 
 def _secrets_to_add(settings: WorkflowSettings, *, gitlab: bool) -> list[str]:

@@ -310,3 +310,86 @@ def _train_lines(r: Reading) -> list[str]:
         "  " + _line("command", _value(r.command), why),
         "  timeout_minutes: 60",
     ]
+
+
+# -- a training off the runner (`mlci init --gpu ray|skypilot`) ------------------------------
+
+RAY_CLUSTER = "ray/cluster.yaml"  # the cluster config `mlci init --gpu ray` writes
+STORAGE_PLACEHOLDER = "s3://FILL-IN-BUCKET/mlci-runs"
+
+_ENGINE_LINES = {
+    "ray": (
+        "on: ray                     # the training runs on a cloud GPU, as a Ray job",
+        f"storage: {STORAGE_PLACEHOLDER}   # {FILL_IN}: the outputs come back through it",
+        "resources:                  # what the training asks for",
+        "  gpus: 1",
+        "  # accelerator: A10G       # a GPU type (Ray's accelerator_type); omitted: any",
+        "ray:",
+        f"  cluster: {RAY_CLUSTER}   # `ray up` before the training, `ray down` after",
+        "  # address: http://HEAD:8265   # instead: a running cluster's Jobs API (KubeRay,",
+        "  #                              # or an autoscaler that adds GPU nodes on demand)",
+    ),
+    "skypilot": (
+        "on: skypilot                # the training runs on a cloud GPU, as a SkyPilot task",
+        f"storage: {STORAGE_PLACEHOLDER}   # {FILL_IN}: the outputs come back through it",
+        "resources:                  # what the training asks for",
+        "  gpus: 1",
+        "  accelerator: L4           # any GPU type SkyPilot knows: L4, A10G, A100, H100...",
+        "skypilot:",
+        "  infra: aws                # aws[/region], gcp, k8s...; the workflow logs in to AWS",
+        "  spot: true                # failover across regions; a managed job recovers a loss",
+        "  autostop_minutes: 10      # the backstop: an idle cluster goes down after this long",
+    ),
+}
+
+
+def with_engine(config_text: str, engine: str) -> str:
+    """mlci.yaml with the keys of a training off the runner (train.on: `engine`) added at
+    the top of its `train:` section; unchanged when it has none (it then says what to fill)."""
+    lines = config_text.splitlines()
+    if "train:" not in lines:
+        return config_text
+    at = lines.index("train:") + 1
+    added = [f"  {line}" for line in _ENGINE_LINES[engine]]
+    return "\n".join([*lines[:at], *added, *lines[at:]]) + "\n"
+
+
+def engine_lines(engine: str) -> tuple[str, ...]:
+    """The keys `with_engine` adds under `train:`, for a summary to show."""
+    return _ENGINE_LINES[engine]
+
+
+def ray_cluster_config(model: str) -> str:
+    """An example Ray cluster config on AWS for `train.ray.cluster`: one GPU worker type,
+    scaled from zero, idle workers removed (Ray's cluster-config schema checks it)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", model.lower()).strip("-")[:40] or "model"
+    return "\n".join(
+        [
+            "# The Ray cluster mlci brings up for a training (train.ray.cluster in mlci.yaml):",
+            "# `ray up` before it, `ray down` after, whatever happens (docs/gpu.md#ray). Written",
+            "# by `mlci init --gpu ray`; Ray's docs describe every key (cluster YAML reference).",
+            f"cluster_name: mlci-{name}   # mlci-...: how `mlci gpu list` finds what mlci launched",
+            "max_workers: 1               # the most GPU machines at once",
+            "idle_timeout_minutes: 10     # the backstop: an idle worker goes down after this long",
+            "provider:",
+            "  type: aws",
+            "  region: us-east-1          # CHOOSE: where your GPU quota is",
+            "  cache_stopped_nodes: false # terminate, not stop: a stopped node bills its disk",
+            "auth:",
+            "  ssh_user: ubuntu",
+            "available_node_types:",
+            "  head:                      # a small CPU machine: schedules, runs no training",
+            "    resources: {}",
+            "    node_config:",
+            "      InstanceType: m5.large",
+            "  gpu:",
+            "    min_workers: 0           # no GPU machine until the training asks for one",
+            "    max_workers: 1",
+            "    resources: {}            # Ray reads the GPUs of the instance type itself",
+            "    node_config:",
+            "      InstanceType: g5.xlarge  # CHOOSE: g5.xlarge one A10G, g6.xlarge one L4",
+            "      # InstanceMarketOptions: {MarketType: spot}  # cheaper, may be taken back",
+            "head_node_type: head",
+            "",
+        ]
+    )

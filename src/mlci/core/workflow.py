@@ -60,6 +60,14 @@ TORCH_INDEX = {
     "cpu": "https://download.pytorch.org/whl/cpu",
 }
 SETUP_MINUTES = 15  # check-out, installs and the report's upload, on top of the training
+# A training off the runner (`mlci init --gpu ray|skypilot`): the job stays on a hosted
+# runner, and its limit covers the cloud machine's start on top of the training.
+Engine = Literal["ray", "skypilot"]
+ENGINES: tuple[Engine, ...] = ("ray", "skypilot")
+PROVISION_MINUTES = 15
+# The cloud log-in of a training off the runner: an IAM role that trusts GitHub's OIDC
+# token provider, named by configuration variables (no key to store).
+CLOUD_ROLE_VARIABLES = ("MLCI_AWS_ROLE", "MLCI_AWS_REGION")
 
 
 @dataclass(frozen=True)
@@ -196,10 +204,13 @@ class WorkflowSettings:
     action_version: str | None = None  # the version comment next to the pinned action
     dvc_remote: DvcRemote = "none"
     registry_server: bool = False  # registry.tracking_uri is an MLflow server (http[s])
+    engine: Engine | None = None  # train.on: the training runs on a cloud GPU (docs/gpu.md)
     project_dir: str = ""  # the folder of mlci.yaml inside the repository ("" = the top)
     options: str = ""  # the `mlci init` options that wrote the files, for the header
 
     def __post_init__(self) -> None:
+        if self.engine is not None and self.gpu:
+            raise ValueError("a training off the runner keeps the job on a runner without a GPU")
         if self.action is not None and self.dvc_remote == "http":
             raise ValueError(
                 "an HTTP DVC remote needs DVC installed before the step that runs mlci, to "
@@ -216,7 +227,8 @@ class WorkflowSettings:
     def job_timeout_minutes(self) -> int:
         """The job's limit: the data pull's and the training's own plus set-up, so mlci's
         timeouts fire first and the report is still uploaded."""
-        return job_minutes(self.train_timeout_minutes, self.data_timeout_minutes)
+        provision = PROVISION_MINUTES if self.engine else 0
+        return job_minutes(self.train_timeout_minutes, self.data_timeout_minutes) + provision
 
     def timeout_comment(self) -> str:
         """What the job's limit is made of, for the comment beside it."""
@@ -224,7 +236,7 @@ class WorkflowSettings:
         return (
             f"train.timeout_minutes ({self.train_timeout_minutes:g})"
             f"{pull if self.data_timeout_minutes else ''} + {SETUP_MINUTES} for set-up and "
-            f"the upload"
+            f"the upload{f' + {PROVISION_MINUTES} for the cloud GPU' if self.engine else ''}"
         )
 
 
@@ -317,7 +329,7 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
             "    name: Evaluate the pull request",
             "    if: github.event_name == 'pull_request'",
         ]
-        permissions = ["      contents: read  # check out the code"]
+        permissions = ["      contents: read  # check out the code", *_oidc_permission(s)]
         if not s.fork_safe:
             permissions += [
                 "      pull-requests: write  # post the report as a comment",
@@ -337,6 +349,7 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
             ]
         permissions = [
             "      contents: read  # check out the code",
+            *_oidc_permission(s),
             "      statuses: write  # set the commit status",
         ]
     lines += [f"    runs-on: {_runs_on(s.runs_on)}"]
@@ -366,6 +379,7 @@ def _pipeline_job(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
     )
     lines += _gcp_key_step(s, pull_request=pull_request)
     lines += _ssh_key_step(s, pull_request=pull_request)
+    lines += _cloud_login(s, pull_request=pull_request)
     if s.action is None:
         lines += _install_steps(s)
         lines += _http_login_step(s, pull_request=pull_request)
@@ -416,6 +430,71 @@ def _gpu_step(s: WorkflowSettings) -> list[str]:
     return [
         _step("Show the GPU (fails at once on a runner without one)"),
         "        run: nvidia-smi",
+    ]
+
+
+def _oidc_permission(s: WorkflowSettings) -> list[str]:
+    if s.engine is None:
+        return []
+    return ["      id-token: write  # the cloud log-in (OIDC) that launches the training's GPU"]
+
+
+_ENGINE_NAMES = {"ray": "Ray", "skypilot": "SkyPilot"}
+# Without the cloud log-in: what else gives the engine its machines.
+_ENGINE_ELSEWHERE = {
+    "ray": (
+        "      # With train.ray.address (a running cluster: KubeRay, or one whose autoscaler",
+        "      # adds GPU nodes) instead of train.ray.cluster, the cluster's own credentials",
+        "      # start its GPU nodes: this step can go.",
+    ),
+    "skypilot": (
+        "      # With a team's SkyPilot API server (train.skypilot.api_server, or the variable",
+        "      # SKYPILOT_API_SERVER_ENDPOINT), the server holds the cloud credentials: this",
+        "      # step can go. On Kubernetes (infra: k8s), the kubeconfig does instead.",
+    ),
+}
+
+
+_S3_KEYS_WIN = (
+    "      # The AWS_* keys DVC gets in mlci's step take this role's place there: log DVC",
+    "      # in with a role too (above), with one role that may do both.",
+)
+
+
+def _cloud_login(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
+    """The log-in that lets the engine start the training's cloud machine: keyless (OIDC),
+    never for a pull request from a fork (no token there, and mlci launches nothing)."""
+    if s.engine is None:
+        return []
+    role, region = CLOUD_ROLE_VARIABLES
+    fork_rule = [
+        "        # A pull request from a fork gets no token: mlci launches nothing for it.",
+        "        if: github.event.pull_request.head.repo.full_name == github.repository",
+    ]
+    return [
+        f"      # {_ENGINE_NAMES[s.engine]} starts the training's cloud GPU with the AWS role",
+        "      # this step assumes (OIDC: the role trusts GitHub's token provider and may",
+        "      # start and terminate EC2 instances; no key to store; docs/gpu.md#secrets).",
+        *_ENGINE_ELSEWHERE[s.engine],
+        *(_S3_KEYS_WIN if s.dvc_remote == "s3" else ()),
+        _step("Log in to AWS for the training's cloud GPU (OIDC, no key)"),
+        *(fork_rule if pull_request else []),
+        f"        uses: {_keyless_pin('aws-actions/configure-aws-credentials')}",
+        "        with:",
+        f"          role-to-assume: ${{{{ vars.{role} }}}}  # CHOOSE: arn:aws:iam::ACCOUNT:role/X",
+        f"          aws-region: ${{{{ vars.{region} }}}}  # CHOOSE: where the GPU quota is",
+        *(_gcp_login_instead() if s.engine == "skypilot" else []),
+    ]
+
+
+def _gcp_login_instead() -> list[str]:
+    return [
+        "      # On GCP instead (workload identity federation), in place of the step above:",
+        _keyless("google-github-actions/auth"),
+        "      #   with:",
+        "      #     workload_identity_provider: projects/NUMBER/locations/global/"
+        "workloadIdentityPools/POOL/providers/PROVIDER",
+        "      #     service_account: mlci-gpu@PROJECT.iam.gserviceaccount.com",
     ]
 
 
@@ -501,8 +580,12 @@ def _login_env_and_run(
 
 
 def _keyless(action: str) -> str:
+    return f"      # - uses: {_keyless_pin(action)}"
+
+
+def _keyless_pin(action: str) -> str:
     sha, version = KEYLESS_PINS[action]
-    return f"      # - uses: {action}@{sha}  # {version}"
+    return f"{action}@{sha}  # {version}"
 
 
 def _keyless_s3(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
@@ -558,7 +641,7 @@ def _keyless_azure(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
 
 def torch_build(s: WorkflowSettings) -> str | None:
     """Which build of torch the job installs: "cuda", "cpu", or None (no torch)."""
-    if not s.torch:
+    if not s.torch or s.engine is not None:  # off the runner, the job never runs torch
         return None
     return "cuda" if s.gpu else "cpu"
 
