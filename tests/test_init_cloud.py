@@ -16,9 +16,8 @@ from mlci import git
 from mlci.commands.init import InitOptions, init_command
 from mlci.config import load_config
 from mlci.core import project, workflow
-from mlci.errors import UsageError
 from tests.conftest import CONFIG
-from tests.linters import actionlint, zizmor
+from tests.linters import actionlint, schema, zizmor
 
 WORKFLOW = Path(".github/workflows/ml-pipeline.yml")
 FORK_RULE = "github.event.pull_request.head.repo.full_name == github.repository"
@@ -119,9 +118,22 @@ def test_the_summary_says_what_to_set_up_and_a_kept_config_gets_the_keys_to_add(
     assert "on: skypilot" not in (tmp_path / "mlci.yaml").read_text()
 
 
-def test_gitlab_is_refused_for_a_cloud_gpu(tmp_path: Path) -> None:
-    options = InitOptions(forge="gitlab", gpu="ray", free_disk=False, fork_safe=False)
-    with pytest.raises(UsageError) as refused:
-        init_command(folder=tmp_path, example=None, force=False, options=options)
-    assert "--gpu ray is for GitHub Actions" in refused.value.message
-    assert not (tmp_path / "mlci.yaml").exists()
+@pytest.mark.parametrize("engine", ["ray", "skypilot"])
+def test_gitlab_logs_in_with_its_oidc_token_and_passes_its_schema(
+    tmp_path: Path, engine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git.init_repo(tmp_path)
+    options = InitOptions(forge="gitlab", gpu=engine, free_disk=False, fork_safe=False)
+    assert init_command(folder=tmp_path, example="torch", force=False, options=options) == 0
+    path = tmp_path / workflow.GITLAB_CI
+    job = yaml.safe_load(path.read_text())[".mlci"]
+
+    checked = schema("vendor.gitlab-ci", path)
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert job["id_tokens"] == {"MLCI_AWS_ID_TOKEN": {"aud": "sts.amazonaws.com"}}
+    assert job["variables"]["AWS_ROLE_ARN"] == "$MLCI_AWS_ROLE"
+    assert job["before_script"][-1] == workflow.GITLAB_TOKEN_FILE_LINE
+    assert job["timeout"] == f"{20 + workflow.SETUP_MINUTES + workflow.PROVISION_MINUTES}m"
+    assert "tags" not in job  # a shared runner: the GPU is the cloud's
+    assert "GitLab's OIDC provider" in capsys.readouterr().out

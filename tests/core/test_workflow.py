@@ -120,6 +120,9 @@ GITLAB_VARIANTS: dict[str, WorkflowSettings] = {
     ),
     "gitlab-dvc-ssh": _settings(dvc_remote="ssh"),
     "gitlab-dvc-http": _settings(dvc_remote="http"),
+    "gitlab-cloud-skypilot-dvc-s3": _settings(
+        extras=("mlflow", "dvc", "skypilot"), dvc_remote="s3", engine="skypilot"
+    ),
 }
 
 

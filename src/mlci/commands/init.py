@@ -244,7 +244,6 @@ def _check_combination(options: InitOptions) -> None:
             ("--free-disk", options.free_disk),
             ("--action", options.action),
             ("--install action", options.install == "action"),
-            (f"--gpu {gpu}", engine_of(options) is not None),
         ):
             if used:
                 raise UsageError(f"{flag} is for GitHub Actions; leave it out with --forge gitlab")
@@ -665,7 +664,7 @@ def _next_steps(plan: Plan, *, example: str | None, folder: Path) -> str:
     if settings is not None:
         gitlab = any(path.name == workflow.GITLAB_CI for path in plan.files)
         lines += _secrets_to_add(settings, gitlab=gitlab)
-        lines += _cloud_set_up(settings.engine, kept=bool(plan.kept))
+        lines += _cloud_set_up(settings.engine, kept=bool(plan.kept), gitlab=gitlab)
         lines += [describe_source(settings.source)]
         lines += [
             "Commit the workflow too; `mlci doctor` checks a runner (docs/workflows.md "
@@ -715,7 +714,7 @@ def _branch_lines(plan: Plan) -> list[str]:
     ]
 
 
-def _cloud_set_up(engine: workflow.Engine | None, *, kept: bool) -> list[str]:
+def _cloud_set_up(engine: workflow.Engine | None, *, kept: bool, gitlab: bool) -> list[str]:
     """What to set up before the first training on a cloud GPU (docs/gpu.md)."""
     if engine is None:
         return []
@@ -724,12 +723,17 @@ def _cloud_set_up(engine: workflow.Engine | None, *, kept: bool) -> list[str]:
     if kept:
         lines += ["  add to the train section of mlci.yaml (docs/gpu.md):"]
         lines += [f"    {line}" for line in project.engine_lines(engine)]
+    forge, where = (
+        ("GitLab's", "CI/CD variables (Settings > CI/CD > Variables)")
+        if gitlab
+        else ("GitHub's", "repository variables (Settings > Secrets and variables > Actions)")
+    )
     lines += [
         f"  train.storage in mlci.yaml: a bucket the runner and the cloud machine both use "
         f"(not {project.STORAGE_PLACEHOLDER})",
-        f"  an AWS IAM role that trusts GitHub's OIDC provider and may start and terminate "
-        f"EC2 instances and use that bucket: its ARN as the repository variable {role}, the "
-        f"region as {region} (Settings > Secrets and variables > Actions > Variables)",
+        f"  an AWS IAM role that trusts {forge} OIDC provider for this repository and may start "
+        f"and terminate EC2 instances and use that bucket: its ARN and region as the {where} "
+        f"{role} and {region}",
     ]
     if engine == "ray":
         lines += [

@@ -923,6 +923,7 @@ def gitlab_ci(s: WorkflowSettings) -> str:
         "#   GITLAB_TOKEN: a project access token with the api scope (CI_JOB_TOKEN cannot",
         "#     post merge-request notes)",
         *_gitlab_variables(s),
+        *_gitlab_cloud_variables(s),
         "",
         "workflow:",
         "  rules:",
@@ -942,6 +943,7 @@ def gitlab_ci(s: WorkflowSettings) -> str:
     if s.runs_on != ("ubuntu-latest",):
         tags = ", ".join(_scalar(t) for t in s.runs_on if t != "self-hosted")
         lines += [f"  tags: [{tags}]  # a runner with a GPU"]
+    lines += _gitlab_cloud_login(s)
     lines += [
         "  cache:",
         "    key: pip",
@@ -958,6 +960,8 @@ def gitlab_ci(s: WorkflowSettings) -> str:
         lines += [f"    - {_item(_project_requirements(s))}"]
     login = SSH_LOGIN if s.dvc_remote == "ssh" else HTTP_LOGIN if s.dvc_remote == "http" else ()
     lines += [f"    - {_item(line)}" for line in login]
+    if s.engine is not None:
+        lines += [f"    - {_item(GITLAB_TOKEN_FILE_LINE)}"]
     lines += [
         "  artifacts:",
         "    when: always  # the report, also when a step failed",
@@ -1006,6 +1010,46 @@ def _gitlab_variables(s: WorkflowSettings) -> list[str]:
         *writers,
         "# For merge requests, not protected: read-only credentials (docs/security.md):",
         *readers,
+    ]
+
+
+# GitLab's OIDC token for AWS, in the file boto3 reads (AssumeRoleWithWebIdentity, as the
+# engines' AWS clients do by themselves with AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE).
+GITLAB_TOKEN_FILE_LINE = (
+    '(umask 077 && printf \'%s\' "$MLCI_AWS_ID_TOKEN" > "$AWS_WEB_IDENTITY_TOKEN_FILE")'
+)
+
+
+def _gitlab_cloud_variables(s: WorkflowSettings) -> list[str]:
+    if s.engine is None:
+        return []
+    role, region = CLOUD_ROLE_VARIABLES
+    return [
+        f"# For the training's cloud GPU ({_ENGINE_NAMES[s.engine]}; docs/gpu.md), not secret:",
+        f"#   {role}: the ARN of an AWS role that trusts this GitLab's OIDC provider for this",
+        "#     project only (a fork's merge request is then refused, and mlci launches",
+        "#     nothing for it) and may start and terminate EC2 instances",
+        f"#   {region}: where the GPU quota is, e.g. us-east-1",
+        *(
+            ["#   (DVC's AWS_* keys, where set, take the role's place: give DVC the role too)"]
+            if s.dvc_remote == "s3"
+            else []
+        ),
+    ]
+
+
+def _gitlab_cloud_login(s: WorkflowSettings) -> list[str]:
+    if s.engine is None:
+        return []
+    role, region = CLOUD_ROLE_VARIABLES
+    return [
+        "  id_tokens:  # the cloud log-in (OIDC, no key) that launches the training's GPU",
+        "    MLCI_AWS_ID_TOKEN:",
+        "      aud: sts.amazonaws.com",
+        "  variables:",
+        f"    AWS_ROLE_ARN: ${role}",
+        f"    AWS_DEFAULT_REGION: ${region}",
+        "    AWS_WEB_IDENTITY_TOKEN_FILE: /tmp/mlci-aws-token",
     ]
 
 
