@@ -89,7 +89,10 @@ def test_a_forks_pull_request_is_judged_on_the_outputs_it_has_without_training(
     assert "training with" not in log  # the training command never ran
     assert REFUSED in log
     assert REFUSED in (project.out / "report.md").read_text()
-    assert json.loads((project.out / "gate.json").read_text())["metrics"]["accuracy"] == 0.91
+    assert "- Training: python train.py (not run)" in (project.out / "report.md").read_text()
+    gate = json.loads((project.out / "gate.json").read_text())
+    assert gate["metrics"]["accuracy"] == 0.91
+    assert REFUSED in gate["training"]["skipped"]
 
 
 def test_a_forks_pull_request_without_outputs_fails_as_for_missing_files(
@@ -103,6 +106,8 @@ def test_a_forks_pull_request_without_outputs_fails_as_for_missing_files(
     assert outcome.report.error_stage == "evaluate"
     assert "training with" not in log and REFUSED in log
     assert "metrics.json" in (outcome.report.error or "")
+    assert REFUSED in (project.out / "report.md").read_text()  # why it is missing
+    assert REFUSED in (project.out / "report.html").read_text()
 
 
 def test_the_registry_version_records_where_the_training_ran(

@@ -488,6 +488,7 @@ def test_json_has_the_documented_keys() -> None:
         "where": None,
         "stopped_by": None,
         "reused": False,
+        "skipped": None,
     }
     assert data["training"]["device"]["summary"] == (
         "NVIDIA H200 (140.4 GiB); driver 580.159.03, CUDA 13.0; peak memory 2.1 GiB; "

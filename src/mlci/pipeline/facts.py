@@ -53,6 +53,7 @@ class Training:
     device: DeviceInfo | None = None
     where: Where | None = None  # off the runner (train.on: ray | skypilot): the engine's word
     reused: str | None = None  # what `dvc repro` reused instead of training
+    skipped: str | None = None  # why the command was not run (pipeline/offrunner.py)
     notes: tuple[str, ...] = ()
     failure: MlciError | None = None
 
@@ -160,6 +161,7 @@ class Facts:
             baseline_data=self.data.baseline,
             data_pull=self.data.pull,
             training_reused=training.reused,
+            training_skipped=training.skipped,
             flipped=self.flipped,
         )
 

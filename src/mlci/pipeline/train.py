@@ -50,7 +50,7 @@ def train(
     training = Training(command=_shown(settings.command))
     if (refused := launch_refused(config, source)) is not None:
         console.warn(refused)
-        return replace(training, notes=(refused,))
+        return replace(training, skipped=refused)
     try:
         monitor = Monitor(settings.device, env, cwd=config.root)
     except MlciError as exc:

@@ -77,6 +77,8 @@ def render_html(report: ReportInput) -> str:
         body += ["<h2>Other metrics (not gated)</h2>", _html_table(other)]
     if report.training_reused and report.error is None:
         body.append(f'<p class="note">{esc(report.training_reused)}</p>')
+    if report.training_skipped:
+        body.append(f'<p class="note">{esc(report.training_skipped)}</p>')
     data = data_table(report)
     if data is not None:
         table, summary = data

@@ -62,6 +62,7 @@ def render_json(report: ReportInput) -> dict[str, object]:
             "where": None if report.where is None else report.where.to_json(),
             "stopped_by": report.stopped_by,
             "reused": report.training_reused is not None,
+            "skipped": report.training_skipped,
         },
         "data": _data_json(report),
         "flipped": _flipped_json(report),

@@ -111,6 +111,8 @@ def _markdown(report: ReportInput, omit: set[str]) -> str:
             parts += _md_details("Other metrics (not gated)", _markdown_table(other))
     if report.training_reused and report.error is None:
         parts += [f"♻️ {md_text(report.training_reused)}", ""]
+    if report.training_skipped:
+        parts += [f"⏭️ {md_text(report.training_skipped)}", ""]
     data = data_table(report)
     if data is not None:
         table, summary = data

@@ -112,6 +112,7 @@ class ReportInput:
     baseline_data: Mapping[str, str] | None = None  # None: the baseline's are unknown
     data_pull: str | None = None  # what `dvc pull` did, one line
     training_reused: str | None = None  # "training reused from cache: ..." (dvc repro)
+    training_skipped: str | None = None  # why the command did not run (a fork, off the runner)
     sections: tuple[ReportSection, ...] = ()  # report.sections, in the order listed
     flipped: Flipped | None = None  # the rows the change broke and fixed (core/flipped.py)
 
@@ -393,6 +394,7 @@ def run_details(report: ReportInput) -> list[str]:
     if report.training_command is not None:
         took = f", {report.training_seconds:.1f} s" if report.training_seconds is not None else ""
         reused = f" ({report.training_reused})" if report.training_reused else ""
+        reused = " (not run)" if report.training_skipped else reused
         lines.append(f"Training: {report.training_command}{took}{reused}")
     if report.device is not None:
         lines.append(f"Device: {report.device.describe()}")
