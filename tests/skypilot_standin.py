@@ -82,6 +82,9 @@ class SkyPilotStandIn:
         self.jobs: dict[int, Job] = {}  # managed jobs
         self._requests: dict[str, dict[str, Any]] = {}
         self._downed: list[Job] = []
+        self.provision_s = 0.0  # how long a launch takes to bring its machine up
+        self.started: list[Job] = []  # every job that ran
+        self._gone: set[str] = set()  # clusters taken down, maybe while still launching
         self._blobs: dict[str, bytes] = {}
         self._next_job = 1
         self._lock = threading.Lock()
@@ -125,6 +128,11 @@ class SkyPilotStandIn:
         threading.Thread(target=run, daemon=True).start()
         return request_id
 
+    def settle(self) -> None:
+        """Wait for every request to end."""
+        for record in list(self._requests.values()):
+            record["done"].wait(60)
+
     def payload(self, request_id: str) -> tuple[int, dict[str, Any]]:
         record = self._requests[request_id]
         record["done"].wait(60)
@@ -158,6 +166,11 @@ class SkyPilotStandIn:
     # -- the "cloud" -------------------------------------------------------------------
 
     def start(self, dag_yaml: str, blob_id: str | None, name: str, managed: bool) -> Job:
+        time.sleep(self.provision_s)
+        if name in self._gone:
+            from sky import exceptions
+
+            raise exceptions.ClusterDoesNotExist(f"Cluster {name!r} was torn down while launching")
         documents = [d for d in yaml.safe_load_all(dag_yaml) if d and "run" in d]
         task = documents[0]
         with self._lock:
@@ -178,6 +191,7 @@ class SkyPilotStandIn:
         )  # fmt: skip
         job.status = "RUNNING"
         threading.Thread(target=_read, args=(job,), daemon=True).start()
+        self.started.append(job)
         if managed:
             self.jobs[job.job_id] = job
         else:
@@ -402,6 +416,7 @@ def _cancel(handler: _Handler, body: dict[str, Any]) -> None:
 
 
 def _down(handler: _Handler, body: dict[str, Any]) -> None:
+    handler.standin._gone.add(body["cluster_name"])
     job = handler.standin.clusters.pop(body["cluster_name"], None)
     if job is not None:
         handler.standin.cancel(job)

@@ -199,6 +199,24 @@ def test_stop_cancels_the_job_and_teardown_takes_the_cluster_down(
     assert engine.launched() == []
 
 
+def test_a_run_stopped_while_its_cluster_is_launching_ends_stopped_and_never_trains(
+    project: Path, standin: SkyPilotStandIn
+) -> None:
+    standin.provision_s = 1.0
+    engine = SkyPilotEngine(SkyPilotConfig(api_server=standin.url))
+    engine.launch(plan(project))
+    engine.stop()  # no job to cancel yet: the cluster goes down
+    engine.teardown()
+    lines, end = run_to_end(engine)
+    assert (end.state, lines) == ("stopped", [])
+    # The launch then fails (its cluster is gone): still stopped, not an error of its own.
+    standin.settle()
+    for _ in range(20):
+        assert engine.poll().state == "stopped"
+        time.sleep(0.05)
+    assert "/down" in standin.paths() and standin.started == []
+
+
 def test_spot_runs_as_a_managed_job_and_stop_cancels_it(
     project: Path, standin: SkyPilotStandIn
 ) -> None:
@@ -241,3 +259,16 @@ def test_an_api_server_that_is_not_running_is_an_external_error_naming_the_fix(
     assert "no SkyPilot API server answered" in message
     assert "sky api start" in message and ENDPOINT_ENV in message
     assert "hunter2-secret" not in message + "".join(capsys.readouterr())
+
+
+def test_a_login_for_the_api_server_never_goes_over_plain_http_to_another_machine(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENDPOINT_ENV, "http://127.0.0.1:1")  # restored after the test
+    url = "http://ci-bot:hunter2-secret@skypilot.example.com:46580"
+    engine = SkyPilotEngine(SkyPilotConfig(api_server=url))
+    with pytest.raises(
+        ExternalError, match=r"use an https:// URL in train\.skypilot\.api_server"
+    ) as refused:
+        engine.launch(plan(project))
+    assert "hunter2-secret" not in refused.value.message

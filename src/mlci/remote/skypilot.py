@@ -23,11 +23,12 @@ import shlex
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlci.config import Resources, SkyPilotConfig
-from mlci.core.redact import redact_url
+from mlci.core.redact import plain_http_refusal, redact_url
 from mlci.errors import ExternalError, UsageError
 from mlci.remote.base import NAME_PREFIX, Launched, Plan, Progress, State, Where
 
@@ -119,6 +120,7 @@ class SkyPilotEngine:
         self._exit_code: int | None = None
         self._failure: ExternalError | None = None
         self._started = time.monotonic()
+        self._ended: float | None = None
         self._follower: threading.Thread | None = None
         self._stopped = False
         self._down = False
@@ -157,20 +159,22 @@ class SkyPilotEngine:
 
     def poll(self) -> Progress:
         """The lines streamed since the last poll; the state, and the exit code at the end."""
+        # The state first: the follower queues every line before it sets a final one.
+        state, exit_code, failure = self._state, self._exit_code, self._failure
         lines: list[str] = []
         with contextlib.suppress(queue.Empty):
             while True:
                 lines.append(self._lines.get_nowait())
-        if self._failure is not None and not lines:
-            raise self._failure
-        return Progress(tuple(lines), self._state, self._exit_code)
+        if failure is not None and not lines:
+            raise failure
+        return Progress(tuple(lines), state, exit_code)
 
     def stop(self) -> None:
         """Cancel the job (idempotent)."""
         if self._run_id is None or self._stopped or self._state in _FINAL:
             return
         self._stopped = True
-        run_id = self._run_id
+        run_id = self._run_id  # no job yet (still launching): teardown takes the cluster down
         if self.managed:
             self._call("cancel", lambda: _sky().jobs.cancel(name=run_id))
         elif self._job_id is not None:
@@ -192,7 +196,7 @@ class SkyPilotEngine:
 
     def where(self) -> Where:
         """Cloud, region, instance and price as SkyPilot's status reports them."""
-        minutes = (time.monotonic() - self._started) / 60
+        minutes = ((self._ended or time.monotonic()) - self._started) / 60
         run_id = self._run_id
         if run_id is None:
             return Where(engine=self.name)
@@ -257,8 +261,12 @@ class SkyPilotEngine:
                     self._lines.put(line)
             self._state = self._final()
         except ExternalError as error:
-            self._failure = error
-            self._state = "failed"
+            # Stopped while launching, the cluster taken down under it: no failure of its own.
+            if not self._stopped:
+                self._failure = error
+            self._state = "stopped" if self._stopped else "failed"
+        finally:
+            self._ended = time.monotonic()
 
     def _stream(self, request: Any) -> Iterator[str]:
         sky = _sky()
@@ -345,8 +353,17 @@ class SkyPilotEngine:
         common.get_server_url.cache_clear()
         common.is_api_server_local.cache_clear()
         endpoint = os.environ.get(ENDPOINT_ENV)
-        if endpoint is not None:
-            _check_server(endpoint)
+        if endpoint is None:
+            return
+        if urllib.parse.urlsplit(endpoint).password is not None:
+            refusal = plain_http_refusal(
+                endpoint,
+                "the SkyPilot API server's login",
+                f"train.skypilot.api_server or {ENDPOINT_ENV}",
+            )
+            if refusal is not None:
+                raise ExternalError(refusal)
+        _check_server(endpoint)
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
         try:
