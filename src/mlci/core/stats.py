@@ -29,9 +29,9 @@ Intervals, per metric:
   draw of n rows over the table's cells, which has the same distribution as resampling
   the rows and costs nothing per row, and only each class's true positives, rows and
   predicted rows are summed from it. Macro averages count, in each resample, the classes
-  present in that resample, as sklearn would on those rows. Above (many classes
-  on many rows; a paired 10-class table has at most 1,000 cells), a normal interval with the delta method's
-  variance (`"normal (influence function)"`): each metric is a smooth function of the
+  present in that resample, as sklearn would on those rows. Above (many classes on
+  many rows; a paired 10-class table has at most 1,000 cells), a normal interval with the
+  delta method's variance (`"normal (influence function)"`): each metric is a smooth function of the
   per-class counts, so a row's influence depends only on its cell and the variance is a
   sum over the cells; the classes averaged are those of the whole table. In simulation
   (benchmarks/coverage.py) both hold the true value 94-96% of the time.
@@ -350,8 +350,12 @@ def count_table(
 ) -> CountTable:
     """The table of rows whose labels, as indices into `classes`, are `true`, `pred` and,
     for a paired table, `base` (the baseline's)."""
-    ones = np.ones(len(true), dtype=np.int64)
-    return _merged(CountTable(classes, true, pred, ones, base))
+    k = len(classes)
+    keys = true.astype(np.int64) * k + pred
+    if base is not None:
+        keys = keys * k + base
+    cells, counts = _cell_counts(keys, k**2 if base is None else k**3)
+    return _decoded(classes, cells, counts, paired=base is not None)
 
 
 def count_intervals(
@@ -389,9 +393,14 @@ def _merged(table: CountTable) -> CountTable:
         return table
     cells, inverse = np.unique(keys, return_inverse=True)
     counts = np.bincount(inverse, weights=table.counts, minlength=len(cells)).astype(np.int64)
-    if table.base is None:
-        return CountTable(table.classes, cells // k, cells % k, counts)
-    return CountTable(table.classes, cells // (k * k), (cells // k) % k, counts, cells % k)
+    return _decoded(table.classes, cells, counts, paired=table.base is not None)
+
+
+def _decoded(classes: Array, cells: IntArray, counts: IntArray, *, paired: bool) -> CountTable:
+    k = len(classes)
+    if not paired:
+        return CountTable(classes, cells // k, cells % k, counts)
+    return CountTable(classes, cells // (k * k), (cells // k) % k, counts, cells % k)
 
 
 def _table_classes(table: CountTable, pred: IntArray) -> list[tuple[int, str]]:
@@ -485,29 +494,45 @@ def _table_bootstrap(
     resamples: int,
     seed: int,
 ) -> dict[str, FloatArray]:
-    """Every metric (or paired difference) of each resampled table: only the per-class
-    counts are summed from the redrawn cells, 3k numbers per model, not the k x k table."""
-    k = table.k
+    """Every metric (or paired difference) of each resampled table. Each model's cells are
+    summed into its own non-empty (true, predicted) pairs, and those into each class's
+    counts: 3k numbers per model and resample, never a k x k table."""
+    first = _Pairs.of(table.true, table.pred, table.k)
+    second = None if table.base is None else _Pairs.of(table.true, table.base, table.k)
 
     def metrics(draws: IntArray) -> dict[str, FloatArray]:
-        true = _scatter(draws, table.true, k)
-        first = _count_metrics(_drawn_counts(draws, table.true, table.pred, true), ours)
-        if table.base is None or theirs is None:
-            return first
-        second = _count_metrics(_drawn_counts(draws, table.true, table.base, true), theirs)
-        return {name: first[name] - second[name] for name in first if name in second}
+        mine = _count_metrics(first.counts(draws), ours)
+        if second is None or theirs is None:
+            return mine
+        other = _count_metrics(second.counts(draws), theirs)
+        return {name: mine[name] - other[name] for name in mine if name in other}
 
-    return _resample_table(table.counts, metrics, width=3 * k, resamples=resamples, seed=seed)
+    return _resample_table(table.counts, metrics, width=3 * table.k, resamples=resamples, seed=seed)
 
 
-def _drawn_counts(
-    draws: IntArray, true: IntArray, pred: IntArray, support: FloatArray
-) -> _ClassCounts:
-    k = support.shape[1]
-    right = true == pred
-    return _ClassCounts(
-        _scatter(draws[:, right], true[right], k), support, _scatter(draws, pred, k)
-    )
+@dataclass(frozen=True)
+class _Pairs:
+    """One model's non-empty (true, predicted) pairs, and each cell's pair."""
+
+    true: IntArray
+    pred: IntArray
+    of_cell: IntArray
+    k: int
+
+    @classmethod
+    def of(cls, true: IntArray, pred: IntArray, k: int) -> _Pairs:
+        pairs, of_cell = np.unique(true * k + pred, return_inverse=True)
+        return cls(pairs // k, pairs % k, of_cell, k)
+
+    def counts(self, draws: IntArray) -> _ClassCounts:
+        """Each resample's per-class counts from its cell counts (b, cells)."""
+        summed = _scatter(draws, self.of_cell, len(self.true))
+        right = self.true == self.pred
+        return _ClassCounts(
+            _scatter(summed[:, right], self.true[right], self.k),
+            _scatter(summed, self.true, self.k),
+            _scatter(summed, self.pred, self.k),
+        )
 
 
 def _resample_table(
@@ -539,7 +564,7 @@ def _resample_table(
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
-def _scatter(draws: IntArray, targets: IntArray, width: int) -> FloatArray:
+def _scatter(draws: IntArray | FloatArray, targets: IntArray, width: int) -> FloatArray:
     """Sum each resample's cell counts into `width` target cells: (b, cells) -> (b, width)."""
     size = draws.shape[0]
     flat = (np.arange(size)[:, None] * width + targets[None, :]).ravel()
