@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from benchmarks.coverage import Setting, coverage, dataset
 
+from mlci.core import stats
 from mlci.core.stats import (
     INFLUENCE,
     CountMethod,
@@ -16,6 +17,7 @@ from mlci.core.stats import (
     count_table,
     metric_intervals,
     paired_difference_intervals,
+    slice_estimates,
 )
 
 
@@ -110,3 +112,33 @@ def test_coverage_of_95_percent_intervals(
 
     for name, share in shares.items():
         assert 0.9 <= share <= 0.985, (name, share)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_slice_standard_errors_of_a_large_table_agree_with_the_jackknife(
+    paired: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    true, candidate, baseline = dataset(np.random.default_rng(6), 20, 12_000)
+    codes = np.random.default_rng(7).integers(0, 3, 12_000)
+    metrics = ("accuracy", "f1_macro", "recall_weighted", "precision.4", "f1.7")
+    args = (
+        predictions(true, candidate, 20),
+        predictions(true, baseline, 20) if paired else None,
+        "classification",
+        codes,
+        3,
+        metrics,
+    )
+    jackknife = slice_estimates(*args)
+    monkeypatch.setattr(stats, "BOOTSTRAP_MAX_CELLS", 0)  # every table counts as large
+    influence = slice_estimates(*args)
+
+    assert set(influence) == set(metrics)
+    for name in metrics:
+        expected, found = jackknife[name], influence[name]
+        assert found.value == pytest.approx(expected.value)
+        assert found.value_se == pytest.approx(expected.value_se, rel=0.05)
+        if paired:
+            assert found.change_se == pytest.approx(expected.change_se, rel=0.05)
+        else:
+            assert found.change_se is None

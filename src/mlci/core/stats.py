@@ -581,22 +581,31 @@ def _influence_intervals(
     theirs: list[tuple[int, str]] | None,
     confidence: float,
 ) -> dict[str, Interval]:
-    """Normal intervals with the delta method's variance. Each metric is a smooth function
-    of the per-class counts, so a row's influence on it depends only on the row's cell:
-    the variance is a sum over the non-empty cells, not over rows or resamples."""
+    """Normal intervals with the delta method's variance (`_influence_spreads`)."""
+    values, spreads = _influence_spreads(table, ours, theirs)
+    bounds = (0.0, 1.0) if table.base is None else (-1.0, 1.0)
+    return {
+        name: _normal(values[name], spread, confidence, bounds, INFLUENCE)
+        for name, spread in spreads.items()
+    }
+
+
+def _influence_spreads(
+    table: CountTable, ours: list[tuple[int, str]], theirs: list[tuple[int, str]] | None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each metric's value (of a paired table: the difference) and standard error. Each
+    metric is a smooth function of the per-class counts, so a row's influence on it
+    depends only on the row's cell: the variance is a sum over the non-empty cells, not
+    over rows or resamples."""
     first = _class_counts(table, table.pred)
     values = _values(first, ours)
     gradients = _count_gradients(first, ours)
-    bounds = (0.0, 1.0)
-    second: dict[str, float] = {}
     other: dict[str, _Gradient] = {}
     if table.base is not None and theirs is not None:
         counts = _class_counts(table, table.base)
-        second, other, bounds = (
-            _values(counts, theirs),
-            _count_gradients(counts, theirs),
-            (-1.0, 1.0),
-        )
+        second = _values(counts, theirs)
+        values = {name: value - second[name] for name, value in values.items() if name in second}
+        other = _count_gradients(counts, theirs)
     base = table.pred if table.base is None else table.base
     spreads = {}
     for name, gradient in gradients.items():
@@ -606,12 +615,7 @@ def _influence_intervals(
                 spreads[f"{name}{label}"] = float(family[index])
         elif table.base is None or name in other:
             spreads[name] = _spread(table, base, gradient, other.get(name))
-    intervals = {}
-    for name, spread in spreads.items():
-        if name in values and (table.base is None or name in second):
-            value = values[name] - second.get(name, 0.0)
-            intervals[name] = _normal(value, spread, confidence, bounds, INFLUENCE)
-    return intervals
+    return values, {name: spread for name, spread in spreads.items() if name in values}
 
 
 def _values(counts: _ClassCounts, per_class: list[tuple[int, str]]) -> dict[str, float]:
@@ -996,6 +1000,10 @@ def _slice_counts(
     base_cells = cells % k
     rest = cells // k
     cand_cells, true_cells, cell_slice = rest % k, (rest // k) % k, rest // (k * k)
+    if len(cells) > BOOTSTRAP_MAX_CELLS:
+        table = CountTable(classes, true_cells, cand_cells, counts, base_cells)
+        paired = baseline is not None
+        return _slice_influence_counts(table, cell_slice, slices, per_class, metrics, paired)
     ours = _slice_tables(cell_slice, true_cells, cand_cells, counts, slices, k)
     theirs = _slice_tables(cell_slice, true_cells, base_cells, counts, slices, k)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -1019,6 +1027,63 @@ def _slice_counts(
             full[name], value_se, full_base[name], _jackknife_se(change, counts, cell_slice, rows)
         )
     return found
+
+
+def _slice_influence_counts(
+    table: CountTable,
+    cell_slice: IntArray,
+    slices: int,
+    per_class: list[tuple[int, str]],
+    metrics: tuple[str, ...],
+    paired: bool,
+) -> dict[str, SliceEstimates]:
+    """Per-slice values, and standard errors from the influence function (as
+    `count_intervals` above `BOOTSTRAP_MAX_CELLS`): for tables too large for a jackknife,
+    whose cost grows with cells x classes."""
+    assert table.base is not None
+    ours = _slice_class_counts(table, table.pred, cell_slice, slices)
+    theirs = _slice_class_counts(table, table.base, cell_slice, slices)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        full, full_base = _count_metrics(ours, per_class), _count_metrics(theirs, per_class)
+    wanted = [name for name in metrics if name in full]
+    value_se = {name: np.full(slices, np.nan) for name in wanted}
+    change_se = {name: np.full(slices, np.nan) for name in wanted}
+    for index in range(slices):
+        here = cell_slice == index
+        if not here.any():
+            continue
+        labels = (table.classes, table.true[here], table.pred[here], table.counts[here])
+        alone = _merged(CountTable(*labels))
+        _, spreads = _influence_spreads(alone, _table_classes(alone, alone.pred), None)
+        changes: dict[str, float] = {}
+        if paired:
+            base = table.base[here]
+            both = CountTable(*labels, base)
+            pair = (_table_classes(both, both.pred), _table_classes(both, base))
+            _, changes = _influence_spreads(both, *pair)
+        for name in wanted:
+            value_se[name][index] = spreads.get(name, 0.0)
+            change_se[name][index] = changes.get(name, 0.0)
+    return {
+        name: SliceEstimates(full[name], value_se[name])
+        if not paired
+        else SliceEstimates(full[name], value_se[name], full_base[name], change_se[name])
+        for name in wanted
+    }
+
+
+def _slice_class_counts(
+    table: CountTable, pred: IntArray, cell_slice: IntArray, slices: int
+) -> _ClassCounts:
+    """Each slice's per-class counts, shape (slices, k)."""
+    k, weights = table.k, table.counts.astype(np.float64)
+    right = table.true == pred
+    width = slices * k
+    return _ClassCounts(
+        _sums((cell_slice * k + table.true)[right], weights[right], width).reshape(slices, k),
+        _sums(cell_slice * k + table.true, weights, width).reshape(slices, k),
+        _sums(cell_slice * k + pred, weights, width).reshape(slices, k),
+    )
 
 
 def _cell_counts(joint: IntArray, width: int) -> tuple[IntArray, IntArray]:
