@@ -1,4 +1,4 @@
-"""Paired intervals of count-based classification metrics: mlci against the k x k path and a naive loop.
+"""Paired intervals of count-based metrics: mlci against its old k x k path and a naive loop.
 
 Run from the repository root with the Python that has mlci and scikit-learn installed:
 
