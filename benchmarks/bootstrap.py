@@ -1,8 +1,9 @@
-"""Paired bootstrap intervals of count-based classification metrics: mlci against the naive loop.
+"""Paired intervals of count-based metrics: mlci against its old k x k path and a naive loop.
 
 Run from the repository root with the Python that has mlci and scikit-learn installed:
 
     .venv/bin/python benchmarks/bootstrap.py [--rows 1000000] [--classes 10] [--resamples 2000]
+    .venv/bin/python benchmarks/bootstrap.py --classes 1000   # many classes
 
 It makes synthetic labels (the candidate right 80% of the time, the baseline 78%, their
 mistakes correlated) and times:
@@ -10,11 +11,15 @@ mistakes correlated) and times:
 - mlci: `paired_difference_intervals` on the two models' predictions without probabilities,
   which gives a paired interval for every count-based metric (accuracy, balanced accuracy,
   precision, recall and F1 averaged three ways and per class): the median of --repeat runs.
+- k x k: mlci's bootstrap as it was until 2026-12 (each resample's cells summed into the
+  candidate's and the baseline's k x k confusion tables, then every metric from those):
+  only --kxk-resamples resamples are timed; the total is extrapolated to --resamples. With
+  many classes mlci now uses the influence function instead (the method is printed).
 - naive: per resample, draw row indices with numpy and call sklearn's `accuracy_score` and
   `f1_score(average="macro")` for both models (two metrics, not all of them). Only
   --naive-resamples resamples are timed; the total is extrapolated to --resamples.
 
-It prints both times, their ratio (naive / mlci) and the peak memory of the mlci path
+It prints the times, their ratios (naive / mlci, k x k / mlci) and the peak memory of the mlci path
 (numpy's allocations as tracemalloc sees them). It asserts nothing.
 """
 
@@ -32,6 +37,7 @@ import numpy as np
 import sklearn
 from sklearn.metrics import accuracy_score, f1_score
 
+from mlci.core import stats
 from mlci.core.intervals import Interval
 from mlci.core.stats import paired_difference_intervals
 from mlci.predictions import Predictions
@@ -77,6 +83,28 @@ def peak_memory_mlci(candidate: Predictions, baseline: Predictions, resamples: i
     return peak
 
 
+def time_kxk(candidate: Predictions, baseline: Predictions, resamples: int) -> float:
+    """Seconds for `resamples` resamples of the joint table, scattered into k x k tables."""
+    classes = np.union1d(candidate.y_true, np.union1d(candidate.y_pred, baseline.y_pred))
+    k = len(classes)
+    cells, counts = np.unique(
+        (candidate.y_true * k + candidate.y_pred) * k + baseline.y_pred, return_counts=True
+    )
+    ours = [(index, str(index)) for index in range(k)]
+    rng = np.random.default_rng(0)
+    started = time.perf_counter()
+    chunk = max(1, (1 << 22) // max(len(cells), k * k))
+    for done in range(0, resamples, chunk):
+        draws = rng.multinomial(
+            len(candidate), counts / len(candidate), min(chunk, resamples - done)
+        )
+        first = stats._scatter(draws, cells // k, k * k).reshape(-1, k, k)
+        second = stats._scatter(draws, (cells // (k * k)) * k + cells % k, k * k)
+        stats._confusion_metrics(first, ours)
+        stats._confusion_metrics(second.reshape(-1, k, k), ours)
+    return time.perf_counter() - started
+
+
 def time_naive(candidate: Predictions, baseline: Predictions, resamples: int) -> float:
     """Seconds for `resamples` resamples of the naive loop (accuracy and macro F1 of both)."""
     rng = np.random.default_rng(0)
@@ -100,13 +128,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--naive-resamples", type=int, default=10, help="timed, then scaled")
+    parser.add_argument("--kxk-resamples", type=int, default=20, help="timed, then scaled")
     parser.add_argument("--repeat", type=int, default=3, help="runs of mlci (median)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     candidate, baseline = synthetic(args.rows, args.classes, args.seed)
     mlci_seconds, intervals = time_mlci(candidate, baseline, args.resamples, args.repeat)
+    accuracy = intervals["accuracy"]
     peak = peak_memory_mlci(candidate, baseline, args.resamples)
+    kxk_sample = time_kxk(candidate, baseline, args.kxk_resamples)
+    kxk_seconds = kxk_sample / args.kxk_resamples * args.resamples
     naive_sample = time_naive(candidate, baseline, args.naive_resamples)
     naive_seconds = naive_sample / args.naive_resamples * args.resamples
 
@@ -114,11 +146,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Python {platform.python_version()}, numpy {np.__version__}, "
         f"scikit-learn {sklearn.__version__}"
     )
-    accuracy = intervals["accuracy"]
     print(f"{args.rows:,} rows, {args.classes} classes, {args.resamples:,} resamples ({versions})")
     print(
         f"mlci, paired intervals of {len(intervals)} count-based metrics: "
-        f"{mlci_seconds:.3f} s (median of {args.repeat})"
+        f"{mlci_seconds:.3f} s (median of {args.repeat}, {accuracy.method})"
+    )
+    print(
+        f"k x k tables per resample (mlci until 2026-12): {kxk_seconds:.1f} s "
+        f"(extrapolated from {args.kxk_resamples} resamples: {kxk_sample:.2f} s), "
+        f"ratio {kxk_seconds / mlci_seconds:,.0f}x"
     )
     print(
         f"naive, accuracy and macro F1 only: {naive_seconds:.1f} s "

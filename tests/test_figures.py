@@ -155,3 +155,28 @@ def test_without_plots_the_markdown_does_not_promise_an_image() -> None:
     assert figure.pngs == ()
     assert "report.html" not in figure.markdown
     assert "| 0 | " in figure.markdown
+
+
+def test_a_confusion_matrix_of_many_classes_shows_those_that_changed_and_sums_the_rest() -> None:
+    labels = [f"c{index}" for index in range(60)]
+    rng = np.random.default_rng(7)
+    true = rng.integers(0, 60, 6000)
+    base = np.where(rng.random(6000) < 0.9, true, rng.integers(0, 60, 6000))
+    cand = np.where(true == 17, 33, base)  # the candidate now calls every c17 a c33
+    names = np.asarray(labels)
+    candidate = Predictions(names[true], names[cand], None, tuple(labels), None)
+    baseline = Predictions(names[true], names[base], None, tuple(labels), None)
+    config = parse_config(CONFIG + "report: {plots: false}\n", root=Path("/project"))
+
+    (figure,) = [f for f in build_figures(config, candidate, baseline)[0] if f.key != "roc"]
+
+    counts = figure.markdown.split("\n\n")[0].splitlines()
+    assert counts[0].split(" | ")[-1] == "40 other classes |"
+    assert len(counts) == 2 + 21  # 20 classes and the others
+    assert {"c17", "c33"} <= set(counts[0].split(" | "))
+    assert figure.caption.startswith("20 of 60 classes shown")
+    (row,) = [line for line in counts if line.startswith("| c17 |")]
+    assert "**0 (" in row  # none right any more
+    assert sum(int(cell.split(" (")[0].strip(" *")) for cell in row.split(" | ")[1:]) == (
+        np.count_nonzero(true == 17)
+    )

@@ -172,6 +172,28 @@ def test_markdown_gate_table_shows_values_change_rule_and_verdict() -> None:
     assert cells(row_for(markdown, "| log\\_loss |"))[-1].strip().startswith("**warn**: ")
 
 
+def test_a_thousand_classes_metrics_show_the_most_changed_and_say_how_many_are_left_out() -> None:
+    per_class = {f"f1.{label}": 0.8 for label in range(1000)}
+    baseline = Baseline("file", "baseline.json", {**BASELINE.metrics, **per_class})
+    candidate = {**CANDIDATE, **per_class, "f1.417": 0.7, "f1.12": 0.85}
+    report = ReportInput(
+        model="imagenet",
+        gate=evaluate_gate(RULES, candidate, baseline),
+        candidate=candidate,
+        metric_sources=dict.fromkeys(candidate, "metrics.json"),
+    )
+
+    markdown, page = render_markdown(report), render_html(report)
+
+    other = markdown.split("Other metrics (not gated)")[1].split("</details>")[0]
+    names = [cells(row)[0].strip() for row in table_rows(other)[2:]]
+    assert len(names) == 50
+    assert {"f1.417", "f1.12", "precision", "model\\_type", "train.seconds"} <= set(names)
+    note = "953 more metrics with a dot in their name (per class) are left out"
+    assert note in other and note in page
+    assert "f1.999" not in markdown and "f1.999" in render_json(report)["metrics"]
+
+
 def test_markdown_other_metrics_table_lists_the_ungated_ones() -> None:
     markdown = render_markdown(failing_report())
 

@@ -21,12 +21,21 @@ Point values follow scikit-learn's definitions (the tests compare them with skle
 
 Intervals, per metric:
 
-- Count-based classification metrics: percentile bootstrap (`"bootstrap"`). They depend on
-  the rows only through the confusion table, so a resample is a multinomial draw of n rows
-  over the table's cells, which has the same distribution as resampling the rows and costs
-  nothing per row. A paired difference redraws the joint table of (true label, candidate's
-  label, baseline's label): k³ cells. Macro averages count, in each resample, the classes
-  present in that resample, as sklearn would on those rows.
+- Count-based classification metrics depend on the rows only through the count table of
+  (true label, predicted label), or for a paired difference of (true label, candidate's
+  label, baseline's label): `CountTable`, its non-empty cells only, which batches of rows
+  can sum (`count_intervals` is the entry point for a table). Up to `BOOTSTRAP_MAX_CELLS`
+  non-empty cells, a percentile bootstrap (`"bootstrap"`): a resample is a multinomial
+  draw of n rows over the table's cells, which has the same distribution as resampling
+  the rows and costs nothing per row, and only each class's true positives, rows and
+  predicted rows are summed from it. Macro averages count, in each resample, the classes
+  present in that resample, as sklearn would on those rows. Above (many classes on
+  many rows; a paired 10-class table has at most 1,000 cells), a normal interval with the
+  delta method's variance (`"normal (influence function)"`): each metric is a smooth function of the
+  per-class counts, so a row's influence depends only on its cell and the variance is a
+  sum over the cells; the classes averaged are those of the whole table. In simulation
+  (benchmarks/coverage.py, docs/gate.md has the table) both hold the true value 95-96%
+  of the time with 10 classes; with 1,000, so do the paired changes.
 - `log_loss`, `mae`, `mape`, `rmse` and `r2`, smooth functions of per-row means: up to
   `BOOTSTRAP_MAX_ROWS` rows, a percentile bootstrap of resampled rows (`"bootstrap"`);
   above, a normal interval by the delta method (`"normal"`): value ± z·sd(ψ)/√n with ψ each
@@ -62,11 +71,17 @@ from mlci.core.predictions import IntArray as IntArray
 from mlci.core.predictions import Predictions as Predictions
 
 Task = Literal["classification", "regression"]
+# The interval of a count-based metric: see count_intervals.
+CountMethod = Literal["bootstrap", "normal (influence function)"]
+INFLUENCE: Literal["normal (influence function)"] = "normal (influence function)"
 
 # Below this many rows, means are bootstrapped; above, the normal approximation is good.
 BOOTSTRAP_MAX_ROWS = 5_000
-# Classes mlci computes metrics for: a paired interval resamples k x k tables, so 1,000
-# classes (ImageNet's) take about 30 s and 0.5 GB; 200,000 would need hundreds of GiB.
+# Up to this many non-empty cells in a count table, its metrics are bootstrapped (a paired
+# 10-class table has at most 1,000 cells); above, the influence function's normal interval.
+BOOTSTRAP_MAX_CELLS = 10_000
+# Classes mlci computes metrics for (ImageNet's 1,000): the report's per-class tables and
+# figures are cut to the classes that matter, but every class still has its metrics.
 MAX_CLASSES = 1_000
 _CHUNK_ELEMENTS = 1 << 22  # about 32 MiB per temporary array while resampling
 _EPS = float(np.finfo(np.float64).eps)
@@ -135,7 +150,7 @@ def compute_metrics(pred: Predictions, task: Task) -> dict[str, float]:
         return {name: smooth.value for name, smooth in _regression(pred).items()}
     encoded = _encode(pred, _classes(pred))
     confusion = encoded.confusion().astype(np.float64)
-    counts = _count_metrics(confusion[None], _per_class(confusion, encoded.classes))
+    counts = _confusion_metrics(confusion[None], _per_class(confusion, encoded.classes))
     metrics = {name: float(values[0]) for name, values in counts.items()}
     auc = _roc_auc(pred)
     if auc is not None:
@@ -284,13 +299,145 @@ def _per_class(confusion: FloatArray | IntArray, classes: Array) -> list[tuple[i
 # -- Count-based classification metrics --------------------------------------------------
 
 
-def _count_metrics(
+@dataclass(frozen=True)
+class CountTable:
+    """Rows counted by (true label, predicted label), or for a paired comparison by (true
+    label, candidate's label, baseline's label): the table's non-empty cells only, each
+    label an index into `classes`. Every count-based metric, and its interval, depends on
+    the rows only through this table, so it can be summed over batches of rows."""
+
+    classes: Array
+    true: IntArray
+    pred: IntArray
+    counts: IntArray
+    base: IntArray | None = None  # the baseline's label, in a paired table
+
+    @property
+    def k(self) -> int:
+        return len(self.classes)
+
+    @property
+    def rows(self) -> int:
+        return int(self.counts.sum())
+
+
+@dataclass(frozen=True)
+class _ClassCounts:
+    """Per class: true positives, rows of the class (support), rows predicted as the class.
+    Arrays of shape (k,) for one table, (b, k) for b tables."""
+
+    tp: FloatArray
+    true: FloatArray
+    predicted: FloatArray
+
+
+@dataclass(frozen=True)
+class _Gradient:
+    """A count metric's partial derivatives by each class's counts (`_ClassCounts`' order);
+    for a per-class metric, each class's by its own counts."""
+
+    tp: FloatArray
+    true: FloatArray
+    predicted: FloatArray
+
+    def at(self, true: IntArray, pred: IntArray) -> FloatArray:
+        """The derivative along one row of each cell (true, pred): Σ ∂metric/∂count."""
+        right = np.where(true == pred, self.tp[true], 0.0)
+        return np.asarray(self.true[true] + self.predicted[pred] + right, dtype=np.float64)
+
+
+def count_table(
+    classes: Array, true: IntArray, pred: IntArray, base: IntArray | None = None
+) -> CountTable:
+    """The table of rows whose labels, as indices into `classes`, are `true`, `pred` and,
+    for a paired table, `base` (the baseline's)."""
+    k = len(classes)
+    keys = true.astype(np.int64) * k + pred
+    if base is not None:
+        keys = keys * k + base
+    cells, counts = _cell_counts(keys, k**2 if base is None else k**3)
+    return _decoded(classes, cells, counts, paired=base is not None)
+
+
+def count_intervals(
+    table: CountTable,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+    method: CountMethod | None = None,
+) -> dict[str, Interval]:
+    """An interval for every count-based metric of `table` (of a paired table: of the
+    candidate's metric minus the baseline's). Its cells may repeat: they are added up.
+
+    `method` None is the percentile bootstrap up to `BOOTSTRAP_MAX_CELLS` non-empty cells,
+    and above, the normal interval with the influence function's variance (`INFLUENCE`).
+    """
+    table = _merged(table)
+    if method is None:
+        method = "bootstrap" if len(table.counts) <= BOOTSTRAP_MAX_CELLS else INFLUENCE
+    ours = _table_classes(table, table.pred)
+    theirs = None if table.base is None else _table_classes(table, table.base)
+    if method == "bootstrap":
+        return _percentiles(_table_bootstrap(table, ours, theirs, resamples, seed), confidence)
+    return _influence_intervals(table, ours, theirs, confidence)
+
+
+def _merged(table: CountTable) -> CountTable:
+    """One cell per combination of labels, in the order of (true, pred, base): the
+    bootstrap's draws depend on the cells' order."""
+    k = table.k
+    keys = table.true.astype(np.int64) * k + table.pred
+    if table.base is not None:
+        keys = keys * k + table.base
+    if bool((np.diff(keys) > 0).all()):
+        return table
+    cells, inverse = np.unique(keys, return_inverse=True)
+    counts = np.bincount(inverse, weights=table.counts, minlength=len(cells)).astype(np.int64)
+    return _decoded(table.classes, cells, counts, paired=table.base is not None)
+
+
+def _decoded(classes: Array, cells: IntArray, counts: IntArray, *, paired: bool) -> CountTable:
+    k = len(classes)
+    if not paired:
+        return CountTable(classes, cells // k, cells % k, counts)
+    return CountTable(classes, cells // (k * k), (cells // k) % k, counts, cells % k)
+
+
+def _table_classes(table: CountTable, pred: IntArray) -> list[tuple[int, str]]:
+    """(index, name) of the classes sklearn reports for one model: in y_true or its y_pred."""
+    counts = _class_counts(table, pred)
+    present = (counts.true + counts.predicted) > 0
+    return [(int(index), str(table.classes[index])) for index in np.flatnonzero(present)]
+
+
+def _class_counts(table: CountTable, pred: IntArray) -> _ClassCounts:
+    """One model's per-class counts (`pred`: its label in each cell)."""
+    k, weights = table.k, table.counts.astype(np.float64)
+    right = table.true == pred
+    return _ClassCounts(
+        _sums(table.true[right], weights[right], k),
+        _sums(table.true, weights, k),
+        _sums(pred, weights, k),
+    )
+
+
+def _sums(labels: IntArray, weights: FloatArray, k: int) -> FloatArray:
+    return np.asarray(np.bincount(labels, weights=weights, minlength=k), dtype=np.float64)
+
+
+def _confusion_metrics(
     confusion: FloatArray, per_class: list[tuple[int, str]]
 ) -> dict[str, FloatArray]:
-    """Every count-based metric for each (k, k) table of `confusion`, shape (b, k, k)."""
+    """Every count-based metric of each (k, k) table of `confusion`, shape (b, k, k)."""
     tp = np.diagonal(confusion, axis1=1, axis2=2)
-    true = confusion.sum(axis=2)
-    predicted = confusion.sum(axis=1)
+    counts = _ClassCounts(tp, confusion.sum(axis=2), confusion.sum(axis=1))
+    return _count_metrics(counts, per_class)
+
+
+def _count_metrics(counts: _ClassCounts, per_class: list[tuple[int, str]]) -> dict[str, FloatArray]:
+    """Every count-based metric of each table, from its per-class counts, shape (b, k)."""
+    tp, true, predicted = counts.tp, counts.true, counts.predicted
     total = true.sum(axis=1)
     present = (true + predicted) > 0
     precision = _ratio(tp, predicted)
@@ -325,16 +472,8 @@ def _count_intervals(
     pred: Predictions, confidence: float, resamples: int, seed: int
 ) -> dict[str, Interval]:
     encoded = _encode(pred, _classes(pred))
-    k = encoded.k
-    per_class = _per_class(encoded.confusion(), encoded.classes)
-
-    def metrics(draws: IntArray, cells: IntArray) -> dict[str, FloatArray]:
-        confusion = _scatter(draws, cells, k * k).reshape(-1, k, k)
-        return _count_metrics(confusion, per_class)
-
-    joint = np.unique(encoded.true * k + encoded.pred, return_counts=True)
-    samples = _resample_table(joint, metrics, width=k * k, resamples=resamples, seed=seed)
-    return _percentiles(samples, confidence)
+    table = count_table(encoded.classes, encoded.true, encoded.pred)
+    return count_intervals(table, confidence=confidence, resamples=resamples, seed=seed)
 
 
 def _paired_count_intervals(
@@ -342,61 +481,228 @@ def _paired_count_intervals(
 ) -> dict[str, Interval]:
     classes = np.union1d(_classes(candidate), _classes(baseline))
     cand, base = _encode(candidate, classes), _encode(baseline, classes)
-    k = len(classes)
-    cand_classes = _per_class(cand.confusion(), classes)
-    base_classes = _per_class(base.confusion(), classes)
+    table = count_table(classes, cand.true, cand.pred, base.pred)
+    return count_intervals(table, confidence=confidence, resamples=resamples, seed=seed)
 
-    def differences(draws: IntArray, cells: IntArray) -> dict[str, FloatArray]:
-        # cell = (true * k + candidate's label) * k + baseline's label
-        first = _scatter(draws, cells // k, k * k).reshape(-1, k, k)
-        second = _scatter(draws, (cells // (k * k)) * k + cells % k, k * k).reshape(-1, k, k)
-        ours = _count_metrics(first, cand_classes)
-        theirs = _count_metrics(second, base_classes)
-        return {name: ours[name] - theirs[name] for name in ours if name in theirs}
 
-    # Only the non-empty cells: k³ of them would not fit in memory for a thousand classes.
-    joint = np.unique((cand.true * k + cand.pred) * k + base.pred, return_counts=True)
-    samples = _resample_table(joint, differences, width=k * k, resamples=resamples, seed=seed)
-    return _percentiles(samples, confidence)
+# -- The bootstrap of a count table ------------------------------------------------------
+
+
+def _table_bootstrap(
+    table: CountTable,
+    ours: list[tuple[int, str]],
+    theirs: list[tuple[int, str]] | None,
+    resamples: int,
+    seed: int,
+) -> dict[str, FloatArray]:
+    """Every metric (or paired difference) of each resampled table. Each model's cells are
+    summed into its own non-empty (true, predicted) pairs, and those into each class's
+    counts: 3k numbers per model and resample, never a k x k table."""
+    first = _Pairs.of(table.true, table.pred, table.k)
+    second = None if table.base is None else _Pairs.of(table.true, table.base, table.k)
+
+    def metrics(draws: IntArray) -> dict[str, FloatArray]:
+        mine = _count_metrics(first.counts(draws), ours)
+        if second is None or theirs is None:
+            return mine
+        other = _count_metrics(second.counts(draws), theirs)
+        return {name: mine[name] - other[name] for name in mine if name in other}
+
+    return _resample_table(table.counts, metrics, width=3 * table.k, resamples=resamples, seed=seed)
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """One model's non-empty (true, predicted) pairs, and each cell's pair."""
+
+    true: IntArray
+    pred: IntArray
+    of_cell: IntArray
+    k: int
+
+    @classmethod
+    def of(cls, true: IntArray, pred: IntArray, k: int) -> _Pairs:
+        pairs, of_cell = np.unique(true * k + pred, return_inverse=True)
+        return cls(pairs // k, pairs % k, of_cell, k)
+
+    def counts(self, draws: IntArray) -> _ClassCounts:
+        """Each resample's per-class counts from its cell counts (b, cells)."""
+        summed = _scatter(draws, self.of_cell, len(self.true))
+        right = self.true == self.pred
+        return _ClassCounts(
+            _scatter(summed[:, right], self.true[right], self.k),
+            _scatter(summed, self.true, self.k),
+            _scatter(summed, self.pred, self.k),
+        )
 
 
 def _resample_table(
-    joint: tuple[IntArray, IntArray],
-    metrics: Callable[[IntArray, IntArray], dict[str, FloatArray]],
+    counts: IntArray,
+    metrics: Callable[[IntArray], dict[str, FloatArray]],
     *,
     width: int,
     resamples: int,
     seed: int,
 ) -> dict[str, FloatArray]:
-    """Bootstrap samples of `metrics`, from multinomial redraws of a table of row counts
-    (`joint`: its non-empty cells and their counts).
+    """Bootstrap samples of `metrics`, from multinomial redraws of a table's cell `counts`.
 
     Drawing n rows with replacement and counting them per cell is a multinomial draw with
     the cells' frequencies, so only the non-empty cells are drawn, all resamples at once
     (in chunks that bound the memory).
     """
     rng = np.random.default_rng((seed, _COUNTS_STREAM))
-    cells, counts = joint
     rows = int(counts.sum())
     frequencies = counts / rows
-    chunk = max(1, _CHUNK_ELEMENTS // max(len(cells), width))
+    chunk = max(1, _CHUNK_ELEMENTS // max(len(counts), width))
     parts: dict[str, list[FloatArray]] = {}
     done = 0
     while done < resamples:
         size = min(chunk, resamples - done)
         draws = rng.multinomial(rows, frequencies, size=size)
-        for name, values in metrics(draws, cells).items():
+        for name, values in metrics(draws).items():
             parts.setdefault(name, []).append(values)
         done += size
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
-def _scatter(draws: IntArray, targets: IntArray, width: int) -> FloatArray:
+def _scatter(draws: IntArray | FloatArray, targets: IntArray, width: int) -> FloatArray:
     """Sum each resample's cell counts into `width` target cells: (b, cells) -> (b, width)."""
     size = draws.shape[0]
     flat = (np.arange(size)[:, None] * width + targets[None, :]).ravel()
     summed = np.bincount(flat, weights=draws.ravel(), minlength=size * width)
     return np.asarray(summed.reshape(size, width), dtype=np.float64)
+
+
+# -- The influence function of a count table ---------------------------------------------
+
+
+def _influence_intervals(
+    table: CountTable,
+    ours: list[tuple[int, str]],
+    theirs: list[tuple[int, str]] | None,
+    confidence: float,
+) -> dict[str, Interval]:
+    """Normal intervals with the delta method's variance (`_influence_spreads`)."""
+    values, spreads = _influence_spreads(table, ours, theirs)
+    bounds = (0.0, 1.0) if table.base is None else (-1.0, 1.0)
+    return {
+        name: _normal(values[name], spread, confidence, bounds, INFLUENCE)
+        for name, spread in spreads.items()
+    }
+
+
+def _influence_spreads(
+    table: CountTable, ours: list[tuple[int, str]], theirs: list[tuple[int, str]] | None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each metric's value (of a paired table: the difference) and standard error. Each
+    metric is a smooth function of the per-class counts, so a row's influence on it
+    depends only on the row's cell: the variance is a sum over the non-empty cells, not
+    over rows or resamples."""
+    first = _class_counts(table, table.pred)
+    values = _values(first, ours)
+    gradients = _count_gradients(first, ours)
+    other: dict[str, _Gradient] = {}
+    if table.base is not None and theirs is not None:
+        counts = _class_counts(table, table.base)
+        second = _values(counts, theirs)
+        values = {name: value - second[name] for name, value in values.items() if name in second}
+        other = _count_gradients(counts, theirs)
+    base = table.pred if table.base is None else table.base
+    spreads = {}
+    for name, gradient in gradients.items():
+        if name.endswith("."):
+            family = _per_class_spread(table, base, gradient, other.get(name))
+            for index, label in ours:
+                spreads[f"{name}{label}"] = float(family[index])
+        elif table.base is None or name in other:
+            spreads[name] = _spread(table, base, gradient, other.get(name))
+    return values, {name: spread for name, spread in spreads.items() if name in values}
+
+
+def _values(counts: _ClassCounts, per_class: list[tuple[int, str]]) -> dict[str, float]:
+    one = _ClassCounts(counts.tp[None], counts.true[None], counts.predicted[None])
+    return {name: float(values[0]) for name, values in _count_metrics(one, per_class).items()}
+
+
+def _count_gradients(
+    counts: _ClassCounts, per_class: list[tuple[int, str]]
+) -> dict[str, _Gradient]:
+    """Each metric's gradient by the counts, named as `_count_metrics` names them; the
+    per-class metrics as one family each ("precision."), every class by its own counts."""
+    tp, true, predicted = counts.tp, counts.true, counts.predicted
+    rows = float(true.sum())
+    zero, one = np.zeros_like(tp), np.ones_like(tp)
+    precision, recall = _ratio(tp, predicted), _ratio(tp, true)
+    f1 = _ratio(2 * tp, true + predicted)
+    f1_slope = -_ratio(f1, true + predicted)
+    families = {
+        "precision": (
+            precision,
+            _Gradient(_ratio(one, predicted), zero, -_ratio(precision, predicted)),
+        ),
+        "recall": (recall, _Gradient(_ratio(one, true), -_ratio(recall, true), zero)),
+        "f1": (f1, _Gradient(_ratio(2 * one, true + predicted), f1_slope, f1_slope)),
+    }
+    accuracy = float(tp.sum()) / rows
+    whole = _Gradient(one / rows, -accuracy * one / rows, zero)
+    gradients = {"accuracy": whole, "balanced_accuracy": _averaged(families["recall"][1], true > 0)}
+    for name, (_, family) in families.items():
+        gradients[f"{name}_macro"] = _averaged(family, (true + predicted) > 0)
+    for name in families:
+        gradients[f"{name}_micro"] = whole
+    for name, (values, family) in families.items():
+        weighted = float((values * true).sum()) / rows
+        gradients[f"{name}_weighted"] = _Gradient(
+            family.tp * true / rows,
+            (family.true * true + values - weighted) / rows,
+            family.predicted * true / rows,
+        )
+    for name, (_, family) in families.items():
+        gradients[f"{name}."] = family
+    return gradients
+
+
+def _averaged(family: _Gradient, mask: Array) -> _Gradient:
+    share = mask / max(int(mask.sum()), 1)
+    return _Gradient(family.tp * share, family.true * share, family.predicted * share)
+
+
+def _spread(table: CountTable, base: IntArray, ours: _Gradient, theirs: _Gradient | None) -> float:
+    """Standard error of one metric (or difference) from its derivative along each cell's rows."""
+    slope = ours.at(table.true, table.pred)
+    if theirs is not None:
+        slope = slope - theirs.at(table.true, base)
+    weights, rows = table.counts.astype(np.float64), table.rows
+    centred = slope - float((weights * slope).sum()) / rows
+    return math.sqrt(rows * float((weights * centred**2).sum()) / max(rows - 1, 1))
+
+
+def _per_class_spread(
+    table: CountTable, base: IntArray, ours: _Gradient, theirs: _Gradient | None
+) -> FloatArray:
+    """`_spread` of each class's own metric at once. A class's metric depends only on its
+    own counts, so a cell moves only the classes of its labels: its true label, the
+    candidate's and the baseline's (a class's gradient sums to zero over its own counts,
+    as its metric does not change when every count grows alike, so no centring)."""
+    true, pred, k = table.true, table.pred, table.k
+    other = theirs or _Gradient(*(np.zeros(k),) * 3)
+    hit, base_hit = pred == true, base == true
+    # the true label's class
+    at_true = ours.true[true] + np.where(hit, ours.predicted[true] + ours.tp[true], 0.0)
+    at_true -= other.true[true] + np.where(base_hit, other.predicted[true] + other.tp[true], 0.0)
+    # the candidate's label, when wrong
+    at_pred = ours.predicted[pred] - np.where(base == pred, other.predicted[pred], 0.0)
+    # the baseline's label, when neither the true one nor the candidate's
+    at_base = -other.predicted[base]
+    weights = table.counts.astype(np.float64)
+    wrong, apart = ~hit, ~base_hit & (base != pred)
+    squares = (
+        np.bincount(true, weights=weights * at_true**2, minlength=k)
+        + np.bincount(pred[wrong], weights=(weights * at_pred**2)[wrong], minlength=k)
+        + np.bincount(base[apart], weights=(weights * at_base**2)[apart], minlength=k)
+    )
+    rows = table.rows
+    return np.asarray(np.sqrt(rows * squares / max(rows - 1, 1)), dtype=np.float64)
 
 
 def _percentiles(samples: Mapping[str, FloatArray], confidence: float) -> dict[str, Interval]:
@@ -695,11 +1001,15 @@ def _slice_counts(
     base_cells = cells % k
     rest = cells // k
     cand_cells, true_cells, cell_slice = rest % k, (rest // k) % k, rest // (k * k)
+    if len(cells) > BOOTSTRAP_MAX_CELLS:
+        table = CountTable(classes, true_cells, cand_cells, counts, base_cells)
+        paired = baseline is not None
+        return _slice_influence_counts(table, cell_slice, slices, per_class, metrics, paired)
     ours = _slice_tables(cell_slice, true_cells, cand_cells, counts, slices, k)
     theirs = _slice_tables(cell_slice, true_cells, base_cells, counts, slices, k)
     with np.errstate(invalid="ignore", divide="ignore"):
-        full = _count_metrics(ours, per_class)
-        full_base = _count_metrics(theirs, per_class)
+        full = _confusion_metrics(ours, per_class)
+        full_base = _confusion_metrics(theirs, per_class)
     wanted = [name for name in metrics if name in full]
     if not wanted:
         return {}
@@ -718,6 +1028,63 @@ def _slice_counts(
             full[name], value_se, full_base[name], _jackknife_se(change, counts, cell_slice, rows)
         )
     return found
+
+
+def _slice_influence_counts(
+    table: CountTable,
+    cell_slice: IntArray,
+    slices: int,
+    per_class: list[tuple[int, str]],
+    metrics: tuple[str, ...],
+    paired: bool,
+) -> dict[str, SliceEstimates]:
+    """Per-slice values, and standard errors from the influence function (as
+    `count_intervals` above `BOOTSTRAP_MAX_CELLS`): for tables too large for a jackknife,
+    whose cost grows with cells x classes."""
+    assert table.base is not None
+    ours = _slice_class_counts(table, table.pred, cell_slice, slices)
+    theirs = _slice_class_counts(table, table.base, cell_slice, slices)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        full, full_base = _count_metrics(ours, per_class), _count_metrics(theirs, per_class)
+    wanted = [name for name in metrics if name in full]
+    value_se = {name: np.full(slices, np.nan) for name in wanted}
+    change_se = {name: np.full(slices, np.nan) for name in wanted}
+    for index in range(slices):
+        here = cell_slice == index
+        if not here.any():
+            continue
+        labels = (table.classes, table.true[here], table.pred[here], table.counts[here])
+        alone = _merged(CountTable(*labels))
+        _, spreads = _influence_spreads(alone, _table_classes(alone, alone.pred), None)
+        changes: dict[str, float] = {}
+        if paired:
+            base = table.base[here]
+            both = CountTable(*labels, base)
+            pair = (_table_classes(both, both.pred), _table_classes(both, base))
+            _, changes = _influence_spreads(both, *pair)
+        for name in wanted:
+            value_se[name][index] = spreads.get(name, 0.0)
+            change_se[name][index] = changes.get(name, 0.0)
+    return {
+        name: SliceEstimates(full[name], value_se[name])
+        if not paired
+        else SliceEstimates(full[name], value_se[name], full_base[name], change_se[name])
+        for name in wanted
+    }
+
+
+def _slice_class_counts(
+    table: CountTable, pred: IntArray, cell_slice: IntArray, slices: int
+) -> _ClassCounts:
+    """Each slice's per-class counts, shape (slices, k)."""
+    k, weights = table.k, table.counts.astype(np.float64)
+    right = table.true == pred
+    width = slices * k
+    return _ClassCounts(
+        _sums((cell_slice * k + table.true)[right], weights[right], width).reshape(slices, k),
+        _sums(cell_slice * k + table.true, weights, width).reshape(slices, k),
+        _sums(cell_slice * k + pred, weights, width).reshape(slices, k),
+    )
 
 
 def _cell_counts(joint: IntArray, width: int) -> tuple[IntArray, IntArray]:
@@ -754,7 +1121,7 @@ def _jackknife(
         part = slice(start, start + chunk)
         left = tables[cell_slice[part]].copy()
         left[np.arange(len(left)), true[part], pred[part]] -= 1
-        values = _count_metrics(left, per_class)
+        values = _confusion_metrics(left, per_class)
         for name in wanted:
             parts[name].append(values[name])
     return {name: np.concatenate(values) for name, values in parts.items()}

@@ -18,7 +18,11 @@ from mlci.config import Config
 from mlci.core import curves as curve_module
 from mlci.core import mermaid
 from mlci.core.predictions import Predictions
-from mlci.core.report.figures import area_table_markdown, confusion_markdown
+from mlci.core.report.figures import (
+    area_table_markdown,
+    confusion_excerpt,
+    confusion_markdown,
+)
 from mlci.core.report.model import Figure
 from mlci.core.stats import confusion_matrix
 from mlci.errors import MetricsError, UsageError
@@ -102,9 +106,12 @@ def _classification(
 ) -> list[Figure]:
     from mlci import plots
 
-    classes = candidate.classes
-    cand_cm = confusion_matrix(candidate.y_true, candidate.y_pred, classes)
-    base_cm = confusion_matrix(baseline.y_true, baseline.y_pred, classes) if baseline else None
+    cand_cm = confusion_matrix(candidate.y_true, candidate.y_pred, candidate.classes)
+    base_cm = None
+    if baseline is not None:
+        base_cm = confusion_matrix(baseline.y_true, baseline.y_pred, candidate.classes)
+    shown = confusion_excerpt(candidate.classes, cand_cm, base_cm)
+    classes, cand_cm, base_cm = shown.classes, shown.candidate, shown.baseline
     figures = [
         Figure(
             key="confusion_matrix",
@@ -114,6 +121,7 @@ def _classification(
                 lambda: plots.confusion_matrix_png(classes, cand_cm, base_cm, normalize=False),
                 lambda: plots.confusion_matrix_png(classes, cand_cm, base_cm, normalize=True),
             ),
+            caption=shown.note,
         )
     ]
     if candidate.scores is None:

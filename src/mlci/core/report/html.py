@@ -146,4 +146,6 @@ def _html_table(table: Table) -> str:
         )
         rows.append(f'<tr class="{verdict}">{cells}</tr>' if verdict else f"<tr>{cells}</tr>")
     rows.append("</table>")
+    if table.note:
+        rows.append(f'<p class="note">{esc(table.note)}</p>')
     return "".join(rows)

@@ -200,4 +200,6 @@ def _markdown_table(table: Table) -> str:
             verdict, _, message = row[-1].partition(": ")
             cells[-1] = f"**{verdict}**: {md_text(message)}"
         lines.append("| " + " | ".join(cells) + " |")
+    if table.note:
+        lines += ["", md_text(table.note)]
     return "\n".join(lines)

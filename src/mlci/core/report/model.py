@@ -134,6 +134,7 @@ class Table:
     numeric: tuple[bool, ...]
     rows: tuple[tuple[str, ...], ...]
     verdicts: tuple[str, ...] = ()  # per row, for the verdict table
+    note: str = ""  # under the table: what it leaves out
 
 
 def gate_table(gate: GateResult) -> Table:
@@ -262,6 +263,7 @@ def other_table(report: ReportInput) -> Table | None:
     rows = [change for change in metric_changes(report) if change.name not in gated]
     if not rows:
         return None
+    rows, note = _most_changed(rows, MAX_OTHER_ROWS)
     return Table(
         header=("Metric", "Baseline", "Candidate", "Change"),
         numeric=(False, True, True, True),
@@ -276,7 +278,39 @@ def other_table(report: ReportInput) -> Table | None:
             )
             for change in rows
         ),
+        note=note,
     )
+
+
+# Rows of the other metrics' table: with 1,000 classes there are 3,000 per-class metrics.
+MAX_OTHER_ROWS = 50
+
+
+def _most_changed(rows: list[MetricChange], limit: int) -> tuple[list[MetricChange], str]:
+    """Past `limit` rows: every metric without a dot in its name, then the ones with a dot
+    (a class's, an element's) whose value changed most; and a line saying what is left out."""
+    if len(rows) <= limit:
+        return rows, ""
+    whole = [change for change in rows if "." not in change.name]
+    parts = [change for change in rows if "." in change.name]
+    ranked = sorted(parts, key=_how_much)
+    kept = {change.name for change in whole + ranked[: max(limit - len(whole), 0)]}
+    shown = [change for change in rows if change.name in kept]
+    left = len(rows) - len(shown)
+    changed = len({_how_much(change) for change in parts}) > 1
+    why = "the ones that changed least" if changed else "the last in name order"
+    note = (
+        f"{left:,} more metrics with a dot in their name (per class) are left out, "
+        f"{why}; gate.json lists them all (metrics)."
+    )
+    return shown, note
+
+
+def _how_much(change: MetricChange) -> float:
+    """Sorts the most changed first: a metric only one side has, then by |change|."""
+    if change.diff is not None:
+        return -abs(change.diff)
+    return -math.inf if change.status in ("new", "removed") else 0.0
 
 
 _STATUS_WORDS = {"new": "new", "removed": "removed"}
