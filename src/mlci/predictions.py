@@ -427,6 +427,8 @@ def _arrow_column(column: Any, name: str, source: str) -> Array:
         if column.null_count:
             return np.asarray(column.cast(pa.float64()).to_numpy(), dtype=np.float64)
         return np.asarray(column.to_numpy(), dtype=np.int64)
+    if kind == pa.float32():  # probabilities stay float32: half the memory, sorted faster
+        return np.asarray(column.to_numpy(), dtype=np.float32)
     if pa.types.is_floating(kind):
         return np.asarray(column.cast(pa.float64()).to_numpy(), dtype=np.float64)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
@@ -511,10 +513,11 @@ def _not_a_number(source: str, name: str, row: int, value: object) -> MetricsErr
     )
 
 
-def _numbers(values: Array, name: str, source: str) -> Array:
+def _numbers(values: Array, name: str, source: str, *, keep_float32: bool = False) -> Array:
     if values.dtype.kind in "USO":
         values = _floats(list(values), name, first=1, source=source)
-    numbers = np.asarray(values, dtype=np.float64)
+    wide = not (keep_float32 and values.dtype == np.float32)
+    numbers = np.asarray(values, dtype=np.float64 if wide else np.float32)
     bad = ~np.isfinite(numbers)
     if bad.any():
         row = int(np.argmax(bad))
@@ -620,7 +623,9 @@ def _scores(
             f"{source}: no probability column for class {', '.join(map(str, missing))} "
             f"(found {', '.join(named)}); write one p_<label> column per class"
         )
-    scores = np.empty((len(y_true), len(classes)), dtype=np.float64)
+    narrow = all(columns[by_label[label]].dtype == np.float32 for label in classes.tolist())
+    width = np.float32 if narrow else np.float64
+    scores = np.empty((len(y_true), len(classes)), dtype=width, order="F")  # a class per column
     for index, label in enumerate(classes.tolist()):
         name = by_label[label]
         scores[:, index] = _probabilities(columns[name], name, source)
@@ -670,7 +675,7 @@ def _score_labels(names: list[str], *, integer: bool, source: str) -> dict[objec
 
 
 def _probabilities(values: Array, name: str, source: str) -> Array:
-    numbers = _numbers(values, name, source)
+    numbers = _numbers(values, name, source, keep_float32=True)
     outside = (numbers < 0) | (numbers > 1)
     if outside.any():
         row = int(np.argmax(outside))

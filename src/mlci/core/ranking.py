@@ -1,0 +1,105 @@
+"""Each class's scores sorted once per model, for every result that ranks them.
+
+ROC AUC and its DeLong variance (`core.stats`) and the ROC and precision-recall curves
+(`core.curves`) all read one class's scores the same way: how many positive and negative
+rows (one-vs-rest) have each distinct score. `ranking(pred, column)` sorts that score
+column once and keeps the counts while `pred` lives, so a gate with figures sorts each
+class of each model once, however many results use it. Exact: every distinct score is
+its own step, nothing is binned.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from mlci.core.predictions import Array, FloatArray, Predictions
+
+Counts = npt.NDArray[np.unsignedinteger[Any]]
+
+
+@dataclass(frozen=True, eq=False)
+class Ranking:
+    """One score column against one-vs-rest labels, by distinct score, lowest first:
+    `positives[i]` and `negatives[i]` count the rows whose score is the i-th lowest
+    distinct one (in the smallest unsigned dtype that holds them)."""
+
+    positives: Counts
+    negatives: Counts
+
+    def at_or_above(self) -> tuple[FloatArray, FloatArray]:
+        """False and true positives when predicting positive at score >= each distinct
+        score, from the highest down (sklearn's `confusion_matrix_at_thresholds`)."""
+        fps = np.cumsum(self.negatives[::-1], dtype=np.float64)
+        tps = np.cumsum(self.positives[::-1], dtype=np.float64)
+        return fps, tps
+
+
+_RANKINGS: weakref.WeakKeyDictionary[Predictions, dict[int, Ranking]] = weakref.WeakKeyDictionary()
+
+
+def ranking(pred: Predictions, column: int) -> Ranking:
+    """The ranking of score column `column` against y_true == classes[column], computed
+    once per Predictions and column (`pred.scores` must not be None)."""
+    done = _RANKINGS.get(pred, {})
+    return done[column] if column in done else ranking_and_rows(pred, column)[0]
+
+
+def ranking_and_rows(pred: Predictions, column: int) -> tuple[Ranking, Array]:
+    """`ranking(pred, column)`, and for each row the index of its score among the
+    distinct ones. The rows' indices are not kept (n integers per class): ask for them
+    before the ranking alone, as `stats` does for the ROC AUC, and the column is sorted
+    once."""
+    assert pred.scores is not None
+    positive = np.asarray(pred.y_true) == np.asarray(pred.classes[column])
+    found, where = rank(positive, pred.scores[:, column])
+    _RANKINGS.setdefault(pred, {})[column] = found
+    return found, where
+
+
+def rank(positive: Array, score: Array) -> tuple[Ranking, Array]:
+    """The ranking of `score` (any real dtype) with `positive` (bool) marking the
+    positives, and each row's index among the distinct scores (as `ranking_and_rows`)."""
+    order, steps = _sort(score)
+    starts = np.flatnonzero(np.concatenate([[True], steps]))
+    rows = np.diff(np.append(starts, len(order)))
+    positives = np.add.reduceat(positive[order].astype(np.int64), starts) if len(order) else rows
+    small = np.min_scalar_type(int(rows.max(initial=0)))
+    found = Ranking(positives.astype(small), (rows - positives).astype(small))
+    where = np.empty(len(order), dtype=np.int32 if len(starts) < 2**31 else np.int64)
+    where[order] = np.cumsum(np.concatenate([[0], steps]), dtype=where.dtype)
+    return found, where
+
+
+def _sort(score: Array) -> tuple[Array, Array]:
+    """The rows in ascending score order, and where the sorted score steps up.
+
+    float32 scores (probabilities read as float32) by radix sort: their bits as unsigned
+    integers that sort as the scores do, then a stable sort of the low and of the high 16
+    bits (numpy sorts 16-bit integers by counting: twice as fast as an argsort of the
+    floats). Other scores by numpy's argsort.
+    """
+    if score.dtype != np.float32:
+        order = np.argsort(score)
+        ranked = score[order]
+        return order, ranked[1:] != ranked[:-1]  # -0.0 == 0.0, as in sklearn
+    key = _sortable(score)
+    order = np.argsort(key.astype(np.uint16), kind="stable")
+    order = order[np.argsort((key[order] >> np.uint32(16)).astype(np.uint16), kind="stable")]
+    ranked = key[order]
+    return order, ranked[1:] != ranked[:-1]
+
+
+def _sortable(score: Array) -> Array:
+    """uint32 in the order of the float32 scores (IEEE 754 bits, negatives flipped)."""
+    values = score + np.float32(0)  # -0.0 becomes 0.0
+    bits: npt.NDArray[np.uint32] = values.view(np.uint32)
+    sign = np.uint32(1 << 31)
+    if bool(values.min() >= 0):  # probabilities: set the sign bit, nothing to flip
+        flagged: Array = bits | sign
+        return flagged
+    return np.where(np.bitwise_and(bits, sign), np.invert(bits), np.bitwise_or(bits, sign))
