@@ -92,8 +92,8 @@ def write_pair(folder: Path, rows: int, classes: int, seed: int = 0) -> None:
     (folder / "mlci.yaml").write_text(_CONFIG, encoding="utf-8")
 
 
-def timed(command: Sequence[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak resident memory (MB) of `command`, run in a fresh subprocess.
+def timed(command: Sequence[str], cwd: Path) -> tuple[float, float, float]:
+    """Wall and CPU seconds and peak resident memory (MB) of `command`, in a fresh process.
 
     Each call runs in a subprocess of its own that runs `command` and reports its child's
     ru_maxrss, so one measurement's peak never hides another's.
@@ -102,16 +102,16 @@ def timed(command: Sequence[str], cwd: Path) -> tuple[float, float]:
         "import resource, subprocess, sys, time; start = time.perf_counter(); "
         "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
         "wall = time.perf_counter() - start; "
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
-        "print(wall, peak, code)"
+        "use = resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(wall, use.ru_utime + use.ru_stime, use.ru_maxrss, code)"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe, *command], cwd=cwd, capture_output=True, text=True
     )
-    wall, peak, code = done.stdout.split()
+    wall, cpu, peak, code = done.stdout.split()
     if code not in ("0", "1"):  # 1: the gate failed, a value like any other
         raise SystemExit(f"{' '.join(command)} exited {code}:\n{done.stderr}")
-    return float(wall), int(peak) / 1024
+    return float(wall), float(cpu), int(peak) / 1024
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,19 +138,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _print(rows: int, classes: int, results: dict[str, tuple[float, float]]) -> None:
+def _print(rows: int, classes: int, results: dict[str, tuple[float, float, float]]) -> None:
     import sklearn
 
     print(
         f"{rows:,} rows, {classes} classes, two models (Python {platform.python_version()}, "
         f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, {os.cpu_count()} CPUs)"
     )
-    print(f"{'':14}{'wall':>9}{'peak memory':>13}")
-    for name, (wall, peak) in results.items():
-        print(f"{name:14}{wall:8.2f}s{peak:10.0f} MB")
+    print(f"{'':14}{'wall':>9}{'CPU':>9}{'peak memory':>13}")
+    for name, (wall, cpu, peak) in results.items():
+        print(f"{name:14}{wall:8.2f}s{cpu:8.2f}s{peak:10.0f} MB")
     if len(results) == 2:
-        (s_wall, s_peak), (m_wall, m_peak) = results.values()
-        print(f"{'mlci / script':14}{m_wall / s_wall:8.2f}x{m_peak / s_peak:11.2f}x")
+        (s_wall, s_cpu, s_peak), (m_wall, m_cpu, m_peak) = results.values()
+        ratios = f"{m_wall / s_wall:8.2f}x{m_cpu / s_cpu:8.2f}x{m_peak / s_peak:11.2f}x"
+        print(f"{'mlci / script':14}{ratios}")
 
 
 if __name__ == "__main__":
