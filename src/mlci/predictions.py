@@ -398,9 +398,10 @@ def _read_parquet(path: Path, *, spec: _Spec, source: str) -> _Table:
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     try:
-        names = tuple(pq.read_schema(path).names)
-        wanted = spec.wanted(names)
-        table = pq.read_table(path, columns=wanted)
+        # ParquetFile, not read_table: read_table imports pyarrow.dataset, and that pandas.
+        parquet = pq.ParquetFile(path)
+        names = tuple(parquet.schema_arrow.names)
+        table = parquet.read(columns=spec.wanted(names))
     except (pa.ArrowException, OSError) as exc:
         raise MetricsError(f"{source}: cannot read the file as Parquet ({exc})") from None
     return _from_arrow(table, found=names, source=source)
@@ -426,14 +427,33 @@ def _arrow_column(column: Any, name: str, source: str) -> Array:
     if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
         if column.null_count:
             return np.asarray(column.cast(pa.float64()).to_numpy(), dtype=np.float64)
-        return np.asarray(column.to_numpy(), dtype=np.int64)
+        return _arrow_numbers(column, np.int64)
     if kind == pa.float32():  # probabilities stay float32: half the memory, sorted faster
-        return np.asarray(column.to_numpy(), dtype=np.float32)
+        return _arrow_numbers(column, np.float32)
     if pa.types.is_floating(kind):
-        return np.asarray(column.cast(pa.float64()).to_numpy(), dtype=np.float64)
+        return _arrow_numbers(column.cast(pa.float64()), np.float64)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return _arrow_text(column)
     raise MetricsError(f"{source}: column {name} holds {kind} values; write numbers or text in it")
+
+
+def _arrow_numbers(column: Any, dtype: type[np.generic]) -> Array:
+    """A column of numbers as `dtype`, read from its chunks' buffers: pyarrow's own
+    to_numpy imports pandas (a quarter of a second), and needs not be asked."""
+    import pyarrow as pa
+
+    kind = column.type
+    if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return np.asarray(column.to_numpy(), dtype=dtype)  # nulls as NaN; booleans unpacked
+    unsigned = "u" if pa.types.is_unsigned_integer(kind) else ""
+    width = np.dtype(
+        f"float{kind.bit_width}" if pa.types.is_floating(kind) else f"{unsigned}int{kind.bit_width}"
+    )
+    parts = [
+        np.frombuffer(chunk.buffers()[1], width, len(chunk), chunk.offset * width.itemsize)
+        for chunk in column.chunks
+    ]
+    return np.concatenate(parts or [np.empty(0, width)]).astype(dtype, copy=False)
 
 
 def _arrow_text(column: Any) -> Array:

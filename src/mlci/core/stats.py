@@ -595,12 +595,11 @@ def _ranked_auc(ranked: Ranking, where: Array, positive: Array) -> tuple[float, 
     negative's, the share of positives that outscore it. AUC is the positives' mean
     placement, and each row's contribution is n/m · (placement - AUC), m the size of its side.
     """
-    pos_at = ranked.positives.astype(np.float64)
-    neg_at = ranked.negatives.astype(np.float64)
-    positives, negatives = int(pos_at.sum()), int(neg_at.sum())
+    pos_at, neg_at = ranked.positives, ranked.negatives  # small unsigned counts
+    positives, negatives = int(pos_at.sum(dtype=np.int64)), int(neg_at.sum(dtype=np.int64))
     rows = positives + negatives
-    beats = (np.cumsum(neg_at) - neg_at / 2) / negatives
-    beaten = (positives - np.cumsum(pos_at) + pos_at / 2) / positives
+    beats = (np.cumsum(neg_at, dtype=np.float64) - neg_at / 2) / negatives
+    beaten = (positives - np.cumsum(pos_at, dtype=np.float64) + pos_at / 2) / positives
     auc = float((pos_at * beats).sum() / positives)
     # Per distinct score, what a negative and what a positive row there contributes,
     # side by side: one look-up per row.
