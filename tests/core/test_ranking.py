@@ -27,10 +27,12 @@ SCORES = {
 @pytest.mark.parametrize("score", SCORES.values(), ids=SCORES.keys())
 def test_counts_and_places_are_those_of_the_distinct_scores(score: np.ndarray) -> None:
     positive = np.arange(len(score)) % 3 == 0
-    found, where = rank(positive, score)
+    found, places = rank(positive, score)
     distinct = np.unique(score)  # ascending; -0.0 and 0.0 are one score, as in sklearn
     assert len(found.positives) == len(found.negatives) == len(distinct)
-    np.testing.assert_array_equal(distinct[where], score)
+    np.testing.assert_array_equal(distinct[places.index], score[places.order])
+    assert sorted(places.order.tolist()) == list(range(len(score)))
+    where = places.index[np.argsort(places.order)]  # each row's distinct score
     rows = np.bincount(where, minlength=len(distinct))
     positives = np.bincount(where[positive], minlength=len(distinct))
     assert found.positives.tolist() == positives.tolist()

@@ -39,6 +39,22 @@ class Ranking:
         return fps, tps
 
 
+@dataclass(frozen=True, eq=False)
+class Places:
+    """Where each row's score falls in a `Ranking`: `order` lists the rows by ascending
+    score, and `index[i]` is the distinct score of row `order[i]` (an index into the
+    ranking's counts)."""
+
+    order: Array
+    index: Array
+
+    def to_rows(self, values: FloatArray) -> FloatArray:
+        """`values`, one per row in score order, put back in file order."""
+        rows = np.empty(len(self.order))
+        rows[self.order] = values
+        return rows
+
+
 _RANKINGS: weakref.WeakKeyDictionary[Predictions, dict[int, Ranking]] = weakref.WeakKeyDictionary()
 
 
@@ -49,30 +65,28 @@ def ranking(pred: Predictions, column: int) -> Ranking:
     return done[column] if column in done else ranking_and_rows(pred, column)[0]
 
 
-def ranking_and_rows(pred: Predictions, column: int) -> tuple[Ranking, Array]:
-    """`ranking(pred, column)`, and for each row the index of its score among the
-    distinct ones. The rows' indices are not kept (n integers per class): ask for them
-    before the ranking alone, as `stats` does for the ROC AUC, and the column is sorted
-    once."""
+def ranking_and_rows(pred: Predictions, column: int) -> tuple[Ranking, Places]:
+    """`ranking(pred, column)`, and where each row falls in it. The places are not kept
+    (n integers per class): ask for them before the ranking alone, as `stats` does for
+    the ROC AUC, and the column is sorted once."""
     assert pred.scores is not None
     positive = np.asarray(pred.y_true) == np.asarray(pred.classes[column])
-    found, where = rank(positive, pred.scores[:, column])
+    found, places = rank(positive, pred.scores[:, column])
     _RANKINGS.setdefault(pred, {})[column] = found
-    return found, where
+    return found, places
 
 
-def rank(positive: Array, score: Array) -> tuple[Ranking, Array]:
+def rank(positive: Array, score: Array) -> tuple[Ranking, Places]:
     """The ranking of `score` (any real dtype) with `positive` (bool) marking the
-    positives, and each row's index among the distinct scores (as `ranking_and_rows`)."""
+    positives, and where each row falls in it."""
     order, steps = _sort(score)
     starts = np.flatnonzero(np.concatenate([[True], steps]))
     rows = np.diff(np.append(starts, len(order)))
     positives = np.add.reduceat(positive[order].astype(np.int64), starts) if len(order) else rows
     small = np.min_scalar_type(int(rows.max(initial=0)))
     found = Ranking(positives.astype(small), (rows - positives).astype(small))
-    where = np.empty(len(order), dtype=np.int32 if len(starts) < 2**31 else np.int64)
-    where[order] = np.cumsum(np.concatenate([[0], steps]), dtype=where.dtype)
-    return found, where
+    index = np.cumsum(np.concatenate([[0], steps]), dtype=np.int64)
+    return found, Places(order, index)
 
 
 def _sort(score: Array) -> tuple[Array, Array]:

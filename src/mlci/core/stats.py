@@ -60,7 +60,7 @@ from mlci.core.predictions import Array as Array
 from mlci.core.predictions import FloatArray as FloatArray
 from mlci.core.predictions import IntArray as IntArray
 from mlci.core.predictions import Predictions as Predictions
-from mlci.core.ranking import Ranking, rank, ranking_and_rows
+from mlci.core.ranking import Places, Ranking, rank, ranking_and_rows
 
 Task = Literal["classification", "regression"]
 
@@ -587,9 +587,9 @@ def _binary_auc(positive: Array, score: FloatArray) -> tuple[float, FloatArray]:
     return _ranked_auc(*rank(positive, score), positive)
 
 
-def _ranked_auc(ranked: Ranking, where: Array, positive: Array) -> tuple[float, FloatArray]:
-    """AUC and each row's contribution, from the class's ranking and each
-    row's place in it (`core.ranking`).
+def _ranked_auc(ranked: Ranking, places: Places, positive: Array) -> tuple[float, FloatArray]:
+    """AUC and each row's contribution, from the class's ranking and the
+    rows' places in it (`core.ranking`).
 
     A positive's placement is the share of negatives it outscores (ties count half); a
     negative's, the share of positives that outscore it. AUC is the positives' mean
@@ -606,7 +606,7 @@ def _ranked_auc(ranked: Ranking, where: Array, positive: Array) -> tuple[float, 
     either = np.empty(2 * len(beats))
     either[0::2] = (beaten - auc) * (rows / negatives)
     either[1::2] = (beats - auc) * (rows / positives)
-    return auc, either[where * 2 + positive]
+    return auc, places.to_rows(either[places.index * 2 + positive[places.order]])
 
 
 def _delong(estimate: _Linear, confidence: float, bounds: tuple[float, float]) -> Interval:
