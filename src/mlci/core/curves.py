@@ -149,7 +149,10 @@ def _one_vs_rest(pred: Predictions) -> Iterable[tuple[str, Ranking]]:
 def _roc_points(ranked: Ranking) -> tuple[FloatArray, FloatArray]:
     fps, tps = ranked.at_or_above()
     if len(fps) > 2:  # drop the points inside straight segments, as sklearn does
-        corner = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
+        # Where the counts' second difference is not zero: the step to the next score
+        # differs from the step to this one.
+        negatives, positives = ranked.negatives[::-1], ranked.positives[::-1]
+        corner = (negatives[2:] != negatives[1:-1]) | (positives[2:] != positives[1:-1])
         keep = np.concatenate([[True], corner, [True]])
         fps, tps = fps[keep], tps[keep]
     fps, tps = np.append(0.0, fps), np.append(0.0, tps)
