@@ -598,8 +598,8 @@ def _ranked_auc(ranked: Ranking, places: Places, positive: Array) -> tuple[float
     pos_at, neg_at = ranked.positives, ranked.negatives  # small unsigned counts
     positives, negatives = int(pos_at.sum(dtype=np.int64)), int(neg_at.sum(dtype=np.int64))
     rows = positives + negatives
-    beats = (np.cumsum(neg_at, dtype=np.float64) - neg_at / 2) / negatives
-    beaten = (positives - np.cumsum(pos_at, dtype=np.float64) + pos_at / 2) / positives
+    beats = (np.cumsum(neg_at, dtype=np.int64) - neg_at / 2) / negatives
+    beaten = (positives - np.cumsum(pos_at, dtype=np.int64) + pos_at / 2) / positives
     auc = float((pos_at * beats).sum() / positives)
     # Per distinct score, what a negative and what a positive row there contributes,
     # side by side: one look-up per row.
