@@ -447,3 +447,18 @@ def test_importing_the_loader_and_stats_imports_no_pyarrow_or_sklearn() -> None:
     )
 
     assert result.stdout.strip() == "[]"
+
+
+def test_reading_parquet_does_not_import_pandas(tmp_path: Path) -> None:
+    """pandas costs a quarter of a second and tens of MB, and mlci needs none of it."""
+    path = write_rows(tmp_path, "p.parquet", ROWS)
+    code = (
+        "import sys; from pathlib import Path; from mlci.predictions import load_predictions; "
+        f"pred = load_predictions(Path({str(path)!r}), task='classification'); "
+        "print(pred.scores[:, 1].tolist(), 'pandas' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.strip() == "[0.6, 0.8, 0.3] False"

@@ -438,8 +438,8 @@ def _arrow_column(column: Any, name: str, source: str) -> Array:
 
 
 def _arrow_numbers(column: Any, dtype: type[np.generic]) -> Array:
-    """A column of numbers as `dtype`, read from its chunks' buffers: pyarrow's own
-    to_numpy imports pandas (a quarter of a second), and needs not be asked."""
+    """A column (or array) of numbers as `dtype`, read from its chunks' buffers:
+    pyarrow's own to_numpy imports pandas (a quarter of a second), and needs not be asked."""
     import pyarrow as pa
 
     kind = column.type
@@ -449,9 +449,10 @@ def _arrow_numbers(column: Any, dtype: type[np.generic]) -> Array:
     width = np.dtype(
         f"float{kind.bit_width}" if pa.types.is_floating(kind) else f"{unsigned}int{kind.bit_width}"
     )
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     parts = [
         np.frombuffer(chunk.buffers()[1], width, len(chunk), chunk.offset * width.itemsize)
-        for chunk in column.chunks
+        for chunk in chunks
     ]
     return np.concatenate(parts or [np.empty(0, width)]).astype(dtype, copy=False)
 
@@ -461,9 +462,12 @@ def _arrow_text(column: Any) -> Array:
     import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     # One chunk, so one dictionary: per chunk, pyarrow repeats every value seen so far.
-    encoded = pc.dictionary_encode(column.combine_chunks().fill_null(""))
-    distinct = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=str)
-    return np.asarray(distinct[encoded.indices.to_numpy()])
+    column = column.combine_chunks()
+    if column.null_count:  # only then: fill_null imports pandas
+        column = column.fill_null("")
+    encoded = pc.dictionary_encode(column)
+    distinct = np.asarray(encoded.dictionary.to_pylist(), dtype=str)
+    return np.asarray(distinct[_arrow_numbers(encoded.indices, np.intp)])
 
 
 # -- Checking and building ---------------------------------------------------------------
