@@ -39,6 +39,11 @@ def test_counts_and_places_are_those_of_the_distinct_scores(score: np.ndarray) -
     assert (found.positives + found.negatives).tolist() == rows.tolist()
 
 
+def test_no_rows_no_scores() -> None:
+    found, places = rank(np.zeros(0, bool), np.zeros(0, np.float32))
+    assert len(found.positives) == len(found.negatives) == len(places.order) == 0
+
+
 def tied_float32(k: int, n: int = 3000) -> Predictions:
     rng = np.random.default_rng(k)
     true = rng.integers(0, k, n)

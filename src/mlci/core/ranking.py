@@ -80,13 +80,17 @@ def ranking_and_rows(pred: Predictions, column: int) -> tuple[Ranking, Places]:
 def rank(positive: Array, score: Array) -> tuple[Ranking, Places]:
     """The ranking of `score` (any real dtype) with `positive` (bool) marking the
     positives, and where each row falls in it."""
+    if not len(score):
+        nothing = np.zeros(0, np.uint8)
+        return Ranking(nothing, nothing), Places(np.zeros(0, np.intp), np.zeros(0, np.int32))
     order, steps = _sort(score)
-    starts = np.flatnonzero(np.concatenate([[True], steps]))
-    rows = np.diff(np.append(starts, len(order)))
-    positives = np.add.reduceat(positive[order].astype(np.int64), starts) if len(order) else rows
-    small = np.min_scalar_type(int(rows.max(initial=0)))
-    found = Ranking(positives.astype(small), (rows - positives).astype(small))
-    index = np.cumsum(np.concatenate([[0], steps]), dtype=np.int64)
+    ends = np.append(np.flatnonzero(steps), len(order) - 1)  # each distinct score's last row
+    counted = np.int32 if len(order) < 2**31 else np.int64  # half the memory of int64
+    seen = np.diff(ends, prepend=-1)
+    positives = np.diff(np.cumsum(positive[order], dtype=counted)[ends], prepend=0)
+    small = np.min_scalar_type(int(seen.max(initial=0)))
+    found = Ranking(positives.astype(small), (seen - positives).astype(small))
+    index = np.concatenate([np.zeros(1, counted), np.cumsum(steps, dtype=counted)])
     return found, Places(order, index)
 
 
