@@ -162,6 +162,22 @@ def test_a_class_only_in_the_probability_columns_is_a_class(tmp_path: Path) -> N
     assert load_predictions(path, task="classification").classes == (0, 1, 2)
 
 
+def test_float32_probabilities_stay_float32_and_regression_values_widen(
+    tmp_path: Path,
+) -> None:
+    """Half the memory for the probabilities, without rounding the values to predict."""
+    path = tmp_path / "p.parquet"
+    probability = np.array([0.4, 0.8, 0.3], dtype=np.float32)
+    columns = {"y_true": [0, 1, 0], "y_pred": [1, 1, 0], "p_0": 1 - probability}
+    pq.write_table(pa.table(columns | {"p_1": probability}), path)
+    pred = load_predictions(path, task="classification")
+    assert pred.scores is not None and pred.scores.dtype == np.float32
+    assert pred.scores[:, 1].tolist() == probability.tolist()
+    values = pa.table({"y_true": np.array([0.1], np.float32), "y_pred": np.float32([0.2])})
+    pq.write_table(values, path)
+    assert load_predictions(path, task="regression").y_true.dtype == np.float64
+
+
 def test_regression_values_and_integer_ids(tmp_path: Path) -> None:
     path = write(tmp_path, "p.csv", "id,y_true,y_pred,note\n7,1.5,2,x\n8,2,1.25,y\n")
 
@@ -431,3 +447,18 @@ def test_importing_the_loader_and_stats_imports_no_pyarrow_or_sklearn() -> None:
     )
 
     assert result.stdout.strip() == "[]"
+
+
+def test_reading_parquet_does_not_import_pandas(tmp_path: Path) -> None:
+    """pandas costs a quarter of a second and tens of MB, and mlci needs none of it."""
+    path = write_rows(tmp_path, "p.parquet", ROWS)
+    code = (
+        "import sys; from pathlib import Path; from mlci.predictions import load_predictions; "
+        f"pred = load_predictions(Path({str(path)!r}), task='classification'); "
+        "print(pred.scores[:, 1].tolist(), 'pandas' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.strip() == "[0.6, 0.8, 0.3] False"

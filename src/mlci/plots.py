@@ -379,7 +379,17 @@ def _annotate(
             value = shown[row, column]
             text = _cell_text(value, normalize=normalize, empty_row=bool(empty_rows[row]))
             colour = "white" if value > top * 0.55 else "#1f2328"
-            ax.text(column, row, text, ha="center", va="center", color=colour, fontsize=size)
+            # Inside its cell: the layout need not measure it (k² texts, measured per pass).
+            ax.text(
+                column,
+                row,
+                text,
+                ha="center",
+                va="center",
+                color=colour,
+                fontsize=size,
+                in_layout=False,
+            )
 
 
 def _cell_text(value: float, *, normalize: bool, empty_row: bool) -> str:

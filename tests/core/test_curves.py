@@ -92,6 +92,18 @@ def test_binary_roc_area_is_the_reported_roc_auc() -> None:
     assert curve.area == pytest.approx(compute_metrics(pred, "classification")["roc_auc"])
 
 
+@pytest.mark.parametrize("make", [roc_curves, pr_curves])
+def test_curves_with_points_are_thinned_but_keep_the_full_area(make: Any) -> None:
+    """What a figure asks for: a few points to draw, the area of every point."""
+    pred = classified([0, 1, 2], n=5000)
+    full, thin = make(pred), make(pred, points=40)
+    assert [c.name for c in thin] == [c.name for c in full]
+    for small, whole in zip(thin, full, strict=True):
+        assert len(whole) > 1000 and len(small) == 40 and small.area == whole.area
+        assert (small.x[0], small.y[0], small.x[-1]) == (whole.x[0], whole.y[0], whole.x[-1])
+        assert set(small.x) <= set(whole.x)
+
+
 @pytest.mark.parametrize("pred", CASES.values(), ids=CASES.keys())
 def test_every_curve_runs_left_to_right(pred: Predictions) -> None:
     for curve in [*roc_curves(pred), *pr_curves(pred)]:

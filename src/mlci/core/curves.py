@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from mlci.core.predictions import Array, FloatArray, IntArray, Predictions
+from mlci.core.ranking import Ranking, ranking
 from mlci.errors import MetricsError
 
 LOG_FORMATS = ("csv", "json")
@@ -54,34 +55,45 @@ class Curve:
         return len(self.x)
 
 
-def _curve(name: str, x: FloatArray, y: FloatArray, area: float | None) -> Curve:
+def _curve(
+    name: str, x: FloatArray, y: FloatArray, area: float | None, points: int | None = None
+) -> Curve:
+    if points is not None:
+        x, y = _thinned(x, y, points)
     return Curve(name, tuple(x.tolist()), tuple(y.tolist()), area)
 
 
 # -- ROC and precision-recall -----------------------------------------------------------
 
 
-def roc_curves(pred: Predictions) -> list[Curve]:
-    """ROC curves (x: false positive rate, y: true positive rate), area = ROC AUC."""
+def roc_curves(pred: Predictions, *, points: int | None = None) -> list[Curve]:
+    """ROC curves (x: false positive rate, y: true positive rate), area = ROC AUC.
+
+    With `points`, each curve keeps at most that many of its points (`downsample`); the
+    area is always the full curve's.
+    """
     curves = []
-    for label, positive, score in _one_vs_rest(pred):
-        if positive.all() or not positive.any():
+    for label, ranked in _one_vs_rest(pred):
+        if not ranked.positives.any() or not ranked.negatives.any():
             continue
-        fpr, tpr = _roc_points(positive, score)
+        fpr, tpr = _roc_points(ranked)
         area = float((np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0).sum())  # trapezoids
-        curves.append(_curve(f"class {label}", fpr, tpr, area))
+        curves.append(_curve(f"class {label}", fpr, tpr, area, points))
     return curves
 
 
-def pr_curves(pred: Predictions) -> list[Curve]:
-    """Precision-recall curves (x: recall, y: precision), area = average precision."""
+def pr_curves(pred: Predictions, *, points: int | None = None) -> list[Curve]:
+    """Precision-recall curves (x: recall, y: precision), area = average precision.
+
+    `points` as for `roc_curves`.
+    """
     curves = []
-    for label, positive, score in _one_vs_rest(pred):
-        if not positive.any():
+    for label, ranked in _one_vs_rest(pred):
+        if not ranked.positives.any():
             continue
-        recall, precision = _pr_points(positive, score)
+        recall, precision = _pr_points(ranked)
         area = max(0.0, float(np.sum(np.diff(recall) * precision[1:])))
-        curves.append(_curve(f"class {label}", recall, precision, area))
+        curves.append(_curve(f"class {label}", recall, precision, area, points))
     return curves
 
 
@@ -125,42 +137,30 @@ def most_changed(pairs: Sequence[ClassCurves], count: int) -> list[ClassCurves]:
     return [pairs[index] for index in sorted(sorted(range(len(pairs)), key=rank)[:count])]
 
 
-def _one_vs_rest(pred: Predictions) -> Iterable[tuple[str, Array, FloatArray]]:
-    """(label, y_true == label, that label's probability) for each class with a curve."""
+def _one_vs_rest(pred: Predictions) -> Iterable[tuple[str, Ranking]]:
+    """(label, its score column's ranking) for each class that may have a curve."""
     if pred.scores is None or len(pred.classes) < 2:
         return
-    y_true = np.asarray(pred.y_true)
     columns = [1] if len(pred.classes) == 2 else range(len(pred.classes))
     for column in columns:
-        label = pred.classes[column]
-        yield str(label), y_true == np.asarray(label), pred.scores[:, column]
+        yield str(pred.classes[column]), ranking(pred, column)
 
 
-def _counts_at_thresholds(positive: Array, score: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """False and true positives when predicting positive at score >= each distinct score.
-
-    Thresholds run from the highest score down, as sklearn's `confusion_matrix_at_thresholds`.
-    """
-    order = np.argsort(-score, kind="stable")
-    ranked = score[order]
-    last = np.append(np.flatnonzero(np.diff(ranked)), len(ranked) - 1)
-    tps = np.cumsum(positive[order], dtype=np.float64)[last]
-    fps = 1 + last.astype(np.float64) - tps
-    return fps, tps
-
-
-def _roc_points(positive: Array, score: FloatArray) -> tuple[FloatArray, FloatArray]:
-    fps, tps = _counts_at_thresholds(positive, score)
+def _roc_points(ranked: Ranking) -> tuple[FloatArray, FloatArray]:
+    fps, tps = ranked.at_or_above()
     if len(fps) > 2:  # drop the points inside straight segments, as sklearn does
-        corner = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
+        # Where the counts' second difference is not zero: the step to the next score
+        # differs from the step to this one.
+        negatives, positives = ranked.negatives[::-1], ranked.positives[::-1]
+        corner = (negatives[2:] != negatives[1:-1]) | (positives[2:] != positives[1:-1])
         keep = np.concatenate([[True], corner, [True]])
         fps, tps = fps[keep], tps[keep]
     fps, tps = np.append(0.0, fps), np.append(0.0, tps)
     return fps / fps[-1], tps / tps[-1]
 
 
-def _pr_points(positive: Array, score: FloatArray) -> tuple[FloatArray, FloatArray]:
-    fps, tps = _counts_at_thresholds(positive, score)
+def _pr_points(ranked: Ranking) -> tuple[FloatArray, FloatArray]:
+    fps, tps = ranked.at_or_above()
     precision = tps / (tps + fps)  # tps + fps >= 1: each threshold is some row's score
     return np.append(0.0, tps / tps[-1]), np.append(1.0, precision)
 
@@ -228,38 +228,49 @@ def residuals(
 def downsample(curve: Curve, points: int = 50) -> Curve:
     """At most `points` of the curve's points, chosen to keep its shape.
 
-    Largest-Triangle-Three-Buckets (Steinarsson, 2013): the first and last points stay, and
-    each of `points - 2` buckets of the points between keeps the one that makes the largest
-    triangle with the point kept before it and the mean of the next bucket. Points with a
-    NaN or infinite coordinate are dropped first. `area` is the full curve's, unchanged.
+    Points with a NaN or infinite coordinate are dropped first. Then, when more are left,
+    Largest-Triangle-Three-Buckets (Steinarsson, 2013) in the variant that picks every
+    bucket at once: the first and last points stay, and each of `points - 2` buckets of
+    the points between keeps the one that makes the largest triangle with the means of
+    the buckets before and after it. `area` is the full curve's, unchanged.
     """
+    x, y = _thinned(np.asarray(curve.x, dtype=np.float64), np.asarray(curve.y), points)
+    return replace(curve, x=tuple(x.tolist()), y=tuple(y.tolist()))
+
+
+def _thinned(x: FloatArray, y: FloatArray, points: int) -> tuple[FloatArray, FloatArray]:
     if points < 2:
         raise ValueError(f"a curve needs at least 2 points, not {points}")
-    x, y = np.asarray(curve.x, dtype=np.float64), np.asarray(curve.y, dtype=np.float64)
+    x, y = x.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
     finite = np.isfinite(x) & np.isfinite(y)
-    x, y = x[finite], y[finite]
-    if len(x) > points:
-        keep = _largest_triangles(x, y, points)
-        x, y = x[keep], y[keep]
-    return replace(curve, x=tuple(x.tolist()), y=tuple(y.tolist()))
+    if not finite.all():
+        x, y = x[finite], y[finite]
+    if len(x) <= points:
+        return x, y
+    keep = _largest_triangles(x, y, points)
+    return x[keep], y[keep]
 
 
 def _largest_triangles(x: FloatArray, y: FloatArray, points: int) -> IntArray:
     n = len(x)
-    edges = np.linspace(1, n - 1, points - 1).astype(np.int64)  # points - 2 inner buckets
-    keep = [0]
-    for bucket in range(points - 2):
-        start, stop = edges[bucket], edges[bucket + 1]
-        after_start, after_stop = (stop, edges[bucket + 2]) if bucket < points - 3 else (n - 1, n)
-        next_x, next_y = x[after_start:after_stop].mean(), y[after_start:after_stop].mean()
-        last_x, last_y = x[keep[-1]], y[keep[-1]]
-        area = np.abs(
-            (last_x - next_x) * (y[start:stop] - last_y)
-            - (last_x - x[start:stop]) * (next_y - last_y)
-        )
-        keep.append(int(start + np.argmax(area)))
-    keep.append(n - 1)
-    return np.asarray(keep, dtype=np.int64)
+    if points == 2:
+        return np.array([0, n - 1])
+    starts = np.linspace(1, n - 1, points - 1).astype(np.int64)[:-1]  # points - 2 buckets
+    sizes = np.diff(np.append(starts, n - 1))
+    # The anchors of bucket b: the mean of bucket b - 1 (the first point for the first
+    # bucket) and of bucket b + 1 (the last point for the last).
+    mean_x = np.concatenate([x[:1], np.add.reduceat(x[1:-1], starts - 1) / sizes, x[-1:]])
+    mean_y = np.concatenate([y[:1], np.add.reduceat(y[1:-1], starts - 1) / sizes, y[-1:]])
+    before_x, before_y = np.repeat(mean_x[:-2], sizes), np.repeat(mean_y[:-2], sizes)
+    after_x, after_y = np.repeat(mean_x[2:], sizes), np.repeat(mean_y[2:], sizes)
+    inner_x, inner_y = x[1:-1], y[1:-1]
+    area = np.abs(
+        (before_x - after_x) * (inner_y - before_y) - (before_x - inner_x) * (after_y - before_y)
+    )
+    largest = np.repeat(np.maximum.reduceat(area, starts - 1), sizes)
+    index = np.where(area == largest, np.arange(1, n - 1), n)
+    chosen = np.minimum.reduceat(index, starts - 1)  # the first largest of each bucket
+    return np.concatenate([[0], chosen, [n - 1]])
 
 
 # -- Training logs ----------------------------------------------------------------------

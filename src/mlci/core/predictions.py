@@ -24,8 +24,9 @@ class Predictions:
 
     `y_true` and `y_pred` hold int64 or str labels (classification) or float64 values
     (regression). `scores` is an (n, k) array of class probabilities, columns in `classes`
-    order, or None. `classes` is the sorted labels seen in y_true, y_pred and the score
-    columns; () for regression. `ids` is a str array, or None when the file has no id
+    order (float32 when the file's probability columns are float32, else float64), or
+    None. `classes` is the sorted labels seen in y_true, y_pred and the score columns; ()
+    for regression. `ids` is a str array, or None when the file has no id
     column (evaluate.id_column). `source` names the file in messages. `extra` holds other
     columns of the file, by name, that no metric uses: those evaluate.slices names, read as
     they are, and a few more (a segment, a country) as str arrays, for people to read.

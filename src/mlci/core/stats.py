@@ -69,6 +69,7 @@ from mlci.core.predictions import Array as Array
 from mlci.core.predictions import FloatArray as FloatArray
 from mlci.core.predictions import IntArray as IntArray
 from mlci.core.predictions import Predictions as Predictions
+from mlci.core.ranking import Places, Ranking, rank, ranking_and_rows
 
 Task = Literal["classification", "regression"]
 # The interval of a count-based metric: see count_intervals.
@@ -796,7 +797,7 @@ def _log_loss(pred: Predictions) -> _Smooth | None:
     if pred.scores is None or len(pred.classes) < 2:
         return None
     codes = _codes(pred.y_true, np.asarray(pred.classes))
-    chosen = pred.scores[np.arange(len(codes)), codes]
+    chosen = pred.scores[np.arange(len(codes)), codes].astype(np.float64)
     losses = -np.log(np.clip(chosen, _EPS, 1 - _EPS))
     return _mean_of(losses)
 
@@ -881,34 +882,37 @@ def _compute_roc_auc(pred: Predictions) -> _Linear | None:
         return None
     value, influence = 0.0, np.zeros(len(codes))
     for label in positives:
-        auc, contribution = _binary_auc(codes == label, pred.scores[:, label])
+        auc, contribution = _ranked_auc(*ranking_and_rows(pred, label), codes == label)
         value += auc
         influence += contribution
     return _Linear(value / len(positives), influence / len(positives), codes)
 
 
 def _binary_auc(positive: Array, score: FloatArray) -> tuple[float, FloatArray]:
-    """AUC and each row's contribution (DeLong's placement values, scaled and centred).
+    """AUC and each row's contribution (DeLong's placement values, scaled and centred)."""
+    return _ranked_auc(*rank(positive, score), positive)
+
+
+def _ranked_auc(ranked: Ranking, places: Places, positive: Array) -> tuple[float, FloatArray]:
+    """AUC and each row's contribution, from the class's ranking and the
+    rows' places in it (`core.ranking`).
 
     A positive's placement is the share of negatives it outscores (ties count half); a
     negative's, the share of positives that outscore it. AUC is the positives' mean
     placement, and each row's contribution is n/m · (placement - AUC), m the size of its side.
     """
-    rows = len(score)
-    positives = int(np.count_nonzero(positive))
-    negatives = rows - positives
-    distinct, inverse = np.unique(score, return_inverse=True)
-    pos_at = np.bincount(inverse, weights=positive.astype(np.float64), minlength=len(distinct))
-    neg_at = np.bincount(inverse, minlength=len(distinct)) - pos_at
-    beats = (np.cumsum(neg_at) - neg_at + neg_at / 2) / negatives
-    beaten = (positives - np.cumsum(pos_at) + pos_at / 2) / positives
+    pos_at, neg_at = ranked.positives, ranked.negatives  # small unsigned counts
+    positives, negatives = int(pos_at.sum(dtype=np.int64)), int(neg_at.sum(dtype=np.int64))
+    rows = positives + negatives
+    beats = (np.cumsum(neg_at, dtype=np.int64) - neg_at / 2) / negatives
+    beaten = (positives - np.cumsum(pos_at, dtype=np.int64) + pos_at / 2) / positives
     auc = float((pos_at * beats).sum() / positives)
-    contribution = np.where(
-        positive,
-        (beats[inverse] - auc) * (rows / positives),
-        (beaten[inverse] - auc) * (rows / negatives),
-    )
-    return auc, contribution
+    # Per distinct score, what a negative and what a positive row there contributes,
+    # side by side: one look-up per row.
+    either = np.empty(2 * len(beats))
+    either[0::2] = (beaten - auc) * (rows / negatives)
+    either[1::2] = (beats - auc) * (rows / positives)
+    return auc, places.to_rows(either[places.index * 2 + positive[places.order]])
 
 
 def _delong(estimate: _Linear, confidence: float, bounds: tuple[float, float]) -> Interval:

@@ -151,7 +151,10 @@ def _curve_figure(
 
     make = curve_module.roc_curves if key == "roc" else curve_module.pr_curves
     x_label, y_label, area, diagonal = _AXES[key]
-    own, other = make(candidate), make(baseline) if baseline is not None else []
+    # As many points as a PNG draws: the areas are the full curves', the rest is not drawn.
+    points = plots.MAX_CURVE_POINTS
+    own = make(candidate, points=points)
+    other = make(baseline, points=points) if baseline is not None else []
     if other and (len(own) > 1 or len(other) > 1):
         return _by_class_figure(key, title, curve_module.by_class(own, other), painter)
     curves = _compare(own, other)

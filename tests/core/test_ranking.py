@@ -1,0 +1,82 @@
+"""One sort per class and model: the ranking against numpy's sort and scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from mlci.core.curves import pr_curves, roc_curves
+from mlci.core.predictions import Predictions
+from mlci.core.ranking import rank, ranking
+from mlci.core.stats import compute_metrics
+
+RNG = np.random.default_rng(7)
+SCORES = {
+    "float32 probabilities": RNG.random(2000).astype(np.float32),
+    "float32, tied": np.round(RNG.random(2000), 2).astype(np.float32),
+    "float32, signed zeros and negatives": np.array(
+        [0.0, -0.0, 0.5, -0.0, -1.5, 1e-45, -1e-45, np.inf, -np.inf, 0.0, 3.0, -1.5],
+        dtype=np.float32,
+    ),
+    "float64, tied": np.round(RNG.normal(size=2000), 1),
+    "float64, signed zeros": np.array([0.0, -0.0, 0.25, -0.0, -2.0]),
+}
+
+
+@pytest.mark.parametrize("score", SCORES.values(), ids=SCORES.keys())
+def test_counts_and_places_are_those_of_the_distinct_scores(score: np.ndarray) -> None:
+    positive = np.arange(len(score)) % 3 == 0
+    found, places = rank(positive, score)
+    distinct = np.unique(score)  # ascending; -0.0 and 0.0 are one score, as in sklearn
+    assert len(found.positives) == len(found.negatives) == len(distinct)
+    np.testing.assert_array_equal(distinct[places.index], score[places.order])
+    assert sorted(places.order.tolist()) == list(range(len(score)))
+    where = places.index[np.argsort(places.order)]  # each row's distinct score
+    rows = np.bincount(where, minlength=len(distinct))
+    positives = np.bincount(where[positive], minlength=len(distinct))
+    assert found.positives.tolist() == positives.tolist()
+    assert (found.positives + found.negatives).tolist() == rows.tolist()
+
+
+def test_no_rows_no_scores() -> None:
+    found, places = rank(np.zeros(0, bool), np.zeros(0, np.float32))
+    assert len(found.positives) == len(found.negatives) == len(places.order) == 0
+
+
+def tied_float32(k: int, n: int = 3000) -> Predictions:
+    rng = np.random.default_rng(k)
+    true = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k)) + 1.2 * np.eye(k)[true]
+    scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    scores = np.round(scores, 2).astype(np.float32)  # ties, as float32 probabilities
+    return Predictions(true, scores.argmax(axis=1), scores, tuple(range(k)), None)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_float32_auc_and_curves_are_sklearns(k: int) -> None:
+    pred = tied_float32(k)
+    assert pred.scores is not None
+    columns = [1] if k == 2 else list(range(k))
+    # One-vs-rest macro AUC, class by class (rounded rows no longer sum to 1 for sklearn).
+    aucs = [skm.roc_auc_score(pred.y_true == c, pred.scores[:, c]) for c in columns]
+    expected = float(np.mean(aucs))
+    assert compute_metrics(pred, "classification")["roc_auc"] == pytest.approx(expected)
+    for column, roc, pr in zip(columns, roc_curves(pred), pr_curves(pred), strict=True):
+        truth, score = pred.y_true == column, pred.scores[:, column]
+        fpr, tpr, _ = skm.roc_curve(truth, score)
+        precision, recall, _ = skm.precision_recall_curve(truth, score)
+        np.testing.assert_allclose(roc.x, fpr, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(roc.y, tpr, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(pr.x, recall[::-1], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(pr.y, precision[::-1], rtol=0, atol=1e-12)
+        assert pr.area == pytest.approx(skm.average_precision_score(truth, score))
+
+
+def test_the_auc_and_the_curves_read_one_ranking_per_class() -> None:
+    pred = tied_float32(3)
+    compute_metrics(pred, "classification")
+    first = [ranking(pred, column) for column in range(3)]
+    roc_curves(pred)
+    pr_curves(pred)
+    assert all(ranking(pred, column) is first[column] for column in range(3))
