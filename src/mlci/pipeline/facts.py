@@ -27,6 +27,7 @@ from mlci.core.redact import mask
 from mlci.core.report.model import Figure, Promotion, ReportInput, ReportSection
 from mlci.errors import MlciError, TrainingError
 from mlci.registry.base import Lineage
+from mlci.remote.base import Where
 
 if TYPE_CHECKING:
     from mlci.core.flipped import CsvTable
@@ -54,6 +55,7 @@ class Training:
     reused: str | None = None  # what `dvc repro` reused instead of training
     notes: tuple[str, ...] = ()
     failure: MlciError | None = None
+    where: Where | None = None  # a training off the runner (train.on): the engine's machine
 
 
 @dataclass(frozen=True)
