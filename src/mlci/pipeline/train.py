@@ -95,7 +95,9 @@ def _train_off_runner(
     try:
         plan = _plan(config)
         engine = open_engine(settings, env, root=config.root)
-        console.step("train", f"{training.command} on {settings.on} ({_limits(config)})")
+        console.step(
+            "train", f"{training.command} on {settings.on} as {plan.run_id} ({_limits(config)})"
+        )
         where = run_remote(
             engine,
             plan,

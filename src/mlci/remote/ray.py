@@ -68,6 +68,7 @@ class RayEngine:
         self._pending = ""  # a last line not yet ended by a newline
         self._forward: subprocess.Popen[bytes] | None = None
         self._cluster_up = False
+        self._stopped = False
         self.client = self._client(settings.address) if settings.address else None
 
     # -- the Engine Protocol ------------------------------------------------------------------
@@ -107,7 +108,8 @@ class RayEngine:
         )
 
     def stop(self) -> None:
-        if self.plan is not None and self._reachable():
+        if self.plan is not None and self.client is not None and not self._stopped:
+            self._stopped = True  # once: teardown after a stop need not ask again
             self._stop_job(self.plan.run_id)
 
     def teardown(self) -> None:
@@ -164,9 +166,6 @@ class RayEngine:
         if self.client is None:
             raise UsageError("train.ray: no address to reach the cluster's Jobs API")
         return self.client
-
-    def _reachable(self) -> bool:
-        return self.client is not None
 
     def _run_id(self) -> str:
         assert self.plan is not None, "launch first"

@@ -48,6 +48,17 @@ def run_remote(
         ended = _watch(engine, plan, started, poll_s, lambda line: process.echo_line(
             line, tail, echo, secrets, on_line
         ))  # fmt: skip
+    except _NeverStarted as stopped:
+        _quietly(engine.stop)
+        raise TrainingError(
+            f"training timed out after {process.minutes(plan.timeout_s)} before it started "
+            f"({shown}): {engine.name} had no machine with what train.resources asks "
+            f"({_asked(plan)}) in that time; check train.resources against the cluster's "
+            f"machines (a cluster that adds GPU machines on demand: raise "
+            f"train.timeout_minutes to cover their start)",
+            output_tail=tuple(tail),
+            stopped_by=stopped.reason,
+        ) from None
     except process.Stopped as stopped:
         _quietly(engine.stop)
         raise process.stopped_error(
@@ -93,10 +104,25 @@ def _watch(
         if progress.state in _ENDED:
             return progress
         if now - started >= plan.timeout_s:
-            raise process.Stopped("timeout", now - started)
+            never = progress.state == "pending" and last is None
+            raise (_NeverStarted if never else process.Stopped)("timeout", now - started)
         if plan.stall_s is not None and last is not None and now - last >= plan.stall_s:
             raise process.Stopped("stall", now - started)
         time.sleep(poll_s)
+
+
+class _NeverStarted(process.Stopped):
+    """The timeout came while the job still waited for a machine."""
+
+
+def _asked(plan: Plan) -> str:
+    wanted = plan.resources
+    parts = [f"{wanted.gpus:g} GPU" + (f" {wanted.accelerator}" if wanted.accelerator else "")]
+    if wanted.cpus is not None:
+        parts.append(f"{wanted.cpus:g} CPU")
+    if wanted.memory_gb is not None:
+        parts.append(f"{wanted.memory_gb:g} GB")
+    return ", ".join(parts)
 
 
 def _quietly(step: Callable[[], None]) -> None:
