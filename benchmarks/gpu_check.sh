@@ -9,18 +9,10 @@
 #
 # mlci itself need not be installed: it runs from this checkout's src/.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-python=${PYTHON:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}"
-# The example's train.command is `python train.py`: make that the python with torch (a
-# wrapper, not a link: a virtual environment's python finds its packages by its own path).
-mkdir -p "$work/bin"
-printf '#!/bin/sh\nexec "%s" "$@"\n' "$(command -v "$python")" >"$work/bin/python"
-chmod +x "$work/bin/python"
-export PATH="$work/bin:$PATH"
-mlci() { "$python" -m mlci "$@"; }
+# shellcheck source=benchmarks/checkout_env.sh
+source "$(dirname "$0")/checkout_env.sh"
 
 echo "== nvidia-smi"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv || true

@@ -158,6 +158,7 @@ def test_a_training_on_ray_streams_its_output_and_its_metrics_come_back(
     assert gate["passed"] is True
     assert json.loads((project.root / "metrics.json").read_text())["accuracy"] == 0.9
     assert (project.root / "model" / "model.bin").read_text() == "weights"
+    assert _status(ray_address, _run_id(log)) == "SUCCEEDED"  # it ran on Ray, not here
     # train.resources became the job's: Ray gave it the (declared) GPU.
     assert "GPU 0" in log.read_text()
 
@@ -213,13 +214,21 @@ def test_a_job_no_node_can_take_is_stopped_at_the_timeout(
     assert _status(ray_address, _run_id(log)) == "PENDING"
 
 
-def test_sigterm_to_mlci_leaves_no_job_running(
-    project: Project, ray_address: str, tmp_path: Path
-) -> None:
-    _on_ray(project, ray_address, tmp_path)
+def _training_on_ray(
+    project: Project, address: str, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`mlci run`, once its training runs on Ray (and waits for a go that never comes)."""
+    _on_ray(project, address, tmp_path)
     log = tmp_path / "mlci.log"
     mlci = _start(project, log)
     _wait_for_text(log, "epoch 1 loss 0.5", mlci)
+    return mlci, log
+
+
+def test_sigterm_to_mlci_leaves_no_job_running(
+    project: Project, ray_address: str, tmp_path: Path
+) -> None:
+    mlci, log = _training_on_ray(project, ray_address, tmp_path)
 
     started = time.monotonic()
     mlci.send_signal(signal.SIGTERM)
@@ -233,10 +242,7 @@ def test_sigterm_to_mlci_leaves_no_job_running(
 def test_a_job_a_crashed_mlci_left_is_listed_and_taken_down(
     project: Project, ray_address: str, tmp_path: Path
 ) -> None:
-    _on_ray(project, ray_address, tmp_path)
-    log = tmp_path / "mlci.log"
-    mlci = _start(project, log)
-    _wait_for_text(log, "epoch 1 loss 0.5", mlci)
+    mlci, log = _training_on_ray(project, ray_address, tmp_path)
     mlci.kill()  # no teardown: the job runs on
     mlci.wait()
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from mlci.config import Resources
+if TYPE_CHECKING:
+    from mlci.config import Resources
 
 State = Literal["pending", "running", "succeeded", "failed", "stopped"]
 # Every name mlci gives a job or a cluster starts with this: how `mlci doctor` and

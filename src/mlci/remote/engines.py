@@ -8,19 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlci.config import TrainConfig
 from mlci.errors import UsageError
-from mlci.remote.base import Engine
+
+if TYPE_CHECKING:
+    from mlci.config import TrainConfig
+    from mlci.remote.base import Engine
 
 Opener = Callable[[TrainConfig, Mapping[str, str], Path], Engine]
 
 
 def _ray(train: TrainConfig, env: Mapping[str, str], root: Path) -> Engine:
-    from mlci.config import RayConfig
     from mlci.remote.ray import RayEngine
 
-    return RayEngine(train.ray or RayConfig(), env, root=root)
+    assert train.ray is not None, "train.on: ray comes with train.ray (config.py)"
+    return RayEngine(train.ray, env, root=root)
 
 
 # train.on -> its opener; the SkyPilot engine adds its row here.

@@ -17,13 +17,16 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import yaml
 
 from mlci import git
 from mlci.errors import MlciError, UsageError
 from mlci.remote import entry
-from mlci.remote.base import Plan
+
+if TYPE_CHECKING:
+    from mlci.remote.base import Plan
 
 ENTRY = "_mlci_entry.py"
 _SKIPPED = (".git", ".venv", ".mlci", ".dvc/cache", ".dvc/tmp", "__pycache__")

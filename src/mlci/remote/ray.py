@@ -24,13 +24,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlci.config import RayConfig
 from mlci.errors import ExternalError, MlciError, UsageError
 from mlci.http import HttpClient, Response
 from mlci.remote import package
 from mlci.remote.base import NAME_PREFIX, Launched, Plan, Progress, State, Where
+
+if TYPE_CHECKING:
+    from mlci.config import RayConfig
 
 ENTRYPOINT = f"python {package.ENTRY}"
 # Ray keeps packages in its GCS, bounded by its gRPC message size (ray_constants.py:
