@@ -21,7 +21,7 @@ nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv || tr
 echo "== mlci init --example torch"
 mlci init --example torch --dir "$work/project" >/dev/null
 cd "$work/project"
-sed -i "s/device: auto/device: ${DEVICE:-cuda}/; s/baseline: auto/baseline: none/" mlci.yaml
+sed -i "s/device: auto/device: ${DEVICE:-cuda}/; s/^  baseline: auto/  baseline: none/" mlci.yaml
 sed -i "s/hidden: 64 /hidden: ${HIDDEN:-4096} /; s/epochs: 20/epochs: ${EPOCHS:-200}/" params.yaml
 git init -q -b main && git add -A
 git -c user.name=gpu-check -c user.email=gpu-check@example.invalid commit -qm "torch example"

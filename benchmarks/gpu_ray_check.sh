@@ -48,7 +48,7 @@ cd "$work/project"
 import sys, yaml
 port, storage, gpus = sys.argv[1:4]
 text = open("mlci.yaml").read()
-text = text.replace("baseline: auto", "baseline: none")
+text = text.replace("\n  baseline: auto", "\n  baseline: none")
 extra = (
     f"  on: ray\n  storage: {storage}\n  resources: {{gpus: {gpus}}}\n"
     f"  ray: {{address: \"http://127.0.0.1:{port}\"}}\n"

@@ -176,6 +176,7 @@ def test_the_exit_code_and_output_of_a_failing_training_come_back(
     exit_code = _end(_start(project, log), log)
 
     assert exit_code == 5, log.read_text()
+    assert _status(ray_address, _run_id(log)) == "FAILED"  # Ray's job, not a local run
     error = project.gate_json()["error"]
     assert isinstance(error, dict)
     assert "`python train.py` exited with code 3" in error["message"]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from mlci.config import TrainConfig
     from mlci.remote.base import Engine
 
-Opener = Callable[[TrainConfig, Mapping[str, str], Path], Engine]
+Opener = Callable[["TrainConfig", Mapping[str, str], Path], "Engine"]
 
 
 def _ray(train: TrainConfig, env: Mapping[str, str], root: Path) -> Engine:
