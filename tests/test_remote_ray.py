@@ -10,9 +10,11 @@ gpu down`) leaving no job running.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import urllib.request
@@ -29,7 +31,10 @@ from tests.conftest import Project
 from tests.servers import ray_head
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Ray's head, POSIX signals")
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="Ray's head, POSIX signals"),
+    pytest.mark.xdist_group("ray"),  # one worker, so one Ray head for the whole suite
+]
 
 _WAIT_S = 90  # for a job to start and mlci to end, on a loaded machine
 
@@ -56,10 +61,15 @@ _TRAINING = textwrap.dedent(
 
 
 @pytest.fixture(scope="session")
-def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    # A short folder: Ray's sockets live under it, and a socket path has ~100 characters.
-    with ray_head(tmp_path_factory.mktemp("ray"), resources={"accelerator_type:A100": 1}) as url:
-        yield url
+def ray_address() -> Iterator[str]:
+    # A short folder, not pytest's: Ray's sockets live under it, and a socket's path has at
+    # most 107 bytes (pytest's folders of xdist workers pass it).
+    folder = Path(tempfile.mkdtemp(prefix="mlci-ray-", dir="/tmp"))
+    try:
+        with ray_head(folder, resources={"accelerator_type:A100": 1}) as url:
+            yield url
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _on_ray(project: Project, address: str, tmp_path: Path, **train: object) -> Path:
@@ -338,3 +348,21 @@ def test_the_wrapper_stops_a_training_past_its_deadline_and_says_so(
     assert time.monotonic() - started < 15
     done = json.loads((tmp_path / "storage" / "mlci-x" / entry.DONE).read_text())
     assert done["exit_code"] == entry.TIMED_OUT
+
+
+def test_a_relative_storage_is_refused_with_the_fix(project: Project, tmp_path: Path) -> None:
+    # No head needed: mlci stops before it submits anything.
+    _on_ray(project, "http://127.0.0.1:9", tmp_path, storage="runs")
+    completed = subprocess.run(
+        [sys.executable, "-m", "mlci", "run", "--no-promote"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert (
+        "train.storage: runs is a relative path, which the remote machine cannot see; give a "
+        "folder both machines mount (an absolute path or file://) or a bucket" in completed.stderr
+    )
+    assert (project.out / "gate.json").exists()

@@ -30,7 +30,7 @@ from mlci.config import Config, load_config, locate
 from mlci.console import Console
 from mlci.core import workflow, yamlsafe
 from mlci.core.redact import plain_http_refusal
-from mlci.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, MlciError
+from mlci.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, MlciError, UsageError
 from mlci.pipeline.basecommit import base_commit
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -676,6 +676,8 @@ def check_launched(ctx: DoctorContext) -> CheckResult:
 
     try:
         alive = open_engine(train, ctx.env, root=ctx.root).launched()
+    except UsageError as exc:  # nothing to ask (a cluster brought up per run)
+        return CheckResult("cloud gpu", "skip", f"{train.on}: {exc.message}")
     except MlciError as exc:
         return CheckResult("cloud gpu", "fail", f"{train.on}: {exc.message}")
     if not alive:

@@ -139,6 +139,12 @@ class RayEngine:
         return Where(engine="ray", accelerator=accelerator, minutes=minutes)
 
     def launched(self) -> list[Launched]:
+        if self.client is None:
+            raise UsageError(
+                "train.ray.cluster: a cluster mlci brings up per run is not listed (Ray keeps "
+                "no list of them off the machine that ran `ray up`); `ray status` with the "
+                "cluster config, or the cloud's console, shows one left running"
+            )
         answer = self._expect(self._api().request("GET", "/api/jobs/"), "list the jobs")
         found = []
         for job in answer.json() or []:
