@@ -82,9 +82,15 @@ def run_remote(
             output_tail=tuple(tail),
         )
     code = ended.exit_code if ended.exit_code is not None else done.get("exit_code")
-    if ended.state == "failed" or code not in (0, None):
-        ran = time.monotonic() - started
-        raise process.failed_error(shown, code if isinstance(code, int) else -1, ran, tail)
+    if isinstance(code, int) and code != 0:
+        raise process.failed_error(shown, code, time.monotonic() - started, tail)
+    if ended.state == "failed":  # before the training ran, or its wrapper was killed
+        raise TrainingError(
+            f"training failed on {engine.name} without an exit code of `{shown}`: the job "
+            f"ended before the training did (setting up its environment, or a lost machine); "
+            f"the engine's reason is its last output, in the report",
+            output_tail=tuple(tail),
+        )
     _bring_back(plan)
     return _where(engine.where(), done)
 
