@@ -9,18 +9,10 @@
 #
 # mlci itself need not be installed: it runs from this checkout's src/.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-python=${PYTHON:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}"
-# The example's train.command is `python train.py`: make that the python with torch (a
-# wrapper, not a link: a virtual environment's python finds its packages by its own path).
-mkdir -p "$work/bin"
-printf '#!/bin/sh\nexec "%s" "$@"\n' "$(command -v "$python")" >"$work/bin/python"
-chmod +x "$work/bin/python"
-export PATH="$work/bin:$PATH"
-mlci() { "$python" -m mlci "$@"; }
+# shellcheck source=benchmarks/checkout_env.sh
+source "$(dirname "$0")/checkout_env.sh"
 
 echo "== nvidia-smi"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv || true
@@ -29,7 +21,7 @@ nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv || tr
 echo "== mlci init --example torch"
 mlci init --example torch --dir "$work/project" >/dev/null
 cd "$work/project"
-sed -i "s/device: auto/device: ${DEVICE:-cuda}/; s/baseline: auto/baseline: none/" mlci.yaml
+sed -i "s/device: auto/device: ${DEVICE:-cuda}/; s/^  baseline: auto/  baseline: none/" mlci.yaml
 sed -i "s/hidden: 64 /hidden: ${HIDDEN:-4096} /; s/epochs: 20/epochs: ${EPOCHS:-200}/" params.yaml
 git init -q -b main && git add -A
 git -c user.name=gpu-check -c user.email=gpu-check@example.invalid commit -qm "torch example"

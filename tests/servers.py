@@ -9,6 +9,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -400,3 +401,82 @@ def http_store(folder: Path) -> Iterator[HttpStore]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _free_block(count: int) -> int:
+    """The first of `count` consecutive free ports of this worker's slice."""
+    for _ in range(50):
+        first = free_port()
+        if all(_is_free(port) for port in range(first, first + count)):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def ray_head(folder: Path, *, resources: Mapping[str, float]) -> Iterator[str]:
+    """A real Ray head on 127.0.0.1 (CPU only: 2 CPUs, a small object store), the URL of
+    its Jobs API. One GPU is declared (Ray schedules on the count; no job here uses CUDA)
+    with `resources` besides. Every port is from this worker's slice, so heads of several
+    workers live side by side; it runs as `ray start --block` in a process group of its
+    own, stopped as a whole at the end (`ray stop` would stop every head on the machine)."""
+    ray = Path(sys.executable).parent / "ray"
+    first = _free_block(40)
+    ports = iter(range(first, first + 10))
+    dashboard = next(ports)
+    command = [
+        str(ray), "start", "--head", "--block", "--disable-usage-stats",
+        "--num-cpus", "2", "--num-gpus", "1", "--resources", json.dumps(dict(resources)),
+        "--object-store-memory", str(80_000_000), "--temp-dir", str(folder),
+        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
+        "--port", str(next(ports)), "--ray-client-server-port", str(next(ports)),
+        "--dashboard-agent-listen-port", str(next(ports)),
+        "--dashboard-agent-grpc-port", str(next(ports)),
+        "--node-manager-port", str(next(ports)), "--object-manager-port", str(next(ports)),
+        "--metrics-export-port", str(next(ports)), "--runtime-env-agent-port", str(next(ports)),
+        "--min-worker-port", str(first + 10), "--max-worker-port", str(first + 39),
+    ]  # fmt: skip
+    # The jobs' `python` is this interpreter (the wrapper and the test trainings need only
+    # the standard library).
+    env = {**os.environ, "PATH": f"{ray.parent}{os.pathsep}{os.environ['PATH']}"}
+    log = (folder / "head.log").open("wb")
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        wait_until_listening(dashboard, process, "Ray's head")
+        url = f"http://127.0.0.1:{dashboard}"
+        _wait_for_jobs_api(url, process)
+        yield url
+    finally:
+        # `ray start --block` stops what it started on SIGTERM; what is left of the group
+        # after that (Ray's workers linger) is killed.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        log.close()
+
+
+def _wait_for_jobs_api(url: str, process: subprocess.Popen[Any]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}/api/jobs/", timeout=2) as answer,
+        ):
+            if answer.status == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError("Ray's Jobs API did not answer in a minute")

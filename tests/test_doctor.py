@@ -471,6 +471,7 @@ def test_doctor_prints_one_line_per_check_and_exits_0(project: Project) -> None:
         "forge",
         "forge",
         "gpu",
+        "cloud",  # cloud gpu: what train.on's engine runs of mlci's
     ]
     assert "forge access: a local run: nothing is posted" in completed.stdout
 

@@ -363,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(repair, "what it found and did")
 
     _data_parser(commands)
+    _gpu_parser(commands)
 
     rollback = commands.add_parser(
         "rollback",
@@ -409,6 +410,34 @@ def _data_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
     _config_option(status)
     status.add_argument("--ref", metavar="REF", help="compare with the datasets at this commit")
     _json_option(status, "the datasets")
+
+
+def _gpu_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
+    gpu = commands.add_parser(
+        "gpu",
+        help="the cloud GPU jobs and clusters mlci launched (train.on): list them, take them down",
+        description="What mlci launched on train.on's engine (Ray, SkyPilot) and is still "
+        "alive: jobs and clusters named mlci-... (see docs/gpu.md).",
+    )
+    gpu_commands = gpu.add_subparsers(dest="gpu_command", metavar="COMMAND", parser_class=_Parser)
+    listing = gpu_commands.add_parser(
+        "list",
+        help="the jobs and clusters named mlci-... that are alive",
+        description="List the jobs and clusters named mlci-... that are alive on the engine "
+        "of train.on (train.ray.address for Ray).",
+    )
+    _config_option(listing)
+    _json_option(listing, "them")
+    down = gpu_commands.add_parser(
+        "down",
+        help="stop a job or take down a cluster that mlci launched",
+        description="Stop NAME (from `mlci gpu list`), or with --all every job and cluster "
+        "of mlci's that is alive. Without --yes, only says what it would take down.",
+    )
+    _config_option(down)
+    down.add_argument("name", nargs="?", metavar="NAME", help="a name from `mlci gpu list`")
+    down.add_argument("--all", action="store_true", help="every one of `mlci gpu list`")
+    down.add_argument("--yes", action="store_true", help="take them down (default: dry run)")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -510,6 +539,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mlci.commands.data import data_status_command
 
         return data_status_command(config=args.config, ref=args.ref, as_json=args.json)
+    if command == "gpu" and args.gpu_command == "list":
+        from mlci.commands.gpu import gpu_list_command
+
+        return gpu_list_command(config=args.config, as_json=args.json)
+    if command == "gpu" and args.gpu_command == "down":
+        from mlci.commands.gpu import gpu_down_command
+
+        return gpu_down_command(config=args.config, name=args.name, every=args.all, apply=args.yes)
     raise _MissingCommand(command)
 
 

@@ -16,8 +16,12 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from pathlib import Path
+from typing import TextIO
+
+from mlci.core.redact import mask_text
+from mlci.errors import TrainingError
 
 # What a stopped command gets between SIGTERM and SIGKILL. A signalled mlci's whole
 # teardown (this, the report, undoing a promotion) fits GitHub's 7.5 s after SIGINT on a
@@ -183,3 +187,57 @@ def minutes(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:g} s"
     return f"{seconds / 60:g} min"
+
+
+def echo_line(
+    raw: bytes | str,
+    tail: MutableSequence[str],
+    echo: TextIO,
+    secrets: tuple[str, ...],
+    on_line: Callable[[str], None] | None = None,
+) -> None:
+    """One line of a training's output: kept in `tail`, shown to `on_line`, and echoed
+    into the CI log with the job's secrets masked (a CI log is as public as the comment).
+    The same for a training on the runner and one off it (mlci.remote.run)."""
+    line = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    line = line.rstrip("\r")
+    tail.append(line)
+    if on_line is not None:
+        on_line(line)
+    echo.write(f"  │ {mask_text(line, secrets)}\n")
+    echo.flush()
+
+
+def stopped_error(
+    reason: str,
+    *,
+    shown: str,
+    ran_s: float,
+    timeout_s: float,
+    stall_s: float | None,
+    tail: Sequence[str],
+) -> TrainingError:
+    """The error of a training mlci stopped: `reason` is "timeout" or "stall"."""
+    if reason == "stall":
+        assert stall_s is not None
+        message = (
+            f"training stalled: no output for {minutes(stall_s)} "
+            f"(train.stall_minutes), so it was stopped after {elapsed(ran_s)} ({shown}); its "
+            f"last output, in the report, shows where it hung; print progress more often or "
+            f"raise train.stall_minutes"
+        )
+    else:
+        message = (
+            f"training timed out after {minutes(timeout_s)} ({shown}); make it "
+            f"faster or raise train.timeout_minutes in mlci.yaml"
+        )
+    return TrainingError(message, output_tail=tuple(tail), stopped_by=reason)
+
+
+def failed_error(shown: str, exit_code: int, ran_s: float, tail: Sequence[str]) -> TrainingError:
+    """The error of a training that ended with a non-zero exit code."""
+    return TrainingError(
+        f"training failed: `{shown}` exited with code {exit_code} after {ran_s:.1f}s; "
+        f"its last output is in the report",
+        output_tail=tuple(tail),
+    )

@@ -30,7 +30,7 @@ from mlci.config import Config, load_config, locate
 from mlci.console import Console
 from mlci.core import workflow, yamlsafe
 from mlci.core.redact import plain_http_refusal
-from mlci.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, MlciError
+from mlci.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, MlciError, UsageError
 from mlci.pipeline.basecommit import base_commit
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -666,6 +666,31 @@ def check_gpu(ctx: DoctorContext) -> CheckResult:
     return CheckResult("gpu", "ok", f"{listed} ({versions})" if versions else listed)
 
 
+def check_launched(ctx: DoctorContext) -> CheckResult:
+    """With train.on off the runner: the jobs and clusters mlci launched that are alive
+    (a cancelled run's machine still billing), from the engine (mlci.remote)."""
+    train = ctx.config.train if ctx.config is not None else None
+    if train is None or train.on == "local":
+        return CheckResult("cloud gpu", "skip", "the training runs on the runner (train.on)")
+    from mlci.remote.engines import open_engine
+
+    try:
+        alive = open_engine(train, ctx.env, root=ctx.root).launched()
+    except UsageError as exc:  # nothing to ask (a cluster brought up per run)
+        return CheckResult("cloud gpu", "skip", f"{train.on}: {exc.message}")
+    except MlciError as exc:
+        return CheckResult("cloud gpu", "fail", f"{train.on}: {exc.message}")
+    if not alive:
+        return CheckResult("cloud gpu", "ok", f"{train.on}: nothing of mlci's is alive")
+    listed = "; ".join(f"{item.kind} {item.name} ({item.state})" for item in alive)
+    return CheckResult(
+        "cloud gpu",
+        "warn",
+        f"{train.on}: {len(alive)} of mlci's alive: {listed}",
+        "a run in progress has one; otherwise `mlci gpu down --all --yes` takes them down",
+    )
+
+
 def _gpu_requested(config: Config | None) -> bool:
     return config is not None and config.train is not None and config.train.device == "cuda"
 
@@ -1040,6 +1065,7 @@ CHECKS: list[Check] = [
     check_forge_token,
     check_forge_access,
     check_gpu,
+    check_launched,
 ]
 # Cheap (no network, no subprocess but git): `mlci run` runs them before training.
 PREFLIGHT: list[Check] = [

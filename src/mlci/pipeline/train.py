@@ -19,11 +19,12 @@ from mlci import process
 from mlci.ci import CiContext
 from mlci.config import Config
 from mlci.console import Console
-from mlci.core.redact import mask_text
 from mlci.data import repro
-from mlci.errors import MlciError, TrainingError, UsageError
+from mlci.errors import MlciError, UsageError
 from mlci.pipeline.facts import Training
 from mlci.pipeline.offrunner import launch_refused
+from mlci.remote.base import NAME_PREFIX, Plan
+from mlci.remote.entry import local_path
 from mlci.secrets import secret_values
 
 _TAIL_LINES = 30
@@ -51,14 +52,13 @@ def train(
     if (refused := launch_refused(config, source)) is not None:
         console.warn(refused)
         return replace(training, skipped=refused)
+    if settings.on != "local":
+        return _train_off_runner(config, console, env, training)
     try:
         monitor = Monitor(settings.device, env, cwd=config.root)
     except MlciError as exc:
         return replace(training, failure=exc)
-    limits = f"timeout {settings.timeout_minutes:g} min"
-    if settings.stall_minutes is not None:
-        limits += f", stall {settings.stall_minutes:g} min"
-    console.step("train", f"{training.command} on {monitor.info().describe()} ({limits})")
+    console.step("train", f"{training.command} on {monitor.info().describe()} ({_limits(config)})")
     lines: list[str] = []
     try:
         with monitor:
@@ -86,6 +86,83 @@ def train(
     done = f"done in {info.duration_s:.1f} s on {device.describe()}"
     console.step("train", reused or done)
     return replace(training, seconds=info.duration_s, device=device, reused=reused, notes=notes)
+
+
+def _train_off_runner(
+    config: Config, console: Console, env: Mapping[str, str], training: Training
+) -> Training:
+    """train.on: ray | skypilot: the training on the engine's machine (mlci.remote.run)."""
+    from mlci.remote.engines import open_engine
+    from mlci.remote.run import run_remote
+
+    settings = config.train
+    assert settings is not None
+    lines: list[str] = []
+    started = time.monotonic()
+    try:
+        plan = _plan(config)
+        engine = open_engine(settings, env, root=config.root)
+        console.step(
+            "train", f"{training.command} on {settings.on} as {plan.run_id} ({_limits(config)})"
+        )
+        where = run_remote(
+            engine,
+            plan,
+            echo=console.stream,
+            secrets=secret_values(env),
+            on_line=lines.append if repro.is_repro(settings.command) else None,
+        )
+    except MlciError as exc:
+        return replace(training, failure=exc)
+    seconds = time.monotonic() - started
+    reused = repro.read_repro_output(lines).describe()
+    console.step("train", reused or f"done in {seconds:.1f} s on {settings.on}")
+    return replace(training, seconds=seconds, reused=reused, where=where)
+
+
+def _plan(config: Config) -> Plan:
+    settings = config.train
+    assert settings is not None and settings.storage is not None
+    if local_path(settings.storage) is not None and not Path(settings.storage).is_absolute():
+        raise UsageError(
+            f"train.storage: {settings.storage} is a relative path, which the remote machine "
+            f"cannot see; give a folder both machines mount (an absolute path or file://) or a "
+            f"bucket (s3://, gs://, az://)"
+        )
+    run_id = f"{NAME_PREFIX}{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{os.urandom(3).hex()}"
+    return Plan(
+        run_id=run_id,
+        command=settings.command,
+        workdir=config.root,
+        env={"MLCI_RUN_ID": run_id},
+        resources=settings.resources,
+        outputs=training_outputs(config),
+        storage=settings.storage,
+        timeout_s=settings.timeout_minutes * 60,
+        stall_s=None if settings.stall_minutes is None else settings.stall_minutes * 60,
+    )
+
+
+def training_outputs(config: Config) -> tuple[str, ...]:
+    """The files the training writes that mlci reads: what comes back from a training off
+    the runner (the one list of them; a new file mlci reads goes here)."""
+    found = [
+        *config.evaluate.metrics,
+        config.evaluate.predictions,
+        config.report.training_log,
+        *config.report.sections,
+        config.registry.model,
+    ]
+    return tuple(dict.fromkeys(path for path in found if path))
+
+
+def _limits(config: Config) -> str:
+    settings = config.train
+    assert settings is not None
+    limits = f"timeout {settings.timeout_minutes:g} min"
+    if settings.stall_minutes is not None:
+        limits += f", stall {settings.stall_minutes:g} min"
+    return limits
 
 
 def _shown(command: str | tuple[str, ...]) -> str:
@@ -127,45 +204,19 @@ def run_training(
             child,
             timeout_s=timeout_s,
             stall_s=stall_s,
-            on_line=lambda raw: _echo(raw, tail, echo, secrets, on_line),
+            on_line=lambda raw: process.echo_line(raw, tail, echo, secrets, on_line),
             started=started,
         )
     except process.Stopped as stopped:
-        if stopped.stalled:
-            assert stall_s is not None
-            ran = process.elapsed(time.monotonic() - started)
-            message = (
-                f"training stalled: no output for {process.minutes(stall_s)} "
-                f"(train.stall_minutes), so it was stopped after {ran} ({shown}); its last "
-                f"output, in the report, shows where it hung; print progress more often or "
-                f"raise train.stall_minutes"
-            )
-        else:
-            message = (
-                f"training timed out after {process.minutes(timeout_s)} ({shown}); make it "
-                f"faster or raise train.timeout_minutes in mlci.yaml"
-            )
-        raise TrainingError(message, output_tail=tuple(tail), stopped_by=stopped.reason) from None
+        raise process.stopped_error(
+            stopped.reason,
+            shown=shown,
+            ran_s=time.monotonic() - started,
+            timeout_s=timeout_s,
+            stall_s=stall_s,
+            tail=tail,
+        ) from None
     duration = time.monotonic() - started
     if exit_code != 0:
-        raise TrainingError(
-            f"training failed: `{shown}` exited with code {exit_code} after {duration:.1f}s; "
-            f"its last output is in the report",
-            output_tail=tuple(tail),
-        )
+        raise process.failed_error(shown, exit_code, duration, tail)
     return TrainInfo(command=shown, duration_s=duration, exit_code=exit_code)
-
-
-def _echo(
-    raw: bytes,
-    tail: collections.deque[str],
-    echo: TextIO,
-    secrets: tuple[str, ...],
-    on_line: Callable[[str], None] | None = None,
-) -> None:
-    line = raw.decode("utf-8", errors="replace").rstrip("\r")
-    tail.append(line)
-    if on_line is not None:
-        on_line(line)
-    echo.write(f"  │ {mask_text(line, secrets)}\n")
-    echo.flush()

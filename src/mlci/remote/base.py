@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from mlci.config import Resources
+if TYPE_CHECKING:
+    from mlci.config import Resources
 
 # Where the training ran is a fact of the report (core), so it lives there; engines build it.
 from mlci.core.device import Where as Where

@@ -1,0 +1,308 @@
+"""The Ray engine: the training as a Ray job, through the Ray Jobs REST API.
+
+mlci speaks the Jobs API with its own HTTP client (mlci.http), so the CI runner needs no
+Ray install to submit: the project goes up as a package (`PUT /api/packages/gcs/...`),
+the job is `POST /api/jobs/` with that package as its working_dir and mlci's wrapper
+(mlci.remote.entry) as its entrypoint, the output comes from `GET /api/jobs/{id}/logs`,
+and `POST /api/jobs/{id}/stop` stops it. The requests follow Ray's REST API description
+(docs.ray.io, "Ray Jobs REST API") and its server, ray/dashboard/modules/job/job_head.py.
+
+With `train.ray.cluster` (a cluster config) mlci brings the cluster up for the run
+(`ray up`, which needs the ray CLI on the runner), reaches its Jobs API through `ray
+dashboard`'s port forward, and starts `ray down` at teardown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlci.errors import ExternalError, MlciError, UsageError
+from mlci.http import HttpClient, Response
+from mlci.remote import package
+from mlci.remote.base import NAME_PREFIX, Launched, Plan, Progress, State, Where
+
+if TYPE_CHECKING:
+    from mlci.config import RayConfig
+
+ENTRYPOINT = f"python {package.ENTRY}"
+# Ray keeps packages in its GCS, bounded by its gRPC message size (ray_constants.py:
+# GRPC_CPP_MAX_MESSAGE_SIZE, RAY_max_grpc_message_size on the cluster).
+PACKAGE_LIMIT_BYTES = 512 * 2**20
+_PACKAGE_HINT = (
+    "leave the large data in the DVC remote and pull it on the cluster in train.command "
+    "(dvc pull && python train.py), or shrink what git tracks in the project's folder"
+)
+_STATES: dict[str, State] = {
+    "PENDING": "pending",
+    "RUNNING": "running",
+    "SUCCEEDED": "succeeded",
+    "FAILED": "failed",
+    "STOPPED": "stopped",
+}
+_ALIVE = ("PENDING", "RUNNING")
+_ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
+_TEARDOWN_TIMEOUT_S = 2.0  # a cancelled CI job's grace is a few seconds
+_FORWARD_WAIT_S = 60.0
+
+
+class RayEngine:
+    """One training as one Ray job (see the module's docstring)."""
+
+    name = "ray"
+
+    def __init__(self, settings: RayConfig, env: Mapping[str, str], *, root: Path) -> None:
+        self.settings = settings
+        self.root = root
+        self.env = env
+        self.plan: Plan | None = None
+        self.info: dict[str, Any] = {}
+        self._seen = 0  # characters of the job's log already returned
+        self._pending = ""  # a last line not yet ended by a newline
+        self._forward: subprocess.Popen[bytes] | None = None
+        self._cluster_up = False
+        self._stopped = False
+        self.client = self._client(settings.address) if settings.address else None
+
+    # -- the Engine Protocol ------------------------------------------------------------------
+
+    def launch(self, plan: Plan) -> None:
+        self.plan = plan
+        bundle = package.build(plan, limit_bytes=PACKAGE_LIMIT_BYTES, limit_hint=_PACKAGE_HINT)
+        if self.settings.cluster is not None:
+            self._bring_up(plan.run_id)
+        uri = f"gcs://_ray_pkg_{bundle.digest}.zip"
+        path = f"/api/packages/gcs/_ray_pkg_{bundle.digest}.zip"
+        if self._api().request("GET", path).status != 200:
+            self._expect(self._api().request("PUT", path, data=bundle.data), "upload the project")
+        body: dict[str, Any] = {
+            "entrypoint": ENTRYPOINT,
+            "submission_id": plan.run_id,
+            "runtime_env": {"working_dir": uri},
+            "metadata": {"mlci": "1"},
+            **_resources(plan),
+        }
+        answer = self._api().request("POST", "/api/jobs/", body=body)
+        self._expect(answer, "submit the training")
+
+    def poll(self) -> Progress:
+        run_id = self._run_id()
+        answer = self._api().request("GET", f"/api/jobs/{run_id}")
+        self.info = self._expect(answer, "read the job's state").json() or {}
+        state = _STATES.get(str(self.info.get("status")), "pending")
+        logs = self._api().request("GET", f"/api/jobs/{run_id}/logs")
+        text = str((self._expect(logs, "read the job's output").json() or {}).get("logs", ""))
+        lines = self._new_lines(text, final=state not in ("pending", "running"))
+        if state in ("failed", "stopped") and self.info.get("message"):
+            lines.append(f"ray: {self.info['message']}")
+        code = self.info.get("driver_exit_code")
+        return Progress(
+            tuple(lines), state, code if isinstance(code, int) and state != "running" else None
+        )
+
+    def stop(self) -> None:
+        if self.plan is not None and self.client is not None and not self._stopped:
+            self._stopped = True  # once: teardown after a stop need not ask again
+            self._stop_job(self.plan.run_id)
+
+    def teardown(self) -> None:
+        if self.plan is not None and self.info.get("status") not in _ENDED:
+            with contextlib.suppress(MlciError):  # the wrapper's own deadline is the backstop
+                self.stop()
+        if self._forward is not None:
+            self._forward.terminate()
+            self._forward = None
+        if self._cluster_up and self.plan is not None:
+            # Started, not awaited: the cloud takes minutes; the cluster config's
+            # idle_timeout_minutes is the backstop if this never finishes.
+            self._cluster_up = False
+            self._ray_cli("down", "-y", *self._cluster_args(self.plan.run_id), wait=False)
+
+    def where(self) -> Where:
+        resources = self.plan.resources if self.plan is not None else None
+        accelerator = None
+        if resources is not None and resources.gpus:
+            accelerator = f"{resources.accelerator or 'GPU'}:{resources.gpus:g}"
+        start, end = self.info.get("start_time"), self.info.get("end_time")
+        minutes = (
+            (end - start) / 60_000 if isinstance(start, int) and isinstance(end, int) else None
+        )
+        return Where(engine="ray", accelerator=accelerator, minutes=minutes)
+
+    def launched(self) -> list[Launched]:
+        if self.client is None:
+            raise UsageError(
+                "train.ray.cluster: a cluster mlci brings up per run is not listed (Ray keeps "
+                "no list of them off the machine that ran `ray up`); `ray status` with the "
+                "cluster config, or the cloud's console, shows one left running"
+            )
+        answer = self._expect(self._api().request("GET", "/api/jobs/"), "list the jobs")
+        found = []
+        for job in answer.json() or []:
+            name = job.get("submission_id") if isinstance(job, dict) else None
+            ours = isinstance(name, str) and name.startswith(NAME_PREFIX)
+            if ours and job.get("status") in _ALIVE:
+                started = _iso(job.get("start_time"))
+                found.append(Launched("ray", str(name), "job", str(job["status"]), started))
+        return found
+
+    def down(self, name: str) -> None:
+        self._stop_job(name)
+
+    # -- the Jobs API --------------------------------------------------------------------------
+
+    def _client(self, address: str) -> HttpClient:
+        headers = _headers(self.env)
+        return HttpClient(
+            address,
+            headers=headers,
+            secrets=tuple(headers.values()),
+            forge_name="Ray's Jobs API",
+            url_setting="train.ray.address",
+        )
+
+    def _api(self) -> HttpClient:
+        if self.client is None:
+            raise UsageError("train.ray: no address to reach the cluster's Jobs API")
+        return self.client
+
+    def _run_id(self) -> str:
+        assert self.plan is not None, "launch first"
+        return self.plan.run_id
+
+    def _stop_job(self, name: str) -> None:
+        quick = replace(self._api(), timeout_s=_TEARDOWN_TIMEOUT_S, max_wait_s=0.0)
+        answer = quick.request("POST", f"/api/jobs/{name}/stop", idempotent=False)
+        if answer.status != 404:  # a job that never started is as stopped as can be
+            self._expect(answer, f"stop the job {name}")
+
+    def _expect(self, answer: Response, what: str) -> Response:
+        if 200 <= answer.status < 300:
+            return answer
+        address = self._api().base_url
+        detail = answer.message.strip().splitlines()
+        reason = detail[-1] if detail else ""  # Ray answers a traceback: its last line says why
+        if answer.status == 400:
+            raise UsageError(
+                f"Ray's Jobs API at {address} refused to {what} ({answer.status}: {reason}); "
+                f"check train.resources and train.command in mlci.yaml"
+            )
+        raise ExternalError(
+            f"Ray's Jobs API at {address} could not {what} ({answer.status}: {reason}); "
+            f"check that the cluster is up and train.ray.address points at its dashboard "
+            f"(port 8265)"
+        )
+
+    def _new_lines(self, text: str, *, final: bool) -> list[str]:
+        # The whole log comes back each time: only what was not returned before is new.
+        fresh, self._seen = text[self._seen :], len(text)
+        *lines, self._pending = (self._pending + fresh).split("\n")
+        if final and self._pending:
+            lines.append(self._pending)
+            self._pending = ""
+        return lines
+
+    # -- a cluster for the run (train.ray.cluster) ---------------------------------------------
+
+    def _bring_up(self, run_id: str) -> None:
+        self._cluster_up = True  # from here on, teardown runs `ray down`
+        self._ray_cli("up", "-y", "--no-config-cache", *self._cluster_args(run_id))
+        port = _free_port()
+        self._forward = subprocess.Popen(
+            ["ray", "dashboard", "--port", str(port), *self._cluster_args(run_id)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.client = self._client(f"http://127.0.0.1:{port}")
+        _wait_listening(port, self._forward)
+
+    def _cluster_args(self, run_id: str) -> list[str]:
+        assert self.settings.cluster is not None
+        return [str(self.root / self.settings.cluster), "--cluster-name", run_id]
+
+    def _ray_cli(self, *args: str, wait: bool = True) -> None:
+        command = ["ray", *args]
+        try:
+            if not wait:
+                subprocess.Popen(command, cwd=self.root, start_new_session=True)
+                return
+            done = subprocess.run(command, cwd=self.root, check=False, timeout=1800)
+        except FileNotFoundError:
+            raise UsageError(
+                "train.ray.cluster: the ray CLI was not found on the runner; pip install "
+                "'ray[default]' in the job, or give train.ray.address of a running cluster"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise ExternalError(f"`{shlex.join(command)}` did not finish in 30 min") from None
+        if done.returncode != 0:
+            raise ExternalError(
+                f"`{shlex.join(command)}` failed (exit code {done.returncode}); its output is "
+                f"above; check the cluster config and the cloud credentials"
+            )
+
+
+def _resources(plan: Plan) -> dict[str, Any]:
+    wanted = plan.resources
+    asked: dict[str, Any] = {}
+    if wanted.gpus:
+        asked["entrypoint_num_gpus"] = wanted.gpus
+    if wanted.cpus is not None:
+        asked["entrypoint_num_cpus"] = wanted.cpus
+    if wanted.memory_gb is not None:
+        asked["entrypoint_memory"] = int(wanted.memory_gb * 1e9)
+    if wanted.accelerator is not None:
+        # Ray gives each node a resource accelerator_type:<TYPE> of 1: asking a sliver of it
+        # puts the job on such a node (ray.util.accelerators).
+        asked["entrypoint_resources"] = {f"accelerator_type:{wanted.accelerator}": 0.001}
+    return asked
+
+
+def _headers(env: Mapping[str, str]) -> dict[str, str]:
+    """RAY_JOB_HEADERS (JSON, as the ray CLI reads it): e.g. the auth of a proxied cluster."""
+    raw = env.get("RAY_JOB_HEADERS")
+    if not raw:
+        return {}
+    try:
+        headers = json.loads(raw)
+    except ValueError:
+        headers = None
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise UsageError(
+            'RAY_JOB_HEADERS: expected a JSON object of texts, e.g. {"Authorization": "Bearer ..."}'
+        )
+    return {str(k): v for k, v in headers.items()}
+
+
+def _iso(milliseconds: object) -> str | None:
+    if not isinstance(milliseconds, int) or not milliseconds:
+        return None
+    return datetime.fromtimestamp(milliseconds / 1000, tz=timezone.utc).isoformat()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_listening(port: int, forward: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + _FORWARD_WAIT_S
+    while time.monotonic() < deadline:
+        if forward.poll() is not None:
+            raise ExternalError("`ray dashboard` (the port forward to the cluster's head) ended")
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        time.sleep(0.5)
+    raise ExternalError(f"`ray dashboard` did not forward port {port} in {_FORWARD_WAIT_S:.0f} s")

@@ -1,0 +1,368 @@
+"""train.on: ray against a real Ray head on 127.0.0.1 (one per test session, CPU only).
+
+`mlci run` runs in a subprocess, as in CI, and submits the tiny training through the Ray
+Jobs REST API; the tests check what a user finds: the output in the CI log while the job
+runs, the metrics brought back and judged, the exit code of a failing training, a stalled
+or pending job stopped, a cancelled run (SIGTERM) and a crashed one (SIGKILL, then `mlci
+gpu down`) leaving no job running.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlci.errors import UsageError
+from mlci.remote import entry, package
+from mlci.remote.base import Plan
+from tests.conftest import Project
+from tests.servers import ray_head
+
+pytest.importorskip("ray")
+pytestmark = [
+    pytest.mark.skipif(sys.platform == "win32", reason="Ray's head, POSIX signals"),
+    pytest.mark.xdist_group("ray"),  # one worker, so one Ray head for the whole suite
+]
+
+_WAIT_S = 90  # for a job to start and mlci to end, on a loaded machine
+
+# Prints, then waits for the test's go-ahead (a file at an absolute path: the job runs in
+# Ray's copy of the project), so the test sees the output arrive while the job runs.
+_TRAINING = textwrap.dedent(
+    """\
+    import json, os, pathlib, sys, time
+    params = json.loads(pathlib.Path("params.json").read_text())
+    print("GPU", os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
+    print("epoch 1 loss 0.5", flush=True)
+    go = pathlib.Path(params["go"])
+    while not go.exists():
+        time.sleep(0.1)
+    if params.get("crash"):
+        print("CUDA out of memory (simulated)", flush=True)
+        sys.exit(3)
+    pathlib.Path("metrics.json").write_text(json.dumps(params["metrics"]))
+    pathlib.Path("model").mkdir(exist_ok=True)
+    pathlib.Path("model/model.bin").write_text("weights")
+    print("saved", flush=True)
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    # A short folder, not pytest's: Ray's sockets live under it, and a socket's path has at
+    # most 107 bytes (pytest's folders of xdist workers pass it).
+    folder = Path(tempfile.mkdtemp(prefix="mlci-ray-", dir="/tmp"))
+    try:
+        with ray_head(folder, resources={"accelerator_type:A100": 1}) as url:
+            yield url
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _on_ray(project: Project, address: str, tmp_path: Path, **train: object) -> Path:
+    """The project trains on Ray; returns the file that lets its training finish."""
+    go = tmp_path / "go"
+    settings = {
+        "on": "ray",
+        "storage": str(tmp_path / "storage"),
+        "resources": {"gpus": 1, "accelerator": "A100"},
+        "ray": {"address": address},
+        **train,
+    }
+    config = project.config.read_text().replace(
+        "  command: python train.py\n  timeout_minutes: 1\n",
+        "  command: python train.py\n  timeout_minutes: 1\n"
+        + "".join(f"  {key}: {json.dumps(value)}\n" for key, value in settings.items()),
+    )
+    project.write("mlci.yaml", config)
+    project.write("train.py", _TRAINING)
+    project.set_params(go=str(go), metrics={"accuracy": 0.9, "log_loss": 0.3, "f1": 0.88})
+    project.commit("train on ray")
+    return go
+
+
+def _start(project: Project, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mlci", "run", "--no-promote"],
+            cwd=project.root,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _wait_for_text(log: Path, text: str, mlci: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + _WAIT_S
+    while text not in log.read_text():
+        if mlci.poll() is not None or time.monotonic() > deadline:
+            mlci.kill()
+            pytest.fail(f"{text!r} never came; mlci said:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def _end(mlci: subprocess.Popen[bytes], log: Path) -> int:
+    try:
+        return mlci.wait(timeout=_WAIT_S)
+    except subprocess.TimeoutExpired:
+        mlci.kill()
+        pytest.fail(f"mlci did not end; it said:\n{log.read_text()}")
+
+
+def _jobs(address: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{address}/api/jobs/", timeout=10) as answer:
+        jobs: list[dict[str, Any]] = json.loads(answer.read())
+    return jobs
+
+
+def _run_id(log: Path) -> str:
+    """The job's name, from mlci's line `train: python train.py on ray as mlci-…`."""
+    return log.read_text().split(" on ray as ")[1].split()[0]
+
+
+def _status(address: str, run_id: str) -> str:
+    [status] = [job["status"] for job in _jobs(address) if job["submission_id"] == run_id]
+    return str(status)
+
+
+def _running(address: str, log: Path, after: float = 10.0) -> list[str]:
+    """The run's job, if still pending or running `after` seconds from now (a stop takes
+    Ray a moment: SIGTERM, then SIGKILL 3 s later)."""
+    deadline = time.monotonic() + after
+    run_id = _run_id(log)
+    while True:
+        status = _status(address, run_id)
+        alive = [f"{run_id} {status}"] if status in ("PENDING", "RUNNING") else []
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def test_a_training_on_ray_streams_its_output_and_its_metrics_come_back(
+    project: Project, ray_address: str, tmp_path: Path
+) -> None:
+    go = _on_ray(project, ray_address, tmp_path)
+    log = tmp_path / "mlci.log"
+    mlci = _start(project, log)
+
+    _wait_for_text(log, "epoch 1 loss 0.5", mlci)  # in the CI log while the job waits
+    assert not (project.root / "metrics.json").exists()
+    go.write_text("")
+    exit_code = _end(mlci, log)
+
+    assert exit_code == 0, log.read_text()
+    assert "saved" in log.read_text()
+    gate = project.gate_json()
+    assert gate["passed"] is True
+    assert json.loads((project.root / "metrics.json").read_text())["accuracy"] == 0.9
+    assert (project.root / "model" / "model.bin").read_text() == "weights"
+    assert _status(ray_address, _run_id(log)) == "SUCCEEDED"  # it ran on Ray, not here
+    # train.resources became the job's: Ray gave it the (declared) GPU.
+    assert "GPU 0" in log.read_text()
+
+
+def test_the_exit_code_and_output_of_a_failing_training_come_back(
+    project: Project, ray_address: str, tmp_path: Path
+) -> None:
+    go = _on_ray(project, ray_address, tmp_path)
+    params = json.loads((project.root / "params.json").read_text())
+    project.set_params(**params, crash=True)
+    project.commit("crash")
+    go.write_text("")
+    log = tmp_path / "mlci.log"
+
+    exit_code = _end(_start(project, log), log)
+
+    assert exit_code == 5, log.read_text()
+    assert _status(ray_address, _run_id(log)) == "FAILED"  # Ray's job, not a local run
+    error = project.gate_json()["error"]
+    assert isinstance(error, dict)
+    assert "`python train.py` exited with code 3" in error["message"]
+    assert "CUDA out of memory (simulated)" in (project.out / "report.md").read_text()
+
+
+def test_a_stalled_job_is_stopped(project: Project, ray_address: str, tmp_path: Path) -> None:
+    _on_ray(project, ray_address, tmp_path, stall_minutes=0.05)  # 3 s; go never comes
+    log = tmp_path / "mlci.log"
+
+    exit_code = _end(_start(project, log), log)
+
+    assert exit_code == 5, log.read_text()
+    assert "training stalled: no output for 3 s" in log.read_text()
+    assert _running(ray_address, log) == []
+
+
+def test_a_job_no_node_can_take_is_stopped_at_the_timeout(
+    project: Project, ray_address: str, tmp_path: Path
+) -> None:
+    _on_ray(project, ray_address, tmp_path, resources={"gpus": 1, "accelerator": "H100"})
+    config = project.config.read_text().replace("timeout_minutes: 1\n", "timeout_minutes: 0.1\n")
+    project.write("mlci.yaml", config)
+    project.commit("6 s")
+    log = tmp_path / "mlci.log"
+
+    exit_code = _end(_start(project, log), log)
+
+    assert exit_code == 5, log.read_text()
+    assert (
+        "training timed out after 6 s before it started (python train.py): ray had no machine "
+        "with what train.resources asks (1 GPU H100)" in log.read_text()
+    )
+    # Ray cannot stop a job before a node takes it: the stop waits for one (and Ray drops
+    # the job after RAY_JOB_START_TIMEOUT_SECONDS); the training never runs.
+    assert _status(ray_address, _run_id(log)) == "PENDING"
+
+
+def _training_on_ray(
+    project: Project, address: str, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`mlci run`, once its training runs on Ray (and waits for a go that never comes)."""
+    _on_ray(project, address, tmp_path)
+    log = tmp_path / "mlci.log"
+    mlci = _start(project, log)
+    _wait_for_text(log, "epoch 1 loss 0.5", mlci)
+    return mlci, log
+
+
+def test_sigterm_to_mlci_leaves_no_job_running(
+    project: Project, ray_address: str, tmp_path: Path
+) -> None:
+    mlci, log = _training_on_ray(project, ray_address, tmp_path)
+
+    started = time.monotonic()
+    mlci.send_signal(signal.SIGTERM)
+    exit_code = _end(mlci, log)
+
+    assert exit_code == 143, log.read_text()
+    assert time.monotonic() - started < 7.5  # GitHub's grace after a cancel
+    assert _running(ray_address, log) == []
+
+
+def test_a_job_a_crashed_mlci_left_is_listed_and_taken_down(
+    project: Project, ray_address: str, tmp_path: Path
+) -> None:
+    mlci, log = _training_on_ray(project, ray_address, tmp_path)
+    mlci.kill()  # no teardown: the job runs on
+    mlci.wait()
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "mlci", *args]
+        return subprocess.run(argv, cwd=project.root, capture_output=True, text=True, timeout=60)
+
+    name = _run_id(log)
+    # (Another test's job may wait on this head for a GPU no node has: only this one counts.)
+    listed = json.loads(cli("gpu", "list", "--json").stdout)["launched"]
+    assert [(item["kind"], item["state"]) for item in listed if item["name"] == name] == [
+        ("job", "RUNNING")
+    ]
+    assert f"job {name} (RUNNING)" in cli("doctor").stdout
+    dry = cli("gpu", "down", name)
+    assert f"would take down: ray job {name}: RUNNING" in dry.stdout
+    assert _running(ray_address, log, after=0) != []
+
+    down = cli("gpu", "down", name, "--yes")
+
+    assert down.returncode == 0, down.stderr
+    assert f"down: ray job {name}" in down.stdout
+    assert _running(ray_address, log) == []
+    assert name not in cli("gpu", "list").stdout
+
+
+# -- what goes up, and the wrapper's own deadline (no Ray needed) ------------------------------
+
+
+def _plan(root: Path, storage: Path, **changes: Any) -> Plan:
+    from mlci.config import Resources
+
+    values: dict[str, Any] = {
+        "run_id": "mlci-test",
+        "command": "python train.py",
+        "workdir": root,
+        "env": {},
+        "resources": Resources(),
+        "outputs": ("metrics.json",),
+        "storage": str(storage),
+        "timeout_s": 60.0,
+        "stall_s": None,
+        **changes,
+    }
+    return Plan(**values)
+
+
+def test_the_package_holds_the_project_and_the_data_dvc_pulled_not_the_caches(
+    project: Project, tmp_path: Path
+) -> None:
+    import zipfile
+
+    project.write(".gitignore", ".mlci/\n.venv/\ndata/\n")
+    project.write("data.dvc", "outs:\n- path: data\n  md5: abc.dir\n")
+    (project.root / "data").mkdir()
+    project.write("data/train.csv", "x,y\n1,2\n")
+    (project.root / ".venv").mkdir()
+    project.write(".venv/big", "x")
+    project.commit("data")
+
+    built = package.build(_plan(project.root, tmp_path), limit_bytes=2**20, limit_hint="")
+
+    names = zipfile.ZipFile(__import__("io").BytesIO(built.data)).namelist()
+    assert {"train.py", "mlci.yaml", "data.dvc", "data/train.csv", package.ENTRY} <= set(names)
+    assert entry.SPEC in names
+    assert not [name for name in names if name.startswith((".venv", ".mlci", ".git/"))]
+
+
+def test_a_package_over_the_limit_is_refused_with_the_fix(project: Project, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="over the 0 MiB the engine takes: pull it there"):
+        package.build(_plan(project.root, tmp_path), limit_bytes=100, limit_hint="pull it there")
+
+
+def test_the_wrapper_stops_a_training_past_its_deadline_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The backstop when mlci is gone: the job ends at the deadline with nobody watching.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(entry, "BACKSTOP_GRACE_S", 0.0)
+    spec = {
+        "run_id": "mlci-x",
+        "command": [sys.executable, "-c", "import time; time.sleep(60)"],
+        "env": {},
+        "timeout_s": 1.0,
+        "outputs": ["metrics.json"],
+        "storage": str(tmp_path / "storage"),
+    }
+    (tmp_path / entry.SPEC).write_text(json.dumps(spec))
+
+    started = time.monotonic()
+    assert entry.main(["entry"]) == entry.TIMED_OUT
+    assert time.monotonic() - started < 15
+    done = json.loads((tmp_path / "storage" / "mlci-x" / entry.DONE).read_text())
+    assert done["exit_code"] == entry.TIMED_OUT
+
+
+def test_a_relative_storage_is_refused_with_the_fix(project: Project, tmp_path: Path) -> None:
+    # No head needed: mlci stops before it submits anything.
+    _on_ray(project, "http://127.0.0.1:9", tmp_path, storage="runs")
+    completed = subprocess.run(
+        [sys.executable, "-m", "mlci", "run", "--no-promote"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert (
+        "train.storage: runs is a relative path, which the remote machine cannot see; give a "
+        "folder both machines mount (an absolute path or file://) or a bucket" in completed.stderr
+    )
+    assert (project.out / "gate.json").exists()
