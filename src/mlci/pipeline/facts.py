@@ -27,7 +27,6 @@ from mlci.core.redact import mask
 from mlci.core.report.model import Figure, Promotion, ReportInput, ReportSection
 from mlci.errors import MlciError, TrainingError
 from mlci.registry.base import Lineage
-from mlci.remote.base import Where
 
 if TYPE_CHECKING:
     from mlci.core.flipped import CsvTable
@@ -57,7 +56,6 @@ class Training:
     skipped: str | None = None  # why the command was not run (pipeline/offrunner.py)
     notes: tuple[str, ...] = ()
     failure: MlciError | None = None
-    where: Where | None = None  # a training off the runner (train.on): the engine's machine
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def _plan(config: Config) -> Plan:
         run_id=run_id,
         command=settings.command,
         workdir=config.root,
-        env={"MLCI_RUN_ID": run_id},
+        env={"MLCI_RUN_ID": run_id, "MLCI_DEVICE": settings.device},
         resources=settings.resources,
         outputs=training_outputs(config),
         storage=settings.storage,
