@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench dist clean tools
+.PHONY: demo test lint typecheck pytest bench dist clean tools skypilot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,17 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
-	$(MAKE) tools
+	$(MAKE) skypilot tools
 	touch $@
+
+# SkyPilot's client SDK, for the tests of train.on: skypilot. It pins click<8.2, bcrypt and
+# uvicorn below what import-linter, mlflow and others need; its client works with theirs
+# (the tests show it), so theirs go back after it; pip then names the pins left unmet.
+SKYPILOT := skypilot==0.14.1
+
+skypilot: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "$(SKYPILOT)"
+	$(BIN)/python -m pip install --quiet "click>=8.2" "bcrypt>=4.1" "uvicorn>=0.36"
 
 # Programs the tests run that pip does not bring: Azurite, Microsoft's Azure Storage
 # emulator (npm), for the Azure remote's tests; into tests/.node, not the system.
