@@ -555,6 +555,8 @@ def _check_type(path: str | None, where: str, types: Collection[str], problems: 
     """A problem for a file mlci could not read, by its extension: found when mlci.yaml is
     loaded, before the training runs, not when the file is read after it."""
     suffix = PurePosixPath(path).suffix.lower() if path else ""
+    if path and types is filetypes.PREDICTIONS:
+        suffix = filetypes.predictions_suffix(PurePosixPath(path).suffixes)
     if path is None or suffix in types:
         return
     kind = f"a {suffix} file" if suffix else "a file without an extension"
