@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,26 @@ def test_regression_from_a_zstd_jsonl_file(tmp_path: Path) -> None:
         predictions.load_predictions(path, task="regression"), "regression"
     )
     assert summary_stats.compute_metrics(summary) == pytest.approx(exact, rel=1e-9)
+
+
+def test_gate_above_exact_rows_judges_from_summaries_and_says_so(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from tests.test_flipped import gate, make_project
+
+    candidate, baseline = files
+    root = make_project(
+        tmp_path / "project",
+        "version: 1\nmodel:\n  name: big\nevaluate:\n  predictions: cand.parquet\n"
+        "  exact_rows: 10000\ngate:\n  rules:\n    - metric: roc_auc\n      min: 0.5\n"
+        "      confidence: 0.95\nreport:\n  plots: false\n",
+    )
+    (root / "cand.parquet").write_bytes(candidate.read_bytes())
+    (root / "base.csv.gz").write_bytes(baseline.read_bytes())
+    assert gate(root, "--baseline-predictions", "base.csv.gz") == 0
+    result = json.loads((root / ".mlci" / "out" / "gate.json").read_text())
+    text = json.dumps(result)
+    assert "more than evaluate.exact_rows (10,000)" in text
+    assert "method: binned, 1000 bins, roc_auc within" in text
+    assert '"method": "delong (binned, 1000 bins)"' in text
+    assert "Intervals are not paired" not in text

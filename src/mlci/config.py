@@ -65,6 +65,9 @@ class EvaluateConfig:
         return tuple(dict.fromkeys(names))
 
     id_column: str = "id"  # pairs the candidate's rows with the baseline's
+    # Up to this many rows, metrics and intervals are exact (rows in memory); above, from
+    # summaries read batch by batch (docs/gate.md: exact and approximate results).
+    exact_rows: int = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "slices",
         "slice_min_rows",
         "id_column",
+        "exact_rows",
     ),
     "evaluate.slices[]": ("column", "edges", "quantiles", "cross", "min_rows"),
     "gate": (
@@ -637,6 +641,7 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
         slices=slices,
         slice_min_rows=section.integer("slice_min_rows", 100, minimum=2),
         id_column=id_column,
+        exact_rows=section.integer("exact_rows", 2_000_000, minimum=0),
     )
 
 
