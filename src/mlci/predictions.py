@@ -212,7 +212,7 @@ def join(candidate: Predictions, baseline: Predictions) -> Joined:
         kept = np.flatnonzero(found)
         only_candidate = len(candidate) - len(kept)
         only_baseline = len(baseline) - len(kept)
-        candidate, baseline = _take(candidate, kept), _take(baseline, position[kept])
+        candidate, baseline = take(candidate, kept), take(baseline, position[kept])
     else:
         _check_same_length(candidate, baseline)
     _check_same_truth(candidate, baseline, by_id=by_id)
@@ -936,7 +936,7 @@ def _reorder_by_id(candidate: Predictions, baseline: Predictions) -> Predictions
             f"{_name(baseline, 'baseline')} lacks{shown}, and the baseline has "
             f"{only_baseline} the candidate lacks; evaluate both models on the same rows"
         )
-    return _take(baseline, position)
+    return take(baseline, position)
 
 
 def _matches(candidate: Predictions, baseline: Predictions) -> tuple[Array, Array]:
@@ -962,7 +962,8 @@ def _check_unique_ids(pred: Predictions, role: str) -> None:
         )
 
 
-def _take(pred: Predictions, index: Array) -> Predictions:
+def take(pred: Predictions, index: Array | slice) -> Predictions:
+    """The rows of `pred` at `index` (positions, a mask or a slice)."""
     return replace(
         pred,
         y_true=pred.y_true[index],

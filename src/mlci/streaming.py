@@ -28,7 +28,7 @@ from mlci.core.summary import (
     summarize_regression,
 )
 from mlci.errors import MetricsError
-from mlci.predictions import BATCH_ROWS, Task, align, read_batches
+from mlci.predictions import BATCH_ROWS, Task, align, read_batches, take
 
 _WIDTH = MAX_CLASSES  # cells are coded with this many classes until the labels are known
 
@@ -185,12 +185,4 @@ def _paired(
 
 
 def _rows(pred: Predictions, start: int, stop: int) -> Predictions:
-    window = slice(start, stop)
-    return replace(
-        pred,
-        y_true=pred.y_true[window],
-        y_pred=pred.y_pred[window],
-        scores=None if pred.scores is None else pred.scores[window],
-        ids=None if pred.ids is None else pred.ids[window],
-        extra={},
-    )
+    return take(pred, slice(start, stop))

@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from mlci.core import stats, summary, summary_stats
+from mlci.core.intervals import Interval
 from mlci.core.predictions import Predictions
 
 ROWS = 20_000
@@ -73,16 +74,20 @@ def test_the_bound_holds_where_every_score_falls_in_few_bins() -> None:
     assert summary_stats.approximation(coarse).method == "binned, 4 bins"
 
 
+def _assert_same_but_the_auc(ours: dict[str, Interval], exact: dict[str, Interval]) -> None:
+    assert ours.keys() == exact.keys()
+    for name, interval in exact.items():
+        if name != "roc_auc":
+            assert ours[name].low == pytest.approx(interval.low, abs=1e-9), name
+            assert ours[name].high == pytest.approx(interval.high, abs=1e-9), name
+
+
 @pytest.mark.parametrize("k", [2, 4])
 def test_intervals_match_the_exact_ones(k: int) -> None:
     candidate, baseline = _classification(k, seed=10 + k)
     exact = stats.metric_intervals(candidate, "classification", resamples=200)
     binned = summary_stats.metric_intervals(_summary(candidate), resamples=200)
-    assert binned.keys() == exact.keys()
-    for name, interval in exact.items():
-        if name != "roc_auc":
-            assert binned[name].low == pytest.approx(interval.low, abs=1e-9), name
-            assert binned[name].high == pytest.approx(interval.high, abs=1e-9), name
+    _assert_same_but_the_auc(binned, exact)
     auc, auc_exact = binned["roc_auc"], exact["roc_auc"]
     width, exact_width = auc.high - auc.low, auc_exact.high - auc_exact.low
     assert exact_width * 0.95 <= width <= exact_width * (1.1 if k == 2 else 2.5)
@@ -92,11 +97,7 @@ def test_intervals_match_the_exact_ones(k: int) -> None:
         candidate, baseline, "classification", resamples=200
     )
     paired = summary_stats.paired_difference_intervals(_summary(candidate, baseline), resamples=200)
-    assert paired.keys() == paired_exact.keys()
-    for name, interval in paired_exact.items():
-        if name != "roc_auc":
-            assert paired[name].low == pytest.approx(interval.low, abs=1e-9), name
-            assert paired[name].high == pytest.approx(interval.high, abs=1e-9), name
+    _assert_same_but_the_auc(paired, paired_exact)
     auc, auc_exact = paired["roc_auc"], paired_exact["roc_auc"]
     width, exact_width = auc.high - auc.low, auc_exact.high - auc_exact.low
     assert exact_width * 0.9 <= width <= exact_width * (1.15 if k == 2 else 2.5)
