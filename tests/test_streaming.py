@@ -127,3 +127,6 @@ def test_gate_above_exact_rows_judges_from_summaries_and_says_so(
     assert "method: binned, 1000 bins, roc_auc within" in text
     assert '"method": "delong (binned, 1000 bins)"' in text
     assert "Intervals are not paired" not in text
+    assert result["rows"]["method"] == "binned, 1000 bins"
+    assert 0 < result["rows"]["auc_bound"] < 0.01
+    assert result["rows"]["baseline"] == ROWS

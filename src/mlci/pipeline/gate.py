@@ -30,7 +30,7 @@ from mlci.pipeline.flipped import Compared, compare
 
 if TYPE_CHECKING:
     from mlci.core.predictions import Predictions
-    from mlci.core.summary import Summary
+    from mlci.core.summary_stats import Approximation
 
 
 def judge(
@@ -246,12 +246,14 @@ def _measure_summary(
     baseline's file read again with the candidate's, row by row); slices, flipped examples
     and curves, which need the rows, are skipped and the notes say so."""
     from mlci.core import summary_stats
+    from mlci.core.summary_stats import approximation
     from mlci.streaming import summarize
 
     summary = evaluation.summary
     assert summary is not None and evaluation.predictions is not None
     task, id_column = config.evaluate.task, config.evaluate.id_column
-    notes = [_approximate(config, summary)]
+    found = approximation(summary)
+    notes = [_approximate(config, summary.rows, found)]
     paired = None
     if choice.predictions is not None:
         try:
@@ -277,18 +279,17 @@ def _measure_summary(
         baseline=paired.rows if paired is not None else None,
         minimum=config.evaluate.min_rows,
         fraction=config.evaluate.min_row_fraction,
+        method=found.method,
+        auc_bound=found.auc_bound,
     )
     return Measured(result, rows, tuple(notes))
 
 
-def _approximate(config: Config, summary: Summary) -> str:
+def _approximate(config: Config, rows: int, found: Approximation) -> str:
     """What the summaries' results are, for the report and gate.json."""
-    from mlci.core.summary_stats import approximation
-
-    found = approximation(summary)
     bound = f", roc_auc within ±{found.auc_bound:.2g} of the exact value" if found.auc_bound else ""
     return (
-        f"{summary.rows:,} rows, more than evaluate.exact_rows ({config.evaluate.exact_rows:,}): "
+        f"{rows:,} rows, more than evaluate.exact_rows ({config.evaluate.exact_rows:,}): "
         f"metrics and intervals from summaries read batch by batch (method: {found.method}"
         f"{bound}; count metrics, log_loss and regression metrics exact). Slices, flipped "
         f"examples and the curves need the rows and are skipped: raise evaluate.exact_rows "
