@@ -130,3 +130,26 @@ def test_gate_above_exact_rows_judges_from_summaries_and_says_so(
     assert result["rows"]["method"] == "binned, 1000 bins"
     assert 0 < result["rows"]["auc_bound"] < 0.01
     assert result["rows"]["baseline"] == ROWS
+
+
+def test_a_csv_value_pyarrow_refuses_in_a_later_block_is_named_by_its_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(predictions, "_BLOCK_BYTES", 4_096)  # many blocks from a small file
+    path = tmp_path / "preds.csv"
+    lines = ["y_true,y_pred,p_0,p_1"]
+    lines += [
+        f"{i % 2},{i % 2},{0.25 + 0.5 * (i % 2)},{0.75 - 0.5 * (i % 2)}" for i in range(5_000)
+    ]
+    lines[3_457] = "1,1,0.25,abc"  # row 3457: the header is line 0
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MetricsError, match=r"p_1 in row 3457 is 'abc', not a number"):
+        streaming.summarize(path, task="classification")
+    lines[3_457] = "1,1,0.25,0.75"
+    path.write_text("\n".join(lines) + "\n")
+    summary = streaming.summarize(path, task="classification")
+    exact = stats.compute_metrics(
+        predictions.load_predictions(path, task="classification"), "classification"
+    )
+    assert summary.rows == 5_000
+    assert summary_stats.compute_metrics(summary)["log_loss"] == pytest.approx(exact["log_loss"])
