@@ -153,3 +153,16 @@ def test_a_csv_value_pyarrow_refuses_in_a_later_block_is_named_by_its_row(
     )
     assert summary.rows == 5_000
     assert summary_stats.compute_metrics(summary)["log_loss"] == pytest.approx(exact["log_loss"])
+
+
+def test_a_jsonl_value_pyarrow_refuses_in_a_later_block_is_named_by_its_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(predictions, "_BLOCK_BYTES", 4_096)
+    path = tmp_path / "preds.jsonl.gz"
+    records = [f'{{"y_true": {i / 10}, "y_pred": {i / 10 + 0.5}}}' for i in range(4_000)]
+    records[2_999] = '{"y_true": 1.5, "y_pred": "abc"}'  # row 3000
+    with gzip.open(path, "wt") as file:
+        file.write("\n".join(records) + "\n")
+    with pytest.raises(MetricsError, match=r"y_pred in row 3000 is 'abc', not a number"):
+        streaming.summarize(path, task="regression")

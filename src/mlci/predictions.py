@@ -258,7 +258,7 @@ def _blocks(path: Path, fmt: str, *, spec: _Spec, source: str, rows: int) -> Ite
     if fmt == "parquet":
         return _parquet_blocks(path, spec=spec, source=source, rows=rows)
     if fmt == "jsonl":
-        return _python_jsonl_blocks(path, spec=spec, source=source, rows=rows)
+        return _jsonl_blocks(path, spec=spec, source=source, rows=rows)
     delimiter = "," if fmt == "csv" else "\t"
     return _delimited_blocks(path, delimiter, spec=spec, source=source)
 
@@ -301,21 +301,38 @@ def _row_groups(file: Any, columns: list[str], rows: int) -> Iterator[Any]:
 
 
 def _delimited_blocks(path: Path, delimiter: str, *, spec: _Spec, source: str) -> Iterator[_Table]:
-    """pyarrow's streaming reader; from the first block it refuses on, the csv module's
-    reader, which says which row is wrong."""
     header = _csv_header(path, delimiter, source)
     wanted = spec.wanted(header)
+    return _arrow_first(
+        lambda: _arrow_csv_blocks(path, delimiter, header, wanted, spec=spec, source=source),
+        lambda: _python_csv_blocks(path, delimiter, wanted, spec=spec, source=source),
+    )
+
+
+def _jsonl_blocks(path: Path, *, spec: _Spec, source: str, rows: int) -> Iterator[_Table]:
+    return _arrow_first(
+        lambda: _arrow_jsonl_blocks(path, spec=spec, source=source),
+        lambda: _python_jsonl_blocks(path, spec=spec, source=source, rows=rows),
+    )
+
+
+def _arrow_first(
+    arrow: Callable[[], Iterator[_Table]], python: Callable[[], Iterator[_Table]]
+) -> Iterator[_Table]:
+    """pyarrow's streaming reader's tables; from the first block it refuses on, the csv or
+    json module's reader (from the file's start, the rows read already skipped), which
+    says which row is wrong."""
     pa = _arrow()
     done = 0
     if pa is not None:
         try:
-            for table in _arrow_csv_blocks(path, delimiter, header, wanted, spec=spec):
-                yield _from_arrow(table, found=header, source=source)
-                done += table.num_rows
+            for table in arrow():
+                yield table
+                done += table.rows
             return
         except pa.ArrowInvalid:
             pass
-    for block in _python_csv_blocks(path, delimiter, wanted, spec=spec, source=source):
+    for block in python():
         skip, done = min(done, block.rows), done - min(done, block.rows)
         if skip < block.rows:
             columns = {name: values[skip:] for name, values in block.columns.items()}
@@ -323,8 +340,14 @@ def _delimited_blocks(path: Path, delimiter: str, *, spec: _Spec, source: str) -
 
 
 def _arrow_csv_blocks(
-    path: Path, delimiter: str, header: tuple[str, ...], wanted: list[str], *, spec: _Spec
-) -> Iterator[Any]:
+    path: Path,
+    delimiter: str,
+    header: tuple[str, ...],
+    wanted: list[str],
+    *,
+    spec: _Spec,
+    source: str,
+) -> Iterator[_Table]:
     import pyarrow as pa
     import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 
@@ -338,7 +361,23 @@ def _arrow_csv_blocks(
         convert_options=pacsv.ConvertOptions(column_types=types, include_columns=wanted),
     )
     for batch in reader:
-        yield pa.Table.from_batches([batch])
+        yield _from_arrow(pa.Table.from_batches([batch]), found=header, source=source)
+
+
+def _arrow_jsonl_blocks(path: Path, *, spec: _Spec, source: str) -> Iterator[_Table]:
+    import pyarrow as pa
+    import pyarrow.json as pajson  # type: ignore[import-untyped]
+
+    try:
+        reader = pajson.open_json(
+            str(path), read_options=pajson.ReadOptions(block_size=_BLOCK_BYTES)
+        )
+    except OSError as exc:
+        raise MetricsError(f"{source}: cannot read the predictions file ({exc})") from None
+    found = tuple(reader.schema.names)
+    wanted = spec.wanted(found)
+    for batch in reader:
+        yield _from_arrow(pa.Table.from_batches([batch]).select(wanted), found=found, source=source)
 
 
 def _read(path: Path, fmt: str, *, spec: _Spec, source: str) -> _Table:
@@ -521,7 +560,7 @@ def _concatenated(parts: dict[str, list[Array]], names: Iterable[str]) -> dict[s
 def _read_jsonl(path: Path, *, spec: _Spec, source: str) -> _Table:
     pa = _arrow()
     if pa is not None:
-        import pyarrow.json as pajson  # type: ignore[import-untyped]
+        import pyarrow.json as pajson
 
         try:
             table = pajson.read_json(str(path))
