@@ -303,8 +303,12 @@ def _row_groups(file: Any, columns: list[str], rows: int) -> Iterator[Any]:
 def _delimited_blocks(path: Path, delimiter: str, *, spec: _Spec, source: str) -> Iterator[_Table]:
     header = _csv_header(path, delimiter, source)
     wanted = spec.wanted(header)
+
+    def options() -> dict[str, Any]:
+        return _csv_options(delimiter, header, wanted, spec, block_size=_BLOCK_BYTES)
+
     return _arrow_first(
-        lambda: _arrow_csv_blocks(path, delimiter, header, wanted, spec=spec, source=source),
+        lambda: _arrow_csv_blocks(path, options(), header, source),
         lambda: _python_csv_blocks(path, delimiter, wanted, spec=spec, source=source),
     )
 
@@ -340,28 +344,34 @@ def _arrow_first(
 
 
 def _arrow_csv_blocks(
-    path: Path,
-    delimiter: str,
-    header: tuple[str, ...],
-    wanted: list[str],
-    *,
-    spec: _Spec,
-    source: str,
+    path: Path, options: dict[str, Any], header: tuple[str, ...], source: str
 ) -> Iterator[_Table]:
     import pyarrow as pa
     import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 
-    types = {name: pa.float64() if _is_numeric(name, spec.task) else pa.string() for name in wanted}
-    reader = pacsv.open_csv(
-        str(path),
-        read_options=pacsv.ReadOptions(
-            column_names=list(header), skip_rows=1, block_size=_BLOCK_BYTES
-        ),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter),
-        convert_options=pacsv.ConvertOptions(column_types=types, include_columns=wanted),
-    )
-    for batch in reader:
+    for batch in pacsv.open_csv(str(path), **options):
         yield _from_arrow(pa.Table.from_batches([batch]), found=header, source=source)
+
+
+def _csv_options(
+    delimiter: str,
+    header: tuple[str, ...],
+    wanted: list[str],
+    spec: _Spec,
+    block_size: int | None = None,
+) -> dict[str, Any]:
+    """pyarrow.csv's options: the header's names, the columns mlci reads and their types."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    types = {name: pa.float64() if _is_numeric(name, spec.task) else pa.string() for name in wanted}
+    return {
+        "read_options": pacsv.ReadOptions(
+            column_names=list(header), skip_rows=1, block_size=block_size
+        ),
+        "parse_options": pacsv.ParseOptions(delimiter=delimiter),
+        "convert_options": pacsv.ConvertOptions(column_types=types, include_columns=wanted),
+    }
 
 
 def _arrow_jsonl_blocks(path: Path, *, spec: _Spec, source: str) -> Iterator[_Table]:
@@ -452,16 +462,9 @@ def _arrow_csv(
     spec: _Spec,
     source: str,
 ) -> _Table:
-    import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    types = {name: pa.float64() if _is_numeric(name, spec.task) else pa.string() for name in wanted}
-    table = pacsv.read_csv(
-        str(path),
-        read_options=pacsv.ReadOptions(column_names=list(header), skip_rows=1),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter),
-        convert_options=pacsv.ConvertOptions(column_types=types, include_columns=wanted),
-    )
+    table = pacsv.read_csv(str(path), **_csv_options(delimiter, header, wanted, spec))
     return _from_arrow(table, found=header, source=source)
 
 
