@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
-from mlci.core import stats, summary, summary_stats
+from mlci.core import curves, stats, summary, summary_stats
 from mlci.core.intervals import Interval
 from mlci.core.predictions import Predictions
 
@@ -128,3 +128,32 @@ def test_regression_metrics_and_intervals_from_sums_are_exact() -> None:
         for name, interval in theirs.items():
             assert ours[name].low == pytest.approx(interval.low, rel=1e-6), name
             assert ours[name].high == pytest.approx(interval.high, rel=1e-6), name
+
+
+def test_curves_from_histograms_against_the_exact_ones_and_sklearn() -> None:
+    candidate, _ = _classification(4, seed=21)
+    assert candidate.scores is not None
+    histograms = _summary(candidate).candidate
+    assert histograms is not None
+    binned = summary_stats.compute_metrics(_summary(candidate))
+    roc = summary_stats.roc_curves(histograms, candidate.classes)
+    exact_roc = curves.roc_curves(candidate)
+    assert [curve.name for curve in roc] == [curve.name for curve in exact_roc]
+    assert sum(curve.area or 0 for curve in roc) / 4 == pytest.approx(binned["roc_auc"])
+    for curve, exact in zip(roc, exact_roc, strict=True):
+        assert abs((curve.area or 0) - (exact.area or 0)) < 0.001
+    for c, curve in enumerate(summary_stats.pr_curves(histograms, candidate.classes)):
+        reference = average_precision_score(candidate.y_true == c, candidate.scores[:, c])
+        assert abs((curve.area or 0) - reference) < 0.001
+
+
+def test_binary_calibration_from_histograms() -> None:
+    candidate, _ = _classification(2, seed=22)
+    histograms = _summary(candidate).candidate
+    assert histograms is not None
+    exact = curves.calibration(candidate)
+    binned = summary_stats.calibration(histograms, candidate.classes)
+    assert exact is not None and binned is not None and binned.name == exact.name
+    assert binned.y == pytest.approx(exact.y, abs=1e-12)
+    assert binned.x == pytest.approx(exact.x, abs=0.5 / summary.BINS)
+    assert summary_stats.calibration(histograms, (0, 1, 2)) is None
