@@ -6,7 +6,6 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlci.config import Config
 from mlci.console import Console
@@ -14,10 +13,6 @@ from mlci.core.flipped import MAX_EXTRA_COLUMNS
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.numbers import format_number
 from mlci.pipeline.facts import Evaluation
-
-if TYPE_CHECKING:
-    from mlci.core.predictions import Predictions
-    from mlci.core.summary import Summary
 
 
 def evaluate(
@@ -50,33 +45,6 @@ def evaluate(
     return dataclasses.replace(evaluation, notes=(note,))
 
 
-def computed_metrics(
-    config: Config, path: Path, *, columns: bool = True
-) -> tuple[dict[str, float], Predictions | None, Summary | None]:
-    """The metrics of the predictions in `path`, with the rows they were computed from:
-    in memory up to evaluate.exact_rows, else a summary read batch by batch. `columns`:
-    read the slices' and the flipped examples' columns too (the candidate's)."""
-    from mlci.core import stats, summary_stats
-    from mlci.predictions import estimate_rows, load_predictions
-    from mlci.streaming import summarize
-
-    task = config.evaluate.task
-    if estimate_rows(path) > config.evaluate.exact_rows:
-        summary = summarize(path, task=task, id_column=config.evaluate.id_column)
-        return summary_stats.compute_metrics(summary), None, summary
-    if not columns:
-        loaded = load_predictions(path, task=task)
-        return stats.compute_metrics(loaded, task), loaded, None
-    loaded = load_predictions(
-        path,
-        task=task,
-        id_column=config.evaluate.id_column,
-        extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
-        columns=config.evaluate.slice_columns,
-    )
-    return stats.compute_metrics(loaded, task), loaded, None
-
-
 @dataclass(frozen=True)
 class Recomputed:
     """The metrics mlci computed from predictions, and those another source had otherwise:
@@ -92,7 +60,16 @@ def recompute(
     """`read` with the metrics mlci computes from the predictions in `path` in their place
     (each computed metric's source is `source`), and where the two disagreed. Raises
     MetricsError (exit 2) when the file is not predictions mlci can read, or too large."""
-    computed, loaded, summary = computed_metrics(config, path)
+    from mlci.streaming import compute_metrics
+
+    computed, loaded, summary = compute_metrics(
+        path,
+        task=config.evaluate.task,
+        id_column=config.evaluate.id_column,
+        exact_rows=config.evaluate.exact_rows,
+        extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
+        columns=config.evaluate.slice_columns,
+    )
     values = dict(read.values)
     sources = dict(read.sources)
     differing = []
