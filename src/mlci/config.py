@@ -102,6 +102,9 @@ class EvaluateConfig:
         return tuple(dict.fromkeys(names))
 
     id_column: str = "id"  # pairs the candidate's rows with the baseline's
+    # Up to this many rows, metrics and intervals are exact (rows in memory); above, from
+    # summaries read batch by batch (docs/gate.md: exact and approximate results).
+    exact_rows: int = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "slices",
         "slice_min_rows",
         "id_column",
+        "exact_rows",
     ),
     "evaluate.slices[]": ("column", "edges", "quantiles", "cross", "min_rows"),
     "gate": (
@@ -605,6 +609,8 @@ def _check_type(path: str | None, where: str, types: Collection[str], problems: 
     """A problem for a file mlci could not read, by its extension: found when mlci.yaml is
     loaded, before the training runs, not when the file is read after it."""
     suffix = PurePosixPath(path).suffix.lower() if path else ""
+    if path and types is filetypes.PREDICTIONS:
+        suffix = filetypes.predictions_suffix(PurePosixPath(path).suffixes)
     if path is None or suffix in types:
         return
     kind = f"a {suffix} file" if suffix else "a file without an extension"
@@ -749,6 +755,7 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
         slices=slices,
         slice_min_rows=section.integer("slice_min_rows", 100, minimum=2),
         id_column=id_column,
+        exact_rows=section.integer("exact_rows", 2_000_000, minimum=0),
     )
 
 

@@ -189,11 +189,11 @@ def _unreadable(from_git: BaselineChoice, unread: str | None) -> str | None:
 def _from_file(config: Config, file: Path | None, predictions: Path | None) -> BaselineChoice:
     if file is None:  # only its predictions: its metrics computed as the candidate's are
         assert predictions is not None
-        from mlci.core import stats
-        from mlci.predictions import load_predictions
+        from mlci.streaming import compute_metrics
 
-        task = config.evaluate.task
-        values = stats.compute_metrics(load_predictions(predictions, task=task), task)
+        values, _, _ = compute_metrics(
+            predictions, task=config.evaluate.task, exact_rows=config.evaluate.exact_rows
+        )
         baseline = Baseline(source="file", label=str(predictions), metrics=dict(values))
         return BaselineChoice(baseline, predictions=predictions)
     metrics = read_metrics([file], root=config.root)

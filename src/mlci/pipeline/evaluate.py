@@ -60,17 +60,16 @@ def recompute(
     """`read` with the metrics mlci computes from the predictions in `path` in their place
     (each computed metric's source is `source`), and where the two disagreed. Raises
     MetricsError (exit 2) when the file is not predictions mlci can read, or too large."""
-    from mlci.core import stats
-    from mlci.predictions import load_predictions
+    from mlci.streaming import compute_metrics
 
-    loaded = load_predictions(
+    computed, loaded, summary = compute_metrics(
         path,
         task=config.evaluate.task,
         id_column=config.evaluate.id_column,
+        exact_rows=config.evaluate.exact_rows,
         extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
         columns=config.evaluate.slice_columns,
     )
-    computed = stats.compute_metrics(loaded, config.evaluate.task)
     values = dict(read.values)
     sources = dict(read.sources)
     differing = []
@@ -86,5 +85,5 @@ def recompute(
             differing.append((metric, float(old), value))
         values[metric] = value
         sources[metric] = source
-    evaluation = Evaluation(Metrics(values=values, sources=sources), path, loaded)
+    evaluation = Evaluation(Metrics(values=values, sources=sources), path, loaded, (), summary)
     return evaluation, Recomputed(tuple(computed), tuple(differing))

@@ -31,6 +31,7 @@ from mlci.registry.base import Lineage
 if TYPE_CHECKING:
     from mlci.core.flipped import CsvTable
     from mlci.core.predictions import Predictions
+    from mlci.core.summary import Summary
 
 PromoteMode = Literal["auto", "never", "force"]  # `mlci run`: --no-promote, --force-promote
 
@@ -94,6 +95,8 @@ class Evaluation:
     predictions: Path | None = None  # the candidate's predictions file
     loaded: Predictions | None = None  # loaded once, for the metrics and the intervals
     notes: tuple[str, ...] = ()
+    # Above evaluate.exact_rows, instead of `loaded`: the predictions' summary
+    summary: Summary | None = None
 
 
 @dataclass(frozen=True)

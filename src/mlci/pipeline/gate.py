@@ -30,6 +30,7 @@ from mlci.pipeline.flipped import Compared, compare
 
 if TYPE_CHECKING:
     from mlci.core.predictions import Predictions
+    from mlci.core.summary_stats import Approximation
 
 
 def judge(
@@ -108,6 +109,8 @@ def measure(
     """The intervals and the rows of `evaluation`'s predictions (none without them),
     paired with `choice`'s predictions where it has some; `mlci publish` measures an
     artifact's predictions with it too."""
+    if evaluation.summary is not None:
+        return _measure_summary(config, evaluation, choice, console)
     baseline_predictions, load_notes = _baseline_predictions(config, evaluation, choice)
     intervals, interval_notes, paired = _intervals(
         config, evaluation, baseline_predictions, console
@@ -211,10 +214,7 @@ def _intervals(
             paired = align(candidate, baseline_predictions)
         except MetricsError as exc:
             notes = (f"Intervals are not paired: {exc.message}",)
-    levels = sorted({rule.confidence for rule in config.gate.rules if rule.confidence} | {0.95})
-    shown = ", ".join(f"{level:.0%}" for level in levels)
-    kind = "paired with the baseline" if paired else "candidate only"
-    console.step("gate", f"intervals at {shown}, {config.gate.resamples} resamples, {kind}")
+    levels = _levels(config, console, paired=paired is not None)
     result = {}
     for level in levels:
         draws, seed = config.gate.resamples, config.gate.seed
@@ -228,6 +228,73 @@ def _intervals(
             )
         result[level] = MetricIntervals(value=value, change=change)
     return result, notes, paired
+
+
+def _levels(config: Config, console: Console, *, paired: bool) -> list[float]:
+    """The confidence levels the rules use, and 0.95 for the report; said on the console."""
+    levels = sorted({rule.confidence for rule in config.gate.rules if rule.confidence} | {0.95})
+    shown = ", ".join(f"{level:.0%}" for level in levels)
+    kind = "paired with the baseline" if paired else "candidate only"
+    console.step("gate", f"intervals at {shown}, {config.gate.resamples} resamples, {kind}")
+    return levels
+
+
+def _measure_summary(
+    config: Config, evaluation: Evaluation, choice: BaselineChoice, console: Console
+) -> Measured:
+    """`measure` above evaluate.exact_rows: intervals from the predictions' summaries (the
+    baseline's file read again with the candidate's, row by row); slices, flipped examples
+    and curves, which need the rows, are skipped and the notes say so."""
+    from mlci.core import summary_stats
+    from mlci.core.summary_stats import approximation
+    from mlci.streaming import summarize
+
+    summary = evaluation.summary
+    assert summary is not None and evaluation.predictions is not None
+    task, id_column = config.evaluate.task, config.evaluate.id_column
+    found = approximation(summary)
+    notes = [_approximate(config, summary.rows, found)]
+    paired = None
+    if choice.predictions is not None:
+        try:
+            paired = summarize(
+                evaluation.predictions, choice.predictions, task=task, id_column=id_column
+            )
+        except MetricsError as exc:
+            notes.append(f"Intervals are not paired: {exc.message}")
+    result = {}
+    draws, seed = config.gate.resamples, config.gate.seed
+    for level in _levels(config, console, paired=paired is not None):
+        value = summary_stats.metric_intervals(
+            summary, confidence=level, resamples=draws, seed=seed
+        )
+        change = {}
+        if paired is not None:
+            change = summary_stats.paired_difference_intervals(
+                paired, confidence=level, resamples=draws, seed=seed
+            )
+        result[level] = MetricIntervals(value=value, change=change)
+    rows = Rows(
+        candidate=summary.rows,
+        baseline=paired.rows if paired is not None else None,
+        minimum=config.evaluate.min_rows,
+        fraction=config.evaluate.min_row_fraction,
+        method=found.method,
+        auc_bound=found.auc_bound,
+    )
+    return Measured(result, rows, tuple(notes))
+
+
+def _approximate(config: Config, rows: int, found: Approximation) -> str:
+    """What the summaries' results are, for the report and gate.json."""
+    bound = f", roc_auc within ±{found.auc_bound:.2g} of the exact value" if found.auc_bound else ""
+    return (
+        f"{rows:,} rows, more than evaluate.exact_rows ({config.evaluate.exact_rows:,}): "
+        f"metrics and intervals from summaries read batch by batch (method: {found.method}"
+        f"{bound}; count metrics, log_loss and regression metrics exact). Slices, flipped "
+        f"examples and the curves need the rows and are skipped: raise evaluate.exact_rows "
+        f"to get them."
+    )
 
 
 def _slices(
