@@ -357,7 +357,7 @@ def count_table(
     if base is not None:
         keys = keys * k + base
     cells, counts = _cell_counts(keys, k**2 if base is None else k**3)
-    return _decoded(classes, cells, counts, paired=base is not None)
+    return table_of_cells(classes, cells, counts, paired=base is not None)
 
 
 def count_intervals(
@@ -395,10 +395,13 @@ def _merged(table: CountTable) -> CountTable:
         return table
     cells, inverse = np.unique(keys, return_inverse=True)
     counts = np.bincount(inverse, weights=table.counts, minlength=len(cells)).astype(np.int64)
-    return _decoded(table.classes, cells, counts, paired=table.base is not None)
+    return table_of_cells(table.classes, cells, counts, paired=table.base is not None)
 
 
-def _decoded(classes: Array, cells: IntArray, counts: IntArray, *, paired: bool) -> CountTable:
+def table_of_cells(
+    classes: Array, cells: IntArray, counts: IntArray, *, paired: bool
+) -> CountTable:
+    """The CountTable of encoded cells: true * k + pred, or (true * k + candidate) * k + base."""
     k = len(classes)
     if not paired:
         return CountTable(classes, cells // k, cells % k, counts)

@@ -91,7 +91,7 @@ def compute_metrics(summary: Summary) -> dict[str, float]:
     per_class = stats._per_class(confusion, np.asarray(summary.classes))
     metrics = {
         name: float(values[0])
-        for name, values in stats._count_metrics(confusion[None], per_class).items()
+        for name, values in stats._confusion_metrics(confusion[None], per_class).items()
     }
     auc = None if summary.candidate is None else _macro_auc(summary.candidate)
     if auc is not None:
@@ -110,18 +110,9 @@ def metric_intervals(
             name: _normal_interval(summary.moments, mean, None, confidence)
             for name, mean in _REGRESSION.items()
         }
-    k = len(summary.classes)
     cells, counts = _cells(summary, baseline=False)
-    per_class = stats._per_class(_confusion(summary, baseline=False), np.asarray(summary.classes))
-
-    def metrics(draws: IntArray, targets: IntArray) -> dict[str, FloatArray]:
-        confusion = stats._scatter(draws, targets, k * k).reshape(-1, k, k)
-        return stats._count_metrics(confusion, per_class)
-
-    samples = stats._resample_table(
-        (cells, counts), metrics, width=k * k, resamples=resamples, seed=seed
-    )
-    intervals = stats._percentiles(samples, confidence)
+    table = stats.table_of_cells(np.asarray(summary.classes), cells, counts, paired=False)
+    intervals = stats.count_intervals(table, confidence=confidence, resamples=resamples, seed=seed)
     auc = None if summary.candidate is None else _macro_auc(summary.candidate)
     if auc is not None:
         intervals["roc_auc"] = stats._normal(
@@ -143,21 +134,10 @@ def paired_difference_intervals(
             name: _normal_interval(summary.moments, mean, _based(mean), confidence)
             for name, mean in _REGRESSION.items()
         }
-    k = len(summary.classes)
-    classes = np.asarray(summary.classes)
-    ours = stats._per_class(_confusion(summary, baseline=False), classes)
-    theirs = stats._per_class(_confusion(summary, baseline=True), classes)
-
-    def differences(draws: IntArray, cells: IntArray) -> dict[str, FloatArray]:
-        first = stats._scatter(draws, cells // k, k * k).reshape(-1, k, k)
-        second = stats._scatter(draws, (cells // (k * k)) * k + cells % k, k * k)
-        one = stats._count_metrics(first, ours)
-        other = stats._count_metrics(second.reshape(-1, k, k), theirs)
-        return {name: one[name] - other[name] for name in one if name in other}
-
-    joint = (summary.joint.cells, summary.joint.counts)
-    samples = stats._resample_table(joint, differences, width=k * k, resamples=resamples, seed=seed)
-    intervals = stats._percentiles(samples, confidence)
+    table = stats.table_of_cells(
+        np.asarray(summary.classes), summary.joint.cells, summary.joint.counts, paired=True
+    )
+    intervals = stats.count_intervals(table, confidence=confidence, resamples=resamples, seed=seed)
     auc = _paired_auc(summary)
     if auc is not None:
         intervals["roc_auc"] = stats._normal(
