@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlci.core.filetypes import COMPRESSED, predictions_suffix
-from mlci.core.predictions import Predictions
+from mlci.core.predictions import Predictions, distinct
 from mlci.core.stats import MAX_CLASSES
 from mlci.errors import MetricsError, UsageError
 
@@ -706,7 +706,8 @@ def _arrow_numbers(column: Any, dtype: type[np.generic]) -> Array:
         np.frombuffer(chunk.buffers()[1], width, len(chunk), chunk.offset * width.itemsize)
         for chunk in chunks
     ]
-    return np.concatenate(parts or [np.empty(0, width)]).astype(dtype, copy=False)
+    whole = parts[0] if len(parts) == 1 else np.concatenate(parts or [np.empty(0, width)])
+    return whole.astype(dtype, copy=False)  # one chunk: its buffer, read-only, not copied
 
 
 def _arrow_text(column: Any) -> Array:
@@ -875,7 +876,7 @@ def _empty_id(source: str, name: str, row: int) -> MetricsError:
 def _scores(
     columns: dict[str, Array], y_true: Array, y_pred: Array, source: str
 ) -> tuple[Array | None, tuple[object, ...]]:
-    seen = np.union1d(np.unique(y_true), np.unique(y_pred))
+    seen = np.union1d(distinct(y_true)[0], distinct(y_pred)[0])
     _check_class_count(len(seen), "y_true and y_pred hold", source)
     named = [name for name in columns if name.startswith(SCORE_PREFIXES)]
     _check_class_count(len(named), "the file has probability columns for", source)
@@ -951,6 +952,9 @@ def _score_labels(names: list[str], *, integer: bool, source: str) -> dict[objec
 
 
 def _probabilities(values: Array, name: str, source: str) -> Array:
+    floats = values.dtype in (np.float32, np.float64) and len(values)
+    if floats and values.min() >= 0 and values.max() <= 1:
+        return values  # the common case in two reductions: NaN fails both comparisons
     numbers = _numbers(values, name, source, keep_float32=True)
     outside = (numbers < 0) | (numbers > 1)
     if outside.any():

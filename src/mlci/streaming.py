@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlci.core.predictions import Array, IntArray, Predictions
+from mlci.core.predictions import Array, IntArray, Predictions, distinct
 from mlci.core.stats import MAX_CLASSES
 from mlci.core.summary import (
     BINS,
@@ -146,8 +146,8 @@ class _Codes:
         self._index = {label: index for index, label in enumerate(classes)}
 
     def of(self, values: Array) -> IntArray:
-        distinct, inverse = np.unique(values, return_inverse=True)
-        for label in distinct.tolist():
+        found, inverse = distinct(values)
+        for label in found.tolist():
             if label not in self._index:
                 self._index[label] = len(self.labels)
                 self.labels.append(label)
@@ -157,8 +157,8 @@ class _Codes:
                 f"metrics for at most {MAX_CLASSES:,}. If the labels are numbers to "
                 f"predict, set evaluate.task: regression in mlci.yaml"
             )
-        table = np.array([self._index[label] for label in distinct.tolist()], dtype=np.int64)
-        return np.asarray(table[inverse.ravel()], dtype=np.int64)
+        table = np.array([self._index[label] for label in found.tolist()], dtype=np.int64)
+        return np.asarray(table[inverse], dtype=np.int64)
 
 
 def _recoded(summary: ClassificationSummary, labels: list[object]) -> ClassificationSummary:

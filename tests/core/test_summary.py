@@ -78,3 +78,21 @@ def test_summaries_of_different_classes_do_not_merge() -> None:
         assert "different classes" in str(exc)
     else:
         raise AssertionError("merged summaries of different classes")
+
+
+def test_joint_table_counted_or_sorted_gives_the_same_cells() -> None:
+    # k = 1000 codes spanning 0..999: counting would need 10^9 cells, so they are sorted;
+    # the same rows coded 0..9 are counted; both tables name the same (true, pred, base).
+    rng = np.random.default_rng(3)
+    labels = [rng.integers(0, 10, 5000) for _ in range(3)]
+    counted = summary.joint_table(labels, 1000)
+    wide = [codes * 111 for codes in labels]  # same rows, codes up to 999
+    sorted_ = summary.joint_table(wide, 1000)
+    true, rest = np.divmod(sorted_.cells, 1000 * 1000)
+    pred, base = np.divmod(rest, 1000)
+    assert np.array_equal(counted.cells, ((true // 111) * 1000 + pred // 111) * 1000 + base // 111)
+    assert np.array_equal(counted.counts, sorted_.counts)
+    cells = (labels[0] * 1000 + labels[1]) * 1000 + labels[2]
+    expected, counts = np.unique(cells, return_counts=True)
+    assert np.array_equal(counted.cells, expected)
+    assert np.array_equal(counted.counts, counts)

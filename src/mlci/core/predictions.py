@@ -42,3 +42,24 @@ class Predictions:
 
     def __len__(self) -> int:
         return len(self.y_true)
+
+
+_COUNTED = 1 << 20  # integer labels spanning at most this many values are counted, not sorted
+
+
+def distinct(values: Array) -> tuple[Array, IntArray]:
+    """np.unique(values, return_inverse=True): the sorted distinct values and each row's
+    index among them. Integer labels in a small range are counted (one bincount), not
+    sorted: a record batch of a million rows in milliseconds."""
+    if values.dtype.kind not in "iu" or not len(values):
+        found, inverse = np.unique(values, return_inverse=True)
+        return found, np.asarray(inverse.ravel(), dtype=np.int64)
+    low, high = int(values.min()), int(values.max())
+    if high - low >= _COUNTED:
+        found, inverse = np.unique(values, return_inverse=True)
+        return found, np.asarray(inverse.ravel(), dtype=np.int64)
+    shifted = values.astype(np.int64) - low if low else values.astype(np.int64, copy=False)
+    present = np.flatnonzero(np.bincount(shifted))
+    index = np.zeros(high - low + 1, dtype=np.int64)
+    index[present] = np.arange(len(present))
+    return (present + low).astype(values.dtype), index[shifted]

@@ -31,6 +31,7 @@ from mlci.core.predictions import Array, FloatArray, IntArray
 
 BINS = 1000  # score bins per class: AUC within 0.5 * sum(pos_b * neg_b) / (P * N)
 GRID_CELLS = 1 << 21  # at most this many cells in the paired joint bins (k * 2 * grid²)
+_COUNTED_CELLS = 1 << 20  # a joint table of at most this many cells is counted, not sorted
 _EPS = float(np.finfo(np.float64).eps)
 LOSS = "log_loss"
 REGRESSION_COLUMNS = ("abs", "squared", "y", "y2", "ape")
@@ -183,7 +184,8 @@ def grid_for(classes: int) -> int:
 
 def bin_of(probability: FloatArray, bins: int) -> IntArray:
     """min(floor(p * bins), bins - 1): equal-width bins over [0, 1]."""
-    return np.minimum((probability * bins).astype(np.int64), bins - 1)
+    binned = (probability * bins).astype(np.int64)
+    return np.minimum(binned, bins - 1, out=binned)
 
 
 def summarize_classification(
@@ -202,9 +204,7 @@ def summarize_classification(
     by default `grid_for(k)`."""
     k = len(classes)
     paired = baseline_predicted is not None
-    cells = true * k + predicted
-    if baseline_predicted is not None:
-        cells = cells * k + baseline_predicted
+    labels = [true, predicted] + ([] if baseline_predicted is None else [baseline_predicted])
     grid = (grid or grid_for(k)) if paired else 0
     joint_bins = None
     if paired and scores is not None and baseline_scores is not None:
@@ -216,7 +216,7 @@ def summarize_classification(
         moments = Moments.of(names, np.column_stack([_losses(true, s) for s in losses]))
     return ClassificationSummary(
         classes,
-        Table.of(cells),
+        joint_table(labels, k),
         paired,
         None if scores is None else histograms(true, scores, bins),
         None if baseline_scores is None else histograms(true, baseline_scores, bins),
@@ -226,27 +226,52 @@ def summarize_classification(
     )
 
 
+def joint_table(labels: list[IntArray], k: int) -> Table:
+    """The table of rows by their codes (0..k-1) in `labels`: cell = (l0*k + l1)*k + l2.
+    Counted over the codes' own range (one bincount) when its cells are few, else sorted."""
+    span = max(int(codes.max()) for codes in labels) + 1 if len(labels[0]) else 0
+    if not span or span ** len(labels) > _COUNTED_CELLS:
+        cells = labels[0]
+        for codes in labels[1:]:
+            cells = cells * k + codes
+        return Table.of(cells)
+    local = labels[0]
+    for codes in labels[1:]:
+        local = local * span + codes
+    counts = np.bincount(local, minlength=span ** len(labels))
+    found = np.flatnonzero(counts)
+    cells, rest, scale = np.zeros_like(found), found, 1
+    for _ in labels:  # the codes back from the local cell, last first: same order with k
+        rest, digit = np.divmod(rest, span)
+        cells += digit * scale
+        scale *= k
+    return Table(cells.astype(np.int64), counts[found].astype(np.int64))
+
+
 def histograms(true: IntArray, scores: FloatArray, bins: int) -> Histograms:
-    """Per class, the rows by the bin of that class's probability, positives apart."""
-    k = scores.shape[1]
-    positives = np.zeros((k, bins), dtype=np.int64)
-    negatives = np.zeros((k, bins), dtype=np.int64)
+    """Per class, the rows by the bin of that class's probability, positives apart: one
+    bincount per class for all rows, one for every row's own class."""
+    n, k = scores.shape
+    everything = np.empty((k, bins), dtype=np.int64)
     for c in range(k):
-        binned = bin_of(scores[:, c], bins)
-        everything = np.bincount(binned, minlength=bins)
-        positives[c] = np.bincount(binned[true == c], minlength=bins)
-        negatives[c] = everything - positives[c]
-    return Histograms(positives, negatives)
+        everything[c] = np.bincount(bin_of(scores[:, c], bins), minlength=bins)
+    own = bin_of(scores[np.arange(n), true], bins)
+    positives = np.bincount(true * bins + own, minlength=k * bins).reshape(k, bins)
+    return Histograms(positives, everything - positives)
 
 
 def _joint_bins(true: IntArray, scores: FloatArray, baseline: FloatArray, grid: int) -> Table:
-    k = scores.shape[1]
-    size = k * 2 * grid * grid
-    counts = np.zeros(size, dtype=np.int64)
+    """Per class, the rows by (candidate's, baseline's) coarse bin, positives apart."""
+    n, k = scores.shape
+    cells = grid * grid
+    everything = np.empty((k, cells), dtype=np.int64)
     for c in range(k):
-        side = (c * 2 + (true == c)) * grid
-        cells = (side + bin_of(scores[:, c], grid)) * grid + bin_of(baseline[:, c], grid)
-        counts += np.bincount(cells, minlength=size)
+        pairs = bin_of(scores[:, c], grid) * grid + bin_of(baseline[:, c], grid)
+        everything[c] = np.bincount(pairs, minlength=cells)
+    rows = np.arange(n)
+    own = bin_of(scores[rows, true], grid) * grid + bin_of(baseline[rows, true], grid)
+    positives = np.bincount(true * cells + own, minlength=k * cells).reshape(k, cells)
+    counts = np.stack([everything - positives, positives], axis=1).ravel()
     found = np.flatnonzero(counts)
     return Table(found.astype(np.int64), counts[found])
 
