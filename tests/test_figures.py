@@ -180,3 +180,54 @@ def test_a_confusion_matrix_of_many_classes_shows_those_that_changed_and_sums_th
     assert sum(int(cell.split(" (")[0].strip(" *")) for cell in row.split(" | ")[1:]) == (
         np.count_nonzero(true == 17)
     )
+
+
+def _summarized(candidate: Predictions, baseline: Predictions | None):
+    from mlci.core.summary import summarize_classification
+
+    codes = {label: index for index, label in enumerate(candidate.classes)}
+    coded = np.vectorize(codes.__getitem__)
+    return summarize_classification(
+        candidate.classes,
+        coded(candidate.y_true),
+        coded(candidate.y_pred),
+        candidate.scores,
+        baseline_predicted=None if baseline is None else coded(baseline.y_pred),
+        baseline_scores=None if baseline is None else baseline.scores,
+    )
+
+
+@pytest.mark.parametrize("labels", [["cat", "dog", "emu"], [0, 1]])
+def test_above_exact_rows_the_figures_come_from_the_summary_within_its_bound(
+    labels: list[object],
+) -> None:
+    from mlci.core.summary_stats import approximation
+    from mlci.pipeline.figures import _from_rows, _from_summary
+
+    candidate = classified(labels, seed=1, strength=2.0, n=20_000)
+    other = classified(labels, seed=2, strength=1.5, n=20_000)  # the same rows' y_true:
+    baseline = Predictions(candidate.y_true, other.y_pred, other.scores, other.classes, None)
+    summary = _summarized(candidate, baseline)
+    exact, binned = _from_rows(candidate, baseline), _from_summary(summary)
+    assert np.array_equal(exact.confusion, binned.confusion)
+    assert exact.base_confusion is not None and binned.base_confusion is not None
+    assert np.array_equal(exact.base_confusion, binned.base_confusion)
+    bound = approximation(summary).auc_bound
+    for key, tolerance in (("roc", len(labels) * bound), ("pr", 0.01)):
+        for ours, theirs in zip(exact.curves[key], binned.curves[key], strict=True):
+            assert [c.name for c in ours] == [c.name for c in theirs]
+            for one, other in zip(ours, theirs, strict=True):
+                assert one.area is not None and other.area is not None
+                assert other.area == pytest.approx(one.area, abs=tolerance)
+    if len(labels) == 2:  # calibration: the same frequencies, x within half a fine bin
+        for one, other in zip(exact.calibration, binned.calibration, strict=True):
+            assert one is not None and other is not None
+            assert np.allclose(one.y, other.y) and np.allclose(one.x, other.x, atol=0.0005)
+    else:  # the top label's confidence is not in a summary
+        assert binned.calibration == (None, None)
+    config = parse_config(CONFIG, root=Path("/project"))
+    figures, _ = build_figures(config, None, None, summary)
+    keys = [figure.key for figure in figures]
+    assert keys[:3] == ["confusion_matrix", "roc", "pr"]
+    assert all(figure.pngs for figure in figures)
+    assert "Drawn from score histograms (binned, 1000 bins)" in figures[1].caption

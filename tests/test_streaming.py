@@ -130,6 +130,10 @@ def test_gate_above_exact_rows_judges_from_summaries_and_says_so(
     assert result["rows"]["method"] == "binned, 1000 bins"
     assert 0 < result["rows"]["auc_bound"] < 0.01
     assert result["rows"]["baseline"] == ROWS
+    report = (root / ".mlci" / "out" / "report.md").read_text()
+    for title in ("Confusion matrix", "ROC curve", "Precision-recall curve"):
+        assert title in report  # drawn from the paired summary's counts and histograms
+    assert "Drawn from score histograms (binned, 1000 bins) of 12,000 rows" in report
 
 
 def test_a_csv_value_pyarrow_refuses_in_a_later_block_is_named_by_its_row(

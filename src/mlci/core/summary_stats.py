@@ -87,11 +87,11 @@ def compute_metrics(summary: Summary) -> dict[str, float]:
     if isinstance(summary, RegressionSummary):
         moments = summary.moments
         return {name: mean.statistic(_means(moments, mean)) for name, mean in _REGRESSION.items()}
-    confusion = _confusion(summary, baseline=False).astype(np.float64)
-    per_class = stats._per_class(confusion, np.asarray(summary.classes))
+    table = confusion(summary, baseline=False).astype(np.float64)
+    per_class = stats._per_class(table, np.asarray(summary.classes))
     metrics = {
         name: float(values[0])
-        for name, values in stats._confusion_metrics(confusion[None], per_class).items()
+        for name, values in stats._confusion_metrics(table[None], per_class).items()
     }
     auc = None if summary.candidate is None else _macro_auc(summary.candidate)
     if auc is not None:
@@ -162,7 +162,8 @@ def _cells(summary: ClassificationSummary, *, baseline: bool) -> tuple[IntArray,
     return found, np.bincount(inverse, weights=counts).astype(np.int64)
 
 
-def _confusion(summary: ClassificationSummary, *, baseline: bool) -> IntArray:
+def confusion(summary: ClassificationSummary, *, baseline: bool) -> IntArray:
+    """The (true, candidate's or baseline's label) confusion matrix, classes in order."""
     k = len(summary.classes)
     cells, counts = _cells(summary, baseline=baseline)
     dense = np.bincount(cells, weights=counts, minlength=k * k)

@@ -141,7 +141,7 @@ def run(
         facts = replace(facts, gate=judged.result, flipped=judged.flipped)
         facts = replace(facts, promotion=promote.after_gate(plan, judged))
         stage = "report"
-        facts = figures.add(config, facts, judged.candidate, judged.baseline)
+        facts = figures.add(config, facts, judged.candidate, judged.baseline, judged.summary)
         files = write_outputs(
             facts.report(), out_dir, flipped=judged.flipped_csv, secrets=facts.secrets
         )

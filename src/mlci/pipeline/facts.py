@@ -108,6 +108,9 @@ class Judged:
     baseline: Predictions | None = None
     flipped: Flipped | None = None  # the flipped examples, for the report
     flipped_csv: CsvTable | None = None  # all of them, for .mlci/out/flipped.csv
+    # Above evaluate.exact_rows, instead of the predictions: their summary (paired with the
+    # baseline's when the gate could pair them), what the figures are drawn from
+    summary: Summary | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from mlci.config import Config
 from mlci.core import curves as curve_module
-from mlci.core import mermaid
+from mlci.core import mermaid, summary_stats
 from mlci.core.predictions import Predictions
 from mlci.core.report.figures import (
     area_table_markdown,
@@ -25,18 +25,24 @@ from mlci.core.report.figures import (
 )
 from mlci.core.report.model import Figure
 from mlci.core.stats import confusion_matrix
+from mlci.core.summary import ClassificationSummary, Summary
 from mlci.errors import MetricsError, UsageError
 from mlci.pipeline.facts import Facts
 
 
 def add(
-    config: Config, facts: Facts, candidate: Predictions | None, baseline: Predictions | None
+    config: Config,
+    facts: Facts,
+    candidate: Predictions | None,
+    baseline: Predictions | None,
+    summary: Summary | None = None,
 ) -> Facts:
-    """The figures (from the predictions and the training log) and report.sections."""
+    """The figures (from the predictions, or above evaluate.exact_rows their `summary`, and
+    the training log) and report.sections."""
     figures: tuple[Figure, ...] = ()
     notes: tuple[str, ...] = ()
-    if candidate is not None or config.report.training_log is not None:
-        figures, notes = build_figures(config, candidate, baseline)
+    if candidate is not None or summary is not None or config.report.training_log is not None:
+        figures, notes = build_figures(config, candidate, baseline, summary)
     sections = facts.sections
     if config.report.sections:
         from mlci.pipeline.sections import read_sections
@@ -49,18 +55,24 @@ def add(
 
 
 def build_figures(
-    config: Config, candidate: Predictions | None, baseline: Predictions | None
+    config: Config,
+    candidate: Predictions | None,
+    baseline: Predictions | None,
+    summary: Summary | None = None,
 ) -> tuple[tuple[Figure, ...], tuple[str, ...]]:
     """The figures for this run, and notes on what could not be drawn.
 
     `baseline`, when given, holds the baseline's predictions aligned row by row with the
-    candidate's (`mlci.predictions.align`).
+    candidate's (`mlci.predictions.align`). Without the rows, a classification `summary`
+    (paired or not) gives the same figures, the approximation named in their captions.
     """
     painter = _Painter.make(config.report.plots)
     figures: list[Figure] = []
     notes: list[str] = []
     if candidate is not None and config.evaluate.task == "classification":
-        figures += _classification(candidate, baseline, painter)
+        figures += _classification(_from_rows(candidate, baseline), painter)
+    elif isinstance(summary, ClassificationSummary):
+        figures += _classification(_from_summary(summary), painter)
     elif candidate is not None:
         figures.append(_residuals(candidate, painter))
     if config.report.training_log:
@@ -101,16 +113,71 @@ class _Painter:
             return ()
 
 
-def _classification(
-    candidate: Predictions, baseline: Predictions | None, painter: _Painter
-) -> list[Figure]:
-    from mlci import plots
+_Curves = tuple[list[curve_module.Curve], list[curve_module.Curve]]  # candidate's, baseline's
 
-    cand_cm = confusion_matrix(candidate.y_true, candidate.y_pred, candidate.classes)
+
+@dataclasses.dataclass(frozen=True)
+class _Drawn:
+    """What the classification figures draw: computed from the rows, or from a summary."""
+
+    classes: tuple[object, ...]
+    confusion: np.ndarray
+    base_confusion: np.ndarray | None
+    curves: dict[str, _Curves]  # "roc", "pr"; empty without probabilities
+    calibration: tuple[curve_module.Curve | None, curve_module.Curve | None]
+    approximation: str = ""  # how the curves differ from the rows' (a summary's bins)
+
+
+def _from_rows(candidate: Predictions, baseline: Predictions | None) -> _Drawn:
+    classes = candidate.classes
+    cand_cm = confusion_matrix(candidate.y_true, candidate.y_pred, classes)
     base_cm = None
     if baseline is not None:
-        base_cm = confusion_matrix(baseline.y_true, baseline.y_pred, candidate.classes)
-    shown = confusion_excerpt(candidate.classes, cand_cm, base_cm)
+        base_cm = confusion_matrix(baseline.y_true, baseline.y_pred, classes)
+    if candidate.scores is None:
+        return _Drawn(classes, cand_cm, base_cm, {}, (None, None))
+    # As many points as a PNG draws: the areas are the full curves', the rest is not drawn.
+    points = _max_curve_points()
+    curves = {}
+    for key, make in (("roc", curve_module.roc_curves), ("pr", curve_module.pr_curves)):
+        own = make(candidate, points=points)
+        curves[key] = (own, make(baseline, points=points) if baseline is not None else [])
+    calibrated = curve_module.calibration(candidate)
+    base = curve_module.calibration(baseline) if baseline is not None else None
+    return _Drawn(classes, cand_cm, base_cm, curves, (calibrated, base))
+
+
+def _max_curve_points() -> int:
+    from mlci import plots
+
+    return plots.MAX_CURVE_POINTS
+
+
+def _from_summary(summary: ClassificationSummary) -> _Drawn:
+    classes = summary.classes
+    cand_cm = summary_stats.confusion(summary, baseline=False)
+    base_cm = summary_stats.confusion(summary, baseline=True) if summary.paired else None
+    own, other = summary.candidate, summary.baseline
+    if own is None:
+        return _Drawn(classes, cand_cm, base_cm, {}, (None, None))
+    curves = {}
+    for key, make in (("roc", summary_stats.roc_curves), ("pr", summary_stats.pr_curves)):
+        curves[key] = (make(own, classes), make(other, classes) if other is not None else [])
+    calibrated = summary_stats.calibration(own, classes)
+    base = summary_stats.calibration(other, classes) if other is not None else None
+    found = summary_stats.approximation(summary)
+    approximation = (
+        f"Drawn from score histograms ({found.method}) of {summary.rows:,} rows, above "
+        f"evaluate.exact_rows: thresholds at the bins' edges, the classes' mean ROC area within "
+        f"±{found.auc_bound:.2g} of the exact mean."
+    )
+    return _Drawn(classes, cand_cm, base_cm, curves, (calibrated, base), approximation)
+
+
+def _classification(drawn: _Drawn, painter: _Painter) -> list[Figure]:
+    from mlci import plots
+
+    shown = confusion_excerpt(drawn.classes, drawn.confusion, drawn.base_confusion)
     classes, cand_cm, base_cm = shown.classes, shown.candidate, shown.baseline
     figures = [
         Figure(
@@ -124,14 +191,22 @@ def _classification(
             caption=shown.note,
         )
     ]
-    if candidate.scores is None:
+    if not drawn.curves:
         return figures
-    figures.append(_curve_figure("roc", "ROC curve", candidate, baseline, painter))
-    figures.append(_curve_figure("pr", "Precision-recall curve", candidate, baseline, painter))
-    calibration = _calibration(candidate, baseline, painter)
+    for key, title in (("roc", "ROC curve"), ("pr", "Precision-recall curve")):
+        figure = _curve_figure(key, title, *drawn.curves[key], painter)
+        figures.append(_named(figure, drawn.approximation))
+    calibration = _calibration(*drawn.calibration, painter)
     if calibration is not None:
-        figures.append(calibration)
+        figures.append(_named(calibration, drawn.approximation))
     return figures
+
+
+def _named(figure: Figure, approximation: str) -> Figure:
+    """The figure with the approximation it was drawn with in its caption."""
+    if not approximation:
+        return figure
+    return replace(figure, caption=f"{approximation} {figure.caption}".strip())
 
 
 def _listed(table: np.ndarray | None) -> list[list[int]] | None:
@@ -145,16 +220,15 @@ _AXES = {
 
 
 def _curve_figure(
-    key: str, title: str, candidate: Predictions, baseline: Predictions | None, painter: _Painter
+    key: str,
+    title: str,
+    own: list[curve_module.Curve],
+    other: list[curve_module.Curve],
+    painter: _Painter,
 ) -> Figure:
     from mlci import plots
 
-    make = curve_module.roc_curves if key == "roc" else curve_module.pr_curves
     x_label, y_label, area, diagonal = _AXES[key]
-    # As many points as a PNG draws: the areas are the full curves', the rest is not drawn.
-    points = plots.MAX_CURVE_POINTS
-    own = make(candidate, points=points)
-    other = make(baseline, points=points) if baseline is not None else []
     if other and (len(own) > 1 or len(other) > 1):
         return _by_class_figure(key, title, curve_module.by_class(own, other), painter)
     curves = _compare(own, other)
@@ -235,15 +309,13 @@ def _compare(
 
 
 def _calibration(
-    candidate: Predictions, baseline: Predictions | None, painter: _Painter
+    found: curve_module.Curve | None, base: curve_module.Curve | None, painter: _Painter
 ) -> Figure | None:
     from mlci import plots
 
-    found = curve_module.calibration(candidate)
     if found is None:
         return None
     curves = [dataclasses.replace(found, name="candidate")]
-    base = curve_module.calibration(baseline) if baseline is not None else None
     if base is not None:
         curves.append(dataclasses.replace(base, name="baseline"))
     title, x_label, y_label = "Calibration", "Mean predicted probability", "Observed frequency"

@@ -30,6 +30,7 @@ from mlci.pipeline.flipped import Compared, compare
 
 if TYPE_CHECKING:
     from mlci.core.predictions import Predictions
+    from mlci.core.summary import Summary
     from mlci.core.summary_stats import Approximation
 
 
@@ -62,7 +63,14 @@ def judge(
     shown = gate.summary() if gate.results or not gate.passed else "no rules configured"
     console.step("gate", shown)
     flipped = measured.flipped
-    return Judged(gate, measured.candidate, measured.baseline, flipped.summary, flipped.table)
+    return Judged(
+        gate,
+        measured.candidate,
+        measured.baseline,
+        flipped.summary,
+        flipped.table,
+        measured.summary,
+    )
 
 
 def apply_rules(
@@ -101,6 +109,7 @@ class Measured:
     slices: tuple[SliceResult, ...] = ()  # the rules with `slices`, judged in each slice
     slice_correction: str = ""
     flipped: Compared = field(default_factory=Compared)  # rows flipped between the models
+    summary: Summary | None = None  # above evaluate.exact_rows: for the figures
 
 
 def measure(
@@ -243,8 +252,9 @@ def _measure_summary(
     config: Config, evaluation: Evaluation, choice: BaselineChoice, console: Console
 ) -> Measured:
     """`measure` above evaluate.exact_rows: intervals from the predictions' summaries (the
-    baseline's file read again with the candidate's, row by row); slices, flipped examples
-    and curves, which need the rows, are skipped and the notes say so."""
+    baseline's file read again with the candidate's, row by row); slices and flipped
+    examples, which need the rows, are skipped and the notes say so; the figures are drawn
+    from the summaries."""
     from mlci.core import summary_stats
     from mlci.core.summary_stats import approximation
     from mlci.streaming import summarize
@@ -282,7 +292,7 @@ def _measure_summary(
         method=found.method,
         auc_bound=found.auc_bound,
     )
-    return Measured(result, rows, tuple(notes))
+    return Measured(result, rows, tuple(notes), summary=paired or summary)
 
 
 def _approximate(config: Config, rows: int, found: Approximation) -> str:
@@ -291,9 +301,9 @@ def _approximate(config: Config, rows: int, found: Approximation) -> str:
     return (
         f"{rows:,} rows, more than evaluate.exact_rows ({config.evaluate.exact_rows:,}): "
         f"metrics and intervals from summaries read batch by batch (method: {found.method}"
-        f"{bound}; count metrics, log_loss and regression metrics exact). Slices, flipped "
-        f"examples and the curves need the rows and are skipped: raise evaluate.exact_rows "
-        f"to get them."
+        f"{bound}; count metrics, log_loss and regression metrics exact). Slices and flipped "
+        f"examples need the rows and are skipped: raise evaluate.exact_rows to get them; the "
+        f"figures are drawn from the summaries."
     )
 
 
