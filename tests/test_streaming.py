@@ -170,3 +170,36 @@ def test_a_jsonl_value_pyarrow_refuses_in_a_later_block_is_named_by_its_row(
         file.write("\n".join(records) + "\n")
     with pytest.raises(MetricsError, match=r"y_pred in row 3000 is 'abc', not a number"):
         streaming.summarize(path, task="regression")
+
+
+def test_a_paired_gate_above_exact_rows_reads_each_file_once(
+    files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlci.cli import main
+    from tests.test_flipped import make_project
+
+    candidate, baseline = files
+    root = make_project(
+        tmp_path / "project",
+        "version: 1\nmodel:\n  name: big\nevaluate:\n  predictions: cand.parquet\n"
+        "  exact_rows: 10000\ngate:\n  rules:\n    - metric: accuracy\n      max_drop: 0.5\n"
+        "report:\n  plots: false\n",
+    )
+    (root / "cand.parquet").write_bytes(candidate.read_bytes())
+    (root / "base.csv.gz").write_bytes(baseline.read_bytes())
+    reads: list[str] = []
+    real = streaming.read_batches
+
+    def counted(path: Path, **options: object):  # type: ignore[no-untyped-def]
+        reads.append(path.name)
+        return real(path, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(streaming, "read_batches", counted)
+    monkeypatch.chdir(root)
+    assert main(["gate", "--json", "--baseline-predictions", "base.csv.gz"]) == 0
+    assert sorted(reads) == ["base.csv.gz", "cand.parquet"]
+    result = json.loads((root / ".mlci" / "out" / "gate.json").read_text())
+    alone = streaming.summarize(root / "base.csv.gz", task="classification")
+    expected = summary_stats.compute_metrics(alone)
+    accuracy = next(row for row in result["results"] if row["metric"] == "accuracy")
+    assert accuracy["baseline"] == pytest.approx(expected["accuracy"], abs=1e-12)

@@ -51,7 +51,11 @@ SCORE_PREFIXES = ("p_", "proba_")
 # Probabilities written with 4 decimals still sum to 1 within this, for up to 20 classes.
 SUM_TOLERANCE = 1e-3
 _CHUNK_ROWS = 100_000
-BATCH_ROWS = 1_000_000  # read_batches: rows per batch, about 100 MB for 10 classes
+# read_batches: rows per batch, about 25 MB for 10 classes: numpy's temporaries of a batch
+# this size are reused from the heap, where a million rows' are mapped and faulted in afresh
+# (at 1M rows, page faults took a third of the CPU time)
+BATCH_ROWS = 1 << 18
+WHOLE_GROUP_ROWS = 4_000_000  # Parquet row groups up to this size are read whole, then cut
 _BLOCK_BYTES = 64 << 20  # a CSV block read at once: about a million rows of 10 classes
 _LABELS = ("y_true", "y_pred")
 
@@ -282,7 +286,7 @@ def _parquet_blocks(path: Path, *, spec: _Spec, source: str, rows: int) -> Itera
 def _row_groups(file: Any, columns: list[str], rows: int) -> Iterator[Any]:
     """The file's tables of at most `rows` rows, a row group read at a time: pyarrow 25's
     iter_batches keeps what it decoded (60 MB per million rows of ten classes), so it
-    serves only files whose row groups are larger than four batches."""
+    serves only files whose row groups are larger than WHOLE_GROUP_ROWS and four batches."""
     import pyarrow as pa
 
     metadata = file.metadata
@@ -290,7 +294,7 @@ def _row_groups(file: Any, columns: list[str], rows: int) -> Iterator[Any]:
         (metadata.row_group(index).num_rows for index in range(metadata.num_row_groups)),
         default=0,
     )
-    if largest > 4 * rows:
+    if largest > max(4 * rows, WHOLE_GROUP_ROWS):
         for batch in file.iter_batches(batch_size=rows, columns=columns):
             yield pa.Table.from_batches([batch])
         return

@@ -49,19 +49,70 @@ def compute_metrics(
     id_column: str = "id",
     extra_columns: int = 0,
     columns: tuple[str, ...] = (),
+    baseline: Path | None = None,
 ) -> tuple[dict[str, float], Predictions | None, Summary | None]:
     """The metrics of the predictions in `path`, and what they were computed from: the
     rows in memory (`load_predictions`, with `extra_columns` and `columns`) up to
-    `exact_rows` (evaluate.exact_rows), else the file's summary, read batch by batch."""
+    `exact_rows` (evaluate.exact_rows), else the file's summary, read batch by batch.
+
+    Above `exact_rows`, the summary is taken from the summary of `path` paired with
+    `baseline`'s predictions when given (and kept: the baseline's metrics and the gate's
+    paired intervals come from it too, so each file is read once), or from the paired
+    summary kept whose baseline `path` is."""
     from mlci.core import stats, summary_stats
 
     if estimate_rows(path) > exact_rows:
-        summary = summarize(path, task=task, id_column=id_column)
+        summary = _summary(path, task=task, id_column=id_column, baseline=baseline)
         return summary_stats.compute_metrics(summary), None, summary
     loaded = load_predictions(
         path, task=task, id_column=id_column, extra_columns=extra_columns, columns=columns
     )
     return stats.compute_metrics(loaded, task), loaded, None
+
+
+def _summary(path: Path, *, task: Task, id_column: str, baseline: Path | None) -> Summary:
+    if baseline is not None:
+        try:
+            return paired_summary(path, baseline, task=task, id_column=id_column).side(
+                baseline=False
+            )
+        except MetricsError:
+            pass  # the gate says why they do not pair; the candidate's metrics stand alone
+    elif _KEPT and _KEPT[0][0][1:] == (_identity(path), task, id_column):
+        kept = _KEPT[0][1]
+        if not isinstance(kept, MetricsError):
+            return kept.side(baseline=True)
+    return summarize(path, task=task, id_column=id_column)
+
+
+# The last paired summary asked for, or why it failed: the evaluate, baseline and gate
+# stages each need it (the candidate's metrics, the baseline's, the paired intervals).
+_KEPT: list[tuple[tuple[object, ...], Summary | MetricsError]] = []
+
+
+def paired_summary(candidate: Path, baseline: Path, *, task: Task, id_column: str) -> Summary:
+    """`summarize(candidate, baseline)`, kept while the files are unchanged."""
+    key = (_identity(candidate), _identity(baseline), task, id_column)
+    if not _KEPT or _KEPT[0][0] != key:
+        try:
+            found: Summary | MetricsError = summarize(
+                candidate, baseline, task=task, id_column=id_column
+            )
+        except MetricsError as exc:
+            found = exc
+        _KEPT[:] = [(key, found)]
+    kept = _KEPT[0][1]
+    if isinstance(kept, MetricsError):
+        raise kept
+    return kept
+
+
+def _identity(path: Path) -> tuple[str, int, int]:
+    try:
+        status = path.stat()
+    except OSError:  # summarize says what is wrong with the file
+        return str(path), -1, -1
+    return str(path.resolve()), status.st_size, status.st_mtime_ns
 
 
 def summarize(

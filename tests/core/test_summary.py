@@ -96,3 +96,47 @@ def test_joint_table_counted_or_sorted_gives_the_same_cells() -> None:
     expected, counts = np.unique(cells, return_counts=True)
     assert np.array_equal(counted.cells, expected)
     assert np.array_equal(counted.counts, counts)
+
+
+def test_each_side_of_a_paired_summary_is_that_models_summary_alone() -> None:
+    true, scores, base, _ = _rows(3000, 4, seed=7)
+    paired = _summary(true, scores, base)
+    for side, model in ((False, scores), (True, base)):
+        alone = summary.summarize_classification(
+            tuple(range(4)), true, model.argmax(axis=1), model, bins=50
+        )
+        found = paired.side(baseline=side)
+        assert not found.paired and found.classes == alone.classes
+        assert np.array_equal(found.joint.cells, alone.joint.cells)
+        assert np.array_equal(found.joint.counts, alone.joint.counts)
+        assert found.candidate is not None and alone.candidate is not None
+        assert np.array_equal(found.candidate.positives, alone.candidate.positives)
+        assert found.moments is not None and alone.moments is not None
+        assert found.moments.names == alone.moments.names
+        assert np.allclose(found.moments.products, alone.moments.products)
+
+
+def test_a_class_only_the_other_model_predicts_is_not_in_a_sides_classes() -> None:
+    true = np.array([0, 1, 0, 1])
+    paired = summary.summarize_classification(
+        ("a", "b", "c"),
+        true,
+        np.array([0, 1, 1, 1]),
+        None,
+        baseline_predicted=np.array([2, 1, 0, 1]),
+    )
+    candidate = paired.side(baseline=False)
+    assert candidate.classes == ("a", "b")
+    assert np.array_equal(candidate.joint.cells, [0, 1, 3])
+    assert np.array_equal(candidate.joint.counts, [1, 1, 2])
+    assert paired.side(baseline=True).classes == ("a", "b", "c")
+
+
+def test_the_baseline_side_of_a_paired_regression_summary() -> None:
+    rng = np.random.default_rng(2)
+    y, ours, theirs = rng.normal(size=(3, 500))
+    paired = summary.summarize_regression(y, ours, theirs).side(baseline=True)
+    alone = summary.summarize_regression(y, theirs)
+    assert paired.moments.names == alone.moments.names
+    assert np.allclose(paired.moments.sums, alone.moments.sums)
+    assert np.allclose(paired.moments.products, alone.moments.products)

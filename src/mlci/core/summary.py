@@ -35,6 +35,7 @@ _COUNTED_CELLS = 1 << 20  # a joint table of at most this many cells is counted,
 _EPS = float(np.finfo(np.float64).eps)
 LOSS = "log_loss"
 REGRESSION_COLUMNS = ("abs", "squared", "y", "y2", "ape")
+_BASELINE = {"abs": "base_abs", "squared": "base_squared", "ape": "base_ape"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +59,11 @@ class Moments:
 
     def means(self) -> FloatArray:
         return self.sums / self.rows
+
+    def only(self, name: str, renamed: str) -> Moments:
+        """The moments of column `name` alone, named `renamed`."""
+        at = self.index(name)
+        return Moments((renamed,), self.rows, self.sums[[at]], self.products[[at]][:, [at]])
 
     def covariance(self) -> FloatArray:
         """The columns' sample covariance (ddof=1)."""
@@ -139,6 +145,29 @@ class ClassificationSummary:
             _merged(self.moments, other.moments),
         )
 
+    def side(self, *, baseline: bool) -> ClassificationSummary:
+        """One model's summary, taken from a paired one: what summarizing its rows alone
+        gives (its classes those in y_true, its predictions or its probability columns)."""
+        if not self.paired:
+            return self
+        k = len(self.classes)
+        cells, counts = self.joint.cells, self.joint.counts
+        true, model = cells // (k * k), (cells % k if baseline else cells // k % k)
+        histograms = self.baseline if baseline else self.candidate
+        keep = np.ones(k, dtype=bool)
+        if histograms is None:  # classes named only by the other model's predictions go
+            keep = np.bincount(np.concatenate([true, model]), minlength=k) > 0
+        code = np.cumsum(keep) - 1
+        size = int(keep.sum())
+        found, inverse = np.unique(code[true] * size + code[model], return_inverse=True)
+        summed = np.bincount(inverse.ravel(), weights=counts, minlength=len(found))
+        table = Table(found.astype(np.int64), summed.astype(np.int64))
+        moments = None
+        if self.moments is not None:
+            moments = self.moments.only(f"base_{LOSS}" if baseline else LOSS, LOSS)
+        classes = tuple(label for label, kept in zip(self.classes, keep, strict=True) if kept)
+        return ClassificationSummary(classes, table, False, histograms, None, None, 0, moments)
+
 
 @dataclass(frozen=True, eq=False)
 class RegressionSummary:
@@ -154,6 +183,18 @@ class RegressionSummary:
     def merge(self, other: RegressionSummary) -> RegressionSummary:
         _same("pairing", self.paired, other.paired)
         return RegressionSummary(self.moments.merge(other.moments), self.paired)
+
+    def side(self, *, baseline: bool) -> RegressionSummary:
+        """One model's summary, taken from a paired one."""
+        if not self.paired:
+            return self
+        moments = self.moments
+        names = [(_BASELINE.get(name, name) if baseline else name) for name in REGRESSION_COLUMNS]
+        at = [moments.index(name) for name in names]
+        kept = Moments(
+            REGRESSION_COLUMNS, moments.rows, moments.sums[at], moments.products[at][:, at]
+        )
+        return RegressionSummary(kept, False)
 
 
 Summary = ClassificationSummary | RegressionSummary
@@ -290,7 +331,7 @@ def summarize_regression(
     if baseline_pred is not None:
         base = _regression_columns(y_true, baseline_pred)
         columns = np.column_stack([columns, base[:, [0, 1, 4]]])
-        names = (*names, "base_abs", "base_squared", "base_ape")
+        names = (*names, *_BASELINE.values())
     return RegressionSummary(Moments.of(names, columns), baseline_pred is not None)
 
 

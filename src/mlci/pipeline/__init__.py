@@ -124,7 +124,10 @@ def run(
             if facts.training and facts.training.failure:
                 raise facts.training.failure
         stage = "evaluate"
-        evaluation = evaluate.evaluate(config, options.metrics, options.predictions, console)
+        known = request.predictions if request.mode == "file" else None
+        evaluation = evaluate.evaluate(
+            config, options.metrics, options.predictions, console, baseline=known
+        )
         # The fork-safe publisher judges the artifact from these (docs/security.md).
         kept = keep_predictions(evaluation.predictions, out_dir)
         evaluation = replace(evaluation, notes=(*evaluation.notes, *kept))

@@ -192,7 +192,10 @@ def _from_file(config: Config, file: Path | None, predictions: Path | None) -> B
         from mlci.streaming import compute_metrics
 
         values, _, _ = compute_metrics(
-            predictions, task=config.evaluate.task, exact_rows=config.evaluate.exact_rows
+            predictions,
+            task=config.evaluate.task,
+            exact_rows=config.evaluate.exact_rows,
+            id_column=config.evaluate.id_column,
         )
         baseline = Baseline(source="file", label=str(predictions), metrics=dict(values))
         return BaselineChoice(baseline, predictions=predictions)

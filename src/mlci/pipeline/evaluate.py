@@ -16,10 +16,16 @@ from mlci.pipeline.facts import Evaluation
 
 
 def evaluate(
-    config: Config, metrics: tuple[Path, ...] | None, predictions: Path | None, console: Console
+    config: Config,
+    metrics: tuple[Path, ...] | None,
+    predictions: Path | None,
+    console: Console,
+    *,
+    baseline: Path | None = None,
 ) -> Evaluation:
     """The candidate's metrics: from `metrics` and `predictions` (the command line's), else
-    from evaluate.metrics and evaluate.predictions of mlci.yaml."""
+    from evaluate.metrics and evaluate.predictions of mlci.yaml. `baseline`: the baseline's
+    predictions when known already, read with the candidate's above evaluate.exact_rows."""
     files = metrics if metrics is not None else tuple(Path(p) for p in config.evaluate.metrics)
     read = read_metrics(files, root=config.root)
     name = predictions or (
@@ -29,7 +35,8 @@ def evaluate(
         console.step("evaluate", f"{len(read.values)} metrics from {', '.join(map(str, files))}")
         return Evaluation(metrics=read)
     path = name if name.is_absolute() else config.root / name
-    evaluation, recomputed = recompute(config, read, path, f"{name} (computed by mlci)")
+    source = f"{name} (computed by mlci)"
+    evaluation, recomputed = recompute(config, read, path, source, baseline=baseline)
     console.step(
         "evaluate",
         f"{len(read.values)} metrics from files, {len(recomputed.computed)} computed from {name}",
@@ -55,7 +62,7 @@ class Recomputed:
 
 
 def recompute(
-    config: Config, read: Metrics, path: Path, source: str
+    config: Config, read: Metrics, path: Path, source: str, *, baseline: Path | None = None
 ) -> tuple[Evaluation, Recomputed]:
     """`read` with the metrics mlci computes from the predictions in `path` in their place
     (each computed metric's source is `source`), and where the two disagreed. Raises
@@ -69,6 +76,7 @@ def recompute(
         exact_rows=config.evaluate.exact_rows,
         extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
         columns=config.evaluate.slice_columns,
+        baseline=baseline,
     )
     values = dict(read.values)
     sources = dict(read.sources)

@@ -257,7 +257,7 @@ def _measure_summary(
     from the summaries."""
     from mlci.core import summary_stats
     from mlci.core.summary_stats import approximation
-    from mlci.streaming import summarize
+    from mlci.streaming import paired_summary
 
     summary = evaluation.summary
     assert summary is not None and evaluation.predictions is not None
@@ -267,7 +267,7 @@ def _measure_summary(
     paired = None
     if choice.predictions is not None:
         try:
-            paired = summarize(
+            paired = paired_summary(
                 evaluation.predictions, choice.predictions, task=task, id_column=id_column
             )
         except MetricsError as exc:
