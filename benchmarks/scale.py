@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mlci += ["--baseline", "base.json", "--baseline-predictions", "base.parquet"]
         sides = {"plain script": [*script, str(args.classes)], "mlci gate": mlci}
         if args.only:
-            sides = {k: v for k, v in sides.items() if k.startswith(args.only[:4])}
+            sides = {k: v for k, v in sides.items() if args.only in k}
         results = {name: timed(command, folder) for name, command in sides.items()}
     _print(args.rows, args.classes, results)
     return 0

@@ -252,9 +252,9 @@ def _measure_summary(
     config: Config, evaluation: Evaluation, choice: BaselineChoice, console: Console
 ) -> Measured:
     """`measure` above evaluate.exact_rows: intervals from the predictions' summaries (the
-    baseline's file read again with the candidate's, row by row); slices and flipped
-    examples, which need the rows, are skipped and the notes say so; the figures are drawn
-    from the summaries."""
+    baseline's file read with the candidate's, row by row, unless the evaluate stage did so
+    already); slices and flipped examples, which need the rows, are skipped and the notes
+    say so; the figures are drawn from the summaries."""
     from mlci.core import summary_stats
     from mlci.core.summary_stats import approximation
     from mlci.streaming import paired_summary
