@@ -106,20 +106,27 @@ def test_regression_from_a_zstd_jsonl_file(tmp_path: Path) -> None:
     assert summary_stats.compute_metrics(summary) == pytest.approx(exact, rel=1e-9)
 
 
-def test_gate_above_exact_rows_judges_from_summaries_and_says_so(
-    files: tuple[Path, Path], tmp_path: Path
-) -> None:
-    from tests.test_flipped import gate, make_project
+def _project(tmp_path: Path, files: tuple[Path, Path], rule: str) -> Path:
+    """A project judging cand.parquet and base.csv.gz above evaluate.exact_rows."""
+    from tests.test_flipped import make_project
 
-    candidate, baseline = files
     root = make_project(
         tmp_path / "project",
         "version: 1\nmodel:\n  name: big\nevaluate:\n  predictions: cand.parquet\n"
-        "  exact_rows: 10000\ngate:\n  rules:\n    - metric: roc_auc\n      min: 0.5\n"
-        "      confidence: 0.95\nreport:\n  plots: false\n",
+        f"  exact_rows: 10000\ngate:\n  rules:\n{rule}report:\n  plots: false\n",
     )
-    (root / "cand.parquet").write_bytes(candidate.read_bytes())
-    (root / "base.csv.gz").write_bytes(baseline.read_bytes())
+    (root / "cand.parquet").write_bytes(files[0].read_bytes())
+    (root / "base.csv.gz").write_bytes(files[1].read_bytes())
+    return root
+
+
+def test_gate_above_exact_rows_judges_from_summaries_and_says_so(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from tests.test_flipped import gate
+
+    rule = "    - metric: roc_auc\n      min: 0.5\n      confidence: 0.95\n"
+    root = _project(tmp_path, files, rule)
     assert gate(root, "--baseline-predictions", "base.csv.gz") == 0
     result = json.loads((root / ".mlci" / "out" / "gate.json").read_text())
     text = json.dumps(result)
@@ -176,17 +183,8 @@ def test_a_paired_gate_above_exact_rows_reads_each_file_once(
     files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlci.cli import main
-    from tests.test_flipped import make_project
 
-    candidate, baseline = files
-    root = make_project(
-        tmp_path / "project",
-        "version: 1\nmodel:\n  name: big\nevaluate:\n  predictions: cand.parquet\n"
-        "  exact_rows: 10000\ngate:\n  rules:\n    - metric: accuracy\n      max_drop: 0.5\n"
-        "report:\n  plots: false\n",
-    )
-    (root / "cand.parquet").write_bytes(candidate.read_bytes())
-    (root / "base.csv.gz").write_bytes(baseline.read_bytes())
+    root = _project(tmp_path, files, "    - metric: accuracy\n      max_drop: 0.5\n")
     reads: list[str] = []
     real = streaming.read_batches
 
