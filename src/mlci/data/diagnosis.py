@@ -58,7 +58,8 @@ def dvc_errors(output: str) -> list[str]:
     return [line[7:].strip() for line in output.splitlines() if line.startswith("ERROR: ")]
 
 
-def _secrets_hint(remote: Remote, env: Mapping[str, str] | None = None) -> str:
+def secrets_hint(remote: Remote, env: Mapping[str, str] | None = None) -> str:
+    """How to give the job credentials for the remote's kind (the CI secrets to set)."""
     kind = remote.kind
     if kind.secrets:
         names = " and ".join(kind.secrets)
@@ -148,7 +149,7 @@ def diagnose(
         or re.search(r"No credential|DefaultAzureCredential failed", said)
     ):
         return ExternalError(
-            f"DVC found no credentials for {where}: {_secrets_hint(remote, env)} ({quoted})"
+            f"DVC found no credentials for {where}: {secrets_hint(remote, env)} ({quoted})"
         )
     if re.search(r"NoSuchBucket|bucket does not exist|ContainerNotFound|NoSuchContainer", said):
         return _missing_bucket(remote, where, quoted)
@@ -161,7 +162,7 @@ def diagnose(
             f"s3:ListBucket) ({quoted})"
         )
     if re.search(r"Permission denied \(publickey|Authentication failed|AuthenticationErr", said):
-        return ExternalError(f"{where} refused the login: {_secrets_hint(remote, env)} ({quoted})")
+        return ExternalError(f"{where} refused the login: {secrets_hint(remote, env)} ({quoted})")
     if "Checkout failed for following targets" in output or "Missing cache files" in output:
         targets = missing or missing_targets(output)
         more = f" and {len(targets) - 10} more" if len(targets) > 10 else ""
@@ -403,7 +404,7 @@ def _gcs(said: str, remote: Remote, s: _Said) -> MlciError | None:
     if "Anonymous caller does not have" in said:
         return ExternalError(
             f"DVC found no credentials for {s.where} and asked Google as an anonymous "
-            f"caller: {_secrets_hint(remote, s.env)} ({s.quoted})"
+            f"caller: {secrets_hint(remote, s.env)} ({s.quoted})"
         )
     if re.search(r"does not have storage\.\w+\.\w+ access|Forbidden: ", said):
         return ExternalError(
