@@ -1,0 +1,339 @@
+"""Metrics and intervals from a summary (`core.summary`): what mlci reports above
+evaluate.exact_rows, where the rows themselves are not kept.
+
+- Count metrics (accuracy, precision, recall, f1, ...) are exact: they depend on the rows
+  only through the confusion table, which the summary holds. Their intervals are the same
+  multinomial bootstrap of the (joint) table as `core.stats`.
+- `log_loss` and the regression metrics are exact: means of per-row columns, from sums.
+  Intervals: normal, by the delta method, from the columns' sums of products.
+- `roc_auc` is computed from the score histograms. Rows in different bins are ordered
+  as their scores are; pairs of a positive and a negative in the same bin count one half,
+  where the exact AUC counts each such pair 0, 1/2 or 1, so per class
+  |AUC_binned - AUC| <= 0.5 * sum_b pos_b * neg_b / (P * N), and the macro average is
+  within the average of those bounds (`Approximation.auc_bound`). Its interval is DeLong's
+  with each row's placement taken at its bin; the macro average's standard error is taken
+  as the average of the classes' (the classes' AUCs treated as fully correlated: never
+  narrower than the exact estimator's). A paired difference uses, per class, the
+  covariance of the two models' placements on the coarse joint bins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlci.core import stats
+from mlci.core.intervals import Interval
+from mlci.core.predictions import FloatArray, IntArray
+from mlci.core.summary import (
+    LOSS,
+    ClassificationSummary,
+    Histograms,
+    Moments,
+    RegressionSummary,
+    Summary,
+)
+
+_INF = math.inf
+_BASE = {"abs": "base_abs", "squared": "base_squared", "ape": "base_ape", LOSS: f"base_{LOSS}"}
+
+
+@dataclass(frozen=True)
+class Approximation:
+    """How far the summary's metrics may be from the exact ones: named in gate.json."""
+
+    method: str  # "binned, 1000 bins"
+    auc_bound: float  # |roc_auc - exact| <= this; 0.0 without probabilities
+
+
+@dataclass(frozen=True)
+class _Auc:
+    value: float
+    bound: float
+    spread: float  # standard error
+
+
+@dataclass(frozen=True)
+class _Mean:
+    """A metric of column means: the columns, the metric of their means, its gradient."""
+
+    columns: tuple[str, ...]
+    statistic: Callable[[FloatArray], float]
+    gradient: Callable[[FloatArray], FloatArray]
+    bounds: tuple[float, float]
+
+
+def approximation(summary: Summary) -> Approximation:
+    """The method and the AUC's error bound of a summary's metrics."""
+    if isinstance(summary, RegressionSummary):
+        return Approximation("exact sums", 0.0)
+    if summary.candidate is None:
+        return Approximation("exact counts", 0.0)
+    auc = _macro_auc(summary.candidate)
+    return Approximation(
+        f"binned, {summary.candidate.bins} bins", 0.0 if auc is None else auc.bound
+    )
+
+
+def compute_metrics(summary: Summary) -> dict[str, float]:
+    """The candidate's metrics, as `core.stats.compute_metrics` names them."""
+    if isinstance(summary, RegressionSummary):
+        moments = summary.moments
+        return {name: mean.statistic(_means(moments, mean)) for name, mean in _REGRESSION.items()}
+    confusion = _confusion(summary, baseline=False).astype(np.float64)
+    per_class = stats._per_class(confusion, np.asarray(summary.classes))
+    metrics = {
+        name: float(values[0])
+        for name, values in stats._count_metrics(confusion[None], per_class).items()
+    }
+    auc = None if summary.candidate is None else _macro_auc(summary.candidate)
+    if auc is not None:
+        metrics["roc_auc"] = auc.value
+    if summary.moments is not None:
+        metrics[LOSS] = float(summary.moments.means()[summary.moments.index(LOSS)])
+    return metrics
+
+
+def metric_intervals(
+    summary: Summary, *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> dict[str, Interval]:
+    """A `confidence` interval for each metric `compute_metrics` returns."""
+    if isinstance(summary, RegressionSummary):
+        return {
+            name: _normal_interval(summary.moments, mean, None, confidence)
+            for name, mean in _REGRESSION.items()
+        }
+    k = len(summary.classes)
+    cells, counts = _cells(summary, baseline=False)
+    per_class = stats._per_class(_confusion(summary, baseline=False), np.asarray(summary.classes))
+
+    def metrics(draws: IntArray, targets: IntArray) -> dict[str, FloatArray]:
+        confusion = stats._scatter(draws, targets, k * k).reshape(-1, k, k)
+        return stats._count_metrics(confusion, per_class)
+
+    samples = stats._resample_table(
+        (cells, counts), metrics, width=k * k, resamples=resamples, seed=seed
+    )
+    intervals = stats._percentiles(samples, confidence)
+    auc = None if summary.candidate is None else _macro_auc(summary.candidate)
+    if auc is not None:
+        intervals["roc_auc"] = stats._normal(
+            auc.value, auc.spread, confidence, (0.0, 1.0), _auc_method(summary)
+        )
+    if summary.moments is not None:
+        intervals[LOSS] = _normal_interval(summary.moments, _LOSS, None, confidence)
+    return intervals
+
+
+def paired_difference_intervals(
+    summary: Summary, *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> dict[str, Interval]:
+    """Intervals of (candidate's metric - baseline's) from a paired summary."""
+    if not summary.paired:
+        raise ValueError("the summary is not paired: summarize the baseline's predictions too")
+    if isinstance(summary, RegressionSummary):
+        return {
+            name: _normal_interval(summary.moments, mean, _based(mean), confidence)
+            for name, mean in _REGRESSION.items()
+        }
+    k = len(summary.classes)
+    classes = np.asarray(summary.classes)
+    ours = stats._per_class(_confusion(summary, baseline=False), classes)
+    theirs = stats._per_class(_confusion(summary, baseline=True), classes)
+
+    def differences(draws: IntArray, cells: IntArray) -> dict[str, FloatArray]:
+        first = stats._scatter(draws, cells // k, k * k).reshape(-1, k, k)
+        second = stats._scatter(draws, (cells // (k * k)) * k + cells % k, k * k)
+        one = stats._count_metrics(first, ours)
+        other = stats._count_metrics(second.reshape(-1, k, k), theirs)
+        return {name: one[name] - other[name] for name in one if name in other}
+
+    joint = (summary.joint.cells, summary.joint.counts)
+    samples = stats._resample_table(joint, differences, width=k * k, resamples=resamples, seed=seed)
+    intervals = stats._percentiles(samples, confidence)
+    auc = _paired_auc(summary)
+    if auc is not None:
+        intervals["roc_auc"] = stats._normal(
+            auc.value, auc.spread, confidence, (-1.0, 1.0), _auc_method(summary)
+        )
+    if summary.moments is not None and f"base_{LOSS}" in summary.moments.names:
+        intervals[LOSS] = _normal_interval(summary.moments, _LOSS, _based(_LOSS), confidence)
+    return intervals
+
+
+# -- Count tables -------------------------------------------------------------------------
+
+
+def _cells(summary: ClassificationSummary, *, baseline: bool) -> tuple[IntArray, IntArray]:
+    """The (true, model's label) table's non-empty cells, from a paired table if need be."""
+    cells, counts = summary.joint.cells, summary.joint.counts
+    if not summary.paired:
+        return cells, counts
+    k = len(summary.classes)
+    mapped = (cells // (k * k)) * k + cells % k if baseline else cells // k
+    found, inverse = np.unique(mapped, return_inverse=True)
+    return found, np.bincount(inverse, weights=counts).astype(np.int64)
+
+
+def _confusion(summary: ClassificationSummary, *, baseline: bool) -> IntArray:
+    k = len(summary.classes)
+    cells, counts = _cells(summary, baseline=baseline)
+    dense = np.bincount(cells, weights=counts, minlength=k * k)
+    return dense.astype(np.int64).reshape(k, k)
+
+
+# -- ROC AUC from histograms --------------------------------------------------------------
+
+
+def _auc_method(summary: ClassificationSummary) -> str:
+    assert summary.candidate is not None
+    return f"delong (binned, {summary.candidate.bins} bins)"
+
+
+def _placements(
+    positives: FloatArray, negatives: FloatArray
+) -> tuple[float, FloatArray, FloatArray]:
+    """AUC, and per bin a positive's and a negative's placement (ties count half)."""
+    total_pos, total_neg = positives.sum(), negatives.sum()
+    beats = (np.cumsum(negatives) - negatives / 2) / total_neg
+    beaten = (total_pos - np.cumsum(positives) + positives / 2) / total_pos
+    return float((positives * beats).sum() / total_pos), beats, beaten
+
+
+def _binned_auc(positives: FloatArray, negatives: FloatArray) -> _Auc:
+    total_pos, total_neg = positives.sum(), negatives.sum()
+    auc, beats, beaten = _placements(positives, negatives)
+    var_pos = (positives * (beats - auc) ** 2).sum() / max(total_pos - 1, 1)
+    var_neg = (negatives * (beaten - auc) ** 2).sum() / max(total_neg - 1, 1)
+    spread = math.sqrt(var_pos / total_pos + var_neg / total_neg)
+    bound = 0.5 * float((positives * negatives).sum()) / (total_pos * total_neg)
+    return _Auc(auc, bound, spread)
+
+
+def _auc_classes(histograms: Histograms) -> list[int]:
+    """The classes whose AUC counts: as `core.stats`, the larger label of two, else
+    every class present in y_true (none when fewer than two are)."""
+    present = histograms.positives.sum(axis=1) > 0
+    if len(present) == 2:
+        return [1] if present.all() else []
+    found = np.flatnonzero(present).tolist()
+    return found if len(found) >= 2 else []
+
+
+def _macro_auc(histograms: Histograms) -> _Auc | None:
+    chosen = _auc_classes(histograms)
+    if not chosen:
+        return None
+    per_class = [
+        _binned_auc(histograms.positives[c].astype(float), histograms.negatives[c].astype(float))
+        for c in chosen
+    ]
+    return _average(per_class)
+
+
+def _average(per_class: list[_Auc]) -> _Auc:
+    count = len(per_class)
+    return _Auc(
+        sum(auc.value for auc in per_class) / count,
+        sum(auc.bound for auc in per_class) / count,
+        sum(auc.spread for auc in per_class) / count,  # sd of a mean <= mean of the sds
+    )
+
+
+def _paired_auc(summary: ClassificationSummary) -> _Auc | None:
+    first, second, joint = summary.candidate, summary.baseline, summary.joint_bins
+    if first is None or second is None or joint is None:
+        return None
+    chosen = _auc_classes(first)
+    if not chosen:
+        return None
+    grid = summary.grid
+    table = joint.dense(len(first.positives) * 2 * grid * grid).reshape(-1, 2, grid, grid)
+    per_class = []
+    for c in chosen:
+        ours = _binned_auc(first.positives[c].astype(float), first.negatives[c].astype(float))
+        theirs = _binned_auc(second.positives[c].astype(float), second.negatives[c].astype(float))
+        covariance = _covariance(table[c, 1].astype(float), table[c, 0].astype(float))
+        variance = max(ours.spread**2 + theirs.spread**2 - 2 * covariance, 0.0)
+        per_class.append(
+            _Auc(ours.value - theirs.value, ours.bound + theirs.bound, math.sqrt(variance))
+        )
+    return _average(per_class)
+
+
+def _covariance(positives: FloatArray, negatives: FloatArray) -> float:
+    """DeLong's covariance of two models' AUCs, from the coarse joint bins of one class:
+    positives[g, h] rows of the class with the candidate's bin g and the baseline's h."""
+    total_pos, total_neg = positives.sum(), negatives.sum()
+    auc_a, beats_a, beaten_a = _placements(positives.sum(axis=1), negatives.sum(axis=1))
+    auc_b, beats_b, beaten_b = _placements(positives.sum(axis=0), negatives.sum(axis=0))
+    pos = (positives * np.outer(beats_a - auc_a, beats_b - auc_b)).sum() / max(total_pos - 1, 1)
+    neg = (negatives * np.outer(beaten_a - auc_a, beaten_b - auc_b)).sum()
+    neg /= max(total_neg - 1, 1)
+    return float(pos / total_pos + neg / total_neg)
+
+
+# -- Means: log loss and regression -------------------------------------------------------
+
+
+def _first(means: FloatArray) -> float:
+    return float(means[0])
+
+
+def _ones(means: FloatArray) -> FloatArray:
+    return np.ones(1)
+
+
+def _rmse(means: FloatArray) -> float:
+    return math.sqrt(float(means[0]))
+
+
+def _rmse_gradient(means: FloatArray) -> FloatArray:
+    mse = float(means[0])
+    return np.array([0.5 / math.sqrt(mse) if mse > 0 else 0.0])
+
+
+def _r2(means: FloatArray) -> float:
+    return float(stats._r2_of_means(means))
+
+
+_LOSS = _Mean((LOSS,), _first, _ones, (0.0, _INF))
+_REGRESSION = {
+    "mae": _Mean(("abs",), _first, _ones, (0.0, _INF)),
+    "rmse": _Mean(("squared",), _rmse, _rmse_gradient, (0.0, _INF)),
+    "r2": _Mean(("squared", "y", "y2"), _r2, stats._r2_gradient, (-_INF, 1.0)),
+    "mape": _Mean(("ape",), _first, _ones, (0.0, _INF)),
+}
+
+
+def _based(mean: _Mean) -> _Mean:
+    """The same metric of the baseline's columns."""
+    columns = tuple(_BASE.get(name, name) for name in mean.columns)
+    return _Mean(columns, mean.statistic, mean.gradient, mean.bounds)
+
+
+def _means(moments: Moments, mean: _Mean) -> FloatArray:
+    return np.asarray(moments.means()[[moments.index(name) for name in mean.columns]])
+
+
+def _normal_interval(
+    moments: Moments, first: _Mean, second: _Mean | None, confidence: float
+) -> Interval:
+    """Delta method: the metric (or difference) ± z * sqrt(g' Cov g / n)."""
+    gradient = np.zeros(len(moments.names))
+    value = first.statistic(_means(moments, first))
+    for name, slope in zip(first.columns, first.gradient(_means(moments, first)), strict=True):
+        gradient[moments.index(name)] += slope
+    bounds = first.bounds
+    if second is not None:
+        value -= second.statistic(_means(moments, second))
+        slopes = second.gradient(_means(moments, second))
+        for name, slope in zip(second.columns, slopes, strict=True):
+            gradient[moments.index(name)] -= slope
+        bounds = (-_INF, _INF)
+    variance = max(float(gradient @ moments.covariance() @ gradient), 0.0)
+    spread = math.sqrt(variance / moments.rows)
+    return stats._normal(value, spread, confidence, bounds, "normal")

@@ -1,0 +1,129 @@
+"""Metrics from summaries against the exact ones (core.stats) and scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from mlci.core import stats, summary, summary_stats
+from mlci.core.predictions import Predictions
+
+ROWS = 20_000
+
+
+def _classification(k: int, seed: int) -> tuple[Predictions, Predictions]:
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, k, ROWS)
+
+    def model(skill: float) -> Predictions:
+        logits = rng.normal(size=(ROWS, k))
+        logits[np.arange(ROWS), true] += skill
+        scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        return Predictions(true, scores.argmax(axis=1), scores, tuple(range(k)), None)
+
+    return model(1.5), model(1.2)
+
+
+def _summary(candidate: Predictions, baseline: Predictions | None = None):
+    assert candidate.scores is not None
+    return summary.summarize_classification(
+        candidate.classes,
+        candidate.y_true,
+        candidate.y_pred,
+        candidate.scores,
+        baseline_predicted=None if baseline is None else baseline.y_pred,
+        baseline_scores=None if baseline is None else baseline.scores,
+    )
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_metrics_are_exact_but_the_auc_which_is_within_its_bound(k: int) -> None:
+    candidate, _ = _classification(k, seed=k)
+    exact = stats.compute_metrics(candidate, "classification")
+    summarized = _summary(candidate)
+    binned = summary_stats.compute_metrics(summarized)
+    assert binned.keys() == exact.keys()
+    for name, value in exact.items():
+        if name != "roc_auc":
+            assert binned[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
+    assert candidate.scores is not None
+    reference = (
+        roc_auc_score(candidate.y_true, candidate.scores[:, 1])
+        if k == 2
+        else roc_auc_score(candidate.y_true, candidate.scores, multi_class="ovr")
+    )
+    bound = summary_stats.approximation(summarized).auc_bound
+    assert 0 < bound < 0.01
+    assert abs(binned["roc_auc"] - reference) <= bound
+    assert abs(binned["roc_auc"] - exact["roc_auc"]) <= bound
+
+
+def test_the_bound_holds_where_every_score_falls_in_few_bins() -> None:
+    candidate, _ = _classification(2, seed=7)
+    assert candidate.scores is not None
+    coarse = summary.summarize_classification(
+        candidate.classes, candidate.y_true, candidate.y_pred, candidate.scores, bins=4
+    )
+    binned = summary_stats.compute_metrics(coarse)["roc_auc"]
+    bound = summary_stats.approximation(coarse).auc_bound
+    exact = roc_auc_score(candidate.y_true, candidate.scores[:, 1])
+    assert bound > 0.01  # four bins: a loose bound, and it still holds
+    assert abs(binned - exact) <= bound
+    assert summary_stats.approximation(coarse).method == "binned, 4 bins"
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_intervals_match_the_exact_ones(k: int) -> None:
+    candidate, baseline = _classification(k, seed=10 + k)
+    exact = stats.metric_intervals(candidate, "classification", resamples=200)
+    binned = summary_stats.metric_intervals(_summary(candidate), resamples=200)
+    assert binned.keys() == exact.keys()
+    for name, interval in exact.items():
+        if name != "roc_auc":
+            assert binned[name].low == pytest.approx(interval.low, abs=1e-9), name
+            assert binned[name].high == pytest.approx(interval.high, abs=1e-9), name
+    auc, auc_exact = binned["roc_auc"], exact["roc_auc"]
+    width, exact_width = auc.high - auc.low, auc_exact.high - auc_exact.low
+    assert exact_width * 0.95 <= width <= exact_width * (1.1 if k == 2 else 2.5)
+    assert auc.method == "delong (binned, 1000 bins)"
+
+    paired_exact = stats.paired_difference_intervals(
+        candidate, baseline, "classification", resamples=200
+    )
+    paired = summary_stats.paired_difference_intervals(_summary(candidate, baseline), resamples=200)
+    assert paired.keys() == paired_exact.keys()
+    for name, interval in paired_exact.items():
+        if name != "roc_auc":
+            assert paired[name].low == pytest.approx(interval.low, abs=1e-9), name
+            assert paired[name].high == pytest.approx(interval.high, abs=1e-9), name
+    auc, auc_exact = paired["roc_auc"], paired_exact["roc_auc"]
+    width, exact_width = auc.high - auc.low, auc_exact.high - auc_exact.low
+    assert exact_width * 0.9 <= width <= exact_width * (1.15 if k == 2 else 2.5)
+    middle = (auc.low + auc.high) / 2
+    assert abs(middle - (auc_exact.low + auc_exact.high) / 2) < 0.01
+
+
+def test_regression_metrics_and_intervals_from_sums_are_exact() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.normal(5, 2, ROWS)
+    candidate = Predictions(y, y + rng.normal(0, 0.5, ROWS), None, (), None)
+    baseline = Predictions(y, y + rng.normal(0.1, 0.6, ROWS), None, (), None)
+    summarized = summary.summarize_regression(y, candidate.y_pred, baseline.y_pred)
+    exact = stats.compute_metrics(candidate, "regression")
+    binned = summary_stats.compute_metrics(summarized)
+    assert binned == pytest.approx(exact, rel=1e-9)
+    for ours, theirs in (
+        (
+            summary_stats.metric_intervals(summarized),
+            stats.metric_intervals(candidate, "regression"),
+        ),
+        (
+            summary_stats.paired_difference_intervals(summarized),
+            stats.paired_difference_intervals(candidate, baseline, "regression"),
+        ),
+    ):
+        assert ours.keys() == theirs.keys()
+        for name, interval in theirs.items():
+            assert ours[name].low == pytest.approx(interval.low, rel=1e-6), name
+            assert ours[name].high == pytest.approx(interval.high, rel=1e-6), name
