@@ -1,29 +1,42 @@
 """Predictions files for the engine tests, and the tables numpy makes of them.
 
-`expected` is the reference: the same summaries computed from `mlci.predictions`'s
-in-memory arrays, so DuckDB and Spark are held to what mlci reads itself.
+`reference` is what the engines are held to: `core.summary`'s summary of the rows as
+`mlci.predictions` reads them, so DuckDB, Spark and mlci's own reader agree.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mlci.core.predictions import Predictions
-from mlci.predictions import join, load_predictions
+from mlci.core.summary import (
+    ClassificationSummary,
+    Summary,
+    codes,
+    summarize_classification,
+    summarize_regression,
+)
+from mlci.predictions import Joined, join, load_predictions
 
 
 def write_classification(
-    folder: Path, *, rows: int = 3000, k: int = 4, seed: int = 0, fmt: str = "parquet"
+    folder: Path,
+    *,
+    rows: int = 3000,
+    k: int = 4,
+    seed: int = 0,
+    fmt: str = "parquet",
+    partial: bool = True,
 ) -> tuple[Path, Path]:
     """A candidate and a baseline on the same rows (ids shuffled, a few rows on one side
-    only), integer labels 0..k-1 with one unseen in y_pred, probabilities p_0..p_{k-1}."""
+    only unless not `partial`), integer labels 0..k-1 with one unseen in y_pred, probabilities p_0..p_{k-1}."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, k, rows)
     paths = []
-    for name, skill, keep in (("cand", 2.0, slice(0, rows - 7)), ("base", 1.0, slice(5, rows))):
+    ends = ((0, rows - 7), (5, rows)) if partial else ((0, rows), (0, rows))
+    for name, skill, (start, end) in zip(("cand", "base"), (2.0, 1.0), ends, strict=True):
+        keep = slice(start, end)
         logits = rng.normal(size=(rows, k))
         logits[np.arange(rows), y] += skill
         p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
@@ -63,49 +76,55 @@ def _write(path: Path, columns: dict[str, np.ndarray]) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class Expected:
-    labels: tuple[object, ...]
-    cells: dict[int, int]
-    positives: np.ndarray
-    negatives: np.ndarray
-    log_loss: np.ndarray
-    brier: np.ndarray
-    truth: Predictions
-
-
-def expected(candidate: Path, baseline: Path | None, bins: int) -> Expected:
-    """The tables of `engines.sql.Tables`, from mlci's own reader and numpy."""
-    models = [load_predictions(candidate, task="classification")]
+def reference(candidate: Path, baseline: Path | None, bins: int) -> tuple[Summary, Joined]:
+    """The summary `core.summary` makes of mlci's own reading of the files (paired by id
+    with `predictions.join`), and the rows as read."""
+    first = load_predictions(candidate, task="classification")
+    second = first if baseline is None else load_predictions(baseline, task="classification")
+    joined = join(first, second)
+    one, other = joined.candidate, joined.baseline
+    classes = np.array(sorted(set(one.classes) | set(other.classes)))
+    true = codes(one.y_true, classes)
+    paired = {}
     if baseline is not None:
-        joined = join(models[0], load_predictions(baseline, task="classification"))
-        models = [joined.candidate, joined.baseline]
-    classes = np.array(sorted(set().union(*(m.classes for m in models))))
-    k = len(classes)
-    t = np.searchsorted(classes, models[0].y_true)
-    cell = t.astype(np.int64)
-    for m in models:
-        cell = cell * k + np.searchsorted(classes, m.y_pred)
-    found, counts = np.unique(cell, return_counts=True)
-    shape = (len(models), k, bins)
-    positives, negatives = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
-    log_loss, brier = np.zeros(len(models)), np.zeros(len(models))
-    eps = np.finfo(np.float64).eps
-    for index, m in enumerate(models):
-        assert m.scores is not None
-        where = np.minimum(np.floor(m.scores * bins).astype(np.int64), bins - 1)
-        for c in range(k):
-            positives[index, c] = np.bincount(where[t == c, c], minlength=bins)
-            negatives[index, c] = np.bincount(where[t != c, c], minlength=bins)
-        chosen = m.scores[np.arange(len(t)), t]
-        log_loss[index] = -np.log(np.clip(chosen, eps, 1 - eps)).sum()
-        brier[index] = ((m.scores - np.eye(k)[t]) ** 2).sum()
-    return Expected(
-        tuple(classes.tolist()),
-        dict(zip(found.tolist(), counts.tolist(), strict=True)),
-        positives,
-        negatives,
-        log_loss,
-        brier,
-        models[0],
+        paired = {
+            "baseline_predicted": codes(other.y_pred, classes),
+            "baseline_scores": other.scores,
+        }
+    summary = summarize_classification(
+        tuple(classes.tolist()), true, codes(one.y_pred, classes), one.scores, bins=bins, **paired
     )
+    return summary, joined
+
+
+def regression_reference(candidate: Path, baseline: Path) -> Summary:
+    first = load_predictions(candidate, task="regression")
+    joined = join(first, load_predictions(baseline, task="regression"))
+    one, other = joined.candidate, joined.baseline
+    return summarize_regression(one.y_true, one.y_pred, other.y_pred)
+
+
+def assert_same(found: Summary, want: Summary) -> None:
+    """Counts equal, sums equal to float rounding (the engines add in another order)."""
+    assert type(found) is type(want)
+    if isinstance(found, ClassificationSummary) and isinstance(want, ClassificationSummary):
+        assert found.classes == want.classes
+        assert (found.paired, found.grid) == (want.paired, want.grid)
+        for name in ("joint", "joint_bins"):
+            mine, theirs = getattr(found, name), getattr(want, name)
+            assert (mine is None) == (theirs is None), name
+            if mine is not None:
+                np.testing.assert_array_equal(mine.cells, theirs.cells)
+                np.testing.assert_array_equal(mine.counts, theirs.counts)
+        for name in ("candidate", "baseline"):
+            mine, theirs = getattr(found, name), getattr(want, name)
+            assert (mine is None) == (theirs is None), name
+            if mine is not None:
+                np.testing.assert_array_equal(mine.positives, theirs.positives)
+                np.testing.assert_array_equal(mine.negatives, theirs.negatives)
+    moments, expected = found.moments, want.moments
+    assert (moments is None) == (expected is None)
+    if moments is not None and expected is not None:
+        assert (moments.names, moments.rows) == (expected.names, expected.rows)
+        np.testing.assert_allclose(moments.sums, expected.sums, rtol=1e-10)
+        np.testing.assert_allclose(moments.products, expected.products, rtol=1e-10)

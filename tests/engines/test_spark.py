@@ -1,44 +1,47 @@
-"""Spark (local[2]) scans predictions into the same tables as DuckDB and numpy."""
+"""Spark (local[2]) scans predictions into the same summary as DuckDB and mlci's reader."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
+from mlci.core.summary import ClassificationSummary
 from mlci.engines import spark as engine
 from mlci.engines.sql import Request
 from mlci.errors import MetricsError
-from tests.engines.data import write_classification, write_regression
-from tests.engines.test_duckdb import BINS, _source, check_against_numpy
+from tests.engines.data import assert_same, write_classification, write_regression
+from tests.engines.test_duckdb import BINS, check, source
 
-# One JVM per worker is enough: the Spark tests share one.
+# One JVM per test worker: the Spark tests share one session, on one worker.
 pytestmark = pytest.mark.xdist_group("spark")
 
 
-def test_spark_pairs_and_summarises_as_numpy_and_sklearn(tmp_path: Path, spark: Any) -> None:
+def test_spark_pairs_and_summarises_as_mlci_and_sklearn(tmp_path: Path, spark: Any) -> None:
     candidate, baseline = write_classification(tmp_path)
-    tables = engine.run(Request(_source(candidate), _source(baseline), bins=BINS))
-    assert (tables.rows, tables.only_candidate, tables.only_baseline) == (2988, 5, 7)
-    check_against_numpy(tables, candidate, baseline)
+    scanned = engine.run(Request(source(candidate), source(baseline), bins=BINS))
+    assert isinstance(scanned.summary, ClassificationSummary)
+    assert (scanned.summary.rows, scanned.only_candidate, scanned.only_baseline) == (2988, 5, 7)
+    check(candidate, baseline, scanned.summary)
 
 
-def test_spark_reads_csv_like_parquet(tmp_path: Path, spark: Any) -> None:
-    candidate, baseline = write_classification(tmp_path, fmt="csv", rows=500)
-    tables = engine.run(Request(_source(candidate), _source(baseline), bins=BINS))
-    check_against_numpy(tables, candidate, baseline)
+def test_spark_duckdb_and_mlci_agree_on_one_csv_model(tmp_path: Path, spark: Any) -> None:
+    from mlci.engines import duckdb
+
+    candidate, _ = write_classification(tmp_path, fmt="csv", rows=500)
+    scanned = engine.run(Request(source(candidate), bins=BINS))
+    assert isinstance(scanned.summary, ClassificationSummary)
+    check(candidate, None, scanned.summary)
+    assert_same(scanned.summary, duckdb.run(Request(source(candidate), bins=BINS)).summary)
 
 
 def test_spark_and_duckdb_agree_on_regression(tmp_path: Path, spark: Any) -> None:
     from mlci.engines import duckdb
 
     candidate, baseline = write_regression(tmp_path)
-    request = Request(_source(candidate), _source(baseline), task="regression")
-    spark_moments, duck_moments = engine.run(request).moments, duckdb.run(request).moments
-    assert spark_moments is not None and duck_moments is not None
-    np.testing.assert_allclose(spark_moments, duck_moments, rtol=1e-9)
+    request = Request(source(candidate), source(baseline), task="regression")
+    assert_same(engine.run(request).summary, duckdb.run(request).summary)
 
 
 def test_spark_runs_in_the_active_session(spark: Any) -> None:
@@ -48,4 +51,4 @@ def test_spark_runs_in_the_active_session(spark: Any) -> None:
 def test_spark_refuses_a_missing_file_naming_it(tmp_path: Path, spark: Any) -> None:
     missing = tmp_path / "nothing.parquet"
     with pytest.raises(MetricsError, match=r"nothing\.parquet: Spark cannot read it"):
-        engine.run(Request(_source(missing)))
+        engine.run(Request(source(missing)))

@@ -6,6 +6,6 @@ merges them and decides. `duckdb` and `pyspark` are imported only when an engine
 
 from __future__ import annotations
 
-from mlci.engines.sql import Engine, Request, Source, Tables, summarize
+from mlci.engines.sql import Engine, Request, Scanned, Source, summarize
 
-__all__ = ["Engine", "Request", "Source", "Tables", "summarize"]
+__all__ = ["Engine", "Request", "Scanned", "Source", "summarize"]

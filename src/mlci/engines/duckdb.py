@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlci.engines import storage
-from mlci.engines.sql import Request, Source, Tables, summarize
+from mlci.engines.sql import Request, Scanned, Source, summarize
 from mlci.errors import MetricsError, UsageError
 
 _READERS = {
@@ -22,7 +22,7 @@ _READERS = {
 }
 
 
-def run(request: Request) -> Tables:
+def run(request: Request) -> Scanned:
     """`request`'s summaries, scanned by an in-process DuckDB."""
     try:
         import duckdb

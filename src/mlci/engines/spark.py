@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mlci.engines.sql import Request, Source, Tables, summarize
+from mlci.engines.sql import Request, Scanned, Source, summarize
 from mlci.errors import ExternalError, MetricsError, UsageError
 
 LOCAL = "local[2]"
 
 
-def run(request: Request, master: str = LOCAL) -> Tables:
+def run(request: Request, master: str = LOCAL) -> Scanned:
     """`request`'s summaries, scanned by the active SparkSession or one on `master`."""
     try:
         from pyspark.errors import PySparkException

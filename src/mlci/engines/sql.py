@@ -1,35 +1,41 @@
 """The summaries of a predictions scan, as SQL that DuckDB and Spark both run.
 
 An engine (`Engine`) registers the predictions files as views and runs queries; this
-module writes the queries and turns their rows into `Tables`: the joint table of the true
-class and each model's prediction as non-empty cells and counts, per-class score
-histograms, and sums (log loss, Brier, regression moments). Every table is small: its size
-grows with the classes and the bins, never with the rows, so the engine scans the data
-where it lives (out of core, or on a cluster) and mlci merges and decides.
-
-Classes are coded 0..k-1 in sorted label order. A cell of the paired joint table is
-`(true * k + candidate) * k + baseline`; unpaired, `true * k + predicted`.
+module writes the queries and turns their rows into the summary of `core.summary`: the
+joint table of the true class and each model's prediction as non-empty cells and counts,
+per-class score histograms, the paired coarse joint bins, and moments (log loss,
+regression errors and targets), equal to what `core.summary.summarize_*` makes of the same
+rows. Every query returns a small table: its size grows with the classes and the bins,
+never with the rows, so the engine scans the data where it lives (out of core, or on a
+cluster) and mlci merges and decides.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
 from mlci.core.stats import MAX_CLASSES
+from mlci.core.summary import (
+    BINS,
+    LOSS,
+    REGRESSION_COLUMNS,
+    ClassificationSummary,
+    Histograms,
+    Moments,
+    RegressionSummary,
+    Summary,
+    Table,
+    grid_for,
+)
 from mlci.errors import MetricsError
 
 Task = Literal["classification", "regression"]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
-BINS = 1000  # equal-width score bins over [0, 1]: each class's scores known to 0.001
 _EPS = float(np.finfo(np.float64).eps)  # log loss clips as core.stats does
 _SUM_TOLERANCE = 1e-3  # as mlci.predictions: 4-decimal probabilities, 20 classes
 _SCORE_PREFIXES = ("p_", "proba_")
@@ -57,27 +63,12 @@ class Request:
 
 
 @dataclass(frozen=True, eq=False)
-class Tables:
-    """One scan's summaries. Model 0 is the candidate, model 1 the baseline (paired).
+class Scanned:
+    """One scan's summary (`core.summary`), and the rows of one model only, left out when
+    the two models' rows are paired by id."""
 
-    `cells`/`counts`: the joint table's non-empty cells (see the module's docstring).
-    `positives[m, c, b]`: rows whose true class is c with model m's score for c in bin b;
-    `negatives` the other rows. `log_loss[m]`: the sum of -log(clip(p_true));
-    `brier[m]`: the sum over rows and classes of (p_c - [true = c])^2. None where a model
-    has no probability columns. Regression: `moments` = X^T X summed over rows, with
-    X = (1, y, e_candidate, |e_candidate|[, e_baseline, |e_baseline|]), e = prediction - y.
-    """
-
-    labels: tuple[object, ...]
-    rows: int
-    cells: IntArray
-    counts: IntArray
-    positives: IntArray | None = None
-    negatives: IntArray | None = None
-    log_loss: FloatArray | None = None
-    brier: FloatArray | None = None
-    moments: FloatArray | None = None
-    only_candidate: int = 0  # paired by id: rows of one model only, left out
+    summary: Summary
+    only_candidate: int = 0
     only_baseline: int = 0
 
 
@@ -97,7 +88,7 @@ class Engine(Protocol):
         """Run a query (or a statement: then no rows)."""
 
 
-def summarize(engine: Engine, request: Request) -> Tables:
+def summarize(engine: Engine, request: Request) -> Scanned:
     """The summaries of `request`'s predictions, scanned by `engine`."""
     scan = _Scan(engine, request)
     scan.pair()
@@ -110,12 +101,14 @@ class _Scan:
     def __init__(self, engine: Engine, request: Request) -> None:
         self.engine = engine
         self.request = request
-        self.q = lambda name: engine.quote + name.replace(engine.quote, engine.quote * 2) + (
-            engine.quote
-        )
         self.models = ("c",) if request.baseline is None else ("c", "b")
         self.columns: dict[str, tuple[str, ...]] = {}
         self.only = (0, 0)
+
+    def q(self, name: str) -> str:
+        """`name` as an identifier of the engine's SQL, quoted."""
+        quote = self.engine.quote
+        return quote + name.replace(quote, quote * 2) + quote
 
     # -- reading and pairing ------------------------------------------------------------
 
@@ -141,9 +134,7 @@ class _Scan:
                 f"same data"
             )
         both = f"{self._select('c', 'cand')}, {self._select('b', 'base', truth=False)}"
-        self._create(
-            "pairs", f"SELECT {both} FROM cand JOIN base ON cand.{q(key)} = base.{q(key)}"
-        )
+        self._create("pairs", f"SELECT {both} FROM cand JOIN base ON cand.{q(key)} = base.{q(key)}")
         joined = self._count("SELECT COUNT(*) FROM pairs")
         counted = [self._count(f"SELECT COUNT(*) FROM {view}") for view in ("cand", "base")]
         self.only = (counted[0] - joined, counted[1] - joined)
@@ -201,7 +192,7 @@ class _Scan:
 
     # -- classification -----------------------------------------------------------------
 
-    def classification(self) -> Tables:
+    def classification(self) -> Scanned:
         labels, integer = self._labels()
         k = len(labels)
         self.engine.codes(labels, integer=integer)
@@ -211,12 +202,27 @@ class _Scan:
         for m in self.models:
             cell = f"({cell}) * {k} + {m}"
         found = self.engine.rows(f"SELECT {cell} AS cell, COUNT(*) FROM coded GROUP BY 1")
-        cells = np.array(sorted(found), dtype=np.int64).reshape(-1, 2)
-        tables = Tables(labels, int(cells[:, 1].sum()), cells[:, 0].copy(), cells[:, 1].copy())
-        tables = _with_only(tables, self.only)
-        if any(columns is None for columns in scores.values()):
-            return tables
-        return self._histograms(tables, k)
+        joint = _table(found)
+        paired = len(self.models) == 2
+        histograms = {m: self._histograms(m, k) if scores[m] else None for m in self.models}
+        grid, joint_bins, moments = 0, None, None
+        if all(scores.values()):
+            if paired:
+                grid = grid_for(k)
+                joint_bins, moments = self._joint_bins(k, grid)
+            else:
+                moments = self._losses(k)
+        summary = ClassificationSummary(
+            labels,
+            joint,
+            paired,
+            histograms["c"],
+            histograms.get("b"),
+            joint_bins,
+            grid,
+            moments,
+        )
+        return Scanned(summary, *self.only)
 
     def _labels(self) -> tuple[tuple[object, ...], bool]:
         names = ["y"] + [f"y{m}" for m in self.models]
@@ -262,7 +268,9 @@ class _Scan:
                 f"{source.path if source else ''}: no probability column for the classes "
                 f"{', '.join(missing[:10])}; write p_<label> for every class"
             )
-        return [f"CAST(pairs.{q(model + '_' + by_label[str(label)])} AS DOUBLE)" for label in labels]
+        return [
+            f"CAST(pairs.{q(model + '_' + by_label[str(label)])} AS DOUBLE)" for label in labels
+        ]
 
     def _code(self, integer: bool, scores: dict[str, list[str] | None]) -> None:
         """The view `coded`: t and each model's prediction as codes, and s<m><code>."""
@@ -292,52 +300,111 @@ class _Scan:
                 f"empty, outside [0, 1], or do not sum to 1; write each class's probability"
             )
 
-    def _histograms(self, tables: Tables, k: int) -> Tables:
+    def _histograms(self, model: str, k: int) -> Histograms:
+        """Per class, the rows by the bin of the model's probability for it."""
         bins = self.request.bins
-        shape = (len(self.models), k, bins)
-        positives = np.zeros(shape, dtype=np.int64)
-        negatives = np.zeros(shape, dtype=np.int64)
-        log_loss = np.zeros(len(self.models))
-        brier = np.zeros(len(self.models))
-        clip = f"GREATEST(LEAST(p, 1.0E0 - {_EPS!r}), {_EPS!r})"
-        for index, m in enumerate(self.models):
-            names = ", ".join(f"s{m}{code}" for code in range(k))
-            skip = len(f"s{m}") + 1
-            query = (
-                f"SELECT cls, pos, bin, COUNT(*), "
-                f"SUM(CASE WHEN pos = 1 THEN -LN({clip}) ELSE 0 END), "
-                f"SUM((p - pos) * (p - pos)) FROM ("
-                f"SELECT CAST(SUBSTRING(cls, {skip}) AS INT) AS cls, "
-                f"CASE WHEN CAST(SUBSTRING(cls, {skip}) AS INT) = t THEN 1 ELSE 0 END AS pos, "
-                f"p, LEAST(CAST(FLOOR(p * {bins}) AS BIGINT), {bins - 1}) AS bin "
-                f"FROM coded UNPIVOT (p FOR cls IN ({names}))) GROUP BY cls, pos, bin"
-            )
-            for cls, pos, where, count, loss, squares in self.engine.rows(query):
-                (positives if pos else negatives)[index, cls, where] = count
-                log_loss[index] += loss or 0.0
-                brier[index] += squares or 0.0
-        return _replace(
-            tables, positives=positives, negatives=negatives, log_loss=log_loss, brier=brier
+        positives = np.zeros((k, bins), dtype=np.int64)
+        negatives = np.zeros((k, bins), dtype=np.int64)
+        query = (
+            f"SELECT cls, pos, {_bin('p', bins)} AS bin, COUNT(*) "
+            f"FROM {self._unpivot(k, (model,))} GROUP BY 1, 2, 3"
         )
+        for cls, pos, where, count in self.engine.rows(query):
+            (positives if pos else negatives)[cls, where] = count
+        return Histograms(positives, negatives)
+
+    def _unpivot(self, k: int, models: tuple[str, ...]) -> str:
+        """One row per row and class: cls (the code), pos (1: the true class), and each
+        model's probability of it (p, or pc and pb for two)."""
+        values = "p" if len(models) == 1 else "(" + ", ".join(f"p{m}" for m in models) + ")"
+        names = ", ".join(
+            (
+                f"s{models[0]}{code}"
+                if len(models) == 1
+                else "(" + ", ".join(f"s{m}{code}" for m in models) + ")"
+            )
+            + f" AS k{code}"
+            for code in range(k)
+        )
+        return (
+            f"(SELECT CAST(SUBSTRING(cls, 2) AS INT) AS cls, "
+            f"CASE WHEN CAST(SUBSTRING(cls, 2) AS INT) = t THEN 1 ELSE 0 END AS pos, "
+            f"{'p' if len(models) == 1 else ', '.join(f'p{m}' for m in models)} "
+            f"FROM coded UNPIVOT ({values} FOR cls IN ({names}))) AS unpivoted"
+        )
+
+    def _losses(self, k: int) -> Moments:
+        """One model's log loss: its sum and sum of squares over the rows."""
+        loss = _loss("p")
+        query = (
+            f"SELECT COUNT(*), SUM({loss}), SUM({loss} * {loss}) "
+            f"FROM {self._unpivot(k, ('c',))} WHERE pos = 1"
+        )
+        ((rows, total, squares),) = self.engine.rows(query)
+        return Moments((LOSS,), int(rows), np.array([total or 0.0]), np.array([[squares or 0.0]]))
+
+    def _joint_bins(self, k: int, grid: int) -> tuple[Table, Moments]:
+        """Paired: per class and side, both models' coarse bins; and both log losses."""
+        lc, lb = _loss("pc"), _loss("pb")
+        sums = [lc, lb, f"{lc} * {lc}", f"{lc} * {lb}", f"{lb} * {lb}"]
+        picked = ", ".join(f"SUM(CASE WHEN pos = 1 THEN {e} ELSE 0 END)" for e in sums)
+        cell = f"((cls * 2 + pos) * {grid} + {_bin('pc', grid)}) * {grid} + {_bin('pb', grid)}"
+        query = (
+            f"SELECT {cell} AS cell, COUNT(*), {picked} "
+            f"FROM {self._unpivot(k, ('c', 'b'))} GROUP BY 1"
+        )
+        found = self.engine.rows(query)
+        totals = np.array([[float(v or 0.0) for v in row[2:]] for row in found]).sum(axis=0)
+        c, b, cc, cb, bb = totals if len(found) else np.zeros(5)
+        rows = int(sum(row[1] for row in found)) // k
+        moments = Moments(
+            (LOSS, f"base_{LOSS}"), rows, np.array([c, b]), np.array([[cc, cb], [cb, bb]])
+        )
+        return _table([row[:2] for row in found]), moments
 
     # -- regression ---------------------------------------------------------------------
 
-    def regression(self) -> Tables:
-        terms = ["1", "CAST(y AS DOUBLE)"]
+    def regression(self) -> Scanned:
+        y = "CAST(y AS DOUBLE)"
+        columns = {}
         for m in self.models:
-            error = f"(CAST(y{m} AS DOUBLE) - CAST(y AS DOUBLE))"
-            terms += [error, f"ABS{error}"]
-        sums = [f"SUM({a} * {b})" for i, a in enumerate(terms) for b in terms[i:]]
-        (row,) = self.engine.rows(f"SELECT {', '.join(sums)} FROM pairs")
+            error = f"({y} - CAST(y{m} AS DOUBLE))"
+            base = "" if m == "c" else "base_"
+            columns[f"{base}abs"] = f"ABS{error}"
+            columns[f"{base}squared"] = f"{error} * {error}"
+            if m == "c":
+                columns |= {"y": y, "y2": f"{y} * {y}"}
+            columns[f"{base}ape"] = f"ABS{error} / GREATEST(ABS({y}), {_EPS!r})"
+        names = (*REGRESSION_COLUMNS, *(n for n in columns if n.startswith("base_")))
+        terms = [columns[n] for n in names]
+        sums = [f"SUM({a})" for a in terms]
+        sums += [f"SUM(({a}) * ({b}))" for i, a in enumerate(terms) for b in terms[i:]]
+        (row,) = self.engine.rows(f"SELECT COUNT(*), {', '.join(sums)} FROM pairs")
         width = len(terms)
-        moments = np.zeros((width, width))
-        values = iter(row)
+        values = iter(float(v or 0.0) for v in row[1:])
+        totals = np.array([next(values) for _ in range(width)])
+        products = np.zeros((width, width))
         for i in range(width):
             for j in range(i, width):
-                moments[i, j] = moments[j, i] = float(next(values) or 0.0)
-        empty = np.zeros(0, dtype=np.int64)
-        tables = Tables((), int(moments[0, 0]), empty, empty, moments=moments)
-        return _with_only(tables, self.only)
+                products[i, j] = products[j, i] = next(values)
+        moments = Moments(names, int(row[0]), totals, products)
+        return Scanned(RegressionSummary(moments, len(self.models) == 2), *self.only)
+
+
+def _bin(value: str, bins: int) -> str:
+    """min(floor(value * bins), bins - 1), as `core.summary.bin_of`."""
+    return f"LEAST(CAST(FLOOR({value} * {bins}) AS BIGINT), {bins - 1})"
+
+
+def _loss(value: str) -> str:
+    """-log of the probability clipped to [eps, 1 - eps], as `core.stats`."""
+    return f"(-LN(GREATEST(LEAST({value}, 1.0E0 - {_EPS!r}), {_EPS!r})))"
+
+
+def _table(rows: Sequence[Sequence[Any]]) -> Table:
+    found = np.array(sorted((int(r[0]), int(r[1])) for r in rows), dtype=np.int64)
+    found = found.reshape(-1, 2)
+    return Table(found[:, 0].copy(), found[:, 1].copy())
 
 
 def _is_integer(value: object) -> bool:
@@ -348,11 +415,3 @@ def _is_integer(value: object) -> bool:
     if isinstance(value, float):
         return value.is_integer()
     return isinstance(value, str) and _INTEGER.fullmatch(value) is not None
-
-
-def _with_only(tables: Tables, only: tuple[int, int]) -> Tables:
-    return _replace(tables, only_candidate=only[0], only_baseline=only[1])
-
-
-def _replace(tables: Tables, **changes: Any) -> Tables:
-    return dataclasses.replace(tables, **changes)

@@ -9,9 +9,12 @@ from pathlib import Path
 
 from mlci.config import Config
 from mlci.console import Console
+from mlci.core import summary_stats
 from mlci.core.flipped import MAX_EXTRA_COLUMNS
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.numbers import format_number
+from mlci.core.summary import Summary
+from mlci.engines.storage import scheme
 from mlci.pipeline.facts import Evaluation
 
 
@@ -22,6 +25,9 @@ def evaluate(
     from evaluate.metrics and evaluate.predictions of mlci.yaml."""
     files = metrics if metrics is not None else tuple(Path(p) for p in config.evaluate.metrics)
     read = read_metrics(files, root=config.root)
+    configured = config.evaluate.predictions
+    if predictions is None and configured is not None and scheme(configured) is not None:
+        return _remote(config, read, configured, console)
     name = predictions or (
         Path(config.evaluate.predictions) if config.evaluate.predictions else None
     )
@@ -60,6 +66,12 @@ def recompute(
     """`read` with the metrics mlci computes from the predictions in `path` in their place
     (each computed metric's source is `source`), and where the two disagreed. Raises
     MetricsError (exit 2) when the file is not predictions mlci can read, or too large."""
+    if config.evaluate.engine is not None:
+        summary = _scan(config, str(path))
+        computed = summary_stats.compute_metrics(summary)
+        metrics, differing = _merged(read, computed, source)
+        evaluation = Evaluation(metrics, path, summary=summary, scanned=str(path))
+        return evaluation, Recomputed(tuple(computed), differing)
     from mlci.core import stats
     from mlci.predictions import load_predictions
 
@@ -71,6 +83,14 @@ def recompute(
         columns=config.evaluate.slice_columns,
     )
     computed = stats.compute_metrics(loaded, config.evaluate.task)
+    metrics, differing = _merged(read, computed, source)
+    return Evaluation(metrics, path, loaded), Recomputed(tuple(computed), differing)
+
+
+def _merged(
+    read: Metrics, computed: dict[str, float], source: str
+) -> tuple[Metrics, tuple[tuple[str, float, float], ...]]:
+    """`read` with the computed metrics in place, and where the two disagreed."""
     values = dict(read.values)
     sources = dict(read.sources)
     differing = []
@@ -86,5 +106,20 @@ def recompute(
             differing.append((metric, float(old), value))
         values[metric] = value
         sources[metric] = source
-    evaluation = Evaluation(Metrics(values=values, sources=sources), path, loaded)
-    return evaluation, Recomputed(tuple(computed), tuple(differing))
+    return Metrics(values=values, sources=sources), tuple(differing)
+
+
+def _scan(config: Config, candidate: str) -> Summary:
+    from mlci.engines.scan import scan
+
+    return scan(config.evaluate, candidate).summary
+
+
+def _remote(config: Config, read: Metrics, url: str, console: Console) -> Evaluation:
+    """Predictions in object storage: scanned in place by the engine (DuckDB by default),
+    never downloaded, so not copied into the report's folder or the registry."""
+    summary = _scan(config, url)
+    computed = summary_stats.compute_metrics(summary)
+    metrics, _ = _merged(read, computed, f"{url} (computed by mlci)")
+    console.step("evaluate", f"{len(computed)} metrics computed from {url}")
+    return Evaluation(metrics, summary=summary, scanned=url)

@@ -31,6 +31,7 @@ from mlci.registry.base import Lineage
 if TYPE_CHECKING:
     from mlci.core.flipped import CsvTable
     from mlci.core.predictions import Predictions
+    from mlci.core.summary import Summary
 
 PromoteMode = Literal["auto", "never", "force"]  # `mlci run`: --no-promote, --force-promote
 
@@ -92,6 +93,8 @@ class Evaluation:
     predictions: Path | None = None  # the candidate's predictions file
     loaded: Predictions | None = None  # loaded once, for the metrics and the intervals
     notes: tuple[str, ...] = ()
+    summary: Summary | None = None  # evaluate.engine's scan, in place of `loaded`
+    scanned: str | None = None  # what the engine scanned: a file, or an object-storage URL
 
 
 @dataclass(frozen=True)

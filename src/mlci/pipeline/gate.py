@@ -108,6 +108,8 @@ def measure(
     """The intervals and the rows of `evaluation`'s predictions (none without them),
     paired with `choice`'s predictions where it has some; `mlci publish` measures an
     artifact's predictions with it too."""
+    if evaluation.summary is not None:
+        return _measure_scanned(config, evaluation, choice, console)
     baseline_predictions, load_notes = _baseline_predictions(config, evaluation, choice)
     intervals, interval_notes, paired = _intervals(
         config, evaluation, baseline_predictions, console
@@ -123,6 +125,52 @@ def measure(
     flipped = compare(config, evaluation.loaded, baseline_predictions)
     notes = (*load_notes, *interval_notes, *slice_notes, *flipped.notes)
     return Measured(intervals, rows, notes, candidate, baseline, slices, correction, flipped)
+
+
+def _measure_scanned(
+    config: Config, evaluation: Evaluation, choice: BaselineChoice, console: Console
+) -> Measured:
+    """evaluate.engine: the intervals from the engine's summaries, paired by id with the
+    baseline's predictions where it has some (the engine joins them). The rows stay where
+    they are, so there are no slices, flipped examples or figures of rows."""
+    from mlci.core import summary_stats
+    from mlci.engines.scan import scan
+
+    summary = evaluation.summary
+    assert summary is not None and evaluation.scanned is not None
+    notes: list[str] = []
+    paired, baseline_rows = None, None
+    if choice.predictions is not None:
+        try:
+            scanned = scan(config.evaluate, evaluation.scanned, str(choice.predictions))
+        except MetricsError as exc:
+            notes.append(f"Intervals are not paired: {exc.message}")
+        else:
+            paired, baseline_rows = scanned.summary, scanned.summary.rows + scanned.only_baseline
+    approximation = summary_stats.approximation(summary)
+    notes.append(
+        f"Computed by evaluate.engine ({config.evaluate.engine or 'duckdb'}) from summaries: "
+        f"{approximation.method}; ROC AUC within {approximation.auc_bound:.2g} of the exact value. "
+        "Slices, flipped examples and row-level figures need mlci to read the rows itself."
+    )
+    levels = sorted({rule.confidence for rule in config.gate.rules if rule.confidence} | {0.95})
+    kind = "paired with the baseline" if paired is not None else "candidate only"
+    console.step("gate", f"intervals from the {config.evaluate.engine or 'duckdb'} scan, {kind}")
+    options = {"resamples": config.gate.resamples, "seed": config.gate.seed}
+    intervals = {}
+    for level in levels:
+        value = summary_stats.metric_intervals(summary, confidence=level, **options)
+        change = {}
+        if paired is not None:
+            change = summary_stats.paired_difference_intervals(paired, confidence=level, **options)
+        intervals[level] = MetricIntervals(value=value, change=change)
+    rows = Rows(
+        candidate=summary.rows,
+        baseline=baseline_rows,
+        minimum=config.evaluate.min_rows,
+        fraction=config.evaluate.min_row_fraction,
+    )
+    return Measured(intervals, rows, tuple(notes))
 
 
 def _missing_baseline_policy(
