@@ -29,8 +29,8 @@ def write_classification(
     fmt: str = "parquet",
     partial: bool = True,
 ) -> tuple[Path, Path]:
-    """A candidate and a baseline on the same rows (ids shuffled, a few rows on one side
-    only unless not `partial`), integer labels 0..k-1 with one unseen in y_pred, probabilities p_0..p_{k-1}."""
+    """A candidate and a baseline on the same rows (ids shuffled; with `partial`, a few
+    rows on one side only), integer labels 0..k-1, probabilities p_0..p_{k-1}."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, k, rows)
     paths = []

@@ -63,7 +63,8 @@ def filesystem(path: str, env: Mapping[str, str] | None = None) -> Any:
         elif env.get("AZURE_STORAGE_ACCOUNT"):
             options["account_name"] = env["AZURE_STORAGE_ACCOUNT"]
     try:
-        return fsspec.filesystem(found, **options)
+        # A fresh instance: fsspec caches them by arguments, with the credentials of then.
+        return fsspec.filesystem(found, skip_instance_cache=True, **options)
     except ImportError:
         raise UsageError(
             f"{redact_url(path)}: reading predictions from {found}:// needs {package}, which "
