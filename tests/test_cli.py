@@ -26,7 +26,7 @@ COMMANDS = [
     ["registry", "history"],
     ["registry", "repair"],
 ]
-HEAVY = ("mlflow", "dvc", "matplotlib", "pandas", "sklearn")
+HEAVY = ("mlflow", "dvc", "matplotlib", "pandas", "sklearn", "duckdb", "pyspark", "fsspec")
 
 
 def mlci(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlci.engines import duckdb as engine
-from mlci.engines.sql import Request, Source
+from mlci.config import EvaluateConfig
+from mlci.core.summary import Summary
+from mlci.engines.scan import scan
 from mlci.errors import ExternalError
 from tests.engines.data import assert_same, write_classification
 from tests.servers import S3Server
@@ -39,15 +40,19 @@ def use(monkeypatch: pytest.MonkeyPatch, server: S3Server, keys: tuple[str, str]
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys[1])
 
 
-REMOTE = Request(Source(f"s3://{BUCKET}/eval/cand.parquet", "parquet"), bins=50)
+REMOTE = f"s3://{BUCKET}/eval/cand.parquet"
+
+
+def scanned(path: object) -> Summary:
+    """What the evaluate stage scans: a local file or a URL, through DuckDB."""
+    return scan(EvaluateConfig((), engine="duckdb"), str(path)).summary
 
 
 def test_s3_predictions_give_the_local_files_summary(
     uploaded: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use(monkeypatch, s3_server, s3_server.reader)
-    local = engine.run(Request(Source(str(uploaded), "parquet"), bins=50))
-    assert_same(engine.run(REMOTE).summary, local.summary)
+    assert_same(scanned(REMOTE), scanned(uploaded))
 
 
 def test_no_credentials_name_the_ci_secrets(
@@ -55,7 +60,7 @@ def test_no_credentials_name_the_ci_secrets(
 ) -> None:
     use(monkeypatch, s3_server, None)
     with pytest.raises(ExternalError, match=r"no credentials to read the predictions s3://") as e:
-        engine.run(REMOTE)
+        scanned(REMOTE)
     assert "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the CI job" in e.value.message
 
 
@@ -64,16 +69,16 @@ def test_a_key_without_permission_is_refused_with_what_to_check(
 ) -> None:
     use(monkeypatch, s3_server, s3_server.nobody)
     with pytest.raises(ExternalError, match=r"refused the credentials .* \(403\)"):
-        engine.run(REMOTE)
+        scanned(REMOTE)
 
 
 def test_a_missing_object_names_the_setting(
     uploaded: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use(monkeypatch, s3_server, s3_server.reader)
-    missing = Request(Source(f"s3://{BUCKET}/eval/nothing.parquet", "parquet"))
+    missing = f"s3://{BUCKET}/eval/nothing.parquet"
     with pytest.raises(ExternalError, match=r"are not there .* evaluate\.predictions"):
-        engine.run(missing)
+        scanned(missing)
 
 
 def test_azure_predictions_give_the_local_files_summary(
@@ -84,18 +89,18 @@ def test_azure_predictions_give_the_local_files_summary(
 
     from tests.emulators import azurite
 
-    local = engine.run(Request(Source(str(uploaded), "parquet"), bins=50)).summary
+    local = scanned(uploaded)
     with azurite() as emulator:
         emulator.create_container("evals")
         client = BlobServiceClient.from_connection_string(emulator.connection_string())
         client.get_blob_client("evals", "run/cand.parquet").upload_blob(uploaded.read_bytes())
         monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", emulator.connection_string())
-        remote = Request(Source("az://evals/run/cand.parquet", "parquet"), bins=50)
-        assert_same(engine.run(remote).summary, local)
+        remote = "az://evals/run/cand.parquet"
+        assert_same(scanned(remote), local)
         wrong = emulator.connection_string("d3Jvbmc=")
         monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", wrong)
         with pytest.raises(ExternalError, match=r"refused the credentials"):
-            engine.run(remote)
+            scanned(remote)
 
 
 def test_gcs_predictions_give_the_local_files_summary(
@@ -108,11 +113,11 @@ def test_gcs_predictions_give_the_local_files_summary(
     gcsfs = pytest.importorskip("gcsfs")
     from tests.emulators import gcs_emulator
 
-    local = engine.run(Request(Source(str(uploaded), "parquet"), bins=50)).summary
+    local = scanned(uploaded)
     with gcs_emulator() as gcs:
         gcs.create_bucket("evals")
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
         store = gcsfs.GCSFileSystem(token="anon", skip_instance_cache=True)
         store.put(str(uploaded), "evals/run/cand.parquet")
-        remote = Request(Source("gs://evals/run/cand.parquet", "parquet"), bins=50)
-        assert_same(engine.run(remote).summary, local)
+        remote = "gs://evals/run/cand.parquet"
+        assert_same(scanned(remote), local)

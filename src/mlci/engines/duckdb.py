@@ -1,8 +1,8 @@
 """DuckDB embedded: SQL over local or remote predictions files, out of core.
 
-Object-storage URLs (s3://, gs://, az://) are read through fsspec (`engines.storage`),
-registered with DuckDB as a filesystem: DuckDB's own httpfs and azure extensions are
-downloaded on first use, which a runner without network (or a pinned one) cannot do.
+Object-storage URLs (s3://, gs://, az://) are read through the fsspec filesystems the
+caller passes (`engines.storage`), registered with DuckDB: DuckDB's own httpfs and azure
+extensions are downloaded on first use, which a runner without network cannot do.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mlci.engines import storage
 from mlci.engines.sql import Request, Scanned, Source, summarize
 from mlci.errors import MetricsError, UsageError
 
@@ -22,8 +21,9 @@ _READERS = {
 }
 
 
-def run(request: Request) -> Scanned:
-    """`request`'s summaries, scanned by an in-process DuckDB."""
+def run(request: Request, filesystems: Sequence[Any] = ()) -> Scanned:
+    """`request`'s summaries, scanned by an in-process DuckDB; `filesystems` (fsspec's)
+    read the object-storage URLs."""
     try:
         import duckdb
     except ImportError:
@@ -34,6 +34,8 @@ def run(request: Request) -> Scanned:
     try:
         # Rows need no order here, and an unordered scan streams in bounded memory.
         connection.execute("SET preserve_insertion_order = false")
+        for filesystem in filesystems:
+            connection.register_filesystem(filesystem)
         return summarize(_DuckDB(connection), request)
     except duckdb.Error as exc:
         raise MetricsError(f"DuckDB could not summarise the predictions: {exc}") from None
@@ -46,17 +48,11 @@ class _DuckDB:
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
-        self.registered: set[str] = set()
 
     def view(self, name: str, source: Source) -> tuple[str, ...]:
-        scheme = storage.scheme(source.path)
-        if scheme is not None and scheme not in self.registered:
-            self.connection.register_filesystem(storage.filesystem(source.path))
-            self.registered.add(scheme)
         literal = "'" + source.path.replace("'", "''") + "'"
         reader = _READERS[source.fmt].format(path=literal)
-        with storage.diagnosed(source.path):
-            self.connection.execute(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS FROM {reader}")
+        self.connection.execute(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS FROM {reader}")
         described = self.connection.execute(f"DESCRIBE {name}").fetchall()
         return tuple(str(row[0]) for row in described)
 

@@ -19,7 +19,6 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from mlci.core.stats import MAX_CLASSES
 from mlci.core.summary import (
     BINS,
     LOSS,
@@ -60,6 +59,7 @@ class Request:
     task: Task = "classification"
     id_column: str = "id"
     bins: int = BINS
+    max_classes: int | None = None  # more classes are refused (core.stats.MAX_CLASSES)
 
 
 @dataclass(frozen=True, eq=False)
@@ -238,11 +238,12 @@ class _Scan:
         integer = all(_is_integer(value) for value in [*seen, *named])
         convert = (lambda v: int(float(v))) if integer else str
         labels = tuple(sorted({convert(value) for value in [*seen, *named]}))
-        if len(labels) > MAX_CLASSES:
+        limit = self.request.max_classes
+        if limit is not None and len(labels) > limit:
             raise MetricsError(
                 f"{self.request.candidate.path}: y_true, y_pred and the probability columns "
-                f"name {len(labels):,} classes; mlci computes metrics for at most "
-                f"{MAX_CLASSES:,}: check that this is a classification task (evaluate.task)"
+                f"name {len(labels):,} classes; mlci computes metrics for at most {limit:,}: "
+                f"if the labels are numbers to predict, set evaluate.task: regression"
             )
         return labels, integer
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from mlci.core.redact import redact_url
 from mlci.data.diagnosis import secrets_hint
 from mlci.data.remotes import Remote
-from mlci.errors import ExternalError, UsageError
+from mlci.errors import ExternalError, MlciError, UsageError
 
 # The URL's scheme -> (DVC's scheme for the same store, the fsspec package that reads it).
 SCHEMES = {
@@ -38,7 +38,7 @@ _REFUSED = re.compile(
     r"\b403\b|Forbidden|AccessDenied|Access Denied|AuthenticationFailed|AuthorizationFailure|"
     r"InvalidAccessKeyId|SignatureDoesNotMatch|invalid_grant"
 )
-_MISSING = re.compile(r"NoSuchBucket|NoSuchKey|\b404\b|not found|No files found|does not exist")
+_MISSING = re.compile(r"NoSuchBucket|NoSuchKey|\b404\b|No files found|FileNotFoundError")
 
 
 def scheme(path: str) -> str | None:
@@ -75,12 +75,14 @@ def filesystem(path: str, env: Mapping[str, str] | None = None) -> Any:
 
 
 @contextlib.contextmanager
-def diagnosed(path: str, env: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Errors of reading `path` from object storage as the fix they call for."""
+def diagnosed(*paths: str, env: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Errors of reading `paths` from object storage as the fix they call for."""
     try:
         yield
     except Exception as exc:
-        message = _message(path, str(exc), os.environ if env is None else env)
+        said = str(exc.message if isinstance(exc, MlciError) else exc)
+        found = (_message(path, said, os.environ if env is None else env) for path in paths)
+        message = next((text for text in found if text), None)
         if message is None:
             raise
         raise ExternalError(message) from None
