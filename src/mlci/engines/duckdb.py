@@ -63,6 +63,9 @@ class _DuckDB:
             "INSERT INTO codes VALUES (?, ?)", [(label, code) for code, label in enumerate(labels)]
         )
 
+    def keep(self, view: str) -> None:
+        pass  # each query streams the files again: memory stays bounded
+
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         cursor = self.connection.execute(query)
         return cursor.fetchall() if cursor.description else []

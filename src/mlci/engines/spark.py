@@ -27,10 +27,14 @@ def run(request: Request, master: str = LOCAL) -> Scanned:
             "(Spark also needs Java 17 or newer: apt-get install openjdk-17-jre-headless)"
         ) from None
     session = session_for(master)
+    engine = _Spark(session)
     try:
-        return summarize(_Spark(session), request)
+        return summarize(engine, request)
     except PySparkException as exc:
         raise MetricsError(f"Spark could not summarise the predictions: {exc}") from None
+    finally:
+        for view in engine.kept:  # the session may be the user's: leave no cache behind
+            session.catalog.uncacheTable(view)
 
 
 def session_for(master: str) -> Any:
@@ -62,6 +66,7 @@ class _Spark:
 
     def __init__(self, session: Any) -> None:
         self.session = session
+        self.kept: list[str] = []
 
     def view(self, name: str, source: Source) -> tuple[str, ...]:
         from pyspark.errors import PySparkException
@@ -84,6 +89,10 @@ class _Spark:
         schema = f"label {'BIGINT' if integer else 'STRING'}, code INT"
         pairs = [(label, code) for code, label in enumerate(labels)]
         self.session.createDataFrame(pairs, schema).createOrReplaceTempView("codes")
+
+    def keep(self, view: str) -> None:
+        self.session.catalog.cacheTable(view)  # MEMORY_AND_DISK: a large view spills
+        self.kept.append(view)
 
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.session.sql(query).collect()]

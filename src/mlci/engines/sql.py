@@ -87,6 +87,10 @@ class Engine(Protocol):
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         """Run a query (or a statement: then no rows)."""
 
+    def keep(self, view: str) -> None:
+        """Keep the view's rows for the queries that follow, where the engine gains by it
+        (Spark caches them, spilling to disk); else nothing."""
+
 
 def summarize(engine: Engine, request: Request) -> Scanned:
     """The summaries of `request`'s predictions, scanned by `engine`."""
@@ -283,6 +287,7 @@ class _Scan:
             picked.append(f"{m}c.code AS {m}")
             picked += [f"{e} AS s{m}{code}" for code, e in enumerate(scores[m] or ())]
         self._create("coded", f"SELECT {', '.join(picked)} FROM pairs {' '.join(joins)}")
+        self.engine.keep("coded")  # read by every query below: the join runs once
         for m, columns in scores.items():
             if columns:
                 self._check_scores(m, len(columns))
