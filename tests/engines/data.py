@@ -110,18 +110,14 @@ def assert_same(found: Summary, want: Summary) -> None:
     if isinstance(found, ClassificationSummary) and isinstance(want, ClassificationSummary):
         assert found.classes == want.classes
         assert (found.paired, found.grid) == (want.paired, want.grid)
-        for name in ("joint", "joint_bins"):
+        tables = ("cells", "counts")
+        histograms = ("positives", "negatives")
+        parts = {"joint": tables, "joint_bins": tables, "candidate": histograms}
+        for name, arrays in (parts | {"baseline": histograms}).items():
             mine, theirs = getattr(found, name), getattr(want, name)
             assert (mine is None) == (theirs is None), name
-            if mine is not None:
-                np.testing.assert_array_equal(mine.cells, theirs.cells)
-                np.testing.assert_array_equal(mine.counts, theirs.counts)
-        for name in ("candidate", "baseline"):
-            mine, theirs = getattr(found, name), getattr(want, name)
-            assert (mine is None) == (theirs is None), name
-            if mine is not None:
-                np.testing.assert_array_equal(mine.positives, theirs.positives)
-                np.testing.assert_array_equal(mine.negatives, theirs.negatives)
+            for array in arrays if mine is not None else ():
+                np.testing.assert_array_equal(getattr(mine, array), getattr(theirs, array))
     moments, expected = found.moments, want.moments
     assert (moments is None) == (expected is None)
     if moments is not None and expected is not None:
