@@ -68,6 +68,9 @@ class EvaluateConfig:
     id_column: str = "id"  # pairs the candidate's rows with the baseline's
     engine: EngineName | None = None  # None: mlci reads the predictions files itself
     spark_master: str = "local[2]"  # evaluate.spark.master, when no session is active
+    # Up to this many rows, metrics and intervals are exact (rows in memory); above, from
+    # summaries read batch by batch (docs/gate.md: exact and approximate results).
+    exact_rows: int = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "id_column",
         "engine",
         "spark",
+        "exact_rows",
     ),
     "evaluate.spark": ("master",),
     "evaluate.slices[]": ("column", "edges", "quantiles", "cross", "min_rows"),
@@ -561,6 +565,8 @@ def _check_type(path: str | None, where: str, types: Collection[str], problems: 
     """A problem for a file mlci could not read, by its extension: found when mlci.yaml is
     loaded, before the training runs, not when the file is read after it."""
     suffix = PurePosixPath(path).suffix.lower() if path else ""
+    if path and types is filetypes.PREDICTIONS:
+        suffix = filetypes.predictions_suffix(PurePosixPath(path).suffixes)
     if path is None or suffix in types:
         return
     kind = f"a {suffix} file" if suffix else "a file without an extension"
@@ -650,6 +656,7 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
         id_column=id_column,
         engine=cast("EngineName | None", engine),
         spark_master=spark.string("master", "local[2]"),
+        exact_rows=section.integer("exact_rows", 2_000_000, minimum=0),
     )
 
 

@@ -18,7 +18,10 @@ pyarrow refuses a file, it is read again with those modules, which say which row
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from itertools import islice
@@ -28,6 +31,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from mlci.core.filetypes import COMPRESSED, predictions_suffix
 from mlci.core.predictions import Predictions
 from mlci.core.stats import MAX_CLASSES
 from mlci.errors import MetricsError, UsageError
@@ -47,6 +51,8 @@ SCORE_PREFIXES = ("p_", "proba_")
 # Probabilities written with 4 decimals still sum to 1 within this, for up to 20 classes.
 SUM_TOLERANCE = 1e-3
 _CHUNK_ROWS = 100_000
+BATCH_ROWS = 1_000_000  # read_batches: rows per batch, about 100 MB for 10 classes
+_BLOCK_BYTES = 64 << 20  # a CSV block read at once: about a million rows of 10 classes
 _LABELS = ("y_true", "y_pred")
 
 
@@ -78,12 +84,7 @@ def load_predictions(
     """
     spec = _Spec(task, id_column, extra_columns, columns)
     source = str(path)
-    fmt = format_for(path)
-    if not path.is_file():
-        raise MetricsError(
-            f"{source}: predictions file not found; make the training write it, or fix "
-            f"the path in mlci.yaml"
-        )
+    fmt = _readable(path)
     try:
         table = _read(path, fmt, spec=spec, source=source)
     except UnicodeDecodeError:
@@ -93,9 +94,73 @@ def load_predictions(
     return _build(table, spec=spec, source=source)
 
 
+def read_batches(
+    path: Path, *, task: Task, id_column: str = "id", batch_rows: int = BATCH_ROWS
+) -> Iterator[Predictions]:
+    """The file's rows in record batches (Parquet row groups, CSV blocks, JSON Lines chunks
+    of at most about `batch_rows`), each checked as `load_predictions` checks a file, with
+    row numbers counted from the file's start: memory does not grow with the rows.
+
+    Each batch's `classes` are those it holds (with probability columns: all of them).
+    """
+    spec = _Spec(task, id_column)
+    source = str(path)
+    fmt = _readable(path)
+    done = 0
+    try:
+        for table in _blocks(path, fmt, spec=spec, source=source, rows=batch_rows):
+            try:
+                batch = _build(table, spec=spec, source=source)
+            except MetricsError as exc:
+                raise _at_row(exc, done) from None
+            done += table.rows
+            yield batch
+    except UnicodeDecodeError:
+        raise MetricsError(
+            f"{source}: the file is not UTF-8 text; write the predictions file as UTF-8"
+        ) from None
+    if done == 0:
+        raise _empty(source)
+
+
+def estimate_rows(path: Path) -> int:
+    """The file's rows: a Parquet file's count from its metadata; a text file's estimated
+    from its size and its first rows' length (a compressed file taken as 4 times its size).
+    Only decides between the exact and the summarized path: errors are left to the readers.
+    """
+    try:
+        if format_for(path) == "parquet":
+            import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        size = path.stat().st_size * (4 if path.suffix.lower() in COMPRESSED else 1)
+        with _open(path, str(path)) as file:
+            head = file.read(1 << 16)
+    except Exception:  # any error, pyarrow's too: the reader reports it with its fix
+        return 0
+    lines = head.count("\n")
+    return int(size // max(len(head.encode()) // max(lines, 1), 1))
+
+
+def _readable(path: Path) -> str:
+    fmt = format_for(path)
+    if not path.is_file():
+        raise MetricsError(
+            f"{path}: predictions file not found; make the training write it, or fix "
+            f"the path in mlci.yaml"
+        )
+    return fmt
+
+
+def _at_row(exc: MetricsError, done: int) -> MetricsError:
+    """A batch's error with its row numbers counted from the file's start."""
+    message = re.sub(r"\brow (\d+)\b", lambda found: f"row {int(found[1]) + done}", exc.message)
+    return MetricsError(message)
+
+
 def format_for(path: Path) -> str:
     """`csv`, `tsv`, `jsonl` or `parquet`, from the file's extension."""
-    fmt = FORMATS.get(path.suffix.lower())
+    fmt = FORMATS.get(predictions_suffix(path.suffixes))
     if fmt is None:
         known = ", ".join(FORMATS)
         raise MetricsError(
@@ -147,7 +212,7 @@ def join(candidate: Predictions, baseline: Predictions) -> Joined:
         kept = np.flatnonzero(found)
         only_candidate = len(candidate) - len(kept)
         only_baseline = len(baseline) - len(kept)
-        candidate, baseline = _take(candidate, kept), _take(baseline, position[kept])
+        candidate, baseline = take(candidate, kept), take(baseline, position[kept])
     else:
         _check_same_length(candidate, baseline)
     _check_same_truth(candidate, baseline, by_id=by_id)
@@ -189,6 +254,142 @@ def _is_numeric(name: str, task: Task) -> bool:
     return _is_score(name)
 
 
+def _blocks(path: Path, fmt: str, *, spec: _Spec, source: str, rows: int) -> Iterator[_Table]:
+    if fmt == "parquet":
+        return _parquet_blocks(path, spec=spec, source=source, rows=rows)
+    if fmt == "jsonl":
+        return _jsonl_blocks(path, spec=spec, source=source, rows=rows)
+    delimiter = "," if fmt == "csv" else "\t"
+    return _delimited_blocks(path, delimiter, spec=spec, source=source)
+
+
+def _parquet_blocks(path: Path, *, spec: _Spec, source: str, rows: int) -> Iterator[_Table]:
+    pa = _arrow()
+    if pa is None:
+        raise _needs_pyarrow(source)
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(path)
+        names = tuple(file.schema_arrow.names)
+        wanted = spec.wanted(names)
+        for table in _row_groups(file, wanted, rows):
+            yield _from_arrow(table, found=names, source=source)
+    except (pa.ArrowException, OSError) as exc:
+        raise MetricsError(f"{source}: cannot read the file as Parquet ({exc})") from None
+
+
+def _row_groups(file: Any, columns: list[str], rows: int) -> Iterator[Any]:
+    """The file's tables of at most `rows` rows, a row group read at a time: pyarrow 25's
+    iter_batches keeps what it decoded (60 MB per million rows of ten classes), so it
+    serves only files whose row groups are larger than four batches."""
+    import pyarrow as pa
+
+    metadata = file.metadata
+    largest = max(
+        (metadata.row_group(index).num_rows for index in range(metadata.num_row_groups)),
+        default=0,
+    )
+    if largest > 4 * rows:
+        for batch in file.iter_batches(batch_size=rows, columns=columns):
+            yield pa.Table.from_batches([batch])
+        return
+    for index in range(metadata.num_row_groups):
+        group = file.read_row_group(index, columns=columns)
+        for start in range(0, group.num_rows, rows):
+            yield group.slice(start, rows)
+
+
+def _delimited_blocks(path: Path, delimiter: str, *, spec: _Spec, source: str) -> Iterator[_Table]:
+    header = _csv_header(path, delimiter, source)
+    wanted = spec.wanted(header)
+
+    def options() -> dict[str, Any]:
+        return _csv_options(delimiter, header, wanted, spec, block_size=_BLOCK_BYTES)
+
+    return _arrow_first(
+        lambda: _arrow_csv_blocks(path, options(), header, source),
+        lambda: _python_csv_blocks(path, delimiter, wanted, spec=spec, source=source),
+    )
+
+
+def _jsonl_blocks(path: Path, *, spec: _Spec, source: str, rows: int) -> Iterator[_Table]:
+    return _arrow_first(
+        lambda: _arrow_jsonl_blocks(path, spec=spec, source=source),
+        lambda: _python_jsonl_blocks(path, spec=spec, source=source, rows=rows),
+    )
+
+
+def _arrow_first(
+    arrow: Callable[[], Iterator[_Table]], python: Callable[[], Iterator[_Table]]
+) -> Iterator[_Table]:
+    """pyarrow's streaming reader's tables; from the first block it refuses on, the csv or
+    json module's reader (from the file's start, the rows read already skipped), which
+    says which row is wrong."""
+    pa = _arrow()
+    done = 0
+    if pa is not None:
+        try:
+            for table in arrow():
+                yield table
+                done += table.rows
+            return
+        except pa.ArrowInvalid:
+            pass
+    for block in python():
+        skip, done = min(done, block.rows), done - min(done, block.rows)
+        if skip < block.rows:
+            columns = {name: values[skip:] for name, values in block.columns.items()}
+            yield _Table(block.found, columns, block.rows - skip)
+
+
+def _arrow_csv_blocks(
+    path: Path, options: dict[str, Any], header: tuple[str, ...], source: str
+) -> Iterator[_Table]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv  # type: ignore[import-untyped]
+
+    for batch in pacsv.open_csv(str(path), **options):
+        yield _from_arrow(pa.Table.from_batches([batch]), found=header, source=source)
+
+
+def _csv_options(
+    delimiter: str,
+    header: tuple[str, ...],
+    wanted: list[str],
+    spec: _Spec,
+    block_size: int | None = None,
+) -> dict[str, Any]:
+    """pyarrow.csv's options: the header's names, the columns mlci reads and their types."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    types = {name: pa.float64() if _is_numeric(name, spec.task) else pa.string() for name in wanted}
+    return {
+        "read_options": pacsv.ReadOptions(
+            column_names=list(header), skip_rows=1, block_size=block_size
+        ),
+        "parse_options": pacsv.ParseOptions(delimiter=delimiter),
+        "convert_options": pacsv.ConvertOptions(column_types=types, include_columns=wanted),
+    }
+
+
+def _arrow_jsonl_blocks(path: Path, *, spec: _Spec, source: str) -> Iterator[_Table]:
+    import pyarrow as pa
+    import pyarrow.json as pajson  # type: ignore[import-untyped]
+
+    try:
+        reader = pajson.open_json(
+            str(path), read_options=pajson.ReadOptions(block_size=_BLOCK_BYTES)
+        )
+    except OSError as exc:
+        raise MetricsError(f"{source}: cannot read the predictions file ({exc})") from None
+    found = tuple(reader.schema.names)
+    wanted = spec.wanted(found)
+    for batch in reader:
+        yield _from_arrow(pa.Table.from_batches([batch]).select(wanted), found=found, source=source)
+
+
 def _read(path: Path, fmt: str, *, spec: _Spec, source: str) -> _Table:
     if fmt == "parquet":
         return _read_parquet(path, spec=spec, source=source)
@@ -199,7 +400,7 @@ def _read(path: Path, fmt: str, *, spec: _Spec, source: str) -> _Table:
 
 def _arrow() -> Any:
     try:
-        import pyarrow  # type: ignore[import-untyped]
+        import pyarrow
     except ImportError:
         return None
     return pyarrow
@@ -234,8 +435,20 @@ def _csv_header(path: Path, delimiter: str, source: str) -> tuple[str, ...]:
 
 
 def _open(path: Path, source: str) -> Any:
+    """The file as text; a .gz or .zst file decompressed as it is read."""
     try:
-        return path.open(newline="", encoding="utf-8")
+        if path.suffix.lower() not in COMPRESSED:
+            return path.open(newline="", encoding="utf-8")
+        pa = _arrow()
+        if pa is None and path.suffix.lower() == ".gz":
+            return gzip.open(path, "rt", newline="", encoding="utf-8")
+        if pa is None:
+            raise UsageError(
+                f"{source}: reading a .zst file needs pyarrow, which is not installed; "
+                f"run `pip install pyarrow`"
+            )
+        stream = pa.input_stream(str(path), compression="detect")
+        return io.TextIOWrapper(stream, encoding="utf-8", newline="")
     except OSError as exc:
         raise MetricsError(f"{source}: cannot read the predictions file ({exc})") from None
 
@@ -249,27 +462,26 @@ def _arrow_csv(
     spec: _Spec,
     source: str,
 ) -> _Table:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv  # type: ignore[import-untyped]
+    import pyarrow.csv as pacsv
 
-    types = {name: pa.float64() if _is_numeric(name, spec.task) else pa.string() for name in wanted}
-    table = pacsv.read_csv(
-        str(path),
-        read_options=pacsv.ReadOptions(column_names=list(header), skip_rows=1),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter),
-        convert_options=pacsv.ConvertOptions(column_types=types, include_columns=wanted),
-    )
+    table = pacsv.read_csv(str(path), **_csv_options(delimiter, header, wanted, spec))
     return _from_arrow(table, found=header, source=source)
 
 
 def _python_csv(
     path: Path, delimiter: str, wanted: list[str], *, spec: _Spec, source: str
 ) -> _Table:
+    return _joined(_python_csv_blocks(path, delimiter, wanted, spec=spec, source=source), wanted)
+
+
+def _python_csv_blocks(
+    path: Path, delimiter: str, wanted: list[str], *, spec: _Spec, source: str
+) -> Iterator[_Table]:
+    """The file's rows, _CHUNK_ROWS at a time, checked with row numbers from the start."""
     with _open(path, source) as file:
         rows = (row for row in csv.reader(file, delimiter=delimiter) if row)
         header = [name.strip() for name in next(rows)]
         positions = {name: header.index(name) for name in wanted}
-        parts: dict[str, list[Array]] = {name: [] for name in wanted}
         count = 0
         for block in _batched(rows, _CHUNK_ROWS):
             for offset, row in enumerate(block, start=count + 1):
@@ -279,11 +491,31 @@ def _python_csv(
                         f"has {len(header)} columns ({', '.join(header)}); write one value per "
                         f"column in every row"
                     )
-            for name, position in positions.items():
-                cells = [row[position] for row in block]
-                parts[name].append(_cells(cells, name, spec.task, first=count + 1, source=source))
+            columns = {
+                name: _cells(
+                    [row[position] for row in block],
+                    name,
+                    spec.task,
+                    first=count + 1,
+                    source=source,
+                )
+                for name, position in positions.items()
+            }
+            yield _Table(tuple(header), columns, len(block))
             count += len(block)
-    return _Table(tuple(header), _concatenated(parts, wanted), count)
+
+
+def _joined(blocks: Iterable[_Table], wanted: list[str]) -> _Table:
+    """One table of all the blocks' rows."""
+    parts: dict[str, list[Array]] = {name: [] for name in wanted}
+    found: tuple[str, ...] = ()
+    count = 0
+    for block in blocks:
+        found = block.found
+        for name in wanted:
+            parts[name].append(block.columns[name])
+        count += block.rows
+    return _Table(found, _concatenated(parts, wanted), count)
 
 
 def _count(number: int, noun: str) -> str:
@@ -331,7 +563,7 @@ def _concatenated(parts: dict[str, list[Array]], names: Iterable[str]) -> dict[s
 def _read_jsonl(path: Path, *, spec: _Spec, source: str) -> _Table:
     pa = _arrow()
     if pa is not None:
-        import pyarrow.json as pajson  # type: ignore[import-untyped]
+        import pyarrow.json as pajson
 
         try:
             table = pajson.read_json(str(path))
@@ -347,6 +579,16 @@ def _read_jsonl(path: Path, *, spec: _Spec, source: str) -> _Table:
 
 
 def _python_jsonl(path: Path, *, spec: _Spec, source: str) -> _Table:
+    blocks = _python_jsonl_blocks(path, spec=spec, source=source)
+    first = next(blocks)
+    wanted = list(first.columns)
+    return _joined(_chain(first, blocks), wanted)
+
+
+def _python_jsonl_blocks(
+    path: Path, *, spec: _Spec, source: str, rows: int = _CHUNK_ROWS
+) -> Iterator[_Table]:
+    """The file's records, _CHUNK_ROWS at a time, checked with row numbers from the start."""
     with _open(path, source) as file:
         records = _json_records(file, source)
         first = next(records, None)
@@ -354,14 +596,20 @@ def _python_jsonl(path: Path, *, spec: _Spec, source: str) -> _Table:
             raise _empty(source)
         found = tuple(first)
         wanted = spec.wanted(found)
-        parts: dict[str, list[Array]] = {name: [] for name in wanted}
         count = 0
-        for block in _batched(_chain(first, records), _CHUNK_ROWS):
-            for name in wanted:
-                cells = [record.get(name) for record in block]
-                parts[name].append(_cells(cells, name, spec.task, first=count + 1, source=source))
+        for block in _batched(_chain(first, records), rows):
+            columns = {
+                name: _cells(
+                    [record.get(name) for record in block],
+                    name,
+                    spec.task,
+                    first=count + 1,
+                    source=source,
+                )
+                for name in wanted
+            }
+            yield _Table(found, columns, len(block))
             count += len(block)
-    return _Table(found, _concatenated(parts, wanted), count)
 
 
 def _json_records(lines: Iterable[str], source: str) -> Iterator[dict[str, Any]]:
@@ -383,7 +631,7 @@ def _json_records(lines: Iterable[str], source: str) -> Iterator[dict[str, Any]]
         yield record
 
 
-def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _chain(first: _Row, rest: Iterator[_Row]) -> Iterator[_Row]:
     yield first
     yield from rest
 
@@ -391,11 +639,8 @@ def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[di
 def _read_parquet(path: Path, *, spec: _Spec, source: str) -> _Table:
     pa = _arrow()
     if pa is None:
-        raise UsageError(
-            f"{source}: reading Parquet needs pyarrow, which is not installed; "
-            f"run `pip install pyarrow`"
-        )
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        raise _needs_pyarrow(source)
+    import pyarrow.parquet as pq
 
     try:
         names = tuple(pq.read_schema(path).names)
@@ -404,6 +649,13 @@ def _read_parquet(path: Path, *, spec: _Spec, source: str) -> _Table:
     except (pa.ArrowException, OSError) as exc:
         raise MetricsError(f"{source}: cannot read the file as Parquet ({exc})") from None
     return _from_arrow(table, found=names, source=source)
+
+
+def _needs_pyarrow(source: str) -> UsageError:
+    return UsageError(
+        f"{source}: reading Parquet needs pyarrow, which is not installed; "
+        f"run `pip install pyarrow`"
+    )
 
 
 def _from_arrow(table: Any, *, found: tuple[str, ...], source: str) -> _Table:
@@ -748,7 +1000,7 @@ def _reorder_by_id(candidate: Predictions, baseline: Predictions) -> Predictions
             f"{_name(baseline, 'baseline')} lacks{shown}, and the baseline has "
             f"{only_baseline} the candidate lacks; evaluate both models on the same rows"
         )
-    return _take(baseline, position)
+    return take(baseline, position)
 
 
 def _matches(candidate: Predictions, baseline: Predictions) -> tuple[Array, Array]:
@@ -774,7 +1026,8 @@ def _check_unique_ids(pred: Predictions, role: str) -> None:
         )
 
 
-def _take(pred: Predictions, index: Array) -> Predictions:
+def take(pred: Predictions, index: Array | slice) -> Predictions:
+    """The rows of `pred` at `index` (positions, a mask or a slice)."""
     return replace(
         pred,
         y_true=pred.y_true[index],

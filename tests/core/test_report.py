@@ -732,6 +732,8 @@ def test_json_and_markdown_show_an_evaluation_too_small() -> None:
     assert data["rows"] == {
         "candidate": 20,
         "baseline": 540,
+        "method": "exact",
+        "auc_bound": 0.0,
         "checks": [
             {
                 "name": "min_rows",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
-from mlci.core import stats, summary, summary_stats
+from mlci.core import curves, stats, summary, summary_stats
+from mlci.core.intervals import Interval
 from mlci.core.predictions import Predictions
 
 ROWS = 20_000
@@ -73,16 +74,20 @@ def test_the_bound_holds_where_every_score_falls_in_few_bins() -> None:
     assert summary_stats.approximation(coarse).method == "binned, 4 bins"
 
 
+def _assert_same_but_the_auc(ours: dict[str, Interval], exact: dict[str, Interval]) -> None:
+    assert ours.keys() == exact.keys()
+    for name, interval in exact.items():
+        if name != "roc_auc":
+            assert ours[name].low == pytest.approx(interval.low, abs=1e-9), name
+            assert ours[name].high == pytest.approx(interval.high, abs=1e-9), name
+
+
 @pytest.mark.parametrize("k", [2, 4])
 def test_intervals_match_the_exact_ones(k: int) -> None:
     candidate, baseline = _classification(k, seed=10 + k)
     exact = stats.metric_intervals(candidate, "classification", resamples=200)
     binned = summary_stats.metric_intervals(_summary(candidate), resamples=200)
-    assert binned.keys() == exact.keys()
-    for name, interval in exact.items():
-        if name != "roc_auc":
-            assert binned[name].low == pytest.approx(interval.low, abs=1e-9), name
-            assert binned[name].high == pytest.approx(interval.high, abs=1e-9), name
+    _assert_same_but_the_auc(binned, exact)
     auc, auc_exact = binned["roc_auc"], exact["roc_auc"]
     width, exact_width = auc.high - auc.low, auc_exact.high - auc_exact.low
     assert exact_width * 0.95 <= width <= exact_width * (1.1 if k == 2 else 2.5)
@@ -92,11 +97,7 @@ def test_intervals_match_the_exact_ones(k: int) -> None:
         candidate, baseline, "classification", resamples=200
     )
     paired = summary_stats.paired_difference_intervals(_summary(candidate, baseline), resamples=200)
-    assert paired.keys() == paired_exact.keys()
-    for name, interval in paired_exact.items():
-        if name != "roc_auc":
-            assert paired[name].low == pytest.approx(interval.low, abs=1e-9), name
-            assert paired[name].high == pytest.approx(interval.high, abs=1e-9), name
+    _assert_same_but_the_auc(paired, paired_exact)
     auc, auc_exact = paired["roc_auc"], paired_exact["roc_auc"]
     width, exact_width = auc.high - auc.low, auc_exact.high - auc_exact.low
     assert exact_width * 0.9 <= width <= exact_width * (1.15 if k == 2 else 2.5)
@@ -127,3 +128,32 @@ def test_regression_metrics_and_intervals_from_sums_are_exact() -> None:
         for name, interval in theirs.items():
             assert ours[name].low == pytest.approx(interval.low, rel=1e-6), name
             assert ours[name].high == pytest.approx(interval.high, rel=1e-6), name
+
+
+def test_curves_from_histograms_against_the_exact_ones_and_sklearn() -> None:
+    candidate, _ = _classification(4, seed=21)
+    assert candidate.scores is not None
+    histograms = _summary(candidate).candidate
+    assert histograms is not None
+    binned = summary_stats.compute_metrics(_summary(candidate))
+    roc = summary_stats.roc_curves(histograms, candidate.classes)
+    exact_roc = curves.roc_curves(candidate)
+    assert [curve.name for curve in roc] == [curve.name for curve in exact_roc]
+    assert sum(curve.area or 0 for curve in roc) / 4 == pytest.approx(binned["roc_auc"])
+    for curve, exact in zip(roc, exact_roc, strict=True):
+        assert abs((curve.area or 0) - (exact.area or 0)) < 0.001
+    for c, curve in enumerate(summary_stats.pr_curves(histograms, candidate.classes)):
+        reference = average_precision_score(candidate.y_true == c, candidate.scores[:, c])
+        assert abs((curve.area or 0) - reference) < 0.001
+
+
+def test_binary_calibration_from_histograms() -> None:
+    candidate, _ = _classification(2, seed=22)
+    histograms = _summary(candidate).candidate
+    assert histograms is not None
+    exact = curves.calibration(candidate)
+    binned = summary_stats.calibration(histograms, candidate.classes)
+    assert exact is not None and binned is not None and binned.name == exact.name
+    assert binned.y == pytest.approx(exact.y, abs=1e-12)
+    assert binned.x == pytest.approx(exact.x, abs=0.5 / summary.BINS)
+    assert summary_stats.calibration(histograms, (0, 1, 2)) is None

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 
 from mlci.core.summary import ClassificationSummary
-from mlci.engines import duckdb as engine
+from mlci.engines.scan import run
 from mlci.engines.sql import Request, Source
 from mlci.errors import MetricsError
 from tests.engines.data import (
@@ -48,7 +48,7 @@ def check(candidate: Path, baseline: Path | None, found: ClassificationSummary) 
 
 def test_one_model_is_summarised_as_mlci_and_sklearn_see_it(tmp_path: Path) -> None:
     candidate, _ = write_classification(tmp_path)
-    scanned = engine.run(Request(source(candidate), bins=BINS))
+    scanned = run(Request(source(candidate), bins=BINS))
     assert isinstance(scanned.summary, ClassificationSummary)
     assert scanned.summary.rows == 2993
     check(candidate, None, scanned.summary)
@@ -56,7 +56,7 @@ def test_one_model_is_summarised_as_mlci_and_sklearn_see_it(tmp_path: Path) -> N
 
 def test_two_models_are_paired_by_id_and_unmatched_rows_counted(tmp_path: Path) -> None:
     candidate, baseline = write_classification(tmp_path)
-    scanned = engine.run(Request(source(candidate), source(baseline), bins=BINS))
+    scanned = run(Request(source(candidate), source(baseline), bins=BINS))
     assert isinstance(scanned.summary, ClassificationSummary)
     assert (scanned.summary.rows, scanned.only_candidate, scanned.only_baseline) == (2988, 5, 7)
     check(candidate, baseline, scanned.summary)
@@ -64,7 +64,7 @@ def test_two_models_are_paired_by_id_and_unmatched_rows_counted(tmp_path: Path) 
 
 def test_csv_files_give_the_same_summary(tmp_path: Path) -> None:
     candidate, baseline = write_classification(tmp_path, fmt="csv")
-    scanned = engine.run(Request(source(candidate), source(baseline), bins=BINS))
+    scanned = run(Request(source(candidate), source(baseline), bins=BINS))
     assert isinstance(scanned.summary, ClassificationSummary)
     check(candidate, baseline, scanned.summary)
 
@@ -75,7 +75,7 @@ def test_regression_moments_give_sklearn_errors(tmp_path: Path) -> None:
     from mlci.predictions import load_predictions
 
     candidate, baseline = write_regression(tmp_path)
-    summary = engine.run(Request(source(candidate), source(baseline), task="regression")).summary
+    summary = run(Request(source(candidate), source(baseline), task="regression")).summary
     assert_same(summary, regression_reference(candidate, baseline))
     truth = load_predictions(candidate, task="regression")
     means = dict(zip(summary.moments.names, summary.moments.means(), strict=True))
@@ -93,7 +93,7 @@ def test_repeated_ids_are_refused_with_the_fix(tmp_path: Path) -> None:
     ids[1] = ids[0]
     pq.write_table(table.set_column(0, "id", pa.array(ids)), baseline)
     with pytest.raises(MetricsError, match=r"1 rows repeat an id of another row"):
-        engine.run(Request(source(candidate), source(baseline)))
+        run(Request(source(candidate), source(baseline)))
 
 
 def test_a_baseline_without_ids_is_refused_naming_id_column(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_a_baseline_without_ids_is_refused_naming_id_column(tmp_path: Path) -> N
     candidate, baseline = write_classification(tmp_path, rows=100)
     pq.write_table(pq.read_table(baseline).drop_columns(["id"]), baseline)
     with pytest.raises(MetricsError, match=r"base\.parquet: no column id; .*evaluate\.id_column"):
-        engine.run(Request(source(candidate), source(baseline)))
+        run(Request(source(candidate), source(baseline)))
 
 
 def test_different_truth_on_the_same_id_is_refused(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_different_truth_on_the_same_id_is_refused(tmp_path: Path) -> None:
     truth[:3] = (truth[:3] + 1) % 4
     pq.write_table(table.set_column(1, "y_true", pa.array(truth)), baseline)
     with pytest.raises(MetricsError, match=r"y_true differs on 3 rows of the same id"):
-        engine.run(Request(source(candidate), source(baseline)))
+        run(Request(source(candidate), source(baseline)))
 
 
 def test_probabilities_that_do_not_sum_to_one_are_refused(tmp_path: Path) -> None:
@@ -127,4 +127,4 @@ def test_probabilities_that_do_not_sum_to_one_are_refused(tmp_path: Path) -> Non
     doubled = pa.compute.multiply(table.column("p_0"), 2)
     pq.write_table(table.set_column(3, "p_0", doubled), candidate)
     with pytest.raises(MetricsError, match=r"cand\.parquet: the probabilities of \d+ rows"):
-        engine.run(Request(source(candidate)))
+        run(Request(source(candidate)))

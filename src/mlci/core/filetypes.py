@@ -16,5 +16,17 @@ PREDICTIONS = {
     ".ndjson": "jsonl",
     ".parquet": "parquet",
 }
+# Predictions files may be compressed: data.csv.gz, data.jsonl.zst (read as they stream).
+COMPRESSED = (".gz", ".zst")
+
+
+def predictions_suffix(suffixes: list[str]) -> str:
+    """The type's extension of a predictions file (`.csv` for data.csv.gz), lower case."""
+    lowered = [suffix.lower() for suffix in suffixes]
+    if len(lowered) >= 2 and lowered[-1] in COMPRESSED:
+        return lowered[-2]
+    return lowered[-1] if lowered else ""
+
+
 # A per-epoch training log (report.training_log): core.curves.
 TRAINING_LOGS = {".csv": "csv", ".json": "json"}

@@ -207,12 +207,16 @@ class Check:
 class Rows:
     """The evaluation's size: the rows of the candidate's and the baseline's predictions
     (None where unknown: metrics files only), and the limits evaluate.min_rows and
-    evaluate.min_row_fraction (0: off)."""
+    evaluate.min_row_fraction (0: off). `method`: how the metrics were computed from the
+    rows, "exact" or, above evaluate.exact_rows, "binned, 1000 bins", with roc_auc within
+    `auc_bound` of its exact value."""
 
     candidate: int | None = None
     baseline: int | None = None
     minimum: int = 0
     fraction: float = 0.0
+    method: str = "exact"
+    auc_bound: float = 0.0
 
 
 @dataclass(frozen=True)

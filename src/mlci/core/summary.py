@@ -195,15 +195,17 @@ def summarize_classification(
     baseline_predicted: IntArray | None = None,
     baseline_scores: FloatArray | None = None,
     bins: int = BINS,
+    grid: int | None = None,
 ) -> ClassificationSummary:
     """The summary of rows given as class codes (0..k-1, `classes` order) and (n, k)
-    probabilities: one record batch, or all the rows."""
+    probabilities: one record batch, or all the rows. `grid`: of the paired joint bins,
+    by default `grid_for(k)`."""
     k = len(classes)
     paired = baseline_predicted is not None
     cells = true * k + predicted
     if baseline_predicted is not None:
         cells = cells * k + baseline_predicted
-    grid = grid_for(k) if paired else 0
+    grid = (grid or grid_for(k)) if paired else 0
     joint_bins = None
     if paired and scores is not None and baseline_scores is not None:
         joint_bins = _joint_bins(true, scores, baseline_scores, grid)

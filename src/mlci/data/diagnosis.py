@@ -11,8 +11,8 @@ from pathlib import Path
 
 from mlci.core import workflow
 from mlci.core.redact import mask_text, redact_url
-from mlci.core.workflow import secrets_source
-from mlci.data.remotes import Remote
+from mlci.data.remotes import Remote, secrets_hint
+from mlci.data.remotes import secrets_where as _where
 from mlci.errors import ExternalError, MlciError, UsageError
 from mlci.secrets import secret_values
 
@@ -56,21 +56,6 @@ def _redact(text: str, env: Mapping[str, str] | None) -> str:
 def dvc_errors(output: str) -> list[str]:
     """DVC's `ERROR: ` lines, without the prefix."""
     return [line[7:].strip() for line in output.splitlines() if line.startswith("ERROR: ")]
-
-
-def secrets_hint(remote: Remote, env: Mapping[str, str] | None = None) -> str:
-    """How to give the job credentials for the remote's kind (the CI secrets to set)."""
-    kind = remote.kind
-    if kind.secrets:
-        names = " and ".join(kind.secrets)
-        return f"set {names} in the CI job from its secrets ({kind.how}){_where(kind.secrets, env)}"
-    return f"give the job its credentials: {kind.how}"
-
-
-def _where(variables: tuple[str, ...], env: Mapping[str, str] | None) -> str:
-    """Which secrets fill `variables` in the job `mlci init` writes: repository or
-    environment secrets (docs/security.md)."""
-    return secrets_source(variables, os.environ if env is None else env)
 
 
 def _missing_bucket(remote: Remote, where: str, quoted: str) -> ExternalError:

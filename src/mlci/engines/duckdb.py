@@ -7,11 +7,14 @@ extensions are downloaded on first use, which a runner without network cannot do
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from mlci.engines.sql import Request, Scanned, Source, summarize
 from mlci.errors import MetricsError, UsageError
+
+if TYPE_CHECKING:  # the engine only: engines.scan runs engines.sql's queries on it
+    from mlci.engines.sql import Source
 
 _READERS = {
     "parquet": "read_parquet({path})",
@@ -21,9 +24,10 @@ _READERS = {
 }
 
 
-def run(request: Request, filesystems: Sequence[Any] = ()) -> Scanned:
-    """`request`'s summaries, scanned by an in-process DuckDB; `filesystems` (fsspec's)
-    read the object-storage URLs."""
+@contextmanager
+def opened(filesystems: Sequence[Any] = ()) -> Iterator[_DuckDB]:
+    """An in-process DuckDB for `engines.sql.summarize`; `filesystems` (fsspec's) read the
+    object-storage URLs. DuckDB's errors become MetricsError."""
     try:
         import duckdb
     except ImportError:
@@ -36,7 +40,7 @@ def run(request: Request, filesystems: Sequence[Any] = ()) -> Scanned:
         connection.execute("SET preserve_insertion_order = false")
         for filesystem in filesystems:
             connection.register_filesystem(filesystem)
-        return summarize(_DuckDB(connection), request)
+        yield _DuckDB(connection)
     except duckdb.Error as exc:
         raise MetricsError(f"DuckDB could not summarise the predictions: {exc}") from None
     finally:

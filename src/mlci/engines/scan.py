@@ -1,14 +1,18 @@
-"""evaluate.engine's entry point: which engine scans, over which files."""
+"""evaluate.engine's entry point: which engine scans which files, with which filesystems."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
-from mlci.config import EvaluateConfig
+from mlci.core import filetypes
 from mlci.core.stats import MAX_CLASSES
-from mlci.engines import storage
-from mlci.engines.sql import Request, Scanned, Source
-from mlci.predictions import format_for
+from mlci.engines import duckdb, spark, storage
+from mlci.engines.sql import Request, Scanned, Source, summarize
+from mlci.errors import MetricsError
+
+if TYPE_CHECKING:
+    from mlci.config import EvaluateConfig
 
 
 def scan(evaluate: EvaluateConfig, candidate: str, baseline: str | None = None) -> Scanned:
@@ -24,19 +28,31 @@ def scan(evaluate: EvaluateConfig, candidate: str, baseline: str | None = None) 
         evaluate.id_column,
         max_classes=MAX_CLASSES,
     )
-    if evaluate.engine == "spark":
-        from mlci.engines import spark
+    return run(request, evaluate.engine or "duckdb", evaluate.spark_master)
 
-        return spark.run(request, evaluate.spark_master)
-    from mlci.engines import duckdb
 
-    remote = [path for path in (candidate, baseline) if path and storage.scheme(path)]
+def run(request: Request, engine: str = "duckdb", master: str = spark.LOCAL) -> Scanned:
+    """`request` scanned by `engine` (duckdb, spark)."""
+    if engine == "spark":  # Spark reads URLs with its own filesystems (s3a://, gs://)
+        with spark.opened(master) as session:
+            return summarize(session, request)
+    paths = [request.candidate.path] + ([request.baseline.path] if request.baseline else [])
+    remote = [path for path in paths if storage.scheme(path)]
     filesystems = {storage.scheme(path): storage.filesystem(path) for path in remote}
-    with storage.diagnosed(*remote):
-        return duckdb.run(request, tuple(filesystems.values()))
+    with storage.diagnosed(*remote), duckdb.opened(tuple(filesystems.values())) as connection:
+        return summarize(connection, request)
 
 
 def source(path: str) -> Source:
-    """A file, a glob or an object-storage URL, with its format from the extension."""
+    """A file, a glob or an object-storage URL, with its format from the extension
+    (`.csv.gz` and `.jsonl.zst` too)."""
     name = path.split("://", 1)[1] if storage.scheme(path) else path
-    return Source(path, format_for(Path(name)))
+    suffix = filetypes.predictions_suffix(PurePosixPath(name).suffixes)
+    fmt = filetypes.PREDICTIONS.get(suffix)
+    if fmt is None:
+        known = ", ".join(filetypes.PREDICTIONS)
+        raise MetricsError(
+            f"{path}: unknown predictions file type {suffix or '(no extension)'!r}; use one "
+            f"of {known}"
+        )
+    return Source(path, fmt)

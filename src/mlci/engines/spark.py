@@ -8,17 +8,22 @@ the small tables the queries return.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from mlci.engines.sql import Request, Scanned, Source, summarize
 from mlci.errors import ExternalError, MetricsError, UsageError
+
+if TYPE_CHECKING:  # the engine only: engines.scan runs engines.sql's queries on it
+    from mlci.engines.sql import Source
 
 LOCAL = "local[2]"
 
 
-def run(request: Request, master: str = LOCAL) -> Scanned:
-    """`request`'s summaries, scanned by the active SparkSession or one on `master`."""
+@contextmanager
+def opened(master: str = LOCAL) -> Iterator[_Spark]:
+    """The active SparkSession, or one on `master`, for `engines.sql.summarize`; Spark's
+    errors become MetricsError, and the views it cached are dropped."""
     try:
         from pyspark.errors import PySparkException
     except ImportError:
@@ -29,7 +34,7 @@ def run(request: Request, master: str = LOCAL) -> Scanned:
     session = session_for(master)
     engine = _Spark(session)
     try:
-        return summarize(engine, request)
+        yield engine
     except PySparkException as exc:
         raise MetricsError(f"Spark could not summarise the predictions: {exc}") from None
     finally:

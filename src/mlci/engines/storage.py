@@ -3,7 +3,7 @@
 The engine reads the objects through these filesystems by ranges (Parquet's footer, then
 the columns it needs), never a full download. Credentials come as for the DVC remotes of
 the same kind (the AWS, Google and Azure variables), and a refusal says which to set with
-the DVC remotes' words (`data.diagnosis.secrets_hint`).
+the DVC remotes' words (`data.remotes.secrets_hint`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlci.core.redact import redact_url
-from mlci.data.diagnosis import secrets_hint
-from mlci.data.remotes import Remote
+from mlci.data.remotes import Remote, secrets_hint
 from mlci.errors import ExternalError, MlciError, UsageError
 
 # The URL's scheme -> (DVC's scheme for the same store, the fsspec package that reads it).

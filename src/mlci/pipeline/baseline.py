@@ -189,11 +189,9 @@ def _unreadable(from_git: BaselineChoice, unread: str | None) -> str | None:
 def _from_file(config: Config, file: Path | None, predictions: Path | None) -> BaselineChoice:
     if file is None:  # only its predictions: its metrics computed as the candidate's are
         assert predictions is not None
-        from mlci.core import stats
-        from mlci.predictions import load_predictions
+        from mlci.pipeline.evaluate import computed_metrics
 
-        task = config.evaluate.task
-        values = stats.compute_metrics(load_predictions(predictions, task=task), task)
+        values, _, _ = computed_metrics(config, predictions, columns=False)
         baseline = Baseline(source="file", label=str(predictions), metrics=dict(values))
         return BaselineChoice(baseline, predictions=predictions)
     metrics = read_metrics([file], root=config.root)

@@ -6,16 +6,19 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlci.config import Config
 from mlci.console import Console
-from mlci.core import summary_stats
 from mlci.core.flipped import MAX_EXTRA_COLUMNS
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.numbers import format_number
-from mlci.core.summary import Summary
 from mlci.engines.storage import scheme
 from mlci.pipeline.facts import Evaluation
+
+if TYPE_CHECKING:
+    from mlci.core.predictions import Predictions
+    from mlci.core.summary import Summary
 
 
 def evaluate(
@@ -51,6 +54,37 @@ def evaluate(
     return dataclasses.replace(evaluation, notes=(note,))
 
 
+def computed_metrics(
+    config: Config, path: Path, *, columns: bool = True
+) -> tuple[dict[str, float], Predictions | None, Summary | None]:
+    """The metrics of the predictions in `path`, with the rows they were computed from:
+    in memory up to evaluate.exact_rows, else a summary read batch by batch (or scanned by
+    evaluate.engine, whatever the size). `columns`:
+    read the slices' and the flipped examples' columns too (the candidate's)."""
+    from mlci.core import stats, summary_stats
+    from mlci.predictions import estimate_rows, load_predictions
+    from mlci.streaming import summarize
+
+    task = config.evaluate.task
+    if config.evaluate.engine is not None:  # the engine scans: no rows in memory
+        summary = _scan(config, str(path))
+        return summary_stats.compute_metrics(summary), None, summary
+    if estimate_rows(path) > config.evaluate.exact_rows:
+        summary = summarize(path, task=task, id_column=config.evaluate.id_column)
+        return summary_stats.compute_metrics(summary), None, summary
+    if not columns:
+        loaded = load_predictions(path, task=task)
+        return stats.compute_metrics(loaded, task), loaded, None
+    loaded = load_predictions(
+        path,
+        task=task,
+        id_column=config.evaluate.id_column,
+        extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
+        columns=config.evaluate.slice_columns,
+    )
+    return stats.compute_metrics(loaded, task), loaded, None
+
+
 @dataclass(frozen=True)
 class Recomputed:
     """The metrics mlci computed from predictions, and those another source had otherwise:
@@ -66,25 +100,11 @@ def recompute(
     """`read` with the metrics mlci computes from the predictions in `path` in their place
     (each computed metric's source is `source`), and where the two disagreed. Raises
     MetricsError (exit 2) when the file is not predictions mlci can read, or too large."""
-    if config.evaluate.engine is not None:
-        summary = _scan(config, str(path))
-        computed = summary_stats.compute_metrics(summary)
-        metrics, differing = _merged(read, computed, source)
-        evaluation = Evaluation(metrics, path, summary=summary, scanned=str(path))
-        return evaluation, Recomputed(tuple(computed), differing)
-    from mlci.core import stats
-    from mlci.predictions import load_predictions
-
-    loaded = load_predictions(
-        path,
-        task=config.evaluate.task,
-        id_column=config.evaluate.id_column,
-        extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
-        columns=config.evaluate.slice_columns,
-    )
-    computed = stats.compute_metrics(loaded, config.evaluate.task)
+    computed, loaded, summary = computed_metrics(config, path)
     metrics, differing = _merged(read, computed, source)
-    return Evaluation(metrics, path, loaded), Recomputed(tuple(computed), differing)
+    scanned = str(path) if config.evaluate.engine is not None else None
+    evaluation = Evaluation(metrics, path, loaded, (), summary, scanned)
+    return evaluation, Recomputed(tuple(computed), differing)
 
 
 def _merged(
@@ -118,6 +138,8 @@ def _scan(config: Config, candidate: str) -> Summary:
 def _remote(config: Config, read: Metrics, url: str, console: Console) -> Evaluation:
     """Predictions in object storage: scanned in place by the engine (DuckDB by default),
     never downloaded, so not copied into the report's folder or the registry."""
+    from mlci.core import summary_stats
+
     summary = _scan(config, url)
     computed = summary_stats.compute_metrics(summary)
     metrics, _ = _merged(read, computed, f"{url} (computed by mlci)")

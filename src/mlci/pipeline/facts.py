@@ -93,8 +93,9 @@ class Evaluation:
     predictions: Path | None = None  # the candidate's predictions file
     loaded: Predictions | None = None  # loaded once, for the metrics and the intervals
     notes: tuple[str, ...] = ()
-    summary: Summary | None = None  # evaluate.engine's scan, in place of `loaded`
-    scanned: str | None = None  # what the engine scanned: a file, or an object-storage URL
+    # Above evaluate.exact_rows, instead of `loaded`: the predictions' summary
+    summary: Summary | None = None
+    scanned: str | None = None  # evaluate.engine: what it scanned, a file or a URL
 
 
 @dataclass(frozen=True)

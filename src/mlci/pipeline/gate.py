@@ -29,7 +29,11 @@ from mlci.pipeline.facts import BaselineChoice, BaselineRequest, Evaluation, Fac
 from mlci.pipeline.flipped import Compared, compare
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mlci.core.predictions import Predictions
+    from mlci.core.summary import Summary
+    from mlci.core.summary_stats import Approximation
 
 
 def judge(
@@ -109,7 +113,7 @@ def measure(
     paired with `choice`'s predictions where it has some; `mlci publish` measures an
     artifact's predictions with it too."""
     if evaluation.summary is not None:
-        return _measure_scanned(config, evaluation, choice, console)
+        return _measure_summary(config, evaluation, choice, console)
     baseline_predictions, load_notes = _baseline_predictions(config, evaluation, choice)
     intervals, interval_notes, paired = _intervals(
         config, evaluation, baseline_predictions, console
@@ -125,52 +129,6 @@ def measure(
     flipped = compare(config, evaluation.loaded, baseline_predictions)
     notes = (*load_notes, *interval_notes, *slice_notes, *flipped.notes)
     return Measured(intervals, rows, notes, candidate, baseline, slices, correction, flipped)
-
-
-def _measure_scanned(
-    config: Config, evaluation: Evaluation, choice: BaselineChoice, console: Console
-) -> Measured:
-    """evaluate.engine: the intervals from the engine's summaries, paired by id with the
-    baseline's predictions where it has some (the engine joins them). The rows stay where
-    they are, so there are no slices, flipped examples or figures of rows."""
-    from mlci.core import summary_stats
-    from mlci.engines.scan import scan
-
-    summary = evaluation.summary
-    assert summary is not None and evaluation.scanned is not None
-    notes: list[str] = []
-    paired, baseline_rows = None, None
-    if choice.predictions is not None:
-        try:
-            scanned = scan(config.evaluate, evaluation.scanned, str(choice.predictions))
-        except MetricsError as exc:
-            notes.append(f"Intervals are not paired: {exc.message}")
-        else:
-            paired, baseline_rows = scanned.summary, scanned.summary.rows + scanned.only_baseline
-    approximation = summary_stats.approximation(summary)
-    notes.append(
-        f"Computed by evaluate.engine ({config.evaluate.engine or 'duckdb'}) from summaries: "
-        f"{approximation.method}; ROC AUC within {approximation.auc_bound:.2g} of the exact value. "
-        "Slices, flipped examples and row-level figures need mlci to read the rows itself."
-    )
-    levels = sorted({rule.confidence for rule in config.gate.rules if rule.confidence} | {0.95})
-    kind = "paired with the baseline" if paired is not None else "candidate only"
-    console.step("gate", f"intervals from the {config.evaluate.engine or 'duckdb'} scan, {kind}")
-    options = {"resamples": config.gate.resamples, "seed": config.gate.seed}
-    intervals = {}
-    for level in levels:
-        value = summary_stats.metric_intervals(summary, confidence=level, **options)
-        change = {}
-        if paired is not None:
-            change = summary_stats.paired_difference_intervals(paired, confidence=level, **options)
-        intervals[level] = MetricIntervals(value=value, change=change)
-    rows = Rows(
-        candidate=summary.rows,
-        baseline=baseline_rows,
-        minimum=config.evaluate.min_rows,
-        fraction=config.evaluate.min_row_fraction,
-    )
-    return Measured(intervals, rows, tuple(notes))
 
 
 def _missing_baseline_policy(
@@ -259,10 +217,7 @@ def _intervals(
             paired = align(candidate, baseline_predictions)
         except MetricsError as exc:
             notes = (f"Intervals are not paired: {exc.message}",)
-    levels = sorted({rule.confidence for rule in config.gate.rules if rule.confidence} | {0.95})
-    shown = ", ".join(f"{level:.0%}" for level in levels)
-    kind = "paired with the baseline" if paired else "candidate only"
-    console.step("gate", f"intervals at {shown}, {config.gate.resamples} resamples, {kind}")
+    levels = _levels(config, console, paired=paired is not None)
     result = {}
     for level in levels:
         draws, seed = config.gate.resamples, config.gate.seed
@@ -276,6 +231,93 @@ def _intervals(
             )
         result[level] = MetricIntervals(value=value, change=change)
     return result, notes, paired
+
+
+def _levels(config: Config, console: Console, *, paired: bool) -> list[float]:
+    """The confidence levels the rules use, and 0.95 for the report; said on the console."""
+    levels = sorted({rule.confidence for rule in config.gate.rules if rule.confidence} | {0.95})
+    shown = ", ".join(f"{level:.0%}" for level in levels)
+    kind = "paired with the baseline" if paired else "candidate only"
+    console.step("gate", f"intervals at {shown}, {config.gate.resamples} resamples, {kind}")
+    return levels
+
+
+def _measure_summary(
+    config: Config, evaluation: Evaluation, choice: BaselineChoice, console: Console
+) -> Measured:
+    """`measure` above evaluate.exact_rows: intervals from the predictions' summaries (the
+    baseline's file read again with the candidate's, row by row); slices, flipped examples
+    and curves, which need the rows, are skipped and the notes say so."""
+    from mlci.core import summary_stats
+    from mlci.core.summary_stats import approximation
+
+    summary = evaluation.summary
+    assert summary is not None
+    found = approximation(summary)
+    notes = [_approximate(config, summary.rows, found, scanned=evaluation.scanned is not None)]
+    paired = None
+    if choice.predictions is not None:
+        try:
+            paired = _paired_summary(config, evaluation, choice.predictions)
+        except MetricsError as exc:
+            notes.append(f"Intervals are not paired: {exc.message}")
+    result = {}
+    draws, seed = config.gate.resamples, config.gate.seed
+    for level in _levels(config, console, paired=paired is not None):
+        value = summary_stats.metric_intervals(
+            summary, confidence=level, resamples=draws, seed=seed
+        )
+        change = {}
+        if paired is not None:
+            change = summary_stats.paired_difference_intervals(
+                paired, confidence=level, resamples=draws, seed=seed
+            )
+        result[level] = MetricIntervals(value=value, change=change)
+    rows = Rows(
+        candidate=summary.rows,
+        baseline=paired.rows if paired is not None else None,
+        minimum=config.evaluate.min_rows,
+        fraction=config.evaluate.min_row_fraction,
+        method=found.method,
+        auc_bound=found.auc_bound,
+    )
+    return Measured(result, rows, tuple(notes))
+
+
+def _paired_summary(config: Config, evaluation: Evaluation, baseline: Path) -> Summary:
+    """Both models' predictions summarised together, paired: joined by the engine where
+    evaluate.engine scanned the candidate's, else read again row by row."""
+    if evaluation.scanned is not None:
+        from mlci.engines.scan import scan
+
+        return scan(config.evaluate, evaluation.scanned, str(baseline)).summary
+    from mlci.streaming import summarize
+
+    assert evaluation.predictions is not None
+    evaluate = config.evaluate
+    return summarize(
+        evaluation.predictions, baseline, task=evaluate.task, id_column=evaluate.id_column
+    )
+
+
+def _approximate(config: Config, rows: int, found: Approximation, *, scanned: bool) -> str:
+    """What the summaries' results are, for the report and gate.json."""
+    bound = f", roc_auc within ±{found.auc_bound:.2g} of the exact value" if found.auc_bound else ""
+    if scanned:
+        return (
+            f"{rows:,} rows scanned by evaluate.engine "
+            f"({config.evaluate.engine or 'duckdb'}): metrics and intervals from summaries "
+            f"(method: {found.method}{bound}; count metrics, log_loss and regression metrics "
+            f"exact). Slices, flipped examples and the curves need the rows and are skipped: "
+            f"set evaluate.engine: none to get them."
+        )
+    return (
+        f"{rows:,} rows, more than evaluate.exact_rows ({config.evaluate.exact_rows:,}): "
+        f"metrics and intervals from summaries read batch by batch (method: {found.method}"
+        f"{bound}; count metrics, log_loss and regression metrics exact). Slices, flipped "
+        f"examples and the curves need the rows and are skipped: raise evaluate.exact_rows "
+        f"to get them."
+    )
 
 
 def _slices(

@@ -181,6 +181,8 @@ def _rows_json(gate: GateResult | None) -> dict[str, object] | None:
     return {
         "candidate": gate.rows.candidate,
         "baseline": gate.rows.baseline,
+        "method": gate.rows.method,
+        "auc_bound": gate.rows.auc_bound,
         "checks": [_check_json(check) for check in gate.row_checks],
     }
 
