@@ -28,9 +28,40 @@ from mlci.core.summary import (
     summarize_regression,
 )
 from mlci.errors import MetricsError
-from mlci.predictions import BATCH_ROWS, Task, align, read_batches, take
+from mlci.predictions import (
+    BATCH_ROWS,
+    Task,
+    align,
+    estimate_rows,
+    load_predictions,
+    read_batches,
+    take,
+)
 
 _WIDTH = MAX_CLASSES  # cells are coded with this many classes until the labels are known
+
+
+def compute_metrics(
+    path: Path,
+    *,
+    task: Task,
+    exact_rows: int,
+    id_column: str = "id",
+    extra_columns: int = 0,
+    columns: tuple[str, ...] = (),
+) -> tuple[dict[str, float], Predictions | None, Summary | None]:
+    """The metrics of the predictions in `path`, and what they were computed from: the
+    rows in memory (`load_predictions`, with `extra_columns` and `columns`) up to
+    `exact_rows` (evaluate.exact_rows), else the file's summary, read batch by batch."""
+    from mlci.core import stats, summary_stats
+
+    if estimate_rows(path) > exact_rows:
+        summary = summarize(path, task=task, id_column=id_column)
+        return summary_stats.compute_metrics(summary), None, summary
+    loaded = load_predictions(
+        path, task=task, id_column=id_column, extra_columns=extra_columns, columns=columns
+    )
+    return stats.compute_metrics(loaded, task), loaded, None
 
 
 def summarize(

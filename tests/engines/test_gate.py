@@ -53,7 +53,17 @@ def gate(root: Path, engine: str) -> dict[str, object]:
 def test_duckdb_gate_agrees_with_mlci_reading_the_rows(tmp_path: Path) -> None:
     own = gate(tmp_path / "own", "")
     scanned = gate(tmp_path / "duckdb", "\n  engine: duckdb")
-    assert scanned["rows"] == own["rows"]
+    rows, exact = scanned["rows"], own["rows"]
+    assert isinstance(rows, dict) and isinstance(exact, dict)
+    assert (
+        (rows["candidate"], rows["baseline"])
+        == (exact["candidate"], exact["baseline"])
+        == (
+            2000,
+            2000,
+        )
+    )
+    assert (rows["method"], exact["method"]) == ("binned, 1000 bins", "exact")
     ours, theirs = scanned["metrics"], own["metrics"]
     assert isinstance(ours, dict) and isinstance(theirs, dict)
     assert ours.keys() == theirs.keys()

@@ -189,9 +189,11 @@ def _unreadable(from_git: BaselineChoice, unread: str | None) -> str | None:
 def _from_file(config: Config, file: Path | None, predictions: Path | None) -> BaselineChoice:
     if file is None:  # only its predictions: its metrics computed as the candidate's are
         assert predictions is not None
-        from mlci.pipeline.evaluate import computed_metrics
+        from mlci.streaming import compute_metrics
 
-        values, _, _ = computed_metrics(config, predictions, columns=False)
+        values, _, _ = compute_metrics(
+            predictions, task=config.evaluate.task, exact_rows=config.evaluate.exact_rows
+        )
         baseline = Baseline(source="file", label=str(predictions), metrics=dict(values))
         return BaselineChoice(baseline, predictions=predictions)
     metrics = read_metrics([file], root=config.root)

@@ -54,37 +54,6 @@ def evaluate(
     return dataclasses.replace(evaluation, notes=(note,))
 
 
-def computed_metrics(
-    config: Config, path: Path, *, columns: bool = True
-) -> tuple[dict[str, float], Predictions | None, Summary | None]:
-    """The metrics of the predictions in `path`, with the rows they were computed from:
-    in memory up to evaluate.exact_rows, else a summary read batch by batch (or scanned by
-    evaluate.engine, whatever the size). `columns`:
-    read the slices' and the flipped examples' columns too (the candidate's)."""
-    from mlci.core import stats, summary_stats
-    from mlci.predictions import estimate_rows, load_predictions
-    from mlci.streaming import summarize
-
-    task = config.evaluate.task
-    if config.evaluate.engine is not None:  # the engine scans: no rows in memory
-        summary = _scan(config, str(path))
-        return summary_stats.compute_metrics(summary), None, summary
-    if estimate_rows(path) > config.evaluate.exact_rows:
-        summary = summarize(path, task=task, id_column=config.evaluate.id_column)
-        return summary_stats.compute_metrics(summary), None, summary
-    if not columns:
-        loaded = load_predictions(path, task=task)
-        return stats.compute_metrics(loaded, task), loaded, None
-    loaded = load_predictions(
-        path,
-        task=task,
-        id_column=config.evaluate.id_column,
-        extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
-        columns=config.evaluate.slice_columns,
-    )
-    return stats.compute_metrics(loaded, task), loaded, None
-
-
 @dataclass(frozen=True)
 class Recomputed:
     """The metrics mlci computed from predictions, and those another source had otherwise:
@@ -100,10 +69,27 @@ def recompute(
     """`read` with the metrics mlci computes from the predictions in `path` in their place
     (each computed metric's source is `source`), and where the two disagreed. Raises
     MetricsError (exit 2) when the file is not predictions mlci can read, or too large."""
-    computed, loaded, summary = computed_metrics(config, path)
+    if config.evaluate.engine is not None:  # the engine scans: no rows in memory
+        from mlci.core import summary_stats
+
+        scanned = _scan(config, str(path))
+        loaded: Predictions | None = None
+        summary: Summary | None = scanned
+        computed = summary_stats.compute_metrics(scanned)
+    else:
+        from mlci.streaming import compute_metrics
+
+        computed, loaded, summary = compute_metrics(
+            path,
+            task=config.evaluate.task,
+            id_column=config.evaluate.id_column,
+            exact_rows=config.evaluate.exact_rows,
+            extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
+            columns=config.evaluate.slice_columns,
+        )
     metrics, differing = _merged(read, computed, source)
-    scanned = str(path) if config.evaluate.engine is not None else None
-    evaluation = Evaluation(metrics, path, loaded, (), summary, scanned)
+    where = str(path) if config.evaluate.engine is not None else None
+    evaluation = Evaluation(metrics, path, loaded, (), summary, where)
     return evaluation, Recomputed(tuple(computed), differing)
 
 
