@@ -810,3 +810,37 @@ def test_a_slice_setting_that_is_wrong_names_its_key(change: str, expected: str)
 def test_a_per_slice_rule_needs_evaluate_slices() -> None:
     text = MINIMAL + "gate:\n  rules:\n    - {metric: accuracy, min: 0.9, slices: true}\n"
     assert "gate.rules[0].slices: needs evaluate.slices" in problem(text)
+
+
+# -- evaluate.engine ---------------------------------------------------------------------
+
+ENGINE = """\
+version: 1
+model: {name: m}
+evaluate:
+  predictions: s3://evals/run/predictions.parquet
+"""
+
+
+def test_evaluate_engine_defaults_to_none_and_spark_to_local() -> None:
+    config = parse(ENGINE)
+    assert (config.evaluate.engine, config.evaluate.spark_master) == (None, "local[2]")
+    spark = parse(ENGINE + "  engine: spark\n  spark: {master: 'spark://head:7077'}\n")
+    assert (spark.evaluate.engine, spark.evaluate.spark_master) == ("spark", "spark://head:7077")
+    assert parse(ENGINE + "  engine: none\n").evaluate.engine is None
+
+
+def test_an_unknown_engine_is_refused_with_the_choices() -> None:
+    assert "evaluate.engine: expected one of none, duckdb, spark" in problem(
+        ENGINE + "  engine: postgres\n"
+    )
+
+
+def test_an_engine_needs_predictions_and_spark_options_need_spark() -> None:
+    text = "version: 1\nmodel: {name: m}\nevaluate:\n  metrics: [m.json]\n  engine: duckdb\n"
+    assert "evaluate.engine: needs evaluate.predictions" in problem(text)
+    said = problem(ENGINE + "  engine: duckdb\n  spark: {master: 'local[4]'}\n")
+    assert "evaluate.spark: is read only with evaluate.engine: spark" in said
+    assert "evaluate.spark.colour: unknown key" in problem(
+        ENGINE + "  engine: spark\n  spark: {colour: red}\n"
+    )
