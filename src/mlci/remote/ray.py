@@ -34,7 +34,7 @@ from mlci.remote.base import NAME_PREFIX, Launched, Plan, Progress, State, Where
 if TYPE_CHECKING:
     from mlci.config import RayConfig
 
-ENTRYPOINT = f"python {package.ENTRY}"
+ENTRYPOINT = package.ENTRYPOINT
 # Ray keeps packages in its GCS, bounded by its gRPC message size (ray_constants.py:
 # GRPC_CPP_MAX_MESSAGE_SIZE, RAY_max_grpc_message_size on the cluster).
 PACKAGE_LIMIT_BYTES = 512 * 2**20
