@@ -216,6 +216,52 @@ def test_a_job_a_crashed_mlci_left_is_listed_and_taken_down(
     assert name not in cli(project, "gpu", "list").stdout
 
 
+def test_the_cluster_address_comes_from_ray_address_when_mlci_yaml_names_none(
+    project: Project, ray_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    go = _on_ray(project, ray_address, tmp_path, ray={})
+    go.write_text("")
+    monkeypatch.setenv("RAY_ADDRESS", ray_address)  # as a CI variable gives it
+    log = tmp_path / "mlci.log"
+
+    exit_code = end(start(project, log), log)
+
+    assert exit_code == 0, log.read_text()
+    assert _status(ray_address, _run_id(log)) == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("address", "told"),
+    [
+        (None, "set train.ray.address (a running cluster's Jobs API, e.g. "
+               "http://127.0.0.1:8265) in mlci.yaml, or the RAY_ADDRESS environment variable"),
+        ("ray://head:10001", "RAY_ADDRESS is 'ray://head:10001': mlci submits through the "
+                             "cluster's Jobs API, so give its dashboard's http(s) address"),
+    ],
+)  # fmt: skip
+def test_no_address_or_one_not_of_the_jobs_api_is_refused_with_the_fix(
+    project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    address: str | None,
+    told: str,
+) -> None:
+    # No head needed: mlci stops before it submits anything.
+    _on_ray(project, "http://127.0.0.1:9", tmp_path, ray={})
+    if address is None:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", address)
+
+    listed = cli(project, "gpu", "list")
+    log = tmp_path / "mlci.log"
+    exit_code = end(start(project, log), log)
+
+    assert listed.returncode == exit_code == 2, listed.stderr
+    assert told in listed.stderr and told in log.read_text()
+    assert (project.out / "gate.json").exists()
+
+
 # -- what goes up, and the wrapper's own deadline (no Ray needed) ------------------------------
 
 
