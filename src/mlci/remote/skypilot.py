@@ -32,13 +32,15 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlci.config import Resources, SkyPilotConfig
 from mlci.core.redact import plain_http_refusal, redact_url
 from mlci.errors import ExternalError, UsageError
 from mlci.remote import entry, package
 from mlci.remote.base import NAME_PREFIX, Launched, Plan, Progress, State, Where
+
+if TYPE_CHECKING:
+    from mlci.config import Resources, SkyPilotConfig
 
 STORAGE_MOUNT = "/mlci-storage"  # where the task sees train.storage: outputs go to <it>/<run_id>
 # The run: mlci's wrapper, which writes the outputs and done.json under the mounted bucket.
