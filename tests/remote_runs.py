@@ -86,3 +86,36 @@ def cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
     """`mlci ARGS` in the project, to its end."""
     argv = [sys.executable, "-m", "mlci", *args]
     return subprocess.run(argv, cwd=project.root, capture_output=True, text=True, timeout=60)
+
+
+def trained_and_judged(project: Project, go: Path, log: Path) -> None:
+    """`mlci run` of TRAINING: its output in the CI log while it runs (before `go`), then
+    its outputs brought back into the project and judged."""
+    mlci = start(project, log)
+    wait_for_text(log, "epoch 1 loss 0.5", mlci)  # in the CI log while the job waits
+    assert not (project.root / "metrics.json").exists()
+    go.write_text("")
+    exit_code = end(mlci, log)
+
+    assert exit_code == 0, log.read_text()
+    assert "saved" in log.read_text()
+    assert project.gate_json()["passed"] is True
+    assert json.loads((project.root / "metrics.json").read_text())["accuracy"] == 0.9
+    assert (project.root / "model" / "model.bin").read_text() == "weights"
+
+
+def failed_with_its_exit_code(project: Project, go: Path, log: Path) -> None:
+    """`mlci run` of TRAINING failing with exit code 3: the run's exit 5, the code and the
+    training's last output in the report."""
+    params = json.loads((project.root / "params.json").read_text())
+    project.set_params(**params, crash=True)
+    project.commit("crash")
+    go.write_text("")
+
+    exit_code = end(start(project, log), log)
+
+    assert exit_code == 5, log.read_text()
+    error = project.gate_json()["error"]
+    assert isinstance(error, dict)
+    assert "`python train.py` exited with code 3" in error["message"]
+    assert "CUDA out of memory (simulated)" in (project.out / "report.md").read_text()

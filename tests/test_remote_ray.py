@@ -27,7 +27,15 @@ from mlci.errors import UsageError
 from mlci.remote import entry, package
 from mlci.remote.base import Plan
 from tests.conftest import Project
-from tests.remote_runs import cli, end, start, train_off_runner, wait_for_text
+from tests.remote_runs import (
+    cli,
+    end,
+    failed_with_its_exit_code,
+    start,
+    train_off_runner,
+    trained_and_judged,
+    wait_for_text,
+)
 from tests.servers import ray_head
 
 pytest.importorskip("ray")
@@ -95,19 +103,9 @@ def test_a_training_on_ray_streams_its_output_and_its_metrics_come_back(
 ) -> None:
     go = _on_ray(project, ray_address, tmp_path)
     log = tmp_path / "mlci.log"
-    mlci = start(project, log)
 
-    wait_for_text(log, "epoch 1 loss 0.5", mlci)  # in the CI log while the job waits
-    assert not (project.root / "metrics.json").exists()
-    go.write_text("")
-    exit_code = end(mlci, log)
+    trained_and_judged(project, go, log)
 
-    assert exit_code == 0, log.read_text()
-    assert "saved" in log.read_text()
-    gate = project.gate_json()
-    assert gate["passed"] is True
-    assert json.loads((project.root / "metrics.json").read_text())["accuracy"] == 0.9
-    assert (project.root / "model" / "model.bin").read_text() == "weights"
     assert _status(ray_address, _run_id(log)) == "SUCCEEDED"  # it ran on Ray, not here
     # train.resources became the job's: Ray gave it the (declared) GPU.
     assert "GPU 0" in log.read_text()
@@ -117,20 +115,11 @@ def test_the_exit_code_and_output_of_a_failing_training_come_back(
     project: Project, ray_address: str, tmp_path: Path
 ) -> None:
     go = _on_ray(project, ray_address, tmp_path)
-    params = json.loads((project.root / "params.json").read_text())
-    project.set_params(**params, crash=True)
-    project.commit("crash")
-    go.write_text("")
     log = tmp_path / "mlci.log"
 
-    exit_code = end(start(project, log), log)
+    failed_with_its_exit_code(project, go, log)
 
-    assert exit_code == 5, log.read_text()
     assert _status(ray_address, _run_id(log)) == "FAILED"  # Ray's job, not a local run
-    error = project.gate_json()["error"]
-    assert isinstance(error, dict)
-    assert "`python train.py` exited with code 3" in error["message"]
-    assert "CUDA out of memory (simulated)" in (project.out / "report.md").read_text()
 
 
 def test_a_stalled_job_is_stopped(project: Project, ray_address: str, tmp_path: Path) -> None:

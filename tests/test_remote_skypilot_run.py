@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from mlci.remote.skypilot import ENDPOINT_ENV
+from tests import remote_runs as runs
 from tests.conftest import Project
-from tests.remote_runs import cli, end, start, train_off_runner, wait_for_text
 from tests.servers import S3Server
 
 pytest.importorskip("sky", reason="the SkyPilot tests need `pip install mlci[skypilot]`")
@@ -59,7 +59,7 @@ def standin(
 
 
 def _on_skypilot(project: Project, tmp_path: Path) -> Path:
-    return train_off_runner(
+    return runs.train_off_runner(
         project,
         tmp_path,
         on="skypilot",
@@ -91,23 +91,13 @@ def test_a_training_on_skypilot_streams_its_output_and_its_outputs_come_back(
 ) -> None:
     go = _on_skypilot(project, tmp_path)
     log = tmp_path / "mlci.log"
-    mlci = start(project, log)
 
-    wait_for_text(log, "epoch 1 loss 0.5", mlci)  # in the CI log while the task waits
-    assert not (project.root / "metrics.json").exists()
-    go.write_text("")
-    exit_code = end(mlci, log)
+    runs.trained_and_judged(project, go, log)
 
-    assert exit_code == 0, log.read_text()
-    assert "saved" in log.read_text()
-    assert project.gate_json()["passed"] is True
-    assert json.loads((project.root / "metrics.json").read_text())["accuracy"] == 0.9
-    assert (project.root / "model" / "model.bin").read_text() == "weights"
     # It ran as a SkyPilot task (the stand-in's cluster), which went down after.
     assert [job.name for job in standin.started] == [_run_id(log)]
     assert "/down" in standin.paths() and _gone(standin)
-    report = json.loads((project.out / "report.json").read_text())
-    where = report["where"]
+    where = json.loads((project.out / "report.json").read_text())["where"]
     assert (where["engine"], where["cloud"], where["accelerator"]) == ("skypilot", "AWS", "A100:1")
 
 
@@ -115,20 +105,11 @@ def test_the_exit_code_and_output_of_a_failing_training_come_back(
     project: Project, standin: SkyPilotStandIn, tmp_path: Path
 ) -> None:
     go = _on_skypilot(project, tmp_path)
-    params = json.loads((project.root / "params.json").read_text())
-    project.set_params(**params, crash=True)
-    project.commit("crash")
-    go.write_text("")
     log = tmp_path / "mlci.log"
 
-    exit_code = end(start(project, log), log)
+    runs.failed_with_its_exit_code(project, go, log)
 
-    assert exit_code == 5, log.read_text()
     assert standin.started[0].status == "FAILED"  # the task's, not a local run
-    error = project.gate_json()["error"]
-    assert isinstance(error, dict)
-    assert "`python train.py` exited with code 3" in error["message"]
-    assert "CUDA out of memory (simulated)" in (project.out / "report.md").read_text()
 
 
 def test_sigterm_to_mlci_cancels_the_job_and_takes_its_cluster_down(
@@ -136,12 +117,12 @@ def test_sigterm_to_mlci_cancels_the_job_and_takes_its_cluster_down(
 ) -> None:
     _on_skypilot(project, tmp_path)  # go never comes
     log = tmp_path / "mlci.log"
-    mlci = start(project, log)
-    wait_for_text(log, "epoch 1 loss 0.5", mlci)
+    mlci = runs.start(project, log)
+    runs.wait_for_text(log, "epoch 1 loss 0.5", mlci)
 
     started = time.monotonic()
     mlci.send_signal(signal.SIGTERM)
-    exit_code = end(mlci, log)
+    exit_code = runs.end(mlci, log)
 
     assert exit_code == 143, log.read_text()
     assert time.monotonic() - started < 7.5  # GitHub's grace after a cancel
@@ -155,23 +136,23 @@ def test_a_cluster_a_crashed_mlci_left_is_listed_and_taken_down(
 ) -> None:
     _on_skypilot(project, tmp_path)
     log = tmp_path / "mlci.log"
-    mlci = start(project, log)
-    wait_for_text(log, "epoch 1 loss 0.5", mlci)
+    mlci = runs.start(project, log)
+    runs.wait_for_text(log, "epoch 1 loss 0.5", mlci)
     mlci.kill()  # no teardown: the cluster runs on (its autostop would take it down)
     mlci.wait()
     name = _run_id(log)
 
-    listed = json.loads(cli(project, "gpu", "list", "--json").stdout)
+    listed = json.loads(runs.cli(project, "gpu", "list", "--json").stdout)
     assert listed["engine"] == "skypilot"
     assert [(item["name"], item["kind"], item["state"]) for item in listed["launched"]] == [
         (name, "cluster", "UP")
     ]
-    assert f"skypilot: 1 of mlci's alive: cluster {name} (UP)" in cli(project, "doctor").stdout
+    assert f"skypilot: 1 of mlci's alive: cluster {name} (UP)" in runs.cli(project, "doctor").stdout
 
-    down = cli(project, "gpu", "down", "--all", "--yes")
+    down = runs.cli(project, "gpu", "down", "--all", "--yes")
 
     assert down.returncode == 0, down.stderr
     assert f"down: skypilot cluster {name}: UP" in down.stdout
     assert _gone(standin)
-    assert "skypilot: nothing of mlci's is alive" in cli(project, "gpu", "list").stdout
-    assert "skypilot: nothing of mlci's is alive" in cli(project, "doctor").stdout
+    assert "skypilot: nothing of mlci's is alive" in runs.cli(project, "gpu", "list").stdout
+    assert "skypilot: nothing of mlci's is alive" in runs.cli(project, "doctor").stdout
