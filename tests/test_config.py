@@ -124,11 +124,22 @@ def test_train_on_ray_reads_the_bare_yaml_key_on() -> None:
     assert config.train.ray is not None and config.train.ray.address == "http://127.0.0.1:8265"
 
 
-def test_a_training_off_the_runner_needs_storage_and_one_ray_target() -> None:
-    message = problem(MINIMAL + "train: {command: python train.py, on: ray, ray: {}}\n")
+def test_a_training_off_the_runner_needs_storage_and_at_most_one_ray_target() -> None:
+    both = "ray: {address: 'http://127.0.0.1:8265', cluster: ray/cluster.yaml}"
+    message = problem(MINIMAL + f"train: {{command: python train.py, on: ray, {both}}}\n")
 
     assert "train.storage: required with train.on: ray" in message
-    assert "train.ray: set one of address" in message
+    assert "train.ray: set one of address" in message and "not both" in message
+
+
+@pytest.mark.parametrize("ray", ["", ", ray: {}", ", ray: null"])
+def test_a_ray_training_without_address_or_cluster_is_left_to_ray_address(ray: str) -> None:
+    # The cluster's address then comes from RAY_ADDRESS, as Ray's CLI reads it (mlci.remote.ray).
+    train = f"train: {{command: python train.py, on: ray, storage: s3://b/r{ray}}}\n"
+    config = parse(MINIMAL + train)
+
+    assert config.train is not None and config.train.ray is not None
+    assert (config.train.ray.address, config.train.ray.cluster) == (None, None)
 
 
 def test_remote_settings_with_a_local_training_are_named() -> None:

@@ -58,7 +58,8 @@ class Resources:
 class RayConfig:
     """train.ray: the cluster a `train.on: ray` training is submitted to (docs/gpu.md)."""
 
-    address: str | None = None  # the Jobs API of a running cluster, http://host:8265
+    # the Jobs API of a running cluster, http://host:8265; None (and no cluster): RAY_ADDRESS
+    address: str | None = None
     cluster: str | None = None  # a cluster config: `ray up` before the training, `ray down` after
 
 
@@ -693,11 +694,12 @@ def _parse_ray(train: _Section, problems: _Problems) -> RayConfig:
     section = _Section(train.data.get("ray"), "train.ray", problems, KEYS["train.ray"])
     address = section.optional_string("address")
     cluster = section.optional_string("cluster")
-    if (address is None) == (cluster is None):
+    if address is not None and cluster is not None:
         problems.add(
             "train.ray",
             "set one of address (a running cluster's Jobs API, e.g. http://127.0.0.1:8265) "
-            "and cluster (a Ray cluster config mlci brings up with `ray up` and down after)",
+            "and cluster (a Ray cluster config mlci brings up with `ray up` and down after), "
+            "not both",
         )
     if address is not None and not address.startswith(("http://", "https://")):
         problems.add(
