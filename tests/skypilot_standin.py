@@ -19,6 +19,9 @@ of skypilot 0.14.1 (API version 62), so that the unchanged SDK (`sky.launch`, `s
 Its "cloud" is this machine: a launch unzips the uploaded workdir and runs the task's
 `run` with bash there, with the task's envs; a file_mount's target path in the script
 stands for a local folder (`bucket`), the bucket the test reads the outputs back from.
+With `sync_mounts`, what the job wrote there lands at the mount's source (s3://..., through
+pyarrow and the AWS_* environment: a local S3 server) when the job ends, before its status
+does, as a MOUNT's writes reach the bucket.
 It does not provision, so no price or instance type: what a cloud would report stays
 untested here (docs/gpu.md says so).
 """
@@ -59,6 +62,7 @@ class Job:
     status: str = "PENDING"
     task: dict[str, Any] = field(default_factory=dict)
     submitted_at: float = field(default_factory=time.time)
+    on_exit: Any = None  # called when the process has ended, before the status is final
 
 
 @dataclass
@@ -73,8 +77,9 @@ class Call:
 class SkyPilotStandIn:
     """The server; `url` is its endpoint (SKYPILOT_API_SERVER_ENDPOINT)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, sync_mounts: bool = False) -> None:
         self.folder = folder
+        self.sync_mounts = sync_mounts
         self.bucket = folder / "bucket"
         self.bucket.mkdir(parents=True, exist_ok=True)
         self.calls: list[Call] = []
@@ -181,9 +186,13 @@ class SkyPilotStandIn:
         if blob_id is not None:
             _unzip_workdir(self._blobs[blob_id], workdir)
         script = task["run"]
+        sources = []
         for target, mount in (task.get("file_mounts") or {}).items():
             script = script.replace(target, str(self.bucket))
             assert isinstance(mount, dict) and mount["mode"] == "MOUNT", mount
+            sources.append(mount["source"])
+        if self.sync_mounts:
+            job.on_exit = lambda: [_sync(self.bucket, source) for source in sources]
         env = {**os.environ, **{k: str(v) for k, v in (task.get("envs") or {}).items()}}
         job.process = subprocess.Popen(
             ["bash", "-c", script], cwd=workdir, env=env,
@@ -221,8 +230,17 @@ def _read(job: Job) -> None:
         job.lines.append(raw.decode(errors="replace"))
     job.process.stdout.close()
     code = job.process.wait()
+    if job.on_exit is not None:
+        job.on_exit()
     if job.status == "RUNNING":
         job.status = "SUCCEEDED" if code == 0 else "FAILED"
+
+
+def _sync(folder: Path, source: str) -> None:
+    from pyarrow import fs
+
+    filesystem, where = fs.FileSystem.from_uri(source)
+    fs.copy_files(str(folder), where, destination_filesystem=filesystem)
 
 
 def _kill(job: Job) -> None:

@@ -26,7 +26,18 @@ COMMANDS = [
     ["registry", "history"],
     ["registry", "repair"],
 ]
-HEAVY = ("mlflow", "dvc", "matplotlib", "pandas", "sklearn", "sky")
+HEAVY = (
+    "mlflow",
+    "dvc",
+    "matplotlib",
+    "pandas",
+    "sklearn",
+    "sky",
+    "ray",
+    "duckdb",
+    "pyspark",
+    "fsspec",
+)
 
 
 def mlci(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

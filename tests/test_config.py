@@ -124,11 +124,22 @@ def test_train_on_ray_reads_the_bare_yaml_key_on() -> None:
     assert config.train.ray is not None and config.train.ray.address == "http://127.0.0.1:8265"
 
 
-def test_a_training_off_the_runner_needs_storage_and_one_ray_target() -> None:
-    message = problem(MINIMAL + "train: {command: python train.py, on: ray, ray: {}}\n")
+def test_a_training_off_the_runner_needs_storage_and_at_most_one_ray_target() -> None:
+    both = "ray: {address: 'http://127.0.0.1:8265', cluster: ray/cluster.yaml}"
+    message = problem(MINIMAL + f"train: {{command: python train.py, on: ray, {both}}}\n")
 
     assert "train.storage: required with train.on: ray" in message
-    assert "train.ray: set one of address" in message
+    assert "train.ray: set one of address" in message and "not both" in message
+
+
+@pytest.mark.parametrize("ray", ["", ", ray: {}", ", ray: null"])
+def test_a_ray_training_without_address_or_cluster_is_left_to_ray_address(ray: str) -> None:
+    # The cluster's address then comes from RAY_ADDRESS, as Ray's CLI reads it (mlci.remote.ray).
+    train = f"train: {{command: python train.py, on: ray, storage: s3://b/r{ray}}}\n"
+    config = parse(MINIMAL + train)
+
+    assert config.train is not None and config.train.ray is not None
+    assert (config.train.ray.address, config.train.ray.cluster) == (None, None)
 
 
 def test_remote_settings_with_a_local_training_are_named() -> None:
@@ -810,3 +821,37 @@ def test_a_slice_setting_that_is_wrong_names_its_key(change: str, expected: str)
 def test_a_per_slice_rule_needs_evaluate_slices() -> None:
     text = MINIMAL + "gate:\n  rules:\n    - {metric: accuracy, min: 0.9, slices: true}\n"
     assert "gate.rules[0].slices: needs evaluate.slices" in problem(text)
+
+
+# -- evaluate.engine ---------------------------------------------------------------------
+
+ENGINE = """\
+version: 1
+model: {name: m}
+evaluate:
+  predictions: s3://evals/run/predictions.parquet
+"""
+
+
+def test_evaluate_engine_defaults_to_none_and_spark_to_local() -> None:
+    config = parse(ENGINE)
+    assert (config.evaluate.engine, config.evaluate.spark_master) == (None, "local[2]")
+    spark = parse(ENGINE + "  engine: spark\n  spark: {master: 'spark://head:7077'}\n")
+    assert (spark.evaluate.engine, spark.evaluate.spark_master) == ("spark", "spark://head:7077")
+    assert parse(ENGINE + "  engine: none\n").evaluate.engine is None
+
+
+def test_an_unknown_engine_is_refused_with_the_choices() -> None:
+    assert "evaluate.engine: expected one of none, duckdb, spark" in problem(
+        ENGINE + "  engine: postgres\n"
+    )
+
+
+def test_an_engine_needs_predictions_and_spark_options_need_spark() -> None:
+    text = "version: 1\nmodel: {name: m}\nevaluate:\n  metrics: [m.json]\n  engine: duckdb\n"
+    assert "evaluate.engine: needs evaluate.predictions" in problem(text)
+    said = problem(ENGINE + "  engine: duckdb\n  spark: {master: 'local[4]'}\n")
+    assert "evaluate.spark: is read only with evaluate.engine: spark" in said
+    assert "evaluate.spark.colour: unknown key" in problem(
+        ENGINE + "  engine: spark\n  spark: {colour: red}\n"
+    )

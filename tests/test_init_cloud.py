@@ -88,6 +88,35 @@ def test_ray_gets_its_keys_in_mlci_yaml_and_a_cluster_config_ray_accepts(tmp_pat
     jsonschema.validate(cluster, json.loads(schema.read_text()))
 
 
+@pytest.mark.parametrize("fork_safe", [False, True])
+def test_ray_offers_a_running_clusters_address_from_a_repository_variable(
+    tmp_path: Path, fork_safe: bool
+) -> None:
+    init(tmp_path, "ray", fork_safe=fork_safe)
+    path = tmp_path / WORKFLOW
+    offered = "RAY_ADDRESS: ${{ vars.MLCI_RAY_ADDRESS }}"
+    assert f"# {offered}" in path.read_text()
+    assert "RAY_ADDRESS" not in str(yaml.safe_load(path.read_text()))  # only offered
+
+    # Taken up: the lines uncommented, train.ray.cluster removed from mlci.yaml.
+    text = path.read_text().replace("        # env:\n", "        env:\n")
+    path.write_text(text.replace(f"#   {offered}", f"  {offered}").replace(f"# {offered}", offered))
+    config = (tmp_path / "mlci.yaml").read_text()
+    cluster = next(line for line in config.splitlines() if "cluster: " in line)
+    (tmp_path / "mlci.yaml").write_text(config.replace(cluster + "\n", ""))
+
+    for job in yaml.safe_load(path.read_text())["jobs"].values():
+        run = next(step for step in job["steps"] if "mlci run" in step.get("run", ""))
+        assert run["env"]["RAY_ADDRESS"] == "${{ vars.MLCI_RAY_ADDRESS }}"
+    linted = actionlint([path], set(), tmp_path)
+    audited = zizmor(tmp_path / ".github" / "workflows")
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert audited.returncode == 0 and "No findings to report" in audited.stdout, audited.stdout
+    train = load_config(tmp_path / "mlci.yaml").train
+    assert train is not None and train.ray is not None
+    assert (train.ray.address, train.ray.cluster) == (None, None)  # RAY_ADDRESS, at run time
+
+
 def test_skypilot_gets_its_keys_in_mlci_yaml_and_a_gcp_log_in_to_choose(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text("print('training')\n")
     init(tmp_path, "skypilot", example=None)

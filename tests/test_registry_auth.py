@@ -166,7 +166,7 @@ def test_doctor_reads_the_model_with_the_jobs_credentials(
     )
     assert wrong.fix is not None and "MLFLOW_TRACKING_PASSWORD" in wrong.fix
     assert "wrong-password" not in wrong.line()
-    assert right.status == "ok"
+    assert right.status == "ok", right.line()
     assert right.detail.startswith(f"MLflow server {auth_server} answers; the credentials read")
 
 

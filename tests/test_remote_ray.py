@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +27,15 @@ from mlci.errors import UsageError
 from mlci.remote import entry, package
 from mlci.remote.base import Plan
 from tests.conftest import Project
+from tests.remote_runs import (
+    cli,
+    end,
+    failed_with_its_exit_code,
+    start,
+    train_off_runner,
+    trained_and_judged,
+    wait_for_text,
+)
 from tests.servers import ray_head
 
 pytest.importorskip("ray")
@@ -35,29 +43,6 @@ pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="Ray's head, POSIX signals"),
     pytest.mark.xdist_group("ray"),  # one worker, so one Ray head for the whole suite
 ]
-
-_WAIT_S = 90  # for a job to start and mlci to end, on a loaded machine
-
-# Prints, then waits for the test's go-ahead (a file at an absolute path: the job runs in
-# Ray's copy of the project), so the test sees the output arrive while the job runs.
-_TRAINING = textwrap.dedent(
-    """\
-    import json, os, pathlib, sys, time
-    params = json.loads(pathlib.Path("params.json").read_text())
-    print("GPU", os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
-    print("epoch 1 loss 0.5", flush=True)
-    go = pathlib.Path(params["go"])
-    while not go.exists():
-        time.sleep(0.1)
-    if params.get("crash"):
-        print("CUDA out of memory (simulated)", flush=True)
-        sys.exit(3)
-    pathlib.Path("metrics.json").write_text(json.dumps(params["metrics"]))
-    pathlib.Path("model").mkdir(exist_ok=True)
-    pathlib.Path("model/model.bin").write_text("weights")
-    print("saved", flush=True)
-    """
-)
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +59,6 @@ def ray_address() -> Iterator[str]:
 
 def _on_ray(project: Project, address: str, tmp_path: Path, **train: object) -> Path:
     """The project trains on Ray; returns the file that lets its training finish."""
-    go = tmp_path / "go"
     settings = {
         "on": "ray",
         "storage": str(tmp_path / "storage"),
@@ -82,43 +66,7 @@ def _on_ray(project: Project, address: str, tmp_path: Path, **train: object) -> 
         "ray": {"address": address},
         **train,
     }
-    config = project.config.read_text().replace(
-        "  command: python train.py\n  timeout_minutes: 1\n",
-        "  command: python train.py\n  timeout_minutes: 1\n"
-        + "".join(f"  {key}: {json.dumps(value)}\n" for key, value in settings.items()),
-    )
-    project.write("mlci.yaml", config)
-    project.write("train.py", _TRAINING)
-    project.set_params(go=str(go), metrics={"accuracy": 0.9, "log_loss": 0.3, "f1": 0.88})
-    project.commit("train on ray")
-    return go
-
-
-def _start(project: Project, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mlci", "run", "--no-promote"],
-            cwd=project.root,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _wait_for_text(log: Path, text: str, mlci: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + _WAIT_S
-    while text not in log.read_text():
-        if mlci.poll() is not None or time.monotonic() > deadline:
-            mlci.kill()
-            pytest.fail(f"{text!r} never came; mlci said:\n{log.read_text()}")
-        time.sleep(0.1)
-
-
-def _end(mlci: subprocess.Popen[bytes], log: Path) -> int:
-    try:
-        return mlci.wait(timeout=_WAIT_S)
-    except subprocess.TimeoutExpired:
-        mlci.kill()
-        pytest.fail(f"mlci did not end; it said:\n{log.read_text()}")
+    return train_off_runner(project, tmp_path, **settings)
 
 
 def _jobs(address: str) -> list[dict[str, Any]]:
@@ -155,19 +103,9 @@ def test_a_training_on_ray_streams_its_output_and_its_metrics_come_back(
 ) -> None:
     go = _on_ray(project, ray_address, tmp_path)
     log = tmp_path / "mlci.log"
-    mlci = _start(project, log)
 
-    _wait_for_text(log, "epoch 1 loss 0.5", mlci)  # in the CI log while the job waits
-    assert not (project.root / "metrics.json").exists()
-    go.write_text("")
-    exit_code = _end(mlci, log)
+    trained_and_judged(project, go, log)
 
-    assert exit_code == 0, log.read_text()
-    assert "saved" in log.read_text()
-    gate = project.gate_json()
-    assert gate["passed"] is True
-    assert json.loads((project.root / "metrics.json").read_text())["accuracy"] == 0.9
-    assert (project.root / "model" / "model.bin").read_text() == "weights"
     assert _status(ray_address, _run_id(log)) == "SUCCEEDED"  # it ran on Ray, not here
     # train.resources became the job's: Ray gave it the (declared) GPU.
     assert "GPU 0" in log.read_text()
@@ -177,27 +115,18 @@ def test_the_exit_code_and_output_of_a_failing_training_come_back(
     project: Project, ray_address: str, tmp_path: Path
 ) -> None:
     go = _on_ray(project, ray_address, tmp_path)
-    params = json.loads((project.root / "params.json").read_text())
-    project.set_params(**params, crash=True)
-    project.commit("crash")
-    go.write_text("")
     log = tmp_path / "mlci.log"
 
-    exit_code = _end(_start(project, log), log)
+    failed_with_its_exit_code(project, go, log)
 
-    assert exit_code == 5, log.read_text()
     assert _status(ray_address, _run_id(log)) == "FAILED"  # Ray's job, not a local run
-    error = project.gate_json()["error"]
-    assert isinstance(error, dict)
-    assert "`python train.py` exited with code 3" in error["message"]
-    assert "CUDA out of memory (simulated)" in (project.out / "report.md").read_text()
 
 
 def test_a_stalled_job_is_stopped(project: Project, ray_address: str, tmp_path: Path) -> None:
     _on_ray(project, ray_address, tmp_path, stall_minutes=0.05)  # 3 s; go never comes
     log = tmp_path / "mlci.log"
 
-    exit_code = _end(_start(project, log), log)
+    exit_code = end(start(project, log), log)
 
     assert exit_code == 5, log.read_text()
     assert "training stalled: no output for 3 s" in log.read_text()
@@ -213,7 +142,7 @@ def test_a_job_no_node_can_take_is_stopped_at_the_timeout(
     project.commit("6 s")
     log = tmp_path / "mlci.log"
 
-    exit_code = _end(_start(project, log), log)
+    exit_code = end(start(project, log), log)
 
     assert exit_code == 5, log.read_text()
     assert (
@@ -231,8 +160,8 @@ def _training_on_ray(
     """`mlci run`, once its training runs on Ray (and waits for a go that never comes)."""
     _on_ray(project, address, tmp_path)
     log = tmp_path / "mlci.log"
-    mlci = _start(project, log)
-    _wait_for_text(log, "epoch 1 loss 0.5", mlci)
+    mlci = start(project, log)
+    wait_for_text(log, "epoch 1 loss 0.5", mlci)
     return mlci, log
 
 
@@ -243,7 +172,7 @@ def test_sigterm_to_mlci_leaves_no_job_running(
 
     started = time.monotonic()
     mlci.send_signal(signal.SIGTERM)
-    exit_code = _end(mlci, log)
+    exit_code = end(mlci, log)
 
     assert exit_code == 143, log.read_text()
     assert time.monotonic() - started < 7.5  # GitHub's grace after a cancel
@@ -257,27 +186,69 @@ def test_a_job_a_crashed_mlci_left_is_listed_and_taken_down(
     mlci.kill()  # no teardown: the job runs on
     mlci.wait()
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "mlci", *args]
-        return subprocess.run(argv, cwd=project.root, capture_output=True, text=True, timeout=60)
-
     name = _run_id(log)
     # (Another test's job may wait on this head for a GPU no node has: only this one counts.)
-    listed = json.loads(cli("gpu", "list", "--json").stdout)["launched"]
+    listed = json.loads(cli(project, "gpu", "list", "--json").stdout)["launched"]
     assert [(item["kind"], item["state"]) for item in listed if item["name"] == name] == [
         ("job", "RUNNING")
     ]
-    assert f"job {name} (RUNNING)" in cli("doctor").stdout
-    dry = cli("gpu", "down", name)
+    assert f"job {name} (RUNNING)" in cli(project, "doctor").stdout
+    dry = cli(project, "gpu", "down", name)
     assert f"would take down: ray job {name}: RUNNING" in dry.stdout
     assert _running(ray_address, log, after=0) != []
 
-    down = cli("gpu", "down", name, "--yes")
+    down = cli(project, "gpu", "down", name, "--yes")
 
     assert down.returncode == 0, down.stderr
     assert f"down: ray job {name}" in down.stdout
     assert _running(ray_address, log) == []
-    assert name not in cli("gpu", "list").stdout
+    assert name not in cli(project, "gpu", "list").stdout
+
+
+def test_the_cluster_address_comes_from_ray_address_when_mlci_yaml_names_none(
+    project: Project, ray_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    go = _on_ray(project, ray_address, tmp_path, ray={})
+    go.write_text("")
+    monkeypatch.setenv("RAY_ADDRESS", ray_address)  # as a CI variable gives it
+    log = tmp_path / "mlci.log"
+
+    exit_code = end(start(project, log), log)
+
+    assert exit_code == 0, log.read_text()
+    assert _status(ray_address, _run_id(log)) == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("address", "told"),
+    [
+        (None, "set train.ray.address (a running cluster's Jobs API, e.g. "
+               "http://127.0.0.1:8265) in mlci.yaml, or the RAY_ADDRESS environment variable"),
+        ("ray://head:10001", "RAY_ADDRESS is 'ray://head:10001': mlci submits through the "
+                             "cluster's Jobs API, so give its dashboard's http(s) address"),
+    ],
+)  # fmt: skip
+def test_no_address_or_one_not_of_the_jobs_api_is_refused_with_the_fix(
+    project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    address: str | None,
+    told: str,
+) -> None:
+    # No head needed: mlci stops before it submits anything.
+    _on_ray(project, "http://127.0.0.1:9", tmp_path, ray={})
+    if address is None:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", address)
+
+    listed = cli(project, "gpu", "list")
+    log = tmp_path / "mlci.log"
+    exit_code = end(start(project, log), log)
+
+    assert listed.returncode == exit_code == 2, listed.stderr
+    assert told in listed.stderr and told in log.read_text()
+    assert (project.out / "gate.json").exists()
 
 
 # -- what goes up, and the wrapper's own deadline (no Ray needed) ------------------------------

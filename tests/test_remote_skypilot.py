@@ -5,6 +5,7 @@ its launch, logs, stop and teardown through the real SDK against a stand-in of S
 from __future__ import annotations
 
 import copy
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -14,8 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+from mlci import git
 from mlci.config import Resources, SkyPilotConfig
 from mlci.errors import EXIT_EXTERNAL, EXIT_USAGE, ExternalError, UsageError
+from mlci.remote import entry
 from mlci.remote.base import Plan, Progress
 from mlci.remote.skypilot import ENDPOINT_ENV, STORAGE_MOUNT, SkyPilotEngine, task_config
 from tests.servers import free_port
@@ -94,15 +97,17 @@ VARIATIONS = {
 
 @pytest.mark.parametrize("settings", VARIATIONS.values(), ids=VARIATIONS.keys())
 def test_the_generated_task_passes_skypilots_own_validation(
-    project: Path, settings: SkyPilotConfig
+    project: Path, settings: SkyPilotConfig, tmp_path: Path
 ) -> None:
-    config = task_config(plan(project), settings)
+    config = task_config(plan(project), settings, tmp_path)
     # SkyPilot's schema (raises on a wrong key or value); it consumes what it is given
     task = sky.Task.from_yaml_config(copy.deepcopy(config))
     (resources,) = task.resources
     assert resources.accelerators == {"A100": 1}
     assert resources.use_spot is settings.spot
-    assert task.workdir == str(project)
+    assert task.workdir == str(tmp_path)
+    # The run is mlci's wrapper, as on Ray, writing to where the bucket is mounted.
+    assert task.run == f"python _mlci_entry.py _mlci_run.json {STORAGE_MOUNT}"
     assert task.envs == {"LEARNING_RATE": "0.1", "MLCI_RUN_ID": "mlci-test-1"}
     assert config["file_mounts"] == {
         STORAGE_MOUNT: {"source": "s3://my-bucket/mlci-runs", "mode": "MOUNT"}
@@ -113,7 +118,7 @@ def test_the_generated_task_passes_skypilots_own_validation(
 
 def test_a_task_without_gpus_asks_for_none(project: Path) -> None:
     no_gpu = plan(project, resources=Resources(cpus=2))
-    task = sky.Task.from_yaml_config(task_config(no_gpu, SkyPilotConfig()))
+    task = sky.Task.from_yaml_config(task_config(no_gpu, SkyPilotConfig(), project))
     (resources,) = task.resources
     assert resources.accelerators is None
     assert resources.cpus == "2+"
@@ -123,9 +128,9 @@ def test_gpus_without_a_type_and_a_storage_skypilot_cannot_mount_are_usage_error
     project: Path,
 ) -> None:
     with pytest.raises(UsageError, match=r"train\.resources\.accelerator") as untyped:
-        task_config(plan(project, resources=Resources(gpus=1)), SkyPilotConfig())
+        task_config(plan(project, resources=Resources(gpus=1)), SkyPilotConfig(), project)
     with pytest.raises(UsageError, match="s3://my-bucket") as local:
-        task_config(plan(project, storage="/srv/runs"), SkyPilotConfig())
+        task_config(plan(project, storage="/srv/runs"), SkyPilotConfig(), project)
     assert untyped.value.exit_code == local.value.exit_code == EXIT_USAGE
 
 
@@ -142,7 +147,7 @@ def test_an_infra_skypilot_does_not_know_is_refused_before_anything_launches(
 # -- launch, logs, stop, teardown through the real SDK ------------------------------------
 
 
-def test_a_launch_streams_its_logs_and_brings_back_the_exit_code_and_outputs(
+def test_a_launch_streams_its_logs_and_leaves_the_outputs_and_exit_code_in_storage(
     project: Path, standin: SkyPilotStandIn, capsys: pytest.CaptureFixture[str]
 ) -> None:
     engine = SkyPilotEngine(SkyPilotConfig(api_server=standin.url, autostop_minutes=7))
@@ -151,11 +156,12 @@ def test_a_launch_streams_its_logs_and_brings_back_the_exit_code_and_outputs(
 
     # Each line arrived while the training ran, not all at the end.
     assert lines == ["running: epoch 0", "running: epoch 1", "running: epoch 2"]
-    assert (end.state, end.exit_code) == ("succeeded", 0)
+    assert end.state == "succeeded"
     out, err = capsys.readouterr()
     assert out == ""  # SkyPilot's progress goes to stderr: stdout is mlci's results
     assert "Running on cluster: mlci-test-1" in err
     assert (standin.bucket / "mlci-test-1" / "metrics.json").read_text() == '{"accuracy": 0.9}'
+    assert json.loads((standin.bucket / "mlci-test-1" / entry.DONE).read_text())["exit_code"] == 0
     # The project went up through the API server, and the backstop is on the cluster.
     assert "/upload_v2" in standin.paths()
     launched = next(call for call in standin.calls if call.path == "/launch")
@@ -168,14 +174,35 @@ def test_a_launch_streams_its_logs_and_brings_back_the_exit_code_and_outputs(
     )  # fmt: skip
 
 
-def test_a_failing_task_reports_failed_with_the_trainings_exit_code(
+def test_a_failing_task_reports_failed_and_leaves_the_trainings_exit_code_in_storage(
     project: Path, standin: SkyPilotStandIn
 ) -> None:
     engine = SkyPilotEngine(SkyPilotConfig(api_server=standin.url))
     engine.launch(plan(project, exit_code=3, pause=0))
     lines, end = run_to_end(engine)
-    assert (end.state, end.exit_code) == ("failed", 3)
-    assert lines[-1].endswith("epoch 2")  # the exit-code marker is not shown as output
+    assert end.state == "failed"
+    assert lines[-1].endswith("epoch 2")
+    # The wrapper's done.json, which mlci.remote.run reads back through train.storage.
+    assert json.loads((standin.bucket / "mlci-test-1" / entry.DONE).read_text())["exit_code"] == 3
+
+
+def test_the_data_dvc_pulled_reaches_the_task_though_gitignored(
+    project: Path, standin: SkyPilotStandIn
+) -> None:
+    # SkyPilot's upload skips what .gitignore lists; DVC lists the data it pulls there.
+    (project / "data").mkdir()
+    (project / "data" / "train.csv").write_text("x,y\n1,2\n")
+    (project / "data.dvc").write_text("outs:\n- path: data\n  md5: abc.dir\n")
+    (project / ".gitignore").write_text("/data\n")
+    (project / "train.py").write_text("print(open('data/train.csv').read().splitlines()[1])\n")
+    git.init_repo(project, branch="main")
+    git.commit_all(project, "data")
+
+    engine = SkyPilotEngine(SkyPilotConfig(api_server=standin.url))
+    engine.launch(plan(project, command=(sys.executable, "train.py")))
+    lines, end = run_to_end(engine)
+
+    assert (end.state, lines) == ("succeeded", ["running: 1,2"])
 
 
 def test_stop_cancels_the_job_and_teardown_takes_the_cluster_down(
@@ -237,12 +264,15 @@ def test_spot_runs_as_a_managed_job_and_stop_cancels_it(
     assert engine.launched() == []
 
 
-def test_a_managed_job_brings_back_its_exit_code(project: Path, standin: SkyPilotStandIn) -> None:
+def test_a_managed_job_leaves_its_exit_code_in_storage(
+    project: Path, standin: SkyPilotStandIn
+) -> None:
     engine = SkyPilotEngine(SkyPilotConfig(spot=True, api_server=standin.url))
-    engine.launch(plan(project, exit_code=0, pause=0))
+    engine.launch(plan(project, exit_code=4, pause=0))
     lines, end = run_to_end(engine)
-    assert (end.state, end.exit_code) == ("succeeded", 0)
+    assert end.state == "failed"
     assert len(lines) == 3
+    assert json.loads((standin.bucket / "mlci-test-1" / entry.DONE).read_text())["exit_code"] == 4
 
 
 def test_an_api_server_that_is_not_running_is_an_external_error_naming_the_fix(

@@ -424,7 +424,7 @@ def _gpu_parser(commands: argparse._SubParsersAction[_Parser]) -> None:
         "list",
         help="the jobs and clusters named mlci-... that are alive",
         description="List the jobs and clusters named mlci-... that are alive on the engine "
-        "of train.on (train.ray.address for Ray).",
+        "of train.on (for Ray: train.ray.address or RAY_ADDRESS).",
     )
     _config_option(listing)
     _json_option(listing, "them")

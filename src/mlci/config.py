@@ -34,6 +34,7 @@ CONFIG_NAME = "mlci.yaml"
 DEFAULT_TRACKING_URI = "sqlite:///.mlci/mlflow.db"
 BaselineMode = Literal["auto", "registry", "git", "file", "none"]
 Task = Literal["classification", "regression"]
+EngineName = Literal["duckdb", "spark"]
 # gate.on_missing_baseline; `auto` is `pass` unless a baseline should exist but cannot be read.
 MissingBaselinePolicy = Literal["auto", "pass", "fail"]
 T = TypeVar("T")
@@ -57,7 +58,8 @@ class Resources:
 class RayConfig:
     """train.ray: the cluster a `train.on: ray` training is submitted to (docs/gpu.md)."""
 
-    address: str | None = None  # the Jobs API of a running cluster, http://host:8265
+    # the Jobs API of a running cluster, http://host:8265; None (and no cluster): RAY_ADDRESS
+    address: str | None = None
     cluster: str | None = None  # a cluster config: `ray up` before the training, `ray down` after
 
 
@@ -102,6 +104,8 @@ class EvaluateConfig:
         return tuple(dict.fromkeys(names))
 
     id_column: str = "id"  # pairs the candidate's rows with the baseline's
+    engine: EngineName | None = None  # None: mlci reads the predictions files itself
+    spark_master: str = "local[2]"  # evaluate.spark.master, when no session is active
     # Up to this many rows, metrics and intervals are exact (rows in memory); above, from
     # summaries read batch by batch (docs/gate.md: exact and approximate results).
     exact_rows: int = 2_000_000
@@ -232,8 +236,11 @@ KEYS: dict[str, tuple[str, ...]] = {
         "slices",
         "slice_min_rows",
         "id_column",
+        "engine",
+        "spark",
         "exact_rows",
     ),
+    "evaluate.spark": ("master",),
     "evaluate.slices[]": ("column", "edges", "quantiles", "cross", "min_rows"),
     "gate": (
         "baseline",
@@ -687,11 +694,12 @@ def _parse_ray(train: _Section, problems: _Problems) -> RayConfig:
     section = _Section(train.data.get("ray"), "train.ray", problems, KEYS["train.ray"])
     address = section.optional_string("address")
     cluster = section.optional_string("cluster")
-    if (address is None) == (cluster is None):
+    if address is not None and cluster is not None:
         problems.add(
             "train.ray",
             "set one of address (a running cluster's Jobs API, e.g. http://127.0.0.1:8265) "
-            "and cluster (a Ray cluster config mlci brings up with `ray up` and down after)",
+            "and cluster (a Ray cluster config mlci brings up with `ray up` and down after), "
+            "not both",
         )
     if address is not None and not address.startswith(("http://", "https://")):
         problems.add(
@@ -746,6 +754,13 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
             f"{shown(id_column)} is a column mlci computes metrics from; name the column that "
             "identifies each row, e.g. id",
         )
+    chosen = section.choice("engine", "none", ("none", "duckdb", "spark"))
+    engine = None if chosen == "none" else chosen
+    if engine is not None and predictions is None:
+        problems.add("evaluate.engine", "needs evaluate.predictions: the files it scans")
+    spark = _Section(section.data.get("spark"), "evaluate.spark", problems, KEYS["evaluate.spark"])
+    if section.has("spark") and engine != "spark":
+        problems.add("evaluate.spark", "is read only with evaluate.engine: spark")
     return EvaluateConfig(
         metrics=metrics,
         predictions=predictions,
@@ -755,6 +770,8 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
         slices=slices,
         slice_min_rows=section.integer("slice_min_rows", 100, minimum=2),
         id_column=id_column,
+        engine=cast("EngineName | None", engine),
+        spark_master=spark.string("master", "local[2]"),
         exact_rows=section.integer("exact_rows", 2_000_000, minimum=0),
     )
 

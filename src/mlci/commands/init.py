@@ -738,7 +738,8 @@ def _cloud_set_up(engine: workflow.Engine | None, *, kept: bool, gitlab: bool) -
     if engine == "ray":
         lines += [
             f"  {project.RAY_CLUSTER}: the region and the GPU instance type (the CHOOSE lines); "
-            f"or a running cluster's address as train.ray.address instead"
+            f"or a running cluster's address in RAY_ADDRESS (the workflow's commented line) "
+            f"instead"
         ]
     else:
         lines += [

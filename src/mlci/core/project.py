@@ -326,8 +326,9 @@ _ENGINE_LINES = {
         "  # accelerator: A10G       # a GPU type (Ray's accelerator_type); omitted: any",
         "ray:",
         f"  cluster: {RAY_CLUSTER}   # `ray up` before the training, `ray down` after",
-        "  # address: http://HEAD:8265   # instead: a running cluster's Jobs API (KubeRay,",
-        "  #                              # or an autoscaler that adds GPU nodes on demand)",
+        "  # A running cluster instead (KubeRay, or an autoscaler that adds GPU nodes on",
+        "  # demand): remove cluster; its Jobs API address (http://HEAD:8265) comes from",
+        "  # RAY_ADDRESS (the workflow's commented line), or put it here as address:",
     ),
     "skypilot": (
         "on: skypilot                # the training runs on a cloud GPU, as a SkyPilot task",

@@ -68,6 +68,8 @@ PROVISION_MINUTES = 15
 # The cloud log-in of a training off the runner: an IAM role that trusts GitHub's OIDC
 # token provider, named by configuration variables (no key to store).
 CLOUD_ROLE_VARIABLES = ("MLCI_AWS_ROLE", "MLCI_AWS_REGION")
+# The repository variable with a running Ray cluster's address (RAY_ADDRESS in mlci's step).
+RAY_ADDRESS_VARIABLE = "MLCI_RAY_ADDRESS"
 
 
 @dataclass(frozen=True)
@@ -443,9 +445,9 @@ _ENGINE_NAMES = {"ray": "Ray", "skypilot": "SkyPilot"}
 # Without the cloud log-in: what else gives the engine its machines.
 _ENGINE_ELSEWHERE = {
     "ray": (
-        "      # With train.ray.address (a running cluster: KubeRay, or one whose autoscaler",
-        "      # adds GPU nodes) instead of train.ray.cluster, the cluster's own credentials",
-        "      # start its GPU nodes: this step can go.",
+        "      # With a running cluster (RAY_ADDRESS in mlci's step, or train.ray.address:",
+        "      # KubeRay, or one whose autoscaler adds GPU nodes) instead of train.ray.cluster,",
+        "      # the cluster's own credentials start its GPU nodes: this step can go.",
     ),
     "skypilot": (
         "      # With a team's SkyPilot API server (train.skypilot.api_server, or the variable",
@@ -695,7 +697,23 @@ def _step_env(s: WorkflowSettings, *, pull_request: bool) -> list[str]:
         env.append(f"          {secret.env}: ${{{{ secrets.{secret.secret} }}}}")
     if s.dvc_remote == "gs":
         env.append("          GOOGLE_APPLICATION_CREDENTIALS: ${{ runner.temp }}/gcp-key.json")
-    return ["        env:", *env] if env else []
+    offered = _RAY_ADDRESS if s.engine == "ray" else ()
+    if not env and offered:  # no env: to comment under: the offer brings its own
+        *why, line = offered
+        return [*(f"        # {text}" for text in why), "        # env:", f"        #   {line}"]
+    if not env:
+        return []
+    return ["        env:", *env, *(f"          # {line}" for line in offered)]
+
+
+# `--gpu ray` brings a cluster up per run (train.ray.cluster); a running cluster instead
+# is reached at the address Ray's own CLI reads, from a repository variable.
+_RAY_ADDRESS = (
+    "A running Ray cluster instead of train.ray.cluster (KubeRay, or an autoscaler",
+    "that adds GPU nodes): its Jobs API address from a repository variable, and",
+    "train.ray.cluster removed from mlci.yaml (docs/gpu.md#ray):",
+    f"RAY_ADDRESS: ${{{{ vars.{RAY_ADDRESS_VARIABLE} }}}}",
+)
 
 
 def secrets_of(s: WorkflowSettings, *, pull_request: bool) -> tuple[Secret, ...]:
@@ -1033,6 +1051,14 @@ def _gitlab_cloud_variables(s: WorkflowSettings) -> list[str]:
         *(
             ["#   (DVC's AWS_* keys, where set, take the role's place: give DVC the role too)"]
             if s.dvc_remote == "s3"
+            else []
+        ),
+        *(
+            [
+                "#   RAY_ADDRESS, for a running Ray cluster instead of train.ray.cluster: its",
+                "#     Jobs API address, e.g. http://HEAD:8265 (then remove train.ray.cluster)",
+            ]
+            if s.engine == "ray"
             else []
         ),
     ]

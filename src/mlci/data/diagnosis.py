@@ -11,8 +11,8 @@ from pathlib import Path
 
 from mlci.core import workflow
 from mlci.core.redact import mask_text, redact_url
-from mlci.core.workflow import secrets_source
-from mlci.data.remotes import Remote
+from mlci.data.remotes import Remote, secrets_hint
+from mlci.data.remotes import secrets_where as _where
 from mlci.errors import ExternalError, MlciError, UsageError
 from mlci.secrets import secret_values
 
@@ -56,20 +56,6 @@ def _redact(text: str, env: Mapping[str, str] | None) -> str:
 def dvc_errors(output: str) -> list[str]:
     """DVC's `ERROR: ` lines, without the prefix."""
     return [line[7:].strip() for line in output.splitlines() if line.startswith("ERROR: ")]
-
-
-def _secrets_hint(remote: Remote, env: Mapping[str, str] | None = None) -> str:
-    kind = remote.kind
-    if kind.secrets:
-        names = " and ".join(kind.secrets)
-        return f"set {names} in the CI job from its secrets ({kind.how}){_where(kind.secrets, env)}"
-    return f"give the job its credentials: {kind.how}"
-
-
-def _where(variables: tuple[str, ...], env: Mapping[str, str] | None) -> str:
-    """Which secrets fill `variables` in the job `mlci init` writes: repository or
-    environment secrets (docs/security.md)."""
-    return secrets_source(variables, os.environ if env is None else env)
 
 
 def _missing_bucket(remote: Remote, where: str, quoted: str) -> ExternalError:
@@ -148,7 +134,7 @@ def diagnose(
         or re.search(r"No credential|DefaultAzureCredential failed", said)
     ):
         return ExternalError(
-            f"DVC found no credentials for {where}: {_secrets_hint(remote, env)} ({quoted})"
+            f"DVC found no credentials for {where}: {secrets_hint(remote, env)} ({quoted})"
         )
     if re.search(r"NoSuchBucket|bucket does not exist|ContainerNotFound|NoSuchContainer", said):
         return _missing_bucket(remote, where, quoted)
@@ -161,7 +147,7 @@ def diagnose(
             f"s3:ListBucket) ({quoted})"
         )
     if re.search(r"Permission denied \(publickey|Authentication failed|AuthenticationErr", said):
-        return ExternalError(f"{where} refused the login: {_secrets_hint(remote, env)} ({quoted})")
+        return ExternalError(f"{where} refused the login: {secrets_hint(remote, env)} ({quoted})")
     if "Checkout failed for following targets" in output or "Missing cache files" in output:
         targets = missing or missing_targets(output)
         more = f" and {len(targets) - 10} more" if len(targets) > 10 else ""
@@ -403,7 +389,7 @@ def _gcs(said: str, remote: Remote, s: _Said) -> MlciError | None:
     if "Anonymous caller does not have" in said:
         return ExternalError(
             f"DVC found no credentials for {s.where} and asked Google as an anonymous "
-            f"caller: {_secrets_hint(remote, s.env)} ({s.quoted})"
+            f"caller: {secrets_hint(remote, s.env)} ({s.quoted})"
         )
     if re.search(r"does not have storage\.\w+\.\w+ access|Forbidden: ", said):
         return ExternalError(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import configparser
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from mlci.core.redact import redact_url
+from mlci.core.workflow import secrets_source
 from mlci.errors import UsageError
 
 
@@ -133,6 +135,22 @@ class Remote:
             return None
         parts = urlsplit(self.url)
         return parts.netloc.rpartition("@")[2] + parts.path.rstrip("/")
+
+
+def secrets_hint(remote: Remote, env: Mapping[str, str] | None = None) -> str:
+    """How to give the job credentials for the remote's kind (the CI secrets to set)."""
+    kind = remote.kind
+    if kind.secrets:
+        names = " and ".join(kind.secrets)
+        where = secrets_where(kind.secrets, env)
+        return f"set {names} in the CI job from its secrets ({kind.how}){where}"
+    return f"give the job its credentials: {kind.how}"
+
+
+def secrets_where(variables: tuple[str, ...], env: Mapping[str, str] | None) -> str:
+    """Which secrets fill `variables` in the job `mlci init` writes: repository or
+    environment secrets (docs/security.md)."""
+    return secrets_source(variables, os.environ if env is None else env)
 
 
 def find_dvc_root(start: Path) -> Path | None:

@@ -6,13 +6,19 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlci.config import Config
 from mlci.console import Console
 from mlci.core.flipped import MAX_EXTRA_COLUMNS
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.numbers import format_number
+from mlci.engines.storage import scheme
 from mlci.pipeline.facts import Evaluation
+
+if TYPE_CHECKING:
+    from mlci.core.predictions import Predictions
+    from mlci.core.summary import Summary
 
 
 def evaluate(
@@ -28,6 +34,9 @@ def evaluate(
     predictions when known already, read with the candidate's above evaluate.exact_rows."""
     files = metrics if metrics is not None else tuple(Path(p) for p in config.evaluate.metrics)
     read = read_metrics(files, root=config.root)
+    configured = config.evaluate.predictions
+    if predictions is None and configured is not None and scheme(configured) is not None:
+        return _remote(config, read, configured, console)
     name = predictions or (
         Path(config.evaluate.predictions) if config.evaluate.predictions else None
     )
@@ -67,17 +76,35 @@ def recompute(
     """`read` with the metrics mlci computes from the predictions in `path` in their place
     (each computed metric's source is `source`), and where the two disagreed. Raises
     MetricsError (exit 2) when the file is not predictions mlci can read, or too large."""
-    from mlci.streaming import compute_metrics
+    if config.evaluate.engine is not None:  # the engine scans: no rows in memory
+        from mlci.core import summary_stats
 
-    computed, loaded, summary = compute_metrics(
-        path,
-        task=config.evaluate.task,
-        id_column=config.evaluate.id_column,
-        exact_rows=config.evaluate.exact_rows,
-        extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
-        columns=config.evaluate.slice_columns,
-        baseline=baseline,
-    )
+        scanned = _scan(config, str(path))
+        loaded: Predictions | None = None
+        summary: Summary | None = scanned
+        computed = summary_stats.compute_metrics(scanned)
+    else:
+        from mlci.streaming import compute_metrics
+
+        computed, loaded, summary = compute_metrics(
+            path,
+            task=config.evaluate.task,
+            id_column=config.evaluate.id_column,
+            exact_rows=config.evaluate.exact_rows,
+            extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
+            columns=config.evaluate.slice_columns,
+            baseline=baseline,
+        )
+    metrics, differing = _merged(read, computed, source)
+    where = str(path) if config.evaluate.engine is not None else None
+    evaluation = Evaluation(metrics, path, loaded, (), summary, where)
+    return evaluation, Recomputed(tuple(computed), differing)
+
+
+def _merged(
+    read: Metrics, computed: dict[str, float], source: str
+) -> tuple[Metrics, tuple[tuple[str, float, float], ...]]:
+    """`read` with the computed metrics in place, and where the two disagreed."""
     values = dict(read.values)
     sources = dict(read.sources)
     differing = []
@@ -93,5 +120,22 @@ def recompute(
             differing.append((metric, float(old), value))
         values[metric] = value
         sources[metric] = source
-    evaluation = Evaluation(Metrics(values=values, sources=sources), path, loaded, (), summary)
-    return evaluation, Recomputed(tuple(computed), tuple(differing))
+    return Metrics(values=values, sources=sources), tuple(differing)
+
+
+def _scan(config: Config, candidate: str) -> Summary:
+    from mlci.engines.scan import scan
+
+    return scan(config.evaluate, candidate).summary
+
+
+def _remote(config: Config, read: Metrics, url: str, console: Console) -> Evaluation:
+    """Predictions in object storage: scanned in place by the engine (DuckDB by default),
+    never downloaded, so not copied into the report's folder or the registry."""
+    from mlci.core import summary_stats
+
+    summary = _scan(config, url)
+    computed = summary_stats.compute_metrics(summary)
+    metrics, _ = _merged(read, computed, f"{url} (computed by mlci)")
+    console.step("evaluate", f"{len(computed)} metrics computed from {url}")
+    return Evaluation(metrics, summary=summary, scanned=url)

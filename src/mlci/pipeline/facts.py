@@ -97,6 +97,7 @@ class Evaluation:
     notes: tuple[str, ...] = ()
     # Above evaluate.exact_rows, instead of `loaded`: the predictions' summary
     summary: Summary | None = None
+    scanned: str | None = None  # evaluate.engine: what it scanned, a file or a URL
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from mlci.pipeline.facts import BaselineChoice, BaselineRequest, Evaluation, Fac
 from mlci.pipeline.flipped import Compared, compare
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mlci.core.predictions import Predictions
     from mlci.core.summary import Summary
     from mlci.core.summary_stats import Approximation
@@ -257,19 +259,15 @@ def _measure_summary(
     say so; the figures are drawn from the summaries."""
     from mlci.core import summary_stats
     from mlci.core.summary_stats import approximation
-    from mlci.streaming import paired_summary
 
     summary = evaluation.summary
-    assert summary is not None and evaluation.predictions is not None
-    task, id_column = config.evaluate.task, config.evaluate.id_column
+    assert summary is not None
     found = approximation(summary)
-    notes = [_approximate(config, summary.rows, found)]
+    notes = [_approximate(config, summary.rows, found, scanned=evaluation.scanned is not None)]
     paired = None
     if choice.predictions is not None:
         try:
-            paired = paired_summary(
-                evaluation.predictions, choice.predictions, task=task, id_column=id_column
-            )
+            paired = _paired_summary(config, evaluation, choice.predictions)
         except MetricsError as exc:
             notes.append(f"Intervals are not paired: {exc.message}")
     result = {}
@@ -295,9 +293,34 @@ def _measure_summary(
     return Measured(result, rows, tuple(notes), summary=paired or summary)
 
 
-def _approximate(config: Config, rows: int, found: Approximation) -> str:
+def _paired_summary(config: Config, evaluation: Evaluation, baseline: Path) -> Summary:
+    """Both models' predictions summarised together, paired: joined by the engine where
+    evaluate.engine scanned the candidate's, else read row by row (once: the evaluate stage
+    keeps the summary when it read both files)."""
+    if evaluation.scanned is not None:
+        from mlci.engines.scan import scan
+
+        return scan(config.evaluate, evaluation.scanned, str(baseline)).summary
+    from mlci.streaming import paired_summary
+
+    assert evaluation.predictions is not None
+    evaluate = config.evaluate
+    return paired_summary(  # kept from the evaluate stage when it read both files
+        evaluation.predictions, baseline, task=evaluate.task, id_column=evaluate.id_column
+    )
+
+
+def _approximate(config: Config, rows: int, found: Approximation, *, scanned: bool) -> str:
     """What the summaries' results are, for the report and gate.json."""
     bound = f", roc_auc within ±{found.auc_bound:.2g} of the exact value" if found.auc_bound else ""
+    if scanned:
+        return (
+            f"{rows:,} rows scanned by evaluate.engine "
+            f"({config.evaluate.engine or 'duckdb'}): metrics and intervals from summaries "
+            f"(method: {found.method}{bound}; count metrics, log_loss and regression metrics "
+            f"exact). Slices and flipped examples need the rows and are skipped: set "
+            f"evaluate.engine: none to get them; the figures are drawn from the summaries."
+        )
     return (
         f"{rows:,} rows, more than evaluate.exact_rows ({config.evaluate.exact_rows:,}): "
         f"metrics and intervals from summaries read batch by batch (method: {found.method}"

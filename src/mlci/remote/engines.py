@@ -26,9 +26,17 @@ def _ray(train: TrainConfig, env: Mapping[str, str], root: Path) -> Engine:
     return RayEngine(train.ray, env, root=root)
 
 
-# train.on -> its opener; the SkyPilot engine adds its row here.
+def _skypilot(train: TrainConfig, env: Mapping[str, str], root: Path) -> Engine:
+    from mlci.remote.skypilot import SkyPilotEngine
+
+    assert train.skypilot is not None, "train.on: skypilot comes with train.skypilot (config.py)"
+    return SkyPilotEngine(train.skypilot)
+
+
+# train.on -> its opener
 ENGINES: dict[str, Opener] = {
     "ray": _ray,
+    "skypilot": _skypilot,
 }
 
 

@@ -1,7 +1,8 @@
 """The wrapper a training off the runner runs in: shipped with the project, stdlib only.
 
 The engine starts `python _mlci_entry.py` in the project's folder on the remote machine
-(mlci itself is not installed there). It reads the run's spec (`SPEC`), runs
+(mlci itself is not installed there), with the spec's name and, where the engine mounts
+train.storage (SkyPilot: at /mlci-storage), that folder. It reads the run's spec (`SPEC`), runs
 train.command with the run's environment, and stops it at the deadline itself: the
 backstop when mlci, which stops the job at train.timeout_minutes, is gone. Then it copies
 the outputs to `<storage>/<run_id>/` and writes `done.json` there (exit code, machine,
@@ -34,7 +35,9 @@ TIMED_OUT = 124  # the exit code of a training the wrapper stopped, as timeout(1
 
 
 def main(argv: list[str]) -> int:
+    """`_mlci_entry.py [SPEC [STORAGE]]`: STORAGE, where this machine sees train.storage."""
     spec = json.loads(Path(argv[1] if len(argv) > 1 else SPEC).read_text())
+    storage = argv[2] if len(argv) > 2 else spec["storage"]
     started = time.time()
     exit_code = _run(spec["command"], spec["env"], spec["timeout_s"] + BACKSTOP_GRACE_S)
     done = {
@@ -43,7 +46,7 @@ def main(argv: list[str]) -> int:
         "hostname": socket.gethostname(),
         "gpu": _gpu(),
     }
-    target = join(spec["storage"], spec["run_id"])
+    target = join(storage, spec["run_id"])
     for name in spec["outputs"]:
         if Path(name).exists():
             put(Path(name), join(target, name))
@@ -166,7 +169,8 @@ def fetch(source: str, target: Path) -> bool:
     kind = filesystem.get_file_info(where).type
     if kind == fs.FileType.NotFound:
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # A folder's files go into `target` itself: pyarrow creates no folder on this side.
+    (target if kind == fs.FileType.Directory else target.parent).mkdir(parents=True, exist_ok=True)
     fs.copy_files(where, str(target), source_filesystem=filesystem)
     return True
 

@@ -1,4 +1,5 @@
-"""What goes up to the remote machine: the project's files as one zip.
+"""What goes up to the remote machine: the project's files, as one zip (Ray) or a folder
+(SkyPilot's workdir).
 
 The files git knows under the project's folder (tracked, and untracked but not ignored:
 what the training would see on the runner), plus the data DVC pulled there (the outputs
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from mlci.remote.base import Plan
 
 ENTRY = "_mlci_entry.py"
+ENTRYPOINT = f"python {ENTRY}"  # the command an engine starts in the project's folder
 _SKIPPED = (".git", ".venv", ".mlci", ".dvc/cache", ".dvc/tmp", "__pycache__")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -45,21 +47,40 @@ class Package:
 def build(plan: Plan, *, limit_bytes: int, limit_hint: str) -> Package:
     """The zip of `plan.workdir` for `plan`; a UsageError when it is over `limit_bytes`
     (the engine's limit; `limit_hint` says how to get under it)."""
-    names = sorted(set(_tracked(plan.workdir)) | set(_dvc_data(plan.workdir)))
     buffer = io.BytesIO()
+    files = 0
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in names:
-            if not _skipped(name) and (plan.workdir / name).is_file():
-                _add(archive, name, (plan.workdir / name).read_bytes())
-        _add(archive, ENTRY, Path(entry.__file__).read_bytes())
-        _add(archive, entry.SPEC, json.dumps(_spec(plan), sort_keys=True).encode())
+        for name, content in _contents(plan):
+            _add(archive, name, content)
+            files += 1
     data = buffer.getvalue()
     if len(data) > limit_bytes:
         raise UsageError(
             f"the project's files and data come to {len(data) / 2**20:.0f} MiB zipped, over "
             f"the {limit_bytes / 2**20:.0f} MiB the engine takes: {limit_hint}"
         )
-    return Package(data=data, digest=hashlib.sha256(data).hexdigest()[:32], files=len(names))
+    return Package(data=data, digest=hashlib.sha256(data).hexdigest()[:32], files=files)
+
+
+def stage(plan: Plan, folder: Path) -> int:
+    """Write the package's files into `folder` (made empty beforehand: nothing else goes
+    up from it); the number of files."""
+    files = 0
+    for name, content in _contents(plan):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+        files += 1
+    return files
+
+
+def _contents(plan: Plan) -> Iterator[tuple[str, bytes]]:
+    """Each file of the package, by its path in it: the project's, the wrapper, the spec."""
+    names = sorted(set(_tracked(plan.workdir)) | set(_dvc_data(plan.workdir)))
+    for name in names:
+        if not _skipped(name) and (plan.workdir / name).is_file():
+            yield name, (plan.workdir / name).read_bytes()
+    yield ENTRY, Path(entry.__file__).read_bytes()
+    yield entry.SPEC, json.dumps(_spec(plan), sort_keys=True).encode()
 
 
 def _spec(plan: Plan) -> dict[str, object]:

@@ -7,7 +7,9 @@ the job is `POST /api/jobs/` with that package as its working_dir and mlci's wra
 and `POST /api/jobs/{id}/stop` stops it. The requests follow Ray's REST API description
 (docs.ray.io, "Ray Jobs REST API") and its server, ray/dashboard/modules/job/job_head.py.
 
-With `train.ray.cluster` (a cluster config) mlci brings the cluster up for the run
+The cluster's address is train.ray.address or, when mlci.yaml names no cluster, the
+RAY_ADDRESS environment variable (as `ray job submit` reads it: in CI, a variable of the
+repository). With `train.ray.cluster` (a cluster config) mlci brings the cluster up for the run
 (`ray up`, which needs the ray CLI on the runner), reaches its Jobs API through `ray
 dashboard`'s port forward, and starts `ray down` at teardown.
 """
@@ -26,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlci.core.redact import redact_url
 from mlci.errors import ExternalError, MlciError, UsageError
 from mlci.http import HttpClient, Response
 from mlci.remote import package
@@ -34,7 +37,8 @@ from mlci.remote.base import NAME_PREFIX, Launched, Plan, Progress, State, Where
 if TYPE_CHECKING:
     from mlci.config import RayConfig
 
-ENTRYPOINT = f"python {package.ENTRY}"
+ENTRYPOINT = package.ENTRYPOINT
+ADDRESS_ENV = "RAY_ADDRESS"  # the cluster's address when mlci.yaml gives none, as Ray's CLI
 # Ray keeps packages in its GCS, bounded by its gRPC message size (ray_constants.py:
 # GRPC_CPP_MAX_MESSAGE_SIZE, RAY_max_grpc_message_size on the cluster).
 PACKAGE_LIMIT_BYTES = 512 * 2**20
@@ -71,7 +75,8 @@ class RayEngine:
         self._forward: subprocess.Popen[bytes] | None = None
         self._cluster_up = False
         self._stopped = False
-        self.client = self._client(settings.address) if settings.address else None
+        address, self._setting = _address(settings, env)
+        self.client = self._client(address) if address else None
 
     # -- the Engine Protocol ------------------------------------------------------------------
 
@@ -167,7 +172,7 @@ class RayEngine:
             headers=headers,
             secrets=tuple(headers.values()),
             forge_name="Ray's Jobs API",
-            url_setting="train.ray.address",
+            url_setting=self._setting,
         )
 
     def _api(self) -> HttpClient:
@@ -188,7 +193,7 @@ class RayEngine:
     def _expect(self, answer: Response, what: str) -> Response:
         if 200 <= answer.status < 300:
             return answer
-        address = self._api().base_url
+        address = redact_url(self._api().base_url)
         detail = answer.message.strip().splitlines()
         reason = detail[-1] if detail else ""  # Ray answers a traceback: its last line says why
         if answer.status == 400:
@@ -198,7 +203,7 @@ class RayEngine:
             )
         raise ExternalError(
             f"Ray's Jobs API at {address} could not {what} ({answer.status}: {reason}); "
-            f"check that the cluster is up and train.ray.address points at its dashboard "
+            f"check that the cluster is up and {self._setting} points at its dashboard "
             f"(port 8265)"
         )
 
@@ -250,6 +255,28 @@ class RayEngine:
                 f"`{shlex.join(command)}` failed (exit code {done.returncode}); its output is "
                 f"above; check the cluster config and the cloud credentials"
             )
+
+
+def _address(settings: RayConfig, env: Mapping[str, str]) -> tuple[str | None, str]:
+    """The Jobs API's address and the setting it came from: train.ray.address, else (no
+    cluster of the run's own) RAY_ADDRESS, as `ray job submit` reads it."""
+    if settings.address is not None or settings.cluster is not None:
+        return settings.address, "train.ray.address"
+    address = env.get(ADDRESS_ENV, "").strip()
+    if not address:
+        raise UsageError(
+            f"train.ray: no cluster to submit the training to: set train.ray.address (a "
+            f"running cluster's Jobs API, e.g. http://127.0.0.1:8265) in mlci.yaml, or the "
+            f"{ADDRESS_ENV} environment variable (in CI: a repository variable, "
+            f"docs/gpu.md#ray), or train.ray.cluster (a cluster config mlci brings up)"
+        )
+    if not address.startswith(("http://", "https://")):
+        raise UsageError(
+            f"{ADDRESS_ENV} is {redact_url(address)!r}: mlci submits through the cluster's "
+            f"Jobs API, so give its dashboard's http(s) address, e.g. http://HEAD:8265 (not "
+            f"ray:// or a GCS address)"
+        )
+    return address, ADDRESS_ENV
 
 
 def _resources(plan: Plan) -> dict[str, Any]:

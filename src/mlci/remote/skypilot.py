@@ -8,6 +8,13 @@ its result. On demand, the task runs on a cluster named after the run, launched 
 mlci is gone. With spot (or `managed: true`) it is a managed job: SkyPilot's controller
 recovers a lost spot instance and removes the cluster when the job ends.
 
+The task's workdir is a folder holding exactly what goes up to a Ray job
+(mlci.remote.package: the files git lists, the data DVC pulled, the wrapper and the run's
+spec), not the project's folder: SkyPilot's upload skips what .gitignore lists, and the
+data DVC pulled is gitignored. The task's `run` is the same wrapper as Ray's
+(mlci.remote.entry) with the bucket mounted at /mlci-storage: it copies the outputs there
+and writes done.json with the training's exit code, which mlci reads back.
+
 `sky` is imported inside the functions that use it: it is heavy, and only this engine
 needs it (`pip install mlci[skypilot]`).
 """
@@ -17,23 +24,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import posixpath
 import queue
-import shlex
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from mlci.config import Resources, SkyPilotConfig
 from mlci.core.redact import plain_http_refusal, redact_url
 from mlci.errors import ExternalError, UsageError
+from mlci.remote import entry, package
 from mlci.remote.base import NAME_PREFIX, Launched, Plan, Progress, State, Where
 
+if TYPE_CHECKING:
+    from mlci.config import Resources, SkyPilotConfig
+
 STORAGE_MOUNT = "/mlci-storage"  # where the task sees train.storage: outputs go to <it>/<run_id>
-EXIT_MARKER = "mlci-exit-code: "  # the run script's last line: the training's own exit code
+# The run: mlci's wrapper, which writes the outputs and done.json under the mounted bucket.
+RUN = f"{package.ENTRYPOINT} {entry.SPEC} {STORAGE_MOUNT}"
+# An empty .skyignore in the workdir: SkyPilot then ignores no file (not even gitignored data).
+SKYIGNORE = ".skyignore"
 BUCKETS = ("s3://", "gs://", "r2://", "cos://", "oci://", "https://")  # what SkyPilot mounts
 ENDPOINT_ENV = "SKYPILOT_API_SERVER_ENDPOINT"
 _FIX_SERVER = (
@@ -42,8 +55,9 @@ _FIX_SERVER = (
 )
 
 
-def task_config(plan: Plan, settings: SkyPilotConfig) -> dict[str, Any]:
-    """The SkyPilot task (its YAML, as a mapping) that runs `plan`."""
+def task_config(plan: Plan, settings: SkyPilotConfig, workdir: Path) -> dict[str, Any]:
+    """The SkyPilot task (its YAML, as a mapping) that runs `plan` from `workdir` (the
+    folder `stage` filled)."""
     if not plan.storage.startswith(BUCKETS):
         raise UsageError(
             f"train.storage is {plan.storage!r}, which SkyPilot cannot mount on the cloud "
@@ -51,12 +65,18 @@ def task_config(plan: Plan, settings: SkyPilotConfig) -> dict[str, Any]:
         )
     return {
         "name": plan.run_id,
-        "workdir": str(plan.workdir),
+        "workdir": str(workdir),
         "resources": _resources(plan.resources, settings),
         "file_mounts": {STORAGE_MOUNT: {"source": plan.storage, "mode": "MOUNT"}},
         "envs": {**plan.env, "MLCI_RUN_ID": plan.run_id},
-        "run": run_script(plan),
+        "run": RUN,
     }
+
+
+def stage(plan: Plan, folder: Path) -> None:
+    """Fill the empty `folder` with what goes up (mlci.remote.package), as the task's workdir."""
+    package.stage(plan, folder)
+    (folder / SKYIGNORE).write_text("")
 
 
 def managed(settings: SkyPilotConfig) -> bool:
@@ -85,26 +105,6 @@ def _resources(resources: Resources, settings: SkyPilotConfig) -> dict[str, Any]
     return found
 
 
-def run_script(plan: Plan) -> str:
-    """The task's `run`: the command, its outputs copied to the storage, its exit code."""
-    command = plan.command if isinstance(plan.command, str) else shlex.join(plan.command)
-    target = f"{STORAGE_MOUNT}/{plan.run_id}"
-    # Each output is copied where it exists; a missing one is mlci's to report, later.
-    copies = "".join(
-        f"if [ -e {shlex.quote(name)} ]; then mkdir -p {shlex.quote(posixpath.dirname(path))}"
-        f" && cp -r {shlex.quote(name)} {shlex.quote(path)}; fi\n"
-        for name, path in ((name, f"{target}/{name}") for name in plan.outputs)
-    )
-    return (
-        f"{command}\n"
-        "code=$?\n"
-        f"mkdir -p {shlex.quote(target)}\n"
-        f"{copies}"
-        f"echo '{EXIT_MARKER}'$code\n"
-        "exit $code\n"
-    )
-
-
 class SkyPilotEngine:
     """One training on SkyPilot; see the module's docstring."""
 
@@ -117,11 +117,11 @@ class SkyPilotEngine:
         self._job_id: int | None = None
         self._lines: queue.Queue[str] = queue.Queue()
         self._state: State = "pending"
-        self._exit_code: int | None = None
         self._failure: ExternalError | None = None
         self._started = time.monotonic()
         self._ended: float | None = None
         self._follower: threading.Thread | None = None
+        self._machine: dict[str, Any] | None = None  # _record, once the job runs
         self._stopped = False
         self._down = False
 
@@ -132,14 +132,18 @@ class SkyPilotEngine:
         followed in the background."""
         sky = _sky()
         self._use_endpoint()
-        config = task_config(plan, self.settings)
-        try:
-            task = sky.Task.from_yaml_config(config)
-        except ValueError as error:  # SkyPilot's schema: the fix is in mlci.yaml
-            raise UsageError(f"SkyPilot refused the task for train.skypilot: {error}") from None
-        self._run_id = plan.run_id
-        self._started = time.monotonic()
-        request = self._call("launch", lambda: self._submit(task, plan.run_id))
+        # The client uploads the workdir before `launch` returns: then it is no longer needed.
+        with tempfile.TemporaryDirectory(prefix="mlci-skypilot-") as folder:
+            workdir = Path(folder)
+            config = task_config(plan, self.settings, workdir)
+            stage(plan, workdir)
+            try:
+                task = sky.Task.from_yaml_config(config)
+            except ValueError as error:  # SkyPilot's schema: the fix is in mlci.yaml
+                raise UsageError(f"SkyPilot refused the task for train.skypilot: {error}") from None
+            self._run_id = plan.run_id
+            self._started = time.monotonic()
+            request = self._call("launch", lambda: self._submit(task, plan.run_id))
         self._follower = threading.Thread(target=self._follow, args=(request,), daemon=True)
         self._follower.start()
 
@@ -158,16 +162,17 @@ class SkyPilotEngine:
             )
 
     def poll(self) -> Progress:
-        """The lines streamed since the last poll; the state, and the exit code at the end."""
+        """The lines streamed since the last poll and the state; the exit code is the
+        wrapper's, in done.json (mlci.remote.run reads it)."""
         # The state first: the follower queues every line before it sets a final one.
-        state, exit_code, failure = self._state, self._exit_code, self._failure
+        state, failure = self._state, self._failure
         lines: list[str] = []
         with contextlib.suppress(queue.Empty):
             while True:
                 lines.append(self._lines.get_nowait())
         if failure is not None and not lines:
             raise failure
-        return Progress(tuple(lines), state, exit_code)
+        return Progress(tuple(lines), state)
 
     def stop(self) -> None:
         """Cancel the job (idempotent)."""
@@ -200,10 +205,8 @@ class SkyPilotEngine:
         run_id = self._run_id
         if run_id is None:
             return Where(engine=self.name)
-        try:
-            record = self._record(run_id)
-        except ExternalError:
-            record = None
+        # As read while the job ran: once torn down, the cluster is gone from the status.
+        record = self._machine or self._quiet_record(run_id)
         if record is None:
             return Where(engine=self.name, spot=self.settings.spot, minutes=minutes)
         return Where(
@@ -255,10 +258,7 @@ class SkyPilotEngine:
         try:
             self._state = "running"
             for line in self._stream(request):
-                if line.startswith(EXIT_MARKER) and line[len(EXIT_MARKER) :].strip().isdigit():
-                    self._exit_code = int(line[len(EXIT_MARKER) :])
-                else:
-                    self._lines.put(line)
+                self._lines.put(line)
             self._state = self._final()
         except ExternalError as error:
             # Stopped while launching, the cluster taken down under it: no failure of its own.
@@ -286,6 +286,7 @@ class SkyPilotEngine:
                 "logs",
                 lambda: sky.tail_logs(run_id, self._job_id, follow=True, preload_content=False),
             )
+        self._machine = self._quiet_record(run_id)
         for chunk in logs:
             if chunk is None:
                 break
@@ -308,6 +309,12 @@ class SkyPilotEngine:
         if status == "SUCCEEDED":
             return "succeeded"
         return "stopped" if status == "CANCELLED" else "failed"
+
+    def _quiet_record(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return self._record(run_id)
+        except ExternalError:  # where it ran is reported as far as known
+            return None
 
     def _record(self, run_id: str) -> dict[str, Any] | None:
         sky = _sky()
@@ -344,6 +351,7 @@ class SkyPilotEngine:
     # -- the SDK's boundary -------------------------------------------------------------
 
     def _use_endpoint(self) -> None:
+        _sky()  # SkyPilot installed, or the fix
         from sky.server import common
 
         # The SDK reads its server's URL from the environment, and keeps the first it read
@@ -381,7 +389,13 @@ _FINAL: tuple[State, ...] = ("succeeded", "failed", "stopped")
 
 
 def _sky() -> Any:
-    import sky
+    try:
+        import sky
+    except ImportError:
+        raise UsageError(
+            "train.on: skypilot needs SkyPilot's client on the runner: pip install "
+            "'mlci[skypilot]' (or skypilot at the API server's version) in the job"
+        ) from None
 
     # SkyPilot logs its progress ("Uploading files...") to stdout: mlci's results go there.
     for handler in logging.getLogger("sky").handlers:

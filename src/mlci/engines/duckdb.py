@@ -1,0 +1,75 @@
+"""DuckDB embedded: SQL over local or remote predictions files, out of core.
+
+Object-storage URLs (s3://, gs://, az://) are read through the fsspec filesystems the
+caller passes (`engines.storage`), registered with DuckDB: DuckDB's own httpfs and azure
+extensions are downloaded on first use, which a runner without network cannot do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from mlci.errors import MetricsError, UsageError
+
+if TYPE_CHECKING:  # the engine only: engines.scan runs engines.sql's queries on it
+    from mlci.engines.sql import Source
+
+_READERS = {
+    "parquet": "read_parquet({path})",
+    "csv": "read_csv({path}, header = true)",
+    "tsv": "read_csv({path}, header = true, delim = '\\t')",
+    "jsonl": "read_json({path}, format = 'newline_delimited')",
+}
+
+
+@contextmanager
+def opened(filesystems: Sequence[Any] = ()) -> Iterator[_DuckDB]:
+    """An in-process DuckDB for `engines.sql.summarize`; `filesystems` (fsspec's) read the
+    object-storage URLs. DuckDB's errors become MetricsError."""
+    try:
+        import duckdb
+    except ImportError:
+        raise UsageError(
+            "evaluate.engine is duckdb, which is not installed: pip install 'mlci[duckdb]'"
+        ) from None
+    connection = duckdb.connect()
+    try:
+        # Rows need no order here, and an unordered scan streams in bounded memory.
+        connection.execute("SET preserve_insertion_order = false")
+        for filesystem in filesystems:
+            connection.register_filesystem(filesystem)
+        yield _DuckDB(connection)
+    except duckdb.Error as exc:
+        raise MetricsError(f"DuckDB could not summarise the predictions: {exc}") from None
+    finally:
+        connection.close()
+
+
+class _DuckDB:
+    quote = '"'
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def view(self, name: str, source: Source) -> tuple[str, ...]:
+        literal = "'" + source.path.replace("'", "''") + "'"
+        reader = _READERS[source.fmt].format(path=literal)
+        self.connection.execute(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS FROM {reader}")
+        described = self.connection.execute(f"DESCRIBE {name}").fetchall()
+        return tuple(str(row[0]) for row in described)
+
+    def codes(self, labels: Sequence[object], *, integer: bool) -> None:
+        kind = "BIGINT" if integer else "VARCHAR"
+        self.connection.execute(f"CREATE OR REPLACE TEMPORARY TABLE codes (label {kind}, code INT)")
+        self.connection.executemany(
+            "INSERT INTO codes VALUES (?, ?)", [(label, code) for code, label in enumerate(labels)]
+        )
+
+    def keep(self, view: str) -> None:
+        pass  # each query streams the files again: memory stays bounded
+
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        cursor = self.connection.execute(query)
+        return cursor.fetchall() if cursor.description else []

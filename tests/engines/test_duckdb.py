@@ -1,0 +1,130 @@
+"""DuckDB scans predictions files into the summary mlci makes of its own reading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
+
+from mlci.core.summary import ClassificationSummary
+from mlci.engines.scan import run
+from mlci.engines.sql import Request, Source
+from mlci.errors import MetricsError
+from tests.engines.data import (
+    assert_same,
+    reference,
+    regression_reference,
+    write_classification,
+    write_regression,
+)
+
+pytest.importorskip("duckdb")
+
+BINS = 50
+
+
+def source(path: Path) -> Source:
+    return Source(str(path), "parquet" if path.suffix == ".parquet" else path.suffix[1:])
+
+
+def check(candidate: Path, baseline: Path | None, found: ClassificationSummary) -> None:
+    """`found` is the reference summary, and its exact quantities are scikit-learn's."""
+    want, joined = reference(candidate, baseline, BINS)
+    assert_same(found, want)
+    truth = joined.candidate
+    k = len(found.classes)
+    table = found.joint.dense(k ** (3 if baseline else 2)).reshape((k, k, -1)).sum(axis=2)
+    labels = list(found.classes)
+    sklearn_table = confusion_matrix(truth.y_true, truth.y_pred, labels=labels)
+    np.testing.assert_array_equal(table, sklearn_table)
+    accuracy = np.trace(table) / found.rows
+    assert accuracy == pytest.approx(accuracy_score(truth.y_true, truth.y_pred), abs=1e-15)
+    assert truth.scores is not None and found.moments is not None
+    mean_loss = found.moments.means()[0]
+    assert mean_loss == pytest.approx(log_loss(truth.y_true, truth.scores, labels=labels), rel=1e-9)
+
+
+def test_one_model_is_summarised_as_mlci_and_sklearn_see_it(tmp_path: Path) -> None:
+    candidate, _ = write_classification(tmp_path)
+    scanned = run(Request(source(candidate), bins=BINS))
+    assert isinstance(scanned.summary, ClassificationSummary)
+    assert scanned.summary.rows == 2993
+    check(candidate, None, scanned.summary)
+
+
+def test_two_models_are_paired_by_id_and_unmatched_rows_counted(tmp_path: Path) -> None:
+    candidate, baseline = write_classification(tmp_path)
+    scanned = run(Request(source(candidate), source(baseline), bins=BINS))
+    assert isinstance(scanned.summary, ClassificationSummary)
+    assert (scanned.summary.rows, scanned.only_candidate, scanned.only_baseline) == (2988, 5, 7)
+    check(candidate, baseline, scanned.summary)
+
+
+def test_csv_files_give_the_same_summary(tmp_path: Path) -> None:
+    candidate, baseline = write_classification(tmp_path, fmt="csv")
+    scanned = run(Request(source(candidate), source(baseline), bins=BINS))
+    assert isinstance(scanned.summary, ClassificationSummary)
+    check(candidate, baseline, scanned.summary)
+
+
+def test_regression_moments_give_sklearn_errors(tmp_path: Path) -> None:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+    from mlci.predictions import load_predictions
+
+    candidate, baseline = write_regression(tmp_path)
+    summary = run(Request(source(candidate), source(baseline), task="regression")).summary
+    assert_same(summary, regression_reference(candidate, baseline))
+    truth = load_predictions(candidate, task="regression")
+    means = dict(zip(summary.moments.names, summary.moments.means(), strict=True))
+    assert means["squared"] == pytest.approx(mean_squared_error(truth.y_true, truth.y_pred))
+    assert means["abs"] == pytest.approx(mean_absolute_error(truth.y_true, truth.y_pred))
+
+
+def test_repeated_ids_are_refused_with_the_fix(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    candidate, baseline = write_classification(tmp_path, rows=100)
+    table = pq.read_table(baseline)
+    ids = table.column("id").to_pylist()
+    ids[1] = ids[0]
+    pq.write_table(table.set_column(0, "id", pa.array(ids)), baseline)
+    with pytest.raises(MetricsError, match=r"1 rows repeat an id of another row"):
+        run(Request(source(candidate), source(baseline)))
+
+
+def test_a_baseline_without_ids_is_refused_naming_id_column(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    candidate, baseline = write_classification(tmp_path, rows=100)
+    pq.write_table(pq.read_table(baseline).drop_columns(["id"]), baseline)
+    with pytest.raises(MetricsError, match=r"base\.parquet: no column id; .*evaluate\.id_column"):
+        run(Request(source(candidate), source(baseline)))
+
+
+def test_different_truth_on_the_same_id_is_refused(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    candidate, baseline = write_classification(tmp_path, rows=100)
+    table = pq.read_table(baseline)
+    truth = table.column("y_true").to_numpy().copy()
+    truth[:3] = (truth[:3] + 1) % 4
+    pq.write_table(table.set_column(1, "y_true", pa.array(truth)), baseline)
+    with pytest.raises(MetricsError, match=r"y_true differs on 3 rows of the same id"):
+        run(Request(source(candidate), source(baseline)))
+
+
+def test_probabilities_that_do_not_sum_to_one_are_refused(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    candidate, _ = write_classification(tmp_path, rows=100)
+    table = pq.read_table(candidate)
+    doubled = pa.compute.multiply(table.column("p_0"), 2)
+    pq.write_table(table.set_column(3, "p_0", doubled), candidate)
+    with pytest.raises(MetricsError, match=r"cand\.parquet: the probabilities of \d+ rows"):
+        run(Request(source(candidate)))

@@ -1,0 +1,51 @@
+"""Spark (local[2]) scans predictions into the same summary as DuckDB and mlci's reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlci.core.summary import ClassificationSummary
+from mlci.engines.scan import run
+from mlci.engines.spark import session_for
+from mlci.engines.sql import Request
+from mlci.errors import MetricsError
+from tests.engines.data import assert_same, write_classification, write_regression
+from tests.engines.test_duckdb import BINS, check, source
+
+# One JVM per test worker: the Spark tests share one session, on one worker.
+pytestmark = pytest.mark.xdist_group("spark")
+
+
+def test_spark_pairs_and_summarises_as_mlci_and_sklearn(tmp_path: Path, spark: Any) -> None:
+    candidate, baseline = write_classification(tmp_path)
+    scanned = run(Request(source(candidate), source(baseline), bins=BINS), "spark")
+    assert isinstance(scanned.summary, ClassificationSummary)
+    assert (scanned.summary.rows, scanned.only_candidate, scanned.only_baseline) == (2988, 5, 7)
+    check(candidate, baseline, scanned.summary)
+
+
+def test_spark_duckdb_and_mlci_agree_on_one_csv_model(tmp_path: Path, spark: Any) -> None:
+    candidate, _ = write_classification(tmp_path, fmt="csv", rows=500)
+    scanned = run(Request(source(candidate), bins=BINS), "spark")
+    assert isinstance(scanned.summary, ClassificationSummary)
+    check(candidate, None, scanned.summary)
+    assert_same(scanned.summary, run(Request(source(candidate), bins=BINS)).summary)
+
+
+def test_spark_and_duckdb_agree_on_regression(tmp_path: Path, spark: Any) -> None:
+    candidate, baseline = write_regression(tmp_path)
+    request = Request(source(candidate), source(baseline), task="regression")
+    assert_same(run(request, "spark").summary, run(request).summary)
+
+
+def test_spark_runs_in_the_active_session(spark: Any) -> None:
+    assert session_for("spark://nowhere.invalid:7077") is spark
+
+
+def test_spark_refuses_a_missing_file_naming_it(tmp_path: Path, spark: Any) -> None:
+    missing = tmp_path / "nothing.parquet"
+    with pytest.raises(MetricsError, match=r"nothing\.parquet: Spark cannot read it"):
+        run(Request(source(missing)), "spark")
