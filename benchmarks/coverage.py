@@ -11,7 +11,7 @@ uniformly. By symmetry every class's precision, recall and F1 then equal the mod
 probability of being right, so every count-based metric (accuracy, balanced accuracy, the
 macro, micro and weighted averages, each class's) has that true value, and every paired
 difference is 0.0194. It prints, for each method (`bootstrap`, `normal (influence
-function)`) and each setting (10 classes, 1,000 classes), the share of intervals that hold
+function)`) and each setting (10, 100 and 1,000 classes), the share of intervals that hold
 the true value: for the candidate alone and for the paired difference. It asserts nothing;
 tests/core/test_count_intervals.py runs a small version with tolerant bounds.
 """
@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repetitions", type=int, default=1000)
     parser.add_argument("--resamples", type=int, default=1000, help="of the bootstrap")
     parser.add_argument("--rows-10", type=int, default=5_000, help="rows with 10 classes")
+    parser.add_argument("--rows-100", type=int, default=20_000, help="with 100 classes")
     parser.add_argument("--rows-1000", type=int, default=200_000, help="with 1,000 classes")
     parser.add_argument(
         "--bootstrap-repetitions-1000",
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     print(f"95% intervals; share holding the true value ({', '.join(SHOWN)})")
-    for classes, rows in ((10, args.rows_10), (1000, args.rows_1000)):
+    for classes, rows in ((10, args.rows_10), (100, args.rows_100), (1000, args.rows_1000)):
         for method in ("bootstrap", "normal (influence function)"):
             repetitions = args.repetitions
             if classes == 1000 and method == "bootstrap":

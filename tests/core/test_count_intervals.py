@@ -106,9 +106,12 @@ def test_the_influence_function_leaves_out_a_class_one_model_never_saw() -> None
         (10, 2000, "bootstrap", True),
         (10, 2000, INFLUENCE, False),
         (10, 2000, INFLUENCE, True),
-        # Paired only: a model's own weighted average over 200 classes of 200 rows is biased
-        # by about a standard error, and covers ~90% (docs/gate.md).
         (200, 40_000, INFLUENCE, True),
+        # 1,000 classes of 200 rows: the plug-in macro and weighted averages are biased by
+        # about a standard error; the interval is centred on the bias-corrected value.
+        (1000, 200_000, INFLUENCE, False),
+        # 100 classes of 100 rows: the gate's bootstrap, moved by twice the bias.
+        (100, 10_000, "bootstrap", False),
     ],
 )
 def test_coverage_of_95_percent_intervals(
