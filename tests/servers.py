@@ -8,6 +8,7 @@ import http.server
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -421,6 +422,24 @@ def _is_free(port: int) -> bool:
     return True
 
 
+def ray_head_start(folder: Path, first: int, resources: Mapping[str, float]) -> list[str]:
+    """`ray start --head`'s arguments (after `ray`) for a head on 127.0.0.1 whose ports are
+    the 40 from `first` (the dashboard's is `first`) and whose files are in `folder`."""
+    ports = iter(range(first + 1, first + 10))
+    return [
+        "start", "--head", "--disable-usage-stats",
+        "--num-cpus", "2", "--num-gpus", "1", "--resources", json.dumps(dict(resources)),
+        "--object-store-memory", str(80_000_000), "--temp-dir", str(folder),
+        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(first),
+        "--port", str(next(ports)), "--ray-client-server-port", str(next(ports)),
+        "--dashboard-agent-listen-port", str(next(ports)),
+        "--dashboard-agent-grpc-port", str(next(ports)),
+        "--node-manager-port", str(next(ports)), "--object-manager-port", str(next(ports)),
+        "--metrics-export-port", str(next(ports)), "--runtime-env-agent-port", str(next(ports)),
+        "--min-worker-port", str(first + 10), "--max-worker-port", str(first + 39),
+    ]  # fmt: skip
+
+
 @contextlib.contextmanager
 def ray_head(folder: Path, *, resources: Mapping[str, float]) -> Iterator[str]:
     """A real Ray head on 127.0.0.1 (CPU only: 2 CPUs, a small object store), the URL of
@@ -429,21 +448,8 @@ def ray_head(folder: Path, *, resources: Mapping[str, float]) -> Iterator[str]:
     workers live side by side; it runs as `ray start --block` in a process group of its
     own, stopped as a whole at the end (`ray stop` would stop every head on the machine)."""
     ray = Path(sys.executable).parent / "ray"
-    first = _free_block(40)
-    ports = iter(range(first, first + 10))
-    dashboard = next(ports)
-    command = [
-        str(ray), "start", "--head", "--block", "--disable-usage-stats",
-        "--num-cpus", "2", "--num-gpus", "1", "--resources", json.dumps(dict(resources)),
-        "--object-store-memory", str(80_000_000), "--temp-dir", str(folder),
-        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard),
-        "--port", str(next(ports)), "--ray-client-server-port", str(next(ports)),
-        "--dashboard-agent-listen-port", str(next(ports)),
-        "--dashboard-agent-grpc-port", str(next(ports)),
-        "--node-manager-port", str(next(ports)), "--object-manager-port", str(next(ports)),
-        "--metrics-export-port", str(next(ports)), "--runtime-env-agent-port", str(next(ports)),
-        "--min-worker-port", str(first + 10), "--max-worker-port", str(first + 39),
-    ]  # fmt: skip
+    dashboard = _free_block(40)
+    command = [str(ray), *ray_head_start(folder, dashboard, resources), "--block"]
     # The jobs' `python` is this interpreter (the wrapper and the test trainings need only
     # the standard library).
     env = {**os.environ, "PATH": f"{ray.parent}{os.pathsep}{os.environ['PATH']}"}
@@ -480,3 +486,127 @@ def _wait_for_jobs_api(url: str, process: subprocess.Popen[Any]) -> None:
                 return
         time.sleep(0.5)
     raise RuntimeError("Ray's Jobs API did not answer in a minute")
+
+
+@dataclass(frozen=True)
+class RayNodeHost:
+    """A machine for Ray's local node provider (`provider: {type: local}`): sshd on
+    127.0.0.1 in a PID and mount namespace of its own, where root's home is `home` (its
+    .bashrc puts this Python's `ray` first on PATH, and Ray's /tmp/ray in the folder).
+    `ray down` runs `ray stop` on the head, which stops every Ray process it can see:
+    there, only those started through this sshd, not the other heads of the machine."""
+
+    port: int
+    key: Path
+    home: Path
+    namespace: str  # /proc/<pid>/ns/pid of the processes inside
+
+    def proxy_command(self) -> str:
+        """An ssh ProxyCommand to this sshd: Ray's cluster config has no SSH port."""
+        return shlex.join([
+            "ssh", "-i", str(self.key), "-p", str(self.port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-W", f"127.0.0.1:{self.port}", "root@127.0.0.1",
+        ])  # fmt: skip
+
+    def cluster_config(self, folder: Path, resources: Mapping[str, float]) -> dict[str, Any]:
+        """A Ray cluster config whose head is this machine: a head of `ray_head_start`
+        (ports of this worker's slice, its files in `folder`), no workers."""
+        start = ray_head_start(folder, _free_block(40), resources)
+        return {
+            "cluster_name": "unnamed",  # mlci names each run's cluster
+            "max_workers": 0,
+            "idle_timeout_minutes": 5,
+            "provider": {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []},
+            "auth": {
+                "ssh_user": "root",
+                "ssh_private_key": str(self.key),
+                "ssh_proxy_command": self.proxy_command(),
+            },
+            "file_mounts": {},
+            "initialization_commands": [],
+            "setup_commands": [],
+            "head_setup_commands": [],
+            "worker_setup_commands": [],
+            # Not Ray's default, which begins with `ray stop` and uses the default ports.
+            "head_start_ray_commands": [
+                shlex.join(["ray", *start]) + " --autoscaling-config=~/ray_bootstrap_config.yaml"
+            ],
+            "worker_start_ray_commands": [],
+        }
+
+    def ray_processes(self) -> list[str]:
+        """The command lines of the Ray heads' GCS and raylets running inside."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError):
+                if entry.name.isdigit() and str((entry / "ns/pid").readlink()) == self.namespace:
+                    line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                    if "gcs_server" in line or "/raylet" in line:
+                        found.append(line)
+        return found
+
+
+def can_host_ray_nodes() -> str | None:
+    """Why RayNodeHost cannot run here, or None."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        return "needs root on Linux (PID and mount namespaces)"
+    missing = [name for name in ("ssh", "rsync", "unshare") if shutil.which(name) is None]
+    if sshd_program() is None or missing:
+        return f"needs {', '.join(missing) or 'sshd'} (Debian: openssh-server, rsync)"
+    return None
+
+
+@contextlib.contextmanager
+def ray_node_host(folder: Path) -> Iterator[RayNodeHost]:
+    """A RayNodeHost in `folder`; at the end everything started inside it is killed."""
+    program = sshd_program()
+    assert program is not None, can_host_ray_nodes()
+    _keygen(folder / "host_key")
+    _keygen(folder / "user_key")
+    home = folder / "home"
+    home.mkdir()
+    (folder / "tmp").mkdir()  # Ray's, for the local provider's state on the head
+    (home / ".bashrc").write_text(
+        f'export PATH={Path(sys.executable).parent}:"$PATH" RAY_TMPDIR={folder / "tmp"}\n'
+    )
+    passwd = folder / "passwd"  # root's home is `home`, in the namespace only
+    passwd.write_text(
+        "".join(
+            f"root:x:0:0:root:{home}:/bin/bash\n" if line.startswith("root:") else line
+            for line in Path("/etc/passwd").read_text().splitlines(keepends=True)
+        )
+    )
+    port = free_port()
+    config = folder / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\n"
+        f"AuthorizedKeysFile {folder / 'user_key.pub'}\nPidFile none\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "StrictModes no\nPermitRootLogin prohibit-password\nLogLevel ERROR\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)
+    inside = f"mount --bind {passwd} /etc/passwd && exec {program} -D -e -f {config}"
+    with (folder / "sshd.log").open("w") as log:
+        process = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", inside],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        wait_until_listening(port, process, "sshd in its namespace")
+    except BaseException:
+        process.kill()  # --kill-child: sshd goes too
+        process.wait()
+        raise
+    # sshd, the namespace's PID 1 (unshare itself ignores SIGTERM while it waits for it)
+    [sshd] = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    try:
+        yield RayNodeHost(
+            port, folder / "user_key", home, str(Path(f"/proc/{sshd}/ns/pid").readlink())
+        )
+    finally:
+        # When the namespace's PID 1 dies, the kernel kills all inside.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(sshd), signal.SIGTERM)
+        process.wait(timeout=10)

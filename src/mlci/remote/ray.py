@@ -11,7 +11,9 @@ The cluster's address is train.ray.address or, when mlci.yaml names no cluster, 
 RAY_ADDRESS environment variable (as `ray job submit` reads it: in CI, a variable of the
 repository). With `train.ray.cluster` (a cluster config) mlci brings the cluster up for the run
 (`ray up`, which needs the ray CLI on the runner), reaches its Jobs API through `ray
-dashboard`'s port forward, and starts `ray down` at teardown.
+dashboard`'s port forward (SSH, as `ray up` reaches the head: a cloud's firewall need not
+open the dashboard's port) to the dashboard port the config's head_start_ray_commands give,
+and starts `ray down` at teardown.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from mlci.core.redact import redact_url
 from mlci.errors import ExternalError, MlciError, UsageError
@@ -57,6 +61,7 @@ _ALIVE = ("PENDING", "RUNNING")
 _ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
 _TEARDOWN_TIMEOUT_S = 2.0  # a cancelled CI job's grace is a few seconds
 _FORWARD_WAIT_S = 60.0
+DASHBOARD_PORT = 8265  # `ray start --head`'s default --dashboard-port
 
 
 class RayEngine:
@@ -147,8 +152,9 @@ class RayEngine:
         if self.client is None:
             raise UsageError(
                 "train.ray.cluster: a cluster mlci brings up per run is not listed (Ray keeps "
-                "no list of them off the machine that ran `ray up`); `ray status` with the "
-                "cluster config, or the cloud's console, shows one left running"
+                "no list of clusters: a cloud finds one by its name, mlci-<time>-<random>); "
+                "`ray get-head-ip <config> --cluster-name NAME`, or the cloud's console "
+                "(instances tagged ray-cluster-name), shows one left running"
             )
         answer = self._expect(self._api().request("GET", "/api/jobs/"), "list the jobs")
         found = []
@@ -219,11 +225,14 @@ class RayEngine:
     # -- a cluster for the run (train.ray.cluster) ---------------------------------------------
 
     def _bring_up(self, run_id: str) -> None:
+        config, _, _ = self._cluster_args(run_id)
+        remote = _dashboard_port(Path(config), name=str(self.settings.cluster))
         self._cluster_up = True  # from here on, teardown runs `ray down`
         self._ray_cli("up", "-y", "--no-config-cache", *self._cluster_args(run_id))
         port = _free_port()
+        forward = ["ray", "dashboard", "--port", str(port), "--remote-port", str(remote)]
         self._forward = subprocess.Popen(
-            ["ray", "dashboard", "--port", str(port), *self._cluster_args(run_id)],
+            [*forward, *self._cluster_args(run_id)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -277,6 +286,41 @@ def _address(settings: RayConfig, env: Mapping[str, str]) -> tuple[str | None, s
             f"ray:// or a GCS address)"
         )
     return address, ADDRESS_ENV
+
+
+def _dashboard_port(config: Path, *, name: str) -> int:
+    """The head's dashboard port: the --dashboard-port of the cluster config's
+    head_start_ray_commands, else Ray's default."""
+    try:
+        loaded = yaml.safe_load(config.read_text(encoding="utf-8"))
+        commands = loaded.get("head_start_ray_commands") if isinstance(loaded, dict) else None
+        lines = commands if isinstance(commands, list) else []  # else Ray's own, or its error
+        words = [word for line in lines for word in shlex.split(str(line))]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as error:
+        raise UsageError(
+            f"train.ray.cluster: cannot read the cluster config {name} ({error}); give the "
+            f"path of a Ray cluster config (the YAML `ray up` takes), relative to mlci.yaml"
+        ) from None
+    port = _flag(words, "--dashboard-port")
+    if port is None:
+        return DASHBOARD_PORT
+    if not port.isdigit():
+        raise UsageError(
+            f"train.ray.cluster: {name} starts the head with --dashboard-port {port!r}: give "
+            f"a port number (mlci forwards it to reach the Jobs API), or leave it out for "
+            f"{DASHBOARD_PORT}"
+        )
+    return int(port)
+
+
+def _flag(words: list[str], flag: str) -> str | None:
+    """The value of `flag` (`--flag V` or `--flag=V`) among a command line's words."""
+    for at, word in enumerate(words):
+        if word.startswith(f"{flag}="):
+            return word.partition("=")[2]
+        if word == flag and at + 1 < len(words):
+            return words[at + 1]
+    return None
 
 
 def _resources(plan: Plan) -> dict[str, Any]:
