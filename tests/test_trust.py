@@ -253,3 +253,31 @@ def test_a_pull_request_cannot_unslice_its_own_gate(
         "changes evaluate.slice\\_min\\_rows in mlci.yaml"
         in (project.out / "report.md").read_text()
     )
+
+
+def test_a_pull_request_cannot_send_its_training_to_a_cluster_of_its_choosing(
+    project: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The cluster receives the project, the data and the job's cloud credentials: where it
+    # is comes from the base branch. Neither address answers; the error names the one used.
+    off_runner = (
+        "  timeout_minutes: 1\n"
+        "  on: ray\n"
+        f"  storage: {tmp_path / 'runs'}\n"
+        "  ray: {address: 'http://127.0.0.1:1'}\n"
+    )
+    project.write(
+        "mlci.yaml", project.config.read_text().replace("  timeout_minutes: 1\n", off_runner)
+    )
+    project.commit("train on the team's Ray cluster")
+    project.branch("pr/elsewhere")
+    project.write("mlci.yaml", project.config.read_text().replace("127.0.0.1:1'", "127.0.0.1:2'"))
+    project.commit("train on my own cluster")
+    github_pull_request(monkeypatch, "pr/elsewhere")
+
+    outcome, log = run(project)
+
+    assert outcome.exit_code != EXIT_OK
+    error = str(project.gate_json()["error"])
+    assert "127.0.0.1:1" in error and "127.0.0.1:2" not in error + log
+    assert "changes train.ray.address in mlci.yaml" in log

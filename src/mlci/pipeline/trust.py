@@ -3,9 +3,10 @@
 A pull request's own mlci.yaml is part of the code under review: read as is, it could
 loosen the gate that judges it, pick its own baseline, or send the job's credentials to a
 server of its choosing. So on a pull-request build the sections that decide the verdict
-and where credentials go (`gate`, `registry`, `publish`) come from the base branch's
+and where credentials go (`gate`, `registry`, `publish`; of `train`, where a training off
+the runner goes: `on`, `storage`, `ray`, `skypilot`) come from the base branch's
 mlci.yaml, read from git at the merge base like the git baseline's metrics; the rest
-(the training, the evaluation, the report) is the pull request's. What it changes in
+(the training's command, the evaluation, the report) is the pull request's. What it changes in
 those sections is listed in the report and takes effect after merge.
 docs/security.md#who-is-trusted.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from mlci import git
 from mlci.ci import CiContext
-from mlci.config import Config, parse_config
+from mlci.config import Config, TrainConfig, parse_config
 from mlci.console import Console
 from mlci.errors import UsageError
 from mlci.pipeline.basecommit import pull_request_base
@@ -30,6 +31,9 @@ TRUSTED_SECTIONS = ("gate", "registry", "publish")
 # The evaluation's size limits and the slices the rules are judged in judge the pull
 # request too; the rest of `evaluate` is its own.
 TRUSTED_EVALUATE_KEYS = ("min_rows", "min_row_fraction", "slices", "slice_min_rows")
+# Where a training off the runner goes: the cluster or API server that receives the
+# project, the data and the job's cloud credentials, and the bucket the outputs come from.
+TRUSTED_TRAIN_KEYS = ("on", "storage", "ray", "skypilot")
 
 
 @dataclass(frozen=True)
@@ -73,13 +77,25 @@ def rules(
     sections = {section: getattr(base, section) for section in TRUSTED_SECTIONS}
     limits = {key: getattr(base.evaluate, key) for key in TRUSTED_EVALUATE_KEYS}
     evaluate = dataclasses.replace(config.evaluate, **limits)
-    trusted = dataclasses.replace(config, **sections, evaluate=evaluate)
+    train = config.train
     changed = [key for section in TRUSTED_SECTIONS for key in _changed(config, base, section)]
     changed += [
         changed
         for key in TRUSTED_EVALUATE_KEYS
         for changed in _changed(config.evaluate, base.evaluate, f"evaluate.{key}")
     ]
+    if train is not None:
+        # No training on the base branch: its defaults (on the runner), not the PR's cluster.
+        where = base.train or TrainConfig(command=train.command)
+        train = dataclasses.replace(
+            train, **{key: getattr(where, key) for key in TRUSTED_TRAIN_KEYS}
+        )
+        changed += [
+            changed
+            for key in TRUSTED_TRAIN_KEYS
+            for changed in _changed(config.train, where, f"train.{key}")
+        ]
+    trusted = dataclasses.replace(config, **sections, evaluate=evaluate, train=train)
     console.step("rules", f"{name} at {label}")
     if not changed:
         return Rules(trusted, notes=ref_notes)

@@ -177,7 +177,7 @@ class RayEngine:
             address,
             headers=headers,
             secrets=tuple(headers.values()),
-            forge_name="Ray's Jobs API",
+            forge_name=f"Ray's Jobs API ({redact_url(address)})",  # messages name the cluster
             url_setting=self._setting,
         )
 
