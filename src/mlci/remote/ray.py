@@ -209,8 +209,12 @@ class RayEngine:
             )
         raise ExternalError(
             f"Ray's Jobs API at {address} could not {what} ({answer.status}: {reason}); "
-            f"check that the cluster is up and {self._setting} points at its dashboard "
-            f"(port 8265)"
+            + (
+                "check the cluster train.ray.cluster brought up (`ray status` on its head)"
+                if self._setting == "train.ray.cluster"
+                else f"check that the cluster is up and {self._setting} points at its "
+                f"dashboard (port 8265)"
+            )
         )
 
     def _new_lines(self, text: str, *, final: bool) -> list[str]:
@@ -269,7 +273,9 @@ class RayEngine:
 def _address(settings: RayConfig, env: Mapping[str, str]) -> tuple[str | None, str]:
     """The Jobs API's address and the setting it came from: train.ray.address, else (no
     cluster of the run's own) RAY_ADDRESS, as `ray job submit` reads it."""
-    if settings.address is not None or settings.cluster is not None:
+    if settings.cluster is not None:
+        return None, "train.ray.cluster"  # the address comes once the cluster is up
+    if settings.address is not None:
         return settings.address, "train.ray.address"
     address = env.get(ADDRESS_ENV, "").strip()
     if not address:
