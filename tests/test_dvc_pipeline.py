@@ -6,6 +6,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +15,15 @@ import pytest
 import yaml
 
 from mlci import git, pipeline
-from mlci.config import load_config
+from mlci.config import Resources, load_config
 from mlci.console import Console
 from mlci.data import hashes
 from mlci.errors import EXIT_EXTERNAL, EXIT_GATE_FAILED, EXIT_OK
 from mlci.pipeline import data
 from mlci.pipeline.facts import DataVersions
 from mlci.registry.mlflow import MlflowRegistry
+from mlci.remote import package
+from mlci.remote.base import Plan
 from tests.dvc_pipeline import build_pipeline_template, copy_pipeline, set_param
 from tests.dvc_project import DvcProject
 from tests.servers import free_port
@@ -394,3 +398,32 @@ def test_a_baseline_inside_a_folder_output_the_remote_lacks_is_an_error_not_a_cr
     assert "DVC could not read data/features/test.csv at " in error.value.message
     assert "failed to load directory" in error.value.message
     assert "run `dvc push` on that commit" in error.value.message
+
+
+def test_the_files_sent_to_a_remote_machine_reproduce_the_pipeline_without_git(
+    project: DvcProject, tmp_path: Path
+) -> None:
+    # train.on: ray | skypilot: the package has no .git, and `dvc repro` must still run
+    plan = Plan(
+        run_id="mlci-test",
+        command="dvc repro",
+        workdir=project.root,
+        env={},
+        resources=Resources(),
+        outputs=("eval/metrics.json",),
+        storage=str(tmp_path / "runs"),
+        timeout_s=600.0,
+        stall_s=None,
+    )
+    folder = tmp_path / "remote"
+    folder.mkdir()
+    package.stage(plan, folder)
+    assert not (folder / ".git").exists()
+
+    dvc = Path(sys.executable).parent / "dvc"
+    done = subprocess.run(
+        [str(dvc), "repro", "-q"], cwd=folder, capture_output=True, text=True, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads((folder / "eval" / "metrics.json").read_text())["avg_prec"]["test"] > 0

@@ -109,6 +109,9 @@ def test_a_training_on_ray_streams_its_output_and_its_metrics_come_back(
     assert _status(ray_address, _run_id(log)) == "SUCCEEDED"  # it ran on Ray, not here
     # train.resources became the job's: Ray gave it the (declared) GPU.
     assert "GPU 0" in log.read_text()
+    where = json.loads((project.out / "report.json").read_text())["where"]
+    assert (where["engine"], where["name"]) == ("ray", _run_id(log))
+    assert f"Ran on: Ray job {_run_id(log)}" in (project.out / "report.md").read_text()
 
 
 def test_the_exit_code_and_output_of_a_failing_training_come_back(

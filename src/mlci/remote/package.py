@@ -4,9 +4,10 @@
 The files git knows under the project's folder (tracked, and untracked but not ignored:
 what the training would see on the runner), plus the data DVC pulled there (the outputs
 of its .dvc files, present in the work tree), plus the wrapper and the run's spec
-(mlci.remote.entry). Never .git, .venv, .mlci or DVC's cache. The zip is the same for
-the same files (fixed times, sorted names), so its hash names it and an engine that has
-it already need not take it again.
+(mlci.remote.entry), and for a DVC project a `.dvc/config.local` that lets DVC run
+without git (`core.no_scm`: no .git goes up). Never .git, .venv, .mlci or DVC's cache.
+The zip is the same for the same files (fixed times, sorted names), so its hash names it
+and an engine that has it already need not take it again.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ ENTRY = "_mlci_entry.py"
 ENTRYPOINT = f"python {ENTRY}"  # the command an engine starts in the project's folder
 _SKIPPED = (".git", ".venv", ".mlci", ".dvc/cache", ".dvc/tmp", "__pycache__")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# No .git goes up, and DVC refuses to work in a folder that is not a git repository ("…
+# is not a git repository") unless it is told to do without: `dvc repro` needs this there.
+_DVC_WITHOUT_GIT = b"""\
+# Written by mlci into the files it sends to the remote machine, which get no .git:
+# DVC runs without git there (docs/gpu.md).
+[core]
+    no_scm = true
+"""
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ def _contents(plan: Plan) -> Iterator[tuple[str, bytes]]:
     for name in names:
         if not _skipped(name) and (plan.workdir / name).is_file():
             yield name, (plan.workdir / name).read_bytes()
+    if ".dvc/config" in names:  # (.dvc/config.local is git-ignored: never in `names`)
+        yield ".dvc/config.local", _DVC_WITHOUT_GIT
     yield ENTRY, Path(entry.__file__).read_bytes()
     yield entry.SPEC, json.dumps(_spec(plan), sort_keys=True).encode()
 

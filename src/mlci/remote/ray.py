@@ -146,7 +146,8 @@ class RayEngine:
         minutes = (
             (end - start) / 60_000 if isinstance(start, int) and isinstance(end, int) else None
         )
-        return Where(engine="ray", accelerator=accelerator, minutes=minutes)
+        name = self.plan.run_id if self.plan is not None else None
+        return Where(engine="ray", name=name, accelerator=accelerator, minutes=minutes)
 
     def launched(self) -> list[Launched]:
         if self.client is None:

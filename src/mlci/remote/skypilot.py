@@ -208,9 +208,10 @@ class SkyPilotEngine:
         # As read while the job ran: once torn down, the cluster is gone from the status.
         record = self._machine or self._quiet_record(run_id)
         if record is None:
-            return Where(engine=self.name, spot=self.settings.spot, minutes=minutes)
+            return Where(engine=self.name, name=run_id, spot=self.settings.spot, minutes=minutes)
         return Where(
             engine=self.name,
+            name=run_id,
             cloud=record.get("cloud"),
             region=record.get("region"),
             instance_type=record.get("instance_type"),
