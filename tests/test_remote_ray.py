@@ -123,6 +123,10 @@ def test_the_exit_code_and_output_of_a_failing_training_come_back(
     failed_with_its_exit_code(project, go, log)
 
     assert _status(ray_address, _run_id(log)) == "FAILED"  # Ray's job, not a local run
+    # Ray's reason comes once, without the job's last output over again
+    text = log.read_text()
+    assert text.count("CUDA out of memory (simulated)") == 1, text
+    assert "ray: Job entrypoint command failed with exit code 3" in text
 
 
 def test_a_stalled_job_is_stopped(project: Project, ray_address: str, tmp_path: Path) -> None:

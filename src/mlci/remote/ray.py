@@ -113,7 +113,8 @@ class RayEngine:
         text = str((self._expect(logs, "read the job's output").json() or {}).get("logs", ""))
         lines = self._new_lines(text, final=state not in ("pending", "running"))
         if state in ("failed", "stopped") and self.info.get("message"):
-            lines.append(f"ray: {self.info['message']}")
+            # Its first line; the rest is the job's last output again, already shown.
+            lines.append(f"ray: {str(self.info['message']).splitlines()[0]}")
         code = self.info.get("driver_exit_code")
         return Progress(
             tuple(lines), state, code if isinstance(code, int) and state != "running" else None
