@@ -112,9 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gate.add_argument(
         "--predictions",
-        type=Path,
-        metavar="FILE",
-        help="the candidate's predictions (default: evaluate.predictions of mlci.yaml)",
+        metavar="FILE|URL",
+        help="the candidate's predictions: a file, or an s3://, gs:// or az:// URL read in "
+        "place (default: evaluate.predictions of mlci.yaml)",
     )
     source = gate.add_mutually_exclusive_group()
     source.add_argument(
@@ -135,10 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gate.add_argument(
         "--baseline-predictions",
-        type=Path,
-        metavar="FILE",
-        help="the baseline's predictions on the same rows (paired intervals); alone, the "
-        "baseline's metrics are computed from them",
+        metavar="FILE|URL",
+        help="the baseline's predictions on the same rows (paired intervals), a file or an "
+        "s3://, gs:// or az:// URL; alone, the baseline's metrics are computed from them",
     )
     _json_option(gate, "gate.json")
 

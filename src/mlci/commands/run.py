@@ -7,6 +7,7 @@ from pathlib import Path
 from mlci import pipeline
 from mlci.commands.summary import print_outcome, print_unwritten
 from mlci.config import locate
+from mlci.engines.storage import scheme
 from mlci.pipeline import BaselineRequest
 from mlci.pipeline.outputs import ReportNotWritten
 
@@ -14,6 +15,14 @@ from mlci.pipeline.outputs import ReportNotWritten
 def _from_cwd(path: Path | None) -> Path | None:
     """Paths on the command line are relative to where the command runs."""
     return None if path is None else path.resolve()
+
+
+def _located(name: str | None) -> Path | str | None:
+    """Predictions on the command line: a URL of object storage as given (read in place),
+    a local path relative to where the command runs."""
+    if name is None or scheme(name) is not None:
+        return name
+    return Path(name).resolve()
 
 
 def run_command(*, config: Path | None, promote: pipeline.PromoteMode, as_json: bool) -> int:
@@ -35,33 +44,33 @@ def gate_command(
     *,
     config: Path | None,
     candidate: list[Path] | None,
-    predictions: Path | None,
+    predictions: str | None,
     baseline: Path | None,
     baseline_ref: str | None,
     baseline_registry: bool,
     no_baseline: bool,
-    baseline_predictions: Path | None,
+    baseline_predictions: str | None,
     as_json: bool,
 ) -> int:
-    baseline, baseline_predictions = _from_cwd(baseline), _from_cwd(baseline_predictions)
-    predictions = _from_cwd(predictions)
+    baseline = _from_cwd(baseline)
+    candidate_at, baseline_at = _located(predictions), _located(baseline_predictions)
     request = None
     if baseline is not None:
-        request = BaselineRequest(mode="file", file=baseline, predictions=baseline_predictions)
+        request = BaselineRequest(mode="file", file=baseline, predictions=baseline_at)
     elif baseline_ref is not None:
         request = BaselineRequest(mode="git", ref=baseline_ref)
     elif baseline_registry:
         request = BaselineRequest(mode="registry")
     elif no_baseline:
         request = BaselineRequest(mode="none")
-    elif baseline_predictions is not None:
+    elif baseline_at is not None:
         # The baseline's metrics, computed from its predictions as the candidate's are.
-        request = BaselineRequest(mode="file", predictions=baseline_predictions)
+        request = BaselineRequest(mode="file", predictions=baseline_at)
     options = pipeline.RunOptions(
         train=False,
         promote="never",
         baseline=request,
         metrics=tuple(path.resolve() for path in candidate) if candidate else None,
-        predictions=predictions,
+        predictions=candidate_at,
     )
     return _run(locate(config), options, as_json=as_json)

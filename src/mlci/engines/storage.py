@@ -105,6 +105,7 @@ def _message(path: str, said: str, env: Mapping[str, str]) -> str | None:
     if _MISSING.search(said):
         return (
             f"the predictions {shown} are not there (no such bucket or object): fix "
-            f"evaluate.predictions or --predictions, or check that training uploaded them"
+            f"evaluate.predictions (or --predictions, --baseline-predictions), or check that "
+            f"training uploaded them"
         )
     return None

@@ -69,7 +69,8 @@ class RunOptions:
     promote: PromoteMode = "auto"
     baseline: BaselineRequest | None = None  # None: gate.baseline from mlci.yaml
     metrics: tuple[Path, ...] | None = None  # None: evaluate.metrics from mlci.yaml
-    predictions: Path | None = None  # None: evaluate.predictions from mlci.yaml
+    # None: evaluate.predictions from mlci.yaml; a str: an s3://, gs://, az:// URL
+    predictions: Path | str | None = None
 
 
 def run(

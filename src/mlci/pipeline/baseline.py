@@ -23,8 +23,10 @@ from mlci.config import Config
 from mlci.console import Console
 from mlci.core.gate import Baseline
 from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metrics, read_text
+from mlci.core.redact import redact_url
 from mlci.core.report.model import Promotion
 from mlci.data import hashes, remotes, tracked
+from mlci.engines.storage import scheme
 from mlci.errors import ExternalError, MetricsError, MlciError, UsageError, shown
 from mlci.pipeline.basecommit import base_commit
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, PromoteMode
@@ -186,23 +188,35 @@ def _unreadable(from_git: BaselineChoice, unread: str | None) -> str | None:
     return from_git.unreadable or (f"the registry could not be read: {unread}" if unread else None)
 
 
-def _from_file(config: Config, file: Path | None, predictions: Path | None) -> BaselineChoice:
+def _from_file(config: Config, file: Path | None, predictions: Path | str | None) -> BaselineChoice:
     if file is None:  # only its predictions: its metrics computed as the candidate's are
         assert predictions is not None
-        from mlci.streaming import compute_metrics
-
-        values, _, _ = compute_metrics(
-            predictions,
-            task=config.evaluate.task,
-            exact_rows=config.evaluate.exact_rows,
-            id_column=config.evaluate.id_column,
-        )
-        baseline = Baseline(source="file", label=str(predictions), metrics=dict(values))
+        values = _computed(config, predictions)
+        baseline = Baseline(source="file", label=redact_url(str(predictions)), metrics=dict(values))
         return BaselineChoice(baseline, predictions=predictions)
     metrics = read_metrics([file], root=config.root)
     return BaselineChoice(
         Baseline(source="file", label=str(file), metrics=metrics.values), predictions=predictions
     )
+
+
+def _computed(config: Config, predictions: Path | str) -> dict[str, float]:
+    """The metrics of the baseline's predictions: a URL scanned in place by the engine (as
+    the candidate's are), a file read as the candidate's would be."""
+    if scheme(str(predictions)) is not None:
+        from mlci.core import summary_stats
+        from mlci.engines.scan import scan
+
+        return summary_stats.compute_metrics(scan(config.evaluate, str(predictions)).summary)
+    from mlci.streaming import compute_metrics
+
+    values, _, _ = compute_metrics(
+        Path(predictions),
+        task=config.evaluate.task,
+        exact_rows=config.evaluate.exact_rows,
+        id_column=config.evaluate.id_column,
+    )
+    return values
 
 
 def _from_registry(config: Config, registry: Registry | None, cache: Path) -> BaselineChoice | None:

@@ -13,6 +13,7 @@ from mlci.console import Console
 from mlci.core.flipped import MAX_EXTRA_COLUMNS
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.numbers import format_number
+from mlci.core.redact import redact_url
 from mlci.engines.storage import scheme
 from mlci.pipeline.facts import Evaluation
 
@@ -24,28 +25,28 @@ if TYPE_CHECKING:
 def evaluate(
     config: Config,
     metrics: tuple[Path, ...] | None,
-    predictions: Path | None,
+    predictions: Path | str | None,
     console: Console,
     *,
-    baseline: Path | None = None,
+    baseline: Path | str | None = None,
 ) -> Evaluation:
     """The candidate's metrics: from `metrics` and `predictions` (the command line's), else
     from evaluate.metrics and evaluate.predictions of mlci.yaml. `baseline`: the baseline's
-    predictions when known already, read with the candidate's above evaluate.exact_rows."""
+    predictions when known already, read with the candidate's above evaluate.exact_rows.
+    Predictions in object storage (either model's) are scanned by the engine."""
     files = metrics if metrics is not None else tuple(Path(p) for p in config.evaluate.metrics)
     read = read_metrics(files, root=config.root)
-    configured = config.evaluate.predictions
-    if predictions is None and configured is not None and scheme(configured) is not None:
-        return _remote(config, read, configured, console)
-    name = predictions or (
-        Path(config.evaluate.predictions) if config.evaluate.predictions else None
-    )
-    if name is None:
+    wanted = predictions if predictions is not None else config.evaluate.predictions
+    if wanted is None:
         console.step("evaluate", f"{len(read.values)} metrics from {', '.join(map(str, files))}")
         return Evaluation(metrics=read)
+    if any(scheme(str(where)) for where in (wanted, baseline) if where is not None):
+        return _remote(config, read, wanted, console)
+    name = Path(wanted)
     path = name if name.is_absolute() else config.root / name
     source = f"{name} (computed by mlci)"
-    evaluation, recomputed = recompute(config, read, path, source, baseline=baseline)
+    known = None if baseline is None else Path(baseline)  # local, as the candidate's
+    evaluation, recomputed = recompute(config, read, path, source, baseline=known)
     console.step(
         "evaluate",
         f"{len(read.values)} metrics from files, {len(recomputed.computed)} computed from {name}",
@@ -129,13 +130,17 @@ def _scan(config: Config, candidate: str) -> Summary:
     return scan(config.evaluate, candidate).summary
 
 
-def _remote(config: Config, read: Metrics, url: str, console: Console) -> Evaluation:
-    """Predictions in object storage: scanned in place by the engine (DuckDB by default),
-    never downloaded, so not copied into the report's folder or the registry."""
+def _remote(config: Config, read: Metrics, name: Path | str, console: Console) -> Evaluation:
+    """Predictions in object storage (the candidate's, or the baseline's beside a local
+    file): scanned in place by the engine (DuckDB by default), never downloaded, so a URL
+    is not copied into the report's folder or the registry."""
     from mlci.core import summary_stats
 
-    summary = _scan(config, url)
+    local = None if scheme(str(name)) else config.root / name
+    where = str(name if local is None else local)
+    summary = _scan(config, where)
     computed = summary_stats.compute_metrics(summary)
-    metrics, _ = _merged(read, computed, f"{url} (computed by mlci)")
-    console.step("evaluate", f"{len(computed)} metrics computed from {url}")
-    return Evaluation(metrics, summary=summary, scanned=url)
+    shown = redact_url(where)
+    metrics, _ = _merged(read, computed, f"{shown} (computed by mlci)")
+    console.step("evaluate", f"{len(computed)} metrics computed from {shown}")
+    return Evaluation(metrics, predictions=local, summary=summary, scanned=where)

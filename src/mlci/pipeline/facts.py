@@ -74,13 +74,15 @@ class BaselineRequest:
     mode: BaselineMode
     file: Path | None = None
     ref: str | None = None
-    predictions: Path | None = None  # the baseline's predictions, with mode "file"
+    # The baseline's predictions, with mode "file": a file, or an s3://, gs://, az:// URL
+    predictions: Path | str | None = None
 
 
 @dataclass(frozen=True)
 class BaselineChoice:
     baseline: Baseline | None
-    predictions: Path | None = None  # the baseline's predictions on disk, when known
+    # The baseline's predictions when known: on disk, or a URL (`mlci gate`'s, read in place)
+    predictions: Path | str | None = None
     notes: tuple[str, ...] = ()
     params: Mapping[str, str] | None = None  # the baseline's params (report.params), if known
     data: Mapping[str, str] | None = None  # the baseline's dataset hashes (DVC), if known

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlci.config import Config
@@ -23,14 +24,14 @@ from mlci.core.gate import (
     evaluate_gate,
     unchecked_limits,
 )
+from mlci.core.redact import redact_url
 from mlci.core.report.model import Promotion
+from mlci.engines.storage import scheme
 from mlci.errors import MetricsError
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, Evaluation, Facts, Judged
 from mlci.pipeline.flipped import Compared, compare
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from mlci.core.predictions import Predictions
     from mlci.core.summary import Summary
     from mlci.core.summary_stats import Approximation
@@ -193,7 +194,10 @@ def _baseline_predictions(
 
     try:
         loaded = load_predictions(
-            choice.predictions, task=config.evaluate.task, id_column=config.evaluate.id_column
+            # on disk: a URL's are scanned with the candidate's (evaluate stage)
+            Path(choice.predictions),
+            task=config.evaluate.task,
+            id_column=config.evaluate.id_column,
         )
     except MetricsError as exc:
         return None, (f"Intervals are not paired: {exc.message}",)
@@ -263,7 +267,7 @@ def _measure_summary(
     summary = evaluation.summary
     assert summary is not None
     found = approximation(summary)
-    notes = [_approximate(config, summary.rows, found, scanned=evaluation.scanned is not None)]
+    notes = [_approximate(config, summary.rows, found, evaluation.scanned, choice.predictions)]
     paired = None
     if choice.predictions is not None:
         try:
@@ -293,7 +297,7 @@ def _measure_summary(
     return Measured(result, rows, tuple(notes), summary=paired or summary)
 
 
-def _paired_summary(config: Config, evaluation: Evaluation, baseline: Path) -> Summary:
+def _paired_summary(config: Config, evaluation: Evaluation, baseline: Path | str) -> Summary:
     """Both models' predictions summarised together, paired: joined by the engine where
     evaluate.engine scanned the candidate's, else read row by row (once: the evaluate stage
     keeps the summary when it read both files)."""
@@ -306,17 +310,24 @@ def _paired_summary(config: Config, evaluation: Evaluation, baseline: Path) -> S
     assert evaluation.predictions is not None
     evaluate = config.evaluate
     return paired_summary(  # kept from the evaluate stage when it read both files
-        evaluation.predictions, baseline, task=evaluate.task, id_column=evaluate.id_column
+        evaluation.predictions, Path(baseline), task=evaluate.task, id_column=evaluate.id_column
     )
 
 
-def _approximate(config: Config, rows: int, found: Approximation, *, scanned: bool) -> str:
-    """What the summaries' results are, for the report and gate.json."""
+def _approximate(
+    config: Config,
+    rows: int,
+    found: Approximation,
+    scanned: str | None,
+    baseline: Path | str | None,
+) -> str:
+    """What the summaries' results are, and what the engine scanned (where each model's
+    predictions were read from), for the report and gate.json."""
     bound = f", roc_auc within ±{found.auc_bound:.2g} of the exact value" if found.auc_bound else ""
-    if scanned:
+    if scanned is not None:
         return (
-            f"{rows:,} rows scanned by evaluate.engine "
-            f"({config.evaluate.engine or 'duckdb'}): metrics and intervals from summaries "
+            f"{rows:,} rows scanned by evaluate.engine ({config.evaluate.engine or 'duckdb'})"
+            f"{_read_from(scanned, baseline)}: metrics and intervals from summaries "
             f"(method: {found.method}{bound}; count metrics, log_loss and regression metrics "
             f"exact). Slices and flipped examples need the rows and are skipped: set "
             f"evaluate.engine: none to get them; the figures are drawn from the summaries."
@@ -328,6 +339,14 @@ def _approximate(config: Config, rows: int, found: Approximation, *, scanned: bo
         f"examples need the rows and are skipped: raise evaluate.exact_rows to get them; the "
         f"figures are drawn from the summaries."
     )
+
+
+def _read_from(candidate: str, baseline: Path | str | None) -> str:
+    """Where the engine read predictions in object storage from; nothing for files on disk."""
+    found = [f"the candidate's {redact_url(candidate)}"] if scheme(candidate) else []
+    if baseline is not None and scheme(str(baseline)):
+        found.append(f"the baseline's {redact_url(str(baseline))}")
+    return f", read in place from {' and '.join(found)}" if found else ""
 
 
 def _slices(
