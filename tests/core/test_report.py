@@ -395,6 +395,15 @@ def test_markdown_does_not_mention_anyone_once_rendered(
     assert handle not in html.unescape(markdown)
 
 
+def test_markdown_escapes_dollar_signs_so_github_renders_no_math() -> None:
+    # GitHub renders the text between two $ as math: `$\\href{...}$` in a branch name
+    report = report_for(
+        [Rule("accuracy", min=0.5)], {"accuracy": 0.9}, commit="abc", branch="a$x^2$b"
+    )
+
+    assert "- Commit: abc on a\\$x^2\\$b" in render_markdown(report)
+
+
 def test_markdown_escapes_a_branch_name() -> None:
     report = report_for(
         [Rule("accuracy", min=0.5)],

@@ -14,7 +14,8 @@ import re
 def md_text(text: str) -> str:
     """Escape untrusted text for Markdown (and the HTML that Markdown allows)."""
     escaped = html.escape(text, quote=False)
-    escaped = re.sub(r"([\\`*_\[\]|~#!{}])", r"\\\1", escaped)
+    # `$` too: GitHub renders the text between two dollar signs as math.
+    escaped = re.sub(r"([\\`*_\[\]|~#!{}$])", r"\\\1", escaped)
     # A zero-width space after @ stops mentions (GitHub decodes &#64; and still pings).
     escaped = escaped.replace("@", "@&#8203;")
     return re.sub(r"[\r\n\t]+", " ", escaped)
