@@ -17,6 +17,7 @@ from mlci.core.curves import (
     Curve,
     by_class,
     calibration,
+    coarse,
     downsample,
     most_changed,
     pr_curves,
@@ -24,6 +25,7 @@ from mlci.core.curves import (
     residuals,
     roc_curves,
 )
+from mlci.core.ranking import Ranking
 from mlci.core.stats import Predictions, compute_metrics
 from mlci.errors import MetricsError
 
@@ -98,10 +100,32 @@ def test_curves_with_points_are_thinned_but_keep_the_full_area(make: Any) -> Non
     pred = classified([0, 1, 2], n=5000)
     full, thin = make(pred), make(pred, points=40)
     assert [c.name for c in thin] == [c.name for c in full]
-    for small, whole in zip(thin, full, strict=True):
+    assert pred.scores is not None
+    for column, (small, whole) in enumerate(zip(thin, full, strict=True)):
         assert len(whole) > 1000 and len(small) == 40 and small.area == whole.area
         assert (small.x[0], small.y[0], small.x[-1]) == (whole.x[0], whole.y[0], whole.x[-1])
-        assert set(small.x) <= set(whole.x)
+        # Every point drawn is a point of the curve, at one of its thresholds.
+        truth, score = pred.y_true == column, pred.scores[:, column]
+        if make is roc_curves:
+            xs, ys, _ = skm.roc_curve(truth, score, drop_intermediate=False)
+        else:
+            ys, xs, _ = skm.precision_recall_curve(truth, score)
+        on_curve = {(round(x, 12), round(y, 12)) for x, y in zip(xs, ys, strict=True)}
+        assert {
+            (round(x, 12), round(y, 12)) for x, y in zip(small.x, small.y, strict=True)
+        } <= on_curve
+
+
+def test_a_figures_curve_comes_from_at_most_coarse_times_its_points_thresholds() -> None:
+    """A million-row curve is not a million points thinned: its points at a grid of
+    thresholds, the highest and lowest kept, each group's counts summed."""
+    ranked = Ranking(np.arange(1, 101, dtype=np.uint8), np.arange(100, 0, -1, dtype=np.uint8))
+    grouped = coarse(ranked, 10)
+    assert len(grouped.positives) == 10
+    assert int(grouped.positives.sum()) == int(ranked.positives.sum())
+    assert int(grouped.negatives.sum()) == int(ranked.negatives.sum())
+    assert grouped.positives[-1] == ranked.positives[-1]  # the highest score on its own
+    assert coarse(ranked, 100) is ranked
 
 
 @pytest.mark.parametrize("pred", CASES.values(), ids=CASES.keys())

@@ -36,6 +36,8 @@ from mlci.core.ranking import Ranking, ranking
 from mlci.errors import MetricsError
 
 LOG_FORMATS = ("csv", "json")
+# A figure's curve is thinned from its points at this many times as many thresholds.
+COARSE = 10
 
 
 @dataclass(frozen=True)
@@ -69,16 +71,17 @@ def _curve(
 def roc_curves(pred: Predictions, *, points: int | None = None) -> list[Curve]:
     """ROC curves (x: false positive rate, y: true positive rate), area = ROC AUC.
 
-    With `points`, each curve keeps at most that many of its points (`downsample`); the
-    area is always the full curve's.
+    With `points`, each curve keeps at most that many of its points (`downsample`), picked
+    from its points at `COARSE` times as many thresholds spread evenly over the distinct
+    scores (`coarse`): a figure's line, every point of it on the exact curve. The area is
+    always the full curve's.
     """
     curves = []
     for label, ranked in _one_vs_rest(pred):
         if not ranked.positives.any() or not ranked.negatives.any():
             continue
-        fpr, tpr = _roc_points(ranked)
-        area = float((np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0).sum())  # trapezoids
-        curves.append(_curve(f"class {label}", fpr, tpr, area, points))
+        fpr, tpr = _roc_points(ranked if points is None else coarse(ranked, COARSE * points))
+        curves.append(_curve(f"class {label}", fpr, tpr, _roc_area(ranked), points))
     return curves
 
 
@@ -93,6 +96,8 @@ def pr_curves(pred: Predictions, *, points: int | None = None) -> list[Curve]:
             continue
         recall, precision = _pr_points(ranked)
         area = max(0.0, float(np.sum(np.diff(recall) * precision[1:])))
+        if points is not None and len(ranked.positives) > COARSE * points:
+            recall, precision = _pr_points(coarse(ranked, COARSE * points))
         curves.append(_curve(f"class {label}", recall, precision, area, points))
     return curves
 
@@ -144,6 +149,29 @@ def _one_vs_rest(pred: Predictions) -> Iterable[tuple[str, Ranking]]:
     columns = [1] if len(pred.classes) == 2 else range(len(pred.classes))
     for column in columns:
         yield str(pred.classes[column]), ranking(pred, column)
+
+
+def coarse(ranked: Ranking, thresholds: int) -> Ranking:
+    """`ranked` with at most `thresholds` distinct scores: runs of neighbouring scores
+    merged, evenly over the distinct scores, the highest kept on its own. A curve drawn
+    from it has its points at those thresholds, each on the full ranking's curve."""
+    distinct = len(ranked.positives)
+    if distinct <= thresholds:
+        return ranked
+    starts = np.unique(np.linspace(0, distinct - 1, thresholds).astype(np.int64))
+    return Ranking(
+        np.add.reduceat(ranked.positives, starts, dtype=np.uint64),
+        np.add.reduceat(ranked.negatives, starts, dtype=np.uint64),
+    )
+
+
+def _roc_area(ranked: Ranking) -> float:
+    """The area under the full ROC curve: the share of (positive, negative) pairs the
+    positive outscores, ties counting half (the trapezoids' sum, without the points)."""
+    positives, negatives = ranked.positives, ranked.negatives
+    below = np.cumsum(negatives, dtype=np.int64) - negatives * 0.5
+    pairs = float(positives.sum(dtype=np.int64)) * float(negatives.sum(dtype=np.int64))
+    return float(np.dot(positives.astype(np.float64), below) / pairs)
 
 
 def _roc_points(ranked: Ranking) -> tuple[FloatArray, FloatArray]:

@@ -6,13 +6,19 @@ rows (one-vs-rest) have each distinct score. `ranking(pred, column)` sorts that 
 column once and keeps the counts while `pred` lives, so a gate with figures sorts each
 class of each model once, however many results use it. Exact: every distinct score is
 its own step, nothing is binned.
+
+`in_threads` runs one class's work per thread: the sorts and gathers are numpy's, which
+release the GIL, so a runner's cores rank the classes side by side.
 """
 
 from __future__ import annotations
 
+import os
 import weakref
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +26,7 @@ import numpy.typing as npt
 from mlci.core.predictions import Array, FloatArray, Predictions
 
 Counts = npt.NDArray[np.unsignedinteger[Any]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +84,24 @@ def ranking_and_rows(pred: Predictions, column: int) -> tuple[Ranking, Places]:
     return found, places
 
 
+def in_threads(work: Callable[[int], T], columns: Sequence[int]) -> Iterator[T]:
+    """`work(column)` for each column, in order, on as many threads as there are cores
+    to run them (one thread: in this thread)."""
+    workers = min(len(columns), _cores())
+    if workers <= 1 or len(columns) < 2:
+        yield from map(work, columns)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="mlci-rank") as pool:
+        yield from pool.map(work, columns)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on
+    except AttributeError:  # macOS and Windows
+        return os.cpu_count() or 1
+
+
 def rank(positive: Array, score: Array) -> tuple[Ranking, Places]:
     """The ranking of `score` (any real dtype) with `positive` (bool) marking the
     positives, and where each row falls in it."""
@@ -97,20 +122,42 @@ def rank(positive: Array, score: Array) -> tuple[Ranking, Places]:
 def _sort(score: Array) -> tuple[Array, Array]:
     """The rows in ascending score order, and where the sorted score steps up.
 
-    float32 scores (probabilities read as float32) by radix sort: their bits as unsigned
-    integers that sort as the scores do, then a stable sort of the low and of the high 16
-    bits (numpy sorts 16-bit integers by counting: twice as fast as an argsort of the
-    floats). Other scores by numpy's argsort.
+    float32 scores (probabilities read as float32) as their bits, unsigned integers that
+    sort as the scores do: by numpy's argsort where it is vectorised for them (AVX-512),
+    else by radix sort, a stable sort of the low and of the high 16 bits (numpy sorts
+    16-bit integers by counting: twice as fast as a scalar argsort of the floats). Ties
+    may come in any order: the ranking counts them as one score. Other scores by numpy's
+    argsort.
     """
     if score.dtype != np.float32:
         order = np.argsort(score)
         ranked = score[order]
         return order, ranked[1:] != ranked[:-1]  # -0.0 == 0.0, as in sklearn
     key = _sortable(score)
-    order = np.argsort(key.astype(np.uint16), kind="stable")
-    order = order[np.argsort((key[order] >> np.uint32(16)).astype(np.uint16), kind="stable")]
+    if _VECTOR_ARGSORT:
+        order = np.argsort(key)
+    else:
+        order = np.argsort(key.astype(np.uint16), kind="stable")
+        order = order[np.argsort((key[order] >> np.uint32(16)).astype(np.uint16), kind="stable")]
     ranked = key[order]
     return order, ranked[1:] != ranked[:-1]
+
+
+def _vector_argsort() -> bool:
+    """Whether numpy's argsort of 32-bit integers runs on AVX-512 (x86-simd-sort, numpy 2):
+    1M scores in 20 ms there, where the radix sort takes 35 ms."""
+    if int(np.__version__.split(".")[0]) < 2:
+        return False
+    try:
+        from numpy._core._multiarray_umath import (  # type: ignore[import-not-found]
+            __cpu_features__ as features,
+        )
+    except ImportError:  # a numpy that moved it: the radix sort is never wrong
+        return False
+    return bool(features.get("AVX512_SKX"))
+
+
+_VECTOR_ARGSORT = _vector_argsort()
 
 
 def _sortable(score: Array) -> Array:

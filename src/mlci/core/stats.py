@@ -74,7 +74,7 @@ from mlci.core.predictions import Array as Array
 from mlci.core.predictions import FloatArray as FloatArray
 from mlci.core.predictions import IntArray as IntArray
 from mlci.core.predictions import Predictions as Predictions
-from mlci.core.ranking import Places, Ranking, rank, ranking_and_rows
+from mlci.core.ranking import Places, Ranking, in_threads, rank, ranking_and_rows
 
 Task = Literal["classification", "regression"]
 # The interval of a count-based metric: see count_intervals.
@@ -962,9 +962,12 @@ def _compute_roc_auc(pred: Predictions) -> _Linear | None:
         positives = positives if len(positives) >= 2 else []
     if not positives:
         return None
+
+    def one_vs_rest(label: int) -> tuple[float, FloatArray]:
+        return _ranked_auc(*ranking_and_rows(pred, label), codes == label)
+
     value, influence = 0.0, np.zeros(len(codes))
-    for label in positives:
-        auc, contribution = _ranked_auc(*ranking_and_rows(pred, label), codes == label)
+    for auc, contribution in in_threads(one_vs_rest, positives):
         value += auc
         influence += contribution
     return _Linear(value / len(positives), influence / len(positives), codes)
@@ -986,15 +989,19 @@ def _ranked_auc(ranked: Ranking, places: Places, positive: Array) -> tuple[float
     pos_at, neg_at = ranked.positives, ranked.negatives  # small unsigned counts
     positives, negatives = int(pos_at.sum(dtype=np.int64)), int(neg_at.sum(dtype=np.int64))
     rows = positives + negatives
-    beats = (np.cumsum(neg_at, dtype=np.int64) - neg_at / 2) / negatives
-    beaten = (positives - np.cumsum(pos_at, dtype=np.int64) + pos_at / 2) / positives
-    auc = float((pos_at * beats).sum() / positives)
-    # Per distinct score, what a negative and what a positive row there contributes,
-    # side by side: one look-up per row.
-    either = np.empty(2 * len(beats))
-    either[0::2] = (beaten - auc) * (rows / negatives)
-    either[1::2] = (beats - auc) * (rows / positives)
-    return auc, places.to_rows(either[places.index * 2 + positive[places.order]])
+    beats = np.cumsum(neg_at, dtype=np.int64) - neg_at * 0.5
+    beats /= negatives
+    auc = float(np.dot(pos_at.astype(np.float64), beats) / positives)
+    beaten = positives - np.cumsum(pos_at, dtype=np.int64) + pos_at * 0.5
+    beaten /= positives
+    # Per distinct score, what a positive and what a negative row there contributes;
+    # then one look-up per row, in score order, put back in file order.
+    beats -= auc
+    beats *= rows / positives
+    beaten -= auc
+    beaten *= rows / negatives
+    index = places.index
+    return auc, places.to_rows(np.where(positive[places.order], beats[index], beaten[index]))
 
 
 def _delong(estimate: _Linear, confidence: float, bounds: tuple[float, float]) -> Interval:
