@@ -995,13 +995,18 @@ def _ranked_auc(ranked: Ranking, places: Places, positive: Array) -> tuple[float
     beaten = positives - np.cumsum(pos_at, dtype=np.int64) + pos_at * 0.5
     beaten /= positives
     # Per distinct score, what a positive and what a negative row there contributes;
-    # then one look-up per row, in score order, put back in file order.
+    # then one look-up per row, put in file order: every row as a negative, then the
+    # positives (the fewer, one-vs-rest) corrected, so no other n-row array is made.
     beats -= auc
     beats *= rows / positives
     beaten -= auc
     beaten *= rows / negatives
-    index = places.index
-    return auc, places.to_rows(np.where(positive[places.order], beats[index], beaten[index]))
+    order, index = places.order, places.index
+    contribution = np.empty(len(order))
+    contribution[order] = beaten[index]
+    hit = positive[order]
+    contribution[order[hit]] = beats[index[hit]]
+    return auc, contribution
 
 
 def _delong(estimate: _Linear, confidence: float, bounds: tuple[float, float]) -> Interval:
