@@ -66,6 +66,7 @@ def test_a_segment_that_loses_ten_points_fails_while_the_whole_gains_one() -> No
     assert "accuracy in segment=hurt (2,000 rows): dropped" in hurt.message
     assert "Holm-adjusted p" in hurt.message
     assert hurt.interval is not None and hurt.interval.high < -0.02
+    assert hurt.interval.method == "paired jackknife normal, per slice"
 
 
 @pytest.mark.parametrize("correction", ["holm", "bh"])
@@ -191,3 +192,31 @@ def test_regression_metrics_get_per_slice_values_and_delta_method_errors() -> No
         )
         squared = (truth - cand.y_pred)[inside] ** 2
         assert found["rmse"].value[index] == pytest.approx(np.sqrt(squared.mean()))
+
+
+def test_each_slice_interval_names_the_method_that_made_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counts: the jackknife, or the influence function above BOOTSTRAP_MAX_CELLS cells;
+    means (log loss, regression): the delta method. gate.json and the report show it."""
+    from mlci.core import stats
+
+    rng = np.random.default_rng(5)
+    rows = 6_000
+    segments = np.array([f"s{i % 4}" for i in range(rows)], dtype="U4")
+    truth = rng.integers(0, 3, rows)
+    candidate, baseline = models(truth, 0.8, rng), models(truth, 0.8, rng)
+    rule = Rule("accuracy", max_drop=0.05, confidence=0.95, slices=True)
+    methods = {r.interval.method for r in judge(segments, truth, candidate, baseline, rule)}
+    assert methods == {"paired jackknife normal, per slice"}
+
+    monkeypatch.setattr(stats, "BOOTSTRAP_MAX_CELLS", 10)
+    methods = {r.interval.method for r in judge(segments, truth, candidate, baseline, rule)}
+    assert methods == {"paired influence function normal, per slice"}
+
+    cand = Predictions(truth.astype(float), truth + rng.normal(0, 0.5, rows), None, (), None)
+    slices = assign(SliceSpec((Binning("segment"),)), {"segment": segments})
+    found = slice_estimates(cand, None, "regression", slices.codes, len(slices.labels), ("mae",))
+    mae = Rule("mae", max=1.0, confidence=0.95, slices=True)
+    results = judge_slices([mae], [SliceGroup(slices, found, 100)], "holm")
+    assert {r.interval.method for r in results} == {"delta method normal, per slice"}

@@ -187,6 +187,7 @@ class _Flat:
     value_se: FloatArray
     baseline: FloatArray | None
     change_se: FloatArray | None
+    method: str  # how the standard errors were found: "jackknife", "delta method", ...
 
 
 def _flatten(metric: str, groups: list[SliceGroup]) -> _Flat:
@@ -209,6 +210,7 @@ def _flatten(metric: str, groups: list[SliceGroup]) -> _Flat:
         value_se=value_se,
         baseline=joined(lambda e: e.baseline) if paired else None,
         change_se=change_se,
+        method=" and ".join(dict.fromkeys(e.method for e in estimates)),
     )
 
 
@@ -247,7 +249,7 @@ def _judge_rule(rule: Rule, groups: list[SliceGroup], correction: Correction) ->
                 float(centre - z * spread[index]),
                 float(centre + z * spread[index]),
                 confidence,
-                "jackknife normal, per slice" if flat.change_se is None else "paired, per slice",
+                f"{'paired ' if flat.change_se is not None else ''}{flat.method} normal, per slice",
             )
         where = slice_name(label)
         rows = int(flat.rows[index])

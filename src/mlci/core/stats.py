@@ -1042,6 +1042,7 @@ class SliceEstimates:
     value_se: FloatArray
     baseline: FloatArray | None = None
     change_se: FloatArray | None = None
+    method: str = "jackknife"  # how the standard errors were found, for the report
 
 
 def slice_estimates(
@@ -1164,9 +1165,11 @@ def _slice_influence_counts(
             value_se[name][index] = spreads.get(name, 0.0)
             change_se[name][index] = changes.get(name, 0.0)
     return {
-        name: SliceEstimates(full[name], value_se[name])
+        name: SliceEstimates(full[name], value_se[name], method="influence function")
         if not paired
-        else SliceEstimates(full[name], value_se[name], full_base[name], change_se[name])
+        else SliceEstimates(
+            full[name], value_se[name], full_base[name], change_se[name], "influence function"
+        )
         for name in wanted
     }
 
@@ -1246,10 +1249,10 @@ def _slice_smooth(
     value, influence = _slice_influence(first, codes, slices, rows)
     value_se = _influence_se(influence, codes, slices, rows)
     if second is None:
-        return SliceEstimates(value, value_se)
+        return SliceEstimates(value, value_se, method="delta method")
     base, base_influence = _slice_influence(second, codes, slices, rows)
     change_se = _influence_se(influence - base_influence, codes, slices, rows)
-    return SliceEstimates(value, value_se, base, change_se)
+    return SliceEstimates(value, value_se, base, change_se, "delta method")
 
 
 def _slice_influence(
