@@ -92,6 +92,9 @@ def agree(first: ClassificationSummary, second: object) -> bool:
         if not (
             np.array_equal(one.positives, other.positives)
             and np.array_equal(one.negatives, other.negatives)
+            and np.array_equal(one.reliability.rows, other.reliability.rows)
+            and np.array_equal(one.reliability.hits, other.reliability.hits)
+            and np.allclose(one.reliability.sums, other.reliability.sums, rtol=1e-9)
         ):
             return False
     if first.moments is None or second.moments is None:

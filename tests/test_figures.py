@@ -219,15 +219,15 @@ def test_above_exact_rows_the_figures_come_from_the_summary_within_its_bound(
             for one, other in zip(ours, theirs, strict=True):
                 assert one.area is not None and other.area is not None
                 assert other.area == pytest.approx(one.area, abs=tolerance)
-    if len(labels) == 2:  # calibration: the same frequencies, x within half a fine bin
-        for one, other in zip(exact.calibration, binned.calibration, strict=True):
-            assert one is not None and other is not None
-            assert np.allclose(one.y, other.y) and np.allclose(one.x, other.x, atol=0.0005)
-    else:  # the top label's confidence is not in a summary
-        assert binned.calibration == (None, None)
+    # calibration (two classes: p_1; three: the top label's): the same frequencies and
+    # mean probabilities, both models
+    for one, other in zip(exact.calibration, binned.calibration, strict=True):
+        assert one is not None and other is not None and one.name == other.name
+        assert one.y == other.y and other.x == pytest.approx(one.x, rel=1e-12, abs=0)
     config = parse_config(CONFIG, root=Path("/project"))
     figures, _ = build_figures(config, None, None, summary)
     keys = [figure.key for figure in figures]
     assert keys[:3] == ["confusion_matrix", "roc", "pr"]
     assert all(figure.pngs for figure in figures)
     assert "Drawn from score histograms (binned, 1000 bins)" in figures[1].caption
+    assert keys[3] == "calibration" and "Drawn from" not in figures[3].caption  # exact

@@ -106,14 +106,16 @@ def test_regression_from_a_zstd_jsonl_file(tmp_path: Path) -> None:
     assert summary_stats.compute_metrics(summary) == pytest.approx(exact, rel=1e-9)
 
 
-def _project(tmp_path: Path, files: tuple[Path, Path], rule: str) -> Path:
-    """A project judging cand.parquet and base.csv.gz above evaluate.exact_rows."""
+def _project(tmp_path: Path, files: tuple[Path, Path], rule: str, exact_rows: int = 10_000) -> Path:
+    """A project judging cand.parquet and base.csv.gz, above evaluate.exact_rows unless
+    `exact_rows` holds them."""
     from tests.test_flipped import make_project
 
+    tmp_path.mkdir(exist_ok=True)
     root = make_project(
         tmp_path / "project",
         "version: 1\nmodel:\n  name: big\nevaluate:\n  predictions: cand.parquet\n"
-        f"  exact_rows: 10000\ngate:\n  rules:\n{rule}report:\n  plots: false\n",
+        f"  exact_rows: {exact_rows}\ngate:\n  rules:\n{rule}report:\n  plots: false\n",
     )
     (root / "cand.parquet").write_bytes(files[0].read_bytes())
     (root / "base.csv.gz").write_bytes(files[1].read_bytes())
@@ -138,7 +140,7 @@ def test_gate_above_exact_rows_judges_from_summaries_and_says_so(
     assert 0 < result["rows"]["auc_bound"] < 0.01
     assert result["rows"]["baseline"] == ROWS
     report = (root / ".mlci" / "out" / "report.md").read_text()
-    for title in ("Confusion matrix", "ROC curve", "Precision-recall curve"):
+    for title in ("Confusion matrix", "ROC curve", "Precision-recall curve", "Calibration"):
         assert title in report  # drawn from the paired summary's counts and histograms
     assert "Drawn from score histograms (binned, 1000 bins) of 12,000 rows" in report
 
@@ -201,3 +203,30 @@ def test_a_paired_gate_above_exact_rows_reads_each_file_once(
     expected = summary_stats.compute_metrics(alone)
     accuracy = next(row for row in result["results"] if row["metric"] == "accuracy")
     assert accuracy["baseline"] == pytest.approx(expected["accuracy"], abs=1e-12)
+
+
+def _section(report: str, title: str) -> str:
+    start = report.index(f"<summary>{title}</summary>")
+    return report[start : report.index("</details>", start)]
+
+
+def test_a_multiclass_calibration_above_exact_rows_is_the_one_below(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from tests.test_flipped import gate
+
+    sections = []
+    for exact_rows in (10_000, ROWS):  # above, then below (the rows held, core.curves)
+        root = _project(
+            tmp_path / str(exact_rows),
+            files,
+            "    - metric: accuracy\n      max_drop: 0.5\n",
+            exact_rows,
+        )
+        assert gate(root, "--baseline-predictions", "base.csv.gz") == 0
+        report = (root / ".mlci" / "out" / "report.md").read_text()
+        assert ("Drawn from score histograms" in report) == (exact_rows < ROWS)
+        sections.append(_section(report, "Calibration"))
+    above, below = sections
+    assert "line [" in above and "blue: candidate, orange: baseline" in above  # both models
+    assert above == below

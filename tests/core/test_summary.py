@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mlci.core import summary
 
@@ -36,6 +37,9 @@ def _assert_same(first: summary.ClassificationSummary, second: summary.Classific
         assert one is not None and other is not None
         assert np.array_equal(one.positives, other.positives)
         assert np.array_equal(one.negatives, other.negatives)
+        assert np.array_equal(one.reliability.rows, other.reliability.rows)
+        assert np.array_equal(one.reliability.hits, other.reliability.hits)
+        assert np.allclose(one.reliability.sums, other.reliability.sums, rtol=1e-12, atol=0)
     assert first.joint_bins is not None and second.joint_bins is not None
     assert np.array_equal(first.joint_bins.cells, second.joint_bins.cells)
     assert np.array_equal(first.joint_bins.counts, second.joint_bins.counts)
@@ -54,6 +58,12 @@ def test_classification_halves_merged_equal_the_whole() -> None:
     )
     _assert_same(merged, whole)
     assert merged.rows == 3_000
+    assert merged.candidate is not None and merged.baseline is not None
+    for found, model in ((merged.candidate, scores), (merged.baseline, base)):
+        assert found.reliability.rows.sum() == 3_000
+        hits = (model.argmax(axis=1) == true).sum()  # the top label is the true class
+        assert found.reliability.hits.sum() == hits
+        assert found.reliability.sums.sum() == pytest.approx(model.max(axis=1).sum(), rel=1e-12)
 
 
 def test_regression_halves_merged_equal_the_whole() -> None:
@@ -111,6 +121,7 @@ def test_each_side_of_a_paired_summary_is_that_models_summary_alone() -> None:
         assert np.array_equal(found.joint.counts, alone.joint.counts)
         assert found.candidate is not None and alone.candidate is not None
         assert np.array_equal(found.candidate.positives, alone.candidate.positives)
+        assert np.array_equal(found.candidate.reliability.hits, alone.candidate.reliability.hits)
         assert found.moments is not None and alone.moments is not None
         assert found.moments.names == alone.moments.names
         assert np.allclose(found.moments.products, alone.moments.products)

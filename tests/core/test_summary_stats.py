@@ -147,13 +147,71 @@ def test_curves_from_histograms_against_the_exact_ones_and_sklearn() -> None:
         assert abs((curve.area or 0) - reference) < 0.001
 
 
-def test_binary_calibration_from_histograms() -> None:
-    candidate, _ = _classification(2, seed=22)
+def _on_the_edges(k: int, rows: int, seed: int) -> Predictions:
+    """Probabilities on the diagram's bin edges (0.3 and linspace's 0.30000000000000004,
+    which differ), an ulp either side, and top labels tied between columns."""
+    rng = np.random.default_rng(seed)
+    edges = np.linspace(0.0, 1.0, 11)
+    near = np.concatenate([edges, np.nextafter(edges, 2.0), np.nextafter(edges, -1.0)])
+    near = np.concatenate([near, np.arange(11) / 10, np.arange(1001) / 1000])
+    plotted = np.clip(rng.choice(near, rows), 1.0 / k, 1.0)  # a top label is at least 1/k
+    scores = np.empty((rows, k))
+    scores[:] = ((1.0 - plotted) / (k - 1))[:, None]
+    column = rng.integers(0, k, rows)
+    scores[np.arange(rows), column] = plotted
+    tied = rng.random(rows) < 0.2  # two columns share the top probability
+    halves = np.full(int(tied.sum()), 0.5 if k == 2 else 0.4)
+    scores[tied] = (1.0 - 2 * halves[:, None]) / max(k - 2, 1)
+    scores[tied, 0 if k == 2 else 1] = halves
+    scores[tied, k - 1] = halves
+    true = rng.integers(0, k, rows)
+    return Predictions(true, scores.argmax(axis=1), scores, tuple(range(k)), None)
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+@pytest.mark.parametrize("edges", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_calibration_from_the_summary_is_the_exact_diagram(
+    k: int, edges: bool, dtype: type
+) -> None:
+    found = _on_the_edges(k, 5_000, seed=k) if edges else _classification(k, seed=22)[0]
+    assert found.scores is not None
+    scores = found.scores.astype(dtype)  # float32 stays float32 (Parquet's float)
+    candidate = Predictions(found.y_true, found.y_pred, scores, found.classes, None)
     histograms = _summary(candidate).candidate
     assert histograms is not None
     exact = curves.calibration(candidate)
     binned = summary_stats.calibration(histograms, candidate.classes)
-    assert exact is not None and binned is not None and binned.name == exact.name
-    assert binned.y == pytest.approx(exact.y, abs=1e-12)
-    assert binned.x == pytest.approx(exact.x, abs=0.5 / summary.BINS)
-    assert summary_stats.calibration(histograms, (0, 1, 2)) is None
+    assert exact is not None and binned is not None
+    assert binned.name == exact.name == ("class 1" if k == 2 else "top label")
+    assert binned.y == exact.y  # the same rows in each bin: the same fractions
+    assert binned.x == pytest.approx(exact.x, rel=1e-12, abs=0)
+
+
+def test_the_fine_bins_lie_inside_the_diagrams_bins() -> None:
+    edges = np.linspace(0.0, 1.0, 11)
+    steps = np.arange(-4, 5)
+    probabilities = [edges, np.arange(1001) / 1000, np.arange(11) / 10, np.cumsum([0.1] * 10)]
+    for _ in range(4):  # up to four ulps either side of each edge
+        edges = np.nextafter(edges, 2.0)
+        probabilities.append(edges)
+    down = np.linspace(0.0, 1.0, 11)
+    for _ in steps:
+        down = np.nextafter(down, -1.0)
+        probabilities.append(down[1:])
+    found = np.clip(np.concatenate(probabilities), 0.0, 1.0)
+    fine = summary.confidence_bin(found)
+    diagram = np.searchsorted(np.linspace(0.0, 1.0, 11)[1:-1], found)  # core.curves's bins
+    assert np.array_equal(fine // 100, diagram)
+    assert fine.min() >= 0 and fine.max() == summary.CONFIDENCE_BINS - 1
+    assert summary.confidence_bin(np.array([0.30000000000000004]))[0] == 299  # not 300
+
+
+def test_calibration_needs_two_classes_and_rows() -> None:
+    none = summary.summarize_classification((0, 1, 2), np.zeros(0, int), np.zeros(0, int), None)
+    assert none.candidate is None
+    empty = summary.summarize_classification(
+        (0, 1, 2), np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3))
+    )
+    assert empty.candidate is not None
+    assert summary_stats.calibration(empty.candidate, (0, 1, 2)) is None

@@ -52,6 +52,31 @@ def write_classification(
     return paths[0], paths[1]
 
 
+def write_on_the_edges(folder: Path, *, k: int, rows: int = 2000) -> tuple[Path, Path]:
+    """A candidate and a baseline (ids 0..rows-1) whose plotted probability (two classes:
+    p_1; more: the top label's) falls on the reliability diagram's bin edges, linspace's
+    (0.30000000000000004) and decimal (0.3), and an ulp either side; a fifth of the rows
+    tie two columns for the top label."""
+    rng = np.random.default_rng(k)
+    edges = np.linspace(0.0, 1.0, 11)
+    near = [edges, np.nextafter(edges, 2.0), np.nextafter(edges, -1.0), np.arange(11) / 10]
+    y = rng.integers(0, k, rows)
+    paths = []
+    for name in ("cand", "base"):
+        plotted = np.clip(rng.choice(np.concatenate(near), rows), 1.0 / k, 1.0)
+        p = np.repeat(((1.0 - plotted) / (k - 1))[:, None], k, axis=1)
+        p[np.arange(rows), rng.integers(0, k, rows)] = plotted
+        tied = rng.random(rows) < 0.2
+        top = 0.5 if k == 2 else 0.4
+        p[tied] = (1.0 - 2 * top) / max(k - 2, 1)
+        p[tied, 0 if k == 2 else 1] = top  # np.argmax takes the first of the two
+        p[tied, k - 1] = top
+        columns = {"id": np.arange(rows), "y_true": y, "y_pred": p.argmax(axis=1)}
+        columns |= {f"p_{c}": p[:, c] for c in range(k)}
+        paths.append(_write(folder / f"{name}.parquet", columns))
+    return paths[0], paths[1]
+
+
 def write_regression(folder: Path, *, rows: int = 2000, seed: int = 1) -> tuple[Path, Path]:
     rng = np.random.default_rng(seed)
     y = rng.normal(10, 3, rows)
@@ -118,6 +143,11 @@ def assert_same(found: Summary, want: Summary) -> None:
             assert (mine is None) == (theirs is None), name
             for array in arrays if mine is not None else ():
                 np.testing.assert_array_equal(getattr(mine, array), getattr(theirs, array))
+            if name in ("candidate", "baseline") and mine is not None:
+                ours, expected = mine.reliability, theirs.reliability
+                np.testing.assert_array_equal(ours.rows, expected.rows)
+                np.testing.assert_array_equal(ours.hits, expected.hits)
+                np.testing.assert_allclose(ours.sums, expected.sums, rtol=1e-12)
     moments, expected = found.moments, want.moments
     assert (moments is None) == (expected is None)
     if moments is not None and expected is not None:

@@ -8,15 +8,18 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 
+from mlci.core import curves, summary_stats
 from mlci.core.summary import ClassificationSummary
 from mlci.engines.scan import run
 from mlci.engines.sql import Request, Source
 from mlci.errors import MetricsError
+from mlci.predictions import load_predictions
 from tests.engines.data import (
     assert_same,
     reference,
     regression_reference,
     write_classification,
+    write_on_the_edges,
     write_regression,
 )
 
@@ -69,10 +72,36 @@ def test_csv_files_give_the_same_summary(tmp_path: Path) -> None:
     check(candidate, baseline, scanned.summary)
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_the_calibration_bins_hold_the_rows_core_curves_bins(tmp_path: Path, k: int) -> None:
+    candidate, baseline = write_on_the_edges(tmp_path, k=k)
+    summary = run(Request(source(candidate), source(baseline), bins=BINS)).summary
+    assert isinstance(summary, ClassificationSummary)
+    check(candidate, baseline, summary)  # the same fine bins as core.summary's
+    rows = load_predictions(candidate, task="classification")
+    exact = curves.calibration(rows)
+    assert summary.candidate is not None and exact is not None
+    drawn = summary_stats.calibration(summary.candidate, summary.classes)
+    assert drawn is not None and drawn.name == exact.name
+    assert drawn.y == exact.y
+    assert drawn.x == pytest.approx(exact.x, rel=1e-12, abs=0)
+
+
+def test_one_class_with_its_probability_is_summarised_without_a_diagram(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "one.parquet"
+    pq.write_table(pa.table({"y_true": [3] * 5, "y_pred": [3] * 5, "p_3": [1.0] * 5}), path)
+    summary = run(Request(source(path), bins=BINS)).summary
+    assert isinstance(summary, ClassificationSummary) and summary.candidate is not None
+    assert_same(summary, reference(path, None, BINS)[0])
+    assert summary.candidate.reliability.rows.sum() == 5
+    assert summary_stats.calibration(summary.candidate, summary.classes) is None
+
+
 def test_regression_moments_give_sklearn_errors(tmp_path: Path) -> None:
     from sklearn.metrics import mean_absolute_error, mean_squared_error
-
-    from mlci.predictions import load_predictions
 
     candidate, baseline = write_regression(tmp_path)
     summary = run(Request(source(candidate), source(baseline), task="regression")).summary

@@ -12,7 +12,12 @@ from mlci.engines.scan import run
 from mlci.engines.spark import session_for
 from mlci.engines.sql import Request
 from mlci.errors import MetricsError
-from tests.engines.data import assert_same, write_classification, write_regression
+from tests.engines.data import (
+    assert_same,
+    write_classification,
+    write_on_the_edges,
+    write_regression,
+)
 from tests.engines.test_duckdb import BINS, check, source
 
 # One JVM per test worker: the Spark tests share one session, on one worker.
@@ -33,6 +38,16 @@ def test_spark_duckdb_and_mlci_agree_on_one_csv_model(tmp_path: Path, spark: Any
     assert isinstance(scanned.summary, ClassificationSummary)
     check(candidate, None, scanned.summary)
     assert_same(scanned.summary, run(Request(source(candidate), bins=BINS)).summary)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_spark_bins_calibration_on_the_edges_and_ties_as_mlci(
+    tmp_path: Path, spark: Any, k: int
+) -> None:
+    candidate, baseline = write_on_the_edges(tmp_path, k=k)
+    scanned = run(Request(source(candidate), source(baseline), bins=BINS), "spark")
+    assert isinstance(scanned.summary, ClassificationSummary)
+    check(candidate, baseline, scanned.summary)  # reliability's bins as core.summary's
 
 
 def test_spark_and_duckdb_agree_on_regression(tmp_path: Path, spark: Any) -> None:

@@ -11,6 +11,11 @@ SQL query can produce:
 - per model and class c, the rows in `bins` equal-width bins of p_c over [0, 1]
   (bin = min(floor(p_c * bins), bins - 1)), counted separately for the rows whose true
   class is c (`positives`) and the others (`negatives`);
+- per model, its reliability diagram's rows (`Reliability`): the probability
+  `core.curves.calibration` plots (two classes: the positive class's; more: the top
+  label's, the first column on a tie) in `CONFIDENCE_BINS` fine bins, each inside one of
+  the diagram's `DIAGRAM_BINS`; per fine bin the rows, those whose plotted class is the
+  true one, and the sum of the probability;
 - paired, per class and side (positive or not), the rows in each pair of coarse bins
   (candidate's, baseline's) on a `grid` x `grid` grid: the AUCs' covariance;
 - `Moments`: n, and the sums of a few per-row columns and of their pairwise products
@@ -30,6 +35,11 @@ import numpy as np
 from mlci.core.predictions import Array, FloatArray, IntArray
 
 BINS = 1000  # score bins per class: AUC within 0.5 * sum(pos_b * neg_b) / (P * N)
+DIAGRAM_BINS = 10  # a reliability diagram's bins, as core.curves.calibration's
+CONFIDENCE_BINS = 1000  # its fine bins: DIAGRAM_BINS of them merge into one of its bins
+# The diagram's inner bin edges as core.curves (and sklearn) take them: bin c holds
+# (edge[c - 1], edge[c]]. np.linspace's 0.30000000000000004 is not 300 * 0.001.
+DIAGRAM_EDGES = tuple(np.linspace(0.0, 1.0, DIAGRAM_BINS + 1)[1:-1].tolist())
 GRID_CELLS = 1 << 21  # at most this many cells in the paired joint bins (k * 2 * grid²)
 _COUNTED_CELLS = 1 << 20  # a joint table of at most this many cells is counted, not sorted
 _EPS = float(np.finfo(np.float64).eps)
@@ -76,11 +86,32 @@ class Moments:
 
 
 @dataclass(frozen=True, eq=False)
+class Reliability:
+    """One model's reliability diagram, in fine bins of the probability it plots (two
+    classes: the positive class's; more: the top label's): per bin, the rows, the rows
+    whose plotted class is the true one, and the sum of the probability."""
+
+    rows: IntArray  # (CONFIDENCE_BINS,)
+    hits: IntArray
+    sums: FloatArray
+
+    @property
+    def bins(self) -> int:
+        return len(self.rows)
+
+    def merge(self, other: Reliability) -> Reliability:
+        _same("confidence bins", self.bins, other.bins)
+        return Reliability(self.rows + other.rows, self.hits + other.hits, self.sums + other.sums)
+
+
+@dataclass(frozen=True, eq=False)
 class Histograms:
-    """One model's class probabilities, binned: (k, bins) row counts per class."""
+    """One model's class probabilities, binned: (k, bins) row counts per class, and its
+    reliability diagram's fine bins."""
 
     positives: IntArray  # rows whose true class is c, by the bin of p_c
     negatives: IntArray  # the other rows, by the bin of p_c
+    reliability: Reliability
 
     @property
     def bins(self) -> int:
@@ -88,7 +119,11 @@ class Histograms:
 
     def merge(self, other: Histograms) -> Histograms:
         _same("bins", self.positives.shape, other.positives.shape)
-        return Histograms(self.positives + other.positives, self.negatives + other.negatives)
+        return Histograms(
+            self.positives + other.positives,
+            self.negatives + other.negatives,
+            self.reliability.merge(other.reliability),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -293,12 +328,49 @@ def histograms(true: IntArray, scores: FloatArray, bins: int) -> Histograms:
     """Per class, the rows by the bin of that class's probability, positives apart: one
     bincount per class for all rows, one for every row's own class."""
     n, k = scores.shape
+    found = reliability(true, scores)  # first: its temporaries and these never overlap
     everything = np.empty((k, bins), dtype=np.int64)
     for c in range(k):
         everything[c] = np.bincount(bin_of(scores[:, c], bins), minlength=bins)
     own = bin_of(scores[np.arange(n), true], bins)
     positives = np.bincount(true * bins + own, minlength=k * bins).reshape(k, bins)
-    return Histograms(positives, everything - positives)
+    return Histograms(positives, everything - positives, found)
+
+
+def reliability(true: IntArray, scores: FloatArray) -> Reliability:
+    """The fine bins of the probability `core.curves.calibration` plots: two classes, the
+    positive class's, a hit where it is the true class; more, the top label's (np.argmax:
+    the first column on a tie), a hit where the top label is the true class. About 25
+    bytes a row at the peak."""
+    if scores.shape[1] == 2:
+        plotted, hit = np.ascontiguousarray(scores[:, 1]), true == 1
+    else:
+        top = np.argmax(scores, axis=1)
+        hit = true == top
+        plotted = np.take_along_axis(scores, top[:, None], axis=1)[:, 0]
+        del top
+    fine = confidence_bin(plotted)
+    return Reliability(
+        np.bincount(fine, minlength=CONFIDENCE_BINS),
+        np.bincount(fine[hit], minlength=CONFIDENCE_BINS),
+        np.asarray(np.bincount(fine, weights=plotted, minlength=CONFIDENCE_BINS), np.float64),
+    )
+
+
+def confidence_bin(probability: FloatArray) -> IntArray:
+    """The fine bin: ceil(p * CONFIDENCE_BINS) - 1 (right-closed, as sklearn's), kept
+    inside the diagram bin `core.curves` puts p in, so the fine bins merge into exactly
+    its bins where p * CONFIDENCE_BINS rounds across an edge (p = 0.30000000000000004)."""
+    width = CONFIDENCE_BINS // DIAGRAM_BINS
+    scaled = np.multiply(probability, CONFIDENCE_BINS, dtype=np.float64)
+    fine = np.ceil(scaled, out=scaled).astype(np.int64)
+    del scaled
+    fine -= 1
+    low = np.searchsorted(np.array(DIAGRAM_EDGES), probability)
+    low *= width
+    np.maximum(fine, low, out=fine)
+    low += width - 1
+    return np.minimum(fine, low, out=fine)
 
 
 def _joint_bins(true: IntArray, scores: FloatArray, baseline: FloatArray, grid: int) -> Table:

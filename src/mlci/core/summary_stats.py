@@ -15,9 +15,12 @@ evaluate.exact_rows, where the rows themselves are not kept.
   as the average of the classes' (the classes' AUCs treated as fully correlated: never
   narrower than the exact estimator's). A paired difference uses, per class, the
   covariance of the two models' placements on the coarse joint bins.
-- Curves (`roc_curves`, `pr_curves`, binary `calibration`) take their thresholds at the
-  bins' edges: a ROC curve's area is the binned AUC; the average precision has no stated
-  bound; calibration's frequencies are exact and its x within half a bin.
+- Curves (`roc_curves`, `pr_curves`) take their thresholds at the bins' edges: a ROC
+  curve's area is the binned AUC; the average precision has no stated bound.
+- `calibration` (two classes: the positive class's probability; more: the top label's
+  confidence) is exact: the summary's fine bins lie inside the diagram's bins, and hold
+  the rows, the hits and the sum of the probability, so each point's frequency is exact
+  and its mean probability equal to float rounding.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from mlci.core.curves import Curve
 from mlci.core.intervals import Interval
 from mlci.core.predictions import FloatArray, IntArray
 from mlci.core.summary import (
+    DIAGRAM_BINS,
     LOSS,
     ClassificationSummary,
     Histograms,
@@ -373,22 +377,22 @@ def pr_curves(histograms: Histograms, classes: tuple[object, ...]) -> list[Curve
     return curves
 
 
-def calibration(
-    histograms: Histograms, classes: tuple[object, ...], bins: int = 10
-) -> Curve | None:
-    """Two classes: the reliability diagram of `core.curves.calibration`, the fine bins
-    merged into `bins` (which must divide them). The observed frequencies are exact; each
-    point's mean probability is taken at its fine bins' centres, within half a fine bin.
-    None for more classes: the top label's confidence is not in the summary."""
-    if len(classes) != 2 or histograms.bins % bins:
+def calibration(histograms: Histograms, classes: tuple[object, ...]) -> Curve | None:
+    """The reliability diagram of `core.curves.calibration` (two classes: the positive
+    class's probability; more: the top label's confidence), its `DIAGRAM_BINS` bins
+    merged from the fine bins, which lie inside them: the same rows in each bin, so the
+    observed frequencies are exact and each point's mean probability (from the sums)
+    equal to float rounding. None with fewer than two classes or no rows."""
+    found = histograms.reliability
+    if len(histograms.positives) < 2 or found.bins % DIAGRAM_BINS:
         return None
-    positives = histograms.positives[1].astype(np.float64)
-    total = positives + histograms.negatives[1]
-    centres = (np.arange(histograms.bins) + 0.5) / histograms.bins
-    width = histograms.bins // bins
-    rows = total.reshape(bins, width).sum(axis=1)
-    hits = positives.reshape(bins, width).sum(axis=1)
-    mean = (total * centres).reshape(bins, width).sum(axis=1)
+    width = found.bins // DIAGRAM_BINS
+    rows = found.rows.reshape(DIAGRAM_BINS, width).sum(axis=1)
+    hits = found.hits.reshape(DIAGRAM_BINS, width).sum(axis=1)
+    sums = found.sums.reshape(DIAGRAM_BINS, width).sum(axis=1)
     filled = rows > 0
-    x, y = mean[filled] / rows[filled], hits[filled] / rows[filled]
-    return Curve(f"class {classes[1]}", tuple(x.tolist()), tuple(y.tolist()), None)
+    if not filled.any():
+        return None
+    x, y = sums[filled] / rows[filled], hits[filled] / rows[filled]
+    name = f"class {classes[1]}" if len(histograms.positives) == 2 else "top label"
+    return Curve(name, tuple(x.tolist()), tuple(y.tolist()), None)

@@ -21,12 +21,16 @@ import numpy as np
 
 from mlci.core.summary import (
     BINS,
+    CONFIDENCE_BINS,
+    DIAGRAM_BINS,
+    DIAGRAM_EDGES,
     LOSS,
     REGRESSION_COLUMNS,
     ClassificationSummary,
     Histograms,
     Moments,
     RegressionSummary,
+    Reliability,
     Summary,
     Table,
     grid_for,
@@ -317,7 +321,36 @@ class _Scan:
         )
         for cls, pos, where, count in self.engine.rows(query):
             (positives if pos else negatives)[cls, where] = count
-        return Histograms(positives, negatives)
+        return Histograms(positives, negatives, self._reliability(model, k))
+
+    def _reliability(self, model: str, k: int) -> Reliability:
+        """The model's reliability diagram in fine bins, as `core.summary.reliability`:
+        two classes (or one), the last column and its code; more, GREATEST of the k and,
+        as the top label, the first column equal to it (np.argmax's pick on a tie)."""
+        names = [f"s{model}{code}" for code in range(k)]
+        plotted, top = names[-1], str(k - 1)
+        if k > 2:
+            plotted = f"GREATEST({', '.join(names)})"
+            top = "CASE " + " ".join(f"WHEN {n} = p THEN {c}" for c, n in enumerate(names))
+            top += " END"
+        width = CONFIDENCE_BINS // DIAGRAM_BINS
+        below = " + ".join(f"CASE WHEN p > {edge:.17e} THEN 1 ELSE 0 END" for edge in DIAGRAM_EDGES)
+        fine = f"CAST(CEIL(p * {CONFIDENCE_BINS}) AS BIGINT) - 1"
+        query = (
+            f"SELECT LEAST(GREATEST({fine}, low), low + {width - 1}) AS bin, hit, COUNT(*), "
+            f"SUM(p) FROM (SELECT p, CASE WHEN ({top}) = t THEN 1 ELSE 0 END AS hit, "
+            f"({below}) * {width} AS low "
+            f"FROM (SELECT t, {', '.join(names)}, {plotted} AS p FROM coded) AS plotted"
+            f") AS binned GROUP BY 1, 2"
+        )
+        rows = np.zeros(CONFIDENCE_BINS, dtype=np.int64)
+        hits = np.zeros(CONFIDENCE_BINS, dtype=np.int64)
+        sums = np.zeros(CONFIDENCE_BINS)
+        for where, hit, count, total in self.engine.rows(query):
+            rows[where] += count
+            hits[where] += count if hit else 0
+            sums[where] += float(total)
+        return Reliability(rows, hits, sums)
 
     def _unpivot(self, k: int, models: tuple[str, ...]) -> str:
         """One row per row and class: cls (the code), pos (1: the true class), and each

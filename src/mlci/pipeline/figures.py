@@ -197,8 +197,8 @@ def _classification(drawn: _Drawn, painter: _Painter) -> list[Figure]:
         figure = _curve_figure(key, title, *drawn.curves[key], painter)
         figures.append(_named(figure, drawn.approximation))
     calibration = _calibration(*drawn.calibration, painter)
-    if calibration is not None:
-        figures.append(_named(calibration, drawn.approximation))
+    if calibration is not None:  # a summary's is the rows' diagram: no approximation named
+        figures.append(calibration)
     return figures
 
 
