@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 
 from mlci.core import curves, summary_stats
+from mlci.core.stats import MAX_CLASSES
 from mlci.core.summary import ClassificationSummary
 from mlci.engines.scan import run
 from mlci.engines.sql import Request, Source
@@ -63,6 +64,16 @@ def test_two_models_are_paired_by_id_and_unmatched_rows_counted(tmp_path: Path) 
     assert isinstance(scanned.summary, ClassificationSummary)
     assert (scanned.summary.rows, scanned.only_candidate, scanned.only_baseline) == (2988, 5, 7)
     check(candidate, baseline, scanned.summary)
+
+
+def test_the_most_classes_mlci_takes_are_summarised(tmp_path: Path) -> None:
+    """MAX_CLASSES probability columns: the sums and checks over them stay within what
+    DuckDB's parser takes (a chain of 1,000 `+` was 1,000 levels deep: Parser Error)."""
+    candidate, _ = write_classification(tmp_path, rows=2000, k=MAX_CLASSES, partial=False)
+    scanned = run(Request(source(candidate), bins=BINS))
+    assert isinstance(scanned.summary, ClassificationSummary)
+    assert len(scanned.summary.classes) == MAX_CLASSES
+    check(candidate, None, scanned.summary)
 
 
 def test_csv_files_give_the_same_summary(tmp_path: Path) -> None:

@@ -299,7 +299,7 @@ class _Scan:
     def _check_scores(self, model: str, k: int) -> None:
         names = [f"s{model}{code}" for code in range(k)]
         outside = " OR ".join(f"{n} IS NULL OR {n} < 0 OR {n} > 1" for n in names)
-        total = " + ".join(names)
+        total = _sum(names)
         bad = self._count(
             f"SELECT COUNT(*) FROM coded WHERE {outside} OR ABS({total} - 1) > {_SUM_TOLERANCE}"
         )
@@ -454,3 +454,12 @@ def _is_integer(value: object) -> bool:
     if isinstance(value, float):
         return value.is_integer()
     return isinstance(value, str) and _INTEGER.fullmatch(value) is not None
+
+
+def _sum(terms: list[str]) -> str:
+    """`terms` added in a balanced tree: a chain of a thousand `+` is deeper than DuckDB's
+    parser allows (max_expression_depth, 1000), a tree is 10 deep."""
+    if len(terms) <= 2:
+        return " + ".join(terms)
+    middle = len(terms) // 2
+    return f"({_sum(terms[:middle])}) + ({_sum(terms[middle:])})"
