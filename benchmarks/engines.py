@@ -10,7 +10,7 @@ an id; the baseline's rows shuffled) into a temporary folder, then times, in one
 
 - memory: `mlci.predictions.load_predictions` of both files, `join` by id, and
   `core.summary.summarize_classification` (what mlci does without an engine);
-- duckdb: `engines.scan.scan` with evaluate.engine: duckdb (the join in SQL);
+- duckdb: `scan.run.scan` with evaluate.engine: duckdb (the join in SQL);
 - spark: the same with evaluate.engine: spark on local[2] (the session's start-up is
   timed apart, as a cluster's would be paid once).
 
@@ -32,8 +32,8 @@ import numpy as np
 
 from mlci.config import EvaluateConfig
 from mlci.core.summary import ClassificationSummary, codes, summarize_classification
-from mlci.engines.scan import scan
 from mlci.predictions import join, load_predictions
+from mlci.scan.run import scan
 
 
 def write(folder: Path, rows: int, k: int, seed: int = 0) -> tuple[Path, Path]:
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds, found = timed("duckdb", lambda: scan(duck, str(candidate), str(baseline)))
         rows.append(("DuckDB embedded", seconds, agree(reference, found.summary)))  # type: ignore[attr-defined]
         if not args.no_spark:
-            from mlci.engines.spark import session_for
+            from mlci.scan.spark import session_for
 
             started, session = timed("spark start", lambda: session_for("local[2]"))
             spark = EvaluateConfig((), engine="spark")

@@ -10,11 +10,11 @@ from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 
 from mlci.core import curves, summary_stats
 from mlci.core.summary import ClassificationSummary
-from mlci.engines.scan import run
-from mlci.engines.sql import Request, Source
 from mlci.errors import MetricsError
 from mlci.predictions import load_predictions
-from tests.engines.data import (
+from mlci.scan.run import run
+from mlci.scan.sql import Request, Source
+from tests.scan.data import (
     assert_same,
     reference,
     regression_reference,

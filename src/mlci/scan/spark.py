@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from mlci.errors import ExternalError, MetricsError, UsageError
 
-if TYPE_CHECKING:  # the engine only: engines.scan runs engines.sql's queries on it
-    from mlci.engines.sql import Source
+if TYPE_CHECKING:  # the engine only: scan.run runs scan.sql's queries on it
+    from mlci.scan.sql import Source
 
 LOCAL = "local[2]"
 
 
 @contextmanager
 def opened(master: str = LOCAL) -> Iterator[_Spark]:
-    """The active SparkSession, or one on `master`, for `engines.sql.summarize`; Spark's
+    """The active SparkSession, or one on `master`, for `scan.sql.summarize`; Spark's
     errors become MetricsError, and the views it cached are dropped."""
     try:
         from pyspark.errors import PySparkException

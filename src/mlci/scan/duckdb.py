@@ -1,7 +1,7 @@
 """DuckDB embedded: SQL over local or remote predictions files, out of core.
 
 Object-storage URLs (s3://, gs://, az://) are read through the fsspec filesystems the
-caller passes (`engines.storage`), registered with DuckDB: DuckDB's own httpfs and azure
+caller passes (`scan.storage`), registered with DuckDB: DuckDB's own httpfs and azure
 extensions are downloaded on first use, which a runner without network cannot do.
 """
 
@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlci.errors import MetricsError, UsageError
 
-if TYPE_CHECKING:  # the engine only: engines.scan runs engines.sql's queries on it
-    from mlci.engines.sql import Source
+if TYPE_CHECKING:  # the engine only: scan.run runs scan.sql's queries on it
+    from mlci.scan.sql import Source
 
 _READERS = {
     "parquet": "read_parquet({path})",
@@ -26,7 +26,7 @@ _READERS = {
 
 @contextmanager
 def opened(filesystems: Sequence[Any] = ()) -> Iterator[_DuckDB]:
-    """An in-process DuckDB for `engines.sql.summarize`; `filesystems` (fsspec's) read the
+    """An in-process DuckDB for `scan.sql.summarize`; `filesystems` (fsspec's) read the
     object-storage URLs. DuckDB's errors become MetricsError."""
     try:
         import duckdb

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from mlci.core import filetypes
 from mlci.core.stats import MAX_CLASSES
-from mlci.engines import duckdb, spark, storage
-from mlci.engines.sql import Request, Scanned, Source, summarize
 from mlci.errors import MetricsError
+from mlci.scan import duckdb, spark, storage
+from mlci.scan.sql import Request, Scanned, Source, summarize
 
 if TYPE_CHECKING:
     from mlci.config import EvaluateConfig
