@@ -3,7 +3,8 @@
 mlci uses the active SparkSession when it runs inside one (a notebook, spark-submit), else
 starts one with evaluate.spark.master (default local[2]). Spark reads the files with its
 own filesystems (s3a://, gs://, abfss:// as the cluster is configured); mlci only merges
-the small tables the queries return.
+the small tables the queries return. Memory and spill space are Spark's configuration
+(spark.driver.memory, 1g by default in local mode; spark.local.dir), left as they are.
 """
 
 from __future__ import annotations
