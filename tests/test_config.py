@@ -855,3 +855,14 @@ def test_an_engine_needs_predictions_and_spark_options_need_spark() -> None:
     assert "evaluate.spark.colour: unknown key" in problem(
         ENGINE + "  engine: spark\n  spark: {colour: red}\n"
     )
+
+
+def test_duckdb_memory_limit_is_read_for_duckdb_and_checked() -> None:
+    assert parse(ENGINE).evaluate.duckdb_memory_limit is None
+    for engine in ("duckdb", "none"):  # with none, a URL is scanned by DuckDB all the same
+        text = ENGINE + f"  engine: {engine}\n  duckdb: {{memory_limit: 1.5GB}}\n"
+        assert parse(text).evaluate.duckdb_memory_limit == "1.5GB"
+    said = problem(ENGINE + "  engine: duckdb\n  duckdb: {memory_limit: lots}\n")
+    assert "evaluate.duckdb.memory_limit: expected an amount of memory such as 2GB" in said
+    said = problem(ENGINE + "  engine: spark\n  duckdb: {memory_limit: 2GB}\n")
+    assert "evaluate.duckdb: is not read with evaluate.engine: spark" in said

@@ -106,6 +106,7 @@ class EvaluateConfig:
     id_column: str = "id"  # pairs the candidate's rows with the baseline's
     engine: EngineName | None = None  # None: mlci reads the predictions files itself
     spark_master: str = "local[2]"  # evaluate.spark.master, when no session is active
+    duckdb_memory_limit: str | None = None  # evaluate.duckdb.memory_limit; None: DuckDB's
     # Up to this many rows, metrics and intervals are exact (rows in memory); above, from
     # summaries read batch by batch (docs/gate.md: exact and approximate results).
     exact_rows: int = 2_000_000
@@ -238,9 +239,11 @@ KEYS: dict[str, tuple[str, ...]] = {
         "id_column",
         "engine",
         "spark",
+        "duckdb",
         "exact_rows",
     ),
     "evaluate.spark": ("master",),
+    "evaluate.duckdb": ("memory_limit",),
     "evaluate.slices[]": ("column", "edges", "quantiles", "cross", "min_rows"),
     "gate": (
         "baseline",
@@ -761,6 +764,18 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
     spark = _Section(section.data.get("spark"), "evaluate.spark", problems, KEYS["evaluate.spark"])
     if section.has("spark") and engine != "spark":
         problems.add("evaluate.spark", "is read only with evaluate.engine: spark")
+    duckdb = _Section(
+        section.data.get("duckdb"), "evaluate.duckdb", problems, KEYS["evaluate.duckdb"]
+    )
+    if section.has("duckdb") and engine == "spark":
+        problems.add("evaluate.duckdb", "is not read with evaluate.engine: spark")
+    memory_limit = duckdb.optional_string("memory_limit")
+    if memory_limit is not None and not _MEMORY.fullmatch(memory_limit.strip()):
+        problems.add(
+            "evaluate.duckdb.memory_limit",
+            f"expected an amount of memory such as 2GB, 500MB or 50%, got {shown(memory_limit)}",
+        )
+        memory_limit = None
     return EvaluateConfig(
         metrics=metrics,
         predictions=predictions,
@@ -772,11 +787,14 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
         id_column=id_column,
         engine=cast("EngineName | None", engine),
         spark_master=spark.string("master", "local[2]"),
+        duckdb_memory_limit=memory_limit,
         exact_rows=section.integer("exact_rows", 2_000_000, minimum=0),
     )
 
 
 _RESERVED_COLUMNS = ("y_true", "y_pred", "id", "score")
+# DuckDB's memory_limit: a number and a unit (decimal or binary), or a share of the memory.
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|%)", re.IGNORECASE)
 
 
 def _parse_slices(raw: object, problems: _Problems) -> tuple[SliceSpec, ...]:

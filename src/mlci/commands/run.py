@@ -7,9 +7,9 @@ from pathlib import Path
 from mlci import pipeline
 from mlci.commands.summary import print_outcome, print_unwritten
 from mlci.config import locate
-from mlci.engines.storage import scheme
 from mlci.pipeline import BaselineRequest
 from mlci.pipeline.outputs import ReportNotWritten
+from mlci.scan.storage import scheme
 
 
 def _from_cwd(path: Path | None) -> Path | None:

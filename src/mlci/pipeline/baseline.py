@@ -26,12 +26,12 @@ from mlci.core.metrics import MetricValue, format_for, parse_metrics, read_metri
 from mlci.core.redact import redact_url
 from mlci.core.report.model import Promotion
 from mlci.data import hashes, remotes, tracked
-from mlci.engines.storage import scheme
 from mlci.errors import ExternalError, MetricsError, MlciError, UsageError, shown
 from mlci.pipeline.basecommit import base_commit
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, PromoteMode
 from mlci.registry import open_registry
 from mlci.registry.base import Registry
+from mlci.scan.storage import scheme
 
 RegistryFactory = Callable[[Config, Mapping[str, str]], Registry]
 __all__ = ["BaselineChoice", "BaselineRequest", "RegistryFactory", "open_registry"]
@@ -205,7 +205,7 @@ def _computed(config: Config, predictions: Path | str) -> dict[str, float]:
     the candidate's are), a file read as the candidate's would be."""
     if scheme(str(predictions)) is not None:
         from mlci.core import summary_stats
-        from mlci.engines.scan import scan
+        from mlci.scan.run import scan
 
         return summary_stats.compute_metrics(scan(config.evaluate, str(predictions)).summary)
     from mlci.streaming import compute_metrics

@@ -14,8 +14,8 @@ from mlci.core.flipped import MAX_EXTRA_COLUMNS
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.numbers import format_number
 from mlci.core.redact import redact_url
-from mlci.engines.storage import scheme
 from mlci.pipeline.facts import Evaluation
+from mlci.scan.storage import scheme
 
 if TYPE_CHECKING:
     from mlci.core.predictions import Predictions
@@ -125,7 +125,7 @@ def _merged(
 
 
 def _scan(config: Config, candidate: str) -> Summary:
-    from mlci.engines.scan import scan
+    from mlci.scan.run import scan
 
     return scan(config.evaluate, candidate).summary
 

@@ -26,10 +26,10 @@ from mlci.core.gate import (
 )
 from mlci.core.redact import redact_url
 from mlci.core.report.model import Promotion
-from mlci.engines.storage import scheme
 from mlci.errors import MetricsError
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, Evaluation, Facts, Judged
 from mlci.pipeline.flipped import Compared, compare
+from mlci.scan.storage import scheme
 
 if TYPE_CHECKING:
     from mlci.core.predictions import Predictions
@@ -302,7 +302,7 @@ def _paired_summary(config: Config, evaluation: Evaluation, baseline: Path | str
     evaluate.engine scanned the candidate's, else read row by row (once: the evaluate stage
     keeps the summary when it read both files)."""
     if evaluation.scanned is not None:
-        from mlci.engines.scan import scan
+        from mlci.scan.run import scan
 
         return scan(config.evaluate, evaluation.scanned, str(baseline)).summary
     from mlci.streaming import paired_summary

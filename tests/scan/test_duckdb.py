@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
 
+from mlci.config import EvaluateConfig
 from mlci.core import curves, summary_stats
 from mlci.core.stats import MAX_CLASSES
 from mlci.core.summary import ClassificationSummary
-from mlci.engines.scan import run
-from mlci.engines.sql import Request, Source
 from mlci.errors import MetricsError
 from mlci.predictions import load_predictions
-from tests.engines.data import (
+from mlci.scan import duckdb
+from mlci.scan.run import run, scan
+from mlci.scan.sql import Request, Source
+from tests.scan.data import (
     assert_same,
     reference,
     regression_reference,
@@ -168,3 +171,36 @@ def test_probabilities_that_do_not_sum_to_one_are_refused(tmp_path: Path) -> Non
     pq.write_table(table.set_column(3, "p_0", doubled), candidate)
     with pytest.raises(MetricsError, match=r"cand\.parquet: the probabilities of \d+ rows"):
         run(Request(source(candidate)))
+
+
+def test_past_its_memory_limit_duckdb_spills_into_a_folder_of_its_own_removed_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp, work = tmp_path / "tmp", tmp_path / "work"
+    temp.mkdir()
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # TMPDIR, as tempfile read it
+    monkeypatch.chdir(work)
+    distinct = "SELECT COUNT(*) FROM (SELECT DISTINCT i * 7919 % 5000000 FROM range(5000000) t(i))"
+
+    with duckdb.opened(memory_limit="32MB") as engine:  # 5M distinct values: about 100 MB
+        ((count,),) = engine.rows(distinct)
+        spilled = [path.name for path in temp.glob("mlci-duckdb-*/*")]
+
+    assert count == 5_000_000
+    assert spilled, "DuckDB held 5M distinct values within 32 MB without spilling"
+    assert list(temp.iterdir()) == []
+    assert list(work.iterdir()) == []  # not DuckDB's default, .tmp in the working folder
+
+
+def test_running_out_of_memory_names_evaluate_duckdb_memory_limit(tmp_path: Path) -> None:
+    candidate, baseline = write_classification(tmp_path)
+    evaluate = EvaluateConfig((), engine="duckdb", duckdb_memory_limit="1MB")
+
+    with pytest.raises(MetricsError) as raised:
+        scan(evaluate, str(candidate), str(baseline))
+
+    assert "DuckDB ran out of memory summarising the predictions (Out of Memory Error" in str(
+        raised.value
+    )
+    assert "raise evaluate.duckdb.memory_limit (now 1MB) in mlci.yaml" in str(raised.value)

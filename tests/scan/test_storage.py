@@ -13,9 +13,9 @@ from mlci import git
 from mlci.cli import main
 from mlci.config import EvaluateConfig
 from mlci.core.summary import Summary
-from mlci.engines.scan import scan
 from mlci.errors import ExternalError
-from tests.engines.data import assert_same, write_classification
+from mlci.scan.run import scan
+from tests.scan.data import assert_same, write_classification
 from tests.servers import S3Server
 
 pytest.importorskip("duckdb")

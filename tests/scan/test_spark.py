@@ -8,17 +8,17 @@ from typing import Any
 import pytest
 
 from mlci.core.summary import ClassificationSummary
-from mlci.engines.scan import run
-from mlci.engines.spark import session_for
-from mlci.engines.sql import Request
 from mlci.errors import MetricsError
-from tests.engines.data import (
+from mlci.scan.run import run
+from mlci.scan.spark import session_for
+from mlci.scan.sql import Request
+from tests.scan.data import (
     assert_same,
     write_classification,
     write_on_the_edges,
     write_regression,
 )
-from tests.engines.test_duckdb import BINS, check, source
+from tests.scan.test_duckdb import BINS, check, source
 
 # One JVM per test worker: the Spark tests share one session, on one worker.
 pytestmark = pytest.mark.xdist_group("spark")

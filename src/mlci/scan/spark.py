@@ -3,7 +3,8 @@
 mlci uses the active SparkSession when it runs inside one (a notebook, spark-submit), else
 starts one with evaluate.spark.master (default local[2]). Spark reads the files with its
 own filesystems (s3a://, gs://, abfss:// as the cluster is configured); mlci only merges
-the small tables the queries return.
+the small tables the queries return. Memory and spill space are Spark's configuration
+(spark.driver.memory, 1g by default in local mode; spark.local.dir), left as they are.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from mlci.errors import ExternalError, MetricsError, UsageError
 
-if TYPE_CHECKING:  # the engine only: engines.scan runs engines.sql's queries on it
-    from mlci.engines.sql import Source
+if TYPE_CHECKING:  # the engine only: scan.run runs scan.sql's queries on it
+    from mlci.scan.sql import Source
 
 LOCAL = "local[2]"
 
 
 @contextmanager
 def opened(master: str = LOCAL) -> Iterator[_Spark]:
-    """The active SparkSession, or one on `master`, for `engines.sql.summarize`; Spark's
+    """The active SparkSession, or one on `master`, for `scan.sql.summarize`; Spark's
     errors become MetricsError, and the views it cached are dropped."""
     try:
         from pyspark.errors import PySparkException

@@ -12,13 +12,13 @@ import pytest
 
 from mlci import git
 from mlci.cli import main
-from tests.engines.data import write_classification
+from tests.scan.data import write_classification
 
 pytest.importorskip("duckdb")
 
 CONFIG = """\
 version: 1
-model: {{name: engines}}
+model: {{name: scan}}
 evaluate:
   predictions: cand.parquet{engine}
 gate:

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from mlci.core import filetypes
 from mlci.core.stats import MAX_CLASSES
-from mlci.engines import duckdb, spark, storage
-from mlci.engines.sql import Request, Scanned, Source, summarize
 from mlci.errors import MetricsError
+from mlci.scan import duckdb, spark, storage
+from mlci.scan.sql import Request, Scanned, Source, summarize
 
 if TYPE_CHECKING:
     from mlci.config import EvaluateConfig
@@ -28,18 +28,30 @@ def scan(evaluate: EvaluateConfig, candidate: str, baseline: str | None = None) 
         evaluate.id_column,
         max_classes=MAX_CLASSES,
     )
-    return run(request, evaluate.engine or "duckdb", evaluate.spark_master)
+    return run(
+        request,
+        evaluate.engine or "duckdb",
+        evaluate.spark_master,
+        memory_limit=evaluate.duckdb_memory_limit,
+    )
 
 
-def run(request: Request, engine: str = "duckdb", master: str = spark.LOCAL) -> Scanned:
-    """`request` scanned by `engine` (duckdb, spark)."""
+def run(
+    request: Request,
+    engine: str = "duckdb",
+    master: str = spark.LOCAL,
+    *,
+    memory_limit: str | None = None,
+) -> Scanned:
+    """`request` scanned by `engine` (duckdb, spark); `memory_limit` caps DuckDB's memory."""
     if engine == "spark":  # Spark reads URLs with its own filesystems (s3a://, gs://)
         with spark.opened(master) as session:
             return summarize(session, request)
     paths = [request.candidate.path] + ([request.baseline.path] if request.baseline else [])
     remote = [path for path in paths if storage.scheme(path)]
     filesystems = {storage.scheme(path): storage.filesystem(path) for path in remote}
-    with storage.diagnosed(*remote), duckdb.opened(tuple(filesystems.values())) as connection:
+    opened = duckdb.opened(tuple(filesystems.values()), memory_limit)
+    with storage.diagnosed(*remote), opened as connection:
         return summarize(connection, request)
 
 
