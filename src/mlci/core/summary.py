@@ -259,8 +259,10 @@ def grid_for(classes: int) -> int:
 
 
 def bin_of(probability: FloatArray, bins: int) -> IntArray:
-    """min(floor(p * bins), bins - 1): equal-width bins over [0, 1]."""
-    binned = (probability * bins).astype(np.int64)
+    """min(floor(p * bins), bins - 1): equal-width bins over [0, 1]. The product in
+    float64 whatever the scores' dtype, as the engines' SQL computes it (in float32, a
+    probability just under an edge could round up into the next bin)."""
+    binned = np.multiply(probability, bins, dtype=np.float64).astype(np.int64)
     return np.minimum(binned, bins - 1, out=binned)
 
 
