@@ -3,7 +3,8 @@
 Writes two Parquet files (candidate, baseline) of `--rows` rows (default 100M) in row
 groups of a million, never holding them in memory, then runs
 `mlci gate --predictions ... --baseline-predictions ...` in a subprocess and reports its
-wall time and its peak resident memory (the child's ru_maxrss). Above evaluate.exact_rows
+wall time and its peak resident memory (ru_maxrss, read by a small probe process that
+starts it, so the writer's memory is not counted). Above evaluate.exact_rows
 (`--exact-rows`, default mlci's) the gate reads the files batch by batch into summaries.
 
     python benchmarks/stream.py --rows 10000000 [--dir /tmp/stream-bench] [--keep]
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -65,16 +65,32 @@ def _project(folder: Path, exact_rows: int | None) -> None:
     )
 
 
+_PROBE = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[2:]).returncode; "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+    "sys.exit(code)"
+)
+
+
 def _gate(folder: Path) -> tuple[dict[str, Any] | None, float, float, int]:
     """gate.json, wall seconds and peak MB of `mlci gate` in `folder`, and its exit code."""
     command = [sys.executable, "-m", "mlci", "gate", "--json"]
     command += ["--predictions", "candidate.parquet", "--baseline-predictions", "baseline.parquet"]
     shutil.rmtree(folder / ".mlci", ignore_errors=True)
+    # The gate runs under a small probe process: a child forked from this one, which held
+    # the written rows, would report this process's peak as its own (Linux carries it
+    # across fork and exec in ru_maxrss).
+    peak_file = folder / "peak.txt"
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(peak_file), *command],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.perf_counter() - started
-    # the largest child so far: the exact run (second) is the larger one
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak_mb = int(peak_file.read_text()) / 1024
     if done.returncode not in (0, 1):
         print(done.stdout[-2000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
         return None, wall, peak_mb, done.returncode
