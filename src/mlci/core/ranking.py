@@ -7,8 +7,9 @@ column once and keeps the counts while `pred` lives, so a gate with figures sort
 class of each model once, however many results use it. Exact: every distinct score is
 its own step, nothing is binned.
 
-`in_threads` runs one class's work per thread: the sorts and gathers are numpy's, which
-release the GIL, so a runner's cores rank the classes side by side.
+`in_threads` runs one class's work per thread, on two threads where there are two cores:
+the sorts and gathers are numpy's, which release the GIL, so two classes are ranked side
+by side.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from mlci.core.predictions import Array, FloatArray, Predictions
 
 Counts = npt.NDArray[np.unsignedinteger[Any]]
 T = TypeVar("T")
+# Each thread holds a class's sort and contributions (about 70 MB per 1M rows): two share
+# a runner's memory bandwidth well; more add memory faster than speed.
+THREADS = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,9 +88,9 @@ def ranking_and_rows(pred: Predictions, column: int) -> tuple[Ranking, Places]:
 
 
 def in_threads(work: Callable[[int], T], columns: Sequence[int]) -> Iterator[T]:
-    """`work(column)` for each column, in order, on as many threads as there are cores
-    to run them (one thread: in this thread)."""
-    workers = min(len(columns), _cores())
+    """`work(column)` for each column, in order, on up to `THREADS` threads, no more than
+    the cores there are to run them (one: in this thread)."""
+    workers = min(len(columns), _cores(), THREADS)
     if workers <= 1 or len(columns) < 2:
         yield from map(work, columns)
         return
