@@ -32,15 +32,43 @@ def opened(master: str = LOCAL) -> Iterator[_Spark]:
             "evaluate.engine is spark, which is not installed: pip install 'mlci[spark]' "
             "(Spark also needs Java 17 or newer: apt-get install openjdk-17-jre-headless)"
         ) from None
+    from py4j.protocol import Py4JError, Py4JJavaError  # type: ignore[import-untyped]
+
     session = session_for(master)
     engine = _Spark(session)
     try:
         yield engine
     except PySparkException as exc:
         raise MetricsError(f"Spark could not summarise the predictions: {exc}") from None
+    except Py4JJavaError as exc:  # what pyspark does not translate: a job that failed
+        raise java_failure(str(exc.java_exception)) from None
+    except Py4JError as exc:  # the JVM itself went away
+        raise ExternalError(f"Spark stopped answering ({exc}): {_MEMORY}") from None
     finally:
         for view in engine.kept:  # the session may be the user's: leave no cache behind
             session.catalog.uncacheTable(view)
+
+
+_MEMORY = (
+    "give it more memory (local mode: spark.driver.memory, 1g by default, e.g. "
+    "PYSPARK_SUBMIT_ARGS='--driver-memory 4g pyspark-shell' or spark-defaults.conf; a "
+    "cluster: spark.executor.memory), or on one machine use evaluate.engine: duckdb"
+)
+_OUT_OF_MEMORY = ("UNABLE_TO_ACQUIRE_MEMORY", "OutOfMemoryError", "Java heap space")
+
+
+def java_failure(message: str) -> MetricsError | ExternalError:
+    """The error for a Spark job that failed with the Java exception `message`: out of
+    memory is Spark's resources (exit 3, with the settings that give it more), anything
+    else is read from the predictions (a corrupt file: exit 2)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    cause = next((line for line in lines if line.startswith("Caused by:")), "")
+    first = (cause or (lines[0] if lines else "no message")).removeprefix("Caused by: ")
+    if any(sign in message for sign in _OUT_OF_MEMORY):
+        return ExternalError(
+            f"Spark ran out of memory summarising the predictions ({first}): {_MEMORY}"
+        )
+    return MetricsError(f"Spark could not summarise the predictions: {first}")
 
 
 def session_for(master: str) -> Any:
