@@ -249,6 +249,13 @@ def run(path: str, folder: Path, memory_limit: str | None = None) -> Run:
     return Run(path, wall, disk_mb=disk / 2**20, **{key: found[key] for key in keys})
 
 
+def _earlier(path: str, kept: Path) -> Run:
+    """`path`'s results from an earlier run (--reuse): the process's time and disk unknown."""
+    found = pickle.loads(kept.read_bytes())
+    keys = ("seconds", "start", "peak_mb", "jvm_peak_mb", "summary", "only")
+    return Run(path, math.nan, disk_mb=math.nan, **{key: found[key] for key in keys})
+
+
 def _disk(folder: Path) -> int:
     """Bytes on disk under `folder` (files vanish while counted: skipped)."""
     total = 0
@@ -353,6 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--duckdb-memory-limit", help="evaluate.duckdb.memory_limit, e.g. 1GB (default DuckDB's)"
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --dir: take a path's results from an earlier run's DIR/<path>.pickle where "
+        "there is one (its process time and disk unknown), run the others",
+    )
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -363,12 +376,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--paths: unknown {', '.join(unknown)}; choose from {', '.join(PATHS)}")
     if args.dir:
         args.dir.mkdir(parents=True, exist_ok=True)
-        return _measure(args.dir, args.rows, args.classes, paths, args.duckdb_memory_limit)
+        return _measure(
+            args.dir, args.rows, args.classes, paths, args.duckdb_memory_limit, args.reuse
+        )
     with tempfile.TemporaryDirectory() as scratch:
         return _measure(Path(scratch), args.rows, args.classes, paths, args.duckdb_memory_limit)
 
 
-def _measure(folder: Path, rows: int, k: int, paths: list[str], memory_limit: str | None) -> int:
+def _measure(
+    folder: Path,
+    rows: int,
+    k: int,
+    paths: list[str],
+    memory_limit: str | None,
+    reuse: bool = False,
+) -> int:
     import duckdb
     import pyspark
 
@@ -383,7 +405,10 @@ def _measure(folder: Path, rows: int, k: int, paths: list[str], memory_limit: st
     print(f"files: {size:.2f} GB in {folder}, written (or kept) in {took:.0f} s", flush=True)
     runs = []
     for path in paths:
-        runs.append(run(path, folder, memory_limit))
+        kept = folder / f"{path}.pickle"
+        runs.append(
+            _earlier(path, kept) if reuse and kept.exists() else run(path, folder, memory_limit)
+        )
         print(f"  {path}: {runs[-1].wall:.1f} s", file=sys.stderr)
     millions = rows / 1e6
     print(
