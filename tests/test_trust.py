@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,32 @@ def test_a_pull_request_cannot_send_its_training_to_a_cluster_of_its_choosing(
     error = str(project.gate_json()["error"])
     assert "127.0.0.1:1" in error and "127.0.0.1:2" not in error + log
     assert "changes train.ray.address in mlci.yaml" in log
+
+
+@pytest.mark.xdist_group("spark")  # the worker whose JVM the Spark tests share
+def test_a_pull_request_cannot_point_the_evaluation_at_a_spark_master_of_its_own(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The driver on the runner sends its reads, and the credentials they use, to the
+    # master's executors: evaluate.spark.master comes from the base branch. (No
+    # predictions are written: a local Spark starts, and stops on the missing file.)
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17 or newer: apt-get install default-jre-headless")
+    config = project.config.read_text().replace(
+        "  metrics: [metrics.json]\n",
+        "  metrics: [metrics.json]\n  predictions: predictions.parquet\n  engine: spark\n"
+        "  spark: {master: 'local[2]'}\n",
+    )
+    project.write("mlci.yaml", config)
+    project.commit("evaluate on Spark")
+    project.branch("pr/my-master")
+    project.write("mlci.yaml", config.replace("'local[2]'", "'spark://attacker.invalid:7077'"))
+    project.commit("evaluate on my own cluster")
+    github_pull_request(monkeypatch, "pr/my-master")
+
+    _, log = run(project)
+
+    assert "changes evaluate.spark.master in mlci.yaml" in log
+    # Spark ran where the base branch says (locally), and failed on the missing file.
+    error = str(project.gate_json()["error"])
+    assert "Spark cannot read it" in error and "attacker.invalid" not in error + log

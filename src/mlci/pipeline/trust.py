@@ -29,8 +29,15 @@ from mlci.pipeline.basecommit import pull_request_base
 TRUST_VARIABLE = "MLCI_TRUST_PR_CONFIG"
 TRUSTED_SECTIONS = ("gate", "registry", "publish")
 # The evaluation's size limits and the slices the rules are judged in judge the pull
-# request too; the rest of `evaluate` is its own.
-TRUSTED_EVALUATE_KEYS = ("min_rows", "min_row_fraction", "slices", "slice_min_rows")
+# request too, and the Spark master is where the job's reads and their credentials go
+# (local Spark and DuckDB stay on the runner); the rest of `evaluate` is its own.
+TRUSTED_EVALUATE_KEYS = (
+    "min_rows",
+    "min_row_fraction",
+    "slices",
+    "slice_min_rows",
+    "spark_master",
+)
 # Where a training off the runner goes: the cluster or API server that receives the
 # project, the data and the job's cloud credentials, and the bucket the outputs come from.
 TRUSTED_TRAIN_KEYS = ("on", "storage", "ray", "skypilot")
@@ -84,6 +91,7 @@ def rules(
         for key in TRUSTED_EVALUATE_KEYS
         for changed in _changed(config.evaluate, base.evaluate, f"evaluate.{key}")
     ]
+    changed = [key.replace("spark_master", "spark.master") for key in changed]
     if train is not None:
         # No training on the base branch: its defaults (on the runner), not the PR's cluster.
         where = base.train or TrainConfig(command=train.command)
