@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 from sklearn import metrics as skm
@@ -11,7 +9,7 @@ from sklearn import metrics as skm
 from mlci.core import ranking as ranking_module
 from mlci.core.curves import pr_curves, roc_curves
 from mlci.core.predictions import Predictions
-from mlci.core.ranking import in_threads, rank, ranking
+from mlci.core.ranking import rank, ranking
 from mlci.core.stats import compute_metrics
 
 RNG = np.random.default_rng(7)
@@ -90,20 +88,3 @@ def test_the_auc_and_the_curves_read_one_ranking_per_class() -> None:
     roc_curves(pred)
     pr_curves(pred)
     assert all(ranking(pred, column) is first[column] for column in range(3))
-
-
-@pytest.mark.parametrize("cores", [1, 2, 8])
-def test_work_in_threads_comes_back_in_order(cores: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ranking_module, "_cores", lambda: cores)
-    scores = [RNG.random(5000).astype(np.float32) for _ in range(7)]
-    positive = RNG.random(5000) < 0.3
-
-    threads = set()
-
-    def auc(column: int) -> float:
-        threads.add(threading.current_thread().name.startswith("mlci-rank"))
-        return float(skm.roc_auc_score(positive, scores[column]))
-
-    found = list(in_threads(auc, range(7)))
-    assert threads == {cores > 1}  # one core: no pool
-    assert found == [auc(column) for column in range(7)]

@@ -6,19 +6,13 @@ rows (one-vs-rest) have each distinct score. `ranking(pred, column)` sorts that 
 column once and keeps the counts while `pred` lives, so a gate with figures sorts each
 class of each model once, however many results use it. Exact: every distinct score is
 its own step, nothing is binned.
-
-`in_threads` runs one class's work per thread, on two threads where there are two cores:
-the sorts and gathers are numpy's, which release the GIL, so two classes are ranked side
-by side.
 """
 
 from __future__ import annotations
 
-import os
 import weakref
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,10 +20,6 @@ import numpy.typing as npt
 from mlci.core.predictions import Array, FloatArray, Predictions
 
 Counts = npt.NDArray[np.unsignedinteger[Any]]
-T = TypeVar("T")
-# Each thread holds a class's sort and contributions (about 70 MB per 1M rows): two share
-# a runner's memory bandwidth well; more add memory faster than speed.
-THREADS = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,26 +75,6 @@ def ranking_and_rows(pred: Predictions, column: int) -> tuple[Ranking, Places]:
     found, places = rank(positive, pred.scores[:, column])
     _RANKINGS.setdefault(pred, {})[column] = found
     return found, places
-
-
-def in_threads(work: Callable[[int], T], columns: Sequence[int]) -> Iterator[T]:
-    """`work(column)` for each column, in order, on up to `THREADS` threads, no more than
-    the cores there are to run them (one: in this thread)."""
-    workers = min(len(columns), _cores(), THREADS)
-    if workers <= 1 or len(columns) < 2:
-        yield from map(work, columns)
-        return
-    from concurrent.futures import ThreadPoolExecutor  # 10 ms of imports (logging)
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="mlci-rank") as pool:
-        yield from pool.map(work, columns)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # the cores this process may run on
-    except AttributeError:  # macOS and Windows
-        return os.cpu_count() or 1
 
 
 def rank(positive: Array, score: Array) -> tuple[Ranking, Places]:

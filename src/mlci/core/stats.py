@@ -74,7 +74,7 @@ from mlci.core.predictions import Array as Array
 from mlci.core.predictions import FloatArray as FloatArray
 from mlci.core.predictions import IntArray as IntArray
 from mlci.core.predictions import Predictions as Predictions
-from mlci.core.ranking import Places, Ranking, in_threads, rank, ranking_and_rows
+from mlci.core.ranking import Places, Ranking, rank, ranking_and_rows
 
 Task = Literal["classification", "regression"]
 # The interval of a count-based metric: see count_intervals.
@@ -962,12 +962,9 @@ def _compute_roc_auc(pred: Predictions) -> _Linear | None:
         positives = positives if len(positives) >= 2 else []
     if not positives:
         return None
-
-    def one_vs_rest(label: int) -> tuple[float, FloatArray]:
-        return _ranked_auc(*ranking_and_rows(pred, label), codes == label)
-
     value, influence = 0.0, np.zeros(len(codes))
-    for auc, contribution in in_threads(one_vs_rest, positives):
+    for label in positives:
+        auc, contribution = _ranked_auc(*ranking_and_rows(pred, label), codes == label)
         value += auc
         influence += contribution
     return _Linear(value / len(positives), influence / len(positives), codes)
