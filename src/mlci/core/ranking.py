@@ -49,12 +49,6 @@ class Places:
     order: Array
     index: Array
 
-    def to_rows(self, values: FloatArray) -> FloatArray:
-        """`values`, one per row in score order, put back in file order."""
-        rows = np.empty(len(self.order))
-        rows[self.order] = values
-        return rows
-
 
 _RANKINGS: weakref.WeakKeyDictionary[Predictions, dict[int, Ranking]] = weakref.WeakKeyDictionary()
 
