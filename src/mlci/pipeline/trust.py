@@ -31,13 +31,14 @@ TRUSTED_SECTIONS = ("gate", "registry", "publish")
 # The evaluation's size limits and the slices the rules are judged in judge the pull
 # request too, and the Spark master is where the job's reads and their credentials go
 # (local Spark and DuckDB stay on the runner); the rest of `evaluate` is its own.
-TRUSTED_EVALUATE_KEYS = (
-    "min_rows",
-    "min_row_fraction",
-    "slices",
-    "slice_min_rows",
-    "spark_master",
-)
+# Each field of EvaluateConfig, and its key in mlci.yaml.
+TRUSTED_EVALUATE_KEYS = {
+    "min_rows": "evaluate.min_rows",
+    "min_row_fraction": "evaluate.min_row_fraction",
+    "slices": "evaluate.slices",
+    "slice_min_rows": "evaluate.slice_min_rows",
+    "spark_master": "evaluate.spark.master",
+}
 # Where a training off the runner goes: the cluster or API server that receives the
 # project, the data and the job's cloud credentials, and the bucket the outputs come from.
 TRUSTED_TRAIN_KEYS = ("on", "storage", "ray", "skypilot")
@@ -87,11 +88,10 @@ def rules(
     train = config.train
     changed = [key for section in TRUSTED_SECTIONS for key in _changed(config, base, section)]
     changed += [
-        changed
-        for key in TRUSTED_EVALUATE_KEYS
-        for changed in _changed(config.evaluate, base.evaluate, f"evaluate.{key}")
+        name
+        for key, name in TRUSTED_EVALUATE_KEYS.items()
+        if getattr(config.evaluate, key) != getattr(base.evaluate, key)
     ]
-    changed = [key.replace("spark_master", "spark.master") for key in changed]
     if train is not None:
         # No training on the base branch: its defaults (on the runner), not the PR's cluster.
         where = base.train or TrainConfig(command=train.command)
