@@ -243,17 +243,16 @@ def run(path: str, folder: Path, memory_limit: str | None = None) -> Run:
     if process.returncode:
         tail = (folder / f"{path}.log").read_text()[-4000:]
         raise SystemExit(f"{path} exited {process.returncode}:\n{tail}")
-    found = pickle.loads((folder / f"{path}.pickle").read_bytes())
     shutil.rmtree(scratch, ignore_errors=True)
-    keys = ("seconds", "start", "peak_mb", "jvm_peak_mb", "summary", "only")
-    return Run(path, wall, disk_mb=disk / 2**20, **{key: found[key] for key in keys})
+    return _measured(path, folder / f"{path}.pickle", wall, disk / 2**20)
 
 
-def _earlier(path: str, kept: Path) -> Run:
-    """`path`'s results from an earlier run (--reuse): the process's time and disk unknown."""
+def _measured(path: str, kept: Path, wall: float = math.nan, disk_mb: float = math.nan) -> Run:
+    """`path`'s run from what its child wrote to `kept`; without `wall` and `disk_mb` (an
+    earlier run's, --reuse), its process's time and disk unknown."""
     found = pickle.loads(kept.read_bytes())
     keys = ("seconds", "start", "peak_mb", "jvm_peak_mb", "summary", "only")
-    return Run(path, math.nan, disk_mb=math.nan, **{key: found[key] for key in keys})
+    return Run(path, wall, disk_mb=disk_mb, **{key: found[key] for key in keys})
 
 
 def _disk(folder: Path) -> int:
@@ -407,7 +406,7 @@ def _measure(
     for path in paths:
         kept = folder / f"{path}.pickle"
         runs.append(
-            _earlier(path, kept) if reuse and kept.exists() else run(path, folder, memory_limit)
+            _measured(path, kept) if reuse and kept.exists() else run(path, folder, memory_limit)
         )
         print(f"  {path}: {runs[-1].wall:.1f} s", file=sys.stderr)
     millions = rows / 1e6
