@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,39 @@ def test_a_secret_in_an_id_or_a_column_is_masked_in_flipped_csv(
         if path.name == "predictions.csv":  # the training's own file, copied byte for byte
             continue
         assert secret not in path.read_text(errors="replace"), path.name
+
+
+@pytest.mark.parametrize("arrow", [True, False], ids=["pyarrow", "csv module"])
+def test_flipped_csv_reads_back_the_same_through_either_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arrow: bool
+) -> None:
+    import numpy as np
+
+    from mlci.core.flipped import CsvTable
+    from mlci.pipeline.outputs import _write_csv
+
+    if not arrow:  # as where pyarrow is not installed
+        monkeypatch.setitem(sys.modules, "pyarrow", None)
+    table = CsvTable(
+        ("change", "id", "y_true", "confidence", "flag", "note"),
+        (
+            np.array(["broken", "fixed", "fixed"]),
+            np.array(["a,1", 'say "hi"', "'=SUM(A1)"]),
+            np.array([3, -1, 0], dtype=np.int16),
+            np.array([0.25, 0.1, np.nan], dtype=np.float32),
+            np.array([True, False, True]),
+            np.array(["token-s3cr3t-x", "", "line\nbreak"]),
+        ),
+    )
+
+    path = _write_csv(table, tmp_path / "flipped.csv", ["s3cr3t"])
+
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    assert rows == [
+        ["change", "id", "y_true", "confidence", "flag", "note"],
+        ["broken", "a,1", "3", "0.25", "true", "token-***-x"],
+        ["fixed", 'say "hi"', "-1", "0.10000000149011612", "false", ""],
+        ["fixed", "'=SUM(A1)", "0", "nan", "true", "line\nbreak"],
+    ]
+    assert path.read_text(encoding="utf-8").startswith('"change","id"')  # text quoted

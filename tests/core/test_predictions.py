@@ -1,11 +1,12 @@
-"""`distinct`: np.unique's answer, by counting where the labels allow it."""
+"""`distinct`: np.unique's answer, by counting where the labels allow it; `top_label`:
+np.argmax's."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mlci.core.predictions import distinct
+from mlci.core.predictions import distinct, top_label
 
 
 @pytest.mark.parametrize(
@@ -25,3 +26,16 @@ def test_distinct_is_np_unique(values: np.ndarray) -> None:
     assert found.dtype == expected.dtype
     assert np.array_equal(inverse, where)
     assert np.array_equal(found[inverse], values)
+
+
+@pytest.mark.parametrize("classes", [3, 10, 33])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_top_label_is_numpys_argmax_with_ties_to_the_first_column(classes: int, order: str) -> None:
+    rng = np.random.default_rng(classes)
+    # Scores on a coarse grid: many rows tie for their highest score.
+    scores = np.asarray(rng.integers(0, 5, (2_000, classes)) / 4, np.float32, order=order)
+    top, score = top_label(scores)
+    expected = np.argmax(scores, axis=1)
+    assert (top == expected).all()
+    assert (score == scores[np.arange(len(scores)), expected]).all()
+    assert score.dtype == np.float32

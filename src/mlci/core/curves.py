@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from mlci.core.predictions import Array, FloatArray, IntArray, Predictions
+from mlci.core.predictions import Array, FloatArray, IntArray, Predictions, top_label
 from mlci.core.ranking import Ranking, ranking
 from mlci.errors import MetricsError
 
@@ -171,7 +171,7 @@ def _roc_area(ranked: Ranking) -> float:
     positives, negatives = ranked.positives, ranked.negatives
     below = np.cumsum(negatives, dtype=np.int64) - negatives * 0.5
     pairs = float(positives.sum(dtype=np.int64)) * float(negatives.sum(dtype=np.int64))
-    return float(np.dot(positives.astype(np.float64), below) / pairs)
+    return float(np.einsum("i,i->", positives.astype(np.float64), below) / pairs)  # no BLAS
 
 
 def _roc_points(ranked: Ranking) -> tuple[FloatArray, FloatArray]:
@@ -213,8 +213,8 @@ def calibration(pred: Predictions, bins: int = 10) -> Curve | None:
         name, probability = f"class {classes[1]}", pred.scores[:, 1]
         hit = np.asarray(pred.y_true) == classes[1]
     else:
-        top = np.argmax(pred.scores, axis=1)
-        name, probability = "top label", pred.scores[np.arange(len(top)), top]
+        top, probability = top_label(pred.scores)
+        name = "top label"
         hit = np.asarray(pred.y_true) == classes[top]
     return _reliability(name, probability, hit, bins)
 

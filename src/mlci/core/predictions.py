@@ -63,3 +63,22 @@ def distinct(values: Array) -> tuple[Array, IntArray]:
     index = np.zeros(high - low + 1, dtype=np.int64)
     index[present] = np.arange(len(present))
     return (present + low).astype(values.dtype), index[shifted]
+
+
+def top_label(scores: FloatArray) -> tuple[IntArray, FloatArray]:
+    """Each row's top label (its highest score's column, the first one on a tie, as
+    np.argmax) and that score. Column by column where the classes are few: an argmax
+    along the rows of a column-ordered (n, k) array copies it first, and is slower
+    than k passes over the columns."""
+    k = scores.shape[1]
+    if k > 32:
+        top = np.argmax(scores, axis=1)
+        return top, np.take_along_axis(scores, top[:, None], axis=1)[:, 0]
+    best = np.array(scores[:, 0])
+    top = np.zeros(len(scores), np.min_scalar_type(k - 1))
+    for column in range(1, k):
+        score = scores[:, column]
+        higher = score > best  # strictly: a tie keeps the first column
+        top[higher] = column
+        np.maximum(best, score, out=best)
+    return top, best

@@ -988,7 +988,8 @@ def _ranked_auc(ranked: Ranking, places: Places, positive: Array) -> tuple[float
     rows = positives + negatives
     beats = np.cumsum(neg_at, dtype=np.int64) - neg_at * 0.5
     beats /= negatives
-    auc = float(np.dot(pos_at.astype(np.float64), beats) / positives)
+    # einsum, not np.dot: BLAS wakes its threads for a long dot, and they spin after.
+    auc = float(np.einsum("i,i->", pos_at.astype(np.float64), beats) / positives)
     beaten = positives - np.cumsum(pos_at, dtype=np.int64) + pos_at * 0.5
     beaten /= positives
     # Per distinct score, what a positive and what a negative row there contributes;

@@ -32,7 +32,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from mlci.core.predictions import Array, FloatArray, IntArray
+from mlci.core.predictions import Array, FloatArray, IntArray, top_label
 
 BINS = 1000  # score bins per class: AUC within 0.5 * sum(pos_b * neg_b) / (P * N)
 DIAGRAM_BINS = 10  # a reliability diagram's bins, as core.curves.calibration's
@@ -341,15 +341,14 @@ def histograms(true: IntArray, scores: FloatArray, bins: int) -> Histograms:
 
 def reliability(true: IntArray, scores: FloatArray) -> Reliability:
     """The fine bins of the probability `core.curves.calibration` plots: two classes, the
-    positive class's, a hit where it is the true class; more, the top label's (np.argmax:
-    the first column on a tie), a hit where the top label is the true class. About 25
+    positive class's, a hit where it is the true class; more, the top label's (the first
+    column on a tie), a hit where the top label is the true class. About 25
     bytes a row at the peak."""
     if scores.shape[1] == 2:
         plotted, hit = np.ascontiguousarray(scores[:, 1]), true == 1
     else:
-        top = np.argmax(scores, axis=1)
+        top, plotted = top_label(scores)
         hit = true == top
-        plotted = np.take_along_axis(scores, top[:, None], axis=1)[:, 0]
         del top
     fine = confidence_bin(plotted)
     return Reliability(
