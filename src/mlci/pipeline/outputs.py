@@ -152,8 +152,8 @@ def _masked(column: Array, secrets: Sequence[str]) -> Array:
 def _write_with_arrow(header: list[str], columns: list[Array], path: Path) -> bool:
     """Whether pyarrow wrote the CSV (not when it is missing or cannot type a column)."""
     try:
-        import pyarrow as pa
-        import pyarrow.csv as arrow_csv
+        import pyarrow as pa  # type: ignore[import-untyped]
+        import pyarrow.csv as arrow_csv  # type: ignore[import-untyped]
     except ImportError:
         return False
     try:
