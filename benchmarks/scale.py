@@ -5,8 +5,8 @@ Run from the repository root with the Python that has mlci installed:
     .venv/bin/python benchmarks/scale.py [--rows 1000000] [--classes 10] [--keep DIR]
 
 It writes a pair of Parquet prediction files (y_true, y_pred, p_0..p_K-1; the baseline a
-bit worse) and times, each in a fresh subprocess, with its peak memory (the child's
-ru_maxrss):
+bit worse) and times, each in a fresh subprocess, with its peak memory (the sum of the
+peaks of its processes: `mlci gate` draws its PNGs in a worker process):
 
 - the plain script: read both files with pyarrow into pandas, then scikit-learn's
   accuracy, macro F1, log loss, ROC AUC (one-vs-rest), confusion matrix, and `roc_curve`
@@ -92,21 +92,56 @@ def write_pair(folder: Path, rows: int, classes: int, seed: int = 0) -> None:
     (folder / "mlci.yaml").write_text(_CONFIG, encoding="utf-8")
 
 
+_PROBE = """
+import os, resource, subprocess, sys, time
+
+def tree(root):
+    \"\"\"root and its descendants (the gate's drawing worker).\"\"\"
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as file:
+                    parents[int(name)] = int(file.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return found
+
+def high_water(pid):
+    try:
+        with open(f"/proc/{pid}/status") as file:
+            return next(int(line.split()[1]) for line in file if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        return 0
+
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+peaks = {}
+while child.poll() is None:
+    for pid in tree(child.pid):
+        peaks[pid] = max(peaks.get(pid, 0), high_water(pid))
+    time.sleep(0.02)
+wall = time.perf_counter() - start
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(wall, use.ru_utime + use.ru_stime, max(sum(peaks.values()), use.ru_maxrss), child.returncode)
+"""
+
+
 def timed(command: Sequence[str], cwd: Path) -> tuple[float, float, float]:
     """Wall and CPU seconds and peak resident memory (MB) of `command`, in a fresh process.
 
-    Each call runs in a subprocess of its own that runs `command` and reports its child's
-    ru_maxrss, so one measurement's peak never hides another's.
+    Each call runs in a subprocess of its own that runs `command`, so one measurement's
+    peak never hides another's. The peak is the sum of each process's own peak (VmHWM,
+    sampled every 20 ms) over the command and its children (`mlci gate`'s drawing
+    worker): what they could hold at once, at most.
     """
-    probe = (
-        "import resource, subprocess, sys, time; start = time.perf_counter(); "
-        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
-        "wall = time.perf_counter() - start; "
-        "use = resource.getrusage(resource.RUSAGE_CHILDREN); "
-        "print(wall, use.ru_utime + use.ru_stime, use.ru_maxrss, code)"
-    )
     done = subprocess.run(
-        [sys.executable, "-c", probe, *command], cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-c", _PROBE, *command], cwd=cwd, capture_output=True, text=True
     )
     wall, cpu, peak, code = done.stdout.split()
     if code not in ("0", "1"):  # 1: the gate failed, a value like any other

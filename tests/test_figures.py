@@ -208,10 +208,11 @@ def test_above_exact_rows_the_figures_come_from_the_summary_within_its_bound(
     other = classified(labels, seed=2, strength=1.5, n=20_000)  # the same rows' y_true:
     baseline = Predictions(candidate.y_true, other.y_pred, other.scores, other.classes, None)
     summary = _summarized(candidate, baseline)
-    exact, binned = _from_rows(candidate, baseline), _from_summary(summary)
-    assert np.array_equal(exact.confusion, binned.confusion)
-    assert exact.base_confusion is not None and binned.base_confusion is not None
-    assert np.array_equal(exact.base_confusion, binned.base_confusion)
+    drawn_exact, drawn_binned = _from_rows(candidate, baseline), _from_summary(summary)
+    assert np.array_equal(drawn_exact.confusion, drawn_binned.confusion)
+    assert drawn_exact.base_confusion is not None and drawn_binned.base_confusion is not None
+    assert np.array_equal(drawn_exact.base_confusion, drawn_binned.base_confusion)
+    exact, binned = drawn_exact.lines(), drawn_binned.lines()
     bound = approximation(summary).auc_bound
     for key, tolerance in (("roc", len(labels) * bound), ("pr", 0.01)):
         for ours, theirs in zip(exact.curves[key], binned.curves[key], strict=True):

@@ -64,6 +64,17 @@ _TRAINING_SUFFIX = re.compile(
 # -- Public API --------------------------------------------------------------------------
 
 
+def warm_up() -> None:
+    """Import matplotlib and load its font and colour maps, so that the first PNG does
+    not pay for them (`mlci.drawing`'s worker, while the gate computes)."""
+
+    def draw(figure: Figure) -> None:
+        figure.subplots().imshow(np.eye(2), cmap="Blues")
+        figure.text(0.5, 0.5, "0")
+
+    _render((1.0, 1.0), draw)
+
+
 def confusion_matrix_png(
     classes: Sequence[object],
     candidate: Array,

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mlci import drawing
 from mlci.config import Config, load_config
 from mlci.console import Console
 from mlci.core.report.model import ReportInput
@@ -125,6 +126,8 @@ def run(
             if facts.training and facts.training.failure:
                 raise facts.training.failure
         stage = "evaluate"
+        if config.report.plots:  # matplotlib imported beside the evaluation (mlci.drawing)
+            drawing.start()
         known = request.predictions if request.mode == "file" else None
         evaluation = evaluate.evaluate(
             config, options.metrics, options.predictions, console, baseline=known

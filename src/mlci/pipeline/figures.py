@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from mlci import drawing
 from mlci.config import Config
 from mlci.core import curves as curve_module
 from mlci.core import mermaid, summary_stats
@@ -80,6 +82,7 @@ def build_figures(
             figures.append(_training(config.root / config.report.training_log, painter))
         except MetricsError as exc:
             notes.append(f"No training curves: {exc.message}")
+    figures = painter.collect(figures)
     if painter.missing:
         notes.append(painter.missing)
     return tuple(figures), tuple(notes)
@@ -87,10 +90,15 @@ def build_figures(
 
 @dataclasses.dataclass
 class _Painter:
-    """Makes PNGs when plots are on and matplotlib is there; else says why not, once."""
+    """Makes PNGs when plots are on and matplotlib is there; else says why not, once.
+
+    `draw` starts a figure's PNGs (in `mlci.drawing`'s worker where there is one) and
+    `collect` puts them into the figures, so the numbers of later figures are computed
+    while earlier ones are drawn."""
 
     enabled: bool
     missing: str = ""
+    pending: dict[str, list[Callable[[], bytes]]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def make(cls, wanted: bool) -> _Painter:
@@ -103,29 +111,48 @@ class _Painter:
             return cls(enabled=False, missing=note)
         return cls(enabled=True)
 
-    def draw(self, *makers: Callable[[], bytes]) -> tuple[bytes, ...]:
-        if not self.enabled:
-            return ()
+    def draw(self, key: str, *drawings: drawing.Drawing) -> None:
+        """Start the PNGs of figure `key` (functools.partial of `mlci.plots` functions:
+        they travel to the worker)."""
+        if self.enabled:
+            self.pending[key] = [drawing.draw(one) for one in drawings]
+
+    def collect(self, figures: list[Figure]) -> list[Figure]:
+        """The figures with their PNGs; none at all if one drawing failed (the note says why)."""
         try:
-            return tuple(make() for make in makers)
+            drawn = {
+                key: tuple(result() for result in results) for key, results in self.pending.items()
+            }
         except UsageError as exc:
             self.enabled, self.missing = False, f"No PNG plots in report.html: {exc.message}"
-            return ()
+            drawn = {}
+        return [replace(figure, pngs=drawn.get(figure.key, ())) for figure in figures]
 
 
 _Curves = tuple[list[curve_module.Curve], list[curve_module.Curve]]  # candidate's, baseline's
 
 
 @dataclasses.dataclass(frozen=True)
+class _Lines:
+    """The curves the classification figures draw."""
+
+    curves: dict[str, _Curves]  # "roc", "pr"; empty without probabilities
+    calibration: tuple[curve_module.Curve | None, curve_module.Curve | None]
+
+
+@dataclasses.dataclass(frozen=True)
 class _Drawn:
-    """What the classification figures draw: computed from the rows, or from a summary."""
+    """What the classification figures draw: computed from the rows, or from a summary.
+    `lines` computes the curves: called once the confusion matrices are being drawn."""
 
     classes: tuple[object, ...]
     confusion: np.ndarray
     base_confusion: np.ndarray | None
-    curves: dict[str, _Curves]  # "roc", "pr"; empty without probabilities
-    calibration: tuple[curve_module.Curve | None, curve_module.Curve | None]
+    lines: Callable[[], _Lines]
     approximation: str = ""  # how the curves differ from the rows' (a summary's bins)
+
+
+_NO_LINES = _Lines({}, (None, None))
 
 
 def _from_rows(candidate: Predictions, baseline: Predictions | None) -> _Drawn:
@@ -135,7 +162,11 @@ def _from_rows(candidate: Predictions, baseline: Predictions | None) -> _Drawn:
     if baseline is not None:
         base_cm = confusion_matrix(baseline.y_true, baseline.y_pred, classes)
     if candidate.scores is None:
-        return _Drawn(classes, cand_cm, base_cm, {}, (None, None))
+        return _Drawn(classes, cand_cm, base_cm, lambda: _NO_LINES)
+    return _Drawn(classes, cand_cm, base_cm, partial(_lines_from_rows, candidate, baseline))
+
+
+def _lines_from_rows(candidate: Predictions, baseline: Predictions | None) -> _Lines:
     # As many points as a PNG draws: the areas are the full curves', the rest is not drawn.
     points = _max_curve_points()
     curves = {}
@@ -144,7 +175,7 @@ def _from_rows(candidate: Predictions, baseline: Predictions | None) -> _Drawn:
         curves[key] = (own, make(baseline, points=points) if baseline is not None else [])
     calibrated = curve_module.calibration(candidate)
     base = curve_module.calibration(baseline) if baseline is not None else None
-    return _Drawn(classes, cand_cm, base_cm, curves, (calibrated, base))
+    return _Lines(curves, (calibrated, base))
 
 
 def _max_curve_points() -> int:
@@ -157,21 +188,27 @@ def _from_summary(summary: ClassificationSummary) -> _Drawn:
     classes = summary.classes
     cand_cm = summary_stats.confusion(summary, baseline=False)
     base_cm = summary_stats.confusion(summary, baseline=True) if summary.paired else None
-    own, other = summary.candidate, summary.baseline
-    if own is None:
-        return _Drawn(classes, cand_cm, base_cm, {}, (None, None))
-    curves = {}
-    for key, make in (("roc", summary_stats.roc_curves), ("pr", summary_stats.pr_curves)):
-        curves[key] = (make(own, classes), make(other, classes) if other is not None else [])
-    calibrated = summary_stats.calibration(own, classes)
-    base = summary_stats.calibration(other, classes) if other is not None else None
+    if summary.candidate is None:
+        return _Drawn(classes, cand_cm, base_cm, lambda: _NO_LINES)
     found = summary_stats.approximation(summary)
     approximation = (
         f"Drawn from score histograms ({found.method}) of {summary.rows:,} rows, above "
         f"evaluate.exact_rows: thresholds at the bins' edges, the classes' mean ROC area within "
         f"±{found.auc_bound:.2g} of the exact mean."
     )
-    return _Drawn(classes, cand_cm, base_cm, curves, (calibrated, base), approximation)
+    lines = partial(_lines_from_summary, summary)
+    return _Drawn(classes, cand_cm, base_cm, lines, approximation)
+
+
+def _lines_from_summary(summary: ClassificationSummary) -> _Lines:
+    classes, own, other = summary.classes, summary.candidate, summary.baseline
+    assert own is not None
+    curves = {}
+    for key, make in (("roc", summary_stats.roc_curves), ("pr", summary_stats.pr_curves)):
+        curves[key] = (make(own, classes), make(other, classes) if other is not None else [])
+    calibrated = summary_stats.calibration(own, classes)
+    base = summary_stats.calibration(other, classes) if other is not None else None
+    return _Lines(curves, (calibrated, base))
 
 
 def _classification(drawn: _Drawn, painter: _Painter) -> list[Figure]:
@@ -184,19 +221,21 @@ def _classification(drawn: _Drawn, painter: _Painter) -> list[Figure]:
             key="confusion_matrix",
             title="Confusion matrix",
             markdown=confusion_markdown(classes, cand_cm.tolist(), _listed(base_cm)),
-            pngs=painter.draw(
-                lambda: plots.confusion_matrix_png(classes, cand_cm, base_cm, normalize=False),
-                lambda: plots.confusion_matrix_png(classes, cand_cm, base_cm, normalize=True),
-            ),
             caption=shown.note,
         )
     ]
-    if not drawn.curves:
+    painter.draw(
+        "confusion_matrix",
+        partial(plots.confusion_matrix_png, classes, cand_cm, base_cm, normalize=False),
+        partial(plots.confusion_matrix_png, classes, cand_cm, base_cm, normalize=True),
+    )
+    lines = drawn.lines()  # while the confusion matrices are drawn
+    if not lines.curves:
         return figures
     for key, title in (("roc", "ROC curve"), ("pr", "Precision-recall curve")):
-        figure = _curve_figure(key, title, *drawn.curves[key], painter)
+        figure = _curve_figure(key, title, *lines.curves[key], painter)
         figures.append(_named(figure, drawn.approximation))
-    calibration = _calibration(*drawn.calibration, painter)
+    calibration = _calibration(*lines.calibration, painter)
     if calibration is not None:  # a summary's is the rows' diagram: no approximation named
         figures.append(calibration)
     return figures
@@ -233,15 +272,22 @@ def _curve_figure(
         return _by_class_figure(key, title, curve_module.by_class(own, other), painter)
     curves = _compare(own, other)
     shown = [curve_module.downsample(curve, 200) for curve in curves]
+    painter.draw(
+        key,
+        partial(
+            plots.curves_png,
+            title,
+            curves,
+            x_label=x_label,
+            y_label=y_label,
+            diagonal=diagonal,
+            area_label=area,
+        ),
+    )
     return Figure(
         key=key,
         title=title,
         markdown=_chart(title, shown, x_label, y_label),
-        pngs=painter.draw(
-            lambda: plots.curves_png(
-                title, curves, x_label=x_label, y_label=y_label, diagonal=diagonal, area_label=area
-            )
-        ),
         caption=mermaid.legend(shown, area_label=area) if shown else "",
     )
 
@@ -268,8 +314,10 @@ def _by_class_figure(
         caption = f"{chosen}: {names}. " + mermaid.legend(shown, area_label=area)
     else:
         caption = mermaid.legend(shown, area_label=area)
-    pngs = painter.draw(
-        lambda: plots.class_curves_png(
+    painter.draw(
+        key,
+        partial(
+            plots.class_curves_png,
             title,
             drawn,
             x_label=x_label,
@@ -278,9 +326,9 @@ def _by_class_figure(
             area_label=area,
             note=chosen,
             styles_at="lower right" if key == "roc" else "lower left",
-        )
+        ),
     )
-    both = " (report.html's image draws both)" if pngs else ""
+    both = " (report.html's image draws both)" if painter.enabled else ""
     explained = (
         "The chart draws the candidate's curves: Mermaid has no dashed lines to tell the "
         f"baseline's apart{both}."
@@ -290,7 +338,6 @@ def _by_class_figure(
         key=key,
         title=title,
         markdown=f"{_chart(title, shown, x_label, y_label)}\n\n{explained} Per class:\n\n{table}",
-        pngs=pngs,
         caption=caption,
     )
 
@@ -319,13 +366,14 @@ def _calibration(
     if base is not None:
         curves.append(dataclasses.replace(base, name="baseline"))
     title, x_label, y_label = "Calibration", "Mean predicted probability", "Observed frequency"
+    painter.draw(
+        "calibration",
+        partial(plots.curves_png, title, curves, x_label=x_label, y_label=y_label, diagonal=True),
+    )
     return Figure(
         key="calibration",
         title=title,
         markdown=_chart(title, curves, x_label, y_label),
-        pngs=painter.draw(
-            lambda: plots.curves_png(title, curves, x_label=x_label, y_label=y_label, diagonal=True)
-        ),
         caption=mermaid.legend(curves),
     )
 
@@ -354,12 +402,8 @@ def _residuals(candidate: Predictions, painter: _Painter) -> Figure:
     table = "| residual (y_true - y_pred) | value |\n|---|--:|\n" + "\n".join(
         f"| {name} | {value:.4g} |" for name, value in rows
     )
-    return Figure(
-        key="residuals",
-        title="Residuals",
-        markdown=table,
-        pngs=painter.draw(lambda: plots.residuals_png(predicted, residual)),
-    )
+    painter.draw("residuals", partial(plots.residuals_png, predicted, residual))
+    return Figure(key="residuals", title="Residuals", markdown=table)
 
 
 def _training(path: Path, painter: _Painter) -> Figure:
@@ -387,10 +431,10 @@ def _training(path: Path, painter: _Painter) -> Figure:
         markdown = f"```mermaid\n{body}\n```"
     except ValueError:
         markdown = "(no points to draw)"
+    painter.draw("training", partial(plots.training_curves_png, columns, x=x_name or "epoch"))
     return Figure(
         key="training",
         title="Training curves",
         markdown=markdown,
-        pngs=painter.draw(lambda: plots.training_curves_png(columns, x=x_name or "epoch")),
         caption=mermaid.legend(lines),
     )

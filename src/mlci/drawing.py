@@ -1,0 +1,120 @@
+"""The report's PNGs drawn beside the numbers: `mlci.plots` in a worker process.
+
+matplotlib's import and a gate's drawing take about 1.5 s of CPU (a million rows of ten
+classes: two confusion-matrix PNGs, the ROC, precision-recall and calibration ones), all
+of it in Python, so a thread would not run it beside the metrics. Where the machine has a
+second core, `start()` (when the evaluation starts) opens one worker process that imports
+matplotlib at once; `draw()` hands it a drawing and returns at once, and the PNG's bytes
+are collected when the report needs them, so the drawing overlaps the metrics and curves
+still being computed. One worker serves every run of the process (the test suite runs
+hundreds) and ends with it.
+
+On one core, or where the worker cannot start or dies, `draw()` draws in this process
+when the PNG is collected: the same bytes, later.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+Drawing = Callable[[], bytes]  # a picklable call: functools.partial of an mlci.plots function
+
+_worker: ProcessPoolExecutor | None = None
+
+
+def start() -> None:
+    """Open the worker (once per process) where a second core would run it, and have it
+    import matplotlib now. Nothing where matplotlib is missing: the report says so."""
+    global _worker
+    if _worker is not None or _cores() < 2:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return
+    import atexit
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: pyarrow's and BLAS's threads may hold locks a fork would copy. A
+    # spawned process runs the parent's main script again (as __mp_main__) unless it is a
+    # module's __main__: a script that calls mlci without `if __name__ == "__main__"`
+    # would run twice. It gets an empty __main__ instead while it starts (in submit).
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        _worker = ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_ready
+        )
+        _worker.submit(_warm_up)
+    except (OSError, RuntimeError):  # no processes here (a sandbox, a limit): draw inline
+        _worker = None
+        return
+    finally:
+        sys.modules["__main__"] = main
+    atexit.unregister(_stop)  # once, however often a worker was started
+    atexit.register(_stop, wait=True)  # while the modules it needs are still there
+
+
+def draw(drawing: Drawing) -> Callable[[], bytes]:
+    """Start `drawing` in the worker, if there is one; the returned call gives its bytes
+    (drawn in this process if the worker is gone)."""
+    future = _submit(drawing)
+    if future is None:
+        return drawing
+
+    def result() -> bytes:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return future.result()
+        except BrokenProcessPool:  # killed (out of memory?): the next run starts another
+            _stop()
+            return drawing()
+
+    return result
+
+
+def _submit(drawing: Drawing) -> Future[bytes] | None:
+    if _worker is None:
+        return None
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return _worker.submit(drawing)
+    except (BrokenProcessPool, RuntimeError):  # dead, or shut down at the interpreter's exit
+        _stop()
+        return None
+
+
+def _stop(wait: bool = False) -> None:
+    global _worker
+    if _worker is not None:
+        _worker.shutdown(wait=wait, cancel_futures=True)
+    _worker = None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on
+    except AttributeError:  # macOS and Windows
+        return os.cpu_count() or 1
+
+
+def _ready() -> None:
+    """In the worker: Ctrl-C is the parent's to handle (it stops the worker at its exit)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _warm_up() -> None:
+    from mlci import plots
+
+    plots.warm_up()

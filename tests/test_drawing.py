@@ -1,0 +1,121 @@
+"""mlci.drawing: the report's PNGs drawn in a worker process beside the gate's numbers,
+the same bytes as drawn in the process, and drawn in the process where no worker runs."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlci import drawing, plots
+
+pytest.importorskip("matplotlib")
+
+CLASSES = ("cat", "dog", "emu")
+COUNTS = np.array([[50, 3, 1], [4, 40, 6], [0, 7, 30]])
+
+
+def confusion() -> partial[bytes]:
+    return partial(plots.confusion_matrix_png, CLASSES, COUNTS, COUNTS.T, normalize=True)
+
+
+def run_python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the worker needs a second core")
+def test_the_worker_draws_the_same_png_and_this_process_never_imports_matplotlib() -> None:
+    out = run_python(
+        """
+        import sys
+        from functools import partial
+        import numpy as np
+        from mlci import drawing, plots
+
+        counts = np.array([[50, 3, 1], [4, 40, 6], [0, 7, 30]])
+        made = partial(plots.confusion_matrix_png, ("cat", "dog", "emu"), counts, counts.T,
+                       normalize=True)
+        drawing.start()
+        assert drawing._worker is not None
+        png = drawing.draw(made)()
+        print("matplotlib" in sys.modules, png[:8] == b"\\x89PNG\\r\\n\\x1a\\n")
+        print(png == made())  # drawn here now: the same bytes
+        """
+    )
+    assert out.split() == ["False", "True", "True"]
+
+
+def test_on_one_core_no_worker_starts_and_the_png_is_drawn_here() -> None:
+    out = run_python(
+        """
+        import os, sys
+        from functools import partial
+        import numpy as np
+        from mlci import drawing, plots
+
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        drawing.start()
+        counts = np.eye(2, dtype=int)
+        made = partial(plots.confusion_matrix_png, (0, 1), counts, None, normalize=False)
+        png = drawing.draw(made)()
+        print(drawing._worker is None, "matplotlib" in sys.modules, png[:4] == b"\\x89PNG")
+        """
+    )
+    assert out.split() == ["True", "True", "True"]
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the worker needs a second core")
+def test_a_killed_worker_costs_no_png_and_the_next_run_starts_another() -> None:
+    drawing.start()
+    assert drawing._worker is not None
+    workers = [p for p in multiprocessing.active_children() if p.pid is not None]
+    assert workers
+    expected = confusion()()
+    pending = drawing.draw(confusion())
+    for worker in workers:
+        os.kill(worker.pid or 0, signal.SIGKILL)
+        worker.join(timeout=30)
+
+    assert pending() == expected  # drawn here instead
+    assert drawing._worker is None
+
+    drawing.start()
+    assert drawing._worker is not None
+    assert drawing.draw(confusion())() == expected
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the worker needs a second core")
+def test_a_script_without_a_main_guard_is_not_run_again_by_the_worker(tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from functools import partial
+            import numpy as np
+            from mlci import drawing, plots
+
+            print("ran", flush=True)  # a spawned process would run this again
+            drawing.start()
+            made = partial(plots.confusion_matrix_png, (0, 1), np.eye(2, dtype=int), None,
+                           normalize=False)
+            print(drawing._worker is not None, drawing.draw(made)()[:4] == b"\\x89PNG")
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ran", "True", "True"]
