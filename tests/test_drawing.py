@@ -47,7 +47,7 @@ def test_the_worker_draws_the_same_png_and_this_process_never_imports_matplotlib
         counts = np.array([[50, 3, 1], [4, 40, 6], [0, 7, 30]])
         made = partial(plots.confusion_matrix_png, ("cat", "dog", "emu"), counts, counts.T,
                        normalize=True)
-        drawing.start()
+        drawing.start(plots.warm_up)
         assert drawing._worker is not None
         png = drawing.draw(made)()
         print("matplotlib" in sys.modules, png[:8] == b"\\x89PNG\\r\\n\\x1a\\n")
@@ -66,7 +66,7 @@ def test_on_one_core_no_worker_starts_and_the_png_is_drawn_here() -> None:
         from mlci import drawing, plots
 
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-        drawing.start()
+        drawing.start(plots.warm_up)
         counts = np.eye(2, dtype=int)
         made = partial(plots.confusion_matrix_png, (0, 1), counts, None, normalize=False)
         png = drawing.draw(made)()
@@ -78,7 +78,7 @@ def test_on_one_core_no_worker_starts_and_the_png_is_drawn_here() -> None:
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the worker needs a second core")
 def test_a_killed_worker_costs_no_png_and_the_next_run_starts_another() -> None:
-    drawing.start()
+    drawing.start(plots.warm_up)
     assert drawing._worker is not None
     workers = [p for p in multiprocessing.active_children() if p.pid is not None]
     assert workers
@@ -91,7 +91,7 @@ def test_a_killed_worker_costs_no_png_and_the_next_run_starts_another() -> None:
     assert pending() == expected  # drawn here instead
     assert drawing._worker is None
 
-    drawing.start()
+    drawing.start(plots.warm_up)
     assert drawing._worker is not None
     assert drawing.draw(confusion())() == expected
 
@@ -107,7 +107,7 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_the_worker(tmp_path: 
             from mlci import drawing, plots
 
             print("ran", flush=True)  # a spawned process would run this again
-            drawing.start()
+            drawing.start(plots.warm_up)
             made = partial(plots.confusion_matrix_png, (0, 1), np.eye(2, dtype=int), None,
                            normalize=False)
             print(drawing._worker is not None, drawing.draw(made)()[:4] == b"\\x89PNG")

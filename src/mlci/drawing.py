@@ -30,9 +30,10 @@ Drawing = Callable[[], bytes]  # a picklable call: functools.partial of an mlci.
 _worker: ProcessPoolExecutor | None = None
 
 
-def start() -> None:
+def start(warm_up: Callable[[], object]) -> None:
     """Open the worker (once per process) where a second core would run it, and have it
-    import matplotlib now. Nothing where matplotlib is missing: the report says so."""
+    run `warm_up` (`plots.warm_up`: import matplotlib) now. Nothing where matplotlib is
+    missing: the report says so."""
     global _worker
     if _worker is not None or _cores() < 2:
         return
@@ -54,7 +55,7 @@ def start() -> None:
         _worker = ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"), initializer=_ready
         )
-        _worker.submit(_warm_up)
+        _worker.submit(warm_up)
     except (OSError, RuntimeError):  # no processes here (a sandbox, a limit): draw inline
         _worker = None
         return
@@ -112,9 +113,3 @@ def _cores() -> int:
 def _ready() -> None:
     """In the worker: Ctrl-C is the parent's to handle (it stops the worker at its exit)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _warm_up() -> None:
-    from mlci import plots
-
-    plots.warm_up()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mlci import drawing
+from mlci import drawing, plots
 from mlci.config import Config, load_config
 from mlci.console import Console
 from mlci.core.report.model import ReportInput
@@ -127,7 +127,7 @@ def run(
                 raise facts.training.failure
         stage = "evaluate"
         if config.report.plots:  # matplotlib imported beside the evaluation (mlci.drawing)
-            drawing.start()
+            drawing.start(warm_up=plots.warm_up)
         known = request.predictions if request.mode == "file" else None
         evaluation = evaluate.evaluate(
             config, options.metrics, options.predictions, console, baseline=known
