@@ -212,8 +212,11 @@ def test_above_exact_rows_the_figures_come_from_the_summary_within_its_bound(
     assert np.array_equal(exact.confusion, binned.confusion)
     assert exact.base_confusion is not None and binned.base_confusion is not None
     assert np.array_equal(exact.base_confusion, binned.base_confusion)
-    bound = approximation(summary).auc_bound
-    for key, tolerance in (("roc", len(labels) * bound), ("pr", 0.01)):
+    sides = [approximation(summary.side(baseline=side)) for side in (False, True)]
+    bound = max(side.auc_bound for side in sides)
+    ap_bound = max(side.ap_bound for side in sides)  # every curve's AP, both models'
+    assert 0 < ap_bound < 0.01
+    for key, tolerance in (("roc", len(labels) * bound), ("pr", ap_bound)):
         for ours, theirs in zip(exact.curves[key], binned.curves[key], strict=True):
             assert [c.name for c in ours] == [c.name for c in theirs]
             for one, other in zip(ours, theirs, strict=True):
@@ -230,4 +233,6 @@ def test_above_exact_rows_the_figures_come_from_the_summary_within_its_bound(
     assert keys[:3] == ["confusion_matrix", "roc", "pr"]
     assert all(figure.pngs for figure in figures)
     assert "Drawn from score histograms (binned, 1000 bins)" in figures[1].caption
+    assert f"mean ROC area within ±{bound:.2g} of the exact mean" in figures[1].caption
+    assert f"each average precision (AP) within ±{ap_bound:.2g} of the" in figures[2].caption
     assert keys[3] == "calibration" and "Drawn from" not in figures[3].caption  # exact

@@ -125,7 +125,8 @@ class _Drawn:
     base_confusion: np.ndarray | None
     curves: dict[str, _Curves]  # "roc", "pr"; empty without probabilities
     calibration: tuple[curve_module.Curve | None, curve_module.Curve | None]
-    approximation: str = ""  # how the curves differ from the rows' (a summary's bins)
+    # per figure ("roc", "pr"), how its curves differ from the rows' (a summary's bins)
+    approximation: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _from_rows(candidate: Predictions, baseline: Predictions | None) -> _Drawn:
@@ -165,12 +166,18 @@ def _from_summary(summary: ClassificationSummary) -> _Drawn:
         curves[key] = (make(own, classes), make(other, classes) if other is not None else [])
     calibrated = summary_stats.calibration(own, classes)
     base = summary_stats.calibration(other, classes) if other is not None else None
-    found = summary_stats.approximation(summary)
-    approximation = (
-        f"Drawn from score histograms ({found.method}) of {summary.rows:,} rows, above "
-        f"evaluate.exact_rows: thresholds at the bins' edges, the classes' mean ROC area within "
-        f"±{found.auc_bound:.2g} of the exact mean."
+    # the bounds of every curve drawn: the baseline's too
+    found = [summary_stats.approximation(summary.side(baseline=side)) for side in (False, True)]
+    drawn = (
+        f"Drawn from score histograms ({found[0].method}) of {summary.rows:,} rows, above "
+        f"evaluate.exact_rows: thresholds at the bins' edges,"
     )
+    auc_bound = max(one.auc_bound for one in found)
+    ap_bound = max(one.ap_bound for one in found)
+    approximation = {
+        "roc": f"{drawn} the classes' mean ROC area within ±{auc_bound:.2g} of the exact mean.",
+        "pr": f"{drawn} each average precision (AP) within ±{ap_bound:.2g} of the exact one.",
+    }
     return _Drawn(classes, cand_cm, base_cm, curves, (calibrated, base), approximation)
 
 
@@ -195,7 +202,7 @@ def _classification(drawn: _Drawn, painter: _Painter) -> list[Figure]:
         return figures
     for key, title in (("roc", "ROC curve"), ("pr", "Precision-recall curve")):
         figure = _curve_figure(key, title, *drawn.curves[key], painter)
-        figures.append(_named(figure, drawn.approximation))
+        figures.append(_named(figure, drawn.approximation.get(key, "")))
     calibration = _calibration(*drawn.calibration, painter)
     if calibration is not None:  # a summary's is the rows' diagram: no approximation named
         figures.append(calibration)
