@@ -213,8 +213,11 @@ def test_above_exact_rows_the_figures_come_from_the_summary_within_its_bound(
     assert drawn_exact.base_confusion is not None and drawn_binned.base_confusion is not None
     assert np.array_equal(drawn_exact.base_confusion, drawn_binned.base_confusion)
     exact, binned = drawn_exact.lines(), drawn_binned.lines()
-    bound = approximation(summary).auc_bound
-    for key, tolerance in (("roc", len(labels) * bound), ("pr", 0.01)):
+    sides = [approximation(summary.side(baseline=side)) for side in (False, True)]
+    bound = max(side.auc_bound for side in sides)
+    ap_bound = max(side.ap_bound for side in sides)  # every curve's AP, both models'
+    assert 0 < ap_bound < 0.01
+    for key, tolerance in (("roc", len(labels) * bound), ("pr", ap_bound)):
         for ours, theirs in zip(exact.curves[key], binned.curves[key], strict=True):
             assert [c.name for c in ours] == [c.name for c in theirs]
             for one, other in zip(ours, theirs, strict=True):
@@ -231,4 +234,6 @@ def test_above_exact_rows_the_figures_come_from_the_summary_within_its_bound(
     assert keys[:3] == ["confusion_matrix", "roc", "pr"]
     assert all(figure.pngs for figure in figures)
     assert "Drawn from score histograms (binned, 1000 bins)" in figures[1].caption
+    assert f"mean ROC area within ±{bound:.2g} of the exact mean" in figures[1].caption
+    assert f"each average precision (AP) within ±{ap_bound:.2g} of the" in figures[2].caption
     assert keys[3] == "calibration" and "Drawn from" not in figures[3].caption  # exact

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlci import predictions, streaming
-from mlci.core import stats, summary_stats
+from mlci.core import curves, stats, summary_stats
 from mlci.errors import MetricsError
 
 ROWS = 12_000
@@ -57,9 +57,15 @@ def test_batches_summarized_give_the_in_memory_metrics(files: tuple[Path, Path])
     assert summary.classes == (0, 10, 20) and summary.rows == ROWS
     exact = stats.compute_metrics(first, "classification")
     binned = summary_stats.compute_metrics(summary)
-    bound = summary_stats.approximation(summary).auc_bound
+    found = summary_stats.approximation(summary)
     for name, value in exact.items():
-        assert binned[name] == pytest.approx(value, abs=bound if name == "roc_auc" else 1e-12)
+        allowed = found.auc_bound if name == "roc_auc" else 1e-12
+        assert binned[name] == pytest.approx(value, abs=allowed)
+    assert summary.candidate is not None and 0 < found.ap_bound < 0.01
+    drawn = summary_stats.pr_curves(summary.candidate, summary.classes)
+    for ours, theirs in zip(drawn, curves.pr_curves(first), strict=True):
+        assert ours.name == theirs.name and ours.area is not None and theirs.area is not None
+        assert abs(ours.area - theirs.area) <= found.ap_bound
     paired = summary_stats.paired_difference_intervals(summary, resamples=100)
     expected = stats.paired_difference_intervals(first, second, "classification", resamples=100)
     assert paired["accuracy"] == expected["accuracy"]
@@ -138,11 +144,14 @@ def test_gate_above_exact_rows_judges_from_summaries_and_says_so(
     assert "Intervals are not paired" not in text
     assert result["rows"]["method"] == "binned, 1000 bins"
     assert 0 < result["rows"]["auc_bound"] < 0.01
+    assert 0 < result["rows"]["ap_bound"] < 0.01
+    assert "the candidate's average precisions (PR) within ±" in result["notes"][0]
     assert result["rows"]["baseline"] == ROWS
     report = (root / ".mlci" / "out" / "report.md").read_text()
     for title in ("Confusion matrix", "ROC curve", "Precision-recall curve", "Calibration"):
         assert title in report  # drawn from the paired summary's counts and histograms
     assert "Drawn from score histograms (binned, 1000 bins) of 12,000 rows" in report
+    assert "each average precision (AP) within ±" in report
 
 
 def test_a_csv_value_pyarrow_refuses_in_a_later_block_is_named_by_its_row(

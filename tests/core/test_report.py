@@ -767,6 +767,7 @@ def test_json_and_markdown_show_an_evaluation_too_small() -> None:
         "baseline": 540,
         "method": "exact",
         "auc_bound": 0.0,
+        "ap_bound": 0.0,
         "checks": [
             {
                 "name": "min_rows",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pytest
+from scipy.special import digamma
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from mlci.core import curves, stats, summary, summary_stats
@@ -142,9 +146,11 @@ def test_curves_from_histograms_against_the_exact_ones_and_sklearn() -> None:
     assert sum(curve.area or 0 for curve in roc) / 4 == pytest.approx(binned["roc_auc"])
     for curve, exact in zip(roc, exact_roc, strict=True):
         assert abs((curve.area or 0) - (exact.area or 0)) < 0.001
+    bound = summary_stats.ap_bound(histograms)
+    assert 0 < bound < 0.01
     for c, curve in enumerate(summary_stats.pr_curves(histograms, candidate.classes)):
         reference = average_precision_score(candidate.y_true == c, candidate.scores[:, c])
-        assert abs((curve.area or 0) - reference) < 0.001
+        assert abs((curve.area or 0) - reference) <= bound
 
 
 def _on_the_edges(k: int, rows: int, seed: int) -> Predictions:
@@ -215,3 +221,154 @@ def test_calibration_needs_two_classes_and_rows() -> None:
     )
     assert empty.candidate is not None
     assert summary_stats.calibration(empty.candidate, (0, 1, 2)) is None
+
+
+# -- The average precision's bound --------------------------------------------------------
+
+
+def _ap_within_range(true: np.ndarray, scores: np.ndarray, bins: int) -> float:
+    """Asserts that each class's scikit-learn average precision and binned one lie in
+    `average_precision_range`, and the binned one within `ap_bound` of sklearn's; returns
+    the bound."""
+    k = scores.shape[1]
+    histograms = summary.histograms(true, scores, bins)
+    bound = summary_stats.ap_bound(histograms)
+    drawn = summary_stats.pr_curves(histograms, tuple(range(k)))
+    with_rows = [c for c in ([1] if k == 2 else range(k)) if (true == c).any()]
+    assert [curve.name for curve in drawn] == [f"class {c}" for c in with_rows]
+    for c, curve in zip(with_rows, drawn, strict=True):
+        assert curve.area is not None
+        exact = average_precision_score(true == c, scores[:, c])
+        low, high = summary_stats.average_precision_range(
+            histograms.positives[c], histograms.negatives[c]
+        )
+        assert low - 1e-12 <= exact <= high + 1e-12
+        assert low - 1e-12 <= curve.area <= high + 1e-12
+        assert abs(curve.area - exact) <= max(curve.area - low, high - curve.area) + 1e-12
+        assert max(curve.area - low, high - curve.area) <= bound + 1e-12
+    return bound
+
+
+def _scores(rows: int, k: int, seed: int, decimals: int | None = None) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, k, rows)
+    logits = rng.normal(size=(rows, k))
+    logits[np.arange(rows), true] += 1.5
+    scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return true, scores if decimals is None else np.round(scores, decimals)
+
+
+@pytest.mark.parametrize(
+    ("k", "bins", "decimals", "measured"),
+    [
+        (2, 1000, None, 0.0004),  # continuous scores, many bins
+        (5, 1000, None, 0.0013),
+        (2, 4, None, 0.08),  # few bins: a loose bound, which still holds
+        (3, 1000, 2, 0.008),  # scores tied in hundredths: ten bins each, nine of them empty
+        (4, 10, 3, 0.1),  # ties within a bin, and class 3 with no rows (no curve)
+    ],
+)
+def test_average_precision_is_within_its_bound_of_sklearns(
+    k: int, bins: int, decimals: int | None, measured: float
+) -> None:
+    true, scores = _scores(ROWS, k, seed=k + bins, decimals=decimals)
+    if k == 4:
+        true[true == 3] = 0
+    bound = _ap_within_range(true, scores, bins)
+    assert measured / 2 < bound < measured * 2
+    found = summary.summarize_classification(
+        tuple(range(k)), true, scores.argmax(axis=1), scores, bins=bins
+    )
+    assert summary_stats.approximation(found).ap_bound == bound
+
+
+def test_the_range_is_what_the_bins_order_of_rows_within_it_reaches() -> None:
+    """Every order of one bin's rows (ties too), between rows of distinct scores in bins
+    of their own: scikit-learn's lowest and highest average precision are the range's."""
+    for above, p, q in itertools.product(([], [1], [0], [1, 0], [0, 0, 1]), (1, 2, 3), (0, 1)):
+        bin_true = [1] * p + [0] * q
+        true = np.array([*above, *bin_true, 1, 0])  # rows below: a positive, a negative
+        found = []
+        for levels in itertools.product(range(p + q), repeat=p + q):
+            scores = [90.0 - i for i in range(len(above))] + [10.0 + v for v in levels] + [2, 1]
+            found.append(average_precision_score(true, scores))
+        positives = np.array([0, 1, p, *above[::-1]])  # lowest bin first
+        negatives = np.array([1, 0, q, *(1 - np.array(above[::-1], dtype=int))])
+        low, high = summary_stats.average_precision_range(positives, negatives)
+        assert min(found) == pytest.approx(low, abs=1e-12), (above, p, q)
+        assert max(found) == pytest.approx(high, abs=1e-12), (above, p, q)
+
+
+def test_a_tie_of_positives_reaches_higher_than_any_order_of_distinct_scores() -> None:
+    """sklearn takes tied scores as one step, at the precision at its end: two positives
+    tied under a negative get 2/3 each, where one by one they get 1/2 and 2/3."""
+    true = np.array([0, 1, 1])
+    assert average_precision_score(true, [0.9, 0.5, 0.5]) == pytest.approx(2 / 3)
+    assert average_precision_score(true, [0.9, 0.5, 0.4]) == pytest.approx((1 / 2 + 2 / 3) / 2)
+    low, high = summary_stats.average_precision_range(np.array([2, 0]), np.array([0, 1]))
+    assert (low, high) == pytest.approx(((1 / 2 + 2 / 3) / 2, 2 / 3))
+
+
+def test_the_bound_is_small_for_many_rows_of_continuous_scores() -> None:
+    true, scores = _scores(100_000, 2, seed=1)
+    bound = _ap_within_range(true, scores, 1000)
+    assert 1e-4 < bound < 1e-3  # 0.0004: the binned AP is 0.00015 from sklearn's
+
+
+def test_the_bound_is_zero_where_no_bin_can_reorder_its_positives() -> None:
+    """Each bin of one row, or of positives only above every negative: the rows'
+    average precision is the binned one, and the bound says so. Bins whose rows share
+    one score have the binned one too, but the bins cannot tell: the bound is not 0."""
+    rng = np.random.default_rng(4)
+    alone = (rng.choice(900, 300, replace=False) + 0.5) / 1000  # one row per bin
+    top = 0.9 + rng.random(200) / 10  # positives only, many to a bin
+    first = np.concatenate([alone, top])
+    true = np.concatenate([rng.integers(0, 2, 300), np.ones(200, dtype=int)])
+    scores = np.column_stack([1 - first, first])
+    assert _ap_within_range(true, scores, 1000) == 0.0
+    (curve,) = summary_stats.pr_curves(summary.histograms(true, scores, 1000), (0, 1))
+    assert curve.area == pytest.approx(average_precision_score(true, first), rel=1e-12)
+
+    tied = (rng.integers(0, 1000, 5000) + 0.5) / 1000  # one score per bin, many rows
+    true = (rng.random(5000) < tied).astype(int)
+    scores = np.column_stack([1 - tied, tied])
+    assert _ap_within_range(true, scores, 1000) > 0.0
+    (curve,) = summary_stats.pr_curves(summary.histograms(true, scores, 1000), (0, 1))
+    assert curve.area == pytest.approx(average_precision_score(true, tied), rel=1e-12)
+
+
+def test_the_range_against_its_sums_term_by_term() -> None:
+    """50,000 rows in 200 bins, counts from 0 to hundreds: the range's ends are the sums
+    over each bin's positives, added one by one (math.fsum), to float rounding."""
+    rng = np.random.default_rng(6)
+    positives = rng.integers(0, 400, 200) * (rng.random(200) < 0.8)
+    negatives = rng.integers(0, 100, 200)
+    low, high = summary_stats.average_precision_range(positives, negatives)
+    lows, highs, above, positive = [], [], 0, 0
+    for p, q in zip(positives[::-1].tolist(), negatives[::-1].tolist(), strict=True):
+        lows += [(positive + j) / (above + q + j) for j in range(1, p + 1)]
+        highs += [(positive + p) / (above + p)] * p
+        above, positive = above + p + q, positive + p
+    assert low == pytest.approx(math.fsum(lows) / positive, rel=1e-13)
+    assert high == pytest.approx(math.fsum(highs) / positive, rel=1e-13)
+
+
+def test_the_range_at_100_million_rows_against_the_digamma_form() -> None:
+    """10^8 rows in 1000 bins, some without positives: the range's ends agree with
+    p - (c - a)(psi(c + p + 1) - psi(c + 1)) summed (scipy's digamma), which loses ~1e-9
+    to cancellation, and the binned AP is inside."""
+    rng = np.random.default_rng(5)
+    shape = np.linspace(0.01, 1.0, 1000) ** 3
+    positives = rng.multinomial(10**7, shape / shape.sum())
+    positives[400:420] = 0
+    negatives = rng.multinomial(9 * 10**7, shape[::-1] / shape.sum())
+    low, high = summary_stats.average_precision_range(positives, negatives)
+    p, q = positives[::-1].astype(float), negatives[::-1].astype(float)
+    a, b = np.cumsum(p) - p, np.cumsum(p + q) - p - q
+    c = b + q
+    expected_low = (p - (c - a) * (digamma(c + p + 1) - digamma(c + 1))).sum() / p.sum()
+    expected_high = (p * (a + p) / np.maximum(b + p, 1)).sum() / p.sum()
+    binned = (p * (a + p) / np.maximum(b + p + q, 1)).sum() / p.sum()
+    assert low == pytest.approx(expected_low, rel=1e-8)
+    assert high == pytest.approx(expected_high, rel=1e-12)
+    assert low < binned < high and high - low < 0.002

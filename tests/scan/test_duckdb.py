@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, confusion_matrix, log_loss
+from sklearn.metrics import accuracy_score, average_precision_score, confusion_matrix, log_loss
 
 from mlci.config import EvaluateConfig
 from mlci.core import curves, summary_stats
@@ -37,7 +37,8 @@ def source(path: Path) -> Source:
 
 
 def check(candidate: Path, baseline: Path | None, found: ClassificationSummary) -> None:
-    """`found` is the reference summary, and its exact quantities are scikit-learn's."""
+    """`found` is the reference summary, its exact quantities are scikit-learn's, and its
+    precision-recall curves' average precisions are within `ap_bound` of sklearn's."""
     want, joined = reference(candidate, baseline, BINS)
     assert_same(found, want)
     truth = joined.candidate
@@ -51,6 +52,15 @@ def check(candidate: Path, baseline: Path | None, found: ClassificationSummary) 
     assert truth.scores is not None and found.moments is not None
     mean_loss = found.moments.means()[0]
     assert mean_loss == pytest.approx(log_loss(truth.y_true, truth.scores, labels=labels), rel=1e-9)
+    assert found.candidate is not None
+    bound = summary_stats.ap_bound(found.candidate)
+    drawn = summary_stats.pr_curves(found.candidate, found.classes)
+    names = [f"class {label}" for label in labels]
+    for curve in drawn:
+        c = names.index(curve.name)
+        exact = average_precision_score(truth.y_true == labels[c], truth.scores[:, c])
+        assert curve.area is not None and abs(curve.area - exact) <= bound
+    assert drawn
 
 
 def test_one_model_is_summarised_as_mlci_and_sklearn_see_it(tmp_path: Path) -> None:

@@ -70,6 +70,9 @@ def test_duckdb_gate_agrees_with_mlci_reading_the_rows(tmp_path: Path) -> None:
     (note,) = scanned["notes"]
     assert note.startswith("2,000 rows scanned by evaluate.engine (duckdb)")
     bound = float(re.search(r"roc_auc within ±(\S+) of the exact", note).group(1))
+    ap_bound = re.search(r"the candidate's average precisions \(PR\) within ±([^;]+);", note)
+    assert ap_bound is not None and float(ap_bound.group(1)) == float(f"{rows['ap_bound']:.2g}")
+    assert 0 < rows["ap_bound"] < 0.05 and exact["ap_bound"] == 0.0
     for name, value in ours.items():
         if name == "roc_auc":
             assert abs(value - theirs[name]) <= bound

@@ -209,7 +209,8 @@ class Rows:
     (None where unknown: metrics files only), and the limits evaluate.min_rows and
     evaluate.min_row_fraction (0: off). `method`: how the metrics were computed from the
     rows, "exact" or, above evaluate.exact_rows, "binned, 1000 bins", with roc_auc within
-    `auc_bound` of its exact value."""
+    `auc_bound` of its exact value and each average precision of the candidate's
+    precision-recall curves within `ap_bound` of its exact value."""
 
     candidate: int | None = None
     baseline: int | None = None
@@ -217,6 +218,7 @@ class Rows:
     fraction: float = 0.0
     method: str = "exact"
     auc_bound: float = 0.0
+    ap_bound: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,8 @@ class _Drawn:
     confusion: np.ndarray
     base_confusion: np.ndarray | None
     lines: Callable[[], _Lines]
-    approximation: str = ""  # how the curves differ from the rows' (a summary's bins)
+    # per figure ("roc", "pr"), how its curves differ from the rows' (a summary's bins)
+    approximation: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 _NO_LINES = _Lines({}, (None, None))
@@ -190,12 +191,18 @@ def _from_summary(summary: ClassificationSummary) -> _Drawn:
     base_cm = summary_stats.confusion(summary, baseline=True) if summary.paired else None
     if summary.candidate is None:
         return _Drawn(classes, cand_cm, base_cm, lambda: _NO_LINES)
-    found = summary_stats.approximation(summary)
-    approximation = (
-        f"Drawn from score histograms ({found.method}) of {summary.rows:,} rows, above "
-        f"evaluate.exact_rows: thresholds at the bins' edges, the classes' mean ROC area within "
-        f"±{found.auc_bound:.2g} of the exact mean."
+    # the bounds of every curve drawn: the baseline's too
+    found = [summary_stats.approximation(summary.side(baseline=side)) for side in (False, True)]
+    drawn = (
+        f"Drawn from score histograms ({found[0].method}) of {summary.rows:,} rows, above "
+        f"evaluate.exact_rows: thresholds at the bins' edges,"
     )
+    auc_bound = max(one.auc_bound for one in found)
+    ap_bound = max(one.ap_bound for one in found)
+    approximation = {
+        "roc": f"{drawn} the classes' mean ROC area within ±{auc_bound:.2g} of the exact mean.",
+        "pr": f"{drawn} each average precision (AP) within ±{ap_bound:.2g} of the exact one.",
+    }
     lines = partial(_lines_from_summary, summary)
     return _Drawn(classes, cand_cm, base_cm, lines, approximation)
 
@@ -234,7 +241,7 @@ def _classification(drawn: _Drawn, painter: _Painter) -> list[Figure]:
         return figures
     for key, title in (("roc", "ROC curve"), ("pr", "Precision-recall curve")):
         figure = _curve_figure(key, title, *lines.curves[key], painter)
-        figures.append(_named(figure, drawn.approximation))
+        figures.append(_named(figure, drawn.approximation.get(key, "")))
     calibration = _calibration(*lines.calibration, painter)
     if calibration is not None:  # a summary's is the rows' diagram: no approximation named
         figures.append(calibration)

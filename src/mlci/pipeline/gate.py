@@ -293,6 +293,7 @@ def _measure_summary(
         fraction=config.evaluate.min_row_fraction,
         method=found.method,
         auc_bound=found.auc_bound,
+        ap_bound=found.ap_bound,
     )
     return Measured(result, rows, tuple(notes), summary=paired or summary)
 
@@ -324,6 +325,8 @@ def _approximate(
     """What the summaries' results are, and what the engine scanned (where each model's
     predictions were read from), for the report and gate.json."""
     bound = f", roc_auc within ±{found.auc_bound:.2g} of the exact value" if found.auc_bound else ""
+    if found.ap_bound:
+        bound += f", the candidate's average precisions (PR) within ±{found.ap_bound:.2g}"
     if scanned is not None:
         return (
             f"{rows:,} rows scanned by evaluate.engine ({config.evaluate.engine or 'duckdb'})"

@@ -185,6 +185,7 @@ def _rows_json(gate: GateResult | None) -> dict[str, object] | None:
         "baseline": gate.rows.baseline,
         "method": gate.rows.method,
         "auc_bound": gate.rows.auc_bound,
+        "ap_bound": gate.rows.ap_bound,
         "checks": [_check_json(check) for check in gate.row_checks],
     }
 
