@@ -150,15 +150,30 @@ def _masked(column: Array, secrets: Sequence[str]) -> Array:
 
 
 def _write_with_arrow(header: list[str], columns: list[Array], path: Path) -> bool:
-    """Whether pyarrow wrote the CSV (not when it is missing or cannot type a column)."""
+    """Whether pyarrow wrote the CSV (not when it is missing or a column is neither numbers
+    nor text). The arrays are made from their buffers: pa.array would import pandas
+    (a fifth of a second) to ask whether they are pandas objects."""
     try:
         import pyarrow as pa  # type: ignore[import-untyped]
         import pyarrow.csv as arrow_csv  # type: ignore[import-untyped]
     except ImportError:
         return False
-    try:
-        arrays = [pa.array(column) for column in columns]
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. an id column of mixed types
-        return False
+    arrays = []
+    for column in columns:
+        if column.dtype.kind in "iuf":
+            numbers = np.ascontiguousarray(column)
+            kind = pa.from_numpy_dtype(numbers.dtype)
+            arrays.append(pa.Array.from_buffers(kind, len(numbers), [None, pa.py_buffer(numbers)]))
+        elif column.dtype.kind == "U":
+            encoded = [cell.encode("utf-8") for cell in column.tolist()]
+            offsets = np.zeros(len(encoded) + 1, np.int64)
+            np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+            data = pa.py_buffer(b"".join(encoded))
+            kind = pa.large_string()  # 64-bit offsets: any size
+            arrays.append(
+                pa.Array.from_buffers(kind, len(encoded), [None, pa.py_buffer(offsets), data])
+            )
+        else:  # objects (an id column of mixed types): the csv module writes them
+            return False
     arrow_csv.write_csv(pa.Table.from_arrays(arrays, names=header), path)
     return True
