@@ -114,11 +114,14 @@ def test_evaluate_spark_conf_is_not_applied_to_the_active_session_and_a_warning_
 
 # In a process of its own (the worker's session is active, and its JVM is shared): mlci
 # starts Spark with evaluate.spark.conf, scans, and reads back the settings and the
-# driver's heap.
+# driver's heap; then, in a new session on the same JVM, the JVM dies during a query.
 STARTED = """
-import json, sys
+import json, os, sys, threading
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 from mlci.config import EvaluateConfig
+from mlci.errors import MlciError
+from mlci.scan import spark
 from mlci.scan.run import scan
 
 conf = (("spark.sql.shuffle.partitions", "3"), ("spark.driver.memory", "600m"))
@@ -128,7 +131,18 @@ session = SparkSession.getActiveSession()
 found["partitions"] = session.conf.get("spark.sql.shuffle.partitions")
 runtime = session.sparkContext._jvm.java.lang.Runtime.getRuntime()
 found["heap_mb"] = runtime.maxMemory() / 2**20
+session.stop()
+try:
+    with spark.opened("local[1]") as engine:
+        engine.rows("CREATE OR REPLACE TEMPORARY VIEW numbers AS SELECT id FROM range(10)")
+        engine.keep("numbers")
+        engine.rows("SELECT COUNT(*) FROM numbers")
+        threading.Timer(2, SparkContext._gateway.proc.kill).start()
+        engine.rows("SELECT SUM(id % 7) FROM range(1000000000000)")  # hours, were it not killed
+except MlciError as exc:
+    found["error"] = [type(exc).__name__, exc.exit_code, exc.message]
 print(json.dumps(found), flush=True)
+os._exit(0)  # pyspark's exit handlers would talk to the JVM that is gone
 """
 
 
@@ -155,3 +169,16 @@ def test_the_session_mlci_starts_has_the_settings_of_evaluate_spark_conf(
     assert started["partitions"] == "3"  # mlci's own default is 8
     # The driver's heap is the JVM's, sized when the builder launched it: 600m, not 1g.
     assert 500 < started["heap_mb"] <= 600
+
+
+def test_a_jvm_gone_during_the_scan_is_exit_3_naming_the_memory_setting(
+    started: dict[str, Any],
+) -> None:
+    """Local mode's JVM exits when a task runs out of heap (java.lang.OutOfMemoryError, as
+    1,000 classes did at 20,000 paired rows with 1g); the views mlci cached go with it,
+    and the error is the memory's, not the failed clean-up's (ConnectionRefusedError)."""
+    kind, code, message = started["error"]
+    assert (kind, code) == ("ExternalError", 3)
+    assert message.startswith("Spark stopped answering (")
+    assert "evaluate.spark.conf in mlci.yaml" in message
+    assert "{spark.driver.memory: 4g}" in message

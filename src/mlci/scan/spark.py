@@ -13,7 +13,7 @@ spark.local.dir.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from mlci.console import Console
@@ -49,11 +49,17 @@ def opened(master: str = LOCAL, conf: Sequence[tuple[str, str]] = ()) -> Iterato
         raise MetricsError(f"Spark could not summarise the predictions: {exc}") from None
     except Py4JJavaError as exc:  # what pyspark does not translate: a job that failed
         raise java_failure(str(exc.java_exception), started=started) from None
-    except Py4JError as exc:  # the JVM itself went away
-        raise ExternalError(f"Spark stopped answering ({exc}): {_memory(started)}") from None
+    except (Py4JError, ConnectionError) as exc:  # the JVM went away (local mode: its heap)
+        raise ExternalError(
+            f"Spark stopped answering ({exc}; in local mode its JVM exits when it runs out of "
+            f"heap): {_memory(started)}"
+        ) from None
     finally:
-        for view in engine.kept:  # the session may be the user's: leave no cache behind
-            session.catalog.uncacheTable(view)
+        # The session may be the user's: leave no cache behind, unless its JVM is gone
+        # (then so is the cache, and the error above says why).
+        with suppress(Py4JError, ConnectionError):
+            for view in engine.kept:
+                session.catalog.uncacheTable(view)
 
 
 def _memory(started: bool) -> str:
