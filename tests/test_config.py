@@ -857,6 +857,36 @@ def test_an_engine_needs_predictions_and_spark_options_need_spark() -> None:
     )
 
 
+def test_evaluate_spark_conf_is_read_as_spark_reads_its_settings() -> None:
+    assert parse(ENGINE + "  engine: spark\n").evaluate.spark_conf == ()
+    text = ENGINE + (
+        "  engine: spark\n  spark:\n    conf:\n      spark.driver.memory: 4g\n"
+        "      spark.sql.shuffle.partitions: 8\n      spark.memory.fraction: 0.5\n"
+        "      spark.sql.adaptive.enabled: false\n"
+    )
+    assert parse(text).evaluate.spark_conf == (
+        ("spark.driver.memory", "4g"),
+        ("spark.sql.shuffle.partitions", "8"),
+        ("spark.memory.fraction", "0.5"),
+        ("spark.sql.adaptive.enabled", "false"),  # Spark's spelling, not Python's False
+    )
+
+
+def test_evaluate_spark_conf_refuses_what_spark_would_not_read() -> None:
+    spark = ENGINE + "  engine: spark\n  spark:\n"
+    said = problem(spark + "    conf: [spark.driver.memory=4g]\n")
+    assert "evaluate.spark.conf: expected a mapping of Spark settings such as" in said
+    said = problem(spark + "    conf: {spark.driver.memory: [4g], spark.executor.cores: }\n")
+    expected = "expected a text, a number or true/false"
+    assert f"evaluate.spark.conf.spark.driver.memory: {expected}, got a list" in said
+    assert f"evaluate.spark.conf.spark.executor.cores: {expected}, got nothing (null)" in said
+    said = problem(spark + "    conf:\n      spark:\n        driver: {memory: 4g}\n")
+    assert "evaluate.spark.conf.spark: expected a Spark setting, its full name on one line" in said
+    said = problem(spark + "    conf: {driver.memory: 4g, spark.master: 'local[8]'}\n")
+    assert "evaluate.spark.conf.driver.memory: expected a Spark setting" in said
+    assert "evaluate.spark.conf.spark.master: the master is evaluate.spark.master" in said
+
+
 def test_duckdb_memory_limit_is_read_for_duckdb_and_checked() -> None:
     assert parse(ENGINE).evaluate.duckdb_memory_limit is None
     for engine in ("duckdb", "none"):  # with none, a URL is scanned by DuckDB all the same

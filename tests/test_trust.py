@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from mlci import git, pipeline
+from mlci.ci import detect_context
+from mlci.config import load_config
 from mlci.console import Console
 from mlci.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE
+from mlci.pipeline import trust
 from mlci.registry.mlflow import MlflowRegistry
 from tests.conftest import Project
 
@@ -311,3 +314,34 @@ def test_a_pull_request_cannot_point_the_evaluation_at_a_spark_master_of_its_own
     # Spark ran where the base branch says (locally), and failed on the missing file.
     error = str(project.gate_json()["error"])
     assert "Spark cannot read it" in error and "attacker.invalid" not in error + log
+
+
+def test_a_pull_request_cannot_bring_spark_settings_of_its_own(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Spark's settings can send the reads, and the credentials they use, elsewhere
+    # (spark.hadoop.fs.s3a.endpoint, a proxy, a jar): evaluate.spark.conf comes from the
+    # base branch, as evaluate.spark.master does.
+    config = project.config.read_text().replace(
+        "  metrics: [metrics.json]\n",
+        "  metrics: [metrics.json]\n  predictions: predictions.parquet\n  engine: spark\n"
+        "  spark: {conf: {spark.driver.memory: 4g}}\n",
+    )
+    project.write("mlci.yaml", config)
+    project.commit("evaluate on Spark with a 4g driver")
+    project.branch("pr/my-endpoint")
+    endpoint = "spark.hadoop.fs.s3a.endpoint: 'https://attacker.invalid'"
+    project.write("mlci.yaml", config.replace("4g}", f"4g, {endpoint}}}"))
+    project.commit("read through my own endpoint")
+    github_pull_request(monkeypatch, "pr/my-endpoint")
+    log = io.StringIO()
+    env = dict(os.environ)
+    head = load_config(project.config)
+    assert ("spark.hadoop.fs.s3a.endpoint", "https://attacker.invalid") in head.evaluate.spark_conf
+
+    found = trust.rules(head, "mlci.yaml", detect_context(project.root, env), env, Console(log))
+
+    assert found.config.evaluate.spark_conf == (("spark.driver.memory", "4g"),)
+    assert found.config.evaluate.engine == "spark"  # the pull request's to choose
+    assert "changes evaluate.spark.conf in mlci.yaml" in log.getvalue()
+    assert any("changes evaluate.spark.conf" in note for note in found.notes)

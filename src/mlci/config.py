@@ -106,6 +106,8 @@ class EvaluateConfig:
     id_column: str = "id"  # pairs the candidate's rows with the baseline's
     engine: EngineName | None = None  # None: mlci reads the predictions files itself
     spark_master: str = "local[2]"  # evaluate.spark.master, when no session is active
+    # evaluate.spark.conf: (name, value) of the Spark settings of the session mlci starts
+    spark_conf: tuple[tuple[str, str], ...] = ()
     duckdb_memory_limit: str | None = None  # evaluate.duckdb.memory_limit; None: DuckDB's
     # Up to this many rows, metrics and intervals are exact (rows in memory); above, from
     # summaries read batch by batch (docs/gate.md: exact and approximate results).
@@ -242,7 +244,7 @@ KEYS: dict[str, tuple[str, ...]] = {
         "duckdb",
         "exact_rows",
     ),
-    "evaluate.spark": ("master",),
+    "evaluate.spark": ("master", "conf"),
     "evaluate.duckdb": ("memory_limit",),
     "evaluate.slices[]": ("column", "edges", "quantiles", "cross", "min_rows"),
     "gate": (
@@ -787,14 +789,49 @@ def _parse_evaluate(data: object, problems: _Problems) -> EvaluateConfig:
         id_column=id_column,
         engine=cast("EngineName | None", engine),
         spark_master=spark.string("master", "local[2]"),
+        spark_conf=_spark_conf(spark.data.get("conf"), problems),
         duckdb_memory_limit=memory_limit,
         exact_rows=section.integer("exact_rows", 2_000_000, minimum=0),
     )
 
 
 _RESERVED_COLUMNS = ("y_true", "y_pred", "id", "score")
+
+
 # DuckDB's memory_limit: a number and a unit (decimal or binary), or a share of the memory.
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|%)", re.IGNORECASE)
+
+
+def _spark_conf(raw: object, problems: _Problems) -> tuple[tuple[str, str], ...]:
+    """evaluate.spark.conf: each Spark setting's full name (spark.*) and its value, a
+    text, a number or true/false, written as Spark reads it (true, not True)."""
+    path = "evaluate.spark.conf"
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        problems.add(
+            path,
+            f"expected a mapping of Spark settings such as {{spark.driver.memory: 4g}}, got "
+            f"{_describe(raw)}",
+        )
+        return ()
+    settings = []
+    for name, value in raw.items():
+        at = f"{path}.{_key_text(name)}"
+        if not isinstance(name, str) or not name.startswith("spark.") or name == "spark.":
+            problems.add(
+                at,
+                "expected a Spark setting, its full name on one line: spark.driver.memory: 4g",
+            )
+        elif name == "spark.master":
+            problems.add(at, "the master is evaluate.spark.master: set it there")
+        elif isinstance(value, bool):
+            settings.append((name, str(value).lower()))
+        elif _is_plain_number(value) or (isinstance(value, str) and value.strip()):
+            settings.append((name, str(value)))
+        else:
+            problems.add(at, f"expected a text, a number or true/false, got {_describe(value)}")
+    return tuple(settings)
 
 
 def _parse_slices(raw: object, problems: _Problems) -> tuple[SliceSpec, ...]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mlci.config import EvaluateConfig
 from mlci.core.summary import ClassificationSummary
 from mlci.errors import ExternalError, MetricsError
-from mlci.scan.run import run
+from mlci.scan.run import run, scan
 from mlci.scan.spark import java_failure, session_for
 from mlci.scan.sql import Request
 from tests.scan.data import (
@@ -83,20 +87,98 @@ def test_spark_out_of_memory_is_exit_3_naming_the_memory_settings() -> None:
     assert isinstance(error, ExternalError) and error.exit_code == 3
     assert "Spark ran out of memory" in error.message
     assert "UNABLE_TO_ACQUIRE_MEMORY" in error.message
-    assert "--driver-memory" in error.message and "evaluate.engine: duckdb" in error.message
+    assert "with evaluate.spark.conf in mlci.yaml" in error.message
+    assert "spark.driver.memory, 1g by default, e.g. {spark.driver.memory: 4g}" in error.message
+    assert "evaluate.engine: duckdb" in error.message
+    # In the user's session mlci's settings are not applied: where it is started, they are.
+    theirs = java_failure(OUT_OF_MEMORY, started=False).message
+    assert "evaluate.spark.conf is not applied" in theirs
+    assert "PYSPARK_SUBMIT_ARGS='--driver-memory 4g pyspark-shell'" in theirs
 
 
-def test_a_job_failing_on_a_corrupt_file_is_exit_2_naming_the_cause(
-    tmp_path: Path, spark: Any
+def test_evaluate_spark_conf_is_not_applied_to_the_active_session_and_a_warning_says_so(
+    tmp_path: Path, spark: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A failure pyspark does not translate (Py4JJavaError), not "a bug in mlci": the
-    file's footer reads (the view is made), its data pages do not."""
-    candidate, _ = write_classification(tmp_path)
-    data = bytearray(candidate.read_bytes())
-    footer = int.from_bytes(data[-8:-4], "little") + 8  # the metadata, its length, PAR1
-    data[4 : len(data) - footer] = b"\xff" * (len(data) - footer - 4)  # every page
-    candidate.write_bytes(bytes(data))
-    with pytest.raises(MetricsError, match="Spark could not summarise the predictions") as info:
-        run(Request(source(candidate)), "spark")
-    assert info.value.exit_code == 2
-    assert "Caused by" not in info.value.message and "\tat " not in info.value.message
+    candidate, _ = write_classification(tmp_path, rows=200)
+    conf = (("spark.sql.shuffle.partitions", "3"),)
+    evaluate = EvaluateConfig((), engine="spark", spark_conf=conf)
+
+    scanned = scan(evaluate, str(candidate))
+
+    assert scanned.summary.rows == 193
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "4"  # the fixture's own
+    warning = capsys.readouterr().err
+    assert "evaluate.spark.conf (spark.sql.shuffle.partitions) is not applied" in warning
+    assert "mlci runs in the active Spark session" in warning
+
+
+# In a process of its own (the worker's session is active, and its JVM is shared): mlci
+# starts Spark with evaluate.spark.conf, scans, and reads back the settings and the
+# driver's heap; then, in a new session on the same JVM, the JVM dies during a query.
+STARTED = """
+import json, os, sys, threading
+from pyspark import SparkContext
+from pyspark.sql import SparkSession
+from mlci.config import EvaluateConfig
+from mlci.errors import MlciError
+from mlci.scan import spark
+from mlci.scan.run import scan
+
+conf = (("spark.sql.shuffle.partitions", "3"), ("spark.driver.memory", "600m"))
+evaluate = EvaluateConfig((), engine="spark", spark_master="local[1]", spark_conf=conf)
+found = {"rows": scan(evaluate, sys.argv[1]).summary.rows}
+session = SparkSession.getActiveSession()
+found["partitions"] = session.conf.get("spark.sql.shuffle.partitions")
+runtime = session.sparkContext._jvm.java.lang.Runtime.getRuntime()
+found["heap_mb"] = runtime.maxMemory() / 2**20
+session.stop()
+try:
+    with spark.opened("local[1]") as engine:
+        engine.rows("CREATE OR REPLACE TEMPORARY VIEW numbers AS SELECT id FROM range(10)")
+        engine.keep("numbers")
+        engine.rows("SELECT COUNT(*) FROM numbers")
+        threading.Timer(2, SparkContext._gateway.proc.kill).start()
+        engine.rows("SELECT SUM(id % 7) FROM range(1000000000000)")  # hours, were it not killed
+except MlciError as exc:
+    found["error"] = [type(exc).__name__, exc.exit_code, exc.message]
+print(json.dumps(found), flush=True)
+os._exit(0)  # pyspark's exit handlers would talk to the JVM that is gone
+"""
+
+
+@pytest.fixture(scope="module")
+def started(tmp_path_factory: pytest.TempPathFactory, spark: Any) -> dict[str, Any]:
+    """What STARTED found (`spark`: skipped, as the other tests, without pyspark or Java)."""
+    candidate, _ = write_classification(tmp_path_factory.mktemp("started"), rows=200)
+    done = subprocess.run(
+        [sys.executable, "-c", STARTED, str(candidate)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def test_the_session_mlci_starts_has_the_settings_of_evaluate_spark_conf(
+    started: dict[str, Any],
+) -> None:
+    assert started["rows"] == 193
+    assert started["partitions"] == "3"  # mlci's own default is 8
+    # The driver's heap is the JVM's, sized when the builder launched it: 600m, not 1g.
+    assert 500 < started["heap_mb"] <= 600
+
+
+def test_a_jvm_gone_during_the_scan_is_exit_3_naming_the_memory_setting(
+    started: dict[str, Any],
+) -> None:
+    """Local mode's JVM exits when a task runs out of heap (java.lang.OutOfMemoryError, as
+    1,000 classes did at 20,000 paired rows with 1g); the views mlci cached go with it,
+    and the error is the memory's, not the failed clean-up's (ConnectionRefusedError)."""
+    kind, code, message = started["error"]
+    assert (kind, code) == ("ExternalError", 3)
+    assert message.startswith("Spark stopped answering (")
+    assert "evaluate.spark.conf in mlci.yaml" in message
+    assert "{spark.driver.memory: 4g}" in message

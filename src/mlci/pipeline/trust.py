@@ -30,7 +30,8 @@ TRUST_VARIABLE = "MLCI_TRUST_PR_CONFIG"
 TRUSTED_SECTIONS = ("gate", "registry", "publish")
 # The evaluation's size limits and the slices the rules are judged in judge the pull
 # request too, and the Spark master is where the job's reads and their credentials go
-# (local Spark and DuckDB stay on the runner); the rest of `evaluate` is its own.
+# (local Spark and DuckDB stay on the runner), as Spark's settings can send them elsewhere
+# (spark.hadoop.fs.s3a.endpoint, a proxy, a jar); the rest of `evaluate` is its own.
 # Each field of EvaluateConfig, and its key in mlci.yaml.
 TRUSTED_EVALUATE_KEYS = {
     "min_rows": "evaluate.min_rows",
@@ -38,6 +39,7 @@ TRUSTED_EVALUATE_KEYS = {
     "slices": "evaluate.slices",
     "slice_min_rows": "evaluate.slice_min_rows",
     "spark_master": "evaluate.spark.master",
+    "spark_conf": "evaluate.spark.conf",
 }
 # Where a training off the runner goes: the cluster or API server that receives the
 # project, the data and the job's cloud credentials, and the bucket the outputs come from.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ def scan(evaluate: EvaluateConfig, candidate: str, baseline: str | None = None) 
         evaluate.engine or "duckdb",
         evaluate.spark_master,
         memory_limit=evaluate.duckdb_memory_limit,
+        spark_conf=evaluate.spark_conf,
     )
 
 
@@ -42,10 +44,12 @@ def run(
     master: str = spark.LOCAL,
     *,
     memory_limit: str | None = None,
+    spark_conf: Sequence[tuple[str, str]] = (),
 ) -> Scanned:
-    """`request` scanned by `engine` (duckdb, spark); `memory_limit` caps DuckDB's memory."""
+    """`request` scanned by `engine` (duckdb, spark); `memory_limit` caps DuckDB's memory,
+    `spark_conf` is the settings of the Spark session mlci starts (evaluate.spark.conf)."""
     if engine == "spark":  # Spark reads URLs with its own filesystems (s3a://, gs://)
-        with spark.opened(master) as session:
+        with spark.opened(master, spark_conf) as session:
             return summarize(session, request)
     paths = [request.candidate.path] + ([request.baseline.path] if request.baseline else [])
     remote = [path for path in paths if storage.scheme(path)]

@@ -1,18 +1,22 @@
 """Apache Spark: the same summaries with Spark SQL, on a cluster or in local mode.
 
-mlci uses the active SparkSession when it runs inside one (a notebook, spark-submit), else
-starts one with evaluate.spark.master (default local[2]). Spark reads the files with its
-own filesystems (s3a://, gs://, abfss:// as the cluster is configured); mlci only merges
-the small tables the queries return. Memory and spill space are Spark's configuration
-(spark.driver.memory, 1g by default in local mode; spark.local.dir), left as they are.
+mlci uses the active SparkSession when it runs inside one (a notebook, spark-submit), as
+it was started, else starts one with evaluate.spark.master (default local[2]) and the
+settings of evaluate.spark.conf. Spark reads the files with its own filesystems (s3a://,
+gs://, abfss:// as the cluster is configured); mlci only merges the small tables the
+queries return. Memory and spill space are Spark's configuration: spark.driver.memory
+(1g by default in local mode) takes effect only where the builder launches Spark's JVM,
+the first session of the process (PYSPARK_SUBMIT_ARGS' --driver-memory wins over it);
+spark.local.dir.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
+from mlci.console import Console
 from mlci.errors import ExternalError, MetricsError, UsageError
 
 if TYPE_CHECKING:  # the engine only: scan.run runs scan.sql's queries on it
@@ -22,9 +26,10 @@ LOCAL = "local[2]"
 
 
 @contextmanager
-def opened(master: str = LOCAL) -> Iterator[_Spark]:
-    """The active SparkSession, or one on `master`, for `scan.sql.summarize`; Spark's
-    errors become MetricsError, and the views it cached are dropped."""
+def opened(master: str = LOCAL, conf: Sequence[tuple[str, str]] = ()) -> Iterator[_Spark]:
+    """The active SparkSession, or one on `master` with the settings `conf`, for
+    `scan.sql.summarize`; Spark's errors become MetricsError (out of memory, or a JVM that
+    went away: ExternalError), and the views it cached are dropped."""
     try:
         from pyspark.errors import PySparkException
     except ImportError:
@@ -33,65 +38,101 @@ def opened(master: str = LOCAL) -> Iterator[_Spark]:
             "(Spark also needs Java 17 or newer: apt-get install openjdk-17-jre-headless)"
         ) from None
     from py4j.protocol import Py4JError, Py4JJavaError  # type: ignore[import-untyped]
+    from pyspark.sql import SparkSession
 
-    session = session_for(master)
+    started = SparkSession.getActiveSession() is None  # else the user's, as it is
+    session = session_for(master, conf)
     engine = _Spark(session)
     try:
         yield engine
     except PySparkException as exc:
         raise MetricsError(f"Spark could not summarise the predictions: {exc}") from None
     except Py4JJavaError as exc:  # what pyspark does not translate: a job that failed
-        raise java_failure(str(exc.java_exception)) from None
-    except Py4JError as exc:  # the JVM itself went away
-        raise ExternalError(f"Spark stopped answering ({exc}): {_MEMORY}") from None
+        raise java_failure(str(exc.java_exception), started=started) from None
+    except (Py4JError, ConnectionError) as exc:  # the JVM went away (local mode: its heap)
+        raise ExternalError(
+            f"Spark stopped answering ({exc}; in local mode its JVM exits when it runs out of "
+            f"heap): {_memory(started)}"
+        ) from None
     finally:
-        for view in engine.kept:  # the session may be the user's: leave no cache behind
-            session.catalog.uncacheTable(view)
+        # The session may be the user's: leave no cache behind, unless its JVM is gone
+        # (then so is the cache, and the error above says why).
+        with suppress(Py4JError, ConnectionError):
+            for view in engine.kept:
+                session.catalog.uncacheTable(view)
 
 
-_MEMORY = (
-    "give it more memory (local mode: spark.driver.memory, 1g by default, e.g. "
-    "PYSPARK_SUBMIT_ARGS='--driver-memory 4g pyspark-shell' or spark-defaults.conf; a "
-    "cluster: spark.executor.memory), or on one machine use evaluate.engine: duckdb"
-)
+def _memory(started: bool) -> str:
+    """How to give Spark more memory: in the session mlci started, evaluate.spark.conf;
+    in the user's, where that session is started."""
+    if started:
+        where, example = "with evaluate.spark.conf in mlci.yaml", "{spark.driver.memory: 4g}"
+    else:
+        where = (
+            "where the Spark session mlci ran in is started (evaluate.spark.conf is not "
+            "applied to it)"
+        )
+        example = (
+            "spark-submit --driver-memory 4g, or PYSPARK_SUBMIT_ARGS='--driver-memory 4g "
+            "pyspark-shell' before Spark starts"
+        )
+    return (
+        f"give it more memory {where} (local mode: the driver's heap, spark.driver.memory, "
+        f"1g by default, e.g. {example}; a cluster: spark.executor.memory), or on one "
+        f"machine use evaluate.engine: duckdb"
+    )
+
+
 _OUT_OF_MEMORY = ("UNABLE_TO_ACQUIRE_MEMORY", "OutOfMemoryError", "Java heap space")
 
 
-def java_failure(message: str) -> MetricsError | ExternalError:
+def java_failure(message: str, *, started: bool = True) -> MetricsError | ExternalError:
     """The error for a Spark job that failed with the Java exception `message`: out of
-    memory is Spark's resources (exit 3, with the settings that give it more), anything
-    else is read from the predictions (a corrupt file: exit 2)."""
+    memory is Spark's resources (exit 3, with the settings that give it more: `started`,
+    in the session mlci started), anything else is read from the predictions (a corrupt
+    file: exit 2)."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     cause = next((line for line in lines if line.startswith("Caused by:")), "")
     first = (cause or (lines[0] if lines else "no message")).removeprefix("Caused by: ")
     if any(sign in message for sign in _OUT_OF_MEMORY):
         return ExternalError(
-            f"Spark ran out of memory summarising the predictions ({first}): {_MEMORY}"
+            f"Spark ran out of memory summarising the predictions ({first}): {_memory(started)}"
         )
     return MetricsError(f"Spark could not summarise the predictions: {first}")
 
 
-def session_for(master: str) -> Any:
-    """The active SparkSession, else a new one on `master`."""
+def session_for(master: str, conf: Sequence[tuple[str, str]] = ()) -> Any:
+    """The active SparkSession, as it is (a warning says that `conf` is not applied to
+    it), else a new one on `master` with the settings `conf` (after mlci's own, so they
+    win)."""
     from pyspark.errors import PySparkException
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
+        if conf:
+            names = ", ".join(name for name, _ in conf)
+            Console().warn(
+                f"evaluate.spark.conf ({names}) is not applied: mlci runs in the active Spark "
+                f"session, with the settings it was started with; set them where it is started "
+                f"(spark-submit --conf, the notebook's SparkSession.builder)"
+            )
         return active
+    builder = (
+        SparkSession.builder.master(master)
+        .appName("mlci")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "8")
+    )
+    for name, value in conf:
+        builder = builder.config(name, value)
     try:
-        return (
-            SparkSession.builder.master(master)
-            .appName("mlci")
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.shuffle.partitions", "8")
-            .getOrCreate()
-        )
+        return builder.getOrCreate()
     except (PySparkException, OSError) as exc:
         raise ExternalError(
-            f"cannot start Spark on {master} ({exc}): check evaluate.spark.master, and that "
-            f"Java 17 or newer is installed (java -version; apt-get install "
-            f"openjdk-17-jre-headless)"
+            f"cannot start Spark on {master} ({exc}): check evaluate.spark.master and "
+            f"evaluate.spark.conf, and that Java 17 or newer is installed (java -version; "
+            f"apt-get install openjdk-17-jre-headless)"
         ) from None
 
 

@@ -311,46 +311,65 @@ class _Scan:
             )
 
     def _histograms(self, model: str, k: int) -> Histograms:
-        """Per class, the rows by the bin of the model's probability for it."""
-        bins = self.request.bins
+        """Per class, the rows by the bin of the model's probability for it, and the
+        model's reliability diagram in fine bins, in one scan: each row is unpivoted into
+        k + 1 cells, one number each, grouped and counted. A class's cell is (code * 2 +
+        pos) * bins + its bin; the diagram's, after all of them, hit * CONFIDENCE_BINS + its
+        fine bin, where SUM(r) is the bin's sum (in a class's cell it is not read)."""
+        bins, width = self.request.bins, CONFIDENCE_BINS // DIAGRAM_BINS
+        first = 2 * k * bins  # the diagram's cells
+        cells = [
+            f"({2 * code} + CASE WHEN t = {code} THEN 1 ELSE 0 END) * {bins} "
+            f"+ {_bin(f's{model}{code}', bins)} AS k{code}"
+            for code in range(k)
+        ]
+        fine = f"CAST(CEIL(r * {CONFIDENCE_BINS}) AS BIGINT) - 1"
+        cells.append(
+            f"{first} + hit * {CONFIDENCE_BINS} + LEAST(GREATEST({fine}, low), low + {width - 1}) "
+            f"AS k{k}"
+        )
+        names = ", ".join(f"k{code}" for code in range(k + 1))
+        query = (
+            f"SELECT cell, COUNT(*), SUM(r) FROM (SELECT {', '.join(cells)}, r "
+            f"FROM {self._plotted(model, k)}) AS cells "
+            f"UNPIVOT (cell FOR cls IN ({names})) AS unpivoted GROUP BY 1"
+        )
         positives = np.zeros((k, bins), dtype=np.int64)
         negatives = np.zeros((k, bins), dtype=np.int64)
-        query = (
-            f"SELECT cls, pos, {_bin('p', bins)} AS bin, COUNT(*) "
-            f"FROM {self._unpivot(k, (model,))} GROUP BY 1, 2, 3"
-        )
-        for cls, pos, where, count in self.engine.rows(query):
-            (positives if pos else negatives)[cls, where] = count
-        return Histograms(positives, negatives, self._reliability(model, k))
+        rows = np.zeros(CONFIDENCE_BINS, dtype=np.int64)
+        hits = np.zeros(CONFIDENCE_BINS, dtype=np.int64)
+        sums = np.zeros(CONFIDENCE_BINS)
+        for cell, count, total in self.engine.rows(query):
+            if cell < first:
+                (cls, pos), where = divmod(cell // bins, 2), cell % bins
+                (positives if pos else negatives)[cls, where] = count
+                continue
+            hit, where = divmod(cell - first, CONFIDENCE_BINS)
+            rows[where] += count
+            hits[where] += count if hit else 0
+            sums[where] += float(total)
+        return Histograms(positives, negatives, Reliability(rows, hits, sums))
 
-    def _reliability(self, model: str, k: int) -> Reliability:
-        """The model's reliability diagram in fine bins, as `core.summary.reliability`:
-        two classes (or one), the last column and its code; more, GREATEST of the k and,
-        as the top label, the first column equal to it (np.argmax's pick on a tie)."""
+    def _plotted(self, model: str, k: int) -> str:
+        """`coded`'s t and the model's probabilities s<m><code>, with what its reliability
+        diagram plots, as `core.summary.reliability`: r, two classes (or one) the last
+        column, more GREATEST of the k; hit, whether r's class (the last; more, the top
+        label: the first column equal to r, np.argmax's pick on a tie) is the true one;
+        low, the first fine bin of the diagram's bin r is in."""
         names = [f"s{model}{code}" for code in range(k)]
         plotted, top = names[-1], str(k - 1)
         if k > 2:
             plotted = f"GREATEST({', '.join(names)})"
-            top = "CASE " + " ".join(f"WHEN {n} = p THEN {c}" for c, n in enumerate(names))
+            top = "CASE " + " ".join(f"WHEN {n} = r THEN {c}" for c, n in enumerate(names))
             top += " END"
         width = CONFIDENCE_BINS // DIAGRAM_BINS
-        below = " + ".join(f"CASE WHEN p > {edge:.17e} THEN 1 ELSE 0 END" for edge in DIAGRAM_EDGES)
-        fine = f"CAST(CEIL(p * {CONFIDENCE_BINS}) AS BIGINT) - 1"
-        query = (
-            f"SELECT LEAST(GREATEST({fine}, low), low + {width - 1}) AS bin, hit, COUNT(*), "
-            f"SUM(p) FROM (SELECT p, CASE WHEN ({top}) = t THEN 1 ELSE 0 END AS hit, "
+        below = " + ".join(f"CASE WHEN r > {edge:.17e} THEN 1 ELSE 0 END" for edge in DIAGRAM_EDGES)
+        columns = ", ".join(names)
+        return (
+            f"(SELECT t, {columns}, r, CASE WHEN ({top}) = t THEN 1 ELSE 0 END AS hit, "
             f"({below}) * {width} AS low "
-            f"FROM (SELECT t, {', '.join(names)}, {plotted} AS p FROM coded) AS plotted"
-            f") AS binned GROUP BY 1, 2"
+            f"FROM (SELECT t, {columns}, {plotted} AS r FROM coded) AS maxed) AS plotted"
         )
-        rows = np.zeros(CONFIDENCE_BINS, dtype=np.int64)
-        hits = np.zeros(CONFIDENCE_BINS, dtype=np.int64)
-        sums = np.zeros(CONFIDENCE_BINS)
-        for where, hit, count, total in self.engine.rows(query):
-            rows[where] += count
-            hits[where] += count if hit else 0
-            sums[where] += float(total)
-        return Reliability(rows, hits, sums)
 
     def _unpivot(self, k: int, models: tuple[str, ...]) -> str:
         """One row per row and class: cls (the code), pos (1: the true class), and each
