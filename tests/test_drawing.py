@@ -3,12 +3,12 @@ the same bytes as drawn in the process, and drawn in the process where no worker
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from functools import partial
 from pathlib import Path
 
@@ -80,7 +80,7 @@ def test_on_one_core_no_worker_starts_and_the_png_is_drawn_here() -> None:
 def test_a_killed_worker_costs_no_png_and_the_next_run_starts_another() -> None:
     drawing.start(plots.warm_up)
     assert drawing._worker is not None
-    workers = [p for p in multiprocessing.active_children() if p.pid is not None]
+    workers = list(drawing._worker._processes.values())  # the executor's own
     assert workers
     expected = confusion()()
     pending = drawing.draw(confusion())
@@ -119,3 +119,28 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_the_worker(tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["ran", "True", "True"]
+
+
+def slow_in_a_worker(parent: int) -> bytes:
+    """Stuck in any process but `parent`."""
+    if os.getpid() != parent:
+        time.sleep(600)
+    return b"drawn here"
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the worker needs a second core")
+def test_a_stuck_worker_is_killed_and_the_png_drawn_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drawing, "TIMEOUT_SECONDS", 5.0)
+    drawing.start(plots.warm_up)
+    assert drawing._worker is not None
+    workers = list(drawing._worker._processes.values())  # the executor's own
+    assert workers
+
+    started = time.monotonic()
+    assert drawing.draw(partial(slow_in_a_worker, os.getpid()))() == b"drawn here"
+
+    assert time.monotonic() - started < 60
+    assert drawing._worker is None
+    for worker in workers:  # gone, so mlci's exit does not wait for it
+        worker.join(timeout=30)
+        assert not worker.is_alive()

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 Drawing = Callable[[], bytes]  # a picklable call: functools.partial of an mlci.plots function
 
 _worker: ProcessPoolExecutor | None = None
+# A PNG takes about a second; a worker that has not answered in this long is stuck.
+TIMEOUT_SECONDS = 120.0
 
 
 def start(warm_up: Callable[[], object]) -> None:
@@ -73,13 +75,16 @@ def draw(drawing: Drawing) -> Callable[[], bytes]:
         return drawing
 
     def result() -> bytes:
+        from concurrent.futures import TimeoutError as Late  # TimeoutError's alias from 3.11
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            return future.result()
+            return future.result(timeout=TIMEOUT_SECONDS)
         except BrokenProcessPool:  # killed (out of memory?): the next run starts another
             _stop()
-            return drawing()
+        except Late:  # stuck: stopped, or mlci could not exit (it waits for its worker)
+            _kill()
+        return drawing()
 
     return result
 
@@ -94,6 +99,14 @@ def _submit(drawing: Drawing) -> Future[bytes] | None:
     except (BrokenProcessPool, RuntimeError):  # dead, or shut down at the interpreter's exit
         _stop()
         return None
+
+
+def _kill() -> None:
+    """Stop the worker in the middle of a drawing (shutdown would wait for it)."""
+    processes = getattr(_worker, "_processes", None) or {}  # the executor's own
+    for process in list(processes.values()):
+        process.kill()
+    _stop()
 
 
 def _stop(wait: bool = False) -> None:
