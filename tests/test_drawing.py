@@ -144,3 +144,43 @@ def test_a_stuck_worker_is_killed_and_the_png_drawn_here(monkeypatch: pytest.Mon
     for worker in workers:  # gone, so mlci's exit does not wait for it
         worker.join(timeout=30)
         assert not worker.is_alive()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the worker needs a second core")
+@pytest.mark.parametrize(("rows", "started"), [(500, False), (30_000, True)])
+def test_the_worker_starts_for_predictions_large_enough_to_pay_for_it(
+    tmp_path: Path, rows: int, started: bool
+) -> None:
+    rng = np.random.default_rng(rows)
+    truth = rng.integers(0, 3, rows)
+    scores = rng.dirichlet(np.ones(3), rows)
+    lines = ["y_true,y_pred,p_0,p_1,p_2"]
+    lines += [
+        f"{t},{int(np.argmax(p))},{p[0]:.4f},{p[1]:.4f},{p[2]:.4f}"
+        for t, p in zip(truth.tolist(), scores, strict=True)
+    ]
+    (tmp_path / "predictions.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "base.json").write_text('{"accuracy": 0.0}')
+    (tmp_path / "mlci.yaml").write_text(
+        "version: 1\nmodel: {name: m}\nevaluate:\n  predictions: predictions.csv\n"
+        "gate:\n  rules:\n    - {metric: accuracy, min: 0.0}\nreport:\n  plots: true\n"
+    )
+    script = (
+        "import sys\nfrom mlci import drawing\nfrom mlci.cli import main\n"
+        "code = main(['gate', '--config', sys.argv[1], '--baseline', sys.argv[2]])\n"
+        "print(code, drawing._worker is not None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "mlci.yaml"), str(tmp_path / "base.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.split()[-2:] == ["0", str(started)], done.stderr
+    assert sorted(p.name for p in (tmp_path / ".mlci" / "out" / "plots").iterdir()) == [
+        "calibration.png",
+        "confusion_matrix-2.png",
+        "confusion_matrix.png",
+        "pr.png",
+        "roc.png",
+    ]

@@ -100,6 +100,8 @@ def run(
     try:
         loaded = load_config(config_path)
         facts = replace(facts, model=loaded.model_name)
+        if not (options.train and loaded.train is not None):
+            _draw_aside(loaded, options)  # matplotlib imported while the gate works
         stage = "context"
         # Training records a commit, and a git baseline reads one; `mlci gate` on files needs none.
         asked = options.baseline or baseline.request_from_config(loaded)
@@ -126,8 +128,7 @@ def run(
             if facts.training and facts.training.failure:
                 raise facts.training.failure
         stage = "evaluate"
-        if config.report.plots:  # matplotlib imported beside the evaluation (mlci.drawing)
-            drawing.start(warm_up=plots.warm_up)
+        _draw_aside(config, options)  # after a training: not kept waiting through it
         known = request.predictions if request.mode == "file" else None
         evaluation = evaluate.evaluate(
             config, options.metrics, options.predictions, console, baseline=known
@@ -183,6 +184,13 @@ def run(
         with contextlib.suppress(Exception):  # the bug may be in the report itself
             write_outputs(facts.report(bug, stage), out_dir)
         raise
+
+
+def _draw_aside(config: Config, options: RunOptions) -> None:
+    """Start mlci.drawing's worker, where the PNGs are drawn beside the gate's numbers,
+    for predictions large enough to pay for its start."""
+    if config.report.plots and evaluate.large(config, options.predictions):
+        drawing.start(warm_up=plots.warm_up)
 
 
 def _interrupted(exc: KeyboardInterrupt, stage: str) -> Interrupted:

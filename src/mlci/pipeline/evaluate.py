@@ -22,6 +22,26 @@ if TYPE_CHECKING:
     from mlci.core.summary import Summary
 
 
+# Below this many rows the gate's numbers take less time than starting the drawing
+# worker (a fresh process importing matplotlib): their PNGs are drawn in mlci's process.
+# Measured (10 classes, paired): 10,000 rows even, 50,000 rows 0.3 s faster with it.
+DRAW_ASIDE_ROWS = 20_000
+
+
+def large(config: Config, predictions: Path | str | None) -> bool:
+    """Whether the predictions to evaluate (the command line's, else evaluate.predictions)
+    have DRAW_ASIDE_ROWS rows or more: a file's estimated, a URL's taken as so."""
+    wanted = predictions if predictions is not None else config.evaluate.predictions
+    if wanted is None:
+        return False
+    if scheme(str(wanted)):
+        return True
+    from mlci.predictions import estimate_rows
+
+    name = Path(wanted)
+    return estimate_rows(name if name.is_absolute() else config.root / name) >= DRAW_ASIDE_ROWS
+
+
 def evaluate(
     config: Config,
     metrics: tuple[Path, ...] | None,
