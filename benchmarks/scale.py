@@ -96,20 +96,22 @@ _PROBE = """
 import os, resource, subprocess, sys, time
 
 def tree(root):
-    \"\"\"root and its descendants (the gate's drawing worker).\"\"\"
-    parents = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat") as file:
-                    parents[int(name)] = int(file.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                pass
+    \"\"\"root and its descendants (the gate's drawing worker), from each thread's list
+    of children: cheaper than reading every process's stat every 20 ms.\"\"\"
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
         found.append(pid)
-        todo += [child for child, parent in parents.items() if parent == pid]
+        try:
+            threads = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                with open(f"/proc/{pid}/task/{thread}/children") as file:
+                    todo += [int(child) for child in file.read().split()]
+            except OSError:
+                pass
     return found
 
 def high_water(pid):
