@@ -33,6 +33,18 @@ def github_pull_request(monkeypatch: pytest.MonkeyPatch, head: str) -> None:
     monkeypatch.setenv("GITHUB_REF", "refs/pull/7/merge")
 
 
+def config_pull_request(
+    project: Project, monkeypatch: pytest.MonkeyPatch, base: str, head: str, branch: str
+) -> None:
+    """main with mlci.yaml `base`, and a pull request from `branch` that makes it `head`."""
+    project.write("mlci.yaml", base)
+    project.commit("the base branch's mlci.yaml")
+    project.branch(branch)
+    project.write("mlci.yaml", head)
+    project.commit("the pull request's mlci.yaml")
+    github_pull_request(monkeypatch, branch)
+
+
 def loosen_max_drop(project: Project) -> None:
     loosened = project.config.read_text().replace("max_drop: 0.01", "max_drop: 0.5")
     project.write("mlci.yaml", loosened)
@@ -165,12 +177,8 @@ def test_a_pull_request_cannot_lower_the_row_limits_for_itself(
     config = project.config.read_text().replace(
         "  metrics: [metrics.json]\n", "  metrics: [metrics.json]\n  min_rows: 100\n"
     )
-    project.write("mlci.yaml", config)
-    project.commit("min_rows: 100")
-    project.branch("pr/no-limit")
-    project.write("mlci.yaml", config.replace("min_rows: 100", "min_rows: 0"))
-    project.commit("drop the row limit")
-    github_pull_request(monkeypatch, "pr/no-limit")
+    head = config.replace("min_rows: 100", "min_rows: 0")
+    config_pull_request(project, monkeypatch, config, head, "pr/no-limit")
 
     run(project)
 
@@ -270,14 +278,9 @@ def test_a_pull_request_cannot_send_its_training_to_a_cluster_of_its_choosing(
         f"  storage: {tmp_path / 'runs'}\n"
         "  ray: {address: 'http://127.0.0.1:1'}\n"
     )
-    project.write(
-        "mlci.yaml", project.config.read_text().replace("  timeout_minutes: 1\n", off_runner)
-    )
-    project.commit("train on the team's Ray cluster")
-    project.branch("pr/elsewhere")
-    project.write("mlci.yaml", project.config.read_text().replace("127.0.0.1:1'", "127.0.0.1:2'"))
-    project.commit("train on my own cluster")
-    github_pull_request(monkeypatch, "pr/elsewhere")
+    base = project.config.read_text().replace("  timeout_minutes: 1\n", off_runner)
+    head = base.replace("127.0.0.1:1'", "127.0.0.1:2'")
+    config_pull_request(project, monkeypatch, base, head, "pr/elsewhere")
 
     outcome, log = run(project)
 
@@ -301,12 +304,8 @@ def test_a_pull_request_cannot_point_the_evaluation_at_a_spark_master_of_its_own
         "  metrics: [metrics.json]\n  predictions: predictions.parquet\n  engine: spark\n"
         "  spark: {master: 'local[2]'}\n",
     )
-    project.write("mlci.yaml", config)
-    project.commit("evaluate on Spark")
-    project.branch("pr/my-master")
-    project.write("mlci.yaml", config.replace("'local[2]'", "'spark://attacker.invalid:7077'"))
-    project.commit("evaluate on my own cluster")
-    github_pull_request(monkeypatch, "pr/my-master")
+    head = config.replace("'local[2]'", "'spark://attacker.invalid:7077'")
+    config_pull_request(project, monkeypatch, config, head, "pr/my-master")
 
     _, log = run(project)
 
@@ -327,13 +326,9 @@ def test_a_pull_request_cannot_bring_spark_settings_of_its_own(
         "  metrics: [metrics.json]\n  predictions: predictions.parquet\n  engine: spark\n"
         "  spark: {conf: {spark.driver.memory: 4g}}\n",
     )
-    project.write("mlci.yaml", config)
-    project.commit("evaluate on Spark with a 4g driver")
-    project.branch("pr/my-endpoint")
     endpoint = "spark.hadoop.fs.s3a.endpoint: 'https://attacker.invalid'"
-    project.write("mlci.yaml", config.replace("4g}", f"4g, {endpoint}}}"))
-    project.commit("read through my own endpoint")
-    github_pull_request(monkeypatch, "pr/my-endpoint")
+    head = config.replace("4g}", f"4g, {endpoint}}}")
+    config_pull_request(project, monkeypatch, config, head, "pr/my-endpoint")
     log = io.StringIO()
     env = dict(os.environ)
     head = load_config(project.config)
