@@ -3,14 +3,15 @@
 matplotlib's import and a gate's drawing take about 1.5 s of CPU (a million rows of ten
 classes: two confusion-matrix PNGs, the ROC, precision-recall and calibration ones), all
 of it in Python, so a thread would not run it beside the metrics. Where the machine has a
-second core, `start()` (when the evaluation starts) opens one worker process that imports
-matplotlib at once; `draw()` hands it a drawing and returns at once, and the PNG's bytes
+second core, `start()` (called by the pipeline as the run starts, after a training, for
+predictions of 20,000 rows or more) opens one worker process that imports matplotlib at
+once; `draw()` hands it a drawing and returns at once, and the PNG's bytes
 are collected when the report needs them, so the drawing overlaps the metrics and curves
 still being computed. One worker serves every run of the process (the test suite runs
 hundreds) and ends with it.
 
-On one core, or where the worker cannot start or dies, `draw()` draws in this process
-when the PNG is collected: the same bytes, later.
+On one core, or where the worker cannot start, dies or is stuck (TIMEOUT_SECONDS),
+`draw()` draws in this process when the PNG is collected: the same bytes, later.
 """
 
 from __future__ import annotations

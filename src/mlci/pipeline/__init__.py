@@ -100,7 +100,8 @@ def run(
     try:
         loaded = load_config(config_path)
         facts = replace(facts, model=loaded.model_name)
-        if not (options.train and loaded.train is not None):
+        trains = options.train and loaded.train is not None
+        if not trains:
             _draw_aside(loaded, options)  # matplotlib imported while the gate works
         stage = "context"
         # Training records a commit, and a git baseline reads one; `mlci gate` on files needs none.
@@ -128,7 +129,8 @@ def run(
             if facts.training and facts.training.failure:
                 raise facts.training.failure
         stage = "evaluate"
-        _draw_aside(config, options)  # after a training: not kept waiting through it
+        if trains:
+            _draw_aside(config, options)  # after the training: not kept waiting through it
         known = request.predictions if request.mode == "file" else None
         evaluation = evaluate.evaluate(
             config, options.metrics, options.predictions, console, baseline=known

@@ -39,7 +39,8 @@ def large(config: Config, predictions: Path | str | None) -> bool:
     from mlci.predictions import estimate_rows
 
     name = Path(wanted)
-    return estimate_rows(name if name.is_absolute() else config.root / name) >= DRAW_ASIDE_ROWS
+    path = name if name.is_absolute() else config.root / name
+    return path.is_file() and estimate_rows(path) >= DRAW_ASIDE_ROWS  # not a FIFO's wait
 
 
 def evaluate(
