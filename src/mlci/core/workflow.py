@@ -668,7 +668,7 @@ def _install_steps(s: WorkflowSettings) -> list[str]:
         "        with:",
         f"          python-version: {_scalar(s.python_version)}",
         "          cache: pip",
-        f"          cache-dependency-path: {_scalar(_project_path(s, 'mlci.yaml'))}",
+        *_cache_key_files(s),
         _step("Install mlci"),
         "        run: |",
         *(f"          {line}" for line in _torch_install(s)),
@@ -677,6 +677,25 @@ def _install_steps(s: WorkflowSettings) -> list[str]:
     if _project_requirements(s):
         lines += [f"          {_project_requirements(s)}"]
     return lines
+
+
+def _cache_key_files(s: WorkflowSettings) -> list[str]:
+    """setup-python's cache-dependency-path: the files whose hash keys pip's cache. A
+    GitHub cache is never overwritten under its key, so every file that changes what is
+    installed is in it (else a new requirement is downloaded on every run until mlci.yaml
+    changes)."""
+    files = ["mlci.yaml", *s.requirements]
+    if s.install_project:
+        files.append("pyproject.toml")
+    paths = [_project_path(s, name) for name in files]
+    # A literal block holds each path as it is; one it could not (a line break, a space
+    # at an end) leaves the key to mlci.yaml alone.
+    if len(paths) == 1 or not all(_BLOCK_LINE.fullmatch(path) for path in paths):
+        return [f"          cache-dependency-path: {_scalar(paths[0])}"]
+    return ["          cache-dependency-path: |", *(f"            {path}" for path in paths)]
+
+
+_BLOCK_LINE = re.compile(r"[^\s#][^\x00-\x1f\x7f]*(?<=\S)")
 
 
 def _project_requirements(s: WorkflowSettings) -> str:
