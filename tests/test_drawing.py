@@ -184,3 +184,51 @@ def test_the_worker_starts_for_predictions_large_enough_to_pay_for_it(
         "pr.png",
         "roc.png",
     ]
+
+
+def test_the_confusion_matrices_are_drawn_before_the_gates_intervals_are_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlci.cli import main
+    from mlci.core import stats
+
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 3, 2_000)
+    for name in ("candidate", "baseline"):
+        scores = rng.dirichlet(np.ones(3), len(truth))
+        rows = ["y_true,y_pred,p_0,p_1,p_2"] + [
+            f"{t},{int(np.argmax(p))},{p[0]:.4f},{p[1]:.4f},{p[2]:.4f}"
+            for t, p in zip(truth.tolist(), scores, strict=True)
+        ]
+        (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "base.json").write_text('{"accuracy": 0.0}')
+    (tmp_path / "mlci.yaml").write_text(
+        "version: 1\nmodel: {name: m}\nevaluate:\n  predictions: candidate.csv\n"
+        "gate:\n  rules:\n    - {metric: accuracy, max_drop: 0.5}\nreport:\n  plots: true\n"
+    )
+    events: list[str] = []
+    draw, paired = drawing.draw, stats.paired_difference_intervals
+
+    def drawn(made: drawing.Drawing) -> object:
+        events.append(getattr(made, "func", made).__name__)
+        return draw(made)
+
+    def intervals(*args: object, **kwargs: object) -> object:
+        events.append("paired intervals")
+        return paired(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(drawing, "draw", drawn)
+    monkeypatch.setattr(stats, "paired_difference_intervals", intervals)
+    args = [
+        "gate",
+        "--config",
+        str(tmp_path / "mlci.yaml"),
+        "--baseline",
+        str(tmp_path / "base.json"),
+    ]
+
+    assert main([*args, "--baseline-predictions", str(tmp_path / "baseline.csv")]) == 0
+
+    assert events[:3] == ["confusion_matrix_png", "confusion_matrix_png", "paired intervals"]
+    assert events[3:] == ["class_curves_png", "class_curves_png", "curves_png"]
+    assert len(list((tmp_path / ".mlci" / "out" / "plots").iterdir())) == 5

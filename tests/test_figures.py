@@ -212,20 +212,22 @@ def test_above_exact_rows_the_figures_come_from_the_summary_within_its_bound(
     assert np.array_equal(drawn_exact.confusion, drawn_binned.confusion)
     assert drawn_exact.base_confusion is not None and drawn_binned.base_confusion is not None
     assert np.array_equal(drawn_exact.base_confusion, drawn_binned.base_confusion)
-    exact, binned = drawn_exact.lines(), drawn_binned.lines()
+    exact, binned = drawn_exact, drawn_binned
+    assert exact.curves is not None and binned.curves is not None
+    assert exact.calibration is not None and binned.calibration is not None
     sides = [approximation(summary.side(baseline=side)) for side in (False, True)]
     bound = max(side.auc_bound for side in sides)
     ap_bound = max(side.ap_bound for side in sides)  # every curve's AP, both models'
     assert 0 < ap_bound < 0.01
     for key, tolerance in (("roc", len(labels) * bound), ("pr", ap_bound)):
-        for ours, theirs in zip(exact.curves[key], binned.curves[key], strict=True):
+        for ours, theirs in zip(exact.curves(key), binned.curves(key), strict=True):
             assert [c.name for c in ours] == [c.name for c in theirs]
             for one, other in zip(ours, theirs, strict=True):
                 assert one.area is not None and other.area is not None
                 assert other.area == pytest.approx(one.area, abs=tolerance)
     # calibration (two classes: p_1; three: the top label's): the same frequencies and
     # mean probabilities, both models
-    for one, other in zip(exact.calibration, binned.calibration, strict=True):
+    for one, other in zip(exact.calibration(), binned.calibration(), strict=True):
         assert one is not None and other is not None and one.name == other.name
         assert one.y == other.y and other.x == pytest.approx(one.x, rel=1e-12, abs=0)
     config = parse_config(CONFIG, root=Path("/project"))

@@ -147,11 +147,14 @@ def run(
             data=data.versions(config, facts.data, choice.data),  # after `dvc repro`
         )
         stage = "gate"
-        judged = gate.judge(config, request, choice, plan, evaluation, facts, console)
+        early = figures.Early(config)  # the confusion matrices drawn while the gate computes
+        judged = gate.judge(
+            config, request, choice, plan, evaluation, facts, console, on_rows=early.rows
+        )
         facts = replace(facts, gate=judged.result, flipped=judged.flipped)
         facts = replace(facts, promotion=promote.after_gate(plan, judged))
         stage = "report"
-        facts = figures.add(config, facts, judged.candidate, judged.baseline, judged.summary)
+        facts = figures.add(config, facts, judged.candidate, judged.baseline, judged.summary, early)
         files = write_outputs(
             facts.report(), out_dir, flipped=judged.flipped_csv, secrets=facts.secrets
         )

@@ -38,13 +38,14 @@ def add(
     candidate: Predictions | None,
     baseline: Predictions | None,
     summary: Summary | None = None,
+    early: Early | None = None,
 ) -> Facts:
     """The figures (from the predictions, or above evaluate.exact_rows their `summary`, and
-    the training log) and report.sections."""
+    the training log) and report.sections; `early`: what the gate started drawing."""
     figures: tuple[Figure, ...] = ()
     notes: tuple[str, ...] = ()
     if candidate is not None or summary is not None or config.report.training_log is not None:
-        figures, notes = build_figures(config, candidate, baseline, summary)
+        figures, notes = build_figures(config, candidate, baseline, summary, early)
     sections = facts.sections
     if config.report.sections:
         from mlci.pipeline.sections import read_sections
@@ -61,6 +62,7 @@ def build_figures(
     candidate: Predictions | None,
     baseline: Predictions | None,
     summary: Summary | None = None,
+    early: Early | None = None,
 ) -> tuple[tuple[Figure, ...], tuple[str, ...]]:
     """The figures for this run, and notes on what could not be drawn.
 
@@ -72,7 +74,8 @@ def build_figures(
     figures: list[Figure] = []
     notes: list[str] = []
     if candidate is not None and config.evaluate.task == "classification":
-        figures += _classification(_from_rows(candidate, baseline), painter)
+        drawn, confusion = (early or Early(config)).take(candidate, baseline, painter)
+        figures += _classification(drawn, painter, confusion)
     elif isinstance(summary, ClassificationSummary):
         figures += _classification(_from_summary(summary), painter)
     elif candidate is not None:
@@ -133,27 +136,25 @@ _Curves = tuple[list[curve_module.Curve], list[curve_module.Curve]]  # candidate
 
 
 @dataclasses.dataclass(frozen=True)
-class _Lines:
-    """The curves the classification figures draw."""
-
-    curves: dict[str, _Curves]  # "roc", "pr"; empty without probabilities
-    calibration: tuple[curve_module.Curve | None, curve_module.Curve | None]
-
-
-@dataclasses.dataclass(frozen=True)
 class _Drawn:
     """What the classification figures draw: computed from the rows, or from a summary.
-    `lines` computes the curves: called once the confusion matrices are being drawn."""
+    The curves are computed figure by figure (`curves`, "roc" or "pr": both models';
+    `calibration`), each figure's PNG started before the next one's curves; None
+    without probabilities."""
 
     classes: tuple[object, ...]
     confusion: np.ndarray
     base_confusion: np.ndarray | None
-    lines: Callable[[], _Lines]
+    curves: Callable[[str], _Curves] | None = None
+    calibration: Callable[[], _Calibrations] | None = None
     # per figure ("roc", "pr"), how its curves differ from the rows' (a summary's bins)
     approximation: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-_NO_LINES = _Lines({}, (None, None))
+_Calibrations = tuple[
+    curve_module.Curve | None, curve_module.Curve | None
+]  # candidate's, baseline's
+_ROW_CURVES = {"roc": curve_module.roc_curves, "pr": curve_module.pr_curves}
 
 
 def _from_rows(candidate: Predictions, baseline: Predictions | None) -> _Drawn:
@@ -163,20 +164,21 @@ def _from_rows(candidate: Predictions, baseline: Predictions | None) -> _Drawn:
     if baseline is not None:
         base_cm = confusion_matrix(baseline.y_true, baseline.y_pred, classes)
     if candidate.scores is None:
-        return _Drawn(classes, cand_cm, base_cm, lambda: _NO_LINES)
-    return _Drawn(classes, cand_cm, base_cm, partial(_lines_from_rows, candidate, baseline))
+        return _Drawn(classes, cand_cm, base_cm)
+    curves = partial(_curves_from_rows, candidate, baseline)
+    calibration = partial(_calibration_from_rows, candidate, baseline)
+    return _Drawn(classes, cand_cm, base_cm, curves, calibration)
 
 
-def _lines_from_rows(candidate: Predictions, baseline: Predictions | None) -> _Lines:
+def _curves_from_rows(candidate: Predictions, baseline: Predictions | None, key: str) -> _Curves:
     # As many points as a PNG draws: the areas are the full curves', the rest is not drawn.
-    points = _max_curve_points()
-    curves = {}
-    for key, make in (("roc", curve_module.roc_curves), ("pr", curve_module.pr_curves)):
-        own = make(candidate, points=points)
-        curves[key] = (own, make(baseline, points=points) if baseline is not None else [])
-    calibrated = curve_module.calibration(candidate)
+    points, make = _max_curve_points(), _ROW_CURVES[key]
+    return make(candidate, points=points), make(baseline, points=points) if baseline else []
+
+
+def _calibration_from_rows(candidate: Predictions, baseline: Predictions | None) -> _Calibrations:
     base = curve_module.calibration(baseline) if baseline is not None else None
-    return _Lines(curves, (calibrated, base))
+    return curve_module.calibration(candidate), base
 
 
 def _max_curve_points() -> int:
@@ -190,7 +192,7 @@ def _from_summary(summary: ClassificationSummary) -> _Drawn:
     cand_cm = summary_stats.confusion(summary, baseline=False)
     base_cm = summary_stats.confusion(summary, baseline=True) if summary.paired else None
     if summary.candidate is None:
-        return _Drawn(classes, cand_cm, base_cm, lambda: _NO_LINES)
+        return _Drawn(classes, cand_cm, base_cm)
     # the bounds of every curve drawn: the baseline's too
     found = [summary_stats.approximation(summary.side(baseline=side)) for side in (False, True)]
     drawn = (
@@ -203,49 +205,92 @@ def _from_summary(summary: ClassificationSummary) -> _Drawn:
         "roc": f"{drawn} the classes' mean ROC area within ±{auc_bound:.2g} of the exact mean.",
         "pr": f"{drawn} each average precision (AP) within ±{ap_bound:.2g} of the exact one.",
     }
-    lines = partial(_lines_from_summary, summary)
-    return _Drawn(classes, cand_cm, base_cm, lines, approximation)
+    curves = partial(_curves_from_summary, summary)
+    calibration = partial(_calibration_from_summary, summary)
+    return _Drawn(classes, cand_cm, base_cm, curves, calibration, approximation)
 
 
-def _lines_from_summary(summary: ClassificationSummary) -> _Lines:
+_SUMMARY_CURVES = {"roc": summary_stats.roc_curves, "pr": summary_stats.pr_curves}
+
+
+def _curves_from_summary(summary: ClassificationSummary, key: str) -> _Curves:
     classes, own, other = summary.classes, summary.candidate, summary.baseline
     assert own is not None
-    curves = {}
-    for key, make in (("roc", summary_stats.roc_curves), ("pr", summary_stats.pr_curves)):
-        curves[key] = (make(own, classes), make(other, classes) if other is not None else [])
-    calibrated = summary_stats.calibration(own, classes)
+    make = _SUMMARY_CURVES[key]
+    return make(own, classes), make(other, classes) if other is not None else []
+
+
+def _calibration_from_summary(summary: ClassificationSummary) -> _Calibrations:
+    classes, own, other = summary.classes, summary.candidate, summary.baseline
+    assert own is not None
     base = summary_stats.calibration(other, classes) if other is not None else None
-    return _Lines(curves, (calibrated, base))
+    return summary_stats.calibration(own, classes), base
 
 
-def _classification(drawn: _Drawn, painter: _Painter) -> list[Figure]:
+def _classification(
+    drawn: _Drawn, painter: _Painter, confusion: Figure | None = None
+) -> list[Figure]:
+    """The confusion matrices (`confusion`: that figure, its PNGs started already), then
+    each curve figure, its PNG started as soon as its curves are computed."""
+    figures = [confusion or _confusion_figure(drawn, painter)]
+    if drawn.curves is None or drawn.calibration is None:
+        return figures
+    for key, title in (("roc", "ROC curve"), ("pr", "Precision-recall curve")):
+        figure = _curve_figure(key, title, *drawn.curves(key), painter)
+        figures.append(_named(figure, drawn.approximation.get(key, "")))
+    calibration = _calibration(*drawn.calibration(), painter)
+    if calibration is not None:  # a summary's is the rows' diagram: no approximation named
+        figures.append(calibration)
+    return figures
+
+
+def _confusion_figure(drawn: _Drawn, painter: _Painter) -> Figure:
     from mlci import plots
 
     shown = confusion_excerpt(drawn.classes, drawn.confusion, drawn.base_confusion)
     classes, cand_cm, base_cm = shown.classes, shown.candidate, shown.baseline
-    figures = [
-        Figure(
-            key="confusion_matrix",
-            title="Confusion matrix",
-            markdown=confusion_markdown(classes, cand_cm.tolist(), _listed(base_cm)),
-            caption=shown.note,
-        )
-    ]
     painter.draw(
         "confusion_matrix",
         partial(plots.confusion_matrix_png, classes, cand_cm, base_cm, normalize=False),
         partial(plots.confusion_matrix_png, classes, cand_cm, base_cm, normalize=True),
     )
-    lines = drawn.lines()  # while the confusion matrices are drawn
-    if not lines.curves:
-        return figures
-    for key, title in (("roc", "ROC curve"), ("pr", "Precision-recall curve")):
-        figure = _curve_figure(key, title, *lines.curves[key], painter)
-        figures.append(_named(figure, drawn.approximation.get(key, "")))
-    calibration = _calibration(*lines.calibration, painter)
-    if calibration is not None:  # a summary's is the rows' diagram: no approximation named
-        figures.append(calibration)
-    return figures
+    return Figure(
+        key="confusion_matrix",
+        title="Confusion matrix",
+        markdown=confusion_markdown(classes, cand_cm.tolist(), _listed(base_cm)),
+        caption=shown.note,
+    )
+
+
+@dataclasses.dataclass
+class Early:
+    """The confusion matrices of a gate with predictions, and their PNGs started, as soon
+    as the gate has its rows (`gate.judge`'s on_rows, before the intervals): the drawing
+    worker draws them while the gate computes, and `add` takes them for the same rows."""
+
+    config: Config
+    started: tuple[Predictions, Predictions | None, _Drawn, Figure, _Painter] | None = None
+
+    def rows(self, candidate: Predictions, baseline: Predictions | None) -> None:
+        if self.config.evaluate.task != "classification":
+            return
+        painter = _Painter.make(self.config.report.plots)
+        drawn = _from_rows(candidate, baseline)
+        self.started = (candidate, baseline, drawn, _confusion_figure(drawn, painter), painter)
+
+    def take(
+        self, candidate: Predictions, baseline: Predictions | None, painter: _Painter
+    ) -> tuple[_Drawn, Figure | None]:
+        """What `rows` made for these rows, its PNGs handed to `painter`; else computed now."""
+        if (
+            self.started is None
+            or self.started[0] is not candidate
+            or self.started[1] is not baseline
+        ):
+            return _from_rows(candidate, baseline), None
+        _, _, drawn, figure, early = self.started
+        painter.pending.update(early.pending)
+        return drawn, figure
 
 
 def _named(figure: Figure, approximation: str) -> Figure:

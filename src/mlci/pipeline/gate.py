@@ -8,6 +8,7 @@ is checked against evaluate.min_rows and the baseline's (evaluate.min_row_fracti
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from mlci.core.summary import Summary
     from mlci.core.summary_stats import Approximation
 
+# Given the candidate's predictions and the baseline's aligned with them (or None).
+RowsReady = Callable[["Predictions", "Predictions | None"], None]
+
 
 def judge(
     config: Config,
@@ -45,10 +49,12 @@ def judge(
     evaluation: Evaluation,
     facts: Facts,
     console: Console,
+    on_rows: RowsReady | None = None,
 ) -> Judged:
-    """Apply gate.rules; the notes of the stages before are collected into the result."""
+    """Apply gate.rules; the notes of the stages before are collected into the result.
+    `on_rows` as for `measure`."""
     on_missing, seed_note = _missing_baseline_policy(config, request, choice, plan)
-    measured = measure(config, evaluation, choice, console)
+    measured = measure(config, evaluation, choice, console, on_rows)
     gate = apply_rules(config, evaluation, choice, measured, on_missing)
     notes = (
         *facts.rules,
@@ -116,16 +122,22 @@ class Measured:
 
 
 def measure(
-    config: Config, evaluation: Evaluation, choice: BaselineChoice, console: Console
+    config: Config,
+    evaluation: Evaluation,
+    choice: BaselineChoice,
+    console: Console,
+    on_rows: RowsReady | None = None,
 ) -> Measured:
     """The intervals and the rows of `evaluation`'s predictions (none without them),
     paired with `choice`'s predictions where it has some; `mlci publish` measures an
-    artifact's predictions with it too."""
+    artifact's predictions with it too. `on_rows` is given the predictions the report
+    draws (the candidate's, and the baseline's aligned with them, or None) as soon as
+    they are known, before the intervals: the report's first PNGs start there."""
     if evaluation.summary is not None:
         return _measure_summary(config, evaluation, choice, console)
     baseline_predictions, load_notes = _baseline_predictions(config, evaluation, choice)
     intervals, interval_notes, paired = _intervals(
-        config, evaluation, baseline_predictions, console
+        config, evaluation, baseline_predictions, console, on_rows
     )
     slices, correction, slice_notes = _slices(config, evaluation, paired, console)
     rows = Rows(
@@ -209,6 +221,7 @@ def _intervals(
     evaluation: Evaluation,
     baseline_predictions: Predictions | None,
     console: Console,
+    on_rows: RowsReady | None = None,
 ) -> tuple[dict[float, MetricIntervals], tuple[str, ...], tuple[Predictions, Predictions] | None]:
     """Intervals at each confidence level the rules use (and 0.95 for the report).
 
@@ -229,6 +242,8 @@ def _intervals(
             paired = align(candidate, baseline_predictions)
         except MetricsError as exc:
             notes = (f"Intervals are not paired: {exc.message}",)
+    if on_rows is not None:
+        on_rows(*(paired or (candidate, None)))
     levels = _levels(config, console, paired=paired is not None)
     result = {}
     for level in levels:
