@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from mlci.core.predictions import Array, FloatArray, IntArray, Predictions, top_label
-from mlci.core.ranking import Ranking, ranking
+from mlci.core.ranking import Ranking, known_area, ranking
 from mlci.errors import MetricsError
 
 LOG_FORMATS = ("csv", "json")
@@ -94,12 +94,28 @@ def pr_curves(pred: Predictions, *, points: int | None = None) -> list[Curve]:
     for label, ranked in _one_vs_rest(pred):
         if not ranked.positives.any():
             continue
-        recall, precision = _pr_points(ranked)
-        area = max(0.0, float(np.sum(np.diff(recall) * precision[1:])))
-        if points is not None and len(ranked.positives) > COARSE * points:
-            recall, precision = _pr_points(coarse(ranked, COARSE * points))
-        curves.append(_curve(f"class {label}", recall, precision, area, points))
+        drawn = ranked if points is None else coarse(ranked, COARSE * points)
+        recall, precision = _pr_points(drawn)
+        curves.append(
+            _curve(f"class {label}", recall, precision, _average_precision(ranked), points)
+        )
     return curves
+
+
+def _average_precision(ranked: Ranking) -> float:
+    """sklearn's average precision: over the distinct scores from the highest down, each
+    one's recall gain times the precision at it; only scores with positives gain recall,
+    so only their precisions are computed."""
+    positives = ranked.positives[::-1]
+    tps = np.cumsum(positives, dtype=np.int64)
+    fps = np.cumsum(ranked.negatives[::-1], dtype=np.int64)
+    gain = np.flatnonzero(positives)
+    hits = tps[gain].astype(np.float64)
+    precision = hits / (hits + fps[gain])
+    total = float(tps[-1])
+    return max(
+        0.0, float(np.einsum("i,i->", positives[gain].astype(np.float64), precision)) / total
+    )
 
 
 @dataclass(frozen=True)
@@ -158,7 +174,8 @@ def coarse(ranked: Ranking, thresholds: int) -> Ranking:
     distinct = len(ranked.positives)
     if distinct <= thresholds:
         return ranked
-    starts = np.unique(np.linspace(0, distinct - 1, thresholds).astype(np.int64))
+    starts = np.linspace(0, distinct - 1, thresholds).astype(np.int64)  # rising: no sort
+    starts = starts[np.concatenate(([True], starts[1:] != starts[:-1]))]
     return Ranking(
         np.add.reduceat(ranked.positives, starts, dtype=np.uint64),
         np.add.reduceat(ranked.negatives, starts, dtype=np.uint64),
@@ -167,7 +184,11 @@ def coarse(ranked: Ranking, thresholds: int) -> Ranking:
 
 def _roc_area(ranked: Ranking) -> float:
     """The area under the full ROC curve: the share of (positive, negative) pairs the
-    positive outscores, ties counting half (the trapezoids' sum, without the points)."""
+    positive outscores, ties counting half (the trapezoids' sum, without the points).
+    Taken from `core.stats` where it computed the ROC AUC from the same ranking."""
+    known = known_area(ranked)
+    if known is not None:
+        return known
     positives, negatives = ranked.positives, ranked.negatives
     below = np.cumsum(negatives, dtype=np.int64) - negatives * 0.5
     pairs = float(positives.sum(dtype=np.int64)) * float(negatives.sum(dtype=np.int64))

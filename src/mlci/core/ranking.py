@@ -51,6 +51,18 @@ class Places:
 
 
 _RANKINGS: weakref.WeakKeyDictionary[Predictions, dict[int, Ranking]] = weakref.WeakKeyDictionary()
+_AREAS: weakref.WeakKeyDictionary[Ranking, float] = weakref.WeakKeyDictionary()
+
+
+def remember_area(ranked: Ranking, area: float) -> None:
+    """Keep the area under `ranked`'s ROC curve, computed on the way by the ROC AUC
+    (`core.stats`), for the ROC figure (`core.curves`) to read, not sum again."""
+    _AREAS[ranked] = area
+
+
+def known_area(ranked: Ranking) -> float | None:
+    """The area `remember_area` kept for `ranked`, if any."""
+    return _AREAS.get(ranked)
 
 
 def ranking(pred: Predictions, column: int) -> Ranking:

@@ -74,7 +74,7 @@ from mlci.core.predictions import Array as Array
 from mlci.core.predictions import FloatArray as FloatArray
 from mlci.core.predictions import IntArray as IntArray
 from mlci.core.predictions import Predictions as Predictions
-from mlci.core.ranking import Places, Ranking, rank, ranking_and_rows
+from mlci.core.ranking import Places, Ranking, rank, ranking_and_rows, remember_area
 
 Task = Literal["classification", "regression"]
 # The interval of a count-based metric: see count_intervals.
@@ -990,6 +990,7 @@ def _ranked_auc(ranked: Ranking, places: Places, positive: Array) -> tuple[float
     beats /= negatives
     # einsum, not np.dot: BLAS wakes its threads for a long dot, and they spin after.
     auc = float(np.einsum("i,i->", pos_at.astype(np.float64), beats) / positives)
+    remember_area(ranked, auc)
     beaten = positives - np.cumsum(pos_at, dtype=np.int64) + pos_at * 0.5
     beaten /= positives
     # Per distinct score, what a positive and what a negative row there contributes;
