@@ -88,3 +88,27 @@ def test_the_auc_and_the_curves_read_one_ranking_per_class() -> None:
     roc_curves(pred)
     pr_curves(pred)
     assert all(ranking(pred, column) is first[column] for column in range(3))
+
+
+@pytest.mark.parametrize("rows", [50, ranking_module.SORT_AHEAD_ROWS])
+def test_sorting_the_next_class_ahead_gives_the_same_auc_and_rankings(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    true = rng.integers(0, 4, rows)
+    scores = np.asfortranarray(rng.dirichlet(np.ones(4), rows).astype(np.float32))
+    pred = Predictions(true, scores.argmax(axis=1), scores, (0, 1, 2, 3), None)
+
+    ahead = list(ranking_module.sorts_ahead(pred, [0, 1, 2, 3]))
+
+    assert [column for column, _ in ahead] == [0, 1, 2, 3]
+    sorted_ = [done for _, done in ahead]
+    if rows < ranking_module.SORT_AHEAD_ROWS or ranking_module._cores() < 2:
+        assert sorted_ == [None] * 4  # sorted in place, as the ranking goes
+    else:
+        for column, done in ahead:
+            assert done is not None
+            order, steps = done
+            expected_order, expected_steps = ranking_module.sort(scores[:, column])
+            np.testing.assert_array_equal(scores[order, column], scores[expected_order, column])
+            np.testing.assert_array_equal(steps, expected_steps)
+    auc = compute_metrics(pred, "classification")["roc_auc"]
+    assert auc == pytest.approx(skm.roc_auc_score(true, scores, multi_class="ovr"), abs=1e-12)

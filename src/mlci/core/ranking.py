@@ -10,7 +10,9 @@ its own step, nothing is binned.
 
 from __future__ import annotations
 
+import os
 import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,24 +74,60 @@ def ranking(pred: Predictions, column: int) -> Ranking:
     return done[column] if column in done else ranking_and_rows(pred, column)[0]
 
 
-def ranking_and_rows(pred: Predictions, column: int) -> tuple[Ranking, Places]:
+def ranking_and_rows(
+    pred: Predictions, column: int, sorted_: tuple[Array, Array] | None = None
+) -> tuple[Ranking, Places]:
     """`ranking(pred, column)`, and where each row falls in it. The places are not kept
     (n integers per class): ask for them before the ranking alone, as `stats` does for
-    the ROC AUC, and the column is sorted once."""
+    the ROC AUC, and the column is sorted once. `sorted_`: the column's `sort`, if done."""
     assert pred.scores is not None
     positive = np.asarray(pred.y_true) == np.asarray(pred.classes[column])
-    found, places = rank(positive, pred.scores[:, column])
+    found, places = rank(positive, pred.scores[:, column], sorted_)
     _RANKINGS.setdefault(pred, {})[column] = found
     return found, places
 
 
-def rank(positive: Array, score: Array) -> tuple[Ranking, Places]:
+# Sorting the next column in a thread while this one is ranked pays from this many rows.
+SORT_AHEAD_ROWS = 100_000
+
+
+def sorts_ahead(pred: Predictions, columns: Sequence[int]) -> Iterator[tuple[int, Any]]:
+    """(column, its `sort` or None) for each of `columns`, the next column sorted on a
+    second thread while the caller ranks this one: numpy's sort lets go of the GIL, and
+    the thread holds one column's sort at a time (12 bytes a row), so the memory stays
+    what one class's ranking needs. In this thread where there is one core or few rows."""
+    assert pred.scores is not None
+    scores = pred.scores
+    if len(columns) < 2 or len(scores) < SORT_AHEAD_ROWS or _cores() < 2:
+        yield from ((column, None) for column in columns)
+        return
+    from concurrent.futures import ThreadPoolExecutor  # 10 ms of imports (logging)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="mlci-sort") as pool:
+        coming = pool.submit(sort, scores[:, columns[0]])
+        for index, column in enumerate(columns):
+            done = coming.result()
+            if index + 1 < len(columns):
+                coming = pool.submit(sort, scores[:, columns[index + 1]])
+            yield column, done
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on
+    except AttributeError:  # macOS and Windows
+        return os.cpu_count() or 1
+
+
+def rank(
+    positive: Array, score: Array, sorted_: tuple[Array, Array] | None = None
+) -> tuple[Ranking, Places]:
     """The ranking of `score` (any real dtype) with `positive` (bool) marking the
-    positives, and where each row falls in it."""
+    positives, and where each row falls in it (`sorted_`: `sort(score)`, if done)."""
     if not len(score):
         nothing = np.zeros(0, np.uint8)
         return Ranking(nothing, nothing), Places(np.zeros(0, np.intp), np.zeros(0, np.int32))
-    order, steps = _sort(score)
+    order, steps = sorted_ if sorted_ is not None else sort(score)
     ends = np.append(np.flatnonzero(steps), len(order) - 1)  # each distinct score's last row
     counted = np.int32 if len(order) < 2**31 else np.int64  # half the memory of int64
     seen = np.diff(ends, prepend=-1)
@@ -100,7 +138,7 @@ def rank(positive: Array, score: Array) -> tuple[Ranking, Places]:
     return found, Places(order, index)
 
 
-def _sort(score: Array) -> tuple[Array, Array]:
+def sort(score: Array) -> tuple[Array, Array]:
     """The rows in ascending score order, and where the sorted score steps up.
 
     float32 scores (probabilities read as float32) as their bits, unsigned integers that

@@ -74,7 +74,14 @@ from mlci.core.predictions import Array as Array
 from mlci.core.predictions import FloatArray as FloatArray
 from mlci.core.predictions import IntArray as IntArray
 from mlci.core.predictions import Predictions as Predictions
-from mlci.core.ranking import Places, Ranking, rank, ranking_and_rows, remember_area
+from mlci.core.ranking import (
+    Places,
+    Ranking,
+    rank,
+    ranking_and_rows,
+    remember_area,
+    sorts_ahead,
+)
 
 Task = Literal["classification", "regression"]
 # The interval of a count-based metric: see count_intervals.
@@ -963,8 +970,8 @@ def _compute_roc_auc(pred: Predictions) -> _Linear | None:
     if not positives:
         return None
     value, influence = 0.0, np.zeros(len(codes))
-    for label in positives:
-        auc, contribution = _ranked_auc(*ranking_and_rows(pred, label), codes == label)
+    for label, sorted_ in sorts_ahead(pred, positives):
+        auc, contribution = _ranked_auc(*ranking_and_rows(pred, label, sorted_), codes == label)
         value += auc
         influence += contribution
     return _Linear(value / len(positives), influence / len(positives), codes)
