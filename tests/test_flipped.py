@@ -292,7 +292,7 @@ def test_flipped_csv_reads_back_the_same_through_either_writer(
             np.array([3, -1, 0], dtype=np.int16),
             np.array([0.25, 0.1, np.nan], dtype=np.float32),
             np.array([True, False, True]),
-            np.array(["token-s3cr3t-x", "", "line\nbreak"]),
+            np.array(["token-s3cr3t-x", "", "line\nbreak café"]),  # not ASCII: cell by cell
         ),
     )
 
@@ -304,6 +304,6 @@ def test_flipped_csv_reads_back_the_same_through_either_writer(
         ["change", "id", "y_true", "confidence", "flag", "note"],
         ["broken", "a,1", "3", "0.25", "true", "token-***-x"],
         ["fixed", 'say "hi"', "-1", "0.10000000149011612", "false", ""],
-        ["fixed", "'=SUM(A1)", "0", "nan", "true", "line\nbreak"],
+        ["fixed", "'=SUM(A1)", "0", "nan", "true", "line\nbreak café"],
     ]
     assert path.read_text(encoding="utf-8").startswith('"change","id"')  # text quoted

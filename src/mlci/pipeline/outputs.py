@@ -165,15 +165,30 @@ def _write_with_arrow(header: list[str], columns: list[Array], path: Path) -> bo
             kind = pa.from_numpy_dtype(numbers.dtype)
             arrays.append(pa.Array.from_buffers(kind, len(numbers), [None, pa.py_buffer(numbers)]))
         elif column.dtype.kind == "U":
-            encoded = [cell.encode("utf-8") for cell in column.tolist()]
-            offsets = np.zeros(len(encoded) + 1, np.int64)
-            np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
-            data = pa.py_buffer(b"".join(encoded))
+            offsets, data = _utf8(column)
             kind = pa.large_string()  # 64-bit offsets: any size
-            arrays.append(
-                pa.Array.from_buffers(kind, len(encoded), [None, pa.py_buffer(offsets), data])
-            )
+            buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+            arrays.append(pa.Array.from_buffers(kind, len(column), buffers))
         else:  # objects (an id column of mixed types): the csv module writes them
             return False
     arrow_csv.write_csv(pa.Table.from_arrays(arrays, names=header), path)
     return True
+
+
+def _utf8(column: Array) -> tuple[Array, bytes | Array]:
+    """A text column as Arrow's string buffers: each cell's end offset (after a 0) and
+    the UTF-8 bytes. ASCII text (labels, "broken"/"fixed") straight from numpy's 4-byte
+    characters, without a Python string per cell; other text cell by cell."""
+    width = column.dtype.itemsize // 4
+    offsets = np.zeros(len(column) + 1, np.int64)
+    characters = np.ascontiguousarray(column).view(np.uint32).reshape(len(column), width)
+    if width and int(characters.max(initial=0)) < 128:
+        filled = characters != 0
+        # numpy pads with NULs at the end only: a cell ends after its last non-NUL
+        lengths = np.where(filled.any(axis=1), width - np.argmax(filled[:, ::-1], axis=1), 0)
+        np.cumsum(lengths, out=offsets[1:])
+        kept = np.arange(width) < lengths[:, None]
+        return offsets, characters[kept].astype(np.uint8)
+    encoded = [cell.encode("utf-8") for cell in column.tolist()]
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+    return offsets, b"".join(encoded)
