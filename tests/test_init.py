@@ -597,3 +597,46 @@ def test_a_project_with_nothing_to_read_gets_a_template_to_fill_in(tmp_path: Pat
     )
     fill = "fill in mlci.yaml (train.command, evaluate.metrics, gate.rules, registry.model)"
     assert fill in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("metrics", "rules"),
+    [
+        # example-get-started's shape: each metric on the training and the test data
+        (
+            {"avg_prec": {"train": 0.97, "test": 0.94}, "roc_auc": {"train": 0.98, "test": 0.96}},
+            [("avg_prec.test", "max_drop", 0.01), ("roc_auc.test", "max_drop", 0.01)],
+        ),
+        (
+            {"accuracy": 0.9, "val_loss": 0.31, "epoch": 12},
+            [("accuracy", "max_drop", 0.01), ("val_loss", "max_rise_pct", 5)],
+        ),
+        ({"throughput": 120.0}, []),  # no word says which way is better: left to fill in
+    ],
+)
+def test_rules_are_proposed_from_the_names_in_a_metrics_file_a_past_run_left(
+    tmp_path: Path, metrics: dict[str, object], rules: list[tuple[str, str, float]]
+) -> None:
+    root = _get_started(tmp_path / "get-started")
+    (root / "eval").mkdir(exist_ok=True)
+    (root / "eval" / "metrics.json").write_text(json.dumps(metrics))
+
+    done = _run_init(root)
+
+    assert done.returncode == 0, done.stderr
+    config = load_config(root / "mlci.yaml")
+    found = [
+        (rule.metric, key, value)
+        for rule in config.gate.rules
+        for key, value in (("max_drop", rule.max_drop), ("max_rise_pct", rule.max_rise_pct))
+        if value is not None
+    ]
+    text = (root / "mlci.yaml").read_text()
+    if rules:
+        assert found == rules
+        assert "CHECK: from the metrics files' names" in text
+        assert "Next: check the lines of mlci.yaml marked CHECK" in done.stdout
+        assert "could not read everything" not in text  # nothing left to fill in
+    else:
+        assert found == [("accuracy", "max_drop", 0.01)]  # the template's example
+        assert "FILL IN: the metrics that must not get worse" in text

@@ -25,7 +25,7 @@ from mlci.core import project, workflow
 from mlci.core.project import Reading
 from mlci.core.workflow import DvcRemote, MlciSource, WorkflowSettings
 from mlci.data.remotes import Remote, read_dvc_config
-from mlci.errors import EXIT_OK, ExternalError, UsageError
+from mlci.errors import EXIT_OK, ExternalError, MlciError, UsageError
 
 EXAMPLE = "sklearn"
 _IGNORED = ".mlci/"
@@ -313,6 +313,7 @@ def read_project(
             branch=default,
             branch_from=source,
             notes=found.left_out,
+            metric_names=_metric_names(folder, found.metrics),
         )
     script = next((s for s in TRAINING_SCRIPTS if (folder / s).is_file()), None)
     return Reading(
@@ -323,6 +324,24 @@ def read_project(
         branch=default,
         branch_from=source,
     )
+
+
+def _metric_names(folder: Path, files: tuple[str, ...]) -> tuple[str, ...]:
+    """The numeric metrics in those of `files` a past run left in `folder` (a committed
+    metrics file): gate.rules are proposed from their names. None from a file mlci
+    cannot read: the rules are then left to fill in."""
+    from mlci.core.metrics import is_number, read_metrics
+
+    names: list[str] = []
+    for name in files:
+        if not (folder / name).is_file():
+            continue
+        try:
+            found = read_metrics([Path(name)], root=folder)
+        except MlciError:
+            continue
+        names += [metric for metric, value in found.values.items() if is_number(value)]
+    return tuple(dict.fromkeys(names))
 
 
 def requirement_files(folder: Path) -> tuple[str, ...]:
@@ -696,7 +715,11 @@ def _read_lines(reading: Reading, settings: WorkflowSettings | None) -> list[str
     lines += [f"  left out: {note}" for note in r.notes]
     if r.command is None:
         lines += [f"No training found (no dvc.yaml, {', '.join(TRAINING_SCRIPTS)})."]
-    lines += [f"Next: fill in mlci.yaml ({', '.join(r.to_fill())}), then `mlci run`."]
+    missing = r.to_fill()
+    if missing:
+        lines += [f"Next: fill in mlci.yaml ({', '.join(missing)}), then `mlci run`."]
+    else:
+        lines += ["Next: check the lines of mlci.yaml marked CHECK, then `mlci run`."]
     return lines
 
 

@@ -59,13 +59,47 @@ class Reading:
     branch: str = "main"
     branch_from: str = ""
     notes: tuple[str, ...] = ()
+    metric_names: tuple[str, ...] = ()  # in the metrics files already there (a past run's)
 
     def to_fill(self) -> list[str]:
         """The keys of mlci.yaml the user must fill in or check."""
         keys = [] if self.command else ["train.command"]
         keys += [] if self.metrics else ["evaluate.metrics"]
-        keys += ["gate.rules"]  # the metric names are the user's: no file says which matter
+        # Which metrics matter is the user's to say; the files' names make a first guess.
+        keys += [] if proposed_rules(self.metric_names) else ["gate.rules"]
         return keys + ([] if self.model else ["registry.model"])
+
+
+# Words of a metric's name that say which way is better (the lower ones checked first:
+# "val_loss", "error_rate").
+_LOWER_BETTER = frozenset(
+    {"loss", "logloss", "error", "err", "rmse", "mse", "mae", "mape", "smape", "brier"}
+    | {"perplexity", "ppl", "wer", "cer"}
+)
+_HIGHER_BETTER = frozenset(
+    {"acc", "accuracy", "auc", "roc", "f1", "fscore", "precision", "prec", "recall", "ap"}
+    | {"map", "iou", "dice", "r2", "bleu", "rouge", "kappa", "mcc", "top1", "top5"}
+)
+MAX_PROPOSED_RULES = 4
+
+
+def proposed_rules(names: tuple[str, ...]) -> list[str]:
+    """gate.rules lines for the metrics whose names say which way is better: higher,
+    no drop over 0.01; lower, no rise over 5%. The training side's metrics (a `train`
+    word beside others) are left out: the rules judge held-out data."""
+    held_out = [n for n in names if "train" not in _words(n)] or list(names)
+    rules = []
+    for name in held_out:
+        words = _words(name)
+        if words & _LOWER_BETTER:
+            rules.append(f"    - {{metric: {_value(name)}, max_rise_pct: 5}}")
+        elif words & _HIGHER_BETTER:
+            rules.append(f"    - {{metric: {_value(name)}, max_drop: 0.01}}")
+    return rules[:MAX_PROPOSED_RULES]
+
+
+def _words(name: str) -> set[str]:
+    return {word for word in re.split(r"[^a-z0-9]+", name.lower()) if word}
 
 
 def read_dvc_yaml(text: str, *, chosen: tuple[str, ...] = ()) -> DvcPipeline:
@@ -255,7 +289,7 @@ def config_text(reading: Reading) -> str:
     """mlci.yaml for the project: what was read, and FILL IN where nothing was found."""
     r = reading
     lines = ["# mlci configuration. Every key is described in docs/config.md."]
-    if r.to_fill() != ["gate.rules"]:
+    if any(key != "gate.rules" for key in r.to_fill()):  # the rules' FILL IN says itself
         lines += [f"# mlci could not read everything: fill in the lines marked {FILL_IN}."]
     lines += ["version: 1", "model:", "  " + _line("name", _value(r.name), "the registered model")]
     lines += _train_lines(r)
@@ -272,9 +306,16 @@ def config_text(reading: Reading) -> str:
         "gate:",
         "  baseline: auto               # the registry's champion, else git, else none",
         "  on_missing_baseline: auto    # unreadable baseline: fails; first run: passes",
-        f"  rules:                       # {FILL_IN}: the metrics that must not get worse",
-        "    - {metric: accuracy, min: 0.80, max_drop: 0.01}",
     ]
+    proposed = proposed_rules(r.metric_names)
+    if proposed:
+        lines += ["  rules:                       # CHECK: from the metrics files' names"]
+        lines += proposed
+    else:
+        lines += [
+            f"  rules:                       # {FILL_IN}: the metrics that must not get worse",
+            "    - {metric: accuracy, min: 0.80, max_drop: 0.01}",
+        ]
     if r.params or r.sections:
         lines += ["report:"]
     if r.params:
