@@ -91,7 +91,9 @@ def ranking_and_rows(
 SORT_AHEAD_ROWS = 100_000
 
 
-def sorts_ahead(pred: Predictions, columns: Sequence[int]) -> Iterator[tuple[int, Any]]:
+def sorts_ahead(
+    pred: Predictions, columns: Sequence[int]
+) -> Iterator[tuple[int, tuple[Array, Array] | None]]:
     """(column, its `sort` or None) for each of `columns`, the next column sorted on a
     second thread while the caller ranks this one: numpy's sort lets go of the GIL, and
     the thread holds one column's sort at a time (12 bytes a row), so the memory stays

@@ -151,9 +151,8 @@ class _Drawn:
     approximation: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-_Calibrations = tuple[
-    curve_module.Curve | None, curve_module.Curve | None
-]  # candidate's, baseline's
+_Calibration = curve_module.Curve | None
+_Calibrations = tuple[_Calibration, _Calibration]  # candidate's, baseline's
 _ROW_CURVES = {"roc": curve_module.roc_curves, "pr": curve_module.pr_curves}
 
 
@@ -173,7 +172,8 @@ def _from_rows(candidate: Predictions, baseline: Predictions | None) -> _Drawn:
 def _curves_from_rows(candidate: Predictions, baseline: Predictions | None, key: str) -> _Curves:
     # As many points as a PNG draws: the areas are the full curves', the rest is not drawn.
     points, make = _max_curve_points(), _ROW_CURVES[key]
-    return make(candidate, points=points), make(baseline, points=points) if baseline else []
+    base = make(baseline, points=points) if baseline is not None else []  # len() may be 0
+    return make(candidate, points=points), base
 
 
 def _calibration_from_rows(candidate: Predictions, baseline: Predictions | None) -> _Calibrations:
