@@ -1152,6 +1152,8 @@ def _slice_influence_counts(
     with np.errstate(invalid="ignore", divide="ignore"):
         full, full_base = _count_metrics(ours, per_class), _count_metrics(theirs, per_class)
     wanted = [name for name in metrics if name in full]
+    if not wanted:  # the per-slice loop below is the cost: none when no rule needs it
+        return {}
     value_se = {name: np.full(slices, np.nan) for name in wanted}
     change_se = {name: np.full(slices, np.nan) for name in wanted}
     for index in range(slices):
