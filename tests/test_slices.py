@@ -102,3 +102,55 @@ def test_a_slice_column_missing_from_the_predictions_is_exit_2_naming_it(
     assert result.returncode == EXIT_USAGE
     assert "no country column for evaluate.slices" in result.stderr
     assert (root / ".mlci/out/gate.json").exists()
+
+
+AUC_CONFIG = """\
+version: 1
+model: {name: ranked}
+evaluate:
+  predictions: candidate.csv
+  slices: [segment]
+gate:
+  rules:
+    - {metric: roc_auc, max_drop: 0.02, confidence: 0.95, slices: true}
+"""
+
+
+def test_a_roc_auc_rule_is_judged_per_slice_by_delong(tmp_path: Path) -> None:
+    """The 5% of rows in segment `hurt` rank far worse; the whole holds. A segment of
+    negatives only has no AUC: listed, not gated."""
+    rng = np.random.default_rng(6)
+    rows = 8_000
+    segments = np.array([f"s{i % 9}" for i in range(rows)], dtype="U8")
+    segments[: rows // 20] = "hurt"
+    truth = rng.integers(0, 2, rows)
+    segments[(segments == "s0") & (truth == 1)] = "s1"  # s0: negatives only
+    root = tmp_path / "p"
+    root.mkdir()
+    git.init_repo(root, branch="main")
+    (root / ".gitignore").write_text(".mlci/\n")
+    (root / "mlci.yaml").write_text(AUC_CONFIG)
+    (root / "baseline.yaml").write_text("roc_auc: 0.8\n")
+    for name, separation in (
+        ("baseline", 1.5),
+        ("candidate", np.where(segments == "hurt", 0.3, 1.6)),
+    ):
+        score = np.round(1 / (1 + np.exp(-(rng.normal(size=rows) + separation * truth))), 4)
+        pred = (score > 0.5).astype(int)
+        write_predictions(root / f"{name}.csv", truth, pred, score=score, segment=segments)
+    git.commit_all(root, "ranked")
+
+    result = gate(root)
+
+    assert result.returncode == EXIT_GATE_FAILED, result.stderr
+    assert "roc_auc in segment=hurt (400 rows): dropped" in result.stdout
+    data = json.loads((root / ".mlci/out/gate.json").read_text())
+    (overall,) = data["results"]
+    assert overall["verdict"] == "pass"
+    by_slice = {r["slice"]["segment"]: r for r in data["slices"]["results"]}
+    assert [name for name, r in by_slice.items() if r["verdict"] == "fail"] == ["hurt"]
+    assert by_slice["hurt"]["interval"]["method"] == "paired delong normal, per slice"
+    assert by_slice["s0"]["verdict"] == "skip" and by_slice["s0"]["candidate"] == "NaN"
+    assert not [note for note in data["notes"] if "No per-slice estimate" in note]
+    report = (root / ".mlci/out/report.md").read_text()
+    assert "1 where the metric is undefined" in report

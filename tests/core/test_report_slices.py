@@ -3,6 +3,7 @@ escaped in Markdown and HTML; gate.json and report.json carry each slice."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from mlci.core.gate import (
@@ -106,3 +107,42 @@ def test_report_json_keeps_the_slices_for_mlci_report() -> None:
 
     assert restored.gate == original.gate
     assert render_markdown(restored) == render_markdown(original)
+
+
+def test_a_slice_without_an_auc_is_listed_as_undefined_not_as_nan() -> None:
+    """roc_auc in a slice whose y_true holds one class: no value, not gated, and said so."""
+    rule = Rule("roc_auc", max_drop=0.02, confidence=0.95, slices=True)
+    undefined = SliceResult(
+        metric="roc_auc",
+        slice=(("segment", "negatives"),),
+        rows=500,
+        candidate=float("nan"),
+        baseline=float("nan"),
+        change=float("nan"),
+        interval=None,
+        verdict="skip",
+        trend="unclear",
+        message="roc_auc in segment=negatives: 500 rows, one class only in y_true: no AUC",
+        rule=rule.describe(),
+    )
+    shown = report(undefined, sliced("x", 0.0, "pass", "unclear"))
+
+    markdown = render_markdown(shown)
+    section = markdown[markdown.index("### Slices") :]
+    assert "1 slice checks" in section and "1 where the metric is undefined" in section
+    assert "too small" not in section
+    (line,) = [row for row in section.splitlines() if "segment=negatives" in row]
+    assert "nan" not in line.replace("NaN", "")  # no "+nan" change
+    assert line.endswith(
+        "| **not gated**: roc\\_auc in segment=negatives: 500 rows, one class only in "
+        "y\\_true: no AUC |"
+    )
+    (result, _) = render_json(shown)["slices"]["results"]  # type: ignore[index]
+    assert (result["candidate"], result["change"], result["verdict"]) == ("NaN", "NaN", "skip")
+    json.dumps(render_json(shown), allow_nan=False)
+    hostile = (("segment", HOSTILE),)
+    message = f"roc_auc in {slice_name(hostile)}: 500 rows, one class only in y_true: no AUC"
+    shown = report(dataclasses.replace(undefined, slice=hostile, message=message))
+    for text in (render_markdown(shown), render_html(shown)):
+        assert "<img" not in text and "\u202e" not in text
+        assert "A" * 100 not in text

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.stats import false_discovery_control
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import roc_auc_score
 
 from mlci.core.gate import Binning, Correction, Rule, SliceSpec
 from mlci.core.predictions import Predictions
 from mlci.core.slices import SliceGroup, adjust, assign, judge_slices
-from mlci.core.stats import slice_estimates
+from mlci.core.stats import metric_intervals, paired_difference_intervals, slice_estimates
 
 CLASSES = (0, 1, 2)
 
@@ -220,3 +222,191 @@ def test_each_slice_interval_names_the_method_that_made_it(
     mae = Rule("mae", max=1.0, confidence=0.95, slices=True)
     results = judge_slices([mae], [SliceGroup(slices, found, 100)], "holm")
     assert {r.interval.method for r in results} == {"delta method normal, per slice"}
+
+
+# -- roc_auc: DeLong per slice -----------------------------------------------------------
+
+
+def probabilities(
+    truth: np.ndarray, k: int, separation: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Each row's class probabilities, the true class's raised by `separation`, in
+    hundredths that sum to 1 (the rest to the likeliest class): ties, as real scores have."""
+    logits = rng.normal(size=(len(truth), k)) + separation * np.eye(k)[truth]
+    exp = np.exp(logits)
+    hundredths = np.floor(100 * exp / exp.sum(axis=1, keepdims=True))
+    hundredths[np.arange(len(truth)), hundredths.argmax(axis=1)] += 100 - hundredths.sum(axis=1)
+    return hundredths / 100
+
+
+def delong(truth: np.ndarray, scores: np.ndarray, k: int) -> tuple[float, np.ndarray]:
+    """DeLong et al. (1988) from the pairwise kernel, one-vs-rest macro over the classes
+    present (the larger label's column alone for two classes): the AUC and each row's
+    share of its error, Σ over classes of (placement - AUC) / (the row's side's size)."""
+    present = [c for c in range(k) if (truth == c).any()]
+    used = [1] if k == 2 else present
+    aucs, shares = [], np.zeros(len(truth))
+    for c in used:
+        positive = truth == c
+        pos, neg = scores[positive, c][:, None], scores[~positive, c][None, :]
+        kernel = (pos > neg) + 0.5 * (pos == neg)
+        auc = kernel.mean()
+        shares[positive] += (kernel.mean(axis=1) - auc) / positive.sum()
+        shares[~positive] += (kernel.mean(axis=0) - auc) / (~positive).sum()
+        aucs.append(auc)
+    return float(np.mean(aucs)), shares / len(used)
+
+
+def within_class_se(shares: np.ndarray, truth: np.ndarray) -> float:
+    """sqrt(Σ over true classes of n_c/(n_c - 1) · Σ (share - class mean)²)."""
+    total = 0.0
+    for c in np.unique(truth):
+        part = shares[truth == c]
+        total += len(part) / (len(part) - 1) * ((part - part.mean()) ** 2).sum()
+    return float(np.sqrt(total))
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_roc_auc_per_slice_is_sklearns_with_delongs_standard_errors(k: int) -> None:
+    rng = np.random.default_rng(11 + k)
+    rows = 1_500
+    truth = rng.integers(0, k, rows)
+    segments = rng.integers(0, 3, rows)
+    ours, theirs = probabilities(truth, k, 1.0, rng), probabilities(truth, k, 0.7, rng)
+    classes = tuple(range(k))
+    cand = Predictions(truth, ours.argmax(axis=1), ours, classes, None)
+    base = Predictions(truth, theirs.argmax(axis=1), theirs, classes, None)
+
+    found = slice_estimates(cand, base, "classification", segments, 3, ("roc_auc",))["roc_auc"]
+
+    assert found.method == "delong"
+    assert found.baseline is not None and found.change_se is not None
+    z = 1.959963984540054
+    for index in range(3):
+        inside = segments == index
+        y = truth[inside]
+
+        def sklearn(scores: np.ndarray, y: np.ndarray = y) -> float:
+            return float(roc_auc_score(y, scores[:, 1] if k == 2 else scores, multi_class="ovr"))
+
+        assert found.value[index] == pytest.approx(sklearn(ours[inside]), abs=1e-12)
+        assert found.baseline[index] == pytest.approx(sklearn(theirs[inside]), abs=1e-12)
+        auc, share = delong(y, ours[inside], k)
+        base_auc, base_share = delong(y, theirs[inside], k)
+        assert found.value[index] == pytest.approx(auc, abs=1e-12)
+        assert found.baseline[index] == pytest.approx(base_auc, abs=1e-12)
+        assert found.value_se[index] == pytest.approx(within_class_se(share, y), rel=1e-9)
+        change = within_class_se(share - base_share, y)
+        assert found.change_se[index] == pytest.approx(change, rel=1e-9)
+        # The overall computation on the slice's rows alone gives the same intervals.
+        alone = Predictions(y, cand.y_pred[inside], ours[inside], classes, None)
+        base_alone = Predictions(y, base.y_pred[inside], theirs[inside], classes, None)
+        interval = metric_intervals(alone, "classification")["roc_auc"]
+        assert (interval.high - interval.low) / (2 * z) == pytest.approx(found.value_se[index])
+        paired = paired_difference_intervals(alone, base_alone, "classification")["roc_auc"]
+        assert (paired.high - paired.low) / (2 * z) == pytest.approx(found.change_se[index])
+
+
+def test_a_slice_missing_a_class_gets_the_auc_the_whole_would_on_its_rows() -> None:
+    """As overall: two classes need both; more average over the classes present and need
+    two of them. Where it is undefined the slice is NaN, listed but not gated."""
+    rng = np.random.default_rng(21)
+    # Binary: slice 1 holds negatives only.
+    truth = np.r_[rng.integers(0, 2, 300), np.zeros(200, dtype=np.int64)]
+    segments = np.repeat([0, 1], [300, 200])
+    scores = probabilities(truth, 2, 1.0, rng)
+    binary = Predictions(truth, scores.argmax(axis=1), scores, (0, 1), None)
+    found = slice_estimates(binary, binary, "classification", segments, 2, ("roc_auc",))["roc_auc"]
+    assert found.value[0] == pytest.approx(roc_auc_score(truth[:300], scores[:300, 1]))
+    assert np.isnan([found.value[1], found.value_se[1]]).all()
+    assert found.change_se is not None and found.change_se[0] == 0.0  # the same model
+    assert np.isnan(found.change_se[1])
+
+    # Three classes: slice 0 lacks class 2 (macro over 0 and 1), slice 1 holds class 0 only.
+    truth = np.r_[rng.integers(0, 2, 300), np.zeros(200, dtype=np.int64), np.arange(300) % 3]
+    segments = np.repeat([0, 1, 2], [300, 200, 300])
+    scores = probabilities(truth, 3, 1.0, rng)
+    three = Predictions(truth, scores.argmax(axis=1), scores, (0, 1, 2), None)
+    found = slice_estimates(three, None, "classification", segments, 3, ("roc_auc",))["roc_auc"]
+    with pytest.warns(UndefinedMetricWarning):  # sklearn: NaN for the absent class
+        per_class = roc_auc_score(
+            truth[:300], scores[:300], multi_class="ovr", labels=[0, 1, 2], average=None
+        )
+    assert found.value[0] == pytest.approx(np.nanmean(per_class))
+    assert np.isfinite(found.value_se[0])
+    assert np.isnan([found.value[1], found.value_se[1]]).all()
+    assert np.isfinite([found.value[2], found.value_se[2]]).all()
+
+    rule = Rule("roc_auc", min=0.6, confidence=0.95, slices=True)
+    slices = assign(SliceSpec((Binning("segment"),)), {"segment": segments.astype(str)})
+    results = judge_slices([rule], [SliceGroup(slices, {"roc_auc": found}, 100)], "holm")
+    by_name = {r.name: r for r in results}
+    assert by_name["segment=1"].verdict == "skip"
+    assert "200 rows, one class only in y_true: no AUC" in by_name["segment=1"].message
+    assert by_name["segment=0"].verdict == by_name["segment=2"].verdict == "pass"
+
+
+def auc_judge(
+    segments: np.ndarray,
+    truth: np.ndarray,
+    candidate: np.ndarray,
+    baseline: np.ndarray,
+    rule: Rule,
+    correction: Correction = "holm",
+):  # type: ignore[no-untyped-def]
+    spec = SliceSpec((Binning("segment"),))
+    cand = Predictions(truth, candidate.argmax(axis=1), candidate, (0, 1), None)
+    base = Predictions(truth, baseline.argmax(axis=1), baseline, (0, 1), None)
+    slices = assign(spec, {"segment": segments})
+    estimates = slice_estimates(
+        cand, base, "classification", slices.codes, len(slices.labels), ("roc_auc",)
+    )
+    return judge_slices([rule], [SliceGroup(slices, estimates, 100)], correction)
+
+
+def scored(truth: np.ndarray, separation: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Two-class probabilities: a logistic of a normal shifted by `separation` for positives."""
+    score = 1 / (1 + np.exp(-(rng.normal(size=len(truth)) + separation * truth)))
+    return np.column_stack([1 - score, score])
+
+
+def test_a_segment_whose_auc_drops_fails_while_the_whole_holds() -> None:
+    rng = np.random.default_rng(30)
+    rows = 20_000
+    segments = np.array([f"s{i % 19}" for i in range(rows)], dtype="U8")
+    segments[: rows // 20] = "hurt"
+    truth = rng.integers(0, 2, rows)
+    baseline = scored(truth, np.full(rows, 1.5), rng)
+    candidate = scored(truth, np.where(segments == "hurt", 0.8, 1.6), rng)
+    rule = Rule("roc_auc", max_drop=0.02, confidence=0.95, slices=True)
+    cand = Predictions(truth, candidate.argmax(axis=1), candidate, (0, 1), None)
+    base = Predictions(truth, baseline.argmax(axis=1), baseline, (0, 1), None)
+    overall = paired_difference_intervals(cand, base, "classification")["roc_auc"]
+    assert overall.low > -0.02  # the overall rule passes
+
+    results = auc_judge(segments, truth, candidate, baseline, rule)
+
+    failed = [r for r in results if r.verdict == "fail"]
+    assert [r.slice for r in failed] == [(("segment", "hurt"),)]
+    (hurt,) = failed
+    assert hurt.change is not None and hurt.change < -0.1
+    assert "roc_auc in segment=hurt (1,000 rows): dropped" in hurt.message
+    assert hurt.interval is not None and hurt.interval.high < -0.02
+    assert hurt.interval.method == "paired delong normal, per slice"
+
+
+def test_with_no_real_auc_change_in_50_slices_at_most_5_percent_of_pull_requests_fail() -> None:
+    rng = np.random.default_rng(31)
+    slices, per_slice, pull_requests = 50, 200, 100
+    segments = np.repeat(np.array([f"s{i:02}" for i in range(slices)]), per_slice)
+    rule = Rule("roc_auc", max_drop=0.0, confidence=0.95, slices=True)
+    separation = np.full(len(segments), 1.2)
+    failed = naive = 0
+    for _ in range(pull_requests):
+        truth = rng.integers(0, 2, len(segments))
+        baseline, candidate = scored(truth, separation, rng), scored(truth, separation, rng)
+        results = auc_judge(segments, truth, candidate, baseline, rule)
+        failed += any(r.verdict == "fail" for r in results)
+        naive += any((r.change or 0) < 0 for r in results)
+    assert failed <= 0.05 * pull_requests
+    assert naive == pull_requests

@@ -251,7 +251,8 @@ Trend = Literal["worse", "better", "unclear"]
 @dataclass(frozen=True)
 class SliceResult:
     """A rule applied in one slice (core/slices.py). `slice` is ((column, value), ...);
-    `verdict` is `skip` for a slice listed but not gated (fewer rows than its min_rows).
+    `verdict` is `skip` for a slice listed but not gated (fewer rows than its min_rows, or
+    no value there: roc_auc in a slice whose y_true holds one class, `candidate` NaN).
     `trend` says whether the change is clearly worse or better after the correction for
     the many slices; `p_value` is the corrected p-value of the check that decided."""
 

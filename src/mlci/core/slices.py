@@ -5,14 +5,15 @@ A slice spec names one column, or two for a cross. A column is categorical (each
 slice) or numeric, binned by given `edges` or by `quantiles` of the candidate's values.
 
 A rule with `slices` is judged in every slice with at least `min_rows` rows; smaller
-slices are listed, not gated. Each check of the rule gives each slice a one-sided p-value
-from the normal approximation with the slice's standard error (`core.stats.
-slice_estimates`: a jackknife on the count tables, or the delta method for means) — the
-same normal the slice's interval is drawn from, so a lone slice fails exactly when its
-interval lies wholly beyond the limit. Across the slices the p-values are corrected (Holm
-or Benjamini–Hochberg) and a slice fails only when its corrected p-value is at most
-(1 - confidence) / 2. `require_proof` needs every slice's own interval to clear the
-limit: an intersection of tests, which needs no correction.
+slices, and those where the metric is undefined (roc_auc where y_true holds one class),
+are listed, not gated. Each check of the rule gives each slice a one-sided p-value from
+the normal approximation with the slice's standard error (`core.stats.slice_estimates`:
+a jackknife on the count tables, the delta method for means, DeLong's variance for
+roc_auc) — the same normal the slice's interval is drawn from, so a lone slice fails
+exactly when its interval lies wholly beyond the limit. Across the slices the p-values
+are corrected (Holm or Benjamini–Hochberg) and a slice fails only when its corrected
+p-value is at most (1 - confidence) / 2. `require_proof` needs every slice's own interval
+to clear the limit: an intersection of tests, which needs no correction.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from mlci.core.predictions import Array, FloatArray, IntArray
 from mlci.core.stats import SliceEstimates
 
 MISSING = "(missing)"
+_ONE_CLASS = "one class only in y_true: no AUC"  # as overall: roc_auc needs two classes
 _NORMAL = NormalDist()
 
 
@@ -257,6 +259,8 @@ def _judge_rule(rule: Rule, groups: list[SliceGroup], correction: Correction) ->
         if not flat.gated[index]:
             verdict = "skip"
             message = f"{rule.metric} in {where}: {rows:,} rows, too few to gate"
+            if rule.metric == "roc_auc" and math.isnan(flat.value[index]):
+                message = f"{rule.metric} in {where}: {rows:,} rows, {_ONE_CLASS}"
         elif failed[index]:
             verdict = severity
             p = f"{name}-adjusted p {_p(deciding[index])} across {families} slices"

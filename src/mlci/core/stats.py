@@ -1063,8 +1063,9 @@ def slice_estimates(
 
     Count-based metrics get a delete-one jackknife on each slice's count table: one
     evaluation per non-empty cell, all slices at once. Means (log loss, regression) get the
-    delta method within each slice. A metric without a per-slice estimate (roc_auc) is left
-    out. `baseline` must be aligned with `candidate`.
+    delta method within each slice, and roc_auc DeLong's variance on each slice's rows. A
+    metric the models lack (roc_auc without probabilities) is left out. `baseline` must be
+    aligned with `candidate`.
     """
     _check_task(task)
     if baseline is not None:
@@ -1073,6 +1074,9 @@ def slice_estimates(
     found: dict[str, SliceEstimates] = {}
     if task == "classification":
         found.update(_slice_counts(candidate, baseline, codes, slices, metrics))
+        auc = _slice_roc_auc(candidate, baseline, codes, slices) if "roc_auc" in metrics else None
+        if auc is not None:
+            found["roc_auc"] = auc
         smooth = {"log_loss": (_log_loss(candidate), _log_loss(baseline) if baseline else None)}
     else:
         base = _regression(baseline) if baseline is not None else {}
@@ -1081,6 +1085,52 @@ def slice_estimates(
         if name in metrics and first is not None and (baseline is None or second is not None):
             found[name] = _slice_smooth(first, second, codes, slices)
     return found
+
+
+def _slice_roc_auc(
+    candidate: Predictions, baseline: Predictions | None, codes: IntArray, slices: int
+) -> SliceEstimates | None:
+    """Each slice's ROC AUC and DeLong standard error, and with a baseline its AUC and the
+    paired change's DeLong standard error: the overall computation (`_compute_roc_auc`,
+    `_stratified_spread`) run on each slice's rows, one ranking per slice, class and model.
+    NaN where the slice's AUC is undefined, as the overall one would be on those rows (a
+    binary slice of one class; fewer than two classes present). None when a model has no
+    probabilities."""
+    if not _has_auc(candidate) or (baseline is not None and not _has_auc(baseline)):
+        return None
+    nan = np.full(slices, np.nan)
+    value, value_se = nan.copy(), nan.copy()
+    base, change_se = nan.copy(), nan.copy()
+    # The rows grouped by slice once (one sort), so each slice is a run of `order`.
+    order = np.argsort(codes, kind="stable")
+    ends = np.cumsum(np.bincount(codes, minlength=slices)).tolist()
+    for index, (start, end) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
+        if end - start < 2:  # one row is never both a positive and a negative
+            continue
+        rows = order[start:end]
+        ours = _compute_roc_auc(_rows_of(candidate, rows))
+        if ours is None:
+            continue
+        value[index], value_se[index] = ours.value, _stratified_spread(ours)
+        theirs = _compute_roc_auc(_rows_of(baseline, rows)) if baseline is not None else None
+        if theirs is not None:
+            change = _Linear(
+                ours.value - theirs.value, ours.influence - theirs.influence, ours.strata
+            )
+            base[index], change_se[index] = theirs.value, _stratified_spread(change)
+    if baseline is None:
+        return SliceEstimates(value, value_se, method="delong")
+    return SliceEstimates(value, value_se, base, change_se, "delong")
+
+
+def _has_auc(pred: Predictions) -> bool:
+    return pred.scores is not None and len(pred.classes) >= 2
+
+
+def _rows_of(pred: Predictions, rows: IntArray) -> Predictions:
+    """`pred` on `rows` alone (its ids and other columns left behind)."""
+    assert pred.scores is not None
+    return Predictions(pred.y_true[rows], pred.y_pred[rows], pred.scores[rows], pred.classes, None)
 
 
 def _slice_counts(
@@ -1152,6 +1202,8 @@ def _slice_influence_counts(
     with np.errstate(invalid="ignore", divide="ignore"):
         full, full_base = _count_metrics(ours, per_class), _count_metrics(theirs, per_class)
     wanted = [name for name in metrics if name in full]
+    if not wanted:  # the per-slice loop below is the cost: none when no rule needs it
+        return {}
     value_se = {name: np.full(slices, np.nan) for name in wanted}
     change_se = {name: np.full(slices, np.nan) for name in wanted}
     for index in range(slices):

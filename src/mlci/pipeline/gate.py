@@ -404,7 +404,8 @@ def _slices(
     if unsliced:
         notes.append(
             f"No per-slice estimate for {', '.join(unsliced)}: those rules were judged "
-            f"overall only (per slice: the metrics from labels, log_loss, and regression's)."
+            f"overall only (per slice: the metrics from labels; roc_auc and log_loss where "
+            f"the models have probabilities; regression's)."
         )
     if baseline is None:
         notes.append(

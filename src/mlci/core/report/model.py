@@ -181,13 +181,17 @@ def slice_tables(gate: GateResult) -> SliceTables | None:
     worse = [s for s in gate.slices if s.verdict in ("fail", "warn") or s.trend == "worse"]
     better = [s for s in gate.slices if s.trend == "better" and s not in worse]
     rest = [s for s in gate.slices if s not in worse and s not in better]
-    gated = sum(1 for s in gate.slices if s.verdict != "skip")
-    small = len(gate.slices) - gated
+    skipped = [s for s in gate.slices if s.verdict == "skip"]
+    gated = len(gate.slices) - len(skipped)
+    undefined = sum(1 for s in skipped if not math.isfinite(s.candidate))  # roc_auc: one class
+    small = len(skipped) - undefined
     summary = (
         f"{gated} slice checks, {gate.slice_correction} correction across the slices of "
         f"each rule: {len(worse)} clearly worse, {len(better)} clearly better, "
-        f"{len(rest) - small} with no clear change"
-    ) + (f", {small} too small to gate" if small else "")
+        f"{len(rest) - len(skipped)} with no clear change"
+    )
+    summary += f", {small} too small to gate" if small else ""
+    summary += f", {undefined} where the metric is undefined" if undefined else ""
     by_size = sorted(worse, key=lambda s: (_VERDICT_ORDER[s.verdict], -abs(s.change or 0.0)))
     return SliceTables(
         summary=summary,
@@ -217,7 +221,7 @@ def _slice_table(results: list[SliceResult]) -> Table:
                 f"{s.rows:,}",
                 format_value(s.baseline),
                 format_value(s.candidate),
-                "—" if s.change is None else _signed(s.change),
+                "—" if s.change is None or math.isnan(s.change) else _signed(s.change),
                 interval,
                 _slice_verdict(s),
             )
@@ -231,8 +235,10 @@ def _slice_table(results: list[SliceResult]) -> Table:
 
 
 def _slice_verdict(result: SliceResult) -> str:
-    if result.verdict == "skip":
+    if result.verdict == "skip" and math.isfinite(result.candidate):
         return "not gated (too few rows)"
+    if result.verdict == "skip":  # no value there (roc_auc of one class): the message says why
+        return f"not gated: {result.message}"
     if result.verdict == "pass":
         return "pass"
     return f"{result.verdict}: {result.message}"
