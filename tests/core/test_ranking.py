@@ -7,9 +7,9 @@ import pytest
 from sklearn import metrics as skm
 
 from mlci.core import ranking as ranking_module
-from mlci.core.curves import pr_curves, roc_curves
+from mlci.core.curves import _average_precision, pr_curves, roc_curves
 from mlci.core.predictions import Predictions
-from mlci.core.ranking import rank, ranking
+from mlci.core.ranking import Ranking, rank, ranking
 from mlci.core.stats import compute_metrics
 
 RNG = np.random.default_rng(7)
@@ -25,10 +25,10 @@ SCORES = {
 }
 
 
-@pytest.fixture(params=[True, False], ids=["vector argsort", "radix sort"])
+@pytest.fixture(params=[True, False], ids=["packed vector sort", "radix sort"])
 def sort_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """float32 scores go through either sort, by the CPU: each must give the same ranking."""
-    monkeypatch.setattr(ranking_module, "_VECTOR_ARGSORT", request.param)
+    monkeypatch.setattr(ranking_module, "_VECTOR_SORT", request.param)
 
 
 @pytest.mark.usefixtures("sort_path")
@@ -45,6 +45,24 @@ def test_counts_and_places_are_those_of_the_distinct_scores(score: np.ndarray) -
     positives = np.bincount(where[positive], minlength=len(distinct))
     assert found.positives.tolist() == positives.tolist()
     assert (found.positives + found.negatives).tolist() == rows.tolist()
+
+
+@pytest.mark.parametrize("score", SCORES.values(), ids=SCORES.keys())
+def test_the_average_precision_on_the_way_is_the_one_summed_from_the_counts(
+    score: np.ndarray,
+) -> None:
+    """`rank` computes the average precision from its cumulative counts; summed from the
+    ranking's counts alone (as for a coarse ranking) it is the same float, and sklearn's."""
+    for share in (3, 7):
+        positive = np.arange(len(score)) % share == 0
+        found, _ = rank(positive, score)
+        from_counts = Ranking(found.positives, found.negatives)
+        assert found.average_precision is not None and from_counts.average_precision is None
+        assert found.average_precision == _average_precision(from_counts)
+        wide = score.astype(np.float64)
+        finite = np.where(np.isfinite(wide), wide, np.sign(wide) * 1e300)  # sklearn: no inf
+        expected = skm.average_precision_score(positive, finite)
+        assert found.average_precision == pytest.approx(expected, rel=1e-12)
 
 
 def test_no_rows_no_scores() -> None:

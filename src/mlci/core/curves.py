@@ -105,7 +105,9 @@ def pr_curves(pred: Predictions, *, points: int | None = None) -> list[Curve]:
 def _average_precision(ranked: Ranking) -> float:
     """sklearn's average precision: over the distinct scores from the highest down, each
     one's recall gain times the precision at it; only scores with positives gain recall,
-    so only their precisions are computed."""
+    so only their precisions are computed. Taken from the ranking where `rank` computed it."""
+    if ranked.average_precision is not None:
+        return ranked.average_precision
     positives = ranked.positives[::-1]
     tps = np.cumsum(positives, dtype=np.int64)
     fps = np.cumsum(ranked.negatives[::-1], dtype=np.int64)
