@@ -57,6 +57,24 @@ def test_the_gate_bootstraps_a_small_table_and_names_the_influence_function_abov
     assert 0 < large["accuracy"].low < large["accuracy"].high < 0.03  # 0.0194, noisy
 
 
+def test_a_table_of_many_rows_gets_the_influence_function_even_with_few_cells() -> None:
+    """10 classes: at most 1,000 cells, bootstrapped up to BOOTSTRAP_MAX_TABLE_ROWS rows;
+    above, the normal interval, which agrees with the bootstrap there."""
+    rows = stats.BOOTSTRAP_MAX_TABLE_ROWS
+    true, candidate, baseline = dataset(np.random.default_rng(4), 10, rows + 1)
+    table = count_table(np.arange(10), true, candidate, baseline)
+    at_most = count_table(np.arange(10), true[:-1], candidate[:-1], baseline[:-1])
+
+    above, below = count_intervals(table), count_intervals(at_most)
+
+    assert {interval.method for interval in below.values()} == {"bootstrap"}
+    assert {interval.method for interval in above.values()} == {INFLUENCE}
+    for name, interval in above.items():
+        width = below[name].high - below[name].low
+        assert interval.high - interval.low == pytest.approx(width, rel=0.15), name
+        assert interval.low < (below[name].low + below[name].high) / 2 < interval.high, name
+
+
 def test_a_table_summed_from_batches_gives_the_intervals_of_its_rows() -> None:
     true, candidate, baseline = dataset(np.random.default_rng(4), 10, 4_000)
     classes = np.arange(10)
