@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mlci import predictions as predictions_module
 from mlci.errors import EXIT_USAGE, MetricsError, UsageError
-from mlci.predictions import Predictions, align, load_predictions
+from mlci.predictions import Predictions, align, load_predictions, read_ahead
 
 ROWS = [
     {"id": "a", "y_true": 0, "y_pred": 1, "p_0": 0.4, "p_1": 0.6},
@@ -57,6 +59,58 @@ def without_pyarrow(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- Formats -----------------------------------------------------------------------------
+
+
+# -- Reading ahead -----------------------------------------------------------------------
+
+
+def test_a_file_read_ahead_is_what_loading_it_gives(tmp_path: Path) -> None:
+    path = write_rows(tmp_path, "p.parquet", ROWS)
+    read_ahead(path, task="classification")
+    ahead = load_predictions(path, task="classification")
+    again = load_predictions(path, task="classification")  # the read ahead is taken once
+
+    assert ahead is not again
+    assert ahead.ids.tolist() == again.ids.tolist() == ["a", "b", "c"]
+    assert ahead.y_true.tolist() == again.y_true.tolist() == [0, 1, 0]
+    np.testing.assert_array_equal(ahead.scores, again.scores)
+
+
+def test_a_file_changed_after_its_read_ahead_is_read_again(tmp_path: Path) -> None:
+    path = write_rows(tmp_path, "p.csv", ROWS)
+    read_ahead(path, task="classification")
+    write_rows(tmp_path, "p.csv", [{**row, "y_pred": 0} for row in ROWS + ROWS[:1]])
+
+    loaded = load_predictions(path, task="classification")
+
+    assert loaded.y_pred.tolist() == [0, 0, 0, 0]
+
+
+def test_a_read_ahead_asked_for_other_columns_is_not_taken(tmp_path: Path) -> None:
+    path = write_rows(tmp_path, "p.csv", [{**row, "segment": "s"} for row in ROWS])
+    read_ahead(path, task="classification")
+
+    loaded = load_predictions(path, task="classification", columns=("segment",))
+
+    assert loaded.extra["segment"].tolist() == ["s", "s", "s"]
+    assert str(path.resolve()) not in predictions_module._AHEAD  # let go, not kept
+
+
+def test_a_file_refused_ahead_is_refused_when_loaded(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "y_true,y_pred\n1,\n")
+    expected = load_error(path)
+    read_ahead(path, task="classification")
+
+    assert load_error(path) == expected
+
+
+def test_a_fifo_is_not_read_ahead(tmp_path: Path) -> None:
+    """A pipe would be read once, by the thread, and block it until written."""
+    path = tmp_path / "p.csv"
+    os.mkfifo(path)
+    read_ahead(path, task="classification")
+
+    assert str(path.resolve()) not in predictions_module._AHEAD
 
 
 @pytest.mark.parametrize("name", ["p.csv", "p.tsv", "p.jsonl", "p.ndjson", "p.parquet"])

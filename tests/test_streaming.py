@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -212,6 +213,43 @@ def test_a_paired_gate_above_exact_rows_reads_each_file_once(
     expected = summary_stats.compute_metrics(alone)
     accuracy = next(row for row in result["results"] if row["metric"] == "accuracy")
     assert accuracy["baseline"] == pytest.approx(expected["accuracy"], abs=1e-12)
+
+
+def test_a_paired_gate_in_memory_reads_the_baseline_ahead_with_the_same_result(
+    files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up to exact_rows the baseline's file is read on a thread while the candidate's
+    metrics are computed (from READ_AHEAD_ROWS rows), once (its metrics and the paired
+    intervals both come from that read), and the verdicts are those of reading it when
+    asked."""
+    from mlci.cli import main
+
+    reads: list[tuple[str, str]] = []
+    real = predictions._load
+
+    def counted(path: Path, spec: object) -> predictions.Predictions:
+        reads.append((path.name, threading.current_thread().name))
+        return real(path, spec)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(predictions, "_load", counted)
+    results = []
+    for ahead in (True, False):
+        reads.clear()
+        root = _project(
+            tmp_path / str(ahead), files, "    - metric: roc_auc\n      max_drop: 0.5\n", 10**6
+        )
+        monkeypatch.setattr(streaming, "READ_AHEAD_ROWS", 0 if ahead else 10**9)
+        monkeypatch.chdir(root)
+        assert main(["gate", "--json", "--baseline-predictions", "base.csv.gz"]) == 0
+        where = "mlci-read_0" if ahead else "MainThread"
+        assert sorted(reads) == [("base.csv.gz", where), ("cand.parquet", "MainThread")]
+        assert not predictions._AHEAD  # taken, not left behind
+        results.append(json.loads((root / ".mlci" / "out" / "gate.json").read_text())["results"])
+
+    assert results[0] == results[1]
+    auc = results[0][0]
+    assert auc["metric"] == "roc_auc" and auc["interval"]["of"] == "change"
+    assert auc["interval"]["method"] == "delong"
 
 
 def _section(report: str, title: str) -> str:

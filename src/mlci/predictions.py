@@ -22,7 +22,9 @@ import gzip
 import io
 import json
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
@@ -87,6 +89,57 @@ def load_predictions(
     probabilities) are kept as text in `Predictions.extra`, out of the metrics.
     """
     spec = _Spec(task, id_column, extra_columns, columns)
+    key = _ahead_key(path, spec)
+    started = _AHEAD.pop(key[0], None) if key is not None else None
+    if started is not None and started[0] == key:
+        return started[1].result()  # raises what reading raised
+    return _load(path, spec)
+
+
+def read_ahead(path: Path, *, task: Task, id_column: str = "id") -> None:
+    """Start reading `path` on a thread, for the next `load_predictions` of the same file
+    with the same arguments to take: the baseline's predictions while the candidate's
+    metrics are computed (pyarrow and numpy let go of the GIL for most of a read). A file
+    changed since, or asked for with other arguments, is read again (the read ahead let
+    go); one that is not a regular file is not read ahead."""
+    key = _ahead_key(path, _Spec(task, id_column))
+    if key is None:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    reader = ThreadPoolExecutor(1, thread_name_prefix="mlci-read")
+    _AHEAD[key[0]] = (key, reader.submit(_load, path, _Spec(task, id_column)))
+    reader.shutdown(wait=False)  # the thread ends with its read
+
+
+def hand_on(path: Path, loaded: Predictions, *, task: Task, id_column: str = "id") -> None:
+    """Have the next `load_predictions` of `path` with these arguments take `loaded`, read
+    from it already, instead of reading it again (unless the file changed since): the
+    baseline's predictions, read for its metrics, then read by the gate."""
+    key = _ahead_key(path, _Spec(task, id_column))
+    if key is not None:
+        done: Future[Predictions] = Future()
+        done.set_result(loaded)
+        _AHEAD[key[0]] = (key, done)
+
+
+# Reads started by read_ahead (or done: hand_on), by the file's resolved path: what
+# identifies the file and the read (path, size, modification time, spec), and the read.
+_AHEAD: dict[str, tuple[tuple[object, ...], Future[Predictions]]] = {}
+
+
+def _ahead_key(path: Path, spec: _Spec) -> tuple[str, int, int, _Spec] | None:
+    try:
+        where = path.resolve()
+        found = where.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    return (str(where), found.st_size, found.st_mtime_ns, spec)
+
+
+def _load(path: Path, spec: _Spec) -> Predictions:
     source = str(path)
     fmt = _readable(path)
     try:

@@ -34,11 +34,17 @@ from mlci.predictions import (
     align,
     estimate_rows,
     load_predictions,
+    read_ahead,
     read_batches,
     take,
 )
 
 _WIDTH = MAX_CLASSES  # cells are coded with this many classes until the labels are known
+
+
+# Reading the baseline's predictions ahead pays from this many rows (the thread's start
+# and the GIL it takes cost more than a small file's read).
+READ_AHEAD_ROWS = 100_000
 
 
 def compute_metrics(
@@ -55,6 +61,8 @@ def compute_metrics(
     rows in memory (`load_predictions`, with `extra_columns` and `columns`) up to
     `exact_rows` (evaluate.exact_rows), else the file's summary, read batch by batch.
 
+    Up to `exact_rows`, `baseline` is read ahead on a thread while the metrics are
+    computed (`predictions.read_ahead`; the gate's `load_predictions` of it takes that).
     Above `exact_rows`, the summary is taken from the summary of `path` paired with
     `baseline`'s predictions when given (and kept: the baseline's metrics and the gate's
     paired intervals come from it too, so each file is read once), or from the paired
@@ -67,6 +75,9 @@ def compute_metrics(
     loaded = load_predictions(
         path, task=task, id_column=id_column, extra_columns=extra_columns, columns=columns
     )
+    if baseline is not None and len(loaded) >= READ_AHEAD_ROWS:
+        # The gate reads the baseline's next: on a thread now, beside these metrics.
+        read_ahead(baseline, task=task, id_column=id_column)
     return stats.compute_metrics(loaded, task), loaded, None
 
 

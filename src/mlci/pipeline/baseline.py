@@ -208,14 +208,16 @@ def _computed(config: Config, predictions: Path | str) -> dict[str, float]:
         from mlci.scan.run import scan
 
         return summary_stats.compute_metrics(scan(config.evaluate, str(predictions)).summary)
+    from mlci.predictions import hand_on
     from mlci.streaming import compute_metrics
 
-    values, _, _ = compute_metrics(
-        Path(predictions),
-        task=config.evaluate.task,
-        exact_rows=config.evaluate.exact_rows,
-        id_column=config.evaluate.id_column,
+    task, id_column = config.evaluate.task, config.evaluate.id_column
+    path = Path(predictions)
+    values, loaded, _ = compute_metrics(
+        path, task=task, exact_rows=config.evaluate.exact_rows, id_column=id_column
     )
+    if loaded is not None:  # the gate's to pair with the candidate's: not read twice
+        hand_on(path, loaded, task=task, id_column=id_column)
     return values
 
 
