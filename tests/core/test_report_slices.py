@@ -146,3 +146,20 @@ def test_a_slice_without_an_auc_is_listed_as_undefined_not_as_nan() -> None:
     for text in (render_markdown(shown), render_html(shown)):
         assert "<img" not in text and "\u202e" not in text
         assert "A" * 100 not in text
+
+
+def test_a_verdict_cell_is_escaped_before_and_after_its_colon_and_keeps_no_stray_colon() -> None:
+    from mlci.core.report.markdown import _markdown_table
+    from mlci.core.report.model import Table
+
+    table = Table(
+        header=("Slice", "Verdict"),
+        numeric=(False, False),
+        rows=(("a", "<img src=x>|**x**: dropped @team"), ("b", "not gated (too few rows)")),
+        verdicts=("fail", "skip"),
+    )
+
+    lines = _markdown_table(table).splitlines()
+
+    assert lines[2] == "| a | **&lt;img src=x&gt;\\|\\*\\*x\\*\\***: dropped @&#8203;team |"
+    assert lines[3] == "| b | **not gated (too few rows)** |"

@@ -197,8 +197,10 @@ def _markdown_table(table: Table) -> str:
     for index, row in enumerate(table.rows):
         cells = [md_text(cell) for cell in row]
         if table.verdicts and table.verdicts[index] != "pass":
-            verdict, _, message = row[-1].partition(": ")
-            cells[-1] = f"**{verdict}**: {md_text(message)}"
+            # The verdict in bold, the message after it plain; both escaped: a slice's
+            # verdict cell carries the slice's value, which the pull request controls.
+            verdict, colon, message = row[-1].partition(": ")
+            cells[-1] = f"**{md_text(verdict)}**{colon}{md_text(message)}"
         lines.append("| " + " | ".join(cells) + " |")
     if table.note:
         lines += ["", md_text(table.note)]
