@@ -367,7 +367,9 @@ def _confusion_axes(
     """Titles and class labels; the second matrix shares the first one's row labels."""
     k = len(classes)
     labels = [_text(label, 18 if k <= 10 else 10) for label in classes]
-    slanted = k > 4 or any(len(label) > 6 for label in labels)
+    # Upright while every label fits its column: up to 6 characters for a few classes,
+    # 3 for more (class numbers such as 0-9 or 117 stay upright).
+    slanted = any(len(label) > (6 if k <= 4 else 3) for label in labels)
     ax.set_title(f"{title} ({int(counts.sum()):,} rows)")
     ax.set_xticks(
         range(k), labels, rotation=40 if slanted else 0, ha="right" if slanted else "center"
