@@ -163,3 +163,32 @@ def test_a_verdict_cell_is_escaped_before_and_after_its_colon_and_keeps_no_stray
 
     assert lines[2] == "| a | **&lt;img src=x&gt;\\|\\*\\*x\\*\\***: dropped @&#8203;team |"
     assert lines[3] == "| b | **not gated (too few rows)** |"
+
+
+def test_a_slice_with_a_class_of_one_row_says_so_instead_of_too_few_rows() -> None:
+    rule = Rule("roc_auc", max_drop=0.02, confidence=0.95, slices=True)
+    message = (
+        "roc_auc in segment=rare: 300 rows, a class with a single row in y_true: too few to "
+        "gate its AUC"
+    )
+    rare = SliceResult(
+        metric="roc_auc",
+        slice=(("segment", "rare"),),
+        rows=300,
+        candidate=0.71,
+        baseline=0.7,
+        change=0.01,
+        interval=None,
+        verdict="skip",
+        trend="unclear",
+        message=message,
+        rule=rule.describe(),
+    )
+
+    section = render_markdown(report(rare))
+    (line,) = [row for row in section.splitlines() if "segment=rare" in row]
+    assert "(too few rows)" not in line
+    assert line.endswith(
+        "| **not gated**: roc\\_auc in segment=rare: 300 rows, a class with a "
+        "single row in y\\_true: too few to gate its AUC |"
+    )

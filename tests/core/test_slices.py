@@ -346,6 +346,34 @@ def test_a_slice_missing_a_class_gets_the_auc_the_whole_would_on_its_rows() -> N
     assert by_name["segment=0"].verdict == by_name["segment=2"].verdict == "pass"
 
 
+def test_a_slice_with_a_single_positive_has_an_auc_but_is_not_gated() -> None:
+    """DeLong's variance sums over each class's rows: a class of one row in a slice has
+    none to estimate, and the slice's standard error would be too small (a false failure
+    waiting to happen). Its AUC is shown; it is listed as too few to gate."""
+    rng = np.random.default_rng(22)
+    truth = np.r_[rng.integers(0, 2, 400), np.zeros(299, dtype=np.int64), [1]]
+    segments = np.repeat([0, 1], [400, 300])
+    scores = probabilities(truth, 2, 1.0, rng)
+    binary = Predictions(truth, scores.argmax(axis=1), scores, (0, 1), None)
+    found = slice_estimates(binary, binary, "classification", segments, 2, ("roc_auc",))["roc_auc"]
+
+    assert found.value[1] == pytest.approx(roc_auc_score(truth[400:], scores[400:, 1]))
+    assert found.baseline is not None and found.baseline[1] == found.value[1]
+    assert found.change_se is not None
+    assert np.isnan([found.value_se[1], found.change_se[1]]).all()
+    assert np.isfinite([found.value_se[0], found.change_se[0]]).all()
+
+    rule = Rule("roc_auc", max_drop=0.0, confidence=0.95, slices=True)
+    slices = assign(SliceSpec((Binning("segment"),)), {"segment": segments.astype(str)})
+    results = judge_slices([rule], [SliceGroup(slices, {"roc_auc": found}, 100)], "holm")
+    by_name = {r.name: r for r in results}
+    assert by_name["segment=1"].verdict == "skip"
+    assert "300 rows, a class with a single row in y_true: too few to gate its AUC" in (
+        by_name["segment=1"].message
+    )
+    assert by_name["segment=0"].verdict == "pass"
+
+
 def auc_judge(
     segments: np.ndarray,
     truth: np.ndarray,

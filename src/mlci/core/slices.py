@@ -48,6 +48,7 @@ from mlci.core.stats import SliceEstimates
 
 MISSING = "(missing)"
 _ONE_CLASS = "one class only in y_true: no AUC"  # as overall: roc_auc needs two classes
+_ONE_ROW_CLASS = "a class with a single row in y_true: too few to gate its AUC"
 _NORMAL = NormalDist()
 
 
@@ -184,6 +185,7 @@ class _Flat:
 
     labels: list[tuple[tuple[str, str], ...]]
     rows: IntArray
+    minimum: IntArray  # each slice's min_rows
     gated: Array  # bool
     value: FloatArray
     value_se: FloatArray
@@ -207,6 +209,7 @@ def _flatten(metric: str, groups: list[SliceGroup]) -> _Flat:
     return _Flat(
         labels=[label for g in groups for label in g.slices.labels],
         rows=rows,
+        minimum=minimum,
         gated=(rows >= minimum) & np.isfinite(spread) & np.isfinite(joined(lambda e: e.value)),
         value=joined(lambda e: e.value),
         value_se=value_se,
@@ -261,6 +264,8 @@ def _judge_rule(rule: Rule, groups: list[SliceGroup], correction: Correction) ->
             message = f"{rule.metric} in {where}: {rows:,} rows, too few to gate"
             if rule.metric == "roc_auc" and math.isnan(flat.value[index]):
                 message = f"{rule.metric} in {where}: {rows:,} rows, {_ONE_CLASS}"
+            elif rule.metric == "roc_auc" and rows >= flat.minimum[index]:
+                message = f"{rule.metric} in {where}: {rows:,} rows, {_ONE_ROW_CLASS}"
         elif failed[index]:
             verdict = severity
             p = f"{name}-adjusted p {_p(deciding[index])} across {families} slices"

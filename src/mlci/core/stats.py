@@ -1101,8 +1101,9 @@ def _slice_roc_auc(
     paired change's DeLong standard error: the overall computation (`_compute_roc_auc`,
     `_stratified_spread`) run on each slice's rows, one ranking per slice, class and model.
     NaN where the slice's AUC is undefined, as the overall one would be on those rows (a
-    binary slice of one class; fewer than two classes present). None when a model has no
-    probabilities."""
+    binary slice of one class; fewer than two classes present), and standard errors NaN
+    (too few to gate) where a class has a single row in the slice. None when a model has
+    no probabilities."""
     if not _has_auc(candidate) or (baseline is not None and not _has_auc(baseline)):
         return None
     nan = np.full(slices, np.nan)
@@ -1118,13 +1119,20 @@ def _slice_roc_auc(
         ours = _compute_roc_auc(_rows_of(candidate, rows))
         if ours is None:
             continue
-        value[index], value_se[index] = ours.value, _stratified_spread(ours)
         theirs = _compute_roc_auc(_rows_of(baseline, rows)) if baseline is not None else None
+        value[index] = ours.value
+        base[index] = theirs.value if theirs is not None else np.nan
+        present = np.bincount(ours.strata)
+        if (present[present > 0] < 2).any():
+            # A class of one row has no spread to estimate (DeLong's variance sums over a
+            # class's rows): the standard error would be too small, so none is given.
+            continue
+        value_se[index] = _stratified_spread(ours)
         if theirs is not None:
             change = _Linear(
                 ours.value - theirs.value, ours.influence - theirs.influence, ours.strata
             )
-            base[index], change_se[index] = theirs.value, _stratified_spread(change)
+            change_se[index] = _stratified_spread(change)
     if baseline is None:
         return SliceEstimates(value, value_se, method="delong")
     return SliceEstimates(value, value_se, base, change_se, "delong")

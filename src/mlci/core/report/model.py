@@ -235,9 +235,9 @@ def _slice_table(results: list[SliceResult]) -> Table:
 
 
 def _slice_verdict(result: SliceResult) -> str:
-    if result.verdict == "skip" and math.isfinite(result.candidate):
+    if result.verdict == "skip" and result.message.endswith(" rows, too few to gate"):
         return "not gated (too few rows)"
-    if result.verdict == "skip":  # no value there (roc_auc of one class): the message says why
+    if result.verdict == "skip":  # roc_auc undefined there, or a class of one row: says why
         return f"not gated: {result.message}"
     if result.verdict == "pass":
         return "pass"
