@@ -7,34 +7,91 @@ Run from the repository root with the Python that has mlci installed:
 Each command runs in a fresh subprocess, once untimed (to warm the file cache and
 write .pyc files), then N times; the table shows the median wall time of each and its
 ratio to `python -c pass` (the interpreter alone) and to `python -c "import mlflow"`
-(what mlci would cost if it imported MLflow on start-up). It prints; it asserts nothing.
+(what mlci would cost if it imported MLflow on start-up). The .pyc files go to a
+temporary folder (PYTHONPYCACHEPREFIX), written even where PYTHONDONTWRITEBYTECODE is
+set: an installed mlci has them. Every command runs in a small project written for the
+run, where `mlci gate` judges a few hundred rows of predictions against the baseline's
+(files only: no registry, no plots), as on a small project's CI build. It prints; it
+asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 REFERENCE = "python -c pass"
 MLFLOW = 'python -c "import mlflow"'
+ROWS = 300  # rows of predictions the gate reads, the candidate's and the baseline's each
+GATE_ARGS = ["gate", "--baseline-predictions", "baseline.csv"]
 COMMANDS: dict[str, list[str]] = {
     REFERENCE: ["-c", "pass"],
     "python -m mlci --help": ["-m", "mlci", "--help"],
     "python -m mlci --version": ["-m", "mlci", "--version"],
+    f"python -m mlci gate ({ROWS} rows)": ["-m", "mlci", *GATE_ARGS],
     MLFLOW: ["-c", "import mlflow"],
 }
+CONFIG = """\
+version: 1
+model:
+  name: startup
+evaluate:
+  predictions: candidate.csv
+gate:
+  rules:
+    - metric: accuracy
+      max_drop: 0.05
+report:
+  plots: false
+"""
 
 
-def time_once(args: Sequence[str]) -> float | None:
-    """Seconds one run of `python ARGS` took, or None when it failed."""
+def write_project(root: Path, rows: int = ROWS) -> None:
+    """A git repository holding mlci.yaml and two predictions files of `rows` rows of two
+    classes (id, y_true, y_pred, p_0, p_1): the candidate right on 90% of them, the
+    baseline on 88%, so the gate passes."""
+    (root / "mlci.yaml").write_text(CONFIG, encoding="utf-8")
+    (root / ".gitignore").write_text(".mlci/\n", encoding="utf-8")
+    for name, right in (("candidate.csv", 0.90), ("baseline.csv", 0.88)):
+        draw = random.Random(7)  # the same labels in both files
+        lines = ["id,y_true,y_pred,p_0,p_1"]
+        for row in range(rows):
+            label = draw.randint(0, 1)
+            predicted = label if draw.random() < right else 1 - label
+            confidence = round(0.5 + draw.random() / 2, 4)
+            p_1 = confidence if predicted else round(1 - confidence, 4)
+            lines.append(f"{row},{label},{predicted},{round(1 - p_1, 4)},{p_1}")
+        (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    git = ["git", "-c", "user.name=mlci", "-c", "user.email=mlci@example.com"]
+    git += ["-c", "commit.gpgsign=false"]  # the user's own settings must not stop the commit
+    commit = ["commit", "-q", "--no-verify", "-m", "init"]
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], commit):
+        subprocess.run([*git, *command], cwd=root, check=True, capture_output=True)
+
+
+def child_environment(pycache: Path) -> dict[str, str]:
+    """This environment, with bytecode written to and read from `pycache`."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def time_once(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> float | None:
+    """Seconds one run of `python ARGS` in `cwd` took, or None when it failed."""
     started = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, *args],
+        cwd=cwd,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -44,11 +101,11 @@ def time_once(args: Sequence[str]) -> float | None:
     return elapsed if completed.returncode == 0 else None
 
 
-def median_time(args: Sequence[str], runs: int) -> float | None:
+def median_time(args: Sequence[str], runs: int, cwd: Path, env: Mapping[str, str]) -> float | None:
     """Median seconds of `runs` timed runs after one warm-up; None if any run failed."""
-    if time_once(args) is None:
+    if time_once(args, cwd, env) is None:
         return None
-    times = [time_once(args) for _ in range(runs)]
+    times = [time_once(args, cwd, env) for _ in range(runs)]
     if any(t is None for t in times):
         return None
     return statistics.median(t for t in times if t is not None)
@@ -99,10 +156,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--runs", type=_positive, default=7, help="timed runs per command (default: 7)"
     )
     args = parser.parse_args(argv)
-    medians = {name: median_time(command, args.runs) for name, command in COMMANDS.items()}
+    with tempfile.TemporaryDirectory(prefix="mlci-startup-") as folder:
+        project, pycache = Path(folder, "project"), Path(folder, "pycache")
+        project.mkdir()
+        write_project(project)
+        env = child_environment(pycache)
+        medians = {
+            name: median_time(command, args.runs, project, env)
+            for name, command in COMMANDS.items()
+        }
     print(
         f"mlci start-up: median of {args.runs} runs each, after one warm-up run\n"
         f"Python {platform.python_version()} ({sys.executable}) on {platform.platform()}\n"
+        f"gate: mlci {' '.join(GATE_ARGS)}, {ROWS} rows each, report.plots false\n"
     )
     print("\n".join(table(medians)))
     if medians[MLFLOW] is None:

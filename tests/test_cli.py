@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from benchmarks.startup import GATE_ARGS, write_project
 
 from mlci import __version__, git
 from mlci.cli import main
@@ -37,6 +38,19 @@ HEAVY = (
     "duckdb",
     "pyspark",
     "fsspec",
+)
+# What `mlci gate` on files (predictions, no registry, no forge) does not use, so does not
+# import: the HTTP client, DVC's remote access, the registry's seam, the engines of
+# train.on and evaluate.engine. benchmarks/startup.py times that gate.
+UNUSED_BY_GATE = (
+    "urllib.request",
+    "http.client",
+    "mlci.http",
+    "mlci.forges.remote",
+    "mlci.data.access",
+    "mlci.registry.base",
+    "mlci.remote.base",
+    "mlci.scan.sql",
 )
 
 
@@ -81,7 +95,10 @@ def test_missing_config_exits_2_and_names_mlci_init(tmp_path: Path) -> None:
     assert "mlci init" in result.stderr
 
 
-def _imported_heavy_modules(args: list[str], cwd: Path) -> list[str]:
+def _imported_heavy_modules(
+    args: list[str], cwd: Path, modules: tuple[str, ...] = HEAVY
+) -> list[str]:
+    """Those of `modules` (or of their submodules) that `mlci ARGS` imported."""
     script = textwrap.dedent(
         f"""
         import sys
@@ -90,7 +107,9 @@ def _imported_heavy_modules(args: list[str], cwd: Path) -> list[str]:
             main({args!r})
         except SystemExit:
             pass
-        print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})), file=sys.stderr)
+        names = {modules!r}
+        loaded = [n for n in names if any(m == n or m.startswith(n + ".") for m in sys.modules)]
+        print(sorted(loaded), file=sys.stderr)
         """
     )
     result = subprocess.run(
@@ -120,6 +139,15 @@ def test_gate_without_a_registry_yet_imports_no_heavy_library(project: Project) 
 
     assert _imported_heavy_modules(["gate"], project.root) == []
     assert not (project.root / ".mlci" / "mlflow.db").exists()
+
+
+def test_gate_on_predictions_files_imports_only_what_it_uses(tmp_path: Path) -> None:
+    write_project(tmp_path)
+
+    assert _imported_heavy_modules(GATE_ARGS, tmp_path, HEAVY + UNUSED_BY_GATE) == []
+    gate = json.loads((tmp_path / ".mlci" / "out" / "gate.json").read_text())
+    assert gate["passed"] is True
+    assert gate["results"][0]["metric"] == "accuracy"
 
 
 def test_run_prints_a_summary_and_exits_with_the_verdict(project: Project) -> None:

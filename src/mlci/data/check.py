@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mlci import process
-from mlci.data import access
 from mlci.data.diagnosis import answer_hint, diagnose, named_remote
 from mlci.data.hashes import datasets
 from mlci.data.remotes import Remote, find_dvc_root, read_remote
@@ -28,6 +27,8 @@ def check_remote(
     Checks the project, the remote's configuration and plugin, then asks the remote with
     `dvc status --cloud` (which lists without downloading), for at most `timeout_s`.
     """
+    from mlci.data import access  # urllib.request: here, not with mlci.data (mlci gate)
+
     try:
         dvc_root = find_dvc_root(root)
         if dvc_root is None:
@@ -67,4 +68,6 @@ def _ask_http(dvc_root: Path, remote: Remote, output: str) -> MlciError | None:
     found = [d.hash for d in datasets(dvc_root) if d.hash]
     if not found:
         return None
+    from mlci.data import access
+
     return access.http_problem(remote, named_remote(remote), found[0])

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from mlci import process
 from mlci.console import Console
 from mlci.core.redact import redact_url
-from mlci.data import access
 from mlci.data.diagnosis import (
     answer_hint,
     diagnose,
@@ -124,6 +123,8 @@ def pull(
     After `timeout_s`, or `stall_s` without output or data arriving in the cache, DVC and
     its children are stopped (ExternalError, exit 3); None turns a limit off.
     """
+    from mlci.data import access  # urllib.request: here, not with mlci.data (mlci gate)
+
     console = console or Console()
     dvc_root = find_dvc_root(root)
     if dvc_root is None:
@@ -187,6 +188,8 @@ def _ask_http(remote: Remote, output: str) -> MlciError | None:
     md5 = re.search(r"^md5: ([0-9a-f]{32}(?:\.dir)?)", output, flags=re.M)
     if remote.kind.scheme != "http" or md5 is None:
         return None
+    from mlci.data import access
+
     return access.http_problem(remote, named_remote(remote), md5.group(1))
 
 

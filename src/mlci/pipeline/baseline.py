@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlci import git
 from mlci.ci import CiContext
@@ -30,10 +31,12 @@ from mlci.errors import ExternalError, MetricsError, MlciError, UsageError, show
 from mlci.pipeline.basecommit import base_commit
 from mlci.pipeline.facts import BaselineChoice, BaselineRequest, PromoteMode
 from mlci.registry import open_registry
-from mlci.registry.base import Registry
 from mlci.scan.storage import scheme
 
-RegistryFactory = Callable[[Config, Mapping[str, str]], Registry]
+if TYPE_CHECKING:
+    from mlci.registry.base import Registry
+
+RegistryFactory = Callable[[Config, Mapping[str, str]], "Registry"]
 __all__ = ["BaselineChoice", "BaselineRequest", "RegistryFactory", "open_registry"]
 
 

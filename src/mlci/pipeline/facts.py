@@ -26,12 +26,12 @@ from mlci.core.metrics import Metrics, is_number
 from mlci.core.redact import mask
 from mlci.core.report.model import Figure, Promotion, ReportInput, ReportSection
 from mlci.errors import MlciError, TrainingError
-from mlci.registry.base import Lineage
 
 if TYPE_CHECKING:
     from mlci.core.flipped import CsvTable
     from mlci.core.predictions import Predictions
     from mlci.core.summary import Summary
+    from mlci.registry.base import Lineage
 
 PromoteMode = Literal["auto", "never", "force"]  # `mlci run`: --no-promote, --force-promote
 
@@ -176,6 +176,8 @@ class Facts:
 
     def lineage(self) -> Lineage:
         """What the registry records on the version it registers (a gated, committed run)."""
+        from mlci.registry.base import Lineage  # the registry's seam: only when promoting
+
         source, gate, metrics = self.source, self.gate, self.metrics
         assert source is not None and source.sha is not None
         assert gate is not None and metrics is not None and self.promotion is not None

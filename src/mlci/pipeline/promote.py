@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlci import git
 from mlci.ci import CiContext
@@ -19,7 +20,9 @@ from mlci.console import Console
 from mlci.core.report.model import Promotion
 from mlci.errors import MlciError, UsageError, shown
 from mlci.pipeline.facts import Facts, Judged, PromoteMode
-from mlci.registry.base import ModelVersion, Registry
+
+if TYPE_CHECKING:
+    from mlci.registry.base import ModelVersion, Registry
 
 
 def plan(config: Config, context: CiContext, promote: PromoteMode) -> Promotion:

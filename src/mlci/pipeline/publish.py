@@ -45,7 +45,6 @@ from mlci.forges.base import (
     sticky_marker,
 )
 from mlci.forges.local import LocalForge
-from mlci.forges.remote import utf16_len
 from mlci.secrets import secret_values
 
 if TYPE_CHECKING:
@@ -227,6 +226,7 @@ class Publisher:
     def _to_forge_parts(
         self, choice: ForgeChoice, report: ReportInput, result: PublishResult
     ) -> None:
+        from mlci.forges.remote import utf16_len
         from mlci.http import ForgeError, Unreachable
 
         forge = choice.forge

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from mlci import process
 from mlci.ci import CiContext
@@ -23,9 +23,10 @@ from mlci.data import repro
 from mlci.errors import MlciError, UsageError
 from mlci.pipeline.facts import Training
 from mlci.pipeline.offrunner import launch_refused
-from mlci.remote.base import NAME_PREFIX, Plan
-from mlci.remote.entry import local_path
 from mlci.secrets import secret_values
+
+if TYPE_CHECKING:
+    from mlci.remote.base import Plan
 
 _TAIL_LINES = 30
 
@@ -121,6 +122,9 @@ def _train_off_runner(
 
 
 def _plan(config: Config) -> Plan:
+    from mlci.remote.base import NAME_PREFIX, Plan
+    from mlci.remote.entry import local_path
+
     settings = config.train
     assert settings is not None and settings.storage is not None
     if local_path(settings.storage) is not None and not Path(settings.storage).is_absolute():
