@@ -168,6 +168,7 @@ def unhost_local_links(text: str) -> str:
 
 
 def utf16_len(text: str) -> int:
+    """Characters as GitHub counts them (UTF-16 code units): never fewer than code points."""
     return len(text.encode("utf-16-le")) // 2
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from mlci.core.links import utf16_len
 from mlci.errors import shown
 from mlci.forges.base import CommentMode, sticky_marker
 from mlci.http import Ambiguous, ForgeError, HttpClient, Response, Unreachable
@@ -48,11 +49,6 @@ def outdated_body(key: str, body: str, limit: int | None = None) -> str:
     if limit is not None:
         old = fit_text(old, limit - utf16_len(head + tail))
     return f"{head}{old}{tail}"
-
-
-def utf16_len(text: str) -> int:
-    """Characters as GitHub counts them (UTF-16 code units): never fewer than code points."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 CUT_NOTE = "\n\n… cut to fit the forge's limit; the full report is in the job's .mlci/out/"

@@ -28,6 +28,7 @@ from mlci import ci
 from mlci.ci import CiContext
 from mlci.config import Config, PublishConfig
 from mlci.console import Console
+from mlci.core.links import utf16_len
 from mlci.core.redact import mask
 from mlci.core.report.document import png_names, section_png_name
 from mlci.core.report.escape import md_text
@@ -226,7 +227,6 @@ class Publisher:
     def _to_forge_parts(
         self, choice: ForgeChoice, report: ReportInput, result: PublishResult
     ) -> None:
-        from mlci.forges.remote import utf16_len
         from mlci.http import ForgeError, Unreachable
 
         forge = choice.forge
