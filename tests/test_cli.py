@@ -41,7 +41,8 @@ HEAVY = (
 )
 # What `mlci gate` on files (predictions, no registry, no forge) does not use, so does not
 # import: the HTTP client, DVC's remote access, the registry's seam, the engines of
-# train.on and evaluate.engine. benchmarks/startup.py times that gate.
+# train.on and evaluate.engine, pyarrow's compute functions (a few hundred rows' text is
+# converted value by value). benchmarks/startup.py times that gate.
 UNUSED_BY_GATE = (
     "urllib.request",
     "http.client",
@@ -51,6 +52,7 @@ UNUSED_BY_GATE = (
     "mlci.registry.base",
     "mlci.remote.base",
     "mlci.scan.sql",
+    "pyarrow.compute",
 )
 
 

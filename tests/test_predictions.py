@@ -187,6 +187,18 @@ def test_labels_written_as_floats_are_integers(tmp_path: Path) -> None:
     assert pred.classes == (0, 1)
 
 
+def test_text_columns_read_value_by_value_or_by_distinct_value_are_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    column = pa.chunked_array([["cat", None, "dög"], ["cat", "🐈", "", None, "dög"]])
+    small = predictions_module._arrow_text(column)
+    monkeypatch.setattr(predictions_module, "_TEXT_ONE_BY_ONE_ROWS", 0)
+    large = predictions_module._arrow_text(column)
+
+    assert small.dtype == large.dtype and small.tolist() == large.tolist()
+    assert small.tolist() == ["cat", "", "dög", "cat", "🐈", "", "", "dög"]
+
+
 def test_one_text_label_makes_every_label_text(tmp_path: Path) -> None:
     # pyarrow refuses a JSON column that changes type; the json module reads it.
     path = write(
