@@ -8,10 +8,15 @@ from scipy.stats import false_discovery_control
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import roc_auc_score
 
-from mlci.core.gate import Binning, Correction, Rule, SliceSpec
+from mlci.core.gate import Binning, Correction, Rule, SliceResult, SliceSpec
 from mlci.core.predictions import Predictions
 from mlci.core.slices import SliceGroup, adjust, assign, judge_slices
-from mlci.core.stats import metric_intervals, paired_difference_intervals, slice_estimates
+from mlci.core.stats import (
+    SliceEstimates,
+    metric_intervals,
+    paired_difference_intervals,
+    slice_estimates,
+)
 
 CLASSES = (0, 1, 2)
 
@@ -337,13 +342,21 @@ def test_a_slice_missing_a_class_gets_the_auc_the_whole_would_on_its_rows() -> N
     assert np.isnan([found.value[1], found.value_se[1]]).all()
     assert np.isfinite([found.value[2], found.value_se[2]]).all()
 
-    rule = Rule("roc_auc", min=0.6, confidence=0.95, slices=True)
-    slices = assign(SliceSpec((Binning("segment"),)), {"segment": segments.astype(str)})
-    results = judge_slices([rule], [SliceGroup(slices, {"roc_auc": found}, 100)], "holm")
-    by_name = {r.name: r for r in results}
+    by_name = judged_by_segment(
+        Rule("roc_auc", min=0.6, confidence=0.95, slices=True), segments, found
+    )
     assert by_name["segment=1"].verdict == "skip"
     assert "200 rows, one class only in y_true: no AUC" in by_name["segment=1"].message
     assert by_name["segment=0"].verdict == by_name["segment=2"].verdict == "pass"
+
+
+def judged_by_segment(
+    rule: Rule, segments: np.ndarray, found: SliceEstimates
+) -> dict[str, SliceResult]:
+    """Each slice's result of `rule` on the roc_auc estimates `found`, by slice name."""
+    slices = assign(SliceSpec((Binning("segment"),)), {"segment": segments.astype(str)})
+    results = judge_slices([rule], [SliceGroup(slices, {"roc_auc": found}, 100)], "holm")
+    return {r.name: r for r in results}
 
 
 def test_a_slice_with_a_single_positive_has_an_auc_but_is_not_gated() -> None:
@@ -364,9 +377,7 @@ def test_a_slice_with_a_single_positive_has_an_auc_but_is_not_gated() -> None:
     assert np.isfinite([found.value_se[0], found.change_se[0]]).all()
 
     rule = Rule("roc_auc", max_drop=0.0, confidence=0.95, slices=True)
-    slices = assign(SliceSpec((Binning("segment"),)), {"segment": segments.astype(str)})
-    results = judge_slices([rule], [SliceGroup(slices, {"roc_auc": found}, 100)], "holm")
-    by_name = {r.name: r for r in results}
+    by_name = judged_by_segment(rule, segments, found)
     assert by_name["segment=1"].verdict == "skip"
     assert "300 rows, a class with a single row in y_true: too few to gate its AUC" in (
         by_name["segment=1"].message
