@@ -36,14 +36,21 @@ def judge(
     correction: Correction = "holm",
     min_rows: int = 100,
 ):  # type: ignore[no-untyped-def]
+    """`rule` judged per segment; each model given by its labels, or by its probabilities
+    (n, classes), its labels then their argmax."""
     spec = SliceSpec((Binning("segment"),))
-    cand = Predictions(truth, candidate, None, CLASSES, None, extra={"segment": segments})
-    base = Predictions(truth, baseline, None, CLASSES, None)
-    slices = assign(spec, cand.extra)
+    cand, base = model(truth, candidate), model(truth, baseline)
+    slices = assign(spec, {"segment": segments})
     estimates = slice_estimates(
         cand, base, "classification", slices.codes, len(slices.labels), (rule.metric,)
     )
     return judge_slices([rule], [SliceGroup(slices, estimates, min_rows)], correction)
+
+
+def model(truth: np.ndarray, given: np.ndarray) -> Predictions:
+    if given.ndim == 2:
+        return Predictions(truth, given.argmax(axis=1), given, tuple(range(given.shape[1])), None)
+    return Predictions(truth, given, None, CLASSES, None)
 
 
 def test_a_segment_that_loses_ten_points_fails_while_the_whole_gains_one() -> None:
@@ -385,24 +392,6 @@ def test_a_slice_with_a_single_positive_has_an_auc_but_is_not_gated() -> None:
     assert by_name["segment=0"].verdict == "pass"
 
 
-def auc_judge(
-    segments: np.ndarray,
-    truth: np.ndarray,
-    candidate: np.ndarray,
-    baseline: np.ndarray,
-    rule: Rule,
-    correction: Correction = "holm",
-):  # type: ignore[no-untyped-def]
-    spec = SliceSpec((Binning("segment"),))
-    cand = Predictions(truth, candidate.argmax(axis=1), candidate, (0, 1), None)
-    base = Predictions(truth, baseline.argmax(axis=1), baseline, (0, 1), None)
-    slices = assign(spec, {"segment": segments})
-    estimates = slice_estimates(
-        cand, base, "classification", slices.codes, len(slices.labels), ("roc_auc",)
-    )
-    return judge_slices([rule], [SliceGroup(slices, estimates, 100)], correction)
-
-
 def scored(truth: np.ndarray, separation: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Two-class probabilities: a logistic of a normal shifted by `separation` for positives."""
     score = 1 / (1 + np.exp(-(rng.normal(size=len(truth)) + separation * truth)))
@@ -423,7 +412,7 @@ def test_a_segment_whose_auc_drops_fails_while_the_whole_holds() -> None:
     overall = paired_difference_intervals(cand, base, "classification")["roc_auc"]
     assert overall.low > -0.02  # the overall rule passes
 
-    results = auc_judge(segments, truth, candidate, baseline, rule)
+    results = judge(segments, truth, candidate, baseline, rule)
 
     failed = [r for r in results if r.verdict == "fail"]
     assert [r.slice for r in failed] == [(("segment", "hurt"),)]
@@ -444,7 +433,7 @@ def test_with_no_real_auc_change_in_50_slices_at_most_5_percent_of_pull_requests
     for _ in range(pull_requests):
         truth = rng.integers(0, 2, len(segments))
         baseline, candidate = scored(truth, separation, rng), scored(truth, separation, rng)
-        results = auc_judge(segments, truth, candidate, baseline, rule)
+        results = judge(segments, truth, candidate, baseline, rule)
         failed += any(r.verdict == "fail" for r in results)
         naive += any((r.change or 0) < 0 for r in results)
     assert failed <= 0.05 * pull_requests
