@@ -11,8 +11,9 @@ ratio to `python -c pass` (the interpreter alone) and to `python -c "import mlfl
 temporary folder (PYTHONPYCACHEPREFIX), written even where PYTHONDONTWRITEBYTECODE is
 set: an installed mlci has them. Every command runs in a small project written for the
 run, where `mlci gate` judges a few hundred rows of predictions against the baseline's
-(files only: no registry, no plots), as on a small project's CI build. It prints; it
-asserts nothing.
+(files only: no registry, no plots), as on a small project's CI build; the metrics-only
+row runs `mlci gate` in a second project, whose training writes metrics.json and no
+predictions, against a baseline metrics file. It prints; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ REFERENCE = "python -c pass"
 MLFLOW = 'python -c "import mlflow"'
 ROWS = 300  # rows of predictions the gate reads, the candidate's and the baseline's each
 GATE_ARGS = ["gate", "--baseline-predictions", "baseline.csv"]
+METRICS_GATE_ARGS = ["gate", "--baseline", "baseline.json"]
+METRICS_GATE = "python -m mlci gate (metrics only)"  # runs in the metrics-only project
 COMMANDS: dict[str, list[str]] = {
     REFERENCE: ["-c", "pass"],
     "python -m mlci --help": ["-m", "mlci", "--help"],
     "python -m mlci --version": ["-m", "mlci", "--version"],
+    METRICS_GATE: ["-m", "mlci", *METRICS_GATE_ARGS],
     f"python -m mlci gate ({ROWS} rows)": ["-m", "mlci", *GATE_ARGS],
     MLFLOW: ["-c", "import mlflow"],
 }
@@ -52,6 +56,19 @@ gate:
       max_drop: 0.05
 report:
   plots: false
+"""
+METRICS_CONFIG = """\
+version: 1
+model:
+  name: startup
+evaluate:
+  metrics: [metrics.json]
+gate:
+  rules:
+    - metric: accuracy
+      max_drop: 0.05
+    - metric: log_loss
+      max_rise_pct: 10
 """
 
 
@@ -71,6 +88,22 @@ def write_project(root: Path, rows: int = ROWS) -> None:
             p_1 = confidence if predicted else round(1 - confidence, 4)
             lines.append(f"{row},{label},{predicted},{round(1 - p_1, 4)},{p_1}")
         (root / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _commit(root)
+
+
+def write_metrics_project(root: Path) -> None:
+    """A git repository holding mlci.yaml (evaluate.metrics, two rules, plots left on),
+    metrics.json as a training writes it (not committed) and baseline.json, the metrics
+    of the model it replaces: the gate passes."""
+    (root / "mlci.yaml").write_text(METRICS_CONFIG, encoding="utf-8")
+    (root / ".gitignore").write_text(".mlci/\nmetrics.json\n", encoding="utf-8")
+    for name, accuracy, log_loss in (("metrics.json", 0.91, 0.29), ("baseline.json", 0.9, 0.3)):
+        metrics = f'{{"accuracy": {accuracy}, "log_loss": {log_loss}}}\n'
+        (root / name).write_text(metrics, encoding="utf-8")
+    _commit(root)
+
+
+def _commit(root: Path) -> None:
     git = ["git", "-c", "user.name=mlci", "-c", "user.email=mlci@example.com"]
     git += ["-c", "commit.gpgsign=false"]  # the user's own settings must not stop the commit
     commit = ["commit", "-q", "--no-verify", "-m", "init"]
@@ -157,18 +190,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mlci-startup-") as folder:
-        project, pycache = Path(folder, "project"), Path(folder, "pycache")
+        project, metrics = Path(folder, "project"), Path(folder, "metrics")
         project.mkdir()
         write_project(project)
-        env = child_environment(pycache)
+        metrics.mkdir()
+        write_metrics_project(metrics)
+        env = child_environment(Path(folder, "pycache"))
         medians = {
-            name: median_time(command, args.runs, project, env)
+            name: median_time(command, args.runs, metrics if name == METRICS_GATE else project, env)
             for name, command in COMMANDS.items()
         }
     print(
         f"mlci start-up: median of {args.runs} runs each, after one warm-up run\n"
         f"Python {platform.python_version()} ({sys.executable}) on {platform.platform()}\n"
         f"gate: mlci {' '.join(GATE_ARGS)}, {ROWS} rows each, report.plots false\n"
+        f"gate (metrics only): mlci {' '.join(METRICS_GATE_ARGS)}, evaluate.metrics only\n"
     )
     print("\n".join(table(medians)))
     if medians[MLFLOW] is None:

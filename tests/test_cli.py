@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from benchmarks.startup import GATE_ARGS, write_project
+from benchmarks.startup import GATE_ARGS, METRICS_GATE_ARGS, write_metrics_project, write_project
 
 from mlci import __version__, git
 from mlci.cli import main
@@ -53,6 +53,18 @@ UNUSED_BY_GATE = (
     "mlci.remote.base",
     "mlci.scan.sql",
     "pyarrow.compute",
+)
+# What a gate on metrics files alone (no predictions, as most projects gate) computes
+# nothing with, so does not import: the array libraries and mlci's array code.
+# benchmarks/startup.py times that gate too.
+ARRAY_CODE = (
+    "numpy",
+    "pyarrow",
+    "mlci.core.predictions",
+    "mlci.core.flipped",
+    "mlci.core.report.figures",
+    "mlci.pipeline.figures",
+    "mlci.plots",
 )
 
 
@@ -150,6 +162,16 @@ def test_gate_on_predictions_files_imports_only_what_it_uses(tmp_path: Path) -> 
     gate = json.loads((tmp_path / ".mlci" / "out" / "gate.json").read_text())
     assert gate["passed"] is True
     assert gate["results"][0]["metric"] == "accuracy"
+
+
+def test_gate_on_metrics_files_imports_no_array_code(tmp_path: Path) -> None:
+    write_metrics_project(tmp_path)
+
+    modules = HEAVY + UNUSED_BY_GATE + ARRAY_CODE
+    assert _imported_heavy_modules(METRICS_GATE_ARGS, tmp_path, modules) == []
+    gate = json.loads((tmp_path / ".mlci" / "out" / "gate.json").read_text())
+    assert gate["passed"] is True
+    assert [r["metric"] for r in gate["results"]] == ["accuracy", "log_loss"]
 
 
 def test_run_prints_a_summary_and_exits_with_the_verdict(project: Project) -> None:

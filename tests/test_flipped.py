@@ -280,7 +280,7 @@ def test_flipped_csv_reads_back_the_same_through_either_writer(
     import numpy as np
 
     from mlci.core.flipped import CsvTable
-    from mlci.pipeline.outputs import _write_csv
+    from mlci.pipeline.flippedcsv import write_csv
 
     if not arrow:  # as where pyarrow is not installed
         monkeypatch.setitem(sys.modules, "pyarrow", None)
@@ -296,7 +296,7 @@ def test_flipped_csv_reads_back_the_same_through_either_writer(
         ),
     )
 
-    path = _write_csv(table, tmp_path / "flipped.csv", ["s3cr3t"])
+    path = write_csv(table, tmp_path / "flipped.csv", ["s3cr3t"])
 
     with path.open(newline="", encoding="utf-8") as file:
         rows = list(csv.reader(file))

@@ -732,7 +732,7 @@ def test_golden_report(name: str, render: object) -> None:
 
 def test_area_table_lists_each_class_and_past_the_limit_the_most_changed() -> None:
     from mlci.core.curves import ClassCurves, Curve
-    from mlci.core.report import area_table_markdown
+    from mlci.core.report.figures import area_table_markdown
 
     def pair(label: str, mine: float, theirs: float | None) -> ClassCurves:
         def curve(area: float) -> Curve:

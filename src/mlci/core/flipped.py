@@ -11,7 +11,8 @@ Regression: a row is *broken* when its absolute error grew, *fixed* when it shra
 listed by how much. No test: the paired intervals of mae and rmse say it.
 
 Everything here is vectorised: a million rows cost a few numpy passes, the top rows an
-`argpartition`.
+`argpartition`. What the report keeps of them (`Flipped`) is plain values, in
+`core/flipped_text.py`: a report without predictions does without numpy.
 """
 
 from __future__ import annotations
@@ -19,17 +20,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from mlci.core.flipped_text import Flipped, Task
 from mlci.core.numbers import format_number
 from mlci.core.predictions import Array, Predictions
 
-Task = Literal["classification", "regression"]
-
 EXACT_BELOW = 25  # discordant pairs: below, the exact binomial test; from here, chi-square
-FILE = "flipped.csv"
 REGRESSION_CSV_ROWS = 10_000  # of each: the error grew most, shrank most
 MAX_EXTRA_COLUMNS = 3  # other columns of the candidate's file shown beside each row
 _CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula
@@ -114,26 +112,6 @@ def _partition(rows: Array, keys: Array, count: int) -> tuple[Array, Array]:
     # argpartition may keep any of several rows tied at the edge: keep all of them.
     kept = np.flatnonzero(keys <= keys[kept].max())
     return rows[kept], keys[kept]
-
-
-@dataclass(frozen=True)
-class Flipped:
-    """What the report and gate.json say of the flipped examples (plain, shown text)."""
-
-    task: Task
-    rows: int  # the rows both models predicted
-    broken: int  # regression: rows whose absolute error grew
-    fixed: int  # regression: rows whose absolute error shrank
-    paired_by: str  # "id" or "row order"
-    only_candidate: int = 0  # rows left out: their id is in one file only
-    only_baseline: int = 0
-    test: str | None = None  # "mcnemar-exact", "mcnemar-chi2"; None for regression
-    p_value: float | None = None
-    statistic: float | None = None
-    header: tuple[str, ...] = ()
-    worst: tuple[tuple[str, ...], ...] = ()  # the top broken rows (the error grew most)
-    best: tuple[tuple[str, ...], ...] = ()  # regression: the error shrank most
-    file: str | None = FILE  # in .mlci/out/, every flipped row
 
 
 @dataclass(frozen=True)

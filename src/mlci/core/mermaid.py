@@ -31,11 +31,13 @@ import json
 import math
 import unicodedata
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlci.core.curves import Curve
-from mlci.core.predictions import FloatArray
+if TYPE_CHECKING:
+    from mlci.core.curves import Curve
+    from mlci.core.predictions import FloatArray
 
 MAX_POINTS = 21
 MAX_LINES = 10

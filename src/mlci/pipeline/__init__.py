@@ -2,7 +2,7 @@
 
 The report and gate.json are written to `.mlci/out/` before anything is published or
 promoted, and again whenever a later stage fails, so a run never ends without them.
-One module per stage: preflight, data, train, evaluate, baseline, gate, outputs,
+One module per stage: preflight, data, train, evaluate, baseline, gate, report, outputs,
 publish, promote; `facts` groups what they learn for the report and the registry.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mlci import drawing, plots
+from mlci import drawing
 from mlci.config import Config, load_config
 from mlci.console import Console
 from mlci.core.report.model import ReportInput
@@ -30,10 +30,10 @@ from mlci.pipeline import (
     baseline,
     data,
     evaluate,
-    figures,
     gate,
     preflight,
     promote,
+    report,
     train,
     trust,
 )
@@ -147,14 +147,14 @@ def run(
             data=data.versions(config, facts.data, choice.data),  # after `dvc repro`
         )
         stage = "gate"
-        early = figures.Early(config)  # the confusion matrices drawn while the gate computes
+        early = report.Early(config)  # the confusion matrices drawn while the gate computes
         judged = gate.judge(
             config, request, choice, plan, evaluation, facts, console, on_rows=early.rows
         )
         facts = replace(facts, gate=judged.result, flipped=judged.flipped)
         facts = replace(facts, promotion=promote.after_gate(plan, judged))
         stage = "report"
-        facts = figures.add(config, facts, judged.candidate, judged.baseline, judged.summary, early)
+        facts = report.add(config, facts, judged.candidate, judged.baseline, judged.summary, early)
         files = write_outputs(
             facts.report(), out_dir, flipped=judged.flipped_csv, secrets=facts.secrets
         )
@@ -195,6 +195,8 @@ def _draw_aside(config: Config, options: RunOptions) -> None:
     """Start mlci.drawing's worker, where the PNGs are drawn beside the gate's numbers,
     for predictions large enough to pay for its start."""
     if config.report.plots and evaluate.large(config, options.predictions):
+        from mlci import plots  # numpy: imported where there are predictions to draw
+
         drawing.start(warm_up=plots.warm_up)
 
 

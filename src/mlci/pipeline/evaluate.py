@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from mlci.config import Config
 from mlci.console import Console
-from mlci.core.flipped import MAX_EXTRA_COLUMNS
 from mlci.core.metrics import Metrics, is_number, read_metrics
 from mlci.core.numbers import format_number
 from mlci.core.redact import redact_url
@@ -106,6 +105,7 @@ def recompute(
         summary: Summary | None = scanned
         computed = summary_stats.compute_metrics(scanned)
     else:
+        from mlci.core.flipped import MAX_EXTRA_COLUMNS
         from mlci.streaming import compute_metrics
 
         computed, loaded, summary = compute_metrics(

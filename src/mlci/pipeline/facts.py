@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from mlci.ci import CiContext
 from mlci.config import BaselineMode
 from mlci.core.device import DeviceInfo, Where
-from mlci.core.flipped import Flipped
+from mlci.core.flipped_text import Flipped
 from mlci.core.gate import Baseline, GateResult
 from mlci.core.metrics import Metrics, is_number
 from mlci.core.redact import mask

@@ -1,4 +1,5 @@
-"""The report stage: the plots, chosen from what the run provides, and report.sections.
+"""The report's figures, chosen from what the run provides (the report stage, `report.py`,
+imports this module when there is something to draw: it computes with numpy).
 
 Each figure has a Markdown form that needs no image hosting (a table, or a Mermaid chart
 that GitHub and GitLab draw) and, with `report.plots` and matplotlib, PNG images that the
@@ -29,32 +30,6 @@ from mlci.core.report.model import Figure
 from mlci.core.stats import confusion_matrix
 from mlci.core.summary import ClassificationSummary, Summary
 from mlci.errors import MetricsError, UsageError
-from mlci.pipeline.facts import Facts
-
-
-def add(
-    config: Config,
-    facts: Facts,
-    candidate: Predictions | None,
-    baseline: Predictions | None,
-    summary: Summary | None = None,
-    early: Early | None = None,
-) -> Facts:
-    """The figures (from the predictions, or above evaluate.exact_rows their `summary`, and
-    the training log) and report.sections; `early`: what the gate started drawing."""
-    figures: tuple[Figure, ...] = ()
-    notes: tuple[str, ...] = ()
-    if candidate is not None or summary is not None or config.report.training_log is not None:
-        figures, notes = build_figures(config, candidate, baseline, summary, early)
-    sections = facts.sections
-    if config.report.sections:
-        from mlci.pipeline.sections import read_sections
-
-        sections = read_sections(config.root, config.report.sections)
-    gate = facts.gate
-    if notes and gate is not None:
-        gate = replace(gate, notes=(*gate.notes, *notes))
-    return replace(facts, figures=figures, sections=sections, gate=gate)
 
 
 def build_figures(
@@ -62,19 +37,20 @@ def build_figures(
     candidate: Predictions | None,
     baseline: Predictions | None,
     summary: Summary | None = None,
-    early: Early | None = None,
+    started: Started | None = None,
 ) -> tuple[tuple[Figure, ...], tuple[str, ...]]:
     """The figures for this run, and notes on what could not be drawn.
 
     `baseline`, when given, holds the baseline's predictions aligned row by row with the
     candidate's (`mlci.predictions.align`). Without the rows, a classification `summary`
     (paired or not) gives the same figures, the approximation named in their captions.
+    `started`: the confusion matrices the gate started drawing (`start`).
     """
     painter = _Painter.make(config.report.plots)
     figures: list[Figure] = []
     notes: list[str] = []
     if candidate is not None and config.evaluate.task == "classification":
-        drawn, confusion = (early or Early(config)).take(candidate, baseline, painter)
+        drawn, confusion = _take(started, candidate, baseline, painter)
         figures += _classification(drawn, painter, confusion)
     elif isinstance(summary, ClassificationSummary):
         figures += _classification(_from_summary(summary), painter)
@@ -262,35 +238,37 @@ def _confusion_figure(drawn: _Drawn, painter: _Painter) -> Figure:
     )
 
 
-@dataclasses.dataclass
-class Early:
-    """The confusion matrices of a gate with predictions, and their PNGs started, as soon
-    as the gate has its rows (`gate.judge`'s on_rows, before the intervals): the drawing
-    worker draws them while the gate computes, and `add` takes them for the same rows."""
+@dataclasses.dataclass(frozen=True)
+class Started:
+    """The confusion matrices of a gate's rows, their PNGs started (`start`)."""
 
-    config: Config
-    started: tuple[Predictions, Predictions | None, _Drawn, Figure, _Painter] | None = None
+    candidate: Predictions
+    baseline: Predictions | None
+    drawn: _Drawn
+    figure: Figure
+    painter: _Painter
 
-    def rows(self, candidate: Predictions, baseline: Predictions | None) -> None:
-        if self.config.evaluate.task != "classification":
-            return
-        painter = _Painter.make(self.config.report.plots)
-        drawn = _from_rows(candidate, baseline)
-        self.started = (candidate, baseline, drawn, _confusion_figure(drawn, painter), painter)
 
-    def take(
-        self, candidate: Predictions, baseline: Predictions | None, painter: _Painter
-    ) -> tuple[_Drawn, Figure | None]:
-        """What `rows` made for these rows, its PNGs handed to `painter`; else computed now."""
-        if (
-            self.started is None
-            or self.started[0] is not candidate
-            or self.started[1] is not baseline
-        ):
-            return _from_rows(candidate, baseline), None
-        _, _, drawn, figure, early = self.started
-        painter.pending.update(early.pending)
-        return drawn, figure
+def start(config: Config, candidate: Predictions, baseline: Predictions | None) -> Started:
+    """The confusion matrices of a classification's rows, and their PNGs started, as soon
+    as the gate has its rows (`report.Early`): the drawing worker draws them while the
+    gate computes, and `build_figures` takes them for the same rows."""
+    painter = _Painter.make(config.report.plots)
+    drawn = _from_rows(candidate, baseline)
+    return Started(candidate, baseline, drawn, _confusion_figure(drawn, painter), painter)
+
+
+def _take(
+    started: Started | None,
+    candidate: Predictions,
+    baseline: Predictions | None,
+    painter: _Painter,
+) -> tuple[_Drawn, Figure | None]:
+    """What `start` made for these rows, its PNGs handed to `painter`; else computed now."""
+    if started is None or started.candidate is not candidate or started.baseline is not baseline:
+        return _from_rows(candidate, baseline), None
+    painter.pending.update(started.painter.pending)
+    return started.drawn, started.figure
 
 
 def _named(figure: Figure, approximation: str) -> Figure:

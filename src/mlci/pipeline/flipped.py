@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlci.config import Config
-from mlci.core.flipped import CsvTable, Flipped, Pairing, csv_table, find_flips, summarise
+from mlci.core.flipped_text import Flipped
 from mlci.errors import MetricsError
 
 if TYPE_CHECKING:
+    from mlci.core.flipped import CsvTable, Pairing
     from mlci.core.predictions import Predictions
 
 
@@ -28,6 +29,7 @@ def compare(
     """The flipped rows, when both models' predictions are known; else nothing."""
     if candidate is None or baseline is None:
         return Compared()
+    from mlci.core.flipped import Pairing, csv_table, find_flips, summarise
     from mlci.predictions import join
 
     try:

@@ -13,7 +13,8 @@ longer than any backtick run inside them.
 
 Modules: `model` (the input and the plain-text tables every format shows), `escape`
 (Markdown escaping), `markdown`, `html`, `json` (gate.json), `document` (report.json),
-`figures` (figures that need no image hosting: Markdown tables).
+`figures` (figures that need no image hosting: Markdown tables). `figures` computes with
+numpy and is not imported here: a report without predictions does without numpy.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from mlci.core.report.document import (
     to_document,
 )
 from mlci.core.report.escape import md_code_block, md_text
-from mlci.core.report.figures import MAX_AREA_ROWS, area_table_markdown, confusion_markdown
 from mlci.core.report.html import render_html
 from mlci.core.report.json import SCHEMA_VERSION, dumps, render_json
 from mlci.core.report.markdown import render_markdown
@@ -43,14 +43,11 @@ from mlci.core.report.model import (
 
 __all__ = [
     "DOCUMENT_VERSION",
-    "MAX_AREA_ROWS",
     "SCHEMA_VERSION",
     "Figure",
     "Promotion",
     "ReportInput",
     "ReportSection",
-    "area_table_markdown",
-    "confusion_markdown",
     "data_changed",
     "data_changes",
     "dumps",

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlci.core.device import DeviceInfo, Where
-from mlci.core.flipped import Flipped
+from mlci.core.flipped_text import Flipped
 from mlci.core.gate import (
     Baseline,
     Check,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mlci.core.device import DeviceInfo, Where
-from mlci.core.flipped import Flipped
+from mlci.core.flipped_text import Flipped
 from mlci.core.gate import GateResult, RuleResult, SliceResult
 from mlci.core.metrics import MetricChange, MetricValue, diff_metrics, is_number
 from mlci.core.numbers import format_number

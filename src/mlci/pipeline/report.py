@@ -1,0 +1,66 @@
+"""The report stage: the figures, drawn from what the run provides, and report.sections.
+
+The figures are computed by `figures.py`, with numpy: it is imported when there is
+something to draw (predictions, their summary, or report.training_log), so a gate on
+metrics files alone does without numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from mlci.config import Config
+from mlci.pipeline.facts import Facts
+
+if TYPE_CHECKING:
+    from mlci.core.predictions import Predictions
+    from mlci.core.report.model import Figure
+    from mlci.core.summary import Summary
+    from mlci.pipeline.figures import Started
+
+
+def add(
+    config: Config,
+    facts: Facts,
+    candidate: Predictions | None,
+    baseline: Predictions | None,
+    summary: Summary | None = None,
+    early: Early | None = None,
+) -> Facts:
+    """The figures (from the predictions, or above evaluate.exact_rows their `summary`, and
+    the training log) and report.sections; `early`: what the gate started drawing."""
+    figures: tuple[Figure, ...] = ()
+    notes: tuple[str, ...] = ()
+    if candidate is not None or summary is not None or config.report.training_log is not None:
+        from mlci.pipeline.figures import build_figures
+
+        started = None if early is None else early.started
+        figures, notes = build_figures(config, candidate, baseline, summary, started)
+    sections = facts.sections
+    if config.report.sections:
+        from mlci.pipeline.sections import read_sections
+
+        sections = read_sections(config.root, config.report.sections)
+    gate = facts.gate
+    if notes and gate is not None:
+        gate = replace(gate, notes=(*gate.notes, *notes))
+    return replace(facts, figures=figures, sections=sections, gate=gate)
+
+
+@dataclasses.dataclass
+class Early:
+    """The confusion matrices of a gate with predictions, and their PNGs started, as soon
+    as the gate has its rows (`gate.judge`'s on_rows, before the intervals): the drawing
+    worker draws them while the gate computes, and `add` takes them for the same rows."""
+
+    config: Config
+    started: Started | None = None
+
+    def rows(self, candidate: Predictions, baseline: Predictions | None) -> None:
+        if self.config.evaluate.task != "classification":
+            return
+        from mlci.pipeline.figures import start
+
+        self.started = start(self.config, candidate, baseline)
