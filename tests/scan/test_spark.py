@@ -134,7 +134,7 @@ found["heap_mb"] = runtime.maxMemory() / 2**20
 session.stop()
 try:
     with spark.opened("local[1]") as engine:
-        engine.rows("CREATE OR REPLACE TEMPORARY VIEW numbers AS SELECT id FROM range(10)")
+        engine.derive("numbers", "SELECT id FROM range(10)")
         engine.keep("numbers")
         engine.rows("SELECT COUNT(*) FROM numbers")
         threading.Timer(2, SparkContext._gateway.proc.kill).start()

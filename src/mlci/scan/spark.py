@@ -165,6 +165,11 @@ class _Spark:
         pairs = [(label, code) for code, label in enumerate(labels)]
         self.session.createDataFrame(pairs, schema).createOrReplaceTempView("codes")
 
+    def derive(self, name: str, query: str) -> None:
+        # A view of the analysed plan: one created from SQL text (CREATE VIEW) is parsed
+        # and analysed again by every query that reads it, seconds each at 1,000 classes.
+        self.session.sql(query).createOrReplaceTempView(name)
+
     def keep(self, view: str) -> None:
         self.session.catalog.cacheTable(view)  # MEMORY_AND_DISK: a large view spills
         self.kept.append(view)

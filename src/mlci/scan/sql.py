@@ -91,6 +91,9 @@ class Engine(Protocol):
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         """Run a query (or a statement: then no rows)."""
 
+    def derive(self, name: str, query: str) -> None:
+        """Register the view `name` of `query`'s rows, computed where it is read."""
+
     def keep(self, view: str) -> None:
         """Keep the view's rows for the queries that follow, where the engine gains by it
         (Spark caches them, spilling to disk); else nothing."""
@@ -125,7 +128,7 @@ class _Scan:
         request, q = self.request, self.q
         self.columns["c"] = self._open("cand", request.candidate)
         if request.baseline is None:
-            self._create("pairs", f"SELECT {self._select('c', 'cand')} FROM cand")
+            self.engine.derive("pairs", f"SELECT {self._select('c', 'cand')} FROM cand")
             return
         self.columns["b"] = self._open("base", request.baseline)
         key = request.id_column
@@ -142,7 +145,9 @@ class _Scan:
                 f"same data"
             )
         both = f"{self._select('c', 'cand')}, {self._select('b', 'base', truth=False)}"
-        self._create("pairs", f"SELECT {both} FROM cand JOIN base ON cand.{q(key)} = base.{q(key)}")
+        self.engine.derive(
+            "pairs", f"SELECT {both} FROM cand JOIN base ON cand.{q(key)} = base.{q(key)}"
+        )
         joined = self._count("SELECT COUNT(*) FROM pairs")
         counted = [self._count(f"SELECT COUNT(*) FROM {view}") for view in ("cand", "base")]
         self.only = (counted[0] - joined, counted[1] - joined)
@@ -191,9 +196,6 @@ class _Scan:
             if name == "score" or name.startswith(_SCORE_PREFIXES)
         ]
         return ", ".join(picked)
-
-    def _create(self, name: str, query: str) -> None:
-        self.engine.rows(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {query}")
 
     def _count(self, query: str) -> int:
         return int(self.engine.rows(query)[0][0] or 0)
@@ -290,7 +292,7 @@ class _Scan:
             joins.append(f"JOIN codes {m}c ON CAST(pairs.y{m} AS {kind}) = {m}c.label")
             picked.append(f"{m}c.code AS {m}")
             picked += [f"{e} AS s{m}{code}" for code, e in enumerate(scores[m] or ())]
-        self._create("coded", f"SELECT {', '.join(picked)} FROM pairs {' '.join(joins)}")
+        self.engine.derive("coded", f"SELECT {', '.join(picked)} FROM pairs {' '.join(joins)}")
         self.engine.keep("coded")  # read by every query below: the join runs once
         for m, columns in scores.items():
             if columns:
