@@ -5,7 +5,8 @@ Run from the repository root with the Python that has mlci, pyarrow, duckdb and 
 (and Java 17+ for Spark):
 
     .venv/bin/python benchmarks/engines.py [--rows 1000000] [--classes 10] [--dir DIR]
-        [--paths mlci,duckdb,spark]
+        [--paths mlci,duckdb,spark] [--duckdb-memory-limit 1GB]
+        [--spark-conf spark.driver.memory=4g ...] [--reuse]
 
 It writes three Parquet files, in row groups of a million rows, one row group at a time
 (the writer never holds more), into a temporary folder, or into DIR where they are kept
@@ -31,8 +32,11 @@ held (TMPDIR and the working folder of the child; SPARK_LOCAL_DIRS for Spark):
   `mlci gate` computes above evaluate.exact_rows (record batches into `core.summary`);
 - duckdb: `mlci.scan.run.scan` with evaluate.engine: duckdb, of candidate.parquet and
   baseline-by-id.parquet (the join in SQL), with mlci's settings of DuckDB;
-- spark: the same with evaluate.engine: spark on local[2] (the session's start-up is
-  timed apart, as a cluster's would be paid once), with mlci's settings of Spark.
+- spark: the same with evaluate.engine: spark on local[2], in the session mlci starts
+  (`scan.spark.session_for`, mlci's settings of Spark and then `--spark-conf`'s, as
+  evaluate.spark.conf), started before the scan so that its start-up is timed apart, as
+  a cluster's would be paid once; the scan runs in it. The JVM's heap is printed, to show
+  that `spark.driver.memory` took (PYSPARK_SUBMIT_ARGS' --driver-memory would win).
 
 It checks that the three summaries agree: counts exactly (the joint table, the score
 histograms, the reliability bins, the paired coarse bins, the rows), sums (of the log
@@ -155,10 +159,25 @@ def _written(path: Path, rows: int, k: int) -> bool:
 # -- one path, in its own process -------------------------------------------------------
 
 
-def child(path: str, folder: Path, memory_limit: str | None = None) -> int:
+@dataclass(frozen=True)
+class Settings:
+    """The engines' settings: evaluate.duckdb.memory_limit and evaluate.spark.conf."""
+
+    memory_limit: str | None = None
+    spark_conf: tuple[tuple[str, str], ...] = ()
+
+    def arguments(self) -> list[str]:
+        """The command-line options that give a child process these settings."""
+        found = ["--duckdb-memory-limit", self.memory_limit] if self.memory_limit else []
+        for name, value in self.spark_conf:
+            found += ["--spark-conf", f"{name}={value}"]
+        return found
+
+
+def child(path: str, folder: Path, settings: Settings) -> int:
     """Summarise the files in `folder` by `path`; write what was measured to
     folder/<path>.pickle."""
-    candidate, spark_start, jvm_peak = folder / "candidate.parquet", 0.0, 0.0
+    candidate, spark_start, jvm_peak, heap = folder / "candidate.parquet", 0.0, 0.0, 0.0
     started = time.perf_counter()
     if path == "mlci":
         from mlci.streaming import summarize
@@ -173,10 +192,17 @@ def child(path: str, folder: Path, memory_limit: str | None = None) -> int:
         if path == "spark":
             from mlci.scan.spark import LOCAL, session_for
 
-            session = session_for(LOCAL)
+            # As scan would start it, with evaluate.spark.conf, but timed apart; scan then
+            # runs in it, the active session (so evaluate.spark.conf is not set again).
+            session = session_for(LOCAL, settings.spark_conf)
             spark_start = time.perf_counter() - started
+            heap = session.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() / 2**20
             started = time.perf_counter()
-        evaluate = EvaluateConfig((), engine=path, duckdb_memory_limit=memory_limit)  # type: ignore[arg-type]
+        evaluate = EvaluateConfig(
+            (),
+            engine=path,  # type: ignore[arg-type]
+            duckdb_memory_limit=settings.memory_limit,
+        )
         found = scan(evaluate, str(candidate), str(folder / "baseline-by-id.parquet"))
         summary, only = found.summary, (found.only_candidate, found.only_baseline)
         if session is not None:
@@ -190,6 +216,8 @@ def child(path: str, folder: Path, memory_limit: str | None = None) -> int:
         "start": spark_start,
         "peak_mb": _peak(),
         "jvm_peak_mb": jvm_peak,
+        "heap_mb": heap,
+        "spark_conf": settings.spark_conf if path == "spark" else (),
     }
     (folder / f"{path}.pickle").write_bytes(pickle.dumps(measured))
     return 0
@@ -218,20 +246,20 @@ class Run:
     peak_mb: float
     jvm_peak_mb: float
     disk_mb: float  # the most its temporary folder held
+    heap_mb: float  # the Spark JVM's largest heap (spark.driver.memory's)
+    spark_conf: tuple[tuple[str, str], ...]  # the Spark session's evaluate.spark.conf
     summary: Any
     only: tuple[int, int]
 
 
-def run(path: str, folder: Path, memory_limit: str | None = None) -> Run:
+def run(path: str, folder: Path, settings: Settings) -> Run:
     """`path` in a fresh process, its temporary files in a folder of its own."""
     scratch = folder.resolve() / f"tmp-{path}"  # TMPDIR must be absolute: cwd is scratch
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     env = os.environ | {"TMPDIR": str(scratch), "SPARK_LOCAL_DIRS": str(scratch)}
     command = [sys.executable, str(Path(__file__).resolve()), "--child", path]
-    command += ["--dir", str(folder.resolve())]
-    if memory_limit:
-        command += ["--duckdb-memory-limit", memory_limit]
+    command += ["--dir", str(folder.resolve()), *settings.arguments()]
     disk = 0
     started = time.perf_counter()
     with (folder / f"{path}.log").open("w") as log:
@@ -252,7 +280,9 @@ def _measured(path: str, kept: Path, wall: float = math.nan, disk_mb: float = ma
     earlier run's, --reuse), its process's time and disk unknown."""
     found = pickle.loads(kept.read_bytes())
     keys = ("seconds", "start", "peak_mb", "jvm_peak_mb", "summary", "only")
-    return Run(path, wall, disk_mb=disk_mb, **{key: found[key] for key in keys})
+    known = {"heap_mb": 0.0, "spark_conf": ()}  # not kept by an earlier engines.py
+    known |= {key: found[key] for key in (*keys, *known) if key in found}
+    return Run(path, wall, disk_mb=disk_mb, **known)
 
 
 def _disk(folder: Path) -> int:
@@ -360,6 +390,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--duckdb-memory-limit", help="evaluate.duckdb.memory_limit, e.g. 1GB (default DuckDB's)"
     )
     parser.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="evaluate.spark.conf, one setting each (e.g. spark.driver.memory=4g), applied "
+        "to the session the Spark path starts",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="with --dir: take a path's results from an earlier run's DIR/<path>.pickle where "
@@ -367,19 +405,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    conf = [setting.partition("=") for setting in args.spark_conf]
+    wrong = [name for name, equals, _ in conf if not equals or not name.startswith("spark.")]
+    if wrong:
+        parser.error(f"--spark-conf: {', '.join(wrong)}: give spark.NAME=VALUE")
+    settings = Settings(args.duckdb_memory_limit, tuple((n, v) for n, _, v in conf))
     if args.child:
-        return child(args.child, args.dir, args.duckdb_memory_limit)
+        return child(args.child, args.dir, settings)
     paths = [path.strip() for path in args.paths.split(",")]
     unknown = sorted(set(paths) - set(PATHS))
     if unknown or not paths:
         parser.error(f"--paths: unknown {', '.join(unknown)}; choose from {', '.join(PATHS)}")
     if args.dir:
         args.dir.mkdir(parents=True, exist_ok=True)
-        return _measure(
-            args.dir, args.rows, args.classes, paths, args.duckdb_memory_limit, args.reuse
-        )
+        return _measure(args.dir, args.rows, args.classes, paths, settings, args.reuse)
     with tempfile.TemporaryDirectory() as scratch:
-        return _measure(Path(scratch), args.rows, args.classes, paths, args.duckdb_memory_limit)
+        return _measure(Path(scratch), args.rows, args.classes, paths, settings)
 
 
 def _measure(
@@ -387,7 +428,7 @@ def _measure(
     rows: int,
     k: int,
     paths: list[str],
-    memory_limit: str | None,
+    settings: Settings,
     reuse: bool = False,
 ) -> int:
     import duckdb
@@ -406,7 +447,7 @@ def _measure(
     for path in paths:
         kept = folder / f"{path}.pickle"
         runs.append(
-            _measured(path, kept) if reuse and kept.exists() else run(path, folder, memory_limit)
+            _measured(path, kept) if reuse and kept.exists() else run(path, folder, settings)
         )
         print(f"  {path}: {runs[-1].wall:.1f} s", file=sys.stderr)
     millions = rows / 1e6
@@ -415,7 +456,8 @@ def _measure(
         f"{'temp disk':>11}"
     )
     for found in runs:
-        duck = f"DuckDB ({memory_limit})" if memory_limit else "DuckDB"
+        limit = settings.memory_limit
+        duck = f"DuckDB ({limit})" if limit else "DuckDB"
         name = {"mlci": "mlci streaming", "duckdb": duck, "spark": "Spark local[2]"}
         label = name[found.path] + (f" (+{found.start:.1f} s start)" if found.start else "")
         memory = f"{found.peak_mb:,.0f} MB"
@@ -425,6 +467,12 @@ def _measure(
             f"{label:<30}{found.wall:>8.1f}s{found.seconds:>8.1f}s"
             f"{found.seconds / millions:>12.2f}s{memory:>24}{found.disk_mb:>8,.0f} MB"
         )
+    for found in runs:
+        if found.heap_mb:
+            given = ", ".join(f"{n}={v}" for n, v in found.spark_conf) or "none"
+            print(
+                f"{found.path}: evaluate.spark.conf {given}; its JVM's heap {found.heap_mb:,.0f} MB"
+            )
     agree = True
     for found in runs:
         if found.only != (0, 0):

@@ -24,6 +24,7 @@ class Console:
         isatty = getattr(self.stream, "isatty", lambda: False)()
         self.colour = isatty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
         self.secrets = secret_values(os.environ)
+        self.warned: set[str] = set()
 
     def paint(self, text: str, kind: str) -> str:
         return f"\033[{_COLOURS[kind]}m{text}\033[0m" if self.colour else text
@@ -34,6 +35,13 @@ class Console:
 
     def warn(self, text: str) -> None:
         self._write(f"{self.paint('mlci: warning:', 'warn')} {text}")
+
+    def warn_once(self, text: str) -> None:
+        """`warn`, unless this console gave the same warning already: a run's stages share
+        its console, and a setting one stage finds wrong another finds again."""
+        if text not in self.warned:
+            self.warned.add(text)
+            self.warn(text)
 
     def error(self, text: str) -> None:
         self._write(f"{self.paint('mlci: error:', 'fail')} {text}")

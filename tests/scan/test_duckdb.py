@@ -89,6 +89,18 @@ def test_the_most_classes_mlci_takes_are_summarised(tmp_path: Path) -> None:
     check(candidate, None, scanned.summary)
 
 
+def test_the_most_classes_mlci_takes_are_paired(tmp_path: Path) -> None:
+    """Paired at MAX_CLASSES: the joint bins' unpivot of k (part, probability,
+    probability) triples and both models' losses give the reference summary."""
+    candidate, baseline = write_classification(tmp_path, rows=600, k=MAX_CLASSES)
+    scanned = run(Request(source(candidate), source(baseline), bins=BINS))
+    assert (scanned.summary.rows, scanned.only_candidate, scanned.only_baseline) == (588, 5, 7)
+    want, _ = reference(candidate, baseline, BINS)
+    assert isinstance(want, ClassificationSummary) and want.joint_bins is not None
+    assert want.moments is not None and want.moments.names == ("log_loss", "base_log_loss")
+    assert_same(scanned.summary, want)
+
+
 def test_csv_files_give_the_same_summary(tmp_path: Path) -> None:
     candidate, baseline = write_classification(tmp_path, fmt="csv")
     scanned = run(Request(source(candidate), source(baseline), bins=BINS))

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from mlci import git
+from mlci.cli import main
 from mlci.config import EvaluateConfig
 from mlci.core.summary import ClassificationSummary
 from mlci.errors import ExternalError, MetricsError
@@ -112,6 +114,49 @@ def test_evaluate_spark_conf_is_not_applied_to_the_active_session_and_a_warning_
     assert "mlci runs in the active Spark session" in warning
 
 
+SPARK_GATE = """\
+version: 1
+model: {name: scan}
+evaluate:
+  predictions: cand.parquet
+  engine: spark
+  spark: {conf: {spark.sql.shuffle.partitions: 3}}
+gate:
+  resamples: 200
+  rules:
+    - {metric: accuracy, direction: higher, max_drop: 0.5}
+report:
+  plots: false
+"""
+
+
+def test_a_gate_in_the_active_session_warns_once_that_spark_conf_is_not_applied(
+    tmp_path: Path,
+    spark: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The evaluate stage scans the candidate and the gate both models, paired: two scans
+    in the active session, one warning, on the run's console."""
+    write_classification(tmp_path, rows=300, partial=False)
+    git.init_repo(tmp_path, branch="main")
+    (tmp_path / "mlci.yaml").write_text(SPARK_GATE)
+    (tmp_path / ".gitignore").write_text(".mlci/\n")
+    (tmp_path / "base.json").write_text(json.dumps({"accuracy": 0.5}))
+    git.commit_all(tmp_path, "initial")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+
+    code = main(["gate", "--baseline", "base.json", "--baseline-predictions", "base.parquet"])
+
+    assert code == 0
+    result = json.loads((tmp_path / ".mlci" / "out" / "gate.json").read_text())
+    assert result["rows"]["baseline"] == 300  # the gate's paired scan ran
+    err = capsys.readouterr().err
+    assert err.count("evaluate.spark.conf (spark.sql.shuffle.partitions) is not applied") == 1
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "4"  # the fixture's own
+
+
 # In a process of its own (the worker's session is active, and its JVM is shared): mlci
 # starts Spark with evaluate.spark.conf, scans, and reads back the settings and the
 # driver's heap; then, in a new session on the same JVM, the JVM dies during a query.
@@ -119,6 +164,8 @@ STARTED = """
 import json, os, sys, threading
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
+from mlci import git
+from mlci.cli import main
 from mlci.config import EvaluateConfig
 from mlci.errors import MlciError
 from mlci.scan import spark
@@ -134,7 +181,7 @@ found["heap_mb"] = runtime.maxMemory() / 2**20
 session.stop()
 try:
     with spark.opened("local[1]") as engine:
-        engine.rows("CREATE OR REPLACE TEMPORARY VIEW numbers AS SELECT id FROM range(10)")
+        engine.derive("numbers", "SELECT id FROM range(10)")
         engine.keep("numbers")
         engine.rows("SELECT COUNT(*) FROM numbers")
         threading.Timer(2, SparkContext._gateway.proc.kill).start()

@@ -88,7 +88,7 @@ def rejudge(
     and where the claim differed. Raises MetricsError (exit 2) for predictions that a run
     would not have read."""
     report = artifact.report
-    evaluation, notes = _evaluation(artifact, config)
+    evaluation, notes = _evaluation(artifact, config, console)
     measured = measure(config, evaluation, choice, console)
     on_missing, policy_notes = (
         auto_policy(choice)
@@ -138,7 +138,9 @@ def rejudge(
     return dataclasses.replace(judged, gate=dataclasses.replace(gate, notes=tuple(notes)))
 
 
-def _evaluation(artifact: Artifact, config: Config) -> tuple[Evaluation, list[str]]:
+def _evaluation(
+    artifact: Artifact, config: Config, console: Console
+) -> tuple[Evaluation, list[str]]:
     """The candidate's metrics: computed again from the artifact's predictions where it
     has them (a claim that differs is named), else as claimed."""
     report = artifact.report
@@ -147,7 +149,7 @@ def _evaluation(artifact: Artifact, config: Config) -> tuple[Evaluation, list[st
     if path is None:
         return Evaluation(claimed), []
     source = f"the artifact's {path.name} (computed by mlci)"
-    evaluation, recomputed = recompute(config, claimed, path, source)
+    evaluation, recomputed = recompute(config, claimed, path, source, console=console)
     notes = [
         f"The pull request's job claimed {metric} {format_number(old)}; its predictions "
         f"give {format_number(new)}, the value judged."

@@ -101,7 +101,7 @@ def find_baseline(
     if request.mode == "none":
         return BaselineChoice(None, notes=("No baseline: gate.baseline is none.",))
     if request.mode == "file":
-        return _from_file(config, request.file, request.predictions)
+        return _from_file(config, request.file, request.predictions, console)
     if request.mode == "registry":
         return _from_registry(config, registry, cache) or BaselineChoice(
             None, notes=(f"No baseline: {config.model_name} has no @{config.registry.alias} yet.",)
@@ -159,7 +159,7 @@ def of_base_checkout(
         return BaselineChoice(None, notes=("No baseline: gate.baseline is none.",))
     if mode == "file":
         assert config.gate.baseline_file is not None
-        return _from_file(config, Path(config.gate.baseline_file), None)
+        return _from_file(config, Path(config.gate.baseline_file), None, console)
     if mode == "git":
         return from_checkout(config, context, cache, console)
     unread: str | None = None  # why the registry could not be read, when it could not
@@ -191,10 +191,12 @@ def _unreadable(from_git: BaselineChoice, unread: str | None) -> str | None:
     return from_git.unreadable or (f"the registry could not be read: {unread}" if unread else None)
 
 
-def _from_file(config: Config, file: Path | None, predictions: Path | str | None) -> BaselineChoice:
+def _from_file(
+    config: Config, file: Path | None, predictions: Path | str | None, console: Console
+) -> BaselineChoice:
     if file is None:  # only its predictions: its metrics computed as the candidate's are
         assert predictions is not None
-        values = _computed(config, predictions)
+        values = _computed(config, predictions, console)
         baseline = Baseline(source="file", label=redact_url(str(predictions)), metrics=dict(values))
         return BaselineChoice(baseline, predictions=predictions)
     metrics = read_metrics([file], root=config.root)
@@ -203,14 +205,16 @@ def _from_file(config: Config, file: Path | None, predictions: Path | str | None
     )
 
 
-def _computed(config: Config, predictions: Path | str) -> dict[str, float]:
+def _computed(config: Config, predictions: Path | str, console: Console) -> dict[str, float]:
     """The metrics of the baseline's predictions: a URL scanned in place by the engine (as
-    the candidate's are), a file read as the candidate's would be."""
+    the candidate's are; its warnings on `console`), a file read as the candidate's would
+    be."""
     if scheme(str(predictions)) is not None:
         from mlci.core import summary_stats
         from mlci.scan.run import scan
 
-        return summary_stats.compute_metrics(scan(config.evaluate, str(predictions)).summary)
+        scanned = scan(config.evaluate, str(predictions), console=console)
+        return summary_stats.compute_metrics(scanned.summary)
     from mlci.predictions import hand_on
     from mlci.streaming import compute_metrics
 

@@ -66,7 +66,7 @@ def evaluate(
     path = name if name.is_absolute() else config.root / name
     source = f"{name} (computed by mlci)"
     known = None if baseline is None else Path(baseline)  # local, as the candidate's
-    evaluation, recomputed = recompute(config, read, path, source, baseline=known)
+    evaluation, recomputed = recompute(config, read, path, source, baseline=known, console=console)
     console.step(
         "evaluate",
         f"{len(read.values)} metrics from files, {len(recomputed.computed)} computed from {name}",
@@ -92,15 +92,22 @@ class Recomputed:
 
 
 def recompute(
-    config: Config, read: Metrics, path: Path, source: str, *, baseline: Path | None = None
+    config: Config,
+    read: Metrics,
+    path: Path,
+    source: str,
+    *,
+    baseline: Path | None = None,
+    console: Console | None = None,
 ) -> tuple[Evaluation, Recomputed]:
     """`read` with the metrics mlci computes from the predictions in `path` in their place
-    (each computed metric's source is `source`), and where the two disagreed. Raises
-    MetricsError (exit 2) when the file is not predictions mlci can read, or too large."""
+    (each computed metric's source is `source`), and where the two disagreed; an engine's
+    warnings on `console`. Raises MetricsError (exit 2) when the file is not predictions
+    mlci can read, or too large."""
     if config.evaluate.engine is not None:  # the engine scans: no rows in memory
         from mlci.core import summary_stats
 
-        scanned = _scan(config, str(path))
+        scanned = _scan(config, str(path), console)
         loaded: Predictions | None = None
         summary: Summary | None = scanned
         computed = summary_stats.compute_metrics(scanned)
@@ -145,10 +152,10 @@ def _merged(
     return Metrics(values=values, sources=sources), tuple(differing)
 
 
-def _scan(config: Config, candidate: str) -> Summary:
+def _scan(config: Config, candidate: str, console: Console | None) -> Summary:
     from mlci.scan.run import scan
 
-    return scan(config.evaluate, candidate).summary
+    return scan(config.evaluate, candidate, console=console).summary
 
 
 def _remote(config: Config, read: Metrics, name: Path | str, console: Console) -> Evaluation:
@@ -159,7 +166,7 @@ def _remote(config: Config, read: Metrics, name: Path | str, console: Console) -
 
     local = None if scheme(str(name)) else config.root / name
     where = str(name if local is None else local)
-    summary = _scan(config, where)
+    summary = _scan(config, where, console)
     computed = summary_stats.compute_metrics(summary)
     shown = redact_url(where)
     metrics, _ = _merged(read, computed, f"{shown} (computed by mlci)")

@@ -286,7 +286,7 @@ def _measure_summary(
     paired = None
     if choice.predictions is not None:
         try:
-            paired = _paired_summary(config, evaluation, choice.predictions)
+            paired = _paired_summary(config, evaluation, choice.predictions, console)
         except MetricsError as exc:
             notes.append(f"Intervals are not paired: {exc.message}")
     result = {}
@@ -313,14 +313,16 @@ def _measure_summary(
     return Measured(result, rows, tuple(notes), summary=paired or summary)
 
 
-def _paired_summary(config: Config, evaluation: Evaluation, baseline: Path | str) -> Summary:
+def _paired_summary(
+    config: Config, evaluation: Evaluation, baseline: Path | str, console: Console
+) -> Summary:
     """Both models' predictions summarised together, paired: joined by the engine where
     evaluate.engine scanned the candidate's, else read row by row (once: the evaluate stage
     keeps the summary when it read both files)."""
     if evaluation.scanned is not None:
         from mlci.scan.run import scan
 
-        return scan(config.evaluate, evaluation.scanned, str(baseline)).summary
+        return scan(config.evaluate, evaluation.scanned, str(baseline), console=console).summary
     from mlci.streaming import paired_summary
 
     assert evaluation.predictions is not None

@@ -93,6 +93,9 @@ class _DuckDB:
             "INSERT INTO codes VALUES (?, ?)", [(label, code) for code, label in enumerate(labels)]
         )
 
+    def derive(self, name: str, query: str) -> None:
+        self.connection.execute(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {query}")
+
     def keep(self, view: str) -> None:
         pass  # each query streams the files again: memory stays bounded
 

@@ -14,13 +14,21 @@ from mlci.scan.sql import Request, Scanned, Source, summarize
 
 if TYPE_CHECKING:
     from mlci.config import EvaluateConfig
+    from mlci.console import Console
 
 
-def scan(evaluate: EvaluateConfig, candidate: str, baseline: str | None = None) -> Scanned:
+def scan(
+    evaluate: EvaluateConfig,
+    candidate: str,
+    baseline: str | None = None,
+    *,
+    console: Console | None = None,
+) -> Scanned:
     """The summary of the candidate's predictions (paired by evaluate.id_column with the
     baseline's, when given), scanned by evaluate.engine; DuckDB where none is set (files
-    in object storage). Raises MetricsError for files mlci cannot summarise, ExternalError
-    for storage or an engine that refuses."""
+    in object storage); the engine's warnings on `console` (the run's). Raises
+    MetricsError for files mlci cannot summarise, ExternalError for storage or an engine
+    that refuses."""
     baseline_source = None if baseline is None else source(baseline)
     request = Request(
         source(candidate),
@@ -35,6 +43,7 @@ def scan(evaluate: EvaluateConfig, candidate: str, baseline: str | None = None) 
         evaluate.spark_master,
         memory_limit=evaluate.duckdb_memory_limit,
         spark_conf=evaluate.spark_conf,
+        console=console,
     )
 
 
@@ -45,11 +54,13 @@ def run(
     *,
     memory_limit: str | None = None,
     spark_conf: Sequence[tuple[str, str]] = (),
+    console: Console | None = None,
 ) -> Scanned:
     """`request` scanned by `engine` (duckdb, spark); `memory_limit` caps DuckDB's memory,
-    `spark_conf` is the settings of the Spark session mlci starts (evaluate.spark.conf)."""
+    `spark_conf` is the settings of the Spark session mlci starts (evaluate.spark.conf),
+    `console` says what Spark warns of (a new one where None)."""
     if engine == "spark":  # Spark reads URLs with its own filesystems (s3a://, gs://)
-        with spark.opened(master, spark_conf) as session:
+        with spark.opened(master, spark_conf, console) as session:
             return summarize(session, request)
     paths = [request.candidate.path] + ([request.baseline.path] if request.baseline else [])
     remote = [path for path in paths if storage.scheme(path)]

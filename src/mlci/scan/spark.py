@@ -26,10 +26,13 @@ LOCAL = "local[2]"
 
 
 @contextmanager
-def opened(master: str = LOCAL, conf: Sequence[tuple[str, str]] = ()) -> Iterator[_Spark]:
+def opened(
+    master: str = LOCAL, conf: Sequence[tuple[str, str]] = (), console: Console | None = None
+) -> Iterator[_Spark]:
     """The active SparkSession, or one on `master` with the settings `conf`, for
-    `scan.sql.summarize`; Spark's errors become MetricsError (out of memory, or a JVM that
-    went away: ExternalError), and the views it cached are dropped."""
+    `scan.sql.summarize` (`console`: where a warning goes, see `session_for`); Spark's
+    errors become MetricsError (out of memory, or a JVM that went away: ExternalError), and
+    the views it cached are dropped."""
     try:
         from pyspark.errors import PySparkException
     except ImportError:
@@ -41,7 +44,7 @@ def opened(master: str = LOCAL, conf: Sequence[tuple[str, str]] = ()) -> Iterato
     from pyspark.sql import SparkSession
 
     started = SparkSession.getActiveSession() is None  # else the user's, as it is
-    session = session_for(master, conf)
+    session = session_for(master, conf, console)
     engine = _Spark(session)
     try:
         yield engine
@@ -101,10 +104,12 @@ def java_failure(message: str, *, started: bool = True) -> MetricsError | Extern
     return MetricsError(f"Spark could not summarise the predictions: {first}")
 
 
-def session_for(master: str, conf: Sequence[tuple[str, str]] = ()) -> Any:
-    """The active SparkSession, as it is (a warning says that `conf` is not applied to
-    it), else a new one on `master` with the settings `conf` (after mlci's own, so they
-    win)."""
+def session_for(
+    master: str, conf: Sequence[tuple[str, str]] = (), console: Console | None = None
+) -> Any:
+    """The active SparkSession, as it is (a warning on `console`, once, says that `conf`
+    is not applied to it), else a new one on `master` with the settings `conf` (after
+    mlci's own, so they win)."""
     from pyspark.errors import PySparkException
     from pyspark.sql import SparkSession
 
@@ -112,7 +117,7 @@ def session_for(master: str, conf: Sequence[tuple[str, str]] = ()) -> Any:
     if active is not None:
         if conf:
             names = ", ".join(name for name, _ in conf)
-            Console().warn(
+            (console or Console()).warn_once(
                 f"evaluate.spark.conf ({names}) is not applied: mlci runs in the active Spark "
                 f"session, with the settings it was started with; set them where it is started "
                 f"(spark-submit --conf, the notebook's SparkSession.builder)"
@@ -164,6 +169,11 @@ class _Spark:
         schema = f"label {'BIGINT' if integer else 'STRING'}, code INT"
         pairs = [(label, code) for code, label in enumerate(labels)]
         self.session.createDataFrame(pairs, schema).createOrReplaceTempView("codes")
+
+    def derive(self, name: str, query: str) -> None:
+        # A view of the analysed plan: one created from SQL text (CREATE VIEW) is parsed
+        # and analysed again by every query that reads it, seconds each at 1,000 classes.
+        self.session.sql(query).createOrReplaceTempView(name)
 
     def keep(self, view: str) -> None:
         self.session.catalog.cacheTable(view)  # MEMORY_AND_DISK: a large view spills

@@ -91,6 +91,9 @@ class Engine(Protocol):
     def rows(self, query: str) -> list[tuple[Any, ...]]:
         """Run a query (or a statement: then no rows)."""
 
+    def derive(self, name: str, query: str) -> None:
+        """Register the view `name` of `query`'s rows, computed where it is read."""
+
     def keep(self, view: str) -> None:
         """Keep the view's rows for the queries that follow, where the engine gains by it
         (Spark caches them, spilling to disk); else nothing."""
@@ -125,7 +128,7 @@ class _Scan:
         request, q = self.request, self.q
         self.columns["c"] = self._open("cand", request.candidate)
         if request.baseline is None:
-            self._create("pairs", f"SELECT {self._select('c', 'cand')} FROM cand")
+            self.engine.derive("pairs", f"SELECT {self._select('c', 'cand')} FROM cand")
             return
         self.columns["b"] = self._open("base", request.baseline)
         key = request.id_column
@@ -142,7 +145,9 @@ class _Scan:
                 f"same data"
             )
         both = f"{self._select('c', 'cand')}, {self._select('b', 'base', truth=False)}"
-        self._create("pairs", f"SELECT {both} FROM cand JOIN base ON cand.{q(key)} = base.{q(key)}")
+        self.engine.derive(
+            "pairs", f"SELECT {both} FROM cand JOIN base ON cand.{q(key)} = base.{q(key)}"
+        )
         joined = self._count("SELECT COUNT(*) FROM pairs")
         counted = [self._count(f"SELECT COUNT(*) FROM {view}") for view in ("cand", "base")]
         self.only = (counted[0] - joined, counted[1] - joined)
@@ -191,9 +196,6 @@ class _Scan:
             if name == "score" or name.startswith(_SCORE_PREFIXES)
         ]
         return ", ".join(picked)
-
-    def _create(self, name: str, query: str) -> None:
-        self.engine.rows(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS {query}")
 
     def _count(self, query: str) -> int:
         return int(self.engine.rows(query)[0][0] or 0)
@@ -290,7 +292,7 @@ class _Scan:
             joins.append(f"JOIN codes {m}c ON CAST(pairs.y{m} AS {kind}) = {m}c.label")
             picked.append(f"{m}c.code AS {m}")
             picked += [f"{e} AS s{m}{code}" for code, e in enumerate(scores[m] or ())]
-        self._create("coded", f"SELECT {', '.join(picked)} FROM pairs {' '.join(joins)}")
+        self.engine.derive("coded", f"SELECT {', '.join(picked)} FROM pairs {' '.join(joins)}")
         self.engine.keep("coded")  # read by every query below: the join runs once
         for m, columns in scores.items():
             if columns:
@@ -371,45 +373,48 @@ class _Scan:
             f"FROM (SELECT t, {columns}, {plotted} AS r FROM coded) AS maxed) AS plotted"
         )
 
-    def _unpivot(self, k: int, models: tuple[str, ...]) -> str:
-        """One row per row and class: cls (the code), pos (1: the true class), and each
-        model's probability of it (p, or pc and pb for two)."""
-        values = "p" if len(models) == 1 else "(" + ", ".join(f"p{m}" for m in models) + ")"
-        names = ", ".join(
-            (
-                f"s{models[0]}{code}"
-                if len(models) == 1
-                else "(" + ", ".join(f"s{m}{code}" for m in models) + ")"
-            )
-            + f" AS k{code}"
-            for code in range(k)
-        )
+    def _truth(self, model: str, k: int) -> str:
+        """The model's probability of each row's true class, s<m><t>: picked per row, not
+        unpivoted into k rows and filtered."""
         return (
-            f"(SELECT CAST(SUBSTRING(cls, 2) AS INT) AS cls, "
-            f"CASE WHEN CAST(SUBSTRING(cls, 2) AS INT) = t THEN 1 ELSE 0 END AS pos, "
-            f"{'p' if len(models) == 1 else ', '.join(f'p{m}' for m in models)} "
-            f"FROM coded UNPIVOT ({values} FOR cls IN ({names}))) AS unpivoted"
+            "CASE t " + " ".join(f"WHEN {code} THEN s{model}{code}" for code in range(k)) + " END"
         )
 
     def _losses(self, k: int) -> Moments:
         """One model's log loss: its sum and sum of squares over the rows."""
-        loss = _loss("p")
         query = (
-            f"SELECT COUNT(*), SUM({loss}), SUM({loss} * {loss}) "
-            f"FROM {self._unpivot(k, ('c',))} WHERE pos = 1"
+            f"SELECT COUNT(*), SUM(l), SUM(l * l) "
+            f"FROM (SELECT {_loss(self._truth('c', k))} AS l FROM coded) AS losses"
         )
         ((rows, total, squares),) = self.engine.rows(query)
         return Moments((LOSS,), int(rows), np.array([total or 0.0]), np.array([[squares or 0.0]]))
 
     def _joint_bins(self, k: int, grid: int) -> tuple[Table, Moments]:
-        """Paired: per class and side, both models' coarse bins; and both log losses."""
-        lc, lb = _loss("pc"), _loss("pb")
-        sums = [lc, lb, f"{lc} * {lc}", f"{lc} * {lb}", f"{lb} * {lb}"]
-        picked = ", ".join(f"SUM(CASE WHEN pos = 1 THEN {e} ELSE 0 END)" for e in sums)
-        cell = f"((cls * 2 + pos) * {grid} + {_bin('pc', grid)}) * {grid} + {_bin('pb', grid)}"
-        query = (
-            f"SELECT {cell} AS cell, COUNT(*), {picked} "
-            f"FROM {self._unpivot(k, ('c', 'b'))} GROUP BY 1"
+        """Paired: per class and side, both models' coarse bins; and both log losses, in
+        one scan. Each row is unpivoted into k rows: part (code * 2 + pos, computed
+        before, so that no class name is parsed per row) and both models' probabilities
+        of the class. A cell is (part * grid + the candidate's bin) * grid + the
+        baseline's; the losses are those of the rows where pos is 1, the log taken on
+        those rows only. The bins are taken after the unpivot, on narrow rows: taken
+        before it, as k columns of cells on every row, they saved nothing at 10 classes
+        and cost more at 1,000 (DuckDB, 20,000 rows: 3.7 s against 2.9 s)."""
+        parts = ", ".join(
+            f"CASE WHEN t = {code} THEN {2 * code + 1} ELSE {2 * code} END AS part{code}, "
+            f"sc{code}, sb{code}"
+            for code in range(k)
+        )
+        names = ", ".join(f"(part{code}, sc{code}, sb{code}) AS k{code}" for code in range(k))
+        pos = "part % 2 = 1"
+        unpivoted = (
+            f"SELECT (part * {grid} + {_bin('pc', grid)}) * {grid} + {_bin('pb', grid)} AS cell, "
+            f"CASE WHEN {pos} THEN {_loss('pc')} END AS lc, "
+            f"CASE WHEN {pos} THEN {_loss('pb')} END AS lb "
+            f"FROM (SELECT {parts} FROM coded) AS parts "
+            f"UNPIVOT ((part, pc, pb) FOR cls IN ({names})) AS unpivoted"
+        )
+        query = (  # lc and lb are NULL where pos is 0, and so are their products
+            f"SELECT cell, COUNT(*), SUM(lc), SUM(lb), SUM(lc * lc), SUM(lc * lb), SUM(lb * lb) "
+            f"FROM ({unpivoted}) AS losses GROUP BY 1"
         )
         found = self.engine.rows(query)
         totals = np.array([[float(v or 0.0) for v in row[2:]] for row in found]).sum(axis=0)
