@@ -25,6 +25,7 @@ from tests.scan.data import (
     write_regression,
 )
 from tests.scan.test_duckdb import BINS, check, source
+from tests.scan.test_storage import GATED
 
 # One JVM per test worker: the Spark tests share one session, on one worker.
 pytestmark = pytest.mark.xdist_group("spark")
@@ -114,20 +115,11 @@ def test_evaluate_spark_conf_is_not_applied_to_the_active_session_and_a_warning_
     assert "mlci runs in the active Spark session" in warning
 
 
-SPARK_GATE = """\
-version: 1
-model: {name: scan}
-evaluate:
-  predictions: cand.parquet
-  engine: spark
-  spark: {conf: {spark.sql.shuffle.partitions: 3}}
-gate:
-  resamples: 200
-  rules:
-    - {metric: accuracy, direction: higher, max_drop: 0.5}
-report:
-  plots: false
-"""
+SPARK_GATE = GATED.replace(
+    "  predictions: cand.parquet\n",
+    "  predictions: cand.parquet\n  engine: spark\n"
+    "  spark: {conf: {spark.sql.shuffle.partitions: 3}}\n",
+)
 
 
 def test_a_gate_in_the_active_session_warns_once_that_spark_conf_is_not_applied(
