@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mlci.core.filetypes import COMPRESSED, predictions_suffix
-from mlci.core.predictions import Predictions, distinct
+from mlci.core.predictions import Predictions, distinct, take
 from mlci.core.stats import MAX_CLASSES
 from mlci.errors import MetricsError, UsageError
 
@@ -1123,18 +1123,6 @@ def _check_unique_ids(pred: Predictions, role: str) -> None:
             f"{_name(pred, role)}: id {value!r} appears more than once; ids must be unique "
             f"to pair the candidate's rows with the baseline's"
         )
-
-
-def take(pred: Predictions, index: Array | slice) -> Predictions:
-    """The rows of `pred` at `index` (positions, a mask or a slice)."""
-    return replace(
-        pred,
-        y_true=pred.y_true[index],
-        y_pred=pred.y_pred[index],
-        scores=None if pred.scores is None else pred.scores[index],
-        ids=None if pred.ids is None else pred.ids[index],
-        extra={name: column[index] for name, column in pred.extra.items()},
-    )
 
 
 def _check_same_length(candidate: Predictions, baseline: Predictions) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlci.core.predictions import Array, IntArray, Predictions, distinct
+from mlci.core.predictions import Array, IntArray, Predictions, distinct, take
 from mlci.core.stats import MAX_CLASSES
 from mlci.core.summary import (
     BINS,
@@ -36,7 +36,6 @@ from mlci.predictions import (
     load_predictions,
     read_ahead,
     read_batches,
-    take,
 )
 
 _WIDTH = MAX_CLASSES  # cells are coded with this many classes until the labels are known

@@ -7,7 +7,7 @@ from; `mlci.predictions` reads them from a file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,18 @@ class Predictions:
 
     def __len__(self) -> int:
         return len(self.y_true)
+
+
+def take(pred: Predictions, index: Array | slice) -> Predictions:
+    """The rows of `pred` at `index` (positions, a mask or a slice)."""
+    return replace(
+        pred,
+        y_true=pred.y_true[index],
+        y_pred=pred.y_pred[index],
+        scores=None if pred.scores is None else pred.scores[index],
+        ids=None if pred.ids is None else pred.ids[index],
+        extra={name: column[index] for name, column in pred.extra.items()},
+    )
 
 
 _COUNTED = 1 << 20  # integer labels spanning at most this many values are counted, not sorted

@@ -76,6 +76,7 @@ from mlci.core.predictions import Array as Array
 from mlci.core.predictions import FloatArray as FloatArray
 from mlci.core.predictions import IntArray as IntArray
 from mlci.core.predictions import Predictions as Predictions
+from mlci.core.predictions import take
 from mlci.core.ranking import (
     Places,
     Ranking,
@@ -1116,10 +1117,10 @@ def _slice_roc_auc(
         if end - start < 2:  # one row is never both a positive and a negative
             continue
         rows = order[start:end]
-        ours = _compute_roc_auc(_rows_of(candidate, rows))
+        ours = _compute_roc_auc(take(candidate, rows))
         if ours is None:
             continue
-        theirs = _compute_roc_auc(_rows_of(baseline, rows)) if baseline is not None else None
+        theirs = _compute_roc_auc(take(baseline, rows)) if baseline is not None else None
         value[index] = ours.value
         base[index] = theirs.value if theirs is not None else np.nan
         present = np.bincount(ours.strata)
@@ -1140,12 +1141,6 @@ def _slice_roc_auc(
 
 def _has_auc(pred: Predictions) -> bool:
     return pred.scores is not None and len(pred.classes) >= 2
-
-
-def _rows_of(pred: Predictions, rows: IntArray) -> Predictions:
-    """`pred` on `rows` alone (its ids and other columns left behind)."""
-    assert pred.scores is not None
-    return Predictions(pred.y_true[rows], pred.y_pred[rows], pred.scores[rows], pred.classes, None)
 
 
 def _slice_counts(
