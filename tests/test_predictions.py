@@ -528,3 +528,31 @@ def test_reading_parquet_does_not_import_pandas(tmp_path: Path) -> None:
     )
 
     assert result.stdout.strip() == "[0.6, 0.8, 0.3] False"
+
+
+@pytest.mark.parametrize("asked", ["", "mimalloc", "system"])
+def test_pyarrow_reads_into_jemalloc_unless_the_environment_names_a_pool(
+    tmp_path: Path, asked: str
+) -> None:
+    """mimalloc, pyarrow's default, made numpy's first copy of each file's columns wait on
+    the kernel (docs/gate.md); ARROW_DEFAULT_MEMORY_POOL still decides where it is set."""
+    import pyarrow as pa
+
+    path = write_rows(tmp_path, "p.parquet", ROWS)
+    code = (
+        "import pyarrow as pa; from pathlib import Path; "
+        "from mlci.predictions import load_predictions; "
+        f"load_predictions(Path({str(path)!r}), task='classification'); "
+        "print(pa.default_memory_pool().backend_name)"
+    )
+    env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": asked}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+
+    try:
+        pa.jemalloc_memory_pool()
+        default = "jemalloc"
+    except NotImplementedError:  # a pyarrow without it keeps its own default
+        default = pa.default_memory_pool().backend_name
+    assert result.stdout.strip() == (asked or default)

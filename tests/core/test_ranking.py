@@ -38,9 +38,11 @@ def test_counts_and_places_are_those_of_the_distinct_scores(score: np.ndarray) -
     found, places = rank(positive, score)
     distinct = np.unique(score)  # ascending; -0.0 and 0.0 are one score, as in sklearn
     assert len(found.positives) == len(found.negatives) == len(distinct)
-    np.testing.assert_array_equal(distinct[places.index], score[places.order])
+    index = np.repeat(np.arange(len(distinct)), places.seen)  # each sorted row's score
+    np.testing.assert_array_equal(distinct[index], score[places.order])
     assert sorted(places.order.tolist()) == list(range(len(score)))
-    where = places.index[np.argsort(places.order)]  # each row's distinct score
+    np.testing.assert_array_equal(places.hit, positive[places.order])
+    where = index[np.argsort(places.order)]  # each row's distinct score
     rows = np.bincount(where, minlength=len(distinct))
     positives = np.bincount(where[positive], minlength=len(distinct))
     assert found.positives.tolist() == positives.tolist()

@@ -47,11 +47,12 @@ class Ranking:
 @dataclass(frozen=True, eq=False)
 class Places:
     """Where each row's score falls in a `Ranking`: `order` lists the rows by ascending
-    score, and `index[i]` is the distinct score of row `order[i]` (an index into the
-    ranking's counts)."""
+    score, `hit` says which of them are positives, and `seen` counts the rows of each
+    distinct score (the first seen[0] rows of `order` have the lowest, and so on)."""
 
     order: Array
-    index: Array
+    hit: Array
+    seen: Array
 
 
 _RANKINGS: weakref.WeakKeyDictionary[Predictions, dict[int, Ranking]] = weakref.WeakKeyDictionary()
@@ -130,18 +131,20 @@ def rank(
     positives, and where each row falls in it (`sorted_`: `sort(score)`, if done)."""
     if not len(score):
         nothing = np.zeros(0, np.uint8)
-        return Ranking(nothing, nothing), Places(np.zeros(0, np.intp), np.zeros(0, np.int32))
+        return Ranking(nothing, nothing), Places(np.zeros(0, np.intp), np.zeros(0, bool), nothing)
     order, steps = sorted_ if sorted_ is not None else sort(score)
-    ends = np.append(np.flatnonzero(steps), len(order) - 1)  # each distinct score's last row
+    ends = np.flatnonzero(np.append(steps, True))  # each distinct score's last row
     counted = np.int32 if len(order) < 2**31 else np.int64  # half the memory of int64
     seen = np.diff(ends, prepend=-1)
-    below = np.cumsum(positive[order], dtype=counted)[ends]  # positives at or below each
-    positives = np.diff(below, prepend=0)
+    hit = positive[order]
+    below = np.cumsum(hit, dtype=counted)[ends]  # positives at or below each
+    positives = np.empty_like(below)
+    positives[0] = below[0]
+    np.subtract(below[1:], below[:-1], out=positives[1:])
     small = np.min_scalar_type(int(seen.max(initial=0)))
     precision = _average_precision(below, positives, ends, seen)
     found = Ranking(positives.astype(small), (seen - positives).astype(small), precision)
-    index = np.concatenate([np.zeros(1, counted), np.cumsum(steps, dtype=counted)])
-    return found, Places(order, index)
+    return found, Places(order, hit, seen)
 
 
 def _average_precision(below: Array, positives: Array, ends: Array, seen: Array) -> float:

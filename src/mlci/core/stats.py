@@ -80,7 +80,6 @@ from mlci.core.predictions import take
 from mlci.core.ranking import (
     Places,
     Ranking,
-    rank,
     ranking_and_rows,
     remember_area,
     sorts_ahead,
@@ -985,11 +984,6 @@ def _compute_roc_auc(pred: Predictions) -> _Linear | None:
     return _Linear(value / len(positives), influence / len(positives), codes)
 
 
-def _binary_auc(positive: Array, score: FloatArray) -> tuple[float, FloatArray]:
-    """AUC and each row's contribution (DeLong's placement values, scaled and centred)."""
-    return _ranked_auc(*rank(positive, score), positive)
-
-
 def _ranked_auc(ranked: Ranking, places: Places, positive: Array) -> tuple[float, FloatArray]:
     """AUC and each row's contribution, from the class's ranking and the
     rows' places in it (`core.ranking`).
@@ -997,29 +991,32 @@ def _ranked_auc(ranked: Ranking, places: Places, positive: Array) -> tuple[float
     A positive's placement is the share of negatives it outscores (ties count half); a
     negative's, the share of positives that outscore it. AUC is the positives' mean
     placement, and each row's contribution is n/m · (placement - AUC), m the size of its side.
+    Twice a placement's numerator is a whole number: counted so, in 32-bit integers per
+    distinct score, the AUC is exact, and each row's is one look-up and one scatter.
     """
     pos_at, neg_at = ranked.positives, ranked.negatives  # small unsigned counts
     positives, negatives = int(pos_at.sum(dtype=np.int64)), int(neg_at.sum(dtype=np.int64))
-    rows = positives + negatives
-    beats = np.cumsum(neg_at, dtype=np.int64) - neg_at * 0.5
-    beats /= negatives
-    # einsum, not np.dot: BLAS wakes its threads for a long dot, and they spin after.
-    auc = float(np.einsum("i,i->", pos_at.astype(np.float64), beats) / positives)
+    rows, pairs = positives + negatives, 2 * positives * negatives
+    wide = np.int32 if 2 * rows < 2**31 else np.int64
+    # Twice the negatives a positive at each score outscores, and twice the positives
+    # that outscore a negative there (a tie counts half).
+    outscores = np.cumsum(neg_at, dtype=wide)
+    outscores *= 2
+    outscores -= neg_at
+    outscored = np.cumsum(pos_at, dtype=wide)
+    outscored *= -2
+    outscored += 2 * positives
+    outscored += pos_at
+    auc = int(np.einsum("i,i->", pos_at, outscores, dtype=np.int64)) / pairs
     remember_area(ranked, auc)
-    beaten = positives - np.cumsum(pos_at, dtype=np.int64) + pos_at * 0.5
-    beaten /= positives
-    # Per distinct score, what a positive and what a negative row there contributes;
-    # then one look-up per row, put in file order: every row as a negative, then the
-    # positives (the fewer, one-vs-rest) corrected, so no other n-row array is made.
-    beats -= auc
-    beats *= rows / positives
-    beaten -= auc
-    beaten *= rows / negatives
-    order, index = places.order, places.index
-    contribution = np.empty(len(order))
-    contribution[order] = beaten[index]
-    hit = positive[order]
-    contribution[order[hit]] = beats[index[hit]]
+    # Each row's doubled numerator in score order, then put in file order.
+    doubled = np.where(
+        places.hit, np.repeat(outscores, places.seen), np.repeat(outscored, places.seen)
+    )
+    in_file = np.empty(rows, wide)
+    np.put(in_file, places.order, doubled)
+    contribution: FloatArray = np.multiply(in_file, rows / pairs, dtype=np.float64)
+    contribution -= np.where(positive, auc * rows / positives, auc * rows / negatives)
     return auc, contribution
 
 
