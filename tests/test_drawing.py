@@ -3,6 +3,7 @@ the same bytes as drawn in the process, and drawn in the process where no worker
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -144,6 +145,40 @@ def test_a_stuck_worker_is_killed_and_the_png_drawn_here(monkeypatch: pytest.Mon
     for worker in workers:  # gone, so mlci's exit does not wait for it
         worker.join(timeout=30)
         assert not worker.is_alive()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the worker needs a second core")
+def test_mlci_exits_without_waiting_for_a_drawing_nobody_collects(tmp_path: Path) -> None:
+    """A run that stops before its report (an error) leaves drawings in the worker: at
+    exit the worker is killed, not waited for, and no process is left behind."""
+    script = tmp_path / "leave.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import functools, json, time
+            from mlci import drawing, plots
+
+            def main():
+                drawing.start(plots.warm_up)
+                drawing.draw(functools.partial(time.sleep, 600))  # never collected
+                print(json.dumps(list(drawing._worker._processes)), flush=True)
+
+            if __name__ == "__main__":
+                main()
+            """
+        )
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 60
+    assert done.stderr == ""
+    for pid in json.loads(done.stdout):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the worker needs a second core")

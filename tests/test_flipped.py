@@ -307,3 +307,20 @@ def test_flipped_csv_reads_back_the_same_through_either_writer(
         ["fixed", "'=SUM(A1)", "0", "nan", "true", "line\nbreak café"],
     ]
     assert path.read_text(encoding="utf-8").startswith('"change","id"')  # text quoted
+
+
+def test_a_flipped_csv_the_disk_refuses_exits_3_and_the_report_is_still_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """flipped.csv is written while the PNGs are drawn, before the report's other files:
+    refused then, it is reported with the rest, once they are written."""
+    root = hostile_project(tmp_path)
+    (root / ".mlci" / "out" / "flipped.csv").mkdir(parents=True)  # refuses to be a file
+
+    code = gate(root, "--predictions", "candidate.csv", "--baseline-predictions", "baseline.csv")
+
+    assert code == 3
+    out = root / ".mlci" / "out"
+    assert "could not write the report into" in capsys.readouterr().err
+    assert "5 broken (the baseline right, the candidate wrong)" in (out / "report.md").read_text()
+    assert json.loads((out / "gate.json").read_text())["flipped"]["broken"] == 5

@@ -39,7 +39,7 @@ from mlci.pipeline import (
 )
 from mlci.pipeline.baseline import RegistryFactory, open_registry
 from mlci.pipeline.facts import BaselineRequest, Facts, Params, PromoteMode
-from mlci.pipeline.outputs import OUT_DIR, keep_predictions, write_outputs
+from mlci.pipeline.outputs import OUT_DIR, FlippedCsv, keep_predictions, write_outputs
 from mlci.pipeline.publish import Publisher, open_publisher
 from mlci.secrets import secret_values
 
@@ -154,10 +154,12 @@ def run(
         facts = replace(facts, gate=judged.result, flipped=judged.flipped)
         facts = replace(facts, promotion=promote.after_gate(plan, judged))
         stage = "report"
+        flipped = None
+        if judged.flipped_csv is not None:
+            flipped = FlippedCsv(judged.flipped_csv, out_dir, facts.secrets)
+            early.meanwhile = flipped.write  # while the last PNGs are drawn
         facts = report.add(config, facts, judged.candidate, judged.baseline, judged.summary, early)
-        files = write_outputs(
-            facts.report(), out_dir, flipped=judged.flipped_csv, secrets=facts.secrets
-        )
+        files = write_outputs(facts.report(), out_dir, flipped=flipped)
         stage = "publish"
         publisher = open_publisher(config, source, root, env, console)
         published = publisher.publish(facts.report(), out_dir)
@@ -165,9 +167,7 @@ def run(
             stage = "promote"
             promotion = promote.promote(config, facts, registry, evaluation.predictions, console)
             facts = replace(facts, promotion=promotion)
-            files = write_outputs(
-                facts.report(), out_dir, flipped=judged.flipped_csv, secrets=facts.secrets
-            )
+            files = write_outputs(facts.report(), out_dir, flipped=flipped)
             published = publisher.publish(facts.report(), out_dir)
         passed = facts.gate is not None and facts.gate.passed
         # A gate that passed but a pull request that did not get the report: say so (3).

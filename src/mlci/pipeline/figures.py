@@ -38,13 +38,15 @@ def build_figures(
     baseline: Predictions | None,
     summary: Summary | None = None,
     started: Started | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> tuple[tuple[Figure, ...], tuple[str, ...]]:
     """The figures for this run, and notes on what could not be drawn.
 
     `baseline`, when given, holds the baseline's predictions aligned row by row with the
     candidate's (`mlci.predictions.align`). Without the rows, a classification `summary`
     (paired or not) gives the same figures, the approximation named in their captions.
-    `started`: the confusion matrices the gate started drawing (`start`).
+    `started`: the confusion matrices the gate started drawing (`start`). `meanwhile`:
+    called once every PNG is started, before they are collected.
     """
     painter = _Painter.make(config.report.plots)
     figures: list[Figure] = []
@@ -61,6 +63,8 @@ def build_figures(
             figures.append(_training(config.root / config.report.training_log, painter))
         except MetricsError as exc:
             notes.append(f"No training curves: {exc.message}")
+    if meanwhile is not None:
+        meanwhile()
     figures = painter.collect(figures)
     if painter.missing:
         notes.append(painter.missing)

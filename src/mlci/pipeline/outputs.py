@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,12 +40,39 @@ class ReportNotWritten(ExternalError):
         self.out_dir = out_dir
 
 
+@dataclass
+class FlippedCsv:
+    """flipped.csv, every flipped row, for `out_dir`: `write` writes it (`report.add` calls
+    it while the drawing worker finishes the PNGs, when the main thread would wait), and
+    `write_outputs` takes the file, written then or by it now, or reports what refused it.
+    `secrets`: the job's, masked in its text."""
+
+    table: CsvTable
+    out_dir: Path
+    secrets: Sequence[str] = ()
+    _done: Path | OSError | None = field(default=None, init=False, repr=False)
+
+    def write(self) -> None:
+        if self._done is not None:
+            return
+        from mlci.pipeline.flippedcsv import write_csv
+
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._done = write_csv(self.table, self.out_dir / FILE, self.secrets)
+        except OSError as exc:  # raised by write_outputs, with the report
+            self._done = exc
+
+    def path(self) -> Path:
+        self.write()
+        if isinstance(self._done, OSError):
+            raise self._done
+        assert self._done is not None
+        return self._done
+
+
 def write_outputs(
-    report: ReportInput,
-    out_dir: Path,
-    *,
-    flipped: CsvTable | None = None,
-    secrets: Sequence[str] = (),
+    report: ReportInput, out_dir: Path, *, flipped: FlippedCsv | None = None
 ) -> dict[str, Path]:
     """report.md, report.html, gate.json, report.json and plots/*.png into `out_dir`;
     with `flipped`, flipped.csv too (and a report without flipped examples removes it).
@@ -54,9 +82,7 @@ def write_outputs(
     try:
         written = _write(report, out_dir)
         if flipped is not None:
-            from mlci.pipeline.flippedcsv import write_csv
-
-            written[FILE] = write_csv(flipped, out_dir / FILE, secrets)
+            written[FILE] = flipped.path()
         elif report.flipped is None:  # a previous run's file would pass for this one's
             (out_dir / FILE).unlink(missing_ok=True)
         return written

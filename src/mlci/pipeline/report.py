@@ -8,6 +8,7 @@ metrics files alone does without numpy.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,8 @@ def add(
         from mlci.pipeline.figures import build_figures
 
         started = None if early is None else early.started
-        figures, notes = build_figures(config, candidate, baseline, summary, started)
+        meanwhile = None if early is None else early.meanwhile
+        figures, notes = build_figures(config, candidate, baseline, summary, started, meanwhile)
     sections = facts.sections
     if config.report.sections:
         from mlci.pipeline.sections import read_sections
@@ -53,10 +55,13 @@ def add(
 class Early:
     """The confusion matrices of a gate with predictions, and their PNGs started, as soon
     as the gate has its rows (`gate.judge`'s on_rows, before the intervals): the drawing
-    worker draws them while the gate computes, and `add` takes them for the same rows."""
+    worker draws them while the gate computes, and `add` takes them for the same rows.
+    `meanwhile`: work for this process while the worker draws the last PNGs (writing
+    flipped.csv), which `add` does before it waits for them."""
 
     config: Config
     started: Started | None = None
+    meanwhile: Callable[[], None] | None = None
 
     def rows(self, candidate: Predictions, baseline: Predictions | None) -> None:
         if self.config.evaluate.task != "classification":
