@@ -280,7 +280,29 @@ def _encode(pred: Predictions, classes: Array) -> _Encoded:
 
 
 def _codes(values: Array, classes: Array) -> IntArray:
-    """Each value's index in `classes`; a lookup table for small integers, else a search."""
+    """Each value's index in `classes`; a lookup table for small integers, else a search.
+    Kept while `values` lives, read-only: a gate asks for the codes of the same labels
+    (each model's y_true and y_pred) 18 times, 10 ms each at a million rows."""
+    known = _CODED.get(id(values))
+    if known is not None and known[0]() is values and np.array_equal(known[1], classes):
+        return known[2]
+    codes = _coded(values, classes)
+    codes.flags.writeable = False
+    key = id(values)
+    try:
+        forget = weakref.ref(values, lambda _: _CODED.pop(key, None))
+    except TypeError:  # an array type without weak references: not kept
+        return codes
+    _CODED[key] = (forget, classes.copy(), codes)
+    return codes
+
+
+# _codes' results by the id of the labels they encode: (a weak reference to the labels,
+# which drops the entry when they go, the classes, the codes).
+_CODED: dict[int, tuple[weakref.ref[Array], Array, IntArray]] = {}
+
+
+def _coded(values: Array, classes: Array) -> IntArray:
     if values.dtype.kind in "iu" and classes.dtype.kind in "iu" and len(values):
         codes = _small_int_codes(values, classes)
         if codes is not None:
