@@ -116,6 +116,13 @@ def tree(root):
                 pass
     return found
 
+def command(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read()
+    except OSError:
+        return b""
+
 def high_water(pid):
     try:
         with open(f"/proc/{pid}/status") as file:
@@ -127,8 +134,12 @@ start = time.perf_counter()
 child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
 peaks = {}
 while child.poll() is None:
+    own = command(child.pid)
     for pid in tree(child.pid):
-        peaks[pid] = max(peaks.get(pid, 0), high_water(pid))
+        # A child still running the gate's own program is a fork between fork and exec
+        # (a subprocess starting): its pages are the gate's, not counted twice.
+        if pid == child.pid or command(pid) != own:
+            peaks[pid] = max(peaks.get(pid, 0), high_water(pid))
     time.sleep(0.02)
 wall = time.perf_counter() - start
 use = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -144,7 +155,9 @@ def timed(
     Each call runs in a subprocess of its own that runs `command`, so one measurement's
     peak never hides another's. The peak is the sum of each process's own peak (VmHWM,
     sampled every 20 ms) over the command and its children (`mlci gate`'s drawing
-    worker): what they could hold at once, at most.
+    worker): what they could hold at once, at most. A child caught between fork and exec
+    (still the command's own program, sharing its pages) is not counted: it counted the
+    gate's 75 MB at its start a second time in 3 runs of 22.
     """
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, *command], cwd=cwd, env=env, capture_output=True, text=True

@@ -151,5 +151,8 @@ def _cores() -> int:
 
 
 def _ready() -> None:
-    """In the worker: Ctrl-C is the parent's to handle (it stops the worker at its exit)."""
+    """In the worker: Ctrl-C is the parent's to handle (it stops the worker at its exit).
+    Nice 10: the metrics come first, and each PNG waits for numbers from them anyway."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):
+        os.nice(10)
