@@ -239,3 +239,35 @@ def test_above_exact_rows_the_figures_come_from_the_summary_within_its_bound(
     assert f"mean ROC area within ±{bound:.2g} of the exact mean" in figures[1].caption
     assert f"each average precision (AP) within ±{ap_bound:.2g} of the" in figures[2].caption
     assert keys[3] == "calibration" and "Drawn from" not in figures[3].caption  # exact
+
+
+def test_the_confusion_pngs_start_when_the_baseline_is_read_if_the_gate_pairs_them_so() -> None:
+    """`Early.ahead` (the read-ahead's thread) starts the confusion matrices' PNGs when the
+    gate will pair the rows as they are, and the gate's own call then keeps them; rows the
+    gate reorders by id wait for the gate."""
+    from dataclasses import replace
+
+    from mlci.core.predictions import take
+    from mlci.pipeline.facts import Facts
+    from mlci.pipeline.report import Early, add
+    from mlci.predictions import align
+
+    config = parse_config(CONFIG, root=Path("/project"))
+    early = Early(config)
+    early.ahead(CANDIDATE, BASELINE)
+    started = early.started
+    assert started is not None and started.candidate is CANDIDATE
+    early.rows(CANDIDATE, BASELINE)  # the gate, with the same rows
+    assert early.started is started
+    figures = {f.key: f for f in add(config, Facts(), CANDIDATE, BASELINE, None, early).figures}
+    assert figures["confusion_matrix"] is not None
+    assert figures["confusion_matrix"].pngs and all(
+        png.startswith(b"\x89PNG") for png in figures["confusion_matrix"].pngs
+    )
+
+    ids = np.asarray([str(i) for i in range(len(CANDIDATE))])
+    shuffled = take(replace(BASELINE, ids=ids), np.arange(len(ids))[::-1])  # the gate reorders
+    assert align(replace(CANDIDATE, ids=ids), shuffled)[1] is not shuffled
+    by_id = Early(config)
+    by_id.ahead(replace(CANDIDATE, ids=ids), shuffled)
+    assert by_id.started is None

@@ -98,20 +98,35 @@ def load_predictions(
     return _load(path, spec)
 
 
-def read_ahead(path: Path, *, task: Task, id_column: str = "id") -> None:
+def read_ahead(
+    path: Path,
+    *,
+    task: Task,
+    id_column: str = "id",
+    then: Callable[[Predictions], None] | None = None,
+) -> None:
     """Start reading `path` on a thread, for the next `load_predictions` of the same file
     with the same arguments to take: the baseline's predictions while the candidate's
     metrics are computed (pyarrow and numpy let go of the GIL for most of a read). A file
     changed since, or asked for with other arguments, is read again (the read ahead let
-    go); one that is not a regular file is not read ahead."""
+    go); one that is not a regular file is not read ahead. `then` is called on that
+    thread with what was read, before `load_predictions` can take it (a file that could
+    not be read: not called)."""
     key = _ahead_key(path, _Spec(task, id_column))
     if key is None:
         return
     from concurrent.futures import ThreadPoolExecutor
 
     reader = ThreadPoolExecutor(1, thread_name_prefix="mlci-read")
-    _AHEAD[key[0]] = (key, reader.submit(_load, path, _Spec(task, id_column)))
+    _AHEAD[key[0]] = (key, reader.submit(_load_then, path, _Spec(task, id_column), then))
     reader.shutdown(wait=False)  # the thread ends with its read
+
+
+def _load_then(path: Path, spec: _Spec, then: Callable[[Predictions], None] | None) -> Predictions:
+    loaded = _load(path, spec)
+    if then is not None:
+        then(loaded)
+    return loaded
 
 
 def hand_on(path: Path, loaded: Predictions, *, task: Task, id_column: str = "id") -> None:

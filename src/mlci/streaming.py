@@ -9,8 +9,9 @@ id column are paired by id only in memory (`predictions.align`) or by the DuckDB
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,13 +56,15 @@ def compute_metrics(
     extra_columns: int = 0,
     columns: tuple[str, ...] = (),
     baseline: Path | None = None,
+    on_baseline: Callable[[Predictions, Predictions], None] | None = None,
 ) -> tuple[dict[str, float], Predictions | None, Summary | None]:
     """The metrics of the predictions in `path`, and what they were computed from: the
     rows in memory (`load_predictions`, with `extra_columns` and `columns`) up to
     `exact_rows` (evaluate.exact_rows), else the file's summary, read batch by batch.
 
     Up to `exact_rows`, `baseline` is read ahead on a thread while the metrics are
-    computed (`predictions.read_ahead`; the gate's `load_predictions` of it takes that).
+    computed (`predictions.read_ahead`; the gate's `load_predictions` of it takes that),
+    and given to `on_baseline` with the candidate's rows, on that thread, once read.
     Above `exact_rows`, the summary is taken from the summary of `path` paired with
     `baseline`'s predictions when given (and kept: the baseline's metrics and the gate's
     paired intervals come from it too, so each file is read once), or from the paired
@@ -76,7 +79,8 @@ def compute_metrics(
     )
     if baseline is not None and len(loaded) >= READ_AHEAD_ROWS:
         # The gate reads the baseline's next: on a thread now, beside these metrics.
-        read_ahead(baseline, task=task, id_column=id_column)
+        then = None if on_baseline is None else partial(on_baseline, loaded)
+        read_ahead(baseline, task=task, id_column=id_column, then=then)
     return stats.compute_metrics(loaded, task), loaded, None
 
 

@@ -132,8 +132,14 @@ def run(
         if trains:
             _draw_aside(config, options)  # after the training: not kept waiting through it
         known = request.predictions if request.mode == "file" else None
+        early = report.Early(config)  # the confusion matrices drawn while the gate computes
         evaluation = evaluate.evaluate(
-            config, options.metrics, options.predictions, console, baseline=known
+            config,
+            options.metrics,
+            options.predictions,
+            console,
+            baseline=known,
+            on_baseline=early.ahead,
         )
         # The fork-safe publisher judges the artifact from these (docs/security.md).
         kept = keep_predictions(evaluation.predictions, out_dir)
@@ -147,7 +153,6 @@ def run(
             data=data.versions(config, facts.data, choice.data),  # after `dvc repro`
         )
         stage = "gate"
-        early = report.Early(config)  # the confusion matrices drawn while the gate computes
         judged = gate.judge(
             config, request, choice, plan, evaluation, facts, console, on_rows=early.rows
         )

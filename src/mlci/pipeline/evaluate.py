@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from mlci.core.predictions import Predictions
     from mlci.core.summary import Summary
 
+
+# Given the candidate's rows and the baseline's, read ahead (`evaluate`'s on_baseline).
+BaselineRead = Callable[["Predictions", "Predictions"], None]
 
 # Below this many rows the gate's numbers take less time than starting the drawing
 # worker (a fresh process importing matplotlib): their PNGs are drawn in mlci's process.
@@ -49,11 +53,14 @@ def evaluate(
     console: Console,
     *,
     baseline: Path | str | None = None,
+    on_baseline: BaselineRead | None = None,
 ) -> Evaluation:
     """The candidate's metrics: from `metrics` and `predictions` (the command line's), else
     from evaluate.metrics and evaluate.predictions of mlci.yaml. `baseline`: the baseline's
-    predictions when known already, read with the candidate's above evaluate.exact_rows.
-    Predictions in object storage (either model's) are scanned by the engine."""
+    predictions when known already, read with the candidate's above evaluate.exact_rows,
+    else on a thread beside the candidate's metrics, then handed to `on_baseline` with
+    the candidate's rows (on that thread). Predictions in object storage (either model's)
+    are scanned by the engine."""
     files = metrics if metrics is not None else tuple(Path(p) for p in config.evaluate.metrics)
     read = read_metrics(files, root=config.root)
     wanted = predictions if predictions is not None else config.evaluate.predictions
@@ -66,7 +73,9 @@ def evaluate(
     path = name if name.is_absolute() else config.root / name
     source = f"{name} (computed by mlci)"
     known = None if baseline is None else Path(baseline)  # local, as the candidate's
-    evaluation, recomputed = recompute(config, read, path, source, baseline=known, console=console)
+    evaluation, recomputed = recompute(
+        config, read, path, source, baseline=known, console=console, on_baseline=on_baseline
+    )
     console.step(
         "evaluate",
         f"{len(read.values)} metrics from files, {len(recomputed.computed)} computed from {name}",
@@ -99,6 +108,7 @@ def recompute(
     *,
     baseline: Path | None = None,
     console: Console | None = None,
+    on_baseline: BaselineRead | None = None,
 ) -> tuple[Evaluation, Recomputed]:
     """`read` with the metrics mlci computes from the predictions in `path` in their place
     (each computed metric's source is `source`), and where the two disagreed; an engine's
@@ -123,6 +133,7 @@ def recompute(
             extra_columns=MAX_EXTRA_COLUMNS,  # shown beside the flipped examples
             columns=config.evaluate.slice_columns,
             baseline=baseline,
+            on_baseline=on_baseline,
         )
     metrics, differing = _merged(read, computed, source)
     where = str(path) if config.evaluate.engine is not None else None

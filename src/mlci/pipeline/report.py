@@ -66,6 +66,24 @@ class Early:
     def rows(self, candidate: Predictions, baseline: Predictions | None) -> None:
         if self.config.evaluate.task != "classification":
             return
+        started = self.started
+        if started and started.candidate is candidate and started.baseline is baseline:
+            return  # started by `ahead`
         from mlci.pipeline.figures import start
 
         self.started = start(self.config, candidate, baseline)
+
+    def ahead(self, candidate: Predictions, baseline: Predictions) -> None:
+        """The baseline's predictions, read ahead (`evaluate`'s on_baseline, on the
+        reader's thread while the candidate's metrics are computed): the drawing starts
+        now where the gate will pair them as they are (no ids to reorder by, labels of one
+        type), else when the gate has paired them."""
+        from mlci.errors import MetricsError
+        from mlci.predictions import align
+
+        try:
+            paired = align(candidate, baseline)
+        except MetricsError:  # the gate says why
+            return
+        if paired[0] is candidate and paired[1] is baseline:
+            self.rows(candidate, baseline)
