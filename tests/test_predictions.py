@@ -535,17 +535,22 @@ def test_pyarrow_reads_into_jemalloc_unless_the_environment_names_a_pool(
     tmp_path: Path, asked: str
 ) -> None:
     """mimalloc, pyarrow's default, made numpy's first copy of each file's columns wait on
-    the kernel (docs/gate.md); ARROW_DEFAULT_MEMORY_POOL still decides where it is set."""
+    the kernel (docs/gate.md); ARROW_DEFAULT_MEMORY_POOL still decides where it is set.
+    numpy's large arrays stop asking for huge pages, unless NUMPY_MADVISE_HUGEPAGE says."""
     import pyarrow as pa
 
     path = write_rows(tmp_path, "p.parquet", ROWS)
     code = (
         "import pyarrow as pa; from pathlib import Path; "
+        "from numpy._core.multiarray import _set_madvise_hugepage as huge; "
         "from mlci.predictions import load_predictions; "
         f"load_predictions(Path({str(path)!r}), task='classification'); "
-        "print(pa.default_memory_pool().backend_name)"
+        "print(pa.default_memory_pool().backend_name, huge(False))"
     )
     env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": asked}
+    env.pop("NUMPY_MADVISE_HUGEPAGE", None)
+    if asked:
+        env["NUMPY_MADVISE_HUGEPAGE"] = "1"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
@@ -555,4 +560,5 @@ def test_pyarrow_reads_into_jemalloc_unless_the_environment_names_a_pool(
         default = "jemalloc"
     except NotImplementedError:  # a pyarrow without it keeps its own default
         default = pa.default_memory_pool().backend_name
-    assert result.stdout.strip() == (asked or default)
+    # huge(False) answers whether huge pages were asked for until then
+    assert result.stdout.split() == [asked or default, "True" if asked else "False"]
