@@ -1,24 +1,25 @@
-"""`distinct`: np.unique's answer, by counting where the labels allow it; `top_label`:
-np.argmax's."""
+"""`distinct` and `present`: np.unique's answers, by counting where the labels allow it;
+`top_label`: np.argmax's."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mlci.core.predictions import distinct, top_label
+from mlci.core.predictions import distinct, present, top_label
+
+LABELS = [
+    np.array([3, -2, 3, 7, -2, 0], dtype=np.int64),  # counted: a small range
+    np.array([9, 0, 4, 9], dtype=np.int64),  # counted from 0, as read
+    np.array([10**9 + 3, 10**9, 10**9 + 3], dtype=np.int64),  # counted from the lowest
+    np.array([5, 2**40, 5, -(2**40)], dtype=np.int64),  # sorted: too wide to count
+    np.array([2, 1, 2], dtype=np.uint8),
+    np.array(["b", "a", "b"]),
+    np.array([], dtype=np.int64),
+]
 
 
-@pytest.mark.parametrize(
-    "values",
-    [
-        np.array([3, -2, 3, 7, -2, 0], dtype=np.int64),  # counted: a small range
-        np.array([5, 2**40, 5, -(2**40)], dtype=np.int64),  # sorted: too wide to count
-        np.array([2, 1, 2], dtype=np.uint8),
-        np.array(["b", "a", "b"]),
-        np.array([], dtype=np.int64),
-    ],
-)
+@pytest.mark.parametrize("values", LABELS)
 def test_distinct_is_np_unique(values: np.ndarray) -> None:
     found, inverse = distinct(values)
     expected, where = np.unique(values, return_inverse=True)
@@ -26,6 +27,13 @@ def test_distinct_is_np_unique(values: np.ndarray) -> None:
     assert found.dtype == expected.dtype
     assert np.array_equal(inverse, where)
     assert np.array_equal(found[inverse], values)
+
+
+@pytest.mark.parametrize("values", LABELS)
+def test_present_is_np_unique(values: np.ndarray) -> None:
+    found, expected = present(values), np.unique(values)
+    assert np.array_equal(found, expected)
+    assert found.dtype == expected.dtype
 
 
 @pytest.mark.parametrize("classes", [3, 10, 33])

@@ -77,6 +77,20 @@ def distinct(values: Array) -> tuple[Array, IntArray]:
     return (present + low).astype(values.dtype), index[shifted]
 
 
+def present(values: Array) -> Array:
+    """The sorted distinct values: `distinct` without each row's index. Integer labels in
+    a small range, counted."""
+    if values.dtype.kind not in "iu" or not len(values):
+        return np.unique(values)
+    low, high = int(values.min()), int(values.max())
+    if high - low >= _COUNTED:
+        return np.unique(values)
+    ints = values.astype(np.intp, copy=False)
+    offset = 0 if low >= 0 and high < _COUNTED else low  # labels from 0 up: no copy
+    counts = np.bincount(ints - offset if offset else ints)
+    return (np.flatnonzero(counts) + offset).astype(values.dtype)
+
+
 def top_label(scores: FloatArray) -> tuple[IntArray, FloatArray]:
     """Each row's top label (its highest score's column, the first one on a tie, as
     np.argmax) and that score. Column by column where the classes are few: an argmax
