@@ -54,8 +54,9 @@ def add(
 @dataclasses.dataclass
 class Early:
     """The confusion matrices of a gate with predictions, and their PNGs started, as soon
-    as the gate has its rows (`gate.judge`'s on_rows, before the intervals): the drawing
-    worker draws them while the gate computes, and `add` takes them for the same rows.
+    as both models' rows are read (`ahead`) or the gate has paired them (`rows`:
+    `gate.judge`'s on_rows, before the intervals): the drawing worker draws them while the
+    gate computes, and `add` takes them for the same rows.
     `meanwhile`: work for this process while the worker draws the last PNGs (writing
     flipped.csv), which `add` does before it waits for them."""
 
