@@ -241,10 +241,10 @@ def test_above_exact_rows_the_figures_come_from_the_summary_within_its_bound(
     assert keys[3] == "calibration" and "Drawn from" not in figures[3].caption  # exact
 
 
-def test_the_confusion_pngs_start_when_the_baseline_is_read_if_the_gate_pairs_them_so() -> None:
-    """`Early.ahead` (the read-ahead's thread) starts the confusion matrices' PNGs when the
-    gate will pair the rows as they are, and the gate's own call then keeps them; rows the
-    gate reorders by id wait for the gate."""
+def test_the_confusion_pngs_start_when_the_baseline_is_read_and_the_gate_keeps_them() -> None:
+    """`Early.ahead` (the read-ahead's thread) pairs the rows and starts the confusion
+    matrices' PNGs; the gate pairs the same rows again (`align` gives the same objects,
+    also when it reorders by id) and keeps what was started."""
     from dataclasses import replace
 
     from mlci.core.predictions import take
@@ -257,17 +257,21 @@ def test_the_confusion_pngs_start_when_the_baseline_is_read_if_the_gate_pairs_th
     early.ahead(CANDIDATE, BASELINE)
     started = early.started
     assert started is not None and started.candidate is CANDIDATE
-    early.rows(CANDIDATE, BASELINE)  # the gate, with the same rows
+    early.rows(*align(CANDIDATE, BASELINE))  # the gate, with the same rows
     assert early.started is started
     figures = {f.key: f for f in add(config, Facts(), CANDIDATE, BASELINE, None, early).figures}
-    assert figures["confusion_matrix"] is not None
     assert figures["confusion_matrix"].pngs and all(
         png.startswith(b"\x89PNG") for png in figures["confusion_matrix"].pngs
     )
 
     ids = np.asarray([str(i) for i in range(len(CANDIDATE))])
-    shuffled = take(replace(BASELINE, ids=ids), np.arange(len(ids))[::-1])  # the gate reorders
-    assert align(replace(CANDIDATE, ids=ids), shuffled)[1] is not shuffled
+    candidate = replace(CANDIDATE, ids=ids)
+    shuffled = take(replace(BASELINE, ids=ids), np.arange(len(ids))[::-1])
     by_id = Early(config)
-    by_id.ahead(replace(CANDIDATE, ids=ids), shuffled)
-    assert by_id.started is None
+    by_id.ahead(candidate, shuffled)
+    started = by_id.started
+    assert started is not None and started.baseline is not shuffled  # reordered by id
+    again = align(candidate, shuffled)
+    assert again[0] is started.candidate and again[1] is started.baseline
+    by_id.rows(*again)
+    assert by_id.started is started

@@ -428,6 +428,28 @@ def test_align_by_id_reorders_the_baseline() -> None:
     ]
 
 
+def test_align_gives_the_same_pairing_again_and_lets_go_of_it_with_its_rows() -> None:
+    """The gate pairs the rows on the read-ahead's thread and again when it judges them:
+    the second time costs nothing (a second by id at a million rows), and the pairing is
+    not held once its rows are gone."""
+    import gc
+    import weakref
+
+    from mlci import predictions as module
+
+    candidate = predictions([0, 1, 0], [0, 1, 1], ["a", "b", "c"])
+    baseline = predictions([0, 0, 1], [1, 0, 1], ["c", "a", "b"])
+    first = align(candidate, baseline)
+    again = align(candidate, baseline)
+    assert again[0] is first[0] is candidate and again[1] is first[1]
+    assert first[1] is not baseline and first[1].ids.tolist() == ["a", "b", "c"]
+
+    reordered = weakref.ref(first[1])
+    del first, again, baseline
+    gc.collect()
+    assert module._PAIRED == [] and reordered() is None
+
+
 def test_different_row_counts_suggest_an_id_column() -> None:
     candidate = predictions([0, 1, 1], [0, 1, 0], source="new.csv")
     baseline = predictions([0, 1], [1, 1], source="old.csv")

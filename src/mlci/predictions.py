@@ -25,6 +25,7 @@ import json
 import os
 import re
 import stat
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -252,15 +253,43 @@ def align(candidate: Predictions, baseline: Predictions) -> tuple[Predictions, P
     Rows are paired by `ids` when both files have an `id` column (the candidate's order is
     kept), else by position. y_true must then agree row by row. When one model's labels are
     integers and the other's text, both become text.
+
+    The last pairing is kept while both its inputs live, and asked again, given again (the
+    same objects): the gate pairs the rows on the read-ahead's thread, to start drawing,
+    and again when it judges them (by id, a second at a million rows).
     """
-    candidate, baseline = _same_label_type(candidate, baseline)
-    by_id = candidate.ids is not None and baseline.ids is not None
+    for candidate_ref, baseline_ref, paired in _PAIRED:
+        if candidate_ref() is candidate and baseline_ref() is baseline:
+            return (
+                candidate if paired[0] is None else paired[0],
+                baseline if paired[1] is None else paired[1],
+            )
+    aligned, realigned = _same_label_type(candidate, baseline)
+    by_id = aligned.ids is not None and realigned.ids is not None
     if by_id:
-        baseline = _reorder_by_id(candidate, baseline)
+        realigned = _reorder_by_id(aligned, realigned)
     else:
-        _check_same_length(candidate, baseline)
-    _check_same_truth(candidate, baseline, by_id=by_id)
-    return candidate, baseline
+        _check_same_length(aligned, realigned)
+    _check_same_truth(aligned, realigned, by_id=by_id)
+    # Not the inputs themselves: the weak references let go of the pairing with them.
+    kept = (
+        None if aligned is candidate else aligned,
+        None if realigned is baseline else realigned,
+    )
+    forget: Callable[[object], None] = lambda _: _PAIRED.clear()  # noqa: E731
+    _PAIRED[:] = [(weakref.ref(candidate, forget), weakref.ref(baseline, forget), kept)]
+    return aligned, realigned
+
+
+# align's last pairing: weak references to its inputs, and what it gave for each (None:
+# the input itself).
+_PAIRED: list[
+    tuple[
+        weakref.ref[Predictions],
+        weakref.ref[Predictions],
+        tuple[Predictions | None, Predictions | None],
+    ]
+] = []
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,9 @@ class Early:
 
     def ahead(self, candidate: Predictions, baseline: Predictions) -> None:
         """The baseline's predictions, read ahead (`evaluate`'s on_baseline, on the
-        reader's thread while the candidate's metrics are computed): the drawing starts
-        now where the gate will pair them as they are (no ids to reorder by, labels of one
-        type), else when the gate has paired them."""
+        reader's thread while the candidate's metrics are computed): paired now (by id,
+        a second at a million rows: `align` keeps the pairing for the gate), and their
+        drawing started."""
         from mlci.errors import MetricsError
         from mlci.predictions import align
 
@@ -86,5 +86,4 @@ class Early:
             paired = align(candidate, baseline)
         except MetricsError:  # the gate says why
             return
-        if paired[0] is candidate and paired[1] is baseline:
-            self.rows(candidate, baseline)
+        self.rows(*paired)
