@@ -63,7 +63,9 @@ def start(warm_up: Callable[[], object]) -> None:
         return
     finally:
         sys.modules["__main__"] = main
-    _at_exit(_end)
+    # At exit no drawing can be collected any more: the worker is killed, not shut down
+    # (its interpreter's shutdown, which concurrent.futures waits for, took 70 ms a gate).
+    _at_exit(_kill)
 
 
 def draw(drawing: Drawing) -> Callable[[], bytes]:
@@ -127,13 +129,6 @@ def _at_exit(call: Callable[[], None]) -> None:
 
 
 _EXIT_HOOKS: list[Callable[[], None]] = []
-
-
-def _end() -> None:
-    """At exit: no drawing can be collected any more, so the worker is killed, not shut
-    down (its interpreter's shutdown, which concurrent.futures waits for, took 70 ms at
-    the end of every gate)."""
-    _kill()
 
 
 def _stop(wait: bool = False) -> None:

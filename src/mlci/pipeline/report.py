@@ -68,7 +68,7 @@ class Early:
         if self.config.evaluate.task != "classification":
             return
         started = self.started
-        if started and started.candidate is candidate and started.baseline is baseline:
+        if started is not None and started.candidate is candidate and started.baseline is baseline:
             return  # started by `ahead`
         from mlci.pipeline.figures import start
 
