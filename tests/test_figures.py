@@ -258,11 +258,20 @@ def test_the_confusion_pngs_start_when_the_baseline_is_read_and_the_gate_keeps_t
     started = early.started
     assert started is not None and started.candidate is CANDIDATE
     early.rows(*align(CANDIDATE, BASELINE))  # the gate, with the same rows
-    assert early.started is started
+    kept = early.started
+    assert kept is not None and kept.figure is started.figure  # not started again
+    # ... and the curve figures started there, after both models' classes were ranked
+    assert kept.curves is not None
+    assert [figure.key for figure in kept.curves] == ["roc", "pr", "calibration"]
+    assert set(kept.painter.pending) == {"confusion_matrix", "roc", "pr", "calibration"}
     figures = {f.key: f for f in add(config, Facts(), CANDIDATE, BASELINE, None, early).figures}
     assert figures["confusion_matrix"].pngs and all(
         png.startswith(b"\x89PNG") for png in figures["confusion_matrix"].pngs
     )
+    # the same figures as drawn without starting early, PNGs byte for byte
+    late = {f.key: f for f in add(config, Facts(), CANDIDATE, BASELINE).figures}
+    assert list(late) == list(figures) == ["confusion_matrix", "roc", "pr", "calibration"]
+    assert all(late[key] == figures[key] and late[key].pngs for key in late)
 
     ids = np.asarray([str(i) for i in range(len(CANDIDATE))])
     candidate = replace(CANDIDATE, ids=ids)
@@ -274,4 +283,4 @@ def test_the_confusion_pngs_start_when_the_baseline_is_read_and_the_gate_keeps_t
     again = align(candidate, shuffled)
     assert again[0] is started.candidate and again[1] is started.baseline
     by_id.rows(*again)
-    assert by_id.started is started
+    assert by_id.started is not None and by_id.started.figure is started.figure

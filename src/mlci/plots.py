@@ -315,6 +315,10 @@ def _render(size: tuple[float, float], draw: Callable[[Figure], None]) -> bytes:
         figure = Figure(figsize=size, dpi=DPI, layout="constrained")
         FigureCanvasAgg(figure)
         draw(figure)
+        # Laid out once, then drawn once: with its layout engine set, savefig draws the
+        # figure twice (a first pass only to lay it out) and lays it out in each.
+        figure.get_layout_engine().execute(figure)
+        figure.set_layout_engine(None)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return buffer.getvalue()

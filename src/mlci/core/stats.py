@@ -979,6 +979,13 @@ def _normal(
 _AUCS: weakref.WeakKeyDictionary[Predictions, _Linear | None] = weakref.WeakKeyDictionary()
 
 
+def rank_classes(pred: Predictions) -> None:
+    """Compute `pred`'s ROC AUC now (kept while `pred` lives, as every metric and interval
+    here takes it): the classes' rankings (`core.ranking`) are made on the way, each
+    score column sorted once, so that curves drawn before the gate's intervals reuse them."""
+    _roc_auc(pred)
+
+
 def _roc_auc(pred: Predictions) -> _Linear | None:
     """Binary or one-vs-rest macro AUC with each row's DeLong contribution."""
     if pred not in _AUCS:

@@ -132,7 +132,7 @@ def run(
         if trains:
             _draw_aside(config, options)  # after the training: not kept waiting through it
         known = request.predictions if request.mode == "file" else None
-        early = report.Early(config)  # the confusion matrices drawn while the gate computes
+        early = report.Early(config)  # the figures drawn while the gate computes
         evaluation = evaluate.evaluate(
             config,
             options.metrics,

@@ -52,8 +52,8 @@ def build_figures(
     figures: list[Figure] = []
     notes: list[str] = []
     if candidate is not None and config.evaluate.task == "classification":
-        drawn, confusion = _take(started, candidate, baseline, painter)
-        figures += _classification(drawn, painter, confusion)
+        drawn, confusion, curves = _take(started, candidate, baseline, painter)
+        figures += _classification(drawn, painter, confusion, curves)
     elif isinstance(summary, ClassificationSummary):
         figures += _classification(_from_summary(summary), painter)
     elif candidate is not None:
@@ -208,11 +208,21 @@ def _calibration_from_summary(summary: ClassificationSummary) -> _Calibrations:
 
 
 def _classification(
-    drawn: _Drawn, painter: _Painter, confusion: Figure | None = None
+    drawn: _Drawn,
+    painter: _Painter,
+    confusion: Figure | None = None,
+    curves: tuple[Figure, ...] | None = None,
 ) -> list[Figure]:
     """The confusion matrices (`confusion`: that figure, its PNGs started already), then
-    each curve figure, its PNG started as soon as its curves are computed."""
+    the curve figures (`curves`: those, started by `start_curves`)."""
     figures = [confusion or _confusion_figure(drawn, painter)]
+    return figures + list(_curve_figures(drawn, painter) if curves is None else curves)
+
+
+def _curve_figures(drawn: _Drawn, painter: _Painter) -> list[Figure]:
+    """The ROC, precision-recall and calibration figures, each one's PNG started as soon
+    as its curves are computed; none without probabilities."""
+    figures: list[Figure] = []
     if drawn.curves is None or drawn.calibration is None:
         return figures
     for key, title in (("roc", "ROC curve"), ("pr", "Precision-recall curve")):
@@ -244,13 +254,15 @@ def _confusion_figure(drawn: _Drawn, painter: _Painter) -> Figure:
 
 @dataclasses.dataclass(frozen=True)
 class Started:
-    """The confusion matrices of a gate's rows, their PNGs started (`start`)."""
+    """The confusion matrices of a gate's rows, their PNGs started (`start`), and the
+    curve figures, once `start_curves` started them too."""
 
     candidate: Predictions
     baseline: Predictions | None
     drawn: _Drawn
     figure: Figure
     painter: _Painter
+    curves: tuple[Figure, ...] | None = None
 
 
 def start(config: Config, candidate: Predictions, baseline: Predictions | None) -> Started:
@@ -262,17 +274,36 @@ def start(config: Config, candidate: Predictions, baseline: Predictions | None) 
     return Started(candidate, baseline, drawn, _confusion_figure(drawn, painter), painter)
 
 
+def start_curves(started: Started) -> Started:
+    """`started` with the ROC, precision-recall and calibration figures' PNGs started too,
+    as soon as the gate has its rows paired (`report.Early`, before the intervals): both
+    models' classes are ranked for their ROC AUC first (`stats.rank_classes`, which the
+    gate would do next), the curves read those rankings, and the worker draws them while
+    the gate computes its intervals and flipped rows."""
+    if started.curves is not None:
+        return started
+    if started.drawn.curves is not None:
+        from mlci.core.stats import rank_classes
+
+        for predictions in (started.candidate, started.baseline):
+            if predictions is not None:
+                rank_classes(predictions)
+    curves = tuple(_curve_figures(started.drawn, started.painter))
+    return replace(started, curves=curves)
+
+
 def _take(
     started: Started | None,
     candidate: Predictions,
     baseline: Predictions | None,
     painter: _Painter,
-) -> tuple[_Drawn, Figure | None]:
-    """What `start` made for these rows, its PNGs handed to `painter`; else computed now."""
+) -> tuple[_Drawn, Figure | None, tuple[Figure, ...] | None]:
+    """What `start` (and `start_curves`) made for these rows, its PNGs handed to
+    `painter`; else computed now."""
     if started is None or started.candidate is not candidate or started.baseline is not baseline:
-        return _from_rows(candidate, baseline), None
+        return _from_rows(candidate, baseline), None, None
     painter.pending.update(started.painter.pending)
-    return started.drawn, started.figure
+    return started.drawn, started.figure, started.curves
 
 
 def _named(figure: Figure, approximation: str) -> Figure:

@@ -53,18 +53,39 @@ def add(
 
 @dataclasses.dataclass
 class Early:
-    """The confusion matrices of a gate with predictions, and their PNGs started, as soon
-    as both models' rows are read (`ahead`) or the gate has paired them (`rows`:
-    `gate.judge`'s on_rows, before the intervals): the drawing worker draws them while the
-    gate computes, and `add` takes them for the same rows.
-    `meanwhile`: work for this process while the worker draws the last PNGs (writing
-    flipped.csv), which `add` does before it waits for them."""
+    """The figures of a gate with predictions, their PNGs started while the gate computes,
+    and `add` takes them for the same rows: the confusion matrices as soon as both models'
+    rows are read (`ahead`) or the gate has paired them (`rows`); the curve figures in
+    `rows` (`gate.judge`'s on_rows, before the intervals), after both models' classes
+    are ranked. `meanwhile`: work for this process while the worker draws the last PNGs
+    (writing flipped.csv), which `add` does before it waits for them."""
 
     config: Config
     started: Started | None = None
     meanwhile: Callable[[], None] | None = None
 
     def rows(self, candidate: Predictions, baseline: Predictions | None) -> None:
+        self._confusion(candidate, baseline)
+        if self.started is not None:
+            from mlci.pipeline.figures import start_curves
+
+            self.started = start_curves(self.started)
+
+    def ahead(self, candidate: Predictions, baseline: Predictions) -> None:
+        """The baseline's predictions, read ahead (`evaluate`'s on_baseline, on the
+        reader's thread while the candidate's metrics are computed): paired now (by id,
+        a second at a million rows: `align` keeps the pairing for the gate), and the
+        confusion matrices' drawing started (the curves wait for the rankings)."""
+        from mlci.errors import MetricsError
+        from mlci.predictions import align
+
+        try:
+            paired = align(candidate, baseline)
+        except MetricsError:  # the gate says why
+            return
+        self._confusion(*paired)
+
+    def _confusion(self, candidate: Predictions, baseline: Predictions | None) -> None:
         if self.config.evaluate.task != "classification":
             return
         started = self.started
@@ -73,17 +94,3 @@ class Early:
         from mlci.pipeline.figures import start
 
         self.started = start(self.config, candidate, baseline)
-
-    def ahead(self, candidate: Predictions, baseline: Predictions) -> None:
-        """The baseline's predictions, read ahead (`evaluate`'s on_baseline, on the
-        reader's thread while the candidate's metrics are computed): paired now (by id,
-        a second at a million rows: `align` keeps the pairing for the gate), and their
-        drawing started."""
-        from mlci.errors import MetricsError
-        from mlci.predictions import align
-
-        try:
-            paired = align(candidate, baseline)
-        except MetricsError:  # the gate says why
-            return
-        self.rows(*paired)
