@@ -48,11 +48,15 @@ class Ranking:
 class Places:
     """Where each row's score falls in a `Ranking`: `order` lists the rows by ascending
     score, `hit` says which of them are positives, and `seen` counts the rows of each
-    distinct score (the first seen[0] rows of `order` have the lowest, and so on)."""
+    distinct score (the first seen[0] rows of `order` have the lowest, and so on).
+    `below` counts the positives, and `ends + 1` all rows, at or below each distinct
+    score (sums `rank` has at hand, which the ROC AUC's placements are made of)."""
 
     order: Array
     hit: Array
     seen: Array
+    below: Array
+    ends: Array
 
 
 _RANKINGS: weakref.WeakKeyDictionary[Predictions, dict[int, Ranking]] = weakref.WeakKeyDictionary()
@@ -130,8 +134,8 @@ def rank(
     """The ranking of `score` (any real dtype) with `positive` (bool) marking the
     positives, and where each row falls in it (`sorted_`: `sort(score)`, if done)."""
     if not len(score):
-        nothing = np.zeros(0, np.uint8)
-        return Ranking(nothing, nothing), Places(np.zeros(0, np.intp), np.zeros(0, bool), nothing)
+        nothing, none = np.zeros(0, np.uint8), np.zeros(0, np.intp)
+        return Ranking(nothing, nothing), Places(none, np.zeros(0, bool), nothing, none, none)
     order, steps = sorted_ if sorted_ is not None else sort(score)
     ends = np.flatnonzero(np.append(steps, True))  # each distinct score's last row
     counted = np.int32 if len(order) < 2**31 else np.int64  # half the memory of int64
@@ -144,7 +148,7 @@ def rank(
     small = np.min_scalar_type(int(seen.max(initial=0)))
     precision = _average_precision(below, positives, ends, seen)
     found = Ranking(positives.astype(small), (seen - positives).astype(small), precision)
-    return found, Places(order, hit, seen)
+    return found, Places(order, hit, seen, below, ends)
 
 
 def _average_precision(below: Array, positives: Array, ends: Array, seen: Array) -> float:

@@ -1005,48 +1005,57 @@ def _compute_roc_auc(pred: Predictions) -> _Linear | None:
         positives = positives if len(positives) >= 2 else []
     if not positives:
         return None
-    value, influence = 0.0, np.zeros(len(codes))
+    rows = len(codes)
+    value, influence = 0.0, np.zeros(rows)
+    # Each row's contribution less its placement's part: by its true class (`_placements`).
+    centre = np.zeros(len(counts))
     for label, sorted_ in sorts_ahead(pred, positives):
-        auc, contribution = _ranked_auc(*ranking_and_rows(pred, label, sorted_), codes == label)
+        auc = _placements(*ranking_and_rows(pred, label, sorted_), influence)
         value += auc
-        influence += contribution
-    return _Linear(value / len(positives), influence / len(positives), codes)
+        ours, theirs = auc * rows / counts[label], auc * rows / (rows - counts[label])
+        centre += theirs
+        centre[label] += ours - theirs
+    influence -= centre[codes]
+    influence /= len(positives)
+    return _Linear(value / len(positives), influence, codes)
 
 
-def _ranked_auc(ranked: Ranking, places: Places, positive: Array) -> tuple[float, FloatArray]:
-    """AUC and each row's contribution, from the class's ranking and the
-    rows' places in it (`core.ranking`).
+def _placements(ranked: Ranking, places: Places, into: FloatArray) -> float:
+    """The class's AUC; each row's placement added to `into`, scaled to its contribution.
 
     A positive's placement is the share of negatives it outscores (ties count half); a
     negative's, the share of positives that outscore it. AUC is the positives' mean
-    placement, and each row's contribution is n/m · (placement - AUC), m the size of its side.
+    placement, and each row's contribution is n/m · (placement - AUC), m the size of its
+    side: n/m · placement is added here, and the caller subtracts n/m · AUC by class.
     Twice a placement's numerator is a whole number: counted so, in 32-bit integers per
-    distinct score, the AUC is exact, and each row's is one look-up and one scatter.
+    distinct score from the sums the ranking has (`Places.below`, `ends`), the AUC is
+    exact, and each row's is one look-up and one scatter.
     """
     pos_at, neg_at = ranked.positives, ranked.negatives  # small unsigned counts
-    positives, negatives = int(pos_at.sum(dtype=np.int64)), int(neg_at.sum(dtype=np.int64))
-    rows, pairs = positives + negatives, 2 * positives * negatives
+    rows = len(places.order)
+    positives = int(places.below[-1])
+    pairs = 2 * positives * (rows - positives)
     wide = np.int32 if 2 * rows < 2**31 else np.int64
-    # Twice the negatives a positive at each score outscores, and twice the positives
-    # that outscore a negative there (a tie counts half).
-    outscores = np.cumsum(neg_at, dtype=wide)
+    # Twice the negatives a positive at each score outscores (those at or below it, less
+    # half those tied with it), and twice the positives that outscore a negative there.
+    outscores = places.ends.astype(wide)
+    outscores += 1
+    outscores -= places.below
     outscores *= 2
     outscores -= neg_at
-    outscored = np.cumsum(pos_at, dtype=wide)
+    outscored = places.below.astype(wide)
     outscored *= -2
     outscored += 2 * positives
     outscored += pos_at
     auc = int(np.einsum("i,i->", pos_at, outscores, dtype=np.int64)) / pairs
     remember_area(ranked, auc)
     # Each row's doubled numerator in score order, then put in file order.
-    doubled = np.where(
-        places.hit, np.repeat(outscores, places.seen), np.repeat(outscored, places.seen)
-    )
+    seen = places.seen
+    doubled = np.where(places.hit, np.repeat(outscores, seen), np.repeat(outscored, seen))
     in_file = np.empty(rows, wide)
     np.put(in_file, places.order, doubled)
-    contribution: FloatArray = np.multiply(in_file, rows / pairs, dtype=np.float64)
-    contribution -= np.where(positive, auc * rows / positives, auc * rows / negatives)
-    return auc, contribution
+    into += np.multiply(in_file, rows / pairs, dtype=np.float64)
+    return auc
 
 
 def _delong(estimate: _Linear, confidence: float, bounds: tuple[float, float]) -> Interval:
