@@ -584,3 +584,35 @@ def test_pyarrow_reads_into_jemalloc_unless_the_environment_names_a_pool(
         default = pa.default_memory_pool().backend_name
     # huge(False) answers whether huge pages were asked for until then
     assert result.stdout.split() == [asked or default, "True" if asked else "False"]
+
+
+@pytest.mark.skipif(
+    not (hasattr(os, "confstr") and os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")),
+    reason="glibc's malloc only",
+)
+@pytest.mark.parametrize("asked", ["", "MALLOC_MMAP_THRESHOLD_"])
+def test_glibc_serves_arrays_of_millions_of_rows_from_its_heap_unless_told_otherwise(
+    tmp_path: Path, asked: str
+) -> None:
+    """By default glibc maps each array of 128 KB or more from the kernel afresh (and
+    unmaps it when freed) until a free teaches it otherwise; after the first read, 16 MB
+    come from malloc's heap. A user's own setting of glibc's limits stands."""
+    path = write_rows(tmp_path, "p.parquet", ROWS)
+    fields = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+    code = (
+        "import ctypes, numpy as np; from pathlib import Path; "
+        "from mlci.predictions import load_predictions; "
+        f"load_predictions(Path({str(path)!r}), task='classification'); "
+        "Info = type('Info', (ctypes.Structure,), "
+        f"{{'_fields_': [(name, ctypes.c_size_t) for name in {fields.split()!r}]}}); "
+        "libc = ctypes.CDLL(None); libc.mallinfo2.restype = Info; "
+        "before = libc.mallinfo2().hblkhd; rows = np.ones(2_000_000); "
+        "print(libc.mallinfo2().hblkhd - before >= rows.nbytes)"  # mapped, not from the heap
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUN"))}
+    if asked:
+        env[asked] = "131072"  # glibc's default: 128 KB
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert result.stdout.split() == ["True" if asked else "False"]
