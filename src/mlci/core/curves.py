@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -176,12 +177,18 @@ def coarse(ranked: Ranking, thresholds: int) -> Ranking:
     distinct = len(ranked.positives)
     if distinct <= thresholds:
         return ranked
-    starts = np.linspace(0, distinct - 1, thresholds).astype(np.int64)  # rising: no sort
-    starts = starts[np.concatenate(([True], starts[1:] != starts[:-1]))]
-    return Ranking(
-        np.add.reduceat(ranked.positives, starts, dtype=np.uint64),
-        np.add.reduceat(ranked.negatives, starts, dtype=np.uint64),
-    )
+    made = _COARSE.setdefault(ranked, {})  # the ROC and the precision-recall curves' both
+    if thresholds not in made:
+        starts = np.linspace(0, distinct - 1, thresholds).astype(np.int64)  # rising: no sort
+        starts = starts[np.concatenate(([True], starts[1:] != starts[:-1]))]
+        made[thresholds] = Ranking(
+            np.add.reduceat(ranked.positives, starts, dtype=np.uint64),
+            np.add.reduceat(ranked.negatives, starts, dtype=np.uint64),
+        )
+    return made[thresholds]
+
+
+_COARSE: weakref.WeakKeyDictionary[Ranking, dict[int, Ranking]] = weakref.WeakKeyDictionary()
 
 
 def _roc_area(ranked: Ranking) -> float:
