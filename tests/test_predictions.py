@@ -587,7 +587,7 @@ def test_pyarrow_reads_into_jemalloc_unless_the_environment_names_a_pool(
 
 
 @pytest.mark.skipif(
-    not (hasattr(os, "confstr") and os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")),
+    not (hasattr(os, "confstr") and (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")),
     reason="glibc's malloc only",
 )
 @pytest.mark.parametrize("asked", ["", "MALLOC_MMAP_THRESHOLD_"])

@@ -317,7 +317,9 @@ def _render(size: tuple[float, float], draw: Callable[[Figure], None]) -> bytes:
         draw(figure)
         # Laid out once, then drawn once: with its layout engine set, savefig draws the
         # figure twice (a first pass only to lay it out) and lays it out in each.
-        figure.get_layout_engine().execute(figure)
+        engine = figure.get_layout_engine()
+        assert engine is not None  # the constrained layout set above
+        engine.execute(figure)
         figure.set_layout_engine(None)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})

@@ -569,7 +569,7 @@ def _keep_freed_memory() -> None:
     peak. Setting only one of the two limits turns glibc's adapting off for both, and is
     slower than neither. Nothing on other C libraries."""
     try:
-        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
+        if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
             return
     except (AttributeError, ValueError, OSError):  # not glibc, or no confstr (Windows)
         return
