@@ -450,6 +450,28 @@ def test_align_gives_the_same_pairing_again_and_lets_go_of_it_with_its_rows() ->
     assert module._PAIRED == [] and reordered() is None
 
 
+def test_join_takes_aligns_pairing_of_the_same_rows_and_pairs_others_itself() -> None:
+    """The flipped rows are found after the gate's intervals, by `join`: where `align`
+    paired the same two files (every id on both sides), join gives that pairing, the
+    same as its own; other files it pairs itself, leaving out ids on one side only."""
+    from mlci.predictions import join
+
+    candidate = predictions([0, 1, 0], [0, 1, 1], ["a", "b", "c"])
+    baseline = predictions([0, 0, 1], [1, 0, 1], ["c", "a", "b"])
+    first, second = align(candidate, baseline)
+    joined = join(candidate, baseline)
+    assert joined.candidate is first and joined.baseline is second and joined.by_id
+    assert (joined.only_candidate, joined.only_baseline) == (0, 0)
+
+    other = predictions([1, 0, 0], [0, 1, 0], ["b", "c", "d"])  # "d": the candidate's only
+    own = join(other, baseline)
+    assert own.candidate.ids.tolist() == ["b", "c"] and own.baseline.ids.tolist() == ["b", "c"]
+    assert own.baseline.y_pred.tolist() == [1, 1] and (own.only_candidate, own.only_baseline) == (
+        1,
+        1,
+    )
+
+
 def test_different_row_counts_suggest_an_id_column() -> None:
     candidate = predictions([0, 1, 1], [0, 1, 0], source="new.csv")
     baseline = predictions([0, 1], [1, 1], source="old.csv")

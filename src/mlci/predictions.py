@@ -258,12 +258,9 @@ def align(candidate: Predictions, baseline: Predictions) -> tuple[Predictions, P
     same objects): the gate pairs the rows on the read-ahead's thread, to start drawing,
     and again when it judges them (by id, a second at a million rows).
     """
-    for candidate_ref, baseline_ref, paired in _PAIRED:
-        if candidate_ref() is candidate and baseline_ref() is baseline:
-            return (
-                candidate if paired[0] is None else paired[0],
-                baseline if paired[1] is None else paired[1],
-            )
+    known = _paired(candidate, baseline)
+    if known is not None:
+        return known
     aligned, realigned = _same_label_type(candidate, baseline)
     by_id = aligned.ids is not None and realigned.ids is not None
     if by_id:
@@ -279,6 +276,19 @@ def align(candidate: Predictions, baseline: Predictions) -> tuple[Predictions, P
     forget: Callable[[object], None] = lambda _: _PAIRED.clear()  # noqa: E731
     _PAIRED[:] = [(weakref.ref(candidate, forget), weakref.ref(baseline, forget), kept)]
     return aligned, realigned
+
+
+def _paired(
+    candidate: Predictions, baseline: Predictions
+) -> tuple[Predictions, Predictions] | None:
+    """What `align` gave for these two, if it was its last pairing."""
+    for candidate_ref, baseline_ref, paired in _PAIRED:
+        if candidate_ref() is candidate and baseline_ref() is baseline:
+            return (
+                candidate if paired[0] is None else paired[0],
+                baseline if paired[1] is None else paired[1],
+            )
+    return None
 
 
 # align's last pairing: weak references to its inputs, and what it gave for each (None:
@@ -308,7 +318,13 @@ def join(candidate: Predictions, baseline: Predictions) -> Joined:
 
     Without ids on both sides, rows pair by position and the lengths must agree.
     Raises MetricsError when they cannot be paired (lengths, repeated ids, y_true).
+    Where `align` paired the same two (every row, as the gate does before the flipped
+    rows are found), its pairing is taken: by id, pairing again took a second a million.
     """
+    known = _paired(candidate, baseline)
+    if known is not None:
+        first, second = known
+        return Joined(first, second, by_id=first.ids is not None and second.ids is not None)
     candidate, baseline = _same_label_type(candidate, baseline)
     by_id = candidate.ids is not None and baseline.ids is not None
     only_candidate = only_baseline = 0
@@ -1230,16 +1246,17 @@ def _matches(candidate: Predictions, baseline: Predictions) -> tuple[Array, Arra
     """Whether each candidate row's id is in the baseline, and the baseline's row for it."""
     assert candidate.ids is not None and baseline.ids is not None
     _check_unique_ids(candidate, "candidate")
-    _check_unique_ids(baseline, "baseline")
     order = np.argsort(baseline.ids, kind="stable")
     sorted_ids = baseline.ids[order]
+    _check_unique_ids(baseline, "baseline", ordered=sorted_ids)
     position = np.minimum(np.searchsorted(sorted_ids, candidate.ids), len(sorted_ids) - 1)
     return sorted_ids[position] == candidate.ids, order[position]
 
 
-def _check_unique_ids(pred: Predictions, role: str) -> None:
+def _check_unique_ids(pred: Predictions, role: str, ordered: Array | None = None) -> None:
+    """`ordered`: the ids sorted, if they are at hand."""
     assert pred.ids is not None
-    ordered = np.sort(pred.ids)
+    ordered = np.sort(pred.ids) if ordered is None else ordered
     repeated = ordered[1:] == ordered[:-1]
     if repeated.any():
         value = str(ordered[1:][repeated][0])
