@@ -638,3 +638,57 @@ def test_glibc_serves_arrays_of_millions_of_rows_from_its_heap_unless_told_other
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert result.stdout.split() == ["True" if asked else "False"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [f"r{i}" for i in range(12_000)],  # row ids: distinct, ASCII, of several lengths
+        [None if i % 97 == 5 else f"id-{i}" for i in range(12_000)],  # nulls read as ""
+        ["x" * (i % 40) + str(i) for i in range(12_000)],
+        [f"é{i}" for i in range(12_000)],  # not ASCII: by the dictionary
+        [f"class {i % 10}" for i in range(12_000)],  # labels: repeated at once
+    ],
+)
+@pytest.mark.parametrize("layout", ["one chunk", "sliced", "chunks", "large_string"])
+def test_text_columns_read_the_same_straight_from_the_bytes_as_by_the_dictionary(
+    values: list[str | None], layout: str
+) -> None:
+    """An id column (its first values distinct) is read from Arrow's buffers, each
+    character put in place; the same array as converting each distinct value once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from mlci.predictions import _arrow_text, _ascii_text
+
+    array = pa.array(["pad"] * 5 + values + ["pad"] * 5)
+    chunks = {
+        "one chunk": [array.slice(5, len(values)).take(pa.array(range(len(values))))],
+        "sliced": [array.slice(5, len(values))],  # offset 5 into its buffers
+        "chunks": [array.slice(5, 7_000), array.slice(7_005, len(values) - 7_000)],
+        "large_string": [array.slice(5, len(values)).cast(pa.large_string())],
+    }[layout]
+    column = pa.chunked_array(chunks)
+    read = _arrow_text(column)
+
+    filled = pc.fill_null(column.combine_chunks(), "")
+    expected = np.asarray(filled.to_pylist(), dtype=str)
+    assert read.dtype == expected.dtype and np.array_equal(read, expected)
+    if layout == "sliced" and None not in values and str(values[0]).isascii():
+        direct = _ascii_text(chunks[0])  # an array's offset into its buffers
+        assert direct is not None and np.array_equal(direct, expected)
+
+
+def test_short_ids_pair_by_packed_keys_that_sort_and_compare_as_their_text() -> None:
+    """Ids of 8 characters or fewer below U+0100 are sorted as 64-bit integers: their
+    order is the text's (a prefix first), equal keys are equal ids; others stay text."""
+    from mlci.predictions import _id_keys
+
+    ids = np.asarray(["b", "a", "ab", "a\x01", "zzzzzzzz", "é9", "0", "10", "9", "", "ÿ"])
+    keys, same = _id_keys(ids, ids[::-1].copy())
+    assert keys.dtype == np.uint64
+    assert ids[np.argsort(keys)].tolist() == np.sort(ids).tolist()
+    assert np.array_equal(same, keys[::-1])
+    assert len(set(keys.tolist())) == len(ids)
+    for other in (np.asarray(["€1", "a"]), np.asarray(["123456789", "a"])):
+        assert _id_keys(other, ids)[0] is other  # beyond U+00FF, or 9 characters: text

@@ -921,9 +921,45 @@ def _arrow_text(column: Any) -> Array:
     column = column.combine_chunks()
     if column.null_count:  # only then: fill_null imports pandas
         column = column.fill_null("")
+    if len(set(column.slice(0, _DISTINCT_SAMPLE).to_pylist())) == _DISTINCT_SAMPLE:
+        text = _ascii_text(column)  # distinct values at first (ids): straight from the bytes
+        if text is not None:
+            return text
     encoded = pc.dictionary_encode(column)
     distinct = np.asarray(encoded.dictionary.to_pylist(), dtype=str)
     return np.asarray(distinct[_arrow_numbers(encoded.indices, np.intp)])
+
+
+_DISTINCT_SAMPLE = 64  # a text column whose first values are all distinct: an id column
+
+
+def _ascii_text(column: Any) -> Array | None:
+    """A string column (one chunk, no nulls) of ASCII text as a numpy str array, each
+    character put in place from Arrow's buffers, without a Python string per value: an id
+    column of a million values in a third of the dictionary's time (each value distinct,
+    every one of them made a Python string). None for other text."""
+    rows = len(column)
+    wide = column.type == _arrow().large_string()
+    _, offsets_buffer, data_buffer = column.buffers()
+    offsets = np.frombuffer(
+        offsets_buffer, np.int64 if wide else np.int32, count=column.offset + rows + 1
+    )[column.offset :].astype(np.int64)
+    start, end = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(data_buffer, np.uint8, count=end) if end else np.zeros(0, np.uint8)
+    characters = data[start:end]
+    if characters.size and int(characters.max()) >= 128:
+        return None
+    lengths = np.diff(offsets)
+    width = max(int(lengths.max(initial=0)), 1)
+    text = np.zeros(rows * width, np.uint32)  # numpy's str: 4 bytes a character, NUL-padded
+    # Each character's place: its value's row times the width, plus its place in the value.
+    small = np.int32 if max(end, rows * width) < 2**31 else np.int64  # half the memory
+    places = np.arange(start, end, dtype=small)
+    places += np.repeat(
+        (np.arange(rows, dtype=small) * width - offsets[:-1]).astype(small), lengths
+    )
+    text[places] = characters
+    return text.view(f"<U{width}")
 
 
 # -- Checking and building ---------------------------------------------------------------
@@ -1245,21 +1281,46 @@ def _reorder_by_id(candidate: Predictions, baseline: Predictions) -> Predictions
 def _matches(candidate: Predictions, baseline: Predictions) -> tuple[Array, Array]:
     """Whether each candidate row's id is in the baseline, and the baseline's row for it."""
     assert candidate.ids is not None and baseline.ids is not None
-    _check_unique_ids(candidate, "candidate")
-    order = np.argsort(baseline.ids, kind="stable")
-    sorted_ids = baseline.ids[order]
-    _check_unique_ids(baseline, "baseline", ordered=sorted_ids)
-    position = np.minimum(np.searchsorted(sorted_ids, candidate.ids), len(sorted_ids) - 1)
-    return sorted_ids[position] == candidate.ids, order[position]
+    ours, theirs = _id_keys(candidate.ids, baseline.ids)
+    _check_unique_ids(candidate, "candidate", ours)
+    order = np.argsort(theirs, kind="stable")
+    ordered = theirs[order]
+    _check_unique_ids(baseline, "baseline", theirs, ordered)
+    position = np.minimum(np.searchsorted(ordered, ours), len(ordered) - 1)
+    return ordered[position] == ours, order[position]
 
 
-def _check_unique_ids(pred: Predictions, role: str, ordered: Array | None = None) -> None:
-    """`ordered`: the ids sorted, if they are at hand."""
+def _id_keys(first: Array, second: Array) -> tuple[Array, Array]:
+    """What two files' ids are sorted and compared by: short ids (8 characters or fewer,
+    each below U+0100, as row numbers and most keys are) packed into 64-bit integers that
+    sort and compare as their text does, which numpy sorts many times faster (a million
+    in 0.03 s, their text in 0.23); other ids as they are."""
+    if first.dtype.kind != "U" or second.dtype.kind != "U":
+        return first, second
+    if max(first.dtype.itemsize, second.dtype.itemsize) > 8 * 4:  # 4 bytes a character
+        return first, second
+    keys = []
+    for ids in (first, second):
+        width = ids.dtype.itemsize // 4
+        characters = np.ascontiguousarray(ids).view(np.uint32).reshape(len(ids), width)
+        if characters.size and int(characters.max()) > 0xFF:
+            return first, second
+        key = np.zeros(len(ids), np.uint64)
+        for place in range(width):  # the first character highest: text order (NUL: none)
+            key |= characters[:, place].astype(np.uint64) << np.uint64(8 * (7 - place))
+        keys.append(key)
+    return keys[0], keys[1]
+
+
+def _check_unique_ids(
+    pred: Predictions, role: str, keys: Array, ordered: Array | None = None
+) -> None:
+    """`keys`: the ids' (`_id_keys`); `ordered`: those sorted, if they are at hand."""
     assert pred.ids is not None
-    ordered = np.sort(pred.ids) if ordered is None else ordered
+    ordered = np.sort(keys) if ordered is None else ordered
     repeated = ordered[1:] == ordered[:-1]
     if repeated.any():
-        value = str(ordered[1:][repeated][0])
+        value = str(pred.ids[np.argmax(keys == ordered[1:][repeated][0])])
         raise MetricsError(
             f"{_name(pred, role)}: id {value!r} appears more than once; ids must be unique "
             f"to pair the candidate's rows with the baseline's"
