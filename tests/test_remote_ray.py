@@ -9,6 +9,7 @@ gpu down`) leaving no job running.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import signal
@@ -344,3 +345,73 @@ def test_a_relative_storage_is_refused_with_the_fix(project: Project, tmp_path: 
         "folder both machines mount (an absolute path or file://) or a bucket" in completed.stderr
     )
     assert (project.out / "gate.json").exists()
+
+
+def test_a_chatty_trainings_whole_log_is_fetched_at_a_pace_every_line_arriving(
+    ray_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray's Jobs API gives a job's whole log on each request: a training that prints
+    megabytes has it fetched again only after ten times what the last fetch took (at most
+    LOG_FETCH_SHARE of the time spent fetching), not on every poll; every line arrives,
+    in order, the last ones once the job has ended."""
+    import uuid
+
+    from mlci.config import RayConfig, Resources
+    from mlci.http import HttpClient
+    from mlci.remote.base import NAME_PREFIX
+    from mlci.remote.ray import LOG_FETCH_SHARE, RayEngine
+
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    (workdir / "chatty.py").write_text(
+        "import time\n"
+        "for i in range(200_000):\n"  # about 18 MB
+        "    print(f'line {i:06d} ' + 'x' * 80)\n"
+        "time.sleep(3)\n"
+        "print('done')\n"
+    )
+    plan = Plan(
+        run_id=f"{NAME_PREFIX}{uuid.uuid4().hex[:12]}",
+        command="python chatty.py",
+        workdir=workdir,
+        env={},
+        resources=Resources(),
+        outputs=(),
+        storage=str(tmp_path / "storage"),
+        timeout_s=120.0,
+        stall_s=None,
+    )
+    fetches: list[tuple[float, float]] = []  # each log fetch's start and duration
+    request = HttpClient.request
+
+    def timed(client: HttpClient, method: str, path: str, **kwargs: Any) -> Any:
+        began = time.monotonic()
+        answer = request(client, method, path, **kwargs)
+        if path.endswith("/logs"):
+            fetches.append((began, time.monotonic() - began))
+        return answer
+
+    monkeypatch.setattr(HttpClient, "request", timed)
+    engine = RayEngine(RayConfig(address=ray_address), {}, root=workdir)
+    engine.launch(plan)
+    lines: list[str] = []
+    polls = 0
+    try:
+        while True:
+            progress = engine.poll()
+            polls += 1
+            lines += progress.lines
+            if progress.state not in ("pending", "running"):
+                break
+            time.sleep(0.02)
+    finally:
+        engine.teardown()
+
+    printed = [line for line in lines if line.startswith("line ")]
+    assert printed == [f"line {i:06d} " + "x" * 80 for i in range(200_000)]
+    assert lines[-1] == "done" and progress.state == "succeeded"
+    # Between two fetches while it ran, ten times the first one's duration or more (the
+    # last fetch, once the job has ended, comes whatever the pace).
+    assert len(fetches) >= 3 and polls > 2 * len(fetches)
+    for (began, took), (after, _) in itertools.pairwise(fetches[:-1]):
+        assert after - began >= took / LOG_FETCH_SHARE

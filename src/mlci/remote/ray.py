@@ -3,8 +3,9 @@
 mlci speaks the Jobs API with its own HTTP client (mlci.http), so the CI runner needs no
 Ray install to submit: the project goes up as a package (`PUT /api/packages/gcs/...`),
 the job is `POST /api/jobs/` with that package as its working_dir and mlci's wrapper
-(mlci.remote.entry) as its entrypoint, the output comes from `GET /api/jobs/{id}/logs`,
-and `POST /api/jobs/{id}/stop` stops it. The requests follow Ray's REST API description
+(mlci.remote.entry) as its entrypoint, the output comes from `GET /api/jobs/{id}/logs`
+(the whole log each time: paced by LOG_FETCH_SHARE), and `POST /api/jobs/{id}/stop`
+stops it. The requests follow Ray's REST API description
 (docs.ray.io, "Ray Jobs REST API") and its server, ray/dashboard/modules/job/job_head.py.
 
 The cluster's address is train.ray.address or, when mlci.yaml names no cluster, the
@@ -62,6 +63,11 @@ _ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
 _TEARDOWN_TIMEOUT_S = 2.0  # a cancelled CI job's grace is a few seconds
 _FORWARD_WAIT_S = 60.0
 DASHBOARD_PORT = 8265  # `ray start --head`'s default --dashboard-port
+# The Jobs API gives a job's whole log on each request (its stream of new lines is a
+# websocket): a long, chatty training's log is fetched again only after ten times what
+# the last fetch took, so fetching takes at most this share of the run's time (a 50 MB
+# log that takes 2 s to fetch: every 20 s, not every poll). Small logs: every poll.
+LOG_FETCH_SHARE = 0.1
 
 
 class RayEngine:
@@ -77,6 +83,7 @@ class RayEngine:
         self.info: dict[str, Any] = {}
         self._seen = 0  # characters of the job's log already returned
         self._pending = ""  # a last line not yet ended by a newline
+        self._logs_due = 0.0  # time.monotonic() from which the log is fetched again
         self._forward: subprocess.Popen[bytes] | None = None
         self._cluster_up = False
         self._stopped = False
@@ -109,9 +116,14 @@ class RayEngine:
         answer = self._api().request("GET", f"/api/jobs/{run_id}")
         self.info = self._expect(answer, "read the job's state").json() or {}
         state = _STATES.get(str(self.info.get("status")), "pending")
-        logs = self._api().request("GET", f"/api/jobs/{run_id}/logs")
-        text = str((self._expect(logs, "read the job's output").json() or {}).get("logs", ""))
-        lines = self._new_lines(text, final=state not in ("pending", "running"))
+        ended = state not in ("pending", "running")
+        lines: list[str] = []
+        started = time.monotonic()
+        if ended or started >= self._logs_due:  # the last lines whatever the pace
+            logs = self._api().request("GET", f"/api/jobs/{run_id}/logs")
+            text = str((self._expect(logs, "read the job's output").json() or {}).get("logs", ""))
+            self._logs_due = started + (time.monotonic() - started) / LOG_FETCH_SHARE
+            lines = self._new_lines(text, final=ended)
         if state in ("failed", "stopped") and self.info.get("message"):
             # Its first line; the rest is the job's last output again, already shown.
             lines.append(f"ray: {str(self.info['message']).splitlines()[0]}")
