@@ -415,3 +415,8 @@ def test_a_chatty_trainings_whole_log_is_fetched_at_a_pace_every_line_arriving(
     assert len(fetches) >= 3 and polls > 2 * len(fetches)
     for (began, took), (after, _) in itertools.pairwise(fetches[:-1]):
         assert after - began >= took / LOG_FETCH_SHARE
+    # New lines are what tells a stall: with train.stall_minutes, read four times in it.
+    from dataclasses import replace
+
+    engine.plan = replace(plan, stall_s=2.0)
+    assert engine._log_pause(5.0) == 0.5 and engine._log_pause(0.01) == pytest.approx(0.1)

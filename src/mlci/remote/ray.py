@@ -122,7 +122,7 @@ class RayEngine:
         if ended or started >= self._logs_due:  # the last lines whatever the pace
             logs = self._api().request("GET", f"/api/jobs/{run_id}/logs")
             text = str((self._expect(logs, "read the job's output").json() or {}).get("logs", ""))
-            self._logs_due = started + (time.monotonic() - started) / LOG_FETCH_SHARE
+            self._logs_due = started + self._log_pause(time.monotonic() - started)
             lines = self._new_lines(text, final=ended)
         if state in ("failed", "stopped") and self.info.get("message"):
             # Its first line; the rest is the job's last output again, already shown.
@@ -230,6 +230,13 @@ class RayEngine:
                 f"dashboard (port 8265)"
             )
         )
+
+    def _log_pause(self, took: float) -> float:
+        """Seconds until the log is read again: ten times what reading it took, and at
+        most a quarter of train.stall_minutes (new lines are what tells a stall)."""
+        pause = took / LOG_FETCH_SHARE
+        stall = self.plan.stall_s if self.plan is not None else None
+        return pause if stall is None else min(pause, stall / 4)
 
     def _new_lines(self, text: str, *, final: bool) -> list[str]:
         # The whole log comes back each time: only what was not returned before is new.
