@@ -124,6 +124,7 @@ def test_a_slice_without_an_auc_is_listed_as_undefined_not_as_nan() -> None:
         trend="unclear",
         message="roc_auc in segment=negatives: 500 rows, one class only in y_true: no AUC",
         rule=rule.describe(),
+        skipped="undefined",
     )
     shown = report(undefined, sliced("x", 0.0, "pass", "unclear"))
 
@@ -183,6 +184,7 @@ def test_a_slice_with_a_class_of_one_row_says_so_instead_of_too_few_rows() -> No
         trend="unclear",
         message=message,
         rule=rule.describe(),
+        skipped="one-row class",
     )
 
     section = render_markdown(report(rare))
@@ -192,3 +194,25 @@ def test_a_slice_with_a_class_of_one_row_says_so_instead_of_too_few_rows() -> No
         "| **not gated**: roc\\_auc in segment=rare: 300 rows, a class with a "
         "single row in y\\_true: too few to gate its AUC |"
     )
+
+
+def test_a_slice_of_too_few_rows_is_told_by_its_reason_not_its_message() -> None:
+    """The report and gate.json say why a slice is not gated from its reason
+    (`skipped`), whatever its message's words."""
+    few = dataclasses.replace(
+        sliced("tiny", 0.0, "skip", "unclear"),
+        rows=12,
+        p_value=None,
+        message="accuracy in segment=tiny: 12 rows (below min_rows: 100)",
+        skipped="few rows",
+    )
+    other = dataclasses.replace(few, slice=(("segment", "odd"),), skipped="undefined")
+    shown = report(few, other)
+
+    lines = render_markdown(shown).splitlines()
+    (tiny,) = [line for line in lines if "| segment=tiny |" in line]
+    (odd,) = [line for line in lines if "| segment=odd |" in line]
+    assert tiny.endswith("| **not gated (too few rows)** |")
+    assert "(too few rows)" not in odd and odd.endswith("(below min\\_rows: 100) |")
+    results = render_json(shown)["slices"]["results"]  # type: ignore[index]
+    assert [result["skipped"] for result in results] == ["few rows", "undefined"]

@@ -153,6 +153,8 @@ def test_a_slice_below_its_min_rows_is_listed_but_not_gated() -> None:
     by_name = {r.name: r for r in results}
     assert by_name["segment=tiny"].verdict == "skip"
     assert "too few to gate" in by_name["segment=tiny"].message
+    assert by_name["segment=tiny"].skipped == "few rows"
+    assert by_name["segment=big"].skipped is None
     assert by_name["segment=big"].verdict == "pass"
 
 
@@ -354,6 +356,7 @@ def test_a_slice_missing_a_class_gets_the_auc_the_whole_would_on_its_rows() -> N
     )
     assert by_name["segment=1"].verdict == "skip"
     assert "200 rows, one class only in y_true: no AUC" in by_name["segment=1"].message
+    assert by_name["segment=1"].skipped == "undefined"
     assert by_name["segment=0"].verdict == by_name["segment=2"].verdict == "pass"
 
 
@@ -389,6 +392,7 @@ def test_a_slice_with_a_single_positive_has_an_auc_but_is_not_gated() -> None:
     assert "300 rows, a class with a single row in y_true: too few to gate its AUC" in (
         by_name["segment=1"].message
     )
+    assert by_name["segment=1"].skipped == "one-row class"
     assert by_name["segment=0"].verdict == "pass"
 
 

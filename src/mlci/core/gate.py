@@ -248,6 +248,12 @@ class RuleResult:
 Trend = Literal["worse", "better", "unclear"]
 
 
+# Why a slice is listed but not gated: fewer rows than its min_rows; the metric undefined
+# there (roc_auc where y_true holds one class); a class of a single row (roc_auc's
+# standard error would be too small).
+SkipReason = Literal["few rows", "undefined", "one-row class"]
+
+
 @dataclass(frozen=True)
 class SliceResult:
     """A rule applied in one slice (core/slices.py). `slice` is ((column, value), ...);
@@ -268,6 +274,7 @@ class SliceResult:
     message: str
     p_value: float | None = None
     rule: str = ""  # the rule's description
+    skipped: SkipReason | None = None  # why a slice is not gated (verdict `skip`)
 
     @property
     def name(self) -> str:

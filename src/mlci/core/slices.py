@@ -33,6 +33,7 @@ from mlci.core.gate import (
     Binning,
     Correction,
     Rule,
+    SkipReason,
     SliceResult,
     SliceSpec,
     Trend,
@@ -259,12 +260,15 @@ def _judge_rule(rule: Rule, groups: list[SliceGroup], correction: Correction) ->
         where = slice_name(label)
         rows = int(flat.rows[index])
         verdict: Verdict
+        skipped: SkipReason | None = None
         if not flat.gated[index]:
-            verdict = "skip"
+            verdict, skipped = "skip", "few rows"
             message = f"{rule.metric} in {where}: {rows:,} rows, too few to gate"
             if rule.metric == "roc_auc" and math.isnan(flat.value[index]):
+                skipped = "undefined"
                 message = f"{rule.metric} in {where}: {rows:,} rows, {_ONE_CLASS}"
             elif rule.metric == "roc_auc" and rows >= flat.minimum[index]:
+                skipped = "one-row class"
                 message = f"{rule.metric} in {where}: {rows:,} rows, {_ONE_ROW_CLASS}"
         elif failed[index]:
             verdict = severity
@@ -287,6 +291,7 @@ def _judge_rule(rule: Rule, groups: list[SliceGroup], correction: Correction) ->
                 message=message,
                 p_value=None if math.isnan(deciding[index]) else float(deciding[index]),
                 rule=rule.describe(),
+                skipped=skipped,
             )
         )
     return results

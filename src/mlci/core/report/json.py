@@ -150,6 +150,7 @@ def _slice_json(result: SliceResult) -> dict[str, object]:
         "p_value": result.p_value,
         "rule": result.rule,
         "message": result.message,
+        "skipped": result.skipped,
         "interval": _interval_json(
             result.interval, "change" if result.change is not None else "value"
         ),

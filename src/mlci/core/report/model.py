@@ -235,7 +235,7 @@ def _slice_table(results: list[SliceResult]) -> Table:
 
 
 def _slice_verdict(result: SliceResult) -> str:
-    if result.verdict == "skip" and result.message.endswith(" rows, too few to gate"):
+    if result.skipped == "few rows":
         return "not gated (too few rows)"
     if result.verdict == "skip":  # roc_auc undefined there, or a class of one row: says why
         return f"not gated: {result.message}"
