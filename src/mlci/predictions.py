@@ -581,9 +581,9 @@ def _keep_freed_memory() -> None:
     By default glibc adapts both limits to what was freed last, and with arrays of many
     sizes it mapped and unmapped them all along: a paired gate of 1M rows took 75,000 to
     95,000 page faults per model's AUC (0.1 s of system time). Measured on that gate
-    (scale.py, five runs each): 2.33 -> 2.15 s, 4.0 -> 3.8 s of CPU, 40 MB more at the
-    peak. Setting only one of the two limits turns glibc's adapting off for both, and is
-    slower than neither. Nothing on other C libraries."""
+    (scale.py, six alternating runs each): 2.31 -> 2.15 s, 4.04 -> 3.84 s of CPU, 10 MB
+    more at the peak. Setting only one of the two limits turns glibc's adapting off for
+    both, and is slower than neither. Nothing on other C libraries."""
     try:
         if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
             return
