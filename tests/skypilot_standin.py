@@ -244,9 +244,20 @@ def _sync(folder: Path, source: str) -> None:
 
 
 def _kill(job: Job) -> None:
-    if job.process is not None and job.process.poll() is None:
+    """As SkyPilot's cancel and down do (`subprocess_utils.kill_children_processes`): the
+    job's process and all its descendants, also those in sessions of their own (mlci's
+    wrapper starts the training in one), not only its process group."""
+    import psutil
+
+    if job.process is None or job.process.poll() is not None:
+        return
+    with contextlib.suppress(psutil.NoSuchProcess):
+        descendants = psutil.Process(job.process.pid).children(recursive=True)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(job.process.pid, 9)
+        for process in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
 
 
 def _unzip_workdir(data: bytes, target: Path) -> None:
