@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -325,6 +326,41 @@ def test_the_figures_and_intervals_are_rebuilt_from_the_artifact_predictions(
     # The training log is not in the artifact: only its figure is left out.
     assert "Not shown: 1 figure of the artifact" in body
     assert "Approved by maintainers" not in body and "| **48** |" in body
+
+
+def test_a_large_artifacts_pngs_are_drawn_beside_its_numbers(
+    github: GitHubStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in a run: from 20,000 rows of predictions the drawing worker starts before they
+    are read, and each figure's PNG is started as soon as the rows are judged again."""
+    from mlci import drawing
+
+    config = PREDICTIONS_CONFIG.replace("report: {plots: false}\n", "publish: {images: branch}\n")
+    predictions = predictions_csv(right=24_000, n=25_000)
+    artifact = with_predictions(
+        tmp_path, github, monkeypatch, make_report(0.95), predictions, config
+    )
+    started: list[str] = []
+    events: list[str] = []
+    start, draw = drawing.start, drawing.draw
+
+    def starting(warm_up: Callable[[], object]) -> None:
+        started.append(getattr(warm_up, "__name__", ""))
+        start(warm_up)
+
+    def drawn(made: drawing.Drawing) -> Callable[[], bytes]:
+        events.append(getattr(made, "func", made).__name__)
+        return draw(made)
+
+    monkeypatch.setattr(drawing, "start", starting)
+    monkeypatch.setattr(drawing, "draw", drawn)
+
+    assert main(["publish", "--from", str(artifact)]) == EXIT_OK
+
+    assert started == ["warm_up"]
+    assert events == ["confusion_matrix_png"] * 2 + ["curves_png"] * 3
+    uploaded = [name for name in github.branches["mlci-assets"] if name.endswith(".png")]
+    assert len(uploaded) == 5
 
 
 @pytest.mark.parametrize(

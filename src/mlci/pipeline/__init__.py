@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mlci import drawing
 from mlci.config import Config, load_config
 from mlci.console import Console
 from mlci.core.report.model import ReportInput
@@ -102,7 +101,9 @@ def run(
         facts = replace(facts, model=loaded.model_name)
         trains = options.train and loaded.train is not None
         if not trains:
-            _draw_aside(loaded, options)  # matplotlib imported while the gate works
+            report.draw_aside(
+                loaded, options.predictions
+            )  # matplotlib imported while the gate works
         stage = "context"
         # Training records a commit, and a git baseline reads one; `mlci gate` on files needs none.
         asked = options.baseline or baseline.request_from_config(loaded)
@@ -130,7 +131,9 @@ def run(
                 raise facts.training.failure
         stage = "evaluate"
         if trains:
-            _draw_aside(config, options)  # after the training: not kept waiting through it
+            report.draw_aside(
+                config, options.predictions
+            )  # after the training: not kept waiting through it
         known = request.predictions if request.mode == "file" else None
         early = report.Early(config)  # the figures drawn while the gate computes
         evaluation = evaluate.evaluate(
@@ -194,15 +197,6 @@ def run(
         with contextlib.suppress(Exception):  # the bug may be in the report itself
             write_outputs(facts.report(bug, stage), out_dir)
         raise
-
-
-def _draw_aside(config: Config, options: RunOptions) -> None:
-    """Start mlci.drawing's worker, where the PNGs are drawn beside the gate's numbers,
-    for predictions large enough to pay for its start."""
-    if config.report.plots and evaluate.large(config, options.predictions):
-        from mlci import plots  # numpy: imported where there are predictions to draw
-
-        drawing.start(warm_up=plots.warm_up)
 
 
 def _interrupted(exc: KeyboardInterrupt, stage: str) -> Interrupted:

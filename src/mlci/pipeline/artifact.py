@@ -35,6 +35,7 @@ from mlci.pipeline.facts import BaselineChoice, Evaluation
 from mlci.pipeline.figures import build_figures
 from mlci.pipeline.gate import apply_rules, auto_policy, measure
 from mlci.pipeline.outputs import MAX_PREDICTIONS_BYTES, PREDICTIONS
+from mlci.pipeline.report import Early, draw_aside
 
 MAX_FILES = 200  # `mlci run` writes 5 files and a few plots
 MAX_ARTIFACT_BYTES = 100_000_000
@@ -88,8 +89,15 @@ def rejudge(
     and where the claim differed. Raises MetricsError (exit 2) for predictions that a run
     would not have read."""
     report = artifact.report
+    # The training log is the base checkout's: not drawn.
+    drawn = dataclasses.replace(
+        config, report=dataclasses.replace(config.report, training_log=None)
+    )
+    if artifact.predictions is not None:  # large ones drawn beside the numbers, as in a run
+        draw_aside(drawn, artifact.predictions)
     evaluation, notes = _evaluation(artifact, config, console)
-    measured = measure(config, evaluation, choice, console)
+    early = Early(drawn)
+    measured = measure(config, evaluation, choice, console, on_rows=early.rows)
     on_missing, policy_notes = (
         auto_policy(choice)
         if config.gate.on_missing_baseline == "auto"
@@ -97,10 +105,9 @@ def rejudge(
     )
     gate = apply_rules(config, evaluation, choice, measured, on_missing)
     figures: tuple[Figure, ...] = ()
-    if measured.candidate is not None:  # the training log is the base checkout's: not drawn
-        drawn = dataclasses.replace(config.report, training_log=None)
+    if measured.candidate is not None:
         figures, figure_notes = build_figures(
-            dataclasses.replace(config, report=drawn), measured.candidate, measured.baseline
+            drawn, measured.candidate, measured.baseline, started=early.started
         )
         notes += figure_notes
     judged = dataclasses.replace(
