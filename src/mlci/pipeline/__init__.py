@@ -101,9 +101,8 @@ def run(
         facts = replace(facts, model=loaded.model_name)
         trains = options.train and loaded.train is not None
         if not trains:
-            report.draw_aside(
-                loaded, options.predictions
-            )  # matplotlib imported while the gate works
+            # matplotlib imported while the gate works
+            evaluate.draw_aside(loaded, options.predictions)
         stage = "context"
         # Training records a commit, and a git baseline reads one; `mlci gate` on files needs none.
         asked = options.baseline or baseline.request_from_config(loaded)
@@ -131,9 +130,8 @@ def run(
                 raise facts.training.failure
         stage = "evaluate"
         if trains:
-            report.draw_aside(
-                config, options.predictions
-            )  # after the training: not kept waiting through it
+            # after the training: not kept waiting through it
+            evaluate.draw_aside(config, options.predictions)
         known = request.predictions if request.mode == "file" else None
         early = report.Early(config)  # the figures drawn while the gate computes
         evaluation = evaluate.evaluate(

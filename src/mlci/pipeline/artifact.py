@@ -30,12 +30,12 @@ from mlci.core.metrics import Metrics, MetricValue, load_json
 from mlci.core.numbers import format_number
 from mlci.core.report.model import Figure, ReportInput
 from mlci.errors import UsageError, shown
-from mlci.pipeline.evaluate import recompute
+from mlci.pipeline.evaluate import draw_aside, recompute
 from mlci.pipeline.facts import BaselineChoice, Evaluation
 from mlci.pipeline.figures import build_figures
 from mlci.pipeline.gate import apply_rules, auto_policy, measure
 from mlci.pipeline.outputs import MAX_PREDICTIONS_BYTES, PREDICTIONS
-from mlci.pipeline.report import Early, draw_aside
+from mlci.pipeline.report import Early
 
 MAX_FILES = 200  # `mlci run` writes 5 files and a few plots
 MAX_ARTIFACT_BYTES = 100_000_000

@@ -46,6 +46,16 @@ def large(config: Config, predictions: Path | str | None) -> bool:
     return path.is_file() and estimate_rows(path) >= DRAW_ASIDE_ROWS  # not a FIFO's wait
 
 
+def draw_aside(config: Config, predictions: Path | str | None) -> None:
+    """Start mlci.drawing's worker, where the PNGs are drawn beside the gate's numbers,
+    for predictions large enough to pay for its start (`predictions`: the file the run
+    evaluates; None: evaluate.predictions)."""
+    if config.report.plots and large(config, predictions):
+        from mlci import drawing, plots  # numpy: imported where there are predictions to draw
+
+        drawing.start(warm_up=plots.warm_up)
+
+
 def evaluate(
     config: Config,
     metrics: tuple[Path, ...] | None,

@@ -16,8 +16,6 @@ from mlci.config import Config
 from mlci.pipeline.facts import Facts
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from mlci.core.predictions import Predictions
     from mlci.core.report.model import Figure
     from mlci.core.summary import Summary
@@ -51,18 +49,6 @@ def add(
     if notes and gate is not None:
         gate = replace(gate, notes=(*gate.notes, *notes))
     return replace(facts, figures=figures, sections=sections, gate=gate)
-
-
-def draw_aside(config: Config, predictions: Path | str | None) -> None:
-    """Start mlci.drawing's worker, where the PNGs are drawn beside the gate's numbers,
-    for predictions large enough to pay for its start (`predictions`: the file the run
-    evaluates; None: evaluate.predictions)."""
-    from mlci.pipeline import evaluate
-
-    if config.report.plots and evaluate.large(config, predictions):
-        from mlci import drawing, plots  # numpy: imported where there are predictions to draw
-
-        drawing.start(warm_up=plots.warm_up)
 
 
 @dataclasses.dataclass
