@@ -63,16 +63,14 @@ def distinct(values: Array) -> tuple[Array, IntArray]:
     """np.unique(values, return_inverse=True): the sorted distinct values and each row's
     index among them. Integer labels in a small range are counted (one bincount), not
     sorted: a record batch of a million rows in milliseconds."""
-    if values.dtype.kind not in "iu" or not len(values):
-        found, inverse = np.unique(values, return_inverse=True)
-        return found, np.asarray(inverse.ravel(), dtype=np.int64)
-    low, high = int(values.min()), int(values.max())
-    if high - low >= _COUNTED:
+    low = _counted_from(values)
+    if low is None:
         found, inverse = np.unique(values, return_inverse=True)
         return found, np.asarray(inverse.ravel(), dtype=np.int64)
     shifted = values.astype(np.int64) - low if low else values.astype(np.int64, copy=False)
-    present = np.flatnonzero(np.bincount(shifted))
-    index = np.zeros(high - low + 1, dtype=np.int64)
+    counts = np.bincount(shifted)
+    present = np.flatnonzero(counts)
+    index = np.zeros(len(counts), dtype=np.int64)
     index[present] = np.arange(len(present))
     return (present + low).astype(values.dtype), index[shifted]
 
@@ -80,15 +78,22 @@ def distinct(values: Array) -> tuple[Array, IntArray]:
 def present(values: Array) -> Array:
     """The sorted distinct values: `distinct` without each row's index. Integer labels in
     a small range, counted."""
-    if values.dtype.kind not in "iu" or not len(values):
-        return np.unique(values)
-    low, high = int(values.min()), int(values.max())
-    if high - low >= _COUNTED:
+    low = _counted_from(values)
+    if low is None:
         return np.unique(values)
     ints = values.astype(np.intp, copy=False)
-    offset = 0 if low >= 0 and high < _COUNTED else low  # labels from 0 up: no copy
+    offset = 0 if 0 <= low < _COUNTED else low  # labels from 0 up: no copy
     counts = np.bincount(ints - offset if offset else ints)
     return (np.flatnonzero(counts) + offset).astype(values.dtype)
+
+
+def _counted_from(values: Array) -> int | None:
+    """The lowest of `values` where they are integers spanning fewer than _COUNTED values
+    (counted), else None (sorted)."""
+    if values.dtype.kind not in "iu" or not len(values):
+        return None
+    low, high = int(values.min()), int(values.max())
+    return low if high - low < _COUNTED else None
 
 
 def top_label(scores: FloatArray) -> tuple[IntArray, FloatArray]:
